@@ -1,0 +1,40 @@
+//! Typed errors of the geometry crate.
+
+use thiserror::Error;
+
+/// Everything that can make a metric undefined for the given input.
+///
+/// Metrics never return NaN silently: an input on which a formula is undefined is reported
+/// here, with the row, class or parameter at fault.
+#[derive(Debug, Error, Clone, PartialEq)]
+pub enum GeometryError {
+    /// A row has L2 norm 0, so it has no direction on the sphere.
+    #[error("row {row} has zero norm; it cannot be L2-normalised")]
+    ZeroNorm { row: usize },
+    /// A value is NaN or infinite.
+    #[error("row {row}, column {column} is not finite ({value})")]
+    NonFinite { row: usize, column: usize, value: f64 },
+    /// Too few rows (or pairs) for the metric to be defined.
+    #[error("{metric} needs at least {needed} rows, got {got}")]
+    TooFewRows {
+        metric: &'static str,
+        needed: usize,
+        got: usize,
+    },
+    /// Two arrays that must be row-matched are not.
+    #[error("shape mismatch: {what}")]
+    ShapeMismatch { what: String },
+    /// A parameter is out of its domain.
+    #[error("invalid parameter {name} = {value}: {reason}")]
+    InvalidParameter {
+        name: &'static str,
+        value: f64,
+        reason: &'static str,
+    },
+    /// The labels do not fit the rows.
+    #[error("labels: {what}")]
+    Labels { what: String },
+}
+
+/// Result alias of the geometry crate.
+pub type Result<T> = std::result::Result<T, GeometryError>;

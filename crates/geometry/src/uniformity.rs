@@ -1,0 +1,240 @@
+//! Uniformity of Wang & Isola (ICML 2020, "Understanding contrastive representation learning
+//! through alignment and uniformity on the hypersphere"):
+//!
+//! `L_unif = log( 2/(N(N-1)) * sum_{i<j} exp(-t ||x_i - x_j||^2) )`
+//!
+//! computed exactly from tiles of the Gram matrix (never an N x N matrix) with a stable f64
+//! log-sum-exp, or estimated from K uniformly drawn pairs with a delta-method standard error.
+
+use crate::error::{GeometryError, Result};
+use crate::progress::Progress;
+use crate::real::Real;
+use crate::rows::{squared_distance, squared_norms};
+use crate::sampling::PairSampler;
+use crate::tiles::{gram_tile_count, map_gram_tiles};
+use ndarray::ArrayView2;
+use rayon::prelude::*;
+
+/// How uniformity is computed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Estimator {
+    /// Every pair `i < j`, from Gram tiles of side `tile`.
+    Exact { tile: usize },
+    /// `pairs` pairs `i != j` drawn uniformly with a seeded generator.
+    Sampled { pairs: u64, seed: u64 },
+}
+
+/// Which estimator produced a value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// All pairs.
+    Exact,
+    /// A uniform sample of pairs.
+    Sampled,
+}
+
+impl Method {
+    /// `"exact"` or `"sampled"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Exact => "exact",
+            Method::Sampled => "sampled",
+        }
+    }
+}
+
+/// A uniformity value `L_unif` with the parameters that produced it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Uniformity {
+    /// `L_unif` (natural log; lower is more uniform).
+    pub value: f64,
+    /// The temperature-like parameter `t`.
+    pub t: f64,
+    /// Exact or sampled.
+    pub method: Method,
+    /// Pairs summed (exact: `N(N-1)/2`) or drawn (sampled: K).
+    pub pairs: u64,
+    /// Standard error of a sampled value (delta method on the log of the mean); `None` if exact.
+    pub stderr: Option<f64>,
+}
+
+/// A running `log(sum exp(e_k))` kept as `(shift, sum exp(e_k - shift))`, plus the sum of
+/// squares for the sampled estimator's variance, merged in a fixed order.
+#[derive(Debug, Clone, Copy)]
+struct LogSumExp {
+    shift: f64,
+    sum: f64,
+    sum_sq: f64,
+    count: u64,
+}
+
+impl LogSumExp {
+    const EMPTY: LogSumExp = LogSumExp {
+        shift: f64::NEG_INFINITY,
+        sum: 0.0,
+        sum_sq: 0.0,
+        count: 0,
+    };
+
+    fn merge(self, other: LogSumExp) -> LogSumExp {
+        if other.count == 0 {
+            return self;
+        }
+        if self.count == 0 {
+            return other;
+        }
+        let shift = self.shift.max(other.shift);
+        let (a, b) = ((self.shift - shift).exp(), (other.shift - shift).exp());
+        LogSumExp {
+            shift,
+            sum: self.sum * a + other.sum * b,
+            sum_sq: self.sum_sq * a * a + other.sum_sq * b * b,
+            count: self.count + other.count,
+        }
+    }
+
+    /// `log( (1/count) sum exp(e_k) )`.
+    fn log_mean(&self) -> f64 {
+        self.shift + (self.sum / self.count as f64).ln()
+    }
+}
+
+fn check_parameters(n: usize, t: f64) -> Result<()> {
+    if !(t.is_finite() && t > 0.0) {
+        return Err(GeometryError::InvalidParameter {
+            name: "t",
+            value: t,
+            reason: "must be a positive finite number",
+        });
+    }
+    if n < 2 {
+        return Err(GeometryError::TooFewRows {
+            metric: "uniformity",
+            needed: 2,
+            got: n,
+        });
+    }
+    Ok(())
+}
+
+/// Uniformity of the rows of `x` (pass L2-normalised rows for Wang & Isola's definition) with
+/// the chosen estimator.
+pub fn uniformity<F: Real>(
+    x: ArrayView2<F>,
+    t: f64,
+    estimator: Estimator,
+    progress: &dyn Progress,
+) -> Result<Uniformity> {
+    match estimator {
+        Estimator::Exact { tile } => uniformity_exact(x, t, tile, progress),
+        Estimator::Sampled { pairs, seed } => uniformity_sampled(x, t, pairs, seed),
+    }
+}
+
+/// Exact `L_unif` over all `N(N-1)/2` pairs.
+///
+/// `||x_i - x_j||^2 = ||x_i||^2 + ||x_j||^2 - 2 x_i.x_j` is formed from GEMM tiles of the Gram
+/// matrix (in the element type), each tile's `sum exp(-t d^2)` is accumulated in f64 relative
+/// to the tile's largest exponent, and the tiles are merged in a fixed order with a stable
+/// log-sum-exp. Memory beyond the input: one `tile x tile` block per thread.
+pub fn uniformity_exact<F: Real>(
+    x: ArrayView2<F>,
+    t: f64,
+    tile: usize,
+    progress: &dyn Progress,
+) -> Result<Uniformity> {
+    let n = x.nrows();
+    check_parameters(n, t)?;
+    let sq = squared_norms(x);
+    let minus_t = F::from_f64(-t);
+    progress.start("uniformity (exact)", gram_tile_count(n, tile));
+    let partials = map_gram_tiles(x, &sq, tile, progress, |mut block| {
+        let rows = block.map_squared_distances(|d2| minus_t * d2);
+        let shift = rows
+            .iter()
+            .flat_map(|row| row.iter())
+            .fold(F::from_f64(f64::NEG_INFINITY), |m, &e| if e > m { e } else { m });
+        let count: usize = rows.iter().map(|row| row.len()).sum();
+        if count == 0 {
+            return LogSumExp::EMPTY;
+        }
+        let sum = rows.iter().map(|row| F::exp_shifted_sum(row, shift)).sum();
+        LogSumExp {
+            shift: shift.as_f64(),
+            sum,
+            sum_sq: 0.0,
+            count: count as u64,
+        }
+    });
+    progress.finish();
+    let total = partials.into_iter().fold(LogSumExp::EMPTY, LogSumExp::merge);
+    Ok(Uniformity {
+        value: total.log_mean(),
+        t,
+        method: Method::Exact,
+        pairs: total.count,
+        stderr: None,
+    })
+}
+
+/// Pairs drawn per independent generator stream in [`uniformity_sampled`].
+const PAIRS_PER_STREAM: u64 = 1 << 16;
+
+/// Sampled `L_unif`: the log of the mean of `exp(-t ||x_i - x_j||^2)` over `pairs` pairs
+/// `i != j` drawn uniformly (with replacement), with the delta-method standard error
+/// `se = s / (m sqrt(K))`, `m` and `s` the sample mean and standard deviation.
+///
+/// The draws come from fixed streams of a seeded generator, so the value depends on the seed
+/// only, not on the thread count.
+pub fn uniformity_sampled<F: Real>(
+    x: ArrayView2<F>,
+    t: f64,
+    pairs: u64,
+    seed: u64,
+) -> Result<Uniformity> {
+    let n = x.nrows();
+    check_parameters(n, t)?;
+    if pairs < 2 {
+        return Err(GeometryError::InvalidParameter {
+            name: "pairs",
+            value: pairs as f64,
+            reason: "the sampled estimator needs at least 2 pairs",
+        });
+    }
+    let streams = pairs.div_ceil(PAIRS_PER_STREAM);
+    let partials: Vec<LogSumExp> = (0..streams)
+        .into_par_iter()
+        .map(|stream| {
+            let draws = PAIRS_PER_STREAM.min(pairs - stream * PAIRS_PER_STREAM);
+            let mut sampler = PairSampler::new(seed, stream, n);
+            let exponents: Vec<f64> = (0..draws)
+                .map(|_| {
+                    let (i, j) = sampler.next_pair();
+                    -t * squared_distance(x.row(i), x.row(j))
+                })
+                .collect();
+            let shift = exponents.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            let (sum, sum_sq) = exponents.iter().fold((0.0, 0.0), |(s, s2), &e| {
+                let v = (e - shift).exp();
+                (s + v, s2 + v * v)
+            });
+            LogSumExp {
+                shift,
+                sum,
+                sum_sq,
+                count: draws,
+            }
+        })
+        .collect();
+    let total = partials.into_iter().fold(LogSumExp::EMPTY, LogSumExp::merge);
+    let k = total.count as f64;
+    let mean = total.sum / k;
+    let variance = ((total.sum_sq / k - mean * mean) * k / (k - 1.0)).max(0.0);
+    Ok(Uniformity {
+        value: total.log_mean(),
+        t,
+        method: Method::Sampled,
+        pairs: total.count,
+        stderr: Some((variance / k).sqrt() / mean),
+    })
+}

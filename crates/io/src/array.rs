@@ -1,0 +1,232 @@
+//! Arrays as read from a file, before they are interpreted as embeddings, views or labels.
+
+use crate::error::{IoError, Result};
+use ndarray::{Array2, Axis};
+
+/// Elements of an array, widened to the type embgeom computes in.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ArrayData {
+    /// f16, bf16 and f32 are read as f32.
+    F32(Vec<f32>),
+    /// f64.
+    F64(Vec<f64>),
+    /// Signed or unsigned integers and booleans.
+    Int(Vec<i64>),
+    /// Strings (labels).
+    Text(Vec<String>),
+}
+
+/// An array read from a file: where it came from, its stored dtype, its shape (C order).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawArray {
+    /// `file` or `file:key` / `file:column`, for messages.
+    pub source: String,
+    /// The dtype as stored (`f16`, `bf16`, `f32`, `f64`, `i64`, `u8`, `str`, ...).
+    pub dtype: String,
+    /// The shape.
+    pub shape: Vec<usize>,
+    /// The elements in C (row-major) order.
+    pub data: ArrayData,
+}
+
+/// Embeddings of N rows in D dimensions, in f32 or f64.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Matrix {
+    /// Stored as f16, bf16 or f32.
+    F32(Array2<f32>),
+    /// Stored as f64 or as integers.
+    F64(Array2<f64>),
+}
+
+impl Matrix {
+    /// (N, D).
+    pub fn dim(&self) -> (usize, usize) {
+        match self {
+            Matrix::F32(a) => a.dim(),
+            Matrix::F64(a) => a.dim(),
+        }
+    }
+
+    /// The same values as f64.
+    pub fn into_f64(self) -> Array2<f64> {
+        match self {
+            Matrix::F32(a) => a.mapv(f64::from),
+            Matrix::F64(a) => a,
+        }
+    }
+}
+
+/// An embedding matrix with its provenance.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Embeddings {
+    /// `file` or `file:key`.
+    pub source: String,
+    /// The dtype as stored.
+    pub dtype: String,
+    /// The values.
+    pub matrix: Matrix,
+}
+
+/// Per-row labels: integers or strings.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LabelValues {
+    /// Integer labels.
+    Int(Vec<i64>),
+    /// String labels.
+    Text(Vec<String>),
+}
+
+/// Labels with their provenance.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Labels {
+    /// `file` or `file:key`.
+    pub source: String,
+    /// The values.
+    pub values: LabelValues,
+}
+
+impl Labels {
+    /// Number of labelled rows.
+    pub fn len(&self) -> usize {
+        match &self.values {
+            LabelValues::Int(v) => v.len(),
+            LabelValues::Text(v) => v.len(),
+        }
+    }
+
+    /// True if there are no labels.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Class index of every row and the class names, classes in sorted label order
+    /// (numeric order for integers).
+    pub fn class_indices(&self) -> (Vec<u32>, Vec<String>) {
+        fn index<T: Ord + Clone + ToString>(values: &[T]) -> (Vec<u32>, Vec<String>) {
+            let mut distinct: Vec<T> = values.to_vec();
+            distinct.sort();
+            distinct.dedup();
+            let indices = values
+                .iter()
+                .map(|v| distinct.binary_search(v).expect("value is among the distinct ones") as u32)
+                .collect();
+            (indices, distinct.iter().map(ToString::to_string).collect())
+        }
+        match &self.values {
+            LabelValues::Int(v) => index(v),
+            LabelValues::Text(v) => index(v),
+        }
+    }
+}
+
+impl RawArray {
+    fn shape_error(&self, what: String) -> IoError {
+        IoError::Shape {
+            path: self.source.clone(),
+            what,
+        }
+    }
+
+    fn values_f64(self) -> Result<Vec<f64>> {
+        match self.data {
+            ArrayData::F32(v) => Ok(v.into_iter().map(f64::from).collect()),
+            ArrayData::F64(v) => Ok(v),
+            ArrayData::Int(v) => Ok(v.into_iter().map(|x| x as f64).collect()),
+            ArrayData::Text(_) => Err(IoError::UnknownDtype {
+                path: self.source,
+                dtype: self.dtype,
+                hint: " for embeddings (expected a float or integer array)".into(),
+            }),
+        }
+    }
+
+    /// Interpret as an (N, D) embedding matrix; f16/bf16/f32 stay f32, f64 and integers
+    /// become f64.
+    pub fn into_embeddings(self) -> Result<Embeddings> {
+        let &[n, d] = self.shape.as_slice() else {
+            return Err(self.shape_error(format!(
+                "expected a 2-D array (N, D) of embeddings, got shape {:?}",
+                self.shape
+            )));
+        };
+        let (source, dtype) = (self.source.clone(), self.dtype.clone());
+        let matrix = match self.data {
+            ArrayData::F32(v) => Matrix::F32(Array2::from_shape_vec((n, d), v).expect("shape checked")),
+            _ => Matrix::F64(Array2::from_shape_vec((n, d), self.values_f64()?).expect("shape checked")),
+        };
+        Ok(Embeddings {
+            source,
+            dtype,
+            matrix,
+        })
+    }
+
+    /// Interpret an (N, V, D) array as V row-matched views of N items.
+    pub fn into_views(self) -> Result<Vec<Embeddings>> {
+        let &[n, v, d] = self.shape.as_slice() else {
+            return Err(self.shape_error(format!(
+                "expected a 3-D array (N, V, D) of views, got shape {:?}",
+                self.shape
+            )));
+        };
+        let (source, dtype) = (self.source.clone(), self.dtype.clone());
+        let views: Vec<Matrix> = match self.data {
+            ArrayData::F32(values) => split_views(values, (n, v, d))
+                .into_iter()
+                .map(Matrix::F32)
+                .collect(),
+            _ => split_views(self.values_f64()?, (n, v, d))
+                .into_iter()
+                .map(Matrix::F64)
+                .collect(),
+        };
+        Ok(views
+            .into_iter()
+            .enumerate()
+            .map(|(k, matrix)| Embeddings {
+                source: format!("{source}[view {k}]"),
+                dtype: dtype.clone(),
+                matrix,
+            })
+            .collect())
+    }
+
+    /// Interpret as N labels: shape (N) or (N, 1); integers, strings, or integral floats.
+    pub fn into_labels(self) -> Result<Labels> {
+        match self.shape.as_slice() {
+            [_] | [_, 1] => {}
+            shape => {
+                return Err(self.shape_error(format!(
+                    "expected a 1-D array of labels, got shape {shape:?}"
+                )))
+            }
+        }
+        let source = self.source.clone();
+        let values = match self.data {
+            ArrayData::Int(v) => LabelValues::Int(v),
+            ArrayData::Text(v) => LabelValues::Text(v),
+            ArrayData::F32(_) | ArrayData::F64(_) => {
+                let values = self.values_f64()?;
+                if let Some(row) = values.iter().position(|v| v.fract() != 0.0 || !v.is_finite()) {
+                    return Err(IoError::Value {
+                        path: source,
+                        what: format!(
+                            "label of row {row} is {}, not an integer (labels must be integers or strings)",
+                            values[row]
+                        ),
+                    });
+                }
+                LabelValues::Int(values.into_iter().map(|v| v as i64).collect())
+            }
+        };
+        Ok(Labels { source, values })
+    }
+}
+
+/// Split a C-order (N, V, D) buffer into V arrays of shape (N, D).
+fn split_views<T: Clone>(values: Vec<T>, shape: (usize, usize, usize)) -> Vec<Array2<T>> {
+    let flat = ndarray::Array3::from_shape_vec(shape, values).expect("shape checked");
+    (0..shape.1)
+        .map(|k| flat.index_axis(Axis(1), k).to_owned())
+        .collect()
+}

@@ -1,0 +1,48 @@
+//! Typed errors of the loaders. Every message names the file (and key, column or row).
+
+use thiserror::Error;
+
+/// Why an input could not be loaded.
+#[derive(Debug, Error)]
+pub enum IoError {
+    /// The file could not be opened or read.
+    #[error("{path}: cannot read: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file name has an extension no loader handles.
+    #[error("{path}: unsupported file type (expected .npy, .npz, .safetensors, .parquet, .csv or .txt)")]
+    UnsupportedFormat { path: String },
+    /// The file is shorter than its header says.
+    #[error("{path}: truncated file: {what}")]
+    Truncated { path: String, what: String },
+    /// The file is not valid in its format.
+    #[error("{path}: corrupt or invalid file: {what}")]
+    Corrupt { path: String, what: String },
+    /// An element type no loader handles.
+    #[error("{path}: unsupported dtype {dtype}{hint}")]
+    UnknownDtype {
+        path: String,
+        dtype: String,
+        hint: String,
+    },
+    /// A named array or column does not exist.
+    #[error("{path}: no {kind} named {name:?}; available: {}", available.join(", "))]
+    Missing {
+        path: String,
+        kind: &'static str,
+        name: String,
+        available: Vec<String>,
+    },
+    /// An array has the wrong rank or shape.
+    #[error("{path}: {what}")]
+    Shape { path: String, what: String },
+    /// A value is missing or invalid.
+    #[error("{path}: {what}")]
+    Value { path: String, what: String },
+}
+
+/// Result alias of the io crate.
+pub type Result<T> = std::result::Result<T, IoError>;

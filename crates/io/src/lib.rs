@@ -1,0 +1,302 @@
+//! Loading and validating embeddings, views and labels for embgeom.
+//!
+//! Formats: `.npy`, `.npz` and `.safetensors` (arrays by key), `.parquet` and `.csv` (through
+//! polars: a list/array column or numeric columns), and `.txt` label files (one per line).
+//! Every error names the file and the key, column or row at fault.
+
+mod array;
+mod error;
+mod npy;
+mod npz;
+mod safetensors_file;
+mod table;
+
+pub use array::{ArrayData, Embeddings, LabelValues, Labels, Matrix, RawArray};
+pub use error::{IoError, Result};
+pub use npy::{npy_bytes_f32, parse_npy};
+pub use npz::Npz;
+pub use safetensors_file::SafetensorsFile;
+pub use table::Table;
+
+use std::path::Path;
+
+/// Default key of the embeddings in `.npz` / `.safetensors` files.
+pub const EMBEDDINGS_KEY: &str = "embeddings";
+/// Default key of the labels in `.npz` / `.safetensors` files (column `label` or `labels` in
+/// tables).
+pub const LABELS_KEY: &str = "labels";
+/// Default key of an (N, V, D) array of views in `.npz` / `.safetensors` files.
+pub const VIEWS_KEY: &str = "views";
+/// Column names tried, in order, for a list/array embedding column in tables.
+pub const EMBEDDING_COLUMNS: [&str; 2] = ["embedding", "embeddings"];
+/// Column names tried, in order, for labels in tables.
+pub const LABEL_COLUMNS: [&str; 2] = ["label", "labels"];
+
+/// Which arrays or columns of a file to read; `None` means the documented default.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Selection {
+    /// Key (npz, safetensors) or list/array column (tables) of the embeddings.
+    pub embeddings: Option<String>,
+    /// Numeric columns that together form the embeddings (tables).
+    pub feature_columns: Option<Vec<String>>,
+    /// Key or column of the labels.
+    pub labels: Option<String>,
+    /// Key of an (N, V, D) array of views.
+    pub views: Option<String>,
+    /// The CSV file has no header row.
+    pub no_header: bool,
+}
+
+/// What a file provided.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Loaded {
+    /// The (N, D) embeddings, if the file has them.
+    pub embeddings: Option<Embeddings>,
+    /// Views from an (N, V, D) array, if the file has one.
+    pub views: Vec<Embeddings>,
+    /// Labels, if the file has them.
+    pub labels: Option<Labels>,
+}
+
+/// A file format holding named arrays.
+trait Keyed {
+    fn keys(&self) -> Vec<String>;
+    fn get(&mut self, key: &str) -> Result<Option<RawArray>>;
+}
+
+impl Keyed for Npz {
+    fn keys(&self) -> Vec<String> {
+        Npz::keys(self)
+    }
+    fn get(&mut self, key: &str) -> Result<Option<RawArray>> {
+        Npz::get(self, key)
+    }
+}
+
+impl Keyed for SafetensorsFile {
+    fn keys(&self) -> Vec<String> {
+        SafetensorsFile::keys(self)
+    }
+    fn get(&mut self, key: &str) -> Result<Option<RawArray>> {
+        SafetensorsFile::get(self, key)
+    }
+}
+
+/// A file opened by its extension.
+enum Opened {
+    Npy(RawArray),
+    Keyed(String, Box<dyn Keyed>),
+    Table(Table),
+    Lines(String, Vec<String>),
+}
+
+fn read_bytes(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|source| IoError::Read {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+fn open(path: &Path, selection: &Selection) -> Result<Opened> {
+    let name = path.display().to_string();
+    let extension = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .unwrap_or_default();
+    if !path.exists() {
+        return Err(IoError::Read {
+            path: name,
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
+        });
+    }
+    Ok(match extension.as_str() {
+        "npy" => Opened::Npy(parse_npy(&read_bytes(path)?, &name)?),
+        "npz" => Opened::Keyed(name.clone(), Box::new(Npz::new(read_bytes(path)?, &name)?)),
+        "safetensors" => Opened::Keyed(
+            name.clone(),
+            Box::new(SafetensorsFile::new(read_bytes(path)?, &name)?),
+        ),
+        "csv" => Opened::Table(Table::read_csv(path, !selection.no_header)?),
+        "parquet" | "pq" => Opened::Table(Table::read_parquet(path)?),
+        "txt" => {
+            let text = String::from_utf8(read_bytes(path)?).map_err(|_| IoError::Corrupt {
+                path: name.clone(),
+                what: "not UTF-8 text".into(),
+            })?;
+            let lines = text.lines().map(|l| l.trim().to_string()).filter(|l| !l.is_empty());
+            Opened::Lines(name, lines.collect())
+        }
+        _ => return Err(IoError::UnsupportedFormat { path: name }),
+    })
+}
+
+/// Read a key that must exist when it was asked for by name, and may be absent when it is
+/// the default.
+fn keyed_get(
+    path: &str,
+    file: &mut dyn Keyed,
+    asked: Option<&String>,
+    default: &str,
+) -> Result<Option<RawArray>> {
+    let key = asked.map(String::as_str).unwrap_or(default);
+    match file.get(key)? {
+        None if asked.is_some() => Err(IoError::Missing {
+            path: path.to_string(),
+            kind: "array",
+            name: key.to_string(),
+            available: file.keys(),
+        }),
+        found => Ok(found),
+    }
+}
+
+/// The first of `candidates` that is a column of `table`.
+fn first_column(table: &Table, candidates: &[&str]) -> Option<String> {
+    let columns = table.columns();
+    candidates
+        .iter()
+        .find(|c| columns.iter().any(|col| col == *c))
+        .map(|c| c.to_string())
+}
+
+/// Load embeddings, views and labels from one file.
+///
+/// - `.npy`: a 2-D array is the embeddings, a 3-D (N, V, D) array the views.
+/// - `.npz` / `.safetensors`: keys `embeddings`, `views`, `labels` (or as selected); a file
+///   holding a single array uses it as the embeddings.
+/// - `.csv` / `.parquet`: the embeddings are the selected list column, or the selected
+///   numeric columns, or a list column named `embedding(s)`, or else every numeric column
+///   other than the label column; labels come from `label(s)` or the selected column.
+pub fn load(path: &Path, selection: &Selection) -> Result<Loaded> {
+    let name = path.display().to_string();
+    match open(path, selection)? {
+        Opened::Npy(array) => match array.shape.len() {
+            3 => Ok(Loaded {
+                views: array.into_views()?,
+                ..Loaded::default()
+            }),
+            _ => Ok(Loaded {
+                embeddings: Some(array.into_embeddings()?),
+                ..Loaded::default()
+            }),
+        },
+        Opened::Keyed(path, mut file) => {
+            let file = file.as_mut();
+            let labels = keyed_get(&path, file, selection.labels.as_ref(), LABELS_KEY)?
+                .map(RawArray::into_labels)
+                .transpose()?;
+            let views = keyed_get(&path, file, selection.views.as_ref(), VIEWS_KEY)?
+                .map(RawArray::into_views)
+                .transpose()?
+                .unwrap_or_default();
+            let mut embeddings = keyed_get(&path, file, selection.embeddings.as_ref(), EMBEDDINGS_KEY)?;
+            let keys = file.keys();
+            if embeddings.is_none() && views.is_empty() {
+                if let [only] = keys.as_slice() {
+                    embeddings = file.get(only)?;
+                } else {
+                    return Err(IoError::Missing {
+                        path,
+                        kind: "array",
+                        name: EMBEDDINGS_KEY.into(),
+                        available: keys,
+                    });
+                }
+            }
+            Ok(Loaded {
+                embeddings: embeddings.map(RawArray::into_embeddings).transpose()?,
+                views,
+                labels,
+            })
+        }
+        Opened::Table(table) => {
+            let label_column = match &selection.labels {
+                Some(column) => Some(column.clone()),
+                None => first_column(&table, &LABEL_COLUMNS),
+            };
+            let labels = label_column
+                .as_deref()
+                .map(|c| table.column(c)?.into_labels())
+                .transpose()?;
+            let embeddings = if let Some(columns) = &selection.feature_columns {
+                table.numeric_matrix(columns)?
+            } else if let Some(column) = selection
+                .embeddings
+                .clone()
+                .or_else(|| first_column(&table, &EMBEDDING_COLUMNS))
+            {
+                table.column(&column)?
+            } else {
+                let features: Vec<String> = table
+                    .numeric_columns()
+                    .into_iter()
+                    .filter(|c| Some(c) != label_column.as_ref())
+                    .collect();
+                if features.is_empty() {
+                    return Err(IoError::Missing {
+                        path: name,
+                        kind: "numeric or list column",
+                        name: "(any)".into(),
+                        available: table.columns(),
+                    });
+                }
+                table.numeric_matrix(&features)?
+            };
+            Ok(Loaded {
+                embeddings: Some(embeddings.into_embeddings()?),
+                views: Vec::new(),
+                labels,
+            })
+        }
+        Opened::Lines(path, _) => Err(IoError::UnsupportedFormat { path }),
+    }
+}
+
+/// Load labels from a file of their own: `.npy` (1-D), `.npz` / `.safetensors` (key
+/// `labels` or as selected), `.csv` / `.parquet` (column `label(s)`, the selected one, or the
+/// only column), or `.txt` (one label per line; integers if every line is one).
+pub fn load_labels(path: &Path, selection: &Selection) -> Result<Labels> {
+    let name = path.display().to_string();
+    match open(path, selection)? {
+        Opened::Npy(array) => array.into_labels(),
+        Opened::Keyed(path, mut file) => {
+            let key = selection.labels.clone().unwrap_or_else(|| LABELS_KEY.into());
+            match file.get(&key)? {
+                Some(array) => array.into_labels(),
+                None => Err(IoError::Missing {
+                    path,
+                    kind: "array",
+                    name: key,
+                    available: file.keys(),
+                }),
+            }
+        }
+        Opened::Table(table) => {
+            let columns = table.columns();
+            let column = match (selection.labels.clone(), first_column(&table, &LABEL_COLUMNS)) {
+                (Some(column), _) | (None, Some(column)) => column,
+                (None, None) if columns.len() == 1 => columns[0].clone(),
+                (None, None) => {
+                    return Err(IoError::Missing {
+                        path: name,
+                        kind: "column",
+                        name: LABEL_COLUMNS[0].into(),
+                        available: columns,
+                    })
+                }
+            };
+            table.column(&column)?.into_labels()
+        }
+        Opened::Lines(path, lines) => {
+            let ints: Option<Vec<i64>> = lines.iter().map(|l| l.parse().ok()).collect();
+            Ok(Labels {
+                source: path,
+                values: match ints {
+                    Some(ints) => LabelValues::Int(ints),
+                    None => LabelValues::Text(lines),
+                },
+            })
+        }
+    }
+}

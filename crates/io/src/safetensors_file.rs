@@ -1,0 +1,78 @@
+//! `.safetensors` files (Hugging Face): f16, bf16, f32, f64 and integer tensors by name.
+
+use crate::array::{ArrayData, RawArray};
+use crate::error::{IoError, Result};
+use half::{bf16, f16};
+use safetensors::{Dtype, SafeTensors};
+
+/// An opened `.safetensors` file.
+pub struct SafetensorsFile {
+    path: String,
+    bytes: Vec<u8>,
+}
+
+impl SafetensorsFile {
+    /// Validate the header of the file held in `bytes`; `path` names it in messages.
+    pub fn new(bytes: Vec<u8>, path: &str) -> Result<SafetensorsFile> {
+        SafeTensors::deserialize(&bytes).map_err(|e| IoError::Corrupt {
+            path: path.to_string(),
+            what: format!("not a valid .safetensors file (truncated or bad header?): {e}"),
+        })?;
+        Ok(SafetensorsFile {
+            path: path.to_string(),
+            bytes,
+        })
+    }
+
+    fn tensors(&self) -> SafeTensors<'_> {
+        SafeTensors::deserialize(&self.bytes).expect("validated in new")
+    }
+
+    /// Names of the tensors, sorted.
+    pub fn keys(&self) -> Vec<String> {
+        let mut keys: Vec<String> = self.tensors().names().iter().map(|s| s.to_string()).collect();
+        keys.sort();
+        keys
+    }
+
+    /// Read the tensor named `key`, if it exists.
+    pub fn get(&self, key: &str) -> Result<Option<RawArray>> {
+        let tensors = self.tensors();
+        let Ok(view) = tensors.tensor(key) else {
+            return Ok(None);
+        };
+        let source = format!("{}:{key}", self.path);
+        let bytes = view.data();
+        fn decode<const N: usize, T>(bytes: &[u8], f: impl Fn([u8; N]) -> T) -> Vec<T> {
+            bytes
+                .chunks_exact(N)
+                .map(|c| f(c.try_into().expect("chunk of N bytes")))
+                .collect()
+        }
+        let (dtype, data) = match view.dtype() {
+            Dtype::F16 => ("f16", ArrayData::F32(decode(bytes, |b| f16::from_le_bytes(b).to_f32()))),
+            Dtype::BF16 => ("bf16", ArrayData::F32(decode(bytes, |b| bf16::from_le_bytes(b).to_f32()))),
+            Dtype::F32 => ("f32", ArrayData::F32(decode(bytes, f32::from_le_bytes))),
+            Dtype::F64 => ("f64", ArrayData::F64(decode(bytes, f64::from_le_bytes))),
+            Dtype::I64 => ("i64", ArrayData::Int(decode(bytes, i64::from_le_bytes))),
+            Dtype::I32 => ("i32", ArrayData::Int(decode(bytes, |b| i32::from_le_bytes(b) as i64))),
+            Dtype::I16 => ("i16", ArrayData::Int(decode(bytes, |b| i16::from_le_bytes(b) as i64))),
+            Dtype::I8 => ("i8", ArrayData::Int(decode(bytes, |b: [u8; 1]| b[0] as i8 as i64))),
+            Dtype::U8 => ("u8", ArrayData::Int(decode(bytes, |b: [u8; 1]| b[0] as i64))),
+            Dtype::BOOL => ("bool", ArrayData::Int(decode(bytes, |b: [u8; 1]| b[0] as i64))),
+            other => {
+                return Err(IoError::UnknownDtype {
+                    path: source,
+                    dtype: format!("{other:?}"),
+                    hint: " (supported: F16, BF16, F32, F64, I8-I64, U8, BOOL)".into(),
+                })
+            }
+        };
+        Ok(Some(RawArray {
+            source,
+            dtype: dtype.into(),
+            shape: view.shape().to_vec(),
+            data,
+        }))
+    }
+}

@@ -1,0 +1,198 @@
+//! Tables (`.csv`, `.parquet`) through polars: embeddings from one list/array column or from
+//! several numeric columns, labels and splits from a column.
+
+use crate::array::{ArrayData, RawArray};
+use crate::error::{IoError, Result};
+use polars::prelude::*;
+use std::path::Path;
+
+/// A table read from a CSV or Parquet file.
+pub struct Table {
+    path: String,
+    frame: DataFrame,
+}
+
+impl Table {
+    /// Read a CSV file (with a header row unless `has_header` is false; columns are then
+    /// named `column_1`, `column_2`, ...).
+    pub fn read_csv(path: &Path, has_header: bool) -> Result<Table> {
+        let name = path.display().to_string();
+        let frame = CsvReadOptions::default()
+            .with_has_header(has_header)
+            .try_into_reader_with_file_path(Some(path.to_path_buf()))
+            .and_then(|reader| reader.finish())
+            .map_err(|e| IoError::Corrupt {
+                path: name.clone(),
+                what: format!("cannot parse as CSV: {e}"),
+            })?;
+        Ok(Table { path: name, frame })
+    }
+
+    /// Read a Parquet file.
+    pub fn read_parquet(path: &Path) -> Result<Table> {
+        let name = path.display().to_string();
+        let file = std::fs::File::open(path).map_err(|source| IoError::Read {
+            path: name.clone(),
+            source,
+        })?;
+        let frame = ParquetReader::new(file).finish().map_err(|e| IoError::Corrupt {
+            path: name.clone(),
+            what: format!("cannot read as Parquet (truncated or not Parquet?): {e}"),
+        })?;
+        Ok(Table { path: name, frame })
+    }
+
+    /// Column names in file order.
+    pub fn columns(&self) -> Vec<String> {
+        self.frame
+            .get_column_names()
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    }
+
+    /// Number of rows.
+    pub fn rows(&self) -> usize {
+        self.frame.height()
+    }
+
+    /// Names of the numeric (integer or float) columns.
+    pub fn numeric_columns(&self) -> Vec<String> {
+        self.frame
+            .columns()
+            .iter()
+            .filter(|c| c.dtype().is_primitive_numeric())
+            .map(|c| c.name().to_string())
+            .collect()
+    }
+
+    fn series(&self, name: &str) -> Result<&Series> {
+        self.frame
+            .column(name)
+            .map(|c| c.as_materialized_series())
+            .map_err(|_| IoError::Missing {
+                path: self.path.clone(),
+                kind: "column",
+                name: name.to_string(),
+                available: self.columns(),
+            })
+    }
+
+    fn source(&self, name: &str) -> String {
+        format!("{}:{name}", self.path)
+    }
+
+    fn null_error(&self, column: &str, row: usize) -> IoError {
+        IoError::Value {
+            path: self.source(column),
+            what: format!("row {row} is empty (null)"),
+        }
+    }
+
+    /// Values of a numeric series as f64, failing on the first null.
+    fn floats(&self, column: &str, series: &Series) -> Result<Vec<f64>> {
+        let cast = series.cast(&DataType::Float64).map_err(|e| IoError::Value {
+            path: self.source(column),
+            what: format!("not numeric: {e}"),
+        })?;
+        let values = cast.f64().expect("cast to Float64");
+        values
+            .iter()
+            .enumerate()
+            .map(|(row, v)| v.ok_or_else(|| self.null_error(column, row)))
+            .collect()
+    }
+
+    /// A column as an array: a list or fixed-size-array column of numbers becomes (N, D); a
+    /// numeric column (N); a string column (N) of text.
+    pub fn column(&self, name: &str) -> Result<RawArray> {
+        let series = self.series(name)?;
+        let source = self.source(name);
+        let n = series.len();
+        let raw = |dtype: &str, shape: Vec<usize>, data: ArrayData| RawArray {
+            source: source.clone(),
+            dtype: dtype.to_string(),
+            shape,
+            data,
+        };
+        match series.dtype() {
+            DataType::List(_) | DataType::Array(_, _) => {
+                let lists = series
+                    .cast(&DataType::List(Box::new(DataType::Float64)))
+                    .map_err(|e| IoError::Value {
+                        path: source.clone(),
+                        what: format!("list elements are not numeric: {e}"),
+                    })?;
+                let lists = lists.list().expect("cast to List");
+                let mut values = Vec::new();
+                let mut width = None;
+                for (row, item) in lists.amortized_iter().enumerate() {
+                    let item = item.ok_or_else(|| self.null_error(name, row))?;
+                    let row_values = self.floats(name, item.as_ref())?;
+                    match width {
+                        None => width = Some(row_values.len()),
+                        Some(w) if w != row_values.len() => {
+                            return Err(IoError::Shape {
+                                path: source.clone(),
+                                what: format!(
+                                    "row {row} has {} values but row 0 has {w}",
+                                    row_values.len()
+                                ),
+                            })
+                        }
+                        Some(_) => {}
+                    }
+                    values.extend(row_values);
+                }
+                Ok(raw("f64", vec![n, width.unwrap_or(0)], ArrayData::F64(values)))
+            }
+            DataType::String => {
+                let strings = series.str().expect("String dtype");
+                let text = strings
+                    .iter()
+                    .enumerate()
+                    .map(|(row, v)| v.map(str::to_string).ok_or_else(|| self.null_error(name, row)))
+                    .collect::<Result<Vec<_>>>()?;
+                Ok(raw("str", vec![n], ArrayData::Text(text)))
+            }
+            dtype if dtype.is_integer() => {
+                let ints = series.cast(&DataType::Int64).expect("integer to Int64");
+                let values = ints
+                    .i64()
+                    .expect("cast to Int64")
+                    .iter()
+                    .enumerate()
+                    .map(|(row, v)| v.ok_or_else(|| self.null_error(name, row)))
+                    .collect::<Result<Vec<_>>>()?;
+                Ok(raw("i64", vec![n], ArrayData::Int(values)))
+            }
+            dtype if dtype.is_primitive_numeric() => {
+                Ok(raw("f64", vec![n], ArrayData::F64(self.floats(name, series)?)))
+            }
+            other => Err(IoError::UnknownDtype {
+                path: source.clone(),
+                dtype: other.to_string(),
+                hint: " (expected numbers, a list of numbers, or strings)".into(),
+            }),
+        }
+    }
+
+    /// Several numeric columns side by side as an (N, k) f64 array.
+    pub fn numeric_matrix(&self, names: &[String]) -> Result<RawArray> {
+        let n = self.rows();
+        let mut columns = Vec::with_capacity(names.len());
+        for name in names {
+            columns.push(self.floats(name, self.series(name)?)?);
+        }
+        let mut values = Vec::with_capacity(n * names.len());
+        for row in 0..n {
+            values.extend(columns.iter().map(|c| c[row]));
+        }
+        Ok(RawArray {
+            source: format!("{} ({} numeric columns)", self.path, names.len()),
+            dtype: "f64".into(),
+            shape: vec![n, names.len()],
+            data: ArrayData::F64(values),
+        })
+    }
+}
