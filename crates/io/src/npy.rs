@@ -287,8 +287,10 @@ mod tests {
         let a = parse_npy(&bytes, "x.npy").unwrap();
         assert_eq!(a.shape, vec![2, 3]);
         assert_eq!(a.data, ArrayData::F32(vec![1., 2., 3., 4., 5., 6.]));
-        let text = String::from_utf8_lossy(&bytes).replace("False", "True ");
-        let f = parse_npy(text.as_bytes(), "f.npy").unwrap();
+        let mut fortran = bytes.clone();
+        let at = fortran.windows(5).position(|w| w == b"False").unwrap();
+        fortran[at..at + 5].copy_from_slice(b"True ");
+        let f = parse_npy(&fortran, "f.npy").unwrap();
         assert_eq!(f.data, ArrayData::F32(vec![1., 3., 5., 2., 4., 6.]));
     }
 

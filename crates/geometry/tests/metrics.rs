@@ -1,0 +1,338 @@
+//! Oracles, invariances and a plain O(N^2) reference for alignment and uniformity.
+
+use embgeom_geometry::*;
+use ndarray::{Array2, Axis};
+use proptest::prelude::*;
+
+/// Deterministic standard normals (SplitMix64 + Box-Muller) for test data.
+fn gaussian(rows: usize, cols: usize, seed: u64) -> Array2<f64> {
+    let mut state = seed;
+    let mut uniform = move || {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+    };
+    Array2::from_shape_simple_fn((rows, cols), || {
+        let (u, v) = (uniform().max(1e-300), uniform());
+        (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
+    })
+}
+
+fn unit_gaussian(rows: usize, cols: usize, seed: u64) -> Array2<f64> {
+    normalize_rows(gaussian(rows, cols, seed).view()).unwrap()
+}
+
+/// A random orthogonal matrix (QR of a Gaussian by Gram-Schmidt).
+fn rotation(d: usize, seed: u64) -> Array2<f64> {
+    let mut q = gaussian(d, d, seed);
+    for i in 0..d {
+        for j in 0..i {
+            let dot = q.row(i).dot(&q.row(j));
+            let rj = q.row(j).to_owned();
+            q.row_mut(i).scaled_add(-dot, &rj);
+        }
+        let norm = q.row(i).dot(&q.row(i)).sqrt();
+        q.row_mut(i).mapv_inplace(|v| v / norm);
+    }
+    q
+}
+
+/// The C vertices of a regular simplex centred at the origin, as unit rows in R^C.
+fn regular_simplex(c: usize) -> Array2<f64> {
+    let mut x = Array2::<f64>::eye(c);
+    x.mapv_inplace(|v| v - 1.0 / c as f64);
+    normalize_rows(x.view()).unwrap()
+}
+
+fn naive_uniformity(x: &Array2<f64>, t: f64) -> f64 {
+    let n = x.nrows();
+    let mut sum = 0.0;
+    for i in 0..n {
+        for j in i + 1..n {
+            let d2: f64 = (&x.row(i) - &x.row(j)).mapv(|v| v * v).sum();
+            sum += (-t * d2).exp();
+        }
+    }
+    (sum / (n * (n - 1) / 2) as f64).ln()
+}
+
+fn naive_class_alignment(x: &Array2<f64>, labels: &[u32], alpha: f64) -> f64 {
+    let (mut sum, mut count) = (0.0, 0usize);
+    for i in 0..x.nrows() {
+        for j in i + 1..x.nrows() {
+            if labels[i] == labels[j] {
+                let d2: f64 = (&x.row(i) - &x.row(j)).mapv(|v| v * v).sum();
+                sum += d2.powf(alpha / 2.0);
+                count += 1;
+            }
+        }
+    }
+    sum / count as f64
+}
+
+fn exact(x: &Array2<f64>, t: f64, tile: usize) -> f64 {
+    uniformity_exact(x.view(), t, tile, &NoProgress).unwrap().value
+}
+
+fn classes_of(labels: &[u32]) -> Classes {
+    let c = *labels.iter().max().unwrap() as usize + 1;
+    Classes::new(labels.to_vec(), (0..c).map(|k| k.to_string()).collect()).unwrap()
+}
+
+#[test]
+fn regular_simplex_reaches_the_uniformity_floor() {
+    for (n, want) in [(2, -8.0), (3, -6.0), (4, -16.0 / 3.0)] {
+        let x = regular_simplex(n);
+        assert!((exact(&x, 2.0, 512) - want).abs() < 1e-12, "N={n}");
+    }
+    for n in [5, 10, 33] {
+        for t in [0.5, 2.0, 7.0] {
+            let floor = -2.0 * t * n as f64 / (n as f64 - 1.0);
+            assert!((exact(&regular_simplex(n), t, 4) - floor).abs() < 1e-10);
+        }
+    }
+}
+
+#[test]
+fn full_collapse_gives_zero() {
+    let row = unit_gaussian(1, 16, 1);
+    let x = row.broadcast((50, 16)).unwrap().to_owned();
+    assert!(exact(&x, 2.0, 7).abs() < 1e-12);
+    let x32 = x.mapv(|v| v as f32);
+    let u = uniformity_exact(x32.view(), 2.0, 7, &NoProgress).unwrap();
+    assert!(u.value.abs() < 1e-6, "{}", u.value);
+    let a = alignment(&[x.view(), x.view()], 2.0).unwrap();
+    assert_eq!(a.value, 0.0);
+    let labels = vec![0u32; 50];
+    let ca = class_alignment(x.view(), &classes_of(&labels), 2.0, &NoProgress).unwrap();
+    assert!(ca.value.abs() < 1e-12);
+}
+
+#[test]
+fn uniform_sphere_matches_the_analytic_limit() {
+    // metrics.md: L_unif(t = 2) for uniform points on S^{D-1}.
+    for (d, limit, tol) in [(3, -2.0797770605879127, 0.01), (16, -3.5130364364210654, 0.003)] {
+        let x = unit_gaussian(4096, d, 42 + d as u64);
+        let got = exact(&x, 2.0, 512);
+        assert!((got - limit).abs() < tol, "D={d}: {got} vs {limit}");
+    }
+    // D = 3 closed form for other t: E = (1 - e^{-4t}) / (4t).
+    let x = unit_gaussian(4096, 3, 9);
+    let t: f64 = 1.0;
+    let want = ((1.0 - (-4.0 * t).exp()) / (4.0 * t)).ln();
+    assert!((exact(&x, t, 256) - want).abs() < 0.01);
+}
+
+#[test]
+fn exact_tiled_matches_the_plain_double_loop() {
+    for (n, d, tile) in [(2, 3, 1), (37, 5, 8), (100, 16, 33), (129, 4, 512)] {
+        let x = unit_gaussian(n, d, n as u64);
+        for t in [0.1, 2.0, 50.0] {
+            let want = naive_uniformity(&x, t);
+            let got = exact(&x, t, tile);
+            assert!(((got - want) / want).abs() < 1e-10, "n={n} t={t}: {got} vs {want}");
+            let x32 = x.mapv(|v| v as f32);
+            let got32 = uniformity_exact(x32.view(), t, tile, &NoProgress).unwrap().value;
+            assert!(((got32 - want) / want).abs() < 1e-5, "f32 n={n} t={t}: {got32} vs {want}");
+        }
+    }
+}
+
+#[test]
+fn unnormalised_rows_use_true_distances() {
+    let x = gaussian(40, 6, 3) * 0.3;
+    assert!(((exact(&x, 2.0, 8) - naive_uniformity(&x, 2.0)) / naive_uniformity(&x, 2.0)).abs() < 1e-10);
+}
+
+#[test]
+fn label_positive_alignment_matches_the_double_loop() {
+    let x = unit_gaussian(90, 7, 5);
+    let labels: Vec<u32> = (0..90).map(|i| (i * 7 % 4) as u32).collect();
+    let classes = classes_of(&labels);
+    for alpha in [2.0, 1.0, 3.5] {
+        let got = class_alignment(x.view(), &classes, alpha, &NoProgress).unwrap();
+        let want = naive_class_alignment(&x, &labels, alpha);
+        assert!(((got.value - want) / want).abs() < 1e-10, "alpha={alpha}");
+    }
+    let pairs = class_alignment(x.view(), &classes, 2.0, &NoProgress).unwrap().pairs;
+    let counts = classes.counts();
+    assert_eq!(pairs, counts.iter().map(|&n| (n * (n - 1) / 2) as u64).sum::<u64>());
+}
+
+#[test]
+fn view_alignment_averages_all_view_pairs() {
+    let a = unit_gaussian(30, 4, 1);
+    let b = unit_gaussian(30, 4, 2);
+    let c = unit_gaussian(30, 4, 3);
+    let mean_sq = |p: &Array2<f64>, q: &Array2<f64>| (p - q).mapv(|v| v * v).sum() / 30.0;
+    let two = alignment(&[a.view(), b.view()], 2.0).unwrap();
+    assert!((two.value - mean_sq(&a, &b)).abs() < 1e-12);
+    assert_eq!(two.pairs, 30);
+    let three = alignment(&[a.view(), b.view(), c.view()], 2.0).unwrap();
+    let want = (mean_sq(&a, &b) + mean_sq(&a, &c) + mean_sq(&b, &c)) / 3.0;
+    assert!((three.value - want).abs() < 1e-12);
+    assert_eq!(three.pairs, 90);
+    let one = alignment(&[a.view(), b.view()], 1.0).unwrap();
+    let want1: f64 = (0..30)
+        .map(|i| (&a.row(i) - &b.row(i)).mapv(|v| v * v).sum().sqrt())
+        .sum::<f64>()
+        / 30.0;
+    assert!((one.value - want1).abs() < 1e-12);
+}
+
+#[test]
+fn metrics_are_invariant_to_rotation_and_row_order() {
+    let x = unit_gaussian(200, 12, 11);
+    let labels: Vec<u32> = (0..200).map(|i| (i % 5) as u32).collect();
+    let rotated = x.dot(&rotation(12, 4));
+    let order: Vec<usize> = (0..200).map(|i| (i * 73) % 200).collect();
+    let permuted = x.select(Axis(0), &order);
+    let permuted_labels: Vec<u32> = order.iter().map(|&i| labels[i]).collect();
+    let base = exact(&x, 2.0, 64);
+    assert!((exact(&rotated, 2.0, 64) - base).abs() < 1e-12);
+    assert!((exact(&permuted, 2.0, 64) - base).abs() < 1e-12);
+    for alpha in [2.0, 1.0] {
+        let ca = |m: &Array2<f64>, l: &[u32]| {
+            class_alignment(m.view(), &classes_of(l), alpha, &NoProgress).unwrap().value
+        };
+        let base = ca(&x, &labels);
+        assert!((ca(&rotated, &labels) - base).abs() < 1e-12);
+        assert!((ca(&permuted, &permuted_labels) - base).abs() < 1e-12);
+    }
+}
+
+#[test]
+fn results_do_not_depend_on_the_thread_count() {
+    let x = unit_gaussian(3000, 32, 8).mapv(|v| v as f32);
+    let labels: Vec<u32> = (0..3000).map(|i| (i % 7) as u32).collect();
+    let classes = classes_of(&labels);
+    let run = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        pool.install(|| {
+            (
+                uniformity_exact(x.view(), 2.0, 256, &NoProgress).unwrap().value,
+                uniformity_sampled(x.view(), 2.0, 300_000, 5).unwrap().value,
+                class_alignment(x.view(), &classes, 1.0, &NoProgress).unwrap().value,
+                class_alignment(x.view(), &classes, 2.0, &NoProgress).unwrap().value,
+            )
+        })
+    };
+    let one = run(1);
+    for threads in [2, 3, 5] {
+        let other = run(threads);
+        for (a, b) in [(one.0, other.0), (one.1, other.1), (one.2, other.2), (one.3, other.3)] {
+            assert!(((a - b) / a).abs() <= 1e-12, "{threads} threads: {a} vs {b}");
+        }
+    }
+}
+
+#[test]
+fn sampled_estimate_agrees_with_exact_within_its_standard_error() {
+    let x = unit_gaussian(2000, 8, 21);
+    let want = exact(&x, 2.0, 512);
+    let mut within = 0;
+    for seed in 0..20 {
+        let s = uniformity_sampled(x.view(), 2.0, 200_000, seed).unwrap();
+        assert_eq!(s.method, Method::Sampled);
+        let se = s.stderr.unwrap();
+        assert!(se > 0.0 && se < 0.01);
+        if (s.value - want).abs() < 2.0 * se {
+            within += 1;
+        }
+    }
+    // About 95% of the estimates fall within 2 standard errors.
+    assert!(within >= 15, "{within} of 20 within 2 se");
+    let small = uniformity_sampled(x.view(), 2.0, 20_000, 1).unwrap().stderr.unwrap();
+    let large = uniformity_sampled(x.view(), 2.0, 2_000_000, 1).unwrap().stderr.unwrap();
+    assert!((small / large - 10.0).abs() < 1.0, "stderr scales as 1/sqrt(K)");
+}
+
+#[test]
+fn bad_inputs_are_errors_that_name_the_row() {
+    let mut x = unit_gaussian(10, 3, 1);
+    x.row_mut(6).fill(0.0);
+    assert_eq!(normalize_rows(x.view()), Err(GeometryError::ZeroNorm { row: 6 }));
+    x[[4, 2]] = f64::NAN;
+    match normalize_rows(x.view()) {
+        Err(GeometryError::NonFinite { row: 4, column: 2, .. }) => {}
+        other => panic!("{other:?}"),
+    }
+    let y = unit_gaussian(10, 3, 2);
+    assert!(matches!(
+        uniformity_exact(y.view(), 0.0, 8, &NoProgress),
+        Err(GeometryError::InvalidParameter { name: "t", .. })
+    ));
+    assert!(matches!(
+        uniformity_exact(y.slice(ndarray::s![..1, ..]), 2.0, 8, &NoProgress),
+        Err(GeometryError::TooFewRows { .. })
+    ));
+    assert!(matches!(
+        alignment(&[y.view(), y.slice(ndarray::s![..5, ..])], 2.0),
+        Err(GeometryError::ShapeMismatch { .. })
+    ));
+    let singletons = classes_of(&(0..10).collect::<Vec<u32>>());
+    assert!(matches!(
+        class_alignment(y.view(), &singletons, 2.0, &NoProgress),
+        Err(GeometryError::Labels { .. })
+    ));
+}
+
+#[test]
+fn analysis_reports_what_applies_and_nothing_else() {
+    let x = unit_gaussian(60, 5, 3);
+    let y = unit_gaussian(60, 5, 4);
+    let labels: Vec<u32> = (0..60).map(|i| if i == 0 { 2 } else { (i % 2) as u32 }).collect();
+    let classes = classes_of(&labels);
+    let options = AnalysisOptions::default();
+    let plain = analyze(
+        &AnalysisInput { embeddings: Some(x.view()), views: vec![], classes: None },
+        &options,
+        &NoProgress,
+    )
+    .unwrap();
+    assert!(plain.alignment.is_none() && plain.class_alignment.is_none());
+    assert_eq!(plain.num_classes, None);
+    assert!((plain.uniformity.unwrap().value - naive_uniformity(&x, 2.0)).abs() < 1e-10);
+
+    let full = analyze(
+        &AnalysisInput { embeddings: None, views: vec![x.view(), y.view()], classes: Some(&classes) },
+        &options,
+        &NoProgress,
+    )
+    .unwrap();
+    let mean = (naive_uniformity(&x, 2.0) + naive_uniformity(&y, 2.0)) / 2.0;
+    assert!((full.uniformity.as_ref().unwrap().value - mean).abs() < 1e-10);
+    assert_eq!(full.uniformity_views.len(), 2);
+    assert!(full.alignment.is_some());
+    assert_eq!(full.num_classes, Some(3));
+    assert_eq!(full.uniformity_per_class[2], ("2".to_string(), None));
+    let class1: Vec<usize> = (0..60).filter(|&i| labels[i] == 1).collect();
+    let want = naive_uniformity(&x.select(Axis(0), &class1), 2.0);
+    assert!((full.uniformity_per_class[1].1.as_ref().unwrap().value - want).abs() < 1e-10);
+
+    let sampled = analyze(
+        &AnalysisInput { embeddings: Some(x.view()), views: vec![], classes: None },
+        &AnalysisOptions { max_exact: 10, ..options },
+        &NoProgress,
+    )
+    .unwrap();
+    assert_eq!(sampled.uniformity.unwrap().method, Method::Sampled);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    #[test]
+    fn exact_uniformity_matches_reference_and_respects_the_floor(
+        n in 2usize..40, d in 1usize..6, seed in 0u64..1000, tile in 1usize..16, t in 0.1f64..8.0
+    ) {
+        let x = unit_gaussian(n, d, seed);
+        let got = exact(&x, t, tile);
+        let want = naive_uniformity(&x, t);
+        prop_assert!(((got - want) / want).abs() < 1e-9);
+        prop_assert!(got >= -2.0 * t * n as f64 / (n as f64 - 1.0) - 1e-9);
+        prop_assert!(got <= 1e-12);
+    }
+}
