@@ -48,11 +48,11 @@ pub struct AnalyzeArgs {
     pub no_header: bool,
 
     /// Alignment exponent alpha.
-    #[arg(long, default_value_t = 2.0)]
+    #[arg(long, default_value_t = 2.0, allow_negative_numbers = true)]
     pub alpha: f64,
 
     /// Uniformity parameter t.
-    #[arg(long, default_value_t = 2.0)]
+    #[arg(long, default_value_t = 2.0, allow_negative_numbers = true)]
     pub t: f64,
 
     /// Estimate uniformity from K random pairs instead of all pairs.
