@@ -5,7 +5,9 @@
 //!
 //! Run: `cargo bench --bench uniformity` (Python with NumPy and SciPy or PyTorch for (a)).
 
-use embgeom_geometry::{normalize_rows, uniformity_exact, uniformity_sampled, NoProgress, DEFAULT_TILE};
+use embgeom_geometry::{
+    normalize_rows, uniformity_exact, uniformity_sampled, NoProgress, DEFAULT_TILE,
+};
 use ndarray::linalg::general_mat_mul;
 use ndarray::Array2;
 use rayon::prelude::*;
@@ -87,8 +89,15 @@ fn python_reference(x: &Array2<f32>) -> Option<(String, f64, f64)> {
     std::fs::create_dir_all(&dir).ok()?;
     let path = dir.join("x.npy");
     let values: Vec<f32> = x.iter().cloned().collect();
-    std::fs::write(&path, embgeom_io::npy_bytes_f32(&[x.nrows(), x.ncols()], &values)).ok()?;
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/uniformity_reference.py");
+    std::fs::write(
+        &path,
+        embgeom_io::npy_bytes_f32(&[x.nrows(), x.ncols()], &values),
+    )
+    .ok()?;
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/benches/uniformity_reference.py"
+    );
     let out = Command::new("python3")
         .args([script, path.to_str()?, &T.to_string()])
         .output()
@@ -96,11 +105,21 @@ fn python_reference(x: &Array2<f32>) -> Option<(String, f64, f64)> {
     std::fs::remove_dir_all(&dir).ok();
     let out = out?;
     if !out.status.success() {
-        eprintln!("python reference skipped: {}", String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or(""));
+        eprintln!(
+            "python reference skipped: {}",
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .last()
+                .unwrap_or("")
+        );
         return None;
     }
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
-    Some((doc["impl"].as_str()?.to_string(), doc["seconds"].as_f64()?, doc["value"].as_f64()?))
+    Some((
+        doc["impl"].as_str()?.to_string(),
+        doc["seconds"].as_f64()?,
+        doc["value"].as_f64()?,
+    ))
 }
 
 fn main() {
@@ -115,14 +134,24 @@ fn main() {
 
     let n = 20_000;
     let x = unit_rows(n, D, 3);
-    let (ours, u) = median_seconds(3, || uniformity_exact(x.view(), T, DEFAULT_TILE, &NoProgress).expect("exact"));
+    let (ours, u) = median_seconds(3, || {
+        uniformity_exact(x.view(), T, DEFAULT_TILE, &NoProgress).expect("exact")
+    });
     let gemm_bound = (n * n * D) as f64 / peak; // N(N+1)/2 x D multiply-adds ~ N^2 D flops
-    let (sampled, s) = median_seconds(3, || uniformity_sampled(x.view(), T, 10_000_000, 0).expect("sampled"));
+    let (sampled, s) = median_seconds(3, || {
+        uniformity_sampled(x.view(), T, 10_000_000, 0).expect("sampled")
+    });
     println!();
     println!("| N = {n}, D = {D}, t = 2 | seconds | ratio to embgeom exact | value |");
     println!("|---|---|---|---|");
-    println!("| embgeom exact (tiled sgemm + exp, f64 log-sum-exp) | {ours:.3} | 1.00 | {:.9} |", u.value);
-    println!("| half Gram matrix at the measured sgemm rate (bound) | {gemm_bound:.3} | {:.2} | |", gemm_bound / ours);
+    println!(
+        "| embgeom exact (tiled sgemm + exp, f64 log-sum-exp) | {ours:.3} | 1.00 | {:.9} |",
+        u.value
+    );
+    println!(
+        "| half Gram matrix at the measured sgemm rate (bound) | {gemm_bound:.3} | {:.2} | |",
+        gemm_bound / ours
+    );
     println!(
         "| embgeom sampled, 10^7 pairs | {sampled:.3} | {:.2} | {:.6} ± {:.6} |",
         sampled / ours,
@@ -134,7 +163,9 @@ fn main() {
             "| {name} | {seconds:.3} | {:.2} | {value:.9} |",
             seconds / ours
         ),
-        None => println!("| python reference | skipped (no python3 with numpy+scipy or torch) | | |"),
+        None => {
+            println!("| python reference | skipped (no python3 with numpy+scipy or torch) | | |")
+        }
     }
 
     let large = 100_000;
@@ -144,13 +175,19 @@ fn main() {
         .output()
         .expect("child run");
     let text = String::from_utf8_lossy(&out.stdout);
-    let fields: Vec<f64> = text.split_whitespace().filter_map(|f| f.parse().ok()).collect();
+    let fields: Vec<f64> = text
+        .split_whitespace()
+        .filter_map(|f| f.parse().ok())
+        .collect();
     if let [seconds, value, rss] = fields.as_slice() {
         println!(
             "| N = {large}, D = {D}: embgeom exact | {seconds:.2} | peak RSS {rss:.0} MiB (input {:.0} MiB) | {value:.9} |",
             (large * D * 4) as f64 / 1048576.0
         );
     } else {
-        println!("| N = {large} child failed | {} | | |", String::from_utf8_lossy(&out.stderr));
+        println!(
+            "| N = {large} child failed | {} | | |",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }

@@ -18,7 +18,11 @@ fn json(args: &[&str]) -> Value {
     let mut all = args.to_vec();
     all.extend(["--json", "-"]);
     let out = embgeom(&all);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).expect("valid JSON")
 }
 
@@ -39,7 +43,9 @@ fn write_npy(dir: &Path, name: &str, shape: &[usize], values: &[f32]) -> String 
 
 /// The 4 vertices of a regular simplex (unit rows in R^4, centred at the origin).
 fn simplex4() -> Vec<f32> {
-    (0..16).map(|k| if k % 5 == 0 { 0.75 } else { -0.25 }).collect()
+    (0..16)
+        .map(|k| if k % 5 == 0 { 0.75 } else { -0.25 })
+        .collect()
 }
 
 fn metric<'a>(doc: &'a Value, name: &str) -> &'a Value {
@@ -51,7 +57,12 @@ fn digits_csv_table_and_json() {
     let out = embgeom(&["analyze", "data/digits.csv"]);
     assert!(out.status.success());
     let table = String::from_utf8_lossy(&out.stdout);
-    assert!(table.contains("1797 x 64") && table.contains("uniformity (t=2)") && table.contains("10 classes"), "{table}");
+    assert!(
+        table.contains("1797 x 64")
+            && table.contains("uniformity (t=2)")
+            && table.contains("10 classes"),
+        "{table}"
+    );
 
     let doc = json(&["analyze", "data/digits.csv"]);
     assert_eq!(doc["schema"], "embgeom.analysis/1");
@@ -64,8 +75,17 @@ fn digits_csv_table_and_json() {
     assert!(u["stderr"].is_null());
     let value = u["value"].as_f64().unwrap();
     assert!(value < 0.0 && value > -2.0 * 2.0 * 1797.0 / 1796.0);
-    assert!(metric(&doc, "alignment").is_null(), "no views: alignment does not apply");
-    assert_eq!(metric(&doc, "uniformity_per_class").as_object().unwrap().len(), 10);
+    assert!(
+        metric(&doc, "alignment").is_null(),
+        "no views: alignment does not apply"
+    );
+    assert_eq!(
+        metric(&doc, "uniformity_per_class")
+            .as_object()
+            .unwrap()
+            .len(),
+        10
+    );
     let class_alignment = metric(&doc, "class_alignment")["value"].as_f64().unwrap();
     assert!(class_alignment > 0.0 && class_alignment < 4.0);
 }
@@ -87,7 +107,10 @@ fn regular_simplex_hits_the_floor_and_views_align() {
     let alignment = metric(&doc, "alignment");
     assert!((alignment["value"].as_f64().unwrap() - 2.0 * (8.0 / 3.0) / 4.0).abs() < 1e-5);
     assert_eq!(alignment["pairs"], 4);
-    assert_eq!(metric(&doc, "uniformity_views").as_array().unwrap().len(), 2);
+    assert_eq!(
+        metric(&doc, "uniformity_views").as_array().unwrap().len(),
+        2
+    );
 
     // The same two views as one (N, V, D) array.
     let mut stacked = Vec::new();
@@ -106,7 +129,16 @@ fn labels_from_a_text_file_and_sampled_uniformity() {
     let a = write_npy(dir.path(), "a.npy", &[4, 4], &simplex4());
     let labels = dir.path().join("labels.txt");
     std::fs::write(&labels, "x\nx\ny\nz\n").unwrap();
-    let doc = json(&["analyze", &a, "--labels", labels.to_str().unwrap(), "--pairs", "100000", "--seed", "3"]);
+    let doc = json(&[
+        "analyze",
+        &a,
+        "--labels",
+        labels.to_str().unwrap(),
+        "--pairs",
+        "100000",
+        "--seed",
+        "3",
+    ]);
     assert_eq!(doc["num_classes"], 3);
     let ca = metric(&doc, "class_alignment");
     assert!((ca["value"].as_f64().unwrap() - 8.0 / 3.0).abs() < 1e-5);
@@ -150,26 +182,41 @@ fn bad_inputs_exit_2_with_a_message_naming_the_file_and_row() {
     values[9] = f32::NAN;
     let nan = write_npy(d, "nan.npy", &[4, 4], &values);
     let m = fails(&["analyze", &nan]);
-    assert!(m.contains("nan.npy") && m.contains("row 2, column 1 is not finite"), "{m}");
+    assert!(
+        m.contains("nan.npy") && m.contains("row 2, column 1 is not finite"),
+        "{m}"
+    );
 
     let mut values = simplex4();
     values[12..16].fill(0.0);
     let zero = write_npy(d, "zero.npy", &[4, 4], &values);
     let m = fails(&["analyze", &zero]);
-    assert!(m.contains("zero.npy") && m.contains("row 3 has zero norm"), "{m}");
+    assert!(
+        m.contains("zero.npy") && m.contains("row 3 has zero norm"),
+        "{m}"
+    );
 
     let a = write_npy(d, "a.npy", &[4, 4], &simplex4());
     let short = write_npy(d, "short.npy", &[3, 4], &simplex4()[..12]);
     let m = fails(&["analyze", "--views", &a, &short]);
-    assert!(m.contains("shape mismatch") && m.contains("short.npy"), "{m}");
+    assert!(
+        m.contains("shape mismatch") && m.contains("short.npy"),
+        "{m}"
+    );
 
     let labels = d.join("labels.txt");
     std::fs::write(&labels, "1\n2\n3\n").unwrap();
     let m = fails(&["analyze", &a, "--labels", labels.to_str().unwrap()]);
-    assert!(m.contains("labels.txt: 3 labels, but") && m.contains("has 4 rows"), "{m}");
+    assert!(
+        m.contains("labels.txt: 3 labels, but") && m.contains("has 4 rows"),
+        "{m}"
+    );
 
     let m = fails(&["analyze", "data/digits.csv", "--key", "pixels"]);
-    assert!(m.contains("no column named \"pixels\"") && m.contains("available: p0, p1"), "{m}");
+    assert!(
+        m.contains("no column named \"pixels\"") && m.contains("available: p0, p1"),
+        "{m}"
+    );
 
     let full = npy_bytes_f32(&[4, 4], &simplex4());
     let cut = d.join("cut.npy");

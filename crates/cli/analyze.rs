@@ -5,8 +5,8 @@ use crate::progress::TerminalProgress;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use embgeom_geometry::{
-    analyze, check_finite, normalize_rows, Analysis, AnalysisInput, AnalysisOptions, Classes,
-    Real, DEFAULT_MAX_EXACT, DEFAULT_TILE,
+    analyze, check_finite, normalize_rows, Analysis, AnalysisInput, AnalysisOptions, Classes, Real,
+    DEFAULT_MAX_EXACT, DEFAULT_TILE,
 };
 use embgeom_io::{load, load_labels, Embeddings, Labels, Matrix, Selection};
 use ndarray::Array2;
@@ -129,10 +129,19 @@ fn load_inputs(args: &AnalyzeArgs) -> Result<Inputs> {
     }
     if !args.views.is_empty() {
         if !inputs.views.is_empty() {
-            bail!("views given twice: by --views and inside {:?}", args.embeddings);
+            bail!(
+                "views given twice: by --views and inside {:?}",
+                args.embeddings
+            );
         }
         for path in &args.views {
-            let loaded = load(path, &Selection { labels: None, ..selection.clone() })?;
+            let loaded = load(
+                path,
+                &Selection {
+                    labels: None,
+                    ..selection.clone()
+                },
+            )?;
             let view = loaded
                 .embeddings
                 .with_context(|| format!("{}: holds no (N, D) embeddings", path.display()))?;
@@ -146,7 +155,10 @@ fn load_inputs(args: &AnalyzeArgs) -> Result<Inputs> {
         bail!("nothing to analyse: give an EMBEDDINGS file or --views A B");
     }
     if inputs.views.len() == 1 {
-        bail!("{}: alignment needs at least two views, got one", inputs.views[0].source);
+        bail!(
+            "{}: alignment needs at least two views, got one",
+            inputs.views[0].source
+        );
     }
     check_shapes(&inputs)?;
     Ok(inputs)
@@ -154,7 +166,11 @@ fn load_inputs(args: &AnalyzeArgs) -> Result<Inputs> {
 
 /// Views must share one shape, and the embeddings the same number of rows; labels one per row.
 fn check_shapes(inputs: &Inputs) -> Result<()> {
-    let reference = inputs.embeddings.as_ref().or(inputs.views.first()).expect("checked");
+    let reference = inputs
+        .embeddings
+        .as_ref()
+        .or(inputs.views.first())
+        .expect("checked");
     let (n, d) = reference.matrix.dim();
     for view in &inputs.views {
         if view.matrix.dim() != (n, d) {

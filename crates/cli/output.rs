@@ -92,13 +92,25 @@ pub fn print_table(analysis: &Analysis, inputs: &InputSummary) {
     println!();
     let mut rows: Vec<(String, String, String)> = Vec::new();
     if let Some(a) = &analysis.alignment {
-        rows.push((format!("alignment (alpha={})", a.alpha), format!("{:.6}", a.value), format!("{} pairs", a.pairs)));
+        rows.push((
+            format!("alignment (alpha={})", a.alpha),
+            format!("{:.6}", a.value),
+            format!("{} pairs", a.pairs),
+        ));
     }
     if let Some(u) = &analysis.uniformity {
-        rows.push((format!("uniformity (t={})", u.t), format!("{:.6}", u.value), uniformity_detail(u)));
+        rows.push((
+            format!("uniformity (t={})", u.t),
+            format!("{:.6}", u.value),
+            uniformity_detail(u),
+        ));
     }
     for (v, u) in analysis.uniformity_views.iter().enumerate() {
-        rows.push((format!("  view {v}"), format!("{:.6}", u.value), uniformity_detail(u)));
+        rows.push((
+            format!("  view {v}"),
+            format!("{:.6}", u.value),
+            uniformity_detail(u),
+        ));
     }
     if let Some(a) = &analysis.class_alignment {
         rows.push((
@@ -111,7 +123,11 @@ pub fn print_table(analysis: &Analysis, inputs: &InputSummary) {
         rows.push(("uniformity per class".into(), String::new(), String::new()));
         for (name, u) in &analysis.uniformity_per_class {
             match u {
-                Some(u) => rows.push((format!("  {name}"), format!("{:.6}", u.value), uniformity_detail(u))),
+                Some(u) => rows.push((
+                    format!("  {name}"),
+                    format!("{:.6}", u.value),
+                    uniformity_detail(u),
+                )),
                 None => rows.push((format!("  {name}"), "-".into(), "one row: undefined".into())),
             }
         }

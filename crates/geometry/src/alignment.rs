@@ -95,7 +95,10 @@ pub fn class_alignment<F: Real>(
     check_alpha(alpha)?;
     classes.check_rows(x.nrows())?;
     let counts = classes.counts();
-    let pairs: u64 = counts.iter().map(|&n| (n * n.saturating_sub(1) / 2) as u64).sum();
+    let pairs: u64 = counts
+        .iter()
+        .map(|&n| (n * n.saturating_sub(1) / 2) as u64)
+        .sum();
     if pairs == 0 {
         return Err(GeometryError::Labels {
             what: "label-positive alignment needs a class with at least 2 rows".into(),

@@ -13,7 +13,11 @@ pub enum GeometryError {
     ZeroNorm { row: usize },
     /// A value is NaN or infinite.
     #[error("row {row}, column {column} is not finite ({value})")]
-    NonFinite { row: usize, column: usize, value: f64 },
+    NonFinite {
+        row: usize,
+        column: usize,
+        value: f64,
+    },
     /// Too few rows (or pairs) for the metric to be defined.
     #[error("{metric} needs at least {needed} rows, got {got}")]
     TooFewRows {

@@ -14,11 +14,11 @@ pub trait Real: LinalgScalar + Float + Debug + Send + Sync + 'static {
     fn as_f64(self) -> f64;
     /// Narrow from `f64` (rounding to nearest for `f32`).
     fn from_f64(value: f64) -> Self;
-    /// `sum_k exp(x_k - shift)` accumulated in `f64`, for `x_k <= shift`.
+    /// One row of the uniformity kernel: with `e_c = minus_t * max(0, row_sq + col_sq[c] -
+    /// 2 gram[c])`, return `(m, sum_c exp(e_c - m))` for `m = max_c e_c`, the sum in f64.
     ///
-    /// Terms below `exp(-87)` relative to the largest may be flushed to zero (they are below
-    /// the f32 resolution of the sum).
-    fn exp_shifted_sum(values: &[Self], shift: Self) -> f64;
+    /// `gram` is scratch: it is overwritten. An empty row returns `(-inf, 0)`.
+    fn row_exp_sum(gram: &mut [Self], row_sq: Self, col_sq: &[Self], minus_t: Self) -> (f64, f64);
 }
 
 impl Real for f64 {
@@ -28,16 +28,14 @@ impl Real for f64 {
     fn from_f64(value: f64) -> Self {
         value
     }
-    fn exp_shifted_sum(values: &[f64], shift: f64) -> f64 {
-        let mut lanes = [0.0f64; 4];
-        let mut chunks = values.chunks_exact(4);
-        for chunk in &mut chunks {
-            for (lane, &v) in lanes.iter_mut().zip(chunk) {
-                *lane += (v - shift).exp();
-            }
+    fn row_exp_sum(gram: &mut [f64], row_sq: f64, col_sq: &[f64], minus_t: f64) -> (f64, f64) {
+        let mut shift = f64::NEG_INFINITY;
+        for (g, &sq) in gram.iter_mut().zip(col_sq) {
+            let d2 = row_sq + sq - 2.0 * *g;
+            *g = minus_t * if d2 > 0.0 { d2 } else { 0.0 };
+            shift = if *g > shift { *g } else { shift };
         }
-        let tail: f64 = chunks.remainder().iter().map(|&v| (v - shift).exp()).sum();
-        lanes.iter().sum::<f64>() + tail
+        (shift, gram.iter().map(|&e| (e - shift).exp()).sum())
     }
 }
 
@@ -48,50 +46,204 @@ impl Real for f32 {
     fn from_f64(value: f64) -> Self {
         value as f32
     }
-    fn exp_shifted_sum(values: &[f32], shift: f32) -> f64 {
-        const LANES: usize = 8;
-        let mut lanes = [0.0f64; LANES];
-        let mut chunks = values.chunks_exact(LANES);
-        for chunk in &mut chunks {
-            let mut e = [0.0f32; LANES];
-            for (out, &v) in e.iter_mut().zip(chunk) {
-                *out = exp_f32_nonpositive(v - shift);
-            }
-            for (lane, &v) in lanes.iter_mut().zip(&e) {
-                *lane += f64::from(v);
-            }
+    fn row_exp_sum(gram: &mut [f32], row_sq: f32, col_sq: &[f32], minus_t: f32) -> (f64, f64) {
+        #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2, checked just above.
+            return unsafe { row_exp_sum_f32_avx2(gram, row_sq, col_sq, minus_t) };
         }
-        let tail: f64 = chunks
-            .remainder()
-            .iter()
-            .map(|&v| f64::from(exp_f32_nonpositive(v - shift)))
-            .sum();
-        lanes.iter().sum::<f64>() + tail
+        row_exp_sum_f32(gram, row_sq, col_sq, minus_t)
     }
 }
+
+/// [`row_exp_sum_f32`] with AVX2 intrinsics: the same IEEE operations in the same order on
+/// eight lanes at once (no FMA), so it returns the same bits as the portable version.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn row_exp_sum_f32_avx2(
+    gram: &mut [f32],
+    row_sq: f32,
+    col_sq: &[f32],
+    minus_t: f32,
+) -> (f64, f64) {
+    use std::arch::x86_64::*;
+    let len = gram.len().min(col_sq.len());
+    if len == 0 {
+        return (f64::NEG_INFINITY, 0.0);
+    }
+    let blocks = len / LANES * LANES;
+    let (vrow, vminus_t, two, zero) = (
+        _mm256_set1_ps(row_sq),
+        _mm256_set1_ps(minus_t),
+        _mm256_set1_ps(2.0),
+        _mm256_setzero_ps(),
+    );
+    let mut vmax = _mm256_set1_ps(f32::NEG_INFINITY);
+    let g = gram.as_mut_ptr();
+    let sq = col_sq.as_ptr();
+    let mut i = 0;
+    while i < blocks {
+        // SAFETY: i + 8 <= len for both slices.
+        let d2 = _mm256_sub_ps(
+            _mm256_add_ps(vrow, _mm256_loadu_ps(sq.add(i))),
+            _mm256_mul_ps(two, _mm256_loadu_ps(g.add(i))),
+        );
+        let e = _mm256_mul_ps(vminus_t, _mm256_max_ps(d2, zero));
+        _mm256_storeu_ps(g.add(i), e);
+        vmax = _mm256_max_ps(e, vmax);
+        i += LANES;
+    }
+    let mut max_lanes = [0.0f32; LANES];
+    _mm256_storeu_ps(max_lanes.as_mut_ptr(), vmax);
+    let mut shift = max_lanes
+        .iter()
+        .fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m });
+    for k in blocks..len {
+        let e = row_exponent(gram[k], row_sq, col_sq[k], minus_t);
+        gram[k] = e;
+        shift = if e > shift { e } else { shift };
+    }
+    let vshift = _mm256_set1_ps(shift);
+    let (mut low, mut high) = (_mm256_setzero_pd(), _mm256_setzero_pd());
+    let mut i = 0;
+    while i < blocks {
+        let e = exp8_nonpositive(_mm256_sub_ps(_mm256_loadu_ps(g.add(i)), vshift));
+        low = _mm256_add_pd(low, _mm256_cvtps_pd(_mm256_castps256_ps128(e)));
+        high = _mm256_add_pd(high, _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1)));
+        i += LANES;
+    }
+    let mut sums = [0.0f64; LANES];
+    _mm256_storeu_pd(sums.as_mut_ptr(), low);
+    _mm256_storeu_pd(sums.as_mut_ptr().add(4), high);
+    let tail: f64 = gram[blocks..len]
+        .iter()
+        .map(|&e| f64::from(exp_f32_nonpositive(e - shift)))
+        .sum();
+    (f64::from(shift), sums.iter().sum::<f64>() + tail)
+}
+
+/// Eight lanes of [`exp_f32_nonpositive`], operation for operation.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn exp8_nonpositive(x: std::arch::x86_64::__m256) -> std::arch::x86_64::__m256 {
+    use std::arch::x86_64::*;
+    let c = _mm256_set1_ps;
+    let x = _mm256_max_ps(_mm256_min_ps(x, c(0.0)), c(EXP_MIN));
+    let shifted = _mm256_add_ps(_mm256_mul_ps(x, c(EXP_LOG2E)), c(EXP_ROUND));
+    let n = _mm256_sub_ps(shifted, c(EXP_ROUND));
+    let r = _mm256_sub_ps(
+        _mm256_sub_ps(x, _mm256_mul_ps(n, c(EXP_LN2_HI))),
+        _mm256_mul_ps(n, c(EXP_LN2_LO)),
+    );
+    let r2 = _mm256_mul_ps(r, r);
+    let mut p = c(EXP_POLY[0]);
+    for &coefficient in &EXP_POLY[1..] {
+        p = _mm256_add_ps(_mm256_mul_ps(p, r), c(coefficient));
+    }
+    let y = _mm256_add_ps(_mm256_add_ps(_mm256_mul_ps(p, r2), r), c(1.0));
+    let n_int = _mm256_sub_epi32(
+        _mm256_castps_si256(shifted),
+        _mm256_set1_epi32(EXP_ROUND_BITS),
+    );
+    let scale = _mm256_slli_epi32::<23>(_mm256_add_epi32(n_int, _mm256_set1_epi32(127)));
+    _mm256_mul_ps(y, _mm256_castsi256_ps(scale))
+}
+
+/// `minus_t * max(0, row_sq + sq - 2 g)`, the exponent of one pair.
+#[inline(always)]
+fn row_exponent(g: f32, row_sq: f32, sq: f32, minus_t: f32) -> f32 {
+    let d2 = row_sq + sq - 2.0 * g;
+    minus_t * if d2 > 0.0 { d2 } else { 0.0 }
+}
+
+const LANES: usize = 8;
+
+/// The f32 uniformity row kernel in fixed 8-lane blocks that the compiler vectorises: one
+/// pass for the exponents and their maximum, one for `exp` (f32, [`exp_f32_nonpositive`])
+/// summed into eight f64 accumulators.
+fn row_exp_sum_f32(gram: &mut [f32], row_sq: f32, col_sq: &[f32], minus_t: f32) -> (f64, f64) {
+    let len = gram.len().min(col_sq.len());
+    let (gram, col_sq) = (&mut gram[..len], &col_sq[..len]);
+    let mut max_lanes = [f32::NEG_INFINITY; LANES];
+    let mut blocks = gram.chunks_exact_mut(LANES);
+    let mut sq_blocks = col_sq.chunks_exact(LANES);
+    for (g, sq) in (&mut blocks).zip(&mut sq_blocks) {
+        for k in 0..LANES {
+            g[k] = row_exponent(g[k], row_sq, sq[k], minus_t);
+            max_lanes[k] = if g[k] > max_lanes[k] {
+                g[k]
+            } else {
+                max_lanes[k]
+            };
+        }
+    }
+    let mut shift = max_lanes
+        .iter()
+        .fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m });
+    for (g, &sq) in blocks
+        .into_remainder()
+        .iter_mut()
+        .zip(sq_blocks.remainder())
+    {
+        *g = row_exponent(*g, row_sq, sq, minus_t);
+        shift = if *g > shift { *g } else { shift };
+    }
+    if len == 0 {
+        return (f64::NEG_INFINITY, 0.0);
+    }
+    let mut sums = [0.0f64; LANES];
+    let mut blocks = gram.chunks_exact(LANES);
+    for g in &mut blocks {
+        let mut e = [0.0f32; LANES];
+        for k in 0..LANES {
+            e[k] = exp_f32_nonpositive(g[k] - shift);
+        }
+        for k in 0..LANES {
+            sums[k] += f64::from(e[k]);
+        }
+    }
+    let tail: f64 = blocks
+        .remainder()
+        .iter()
+        .map(|&g| f64::from(exp_f32_nonpositive(g - shift)))
+        .sum();
+    (f64::from(shift), sums.iter().sum::<f64>() + tail)
+}
+
+const EXP_MIN: f32 = -87.0;
+const EXP_LOG2E: f32 = std::f32::consts::LOG2_E;
+const EXP_LN2_HI: f32 = 0.693_359_4;
+const EXP_LN2_LO: f32 = -2.121_944_4e-4;
+/// Adding 1.5 * 2^23 rounds to an integer n held in the low mantissa bits.
+const EXP_ROUND: f32 = 12_582_912.0;
+const EXP_ROUND_BITS: i32 = 0x4B40_0000;
+/// Cephes `expf` polynomial, highest degree first.
+const EXP_POLY: [f32; 6] = [
+    1.987_569_1e-4,
+    1.398_199_9e-3,
+    8.333_452e-3,
+    4.166_579_6e-2,
+    1.666_666_5e-1,
+    0.5,
+];
 
 /// `exp(x)` for `x <= 0` in f32, branch-free so that it vectorises: Cody-Waite range reduction
 /// `x = n ln2 + r`, the Cephes `expf` minimax polynomial on `|r| <= ln2/2` (about 1 ulp), and
 /// `2^n` assembled in the exponent bits. Inputs below -87 are clamped to -87 (`1.6e-38`).
 #[inline(always)]
 pub fn exp_f32_nonpositive(x: f32) -> f32 {
-    const LOG2E: f32 = std::f32::consts::LOG2_E;
-    const LN2_HI: f32 = 0.693_359_4;
-    const LN2_LO: f32 = -2.121_944_4e-4;
-    const ROUND: f32 = 12_582_912.0; // 1.5 * 2^23: adding it rounds to an integer
-    let x = x.clamp(-87.0, 0.0);
-    let n = (x * LOG2E + ROUND) - ROUND;
-    let r = x - n * LN2_HI - n * LN2_LO;
+    let x = x.clamp(EXP_MIN, 0.0);
+    let shifted = x * EXP_LOG2E + EXP_ROUND;
+    let n = shifted - EXP_ROUND;
+    let r = x - n * EXP_LN2_HI - n * EXP_LN2_LO;
     let r2 = r * r;
-    let mut p = 1.987_569_1e-4f32;
-    p = p * r + 1.398_199_9e-3;
-    p = p * r + 8.333_452e-3;
-    p = p * r + 4.166_579_6e-2;
-    p = p * r + 1.666_666_5e-1;
-    p = p * r + 5.000_000_1e-1;
+    let mut p = EXP_POLY[0];
+    for &coefficient in &EXP_POLY[1..] {
+        p = p * r + coefficient;
+    }
     let y = p * r2 + r + 1.0;
-    let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
-    y * scale
+    let n_int = (shifted.to_bits() as i32).wrapping_sub(EXP_ROUND_BITS);
+    y * f32::from_bits(((n_int + 127) << 23) as u32)
 }
 
 #[cfg(test)]
@@ -112,11 +264,33 @@ mod tests {
     }
 
     #[test]
-    fn shifted_sums_agree_between_types() {
-        let v64: Vec<f64> = (0..1001).map(|k| -(k as f64) * 0.013).collect();
-        let v32: Vec<f32> = v64.iter().map(|&v| v as f32).collect();
-        let a = f64::exp_shifted_sum(&v64, 0.0);
-        let b = f32::exp_shifted_sum(&v32, 0.0);
-        assert!(((a - b) / a).abs() < 1e-6, "{a} vs {b}");
+    fn row_kernels_agree_between_types_and_with_a_plain_loop() {
+        let n = 1001;
+        let g64: Vec<f64> = (0..n)
+            .map(|k| ((k * 37 % 101) as f64 / 50.0) - 1.0)
+            .collect();
+        let sq64: Vec<f64> = (0..n).map(|k| 1.0 + (k % 3) as f64 * 0.1).collect();
+        let want: Vec<f64> = g64
+            .iter()
+            .zip(&sq64)
+            .map(|(g, sq)| -3.0 * (1.05 + sq - 2.0 * g).max(0.0))
+            .collect();
+        let max = want.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        let want_sum: f64 = want.iter().map(|e| (e - max).exp()).sum();
+        let (s64, sum64) = f64::row_exp_sum(&mut g64.clone(), 1.05, &sq64, -3.0);
+        assert!((s64 - max).abs() < 1e-12 && ((sum64 - want_sum) / want_sum).abs() < 1e-12);
+        let mut g32: Vec<f32> = g64.iter().map(|&v| v as f32).collect();
+        let sq32: Vec<f32> = sq64.iter().map(|&v| v as f32).collect();
+        let (s32, sum32) = f32::row_exp_sum(&mut g32, 1.05, &sq32, -3.0);
+        let total = |s: f64, sum: f64| s + sum.ln();
+        assert!((total(s32, sum32) - total(max, want_sum)).abs() < 1e-5);
+        let mut portable = g64.iter().map(|&v| v as f32).collect::<Vec<f32>>();
+        assert_eq!(
+            row_exp_sum_f32(&mut portable, 1.05, &sq32, -3.0),
+            (s32, sum32),
+            "same bits"
+        );
+        let (empty_shift, empty_sum) = f32::row_exp_sum(&mut [], 1.0, &[], -2.0);
+        assert_eq!((empty_shift, empty_sum), (f64::NEG_INFINITY, 0.0));
     }
 }

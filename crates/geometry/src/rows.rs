@@ -29,7 +29,13 @@ pub fn check_finite<F: Real>(x: ArrayView2<F>) -> Result<()> {
 pub fn row_norms<F: Real>(x: ArrayView2<F>) -> Vec<f64> {
     map_row_chunks(x.nrows(), |range| {
         range
-            .map(|i| x.row(i).iter().map(|v| v.as_f64().powi(2)).sum::<f64>().sqrt())
+            .map(|i| {
+                x.row(i)
+                    .iter()
+                    .map(|v| v.as_f64().powi(2))
+                    .sum::<f64>()
+                    .sqrt()
+            })
             .collect::<Vec<f64>>()
     })
     .concat()
@@ -59,7 +65,10 @@ pub(crate) fn squared_norms<F: Real>(x: ArrayView2<F>) -> Vec<F> {
 }
 
 /// `||a - b||^2` accumulated in f64.
-pub(crate) fn squared_distance<F: Real>(a: ndarray::ArrayView1<F>, b: ndarray::ArrayView1<F>) -> f64 {
+pub(crate) fn squared_distance<F: Real>(
+    a: ndarray::ArrayView1<F>,
+    b: ndarray::ArrayView1<F>,
+) -> f64 {
     a.iter()
         .zip(b.iter())
         .map(|(&u, &v)| (u.as_f64() - v.as_f64()).powi(2))

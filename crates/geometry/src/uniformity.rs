@@ -149,25 +149,34 @@ pub fn uniformity_exact<F: Real>(
     let minus_t = F::from_f64(-t);
     progress.start("uniformity (exact)", gram_tile_count(n, tile));
     let partials = map_gram_tiles(x, &sq, tile, progress, |mut block| {
-        let rows = block.map_squared_distances(|d2| minus_t * d2);
-        let shift = rows
-            .iter()
-            .flat_map(|row| row.iter())
-            .fold(F::from_f64(f64::NEG_INFINITY), |m, &e| if e > m { e } else { m });
-        let count: usize = rows.iter().map(|row| row.len()).sum();
-        if count == 0 {
-            return LogSumExp::EMPTY;
-        }
-        let sum = rows.iter().map(|row| F::exp_shifted_sum(row, shift)).sum();
-        LogSumExp {
-            shift: shift.as_f64(),
-            sum,
-            sum_sq: 0.0,
-            count: count as u64,
-        }
+        let diagonal = block.diagonal;
+        block
+            .gram
+            .rows_mut()
+            .into_iter()
+            .enumerate()
+            .map(|(r, row)| {
+                let row = row.into_slice().expect("Gram tile rows are contiguous");
+                let start = if diagonal { (r + 1).min(row.len()) } else { 0 };
+                let (shift, sum) = F::row_exp_sum(
+                    &mut row[start..],
+                    block.row_sq[r],
+                    &block.col_sq[start..],
+                    minus_t,
+                );
+                LogSumExp {
+                    shift,
+                    sum,
+                    sum_sq: 0.0,
+                    count: (row.len() - start) as u64,
+                }
+            })
+            .fold(LogSumExp::EMPTY, LogSumExp::merge)
     });
     progress.finish();
-    let total = partials.into_iter().fold(LogSumExp::EMPTY, LogSumExp::merge);
+    let total = partials
+        .into_iter()
+        .fold(LogSumExp::EMPTY, LogSumExp::merge);
     Ok(Uniformity {
         value: total.log_mean(),
         t,
@@ -226,7 +235,9 @@ pub fn uniformity_sampled<F: Real>(
             }
         })
         .collect();
-    let total = partials.into_iter().fold(LogSumExp::EMPTY, LogSumExp::merge);
+    let total = partials
+        .into_iter()
+        .fold(LogSumExp::EMPTY, LogSumExp::merge);
     let k = total.count as f64;
     let mean = total.sum / k;
     let variance = ((total.sum_sq / k - mean * mean) * k / (k - 1.0)).max(0.0);

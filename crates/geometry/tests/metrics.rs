@@ -73,7 +73,9 @@ fn naive_class_alignment(x: &Array2<f64>, labels: &[u32], alpha: f64) -> f64 {
 }
 
 fn exact(x: &Array2<f64>, t: f64, tile: usize) -> f64 {
-    uniformity_exact(x.view(), t, tile, &NoProgress).unwrap().value
+    uniformity_exact(x.view(), t, tile, &NoProgress)
+        .unwrap()
+        .value
 }
 
 fn classes_of(labels: &[u32]) -> Classes {
@@ -113,7 +115,10 @@ fn full_collapse_gives_zero() {
 #[test]
 fn uniform_sphere_matches_the_analytic_limit() {
     // metrics.md: L_unif(t = 2) for uniform points on S^{D-1}.
-    for (d, limit, tol) in [(3, -2.0797770605879127, 0.01), (16, -3.5130364364210654, 0.003)] {
+    for (d, limit, tol) in [
+        (3, -2.079_777_060_587_913, 0.01),
+        (16, -3.5130364364210654, 0.003),
+    ] {
         let x = unit_gaussian(4096, d, 42 + d as u64);
         let got = exact(&x, 2.0, 512);
         assert!((got - limit).abs() < tol, "D={d}: {got} vs {limit}");
@@ -132,10 +137,18 @@ fn exact_tiled_matches_the_plain_double_loop() {
         for t in [0.1, 2.0, 50.0] {
             let want = naive_uniformity(&x, t);
             let got = exact(&x, t, tile);
-            assert!(((got - want) / want).abs() < 1e-10, "n={n} t={t}: {got} vs {want}");
+            assert!(
+                ((got - want) / want).abs() < 1e-10,
+                "n={n} t={t}: {got} vs {want}"
+            );
             let x32 = x.mapv(|v| v as f32);
-            let got32 = uniformity_exact(x32.view(), t, tile, &NoProgress).unwrap().value;
-            assert!(((got32 - want) / want).abs() < 1e-5, "f32 n={n} t={t}: {got32} vs {want}");
+            let got32 = uniformity_exact(x32.view(), t, tile, &NoProgress)
+                .unwrap()
+                .value;
+            assert!(
+                ((got32 - want) / want).abs() < 1e-5,
+                "f32 n={n} t={t}: {got32} vs {want}"
+            );
         }
     }
 }
@@ -143,7 +156,9 @@ fn exact_tiled_matches_the_plain_double_loop() {
 #[test]
 fn unnormalised_rows_use_true_distances() {
     let x = gaussian(40, 6, 3) * 0.3;
-    assert!(((exact(&x, 2.0, 8) - naive_uniformity(&x, 2.0)) / naive_uniformity(&x, 2.0)).abs() < 1e-10);
+    assert!(
+        ((exact(&x, 2.0, 8) - naive_uniformity(&x, 2.0)) / naive_uniformity(&x, 2.0)).abs() < 1e-10
+    );
 }
 
 #[test]
@@ -156,9 +171,17 @@ fn label_positive_alignment_matches_the_double_loop() {
         let want = naive_class_alignment(&x, &labels, alpha);
         assert!(((got.value - want) / want).abs() < 1e-10, "alpha={alpha}");
     }
-    let pairs = class_alignment(x.view(), &classes, 2.0, &NoProgress).unwrap().pairs;
+    let pairs = class_alignment(x.view(), &classes, 2.0, &NoProgress)
+        .unwrap()
+        .pairs;
     let counts = classes.counts();
-    assert_eq!(pairs, counts.iter().map(|&n| (n * (n - 1) / 2) as u64).sum::<u64>());
+    assert_eq!(
+        pairs,
+        counts
+            .iter()
+            .map(|&n| (n * (n - 1) / 2) as u64)
+            .sum::<u64>()
+    );
 }
 
 #[test]
@@ -195,7 +218,9 @@ fn metrics_are_invariant_to_rotation_and_row_order() {
     assert!((exact(&permuted, 2.0, 64) - base).abs() < 1e-12);
     for alpha in [2.0, 1.0] {
         let ca = |m: &Array2<f64>, l: &[u32]| {
-            class_alignment(m.view(), &classes_of(l), alpha, &NoProgress).unwrap().value
+            class_alignment(m.view(), &classes_of(l), alpha, &NoProgress)
+                .unwrap()
+                .value
         };
         let base = ca(&x, &labels);
         assert!((ca(&rotated, &labels) - base).abs() < 1e-12);
@@ -209,21 +234,38 @@ fn results_do_not_depend_on_the_thread_count() {
     let labels: Vec<u32> = (0..3000).map(|i| (i % 7) as u32).collect();
     let classes = classes_of(&labels);
     let run = |threads: usize| {
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
         pool.install(|| {
             (
-                uniformity_exact(x.view(), 2.0, 256, &NoProgress).unwrap().value,
+                uniformity_exact(x.view(), 2.0, 256, &NoProgress)
+                    .unwrap()
+                    .value,
                 uniformity_sampled(x.view(), 2.0, 300_000, 5).unwrap().value,
-                class_alignment(x.view(), &classes, 1.0, &NoProgress).unwrap().value,
-                class_alignment(x.view(), &classes, 2.0, &NoProgress).unwrap().value,
+                class_alignment(x.view(), &classes, 1.0, &NoProgress)
+                    .unwrap()
+                    .value,
+                class_alignment(x.view(), &classes, 2.0, &NoProgress)
+                    .unwrap()
+                    .value,
             )
         })
     };
     let one = run(1);
     for threads in [2, 3, 5] {
         let other = run(threads);
-        for (a, b) in [(one.0, other.0), (one.1, other.1), (one.2, other.2), (one.3, other.3)] {
-            assert!(((a - b) / a).abs() <= 1e-12, "{threads} threads: {a} vs {b}");
+        for (a, b) in [
+            (one.0, other.0),
+            (one.1, other.1),
+            (one.2, other.2),
+            (one.3, other.3),
+        ] {
+            assert!(
+                ((a - b) / a).abs() <= 1e-12,
+                "{threads} threads: {a} vs {b}"
+            );
         }
     }
 }
@@ -244,19 +286,33 @@ fn sampled_estimate_agrees_with_exact_within_its_standard_error() {
     }
     // About 95% of the estimates fall within 2 standard errors.
     assert!(within >= 15, "{within} of 20 within 2 se");
-    let small = uniformity_sampled(x.view(), 2.0, 20_000, 1).unwrap().stderr.unwrap();
-    let large = uniformity_sampled(x.view(), 2.0, 2_000_000, 1).unwrap().stderr.unwrap();
-    assert!((small / large - 10.0).abs() < 1.0, "stderr scales as 1/sqrt(K)");
+    let small = uniformity_sampled(x.view(), 2.0, 20_000, 1)
+        .unwrap()
+        .stderr
+        .unwrap();
+    let large = uniformity_sampled(x.view(), 2.0, 2_000_000, 1)
+        .unwrap()
+        .stderr
+        .unwrap();
+    assert!(
+        (small / large - 10.0).abs() < 1.0,
+        "stderr scales as 1/sqrt(K)"
+    );
 }
 
 #[test]
 fn bad_inputs_are_errors_that_name_the_row() {
     let mut x = unit_gaussian(10, 3, 1);
     x.row_mut(6).fill(0.0);
-    assert_eq!(normalize_rows(x.view()), Err(GeometryError::ZeroNorm { row: 6 }));
+    assert_eq!(
+        normalize_rows(x.view()),
+        Err(GeometryError::ZeroNorm { row: 6 })
+    );
     x[[4, 2]] = f64::NAN;
     match normalize_rows(x.view()) {
-        Err(GeometryError::NonFinite { row: 4, column: 2, .. }) => {}
+        Err(GeometryError::NonFinite {
+            row: 4, column: 2, ..
+        }) => {}
         other => panic!("{other:?}"),
     }
     let y = unit_gaussian(10, 3, 2);
@@ -283,11 +339,17 @@ fn bad_inputs_are_errors_that_name_the_row() {
 fn analysis_reports_what_applies_and_nothing_else() {
     let x = unit_gaussian(60, 5, 3);
     let y = unit_gaussian(60, 5, 4);
-    let labels: Vec<u32> = (0..60).map(|i| if i == 0 { 2 } else { (i % 2) as u32 }).collect();
+    let labels: Vec<u32> = (0..60)
+        .map(|i| if i == 0 { 2 } else { (i % 2) as u32 })
+        .collect();
     let classes = classes_of(&labels);
     let options = AnalysisOptions::default();
     let plain = analyze(
-        &AnalysisInput { embeddings: Some(x.view()), views: vec![], classes: None },
+        &AnalysisInput {
+            embeddings: Some(x.view()),
+            views: vec![],
+            classes: None,
+        },
         &options,
         &NoProgress,
     )
@@ -297,7 +359,11 @@ fn analysis_reports_what_applies_and_nothing_else() {
     assert!((plain.uniformity.unwrap().value - naive_uniformity(&x, 2.0)).abs() < 1e-10);
 
     let full = analyze(
-        &AnalysisInput { embeddings: None, views: vec![x.view(), y.view()], classes: Some(&classes) },
+        &AnalysisInput {
+            embeddings: None,
+            views: vec![x.view(), y.view()],
+            classes: Some(&classes),
+        },
         &options,
         &NoProgress,
     )
@@ -313,8 +379,15 @@ fn analysis_reports_what_applies_and_nothing_else() {
     assert!((full.uniformity_per_class[1].1.as_ref().unwrap().value - want).abs() < 1e-10);
 
     let sampled = analyze(
-        &AnalysisInput { embeddings: Some(x.view()), views: vec![], classes: None },
-        &AnalysisOptions { max_exact: 10, ..options },
+        &AnalysisInput {
+            embeddings: Some(x.view()),
+            views: vec![],
+            classes: None,
+        },
+        &AnalysisOptions {
+            max_exact: 10,
+            ..options
+        },
         &NoProgress,
     )
     .unwrap();

@@ -108,7 +108,11 @@ impl Labels {
             distinct.dedup();
             let indices = values
                 .iter()
-                .map(|v| distinct.binary_search(v).expect("value is among the distinct ones") as u32)
+                .map(|v| {
+                    distinct
+                        .binary_search(v)
+                        .expect("value is among the distinct ones") as u32
+                })
                 .collect();
             (indices, distinct.iter().map(ToString::to_string).collect())
         }
@@ -151,8 +155,12 @@ impl RawArray {
         };
         let (source, dtype) = (self.source.clone(), self.dtype.clone());
         let matrix = match self.data {
-            ArrayData::F32(v) => Matrix::F32(Array2::from_shape_vec((n, d), v).expect("shape checked")),
-            _ => Matrix::F64(Array2::from_shape_vec((n, d), self.values_f64()?).expect("shape checked")),
+            ArrayData::F32(v) => {
+                Matrix::F32(Array2::from_shape_vec((n, d), v).expect("shape checked"))
+            }
+            _ => Matrix::F64(
+                Array2::from_shape_vec((n, d), self.values_f64()?).expect("shape checked"),
+            ),
         };
         Ok(Embeddings {
             source,
@@ -207,7 +215,10 @@ impl RawArray {
             ArrayData::Text(v) => LabelValues::Text(v),
             ArrayData::F32(_) | ArrayData::F64(_) => {
                 let values = self.values_f64()?;
-                if let Some(row) = values.iter().position(|v| v.fract() != 0.0 || !v.is_finite()) {
+                if let Some(row) = values
+                    .iter()
+                    .position(|v| v.fract() != 0.0 || !v.is_finite())
+                {
                     return Err(IoError::Value {
                         path: source,
                         what: format!(

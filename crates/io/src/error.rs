@@ -13,7 +13,9 @@ pub enum IoError {
         source: std::io::Error,
     },
     /// The file name has an extension no loader handles.
-    #[error("{path}: unsupported file type (expected .npy, .npz, .safetensors, .parquet, .csv or .txt)")]
+    #[error(
+        "{path}: unsupported file type (expected .npy, .npz, .safetensors, .parquet, .csv or .txt)"
+    )]
     UnsupportedFormat { path: String },
     /// The file is shorter than its header says.
     #[error("{path}: truncated file: {what}")]

@@ -124,7 +124,10 @@ fn open(path: &Path, selection: &Selection) -> Result<Opened> {
                 path: name.clone(),
                 what: "not UTF-8 text".into(),
             })?;
-            let lines = text.lines().map(|l| l.trim().to_string()).filter(|l| !l.is_empty());
+            let lines = text
+                .lines()
+                .map(|l| l.trim().to_string())
+                .filter(|l| !l.is_empty());
             Opened::Lines(name, lines.collect())
         }
         _ => return Err(IoError::UnsupportedFormat { path: name }),
@@ -190,7 +193,8 @@ pub fn load(path: &Path, selection: &Selection) -> Result<Loaded> {
                 .map(RawArray::into_views)
                 .transpose()?
                 .unwrap_or_default();
-            let mut embeddings = keyed_get(&path, file, selection.embeddings.as_ref(), EMBEDDINGS_KEY)?;
+            let mut embeddings =
+                keyed_get(&path, file, selection.embeddings.as_ref(), EMBEDDINGS_KEY)?;
             let keys = file.keys();
             if embeddings.is_none() && views.is_empty() {
                 if let [only] = keys.as_slice() {
@@ -261,7 +265,10 @@ pub fn load_labels(path: &Path, selection: &Selection) -> Result<Labels> {
     match open(path, selection)? {
         Opened::Npy(array) => array.into_labels(),
         Opened::Keyed(path, mut file) => {
-            let key = selection.labels.clone().unwrap_or_else(|| LABELS_KEY.into());
+            let key = selection
+                .labels
+                .clone()
+                .unwrap_or_else(|| LABELS_KEY.into());
             match file.get(&key)? {
                 Some(array) => array.into_labels(),
                 None => Err(IoError::Missing {
@@ -274,7 +281,10 @@ pub fn load_labels(path: &Path, selection: &Selection) -> Result<Labels> {
         }
         Opened::Table(table) => {
             let columns = table.columns();
-            let column = match (selection.labels.clone(), first_column(&table, &LABEL_COLUMNS)) {
+            let column = match (
+                selection.labels.clone(),
+                first_column(&table, &LABEL_COLUMNS),
+            ) {
                 (Some(column), _) | (None, Some(column)) => column,
                 (None, None) if columns.len() == 1 => columns[0].clone(),
                 (None, None) => {

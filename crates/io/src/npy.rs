@@ -18,7 +18,10 @@ pub fn parse_npy(bytes: &[u8], source: &str) -> Result<RawArray> {
         what,
     };
     if bytes.len() < 10 {
-        return Err(truncated(format!("{} bytes, shorter than an .npy header", bytes.len())));
+        return Err(truncated(format!(
+            "{} bytes, shorter than an .npy header",
+            bytes.len()
+        )));
     }
     if &bytes[..6] != MAGIC {
         return Err(corrupt("missing the .npy magic string".into()));
@@ -29,7 +32,10 @@ pub fn parse_npy(bytes: &[u8], source: &str) -> Result<RawArray> {
             if bytes.len() < 12 {
                 return Err(truncated("header length cut off".into()));
             }
-            (u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize, 12)
+            (
+                u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
+                12,
+            )
         }
         v => return Err(corrupt(format!("unknown .npy format version {v}"))),
     };
@@ -184,7 +190,9 @@ impl Dtype {
         match (self.kind, self.size) {
             (Kind::Float, 2) => ArrayData::F32(
                 items
-                    .map(|c| f16::from_le_bytes(self.item(c, &mut scratch).try_into().unwrap()).to_f32())
+                    .map(|c| {
+                        f16::from_le_bytes(self.item(c, &mut scratch).try_into().unwrap()).to_f32()
+                    })
                     .collect(),
             ),
             (Kind::Float, 4) => ArrayData::F32(
@@ -259,7 +267,11 @@ pub fn npy_bytes_f32(shape: &[usize], values: &[f32]) -> Vec<u8> {
         [n] => format!("({n},)"),
         _ => format!(
             "({})",
-            shape.iter().map(usize::to_string).collect::<Vec<_>>().join(", ")
+            shape
+                .iter()
+                .map(usize::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
     };
     let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape_text}, }}");

@@ -30,7 +30,12 @@ impl SafetensorsFile {
 
     /// Names of the tensors, sorted.
     pub fn keys(&self) -> Vec<String> {
-        let mut keys: Vec<String> = self.tensors().names().iter().map(|s| s.to_string()).collect();
+        let mut keys: Vec<String> = self
+            .tensors()
+            .names()
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         keys.sort();
         keys
     }
@@ -50,16 +55,37 @@ impl SafetensorsFile {
                 .collect()
         }
         let (dtype, data) = match view.dtype() {
-            Dtype::F16 => ("f16", ArrayData::F32(decode(bytes, |b| f16::from_le_bytes(b).to_f32()))),
-            Dtype::BF16 => ("bf16", ArrayData::F32(decode(bytes, |b| bf16::from_le_bytes(b).to_f32()))),
+            Dtype::F16 => (
+                "f16",
+                ArrayData::F32(decode(bytes, |b| f16::from_le_bytes(b).to_f32())),
+            ),
+            Dtype::BF16 => (
+                "bf16",
+                ArrayData::F32(decode(bytes, |b| bf16::from_le_bytes(b).to_f32())),
+            ),
             Dtype::F32 => ("f32", ArrayData::F32(decode(bytes, f32::from_le_bytes))),
             Dtype::F64 => ("f64", ArrayData::F64(decode(bytes, f64::from_le_bytes))),
             Dtype::I64 => ("i64", ArrayData::Int(decode(bytes, i64::from_le_bytes))),
-            Dtype::I32 => ("i32", ArrayData::Int(decode(bytes, |b| i32::from_le_bytes(b) as i64))),
-            Dtype::I16 => ("i16", ArrayData::Int(decode(bytes, |b| i16::from_le_bytes(b) as i64))),
-            Dtype::I8 => ("i8", ArrayData::Int(decode(bytes, |b: [u8; 1]| b[0] as i8 as i64))),
-            Dtype::U8 => ("u8", ArrayData::Int(decode(bytes, |b: [u8; 1]| b[0] as i64))),
-            Dtype::BOOL => ("bool", ArrayData::Int(decode(bytes, |b: [u8; 1]| b[0] as i64))),
+            Dtype::I32 => (
+                "i32",
+                ArrayData::Int(decode(bytes, |b| i32::from_le_bytes(b) as i64)),
+            ),
+            Dtype::I16 => (
+                "i16",
+                ArrayData::Int(decode(bytes, |b| i16::from_le_bytes(b) as i64)),
+            ),
+            Dtype::I8 => (
+                "i8",
+                ArrayData::Int(decode(bytes, |b: [u8; 1]| b[0] as i8 as i64)),
+            ),
+            Dtype::U8 => (
+                "u8",
+                ArrayData::Int(decode(bytes, |b: [u8; 1]| b[0] as i64)),
+            ),
+            Dtype::BOOL => (
+                "bool",
+                ArrayData::Int(decode(bytes, |b: [u8; 1]| b[0] as i64)),
+            ),
             other => {
                 return Err(IoError::UnknownDtype {
                     path: source,

@@ -35,10 +35,12 @@ impl Table {
             path: name.clone(),
             source,
         })?;
-        let frame = ParquetReader::new(file).finish().map_err(|e| IoError::Corrupt {
-            path: name.clone(),
-            what: format!("cannot read as Parquet (truncated or not Parquet?): {e}"),
-        })?;
+        let frame = ParquetReader::new(file)
+            .finish()
+            .map_err(|e| IoError::Corrupt {
+                path: name.clone(),
+                what: format!("cannot read as Parquet (truncated or not Parquet?): {e}"),
+            })?;
         Ok(Table { path: name, frame })
     }
 
@@ -91,10 +93,12 @@ impl Table {
 
     /// Values of a numeric series as f64, failing on the first null.
     fn floats(&self, column: &str, series: &Series) -> Result<Vec<f64>> {
-        let cast = series.cast(&DataType::Float64).map_err(|e| IoError::Value {
-            path: self.source(column),
-            what: format!("not numeric: {e}"),
-        })?;
+        let cast = series
+            .cast(&DataType::Float64)
+            .map_err(|e| IoError::Value {
+                path: self.source(column),
+                what: format!("not numeric: {e}"),
+            })?;
         let values = cast.f64().expect("cast to Float64");
         values
             .iter()
@@ -144,14 +148,21 @@ impl Table {
                     }
                     values.extend(row_values);
                 }
-                Ok(raw("f64", vec![n, width.unwrap_or(0)], ArrayData::F64(values)))
+                Ok(raw(
+                    "f64",
+                    vec![n, width.unwrap_or(0)],
+                    ArrayData::F64(values),
+                ))
             }
             DataType::String => {
                 let strings = series.str().expect("String dtype");
                 let text = strings
                     .iter()
                     .enumerate()
-                    .map(|(row, v)| v.map(str::to_string).ok_or_else(|| self.null_error(name, row)))
+                    .map(|(row, v)| {
+                        v.map(str::to_string)
+                            .ok_or_else(|| self.null_error(name, row))
+                    })
                     .collect::<Result<Vec<_>>>()?;
                 Ok(raw("str", vec![n], ArrayData::Text(text)))
             }
@@ -166,9 +177,11 @@ impl Table {
                     .collect::<Result<Vec<_>>>()?;
                 Ok(raw("i64", vec![n], ArrayData::Int(values)))
             }
-            dtype if dtype.is_primitive_numeric() => {
-                Ok(raw("f64", vec![n], ArrayData::F64(self.floats(name, series)?)))
-            }
+            dtype if dtype.is_primitive_numeric() => Ok(raw(
+                "f64",
+                vec![n],
+                ArrayData::F64(self.floats(name, series)?),
+            )),
             other => Err(IoError::UnknownDtype {
                 path: source.clone(),
                 dtype: other.to_string(),

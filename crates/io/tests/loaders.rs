@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 /// An `.npy` file with any `descr`, shape text and raw little/big-endian body.
 fn npy(descr: &str, shape: &str, fortran: bool, body: &[u8]) -> Vec<u8> {
     let order = if fortran { "True" } else { "False" };
-    let mut header = format!("{{'descr': '{descr}', 'fortran_order': {order}, 'shape': {shape}, }}");
+    let mut header =
+        format!("{{'descr': '{descr}', 'fortran_order': {order}, 'shape': {shape}, }}");
     while (10 + header.len() + 1) % 64 != 0 {
         header.push(' ');
     }
@@ -35,7 +36,10 @@ fn f32_values(e: &Embeddings) -> Vec<f32> {
 }
 
 fn embeddings(path: &Path) -> Embeddings {
-    load(path, &Selection::default()).unwrap().embeddings.unwrap()
+    load(path, &Selection::default())
+        .unwrap()
+        .embeddings
+        .unwrap()
 }
 
 fn error(path: &Path, selection: &Selection) -> String {
@@ -49,17 +53,36 @@ fn npy_float_dtypes_orders_and_endianness() {
     let dir = tempfile::tempdir().unwrap();
     let le32: Vec<u8> = VALUES.iter().flat_map(|v| v.to_le_bytes()).collect();
     let be32: Vec<u8> = VALUES.iter().flat_map(|v| v.to_be_bytes()).collect();
-    let le64: Vec<u8> = VALUES.iter().flat_map(|&v| f64::from(v).to_le_bytes()).collect();
-    let le16: Vec<u8> = VALUES.iter().flat_map(|&v| f16::from_f32(v).to_le_bytes()).collect();
-    for (name, descr, body) in [("a.npy", "<f4", &le32), ("b.npy", ">f4", &be32), ("c.npy", "<f8", &le64), ("d.npy", "<f2", &le16)] {
+    let le64: Vec<u8> = VALUES
+        .iter()
+        .flat_map(|&v| f64::from(v).to_le_bytes())
+        .collect();
+    let le16: Vec<u8> = VALUES
+        .iter()
+        .flat_map(|&v| f16::from_f32(v).to_le_bytes())
+        .collect();
+    for (name, descr, body) in [
+        ("a.npy", "<f4", &le32),
+        ("b.npy", ">f4", &be32),
+        ("c.npy", "<f8", &le64),
+        ("d.npy", "<f2", &le16),
+    ] {
         let e = embeddings(&write(dir.path(), name, &npy(descr, "(2, 3)", false, body)));
         assert_eq!(e.matrix.dim(), (2, 3), "{descr}");
         assert_eq!(f32_values(&e), VALUES.to_vec(), "{descr}");
     }
-    let f = embeddings(&write(dir.path(), "f.npy", &npy("<f4", "(3, 2)", true, &le32)));
+    let f = embeddings(&write(
+        dir.path(),
+        "f.npy",
+        &npy("<f4", "(3, 2)", true, &le32),
+    ));
     // Column-major (3, 2): column 0 = 1, -2, 0.5; column 1 = 4, 0.25, -8.
     assert_eq!(f32_values(&f), vec![1.0, 4.0, -2.0, 0.25, 0.5, -8.0]);
-    let ok = embeddings(&write(dir.path(), "w.npy", &npy_bytes_f32(&[3, 2], &VALUES)));
+    let ok = embeddings(&write(
+        dir.path(),
+        "w.npy",
+        &npy_bytes_f32(&[3, 2], &VALUES),
+    ));
     assert_eq!(ok.dtype, "f32");
     let c = embeddings(&dir.path().join("c.npy"));
     assert!(matches!(c.matrix, Matrix::F64(_)));
@@ -70,11 +93,17 @@ fn npy_labels_of_every_integer_width_and_strings() {
     let dir = tempfile::tempdir().unwrap();
     let ints: [i64; 4] = [3, -1, 3, 7];
     for (descr, size) in [("<i8", 8), ("<i4", 4), ("<i2", 2), ("|i1", 1)] {
-        let body: Vec<u8> = ints.iter().flat_map(|v| v.to_le_bytes()[..size].to_vec()).collect();
+        let body: Vec<u8> = ints
+            .iter()
+            .flat_map(|v| v.to_le_bytes()[..size].to_vec())
+            .collect();
         let path = write(dir.path(), "l.npy", &npy(descr, "(4,)", false, &body));
         let labels = load_labels(&path, &Selection::default()).unwrap();
         assert_eq!(labels.values, LabelValues::Int(ints.to_vec()), "{descr}");
-        assert_eq!(labels.class_indices(), (vec![1, 0, 1, 2], vec!["-1".into(), "3".into(), "7".into()]));
+        assert_eq!(
+            labels.class_indices(),
+            (vec![1, 0, 1, 2], vec!["-1".into(), "3".into(), "7".into()])
+        );
     }
     let body: Vec<u8> = ["cat", "dog", "cat"]
         .iter()
@@ -86,36 +115,77 @@ fn npy_labels_of_every_integer_width_and_strings() {
         .collect();
     let path = write(dir.path(), "s.npy", &npy("<U4", "(3,)", false, &body));
     let labels = load_labels(&path, &Selection::default()).unwrap();
-    assert_eq!(labels.values, LabelValues::Text(vec!["cat".into(), "dog".into(), "cat".into()]));
+    assert_eq!(
+        labels.values,
+        LabelValues::Text(vec!["cat".into(), "dog".into(), "cat".into()])
+    );
     let txt = write(dir.path(), "l.txt", b"b\na\nb\n");
-    assert_eq!(load_labels(&txt, &Selection::default()).unwrap().class_indices().0, vec![1, 0, 1]);
+    assert_eq!(
+        load_labels(&txt, &Selection::default())
+            .unwrap()
+            .class_indices()
+            .0,
+        vec![1, 0, 1]
+    );
 }
 
 #[test]
 fn npz_stored_and_deflated_with_default_and_chosen_keys() {
     let dir = tempfile::tempdir().unwrap();
-    for (name, method) in [("s.npz", ::zip::CompressionMethod::Stored), ("d.npz", ::zip::CompressionMethod::Deflated)] {
+    for (name, method) in [
+        ("s.npz", ::zip::CompressionMethod::Stored),
+        ("d.npz", ::zip::CompressionMethod::Deflated),
+    ] {
         let path = dir.path().join(name);
         let mut zip = ::zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
         let options = ::zip::write::SimpleFileOptions::default().compression_method(method);
         zip.start_file("embeddings.npy", options).unwrap();
         zip.write_all(&npy_bytes_f32(&[2, 3], &VALUES)).unwrap();
         zip.start_file("labels.npy", options).unwrap();
-        zip.write_all(&npy("<i8", "(2,)", false, &[5i64, 6].iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<_>>())).unwrap();
+        zip.write_all(&npy(
+            "<i8",
+            "(2,)",
+            false,
+            &[5i64, 6]
+                .iter()
+                .flat_map(|v| v.to_le_bytes())
+                .collect::<Vec<_>>(),
+        ))
+        .unwrap();
         zip.start_file("views.npy", options).unwrap();
         zip.write_all(&npy_bytes_f32(&[1, 2, 3], &VALUES)).unwrap();
         zip.start_file("other.npy", options).unwrap();
         zip.write_all(&npy_bytes_f32(&[3, 2], &VALUES)).unwrap();
         zip.finish().unwrap();
         let loaded = load(&path, &Selection::default()).unwrap();
-        assert_eq!(f32_values(loaded.embeddings.as_ref().unwrap()), VALUES.to_vec());
+        assert_eq!(
+            f32_values(loaded.embeddings.as_ref().unwrap()),
+            VALUES.to_vec()
+        );
         assert_eq!(loaded.labels.unwrap().values, LabelValues::Int(vec![5, 6]));
         assert_eq!(loaded.views.len(), 2);
         assert_eq!(f32_values(&loaded.views[1]), VALUES[3..].to_vec());
-        let other = load(&path, &Selection { embeddings: Some("other".into()), ..Default::default() }).unwrap();
+        let other = load(
+            &path,
+            &Selection {
+                embeddings: Some("other".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
         assert_eq!(other.embeddings.unwrap().matrix.dim(), (3, 2));
-        let missing = error(&path, &Selection { embeddings: Some("emb".into()), ..Default::default() });
-        assert!(missing.contains("no array named \"emb\"") && missing.contains("embeddings, labels, views, other"), "{missing}");
+        let missing = error(
+            &path,
+            &Selection {
+                embeddings: Some("emb".into()),
+                ..Default::default()
+            },
+        );
+        assert!(
+            missing.contains("no array named \"emb\"")
+                && missing.contains("embeddings, labels, views, other"),
+            "{missing}"
+        );
     }
 }
 
@@ -123,9 +193,18 @@ fn npz_stored_and_deflated_with_default_and_chosen_keys() {
 fn safetensors_in_every_float_type() {
     let dir = tempfile::tempdir().unwrap();
     let f32b: Vec<u8> = VALUES.iter().flat_map(|v| v.to_le_bytes()).collect();
-    let f16b: Vec<u8> = VALUES.iter().flat_map(|&v| f16::from_f32(v).to_le_bytes()).collect();
-    let bf16b: Vec<u8> = VALUES.iter().flat_map(|&v| bf16::from_f32(v).to_le_bytes()).collect();
-    let f64b: Vec<u8> = VALUES.iter().flat_map(|&v| f64::from(v).to_le_bytes()).collect();
+    let f16b: Vec<u8> = VALUES
+        .iter()
+        .flat_map(|&v| f16::from_f32(v).to_le_bytes())
+        .collect();
+    let bf16b: Vec<u8> = VALUES
+        .iter()
+        .flat_map(|&v| bf16::from_f32(v).to_le_bytes())
+        .collect();
+    let f64b: Vec<u8> = VALUES
+        .iter()
+        .flat_map(|&v| f64::from(v).to_le_bytes())
+        .collect();
     let labels: Vec<u8> = [1i64, 2].iter().flat_map(|v| v.to_le_bytes()).collect();
     for (dtype, bytes, name) in [
         (safetensors::Dtype::F32, &f32b, "f32"),
@@ -134,10 +213,21 @@ fn safetensors_in_every_float_type() {
         (safetensors::Dtype::F64, &f64b, "f64"),
     ] {
         let tensors = vec![
-            ("embeddings", safetensors::tensor::TensorView::new(dtype, vec![2, 3], bytes).unwrap()),
-            ("labels", safetensors::tensor::TensorView::new(safetensors::Dtype::I64, vec![2], &labels).unwrap()),
+            (
+                "embeddings",
+                safetensors::tensor::TensorView::new(dtype, vec![2, 3], bytes).unwrap(),
+            ),
+            (
+                "labels",
+                safetensors::tensor::TensorView::new(safetensors::Dtype::I64, vec![2], &labels)
+                    .unwrap(),
+            ),
         ];
-        let path = write(dir.path(), "x.safetensors", &safetensors::serialize(tensors, None).unwrap());
+        let path = write(
+            dir.path(),
+            "x.safetensors",
+            &safetensors::serialize(tensors, None).unwrap(),
+        );
         let loaded = load(&path, &Selection::default()).unwrap();
         let e = loaded.embeddings.unwrap();
         assert_eq!(e.dtype, name);
@@ -153,16 +243,49 @@ fn safetensors_in_every_float_type() {
 #[test]
 fn csv_numeric_columns_and_label_column() {
     let dir = tempfile::tempdir().unwrap();
-    let path = write(dir.path(), "t.csv", b"a,b,label\n1,-2,x\n0.5,4,y\n0.25,-8,x\n");
+    let path = write(
+        dir.path(),
+        "t.csv",
+        b"a,b,label\n1,-2,x\n0.5,4,y\n0.25,-8,x\n",
+    );
     let loaded = load(&path, &Selection::default()).unwrap();
-    assert_eq!(f32_values(loaded.embeddings.as_ref().unwrap()), VALUES.to_vec());
-    assert_eq!(loaded.labels.unwrap().values, LabelValues::Text(vec!["x".into(), "y".into(), "x".into()]));
-    let only_b = load(&path, &Selection { feature_columns: Some(vec!["b".into()]), ..Default::default() }).unwrap();
+    assert_eq!(
+        f32_values(loaded.embeddings.as_ref().unwrap()),
+        VALUES.to_vec()
+    );
+    assert_eq!(
+        loaded.labels.unwrap().values,
+        LabelValues::Text(vec!["x".into(), "y".into(), "x".into()])
+    );
+    let only_b = load(
+        &path,
+        &Selection {
+            feature_columns: Some(vec!["b".into()]),
+            ..Default::default()
+        },
+    )
+    .unwrap();
     assert_eq!(only_b.embeddings.unwrap().matrix.dim(), (3, 1));
-    let bad = error(&path, &Selection { feature_columns: Some(vec!["zz".into()]), ..Default::default() });
-    assert!(bad.contains("no column named \"zz\"; available: a, b, label"), "{bad}");
+    let bad = error(
+        &path,
+        &Selection {
+            feature_columns: Some(vec!["zz".into()]),
+            ..Default::default()
+        },
+    );
+    assert!(
+        bad.contains("no column named \"zz\"; available: a, b, label"),
+        "{bad}"
+    );
     let headless = write(dir.path(), "h.csv", b"1,-2\n0.5,4\n0.25,-8\n");
-    let e = load(&headless, &Selection { no_header: true, ..Default::default() }).unwrap();
+    let e = load(
+        &headless,
+        &Selection {
+            no_header: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     assert_eq!(f32_values(e.embeddings.as_ref().unwrap()), VALUES.to_vec());
     let holes = write(dir.path(), "n.csv", b"a,b\n1,2\n,3\n");
     assert!(error(&holes, &Selection::default()).contains("row 1 is empty"));
@@ -171,22 +294,36 @@ fn csv_numeric_columns_and_label_column() {
 #[test]
 fn parquet_list_column_with_labels() {
     let dir = tempfile::tempdir().unwrap();
-    let rows: Vec<Series> = VALUES.chunks(3).map(|r| Series::new("".into(), r)).collect();
+    let rows: Vec<Series> = VALUES
+        .chunks(3)
+        .map(|r| Series::new("".into(), r))
+        .collect();
     let mut frame = DataFrame::new_infer_height(vec![
         Series::new("embedding".into(), rows).into(),
         Series::new("label".into(), &[3i64, 1]).into(),
     ])
     .unwrap();
     let path = dir.path().join("t.parquet");
-    ParquetWriter::new(std::fs::File::create(&path).unwrap()).finish(&mut frame).unwrap();
+    ParquetWriter::new(std::fs::File::create(&path).unwrap())
+        .finish(&mut frame)
+        .unwrap();
     let loaded = load(&path, &Selection::default()).unwrap();
-    assert_eq!(f32_values(loaded.embeddings.as_ref().unwrap()), VALUES.to_vec());
+    assert_eq!(
+        f32_values(loaded.embeddings.as_ref().unwrap()),
+        VALUES.to_vec()
+    );
     assert_eq!(loaded.labels.unwrap().values, LabelValues::Int(vec![3, 1]));
 
-    let ragged: Vec<Series> = vec![Series::new("".into(), &[1.0f32, 2.0]), Series::new("".into(), &[1.0f32])];
-    let mut frame = DataFrame::new_infer_height(vec![Series::new("embedding".into(), ragged).into()]).unwrap();
+    let ragged: Vec<Series> = vec![
+        Series::new("".into(), &[1.0f32, 2.0]),
+        Series::new("".into(), &[1.0f32]),
+    ];
+    let mut frame =
+        DataFrame::new_infer_height(vec![Series::new("embedding".into(), ragged).into()]).unwrap();
     let path = dir.path().join("r.parquet");
-    ParquetWriter::new(std::fs::File::create(&path).unwrap()).finish(&mut frame).unwrap();
+    ParquetWriter::new(std::fs::File::create(&path).unwrap())
+        .finish(&mut frame)
+        .unwrap();
     assert!(error(&path, &Selection::default()).contains("row 1 has 1 values but row 0 has 2"));
     let cut = std::fs::read(&path).unwrap();
     let cut = write(dir.path(), "cut.parquet", &cut[..cut.len() / 2]);
@@ -199,19 +336,31 @@ fn bad_files_get_messages_that_name_them() {
     let full = npy_bytes_f32(&[2, 3], &VALUES);
     let cut = write(dir.path(), "cut.npy", &full[..full.len() - 3]);
     let message = error(&cut, &Selection::default());
-    assert!(message.contains("cut.npy: truncated file") && message.contains("needs 24 data bytes, found 21"), "{message}");
+    assert!(
+        message.contains("cut.npy: truncated file")
+            && message.contains("needs 24 data bytes, found 21"),
+        "{message}"
+    );
     let complex = write(dir.path(), "c.npy", &npy("<c8", "(2,)", false, &[0; 16]));
     assert!(error(&complex, &Selection::default()).contains("c.npy: unsupported dtype <c8"));
     let rank1 = write(dir.path(), "r.npy", &npy_bytes_f32(&[6], &VALUES));
-    assert!(error(&rank1, &Selection::default()).contains("expected a 2-D array (N, D) of embeddings, got shape [6]"));
+    assert!(error(&rank1, &Selection::default())
+        .contains("expected a 2-D array (N, D) of embeddings, got shape [6]"));
     let garbage = write(dir.path(), "g.npy", b"hello, this is not numpy");
-    assert!(error(&garbage, &Selection::default()).contains("g.npy: corrupt or invalid file: missing the .npy magic"));
+    assert!(error(&garbage, &Selection::default())
+        .contains("g.npy: corrupt or invalid file: missing the .npy magic"));
     let unknown = write(dir.path(), "x.h5", b"");
     assert!(error(&unknown, &Selection::default()).contains("x.h5: unsupported file type"));
-    assert!(error(&dir.path().join("absent.npy"), &Selection::default()).contains("absent.npy: cannot read"));
+    assert!(error(&dir.path().join("absent.npy"), &Selection::default())
+        .contains("absent.npy: cannot read"));
     let fractional = write(dir.path(), "f.npy", &npy_bytes_f32(&[2], &[1.0, 1.5]));
-    let message = load_labels(&fractional, &Selection::default()).unwrap_err().to_string();
-    assert!(message.contains("label of row 1 is 1.5, not an integer"), "{message}");
+    let message = load_labels(&fractional, &Selection::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.contains("label of row 1 is 1.5, not an integer"),
+        "{message}"
+    );
     let not_zip = write(dir.path(), "z.npz", b"PK but not really");
     assert!(error(&not_zip, &Selection::default()).contains("z.npz: corrupt or invalid file"));
 }
