@@ -12,8 +12,8 @@ use ndarray::{ArrayView2, Axis};
 /// Pairs drawn by the sampled uniformity when N exceeds `max_exact` and no count is given.
 pub const DEFAULT_SAMPLED_PAIRS: u64 = 10_000_000;
 
-/// Largest N computed exactly by default (about a minute at D = 128 on two cores).
-pub const DEFAULT_MAX_EXACT: usize = 150_000;
+/// Largest N computed exactly by default (about 45 s at D = 128 on two cores).
+pub const DEFAULT_MAX_EXACT: usize = 200_000;
 
 /// Parameters of [`analyze`].
 #[derive(Debug, Clone, PartialEq)]
