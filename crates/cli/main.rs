@@ -4,6 +4,7 @@
 //! (`embgeom-geometry`), print a table or JSON. Errors go to stderr with exit status 2.
 
 mod analyze;
+mod inputs;
 mod output;
 mod progress;
 

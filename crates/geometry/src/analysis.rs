@@ -2,9 +2,15 @@
 
 use crate::alignment::{alignment, class_alignment, Alignment};
 use crate::classes::Classes;
+use crate::collapse::{collapse, Classifier, Collapse};
 use crate::error::{GeometryError, Result};
+use crate::knn::{knn_accuracy, KnnAccuracy, KnnOptions, KnnSplit};
+use crate::per_class::{per_class_effective_rank, subclass_structure, PerClass, Subclasses};
 use crate::progress::Progress;
 use crate::real::Real;
+use crate::simplex::{simplex_angles, vertex_distances, SimplexAngles};
+use crate::spectrum::{spectrum, Spectrum};
+use crate::stats::{class_means, class_stats};
 use crate::tiles::DEFAULT_TILE;
 use crate::uniformity::{uniformity, Estimator, Uniformity};
 use ndarray::{ArrayView2, Axis};
@@ -30,6 +36,8 @@ pub struct AnalysisOptions {
     pub seed: u64,
     /// Side of the Gram tiles of the exact uniformity.
     pub tile: usize,
+    /// kNN accuracy parameters.
+    pub knn: KnnOptions,
 }
 
 impl Default for AnalysisOptions {
@@ -41,6 +49,7 @@ impl Default for AnalysisOptions {
             max_exact: DEFAULT_MAX_EXACT,
             seed: 0,
             tile: DEFAULT_TILE,
+            knn: KnnOptions::default(),
         }
     }
 }
@@ -61,13 +70,23 @@ impl AnalysisOptions {
 }
 
 /// The rows an analysis reads, already prepared (L2-normalised unless the caller chose not to).
+#[derive(Default)]
 pub struct AnalysisInput<'a, F> {
     /// One embedding per item (the clean view), if given.
     pub embeddings: Option<ArrayView2<'a, F>>,
     /// Row-matched views of the same items (two or more), or none.
     pub views: Vec<ArrayView2<'a, F>>,
+    /// The labelled rows (the embeddings, else the first view) before L2 normalisation; `None`
+    /// when they were not normalised. Class-collapse statistics and the raw spectrum use them.
+    pub raw: Option<ArrayView2<'a, F>>,
     /// Class labels of the items, if given.
     pub classes: Option<&'a Classes>,
+    /// A linear classifier (C x D) for NC2 (classifier), NC3 and NC4.
+    pub classifier: Option<&'a Classifier>,
+    /// Train/test rows for the kNN accuracy; `None` is leave-one-out.
+    pub knn_split: Option<&'a KnnSplit>,
+    /// Fine labels under the classes (subclasses).
+    pub subclasses: Option<&'a Classes>,
 }
 
 /// Everything `analyze` measured; a metric that does not apply is `None` (never 0).
@@ -89,6 +108,20 @@ pub struct Analysis {
     pub class_alignment: Option<Alignment>,
     /// Uniformity within each class (class name, value; `None` for a class of one row).
     pub uniformity_per_class: Vec<(String, Option<Uniformity>)>,
+    /// Dimensional collapse of the labelled rows.
+    pub spectrum: Spectrum,
+    /// Neural-collapse metrics (needs labels).
+    pub collapse: Option<Collapse>,
+    /// Graf et al.'s simplex angles (needs 2 or more classes).
+    pub simplex_angles: Option<SimplexAngles>,
+    /// kNN accuracy (needs labels).
+    pub knn: Option<KnnAccuracy>,
+    /// The per-class table (needs labels).
+    pub per_class: Vec<PerClass>,
+    /// Subclass structure (needs labels and subclasses).
+    pub subclasses: Option<Subclasses>,
+    /// What limits the meaning of the results, or why a metric is absent.
+    pub warnings: Vec<String>,
 }
 
 /// Run every metric that applies to `input`.
@@ -134,38 +167,138 @@ pub fn analyze<F: Real>(
         (Some(aligned), Some(mean_uniformity(&per_view)), per_view)
     };
 
-    let (num_classes, class_alignment, uniformity_per_class) = match input.classes {
-        None => (None, None, Vec::new()),
-        Some(classes) => {
-            classes.check_rows(n)?;
-            let positive = class_alignment(labelled, classes, options.alpha, progress)?;
-            let per_class = (0..classes.num_classes())
-                .map(|c| {
-                    let members = classes.members(c);
-                    let name = classes.names()[c].clone();
-                    if members.len() < 2 {
-                        return Ok((name, None));
-                    }
-                    let rows = labelled.select(Axis(0), members);
-                    let estimator = options.estimator(members.len(), c as u64);
-                    let value = uniformity(rows.view(), options.t, estimator, &crate::NoProgress)?;
-                    Ok((name, Some(value)))
-                })
-                .collect::<Result<Vec<_>>>()?;
-            (Some(classes.num_classes()), Some(positive), per_class)
-        }
-    };
-
-    Ok(Analysis {
+    let raw = input.raw.unwrap_or(labelled);
+    if raw.dim() != (n, dim) {
+        return Err(GeometryError::ShapeMismatch {
+            what: format!(
+                "raw rows have shape {:?}, expected {:?}",
+                raw.dim(),
+                (n, dim)
+            ),
+        });
+    }
+    let mut analysis = Analysis {
         n,
         dim,
-        num_classes,
+        num_classes: None,
         alignment,
         uniformity: mean_uniform,
         uniformity_views,
-        class_alignment,
-        uniformity_per_class,
-    })
+        class_alignment: None,
+        uniformity_per_class: Vec::new(),
+        spectrum: spectrum(labelled, raw)?,
+        collapse: None,
+        simplex_angles: None,
+        knn: None,
+        per_class: Vec::new(),
+        subclasses: None,
+        warnings: Vec::new(),
+    };
+    if let Some(classes) = input.classes {
+        class_metrics(
+            &mut analysis,
+            input,
+            labelled,
+            raw,
+            classes,
+            options,
+            progress,
+        )?;
+    }
+    Ok(analysis)
+}
+
+/// The metrics that need labels.
+fn class_metrics<F: Real>(
+    analysis: &mut Analysis,
+    input: &AnalysisInput<F>,
+    labelled: ArrayView2<F>,
+    raw: ArrayView2<F>,
+    classes: &Classes,
+    options: &AnalysisOptions,
+    progress: &dyn Progress,
+) -> Result<()> {
+    classes.check_rows(analysis.n)?;
+    let c = classes.num_classes();
+    analysis.num_classes = Some(c);
+    analysis.class_alignment = match class_alignment(labelled, classes, options.alpha, progress) {
+        Ok(value) => Some(value),
+        Err(GeometryError::Labels { what }) => {
+            analysis.warnings.push(what);
+            None
+        }
+        Err(other) => return Err(other),
+    };
+    analysis.uniformity_per_class = (0..c)
+        .map(|k| {
+            let members = classes.members(k);
+            let name = classes.names()[k].clone();
+            if members.len() < 2 {
+                return Ok((name, None));
+            }
+            let rows = labelled.select(Axis(0), members);
+            let estimator = options.estimator(members.len(), k as u64);
+            let value = uniformity(rows.view(), options.t, estimator, &crate::NoProgress)?;
+            Ok((name, Some(value)))
+        })
+        .collect::<Result<Vec<_>>>()?;
+
+    let stats = class_stats(raw, classes);
+    let collapsed = collapse(raw, classes, &stats, input.classifier)?;
+    analysis.warnings.extend(collapsed.warnings.iter().cloned());
+    analysis.collapse = Some(collapsed);
+    if c >= 2 {
+        match simplex_angles(class_means(labelled, classes).view()) {
+            Ok(angles) => analysis.simplex_angles = Some(angles),
+            Err(e) => analysis.warnings.push(format!("simplex angles: {e}")),
+        }
+    }
+    let split = input.knn_split.cloned().unwrap_or(KnnSplit::LeaveOneOut);
+    analysis.knn = Some(knn_accuracy(
+        labelled,
+        classes.labels(),
+        c,
+        &split,
+        &options.knn,
+    )?);
+    if let Some(knn) = &analysis.knn {
+        if knn.queries < knn.candidates {
+            analysis.warnings.push(format!(
+                "kNN accuracy uses a seeded subset of {} of {} queries (exact neighbours among all references)",
+                knn.queries, knn.candidates
+            ));
+        }
+    }
+
+    let vertices = if c >= 2 {
+        vertex_distances(stats.centred_means().view()).ok()
+    } else {
+        None
+    };
+    let ranks = per_class_effective_rank(raw, classes, &stats)?;
+    analysis.per_class = (0..c)
+        .map(|k| PerClass {
+            name: classes.names()[k].clone(),
+            count: stats.counts[k],
+            within_variance: stats.within_variance[k],
+            vertex_distance: vertices.as_ref().map(|(d, _)| d[k]),
+            nearest_vertex: vertices
+                .as_ref()
+                .map(|(_, v)| classes.names()[v[k]].clone()),
+            effective_rank: ranks[k],
+            uniformity: analysis.uniformity_per_class[k].1.as_ref().map(|u| u.value),
+        })
+        .collect();
+    if let Some(fine) = input.subclasses {
+        analysis.subclasses = Some(subclass_structure(
+            labelled,
+            raw,
+            classes,
+            fine,
+            &options.knn,
+        )?);
+    }
+    Ok(())
 }
 
 /// `(1/V) sum_v L_unif(view v)`; a sampled standard error combines as `sqrt(sum se^2) / V`.

@@ -35,6 +35,9 @@ pub enum GeometryError {
         value: f64,
         reason: &'static str,
     },
+    /// A linear-algebra routine failed.
+    #[error("numerical failure: {what}")]
+    Numerical { what: String },
     /// The labels do not fit the rows.
     #[error("labels: {what}")]
     Labels { what: String },

@@ -1,6 +1,8 @@
 //! Geometry metrics of learned embeddings, following `shared/reference/metrics.md`:
 //! Wang & Isola's alignment and uniformity (exact, tiled and parallel, or sampled),
-//! label-positive alignment and per-class uniformity.
+//! label-positive alignment and per-class uniformity; neural collapse (NC1-NC4, CDNV), Graf
+//! et al.'s simplex angles and the ETF distance; the covariance spectrum, effective rank,
+//! RankMe and alpha-ReQ; kNN accuracy; subclass structure.
 //!
 //! All sums are accumulated in f64 over a fixed partition of the work, so results do not
 //! depend on the number of threads. No file I/O, no printing.
@@ -11,11 +13,18 @@ extern crate blas_src;
 mod alignment;
 mod analysis;
 mod classes;
+mod collapse;
 mod error;
+mod knn;
+mod per_class;
 mod progress;
 mod real;
 mod rows;
 mod sampling;
+mod scatter;
+mod simplex;
+mod spectrum;
+mod stats;
 mod tiles;
 mod uniformity;
 
@@ -24,10 +33,25 @@ pub use analysis::{
     analyze, Analysis, AnalysisInput, AnalysisOptions, DEFAULT_MAX_EXACT, DEFAULT_SAMPLED_PAIRS,
 };
 pub use classes::Classes;
+pub use collapse::{cdnv, collapse, nc1, Cdnv, Classifier, Collapse};
 pub use error::{GeometryError, Result};
+pub use knn::{
+    knn_accuracy, KnnAccuracy, KnnOptions, KnnSplit, DEFAULT_K, DEFAULT_MAX_QUERIES,
+    DEFAULT_TEMPERATURE,
+};
+pub use per_class::{
+    centred_singular_values, per_class_effective_rank, subclass_structure, PerClass, Subclasses,
+    SubclassesOfClass,
+};
 pub use progress::{NoProgress, Progress};
 pub use real::Real;
 pub use rows::{check_finite, normalize_rows, row_norms};
+pub use simplex::{canonical_simplex, simplex_angles, vertex_distances, SimplexAngles};
+pub use spectrum::{
+    alpha_req, column_means, covariance, effective_rank, mean_squared_norm, rankme, spectrum,
+    symmetric_eigenvalues, AlphaReq, Spectrum, ALPHA_REQ_RANKS, RANKME_EPSILON,
+};
+pub use stats::{class_means, class_stats, ClassStats};
 pub use tiles::DEFAULT_TILE;
 pub use uniformity::{
     uniformity, uniformity_exact, uniformity_sampled, Estimator, Method, Uniformity,

@@ -30,7 +30,7 @@ impl PairSampler {
     }
 
     /// Uniform integer in `[0, bound)` by Lemire's multiply-and-reject method (unbiased).
-    fn below(&mut self, bound: u64) -> u64 {
+    pub fn below(&mut self, bound: u64) -> u64 {
         let threshold = bound.wrapping_neg() % bound;
         loop {
             let product = u128::from(self.next_u64()) * u128::from(bound);

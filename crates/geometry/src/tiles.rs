@@ -60,7 +60,7 @@ impl<F: Real> GramTile<'_, F> {
 
 /// Make OpenBLAS single-threaded: parallelism comes from rayon over tiles, and a
 /// single-threaded GEMM per tile gives the same bits whatever the thread count.
-fn single_threaded_blas() {
+pub(crate) fn single_threaded_blas() {
     static ONCE: Once = Once::new();
     extern "C" {
         fn openblas_set_num_threads(num_threads: std::os::raw::c_int);

@@ -199,6 +199,14 @@ impl RawArray {
             .collect())
     }
 
+    /// Interpret as a vector of numbers: shape (N) or (N, 1).
+    pub fn into_vector(self) -> Result<Vec<f64>> {
+        match self.shape.as_slice() {
+            [_] | [_, 1] => self.values_f64(),
+            shape => Err(self.shape_error(format!("expected a 1-D array, got shape {shape:?}"))),
+        }
+    }
+
     /// Interpret as N labels: shape (N) or (N, 1); integers, strings, or integral floats.
     pub fn into_labels(self) -> Result<Labels> {
         match self.shape.as_slice() {

@@ -27,6 +27,14 @@ pub const EMBEDDINGS_KEY: &str = "embeddings";
 pub const LABELS_KEY: &str = "labels";
 /// Default key of an (N, V, D) array of views in `.npz` / `.safetensors` files.
 pub const VIEWS_KEY: &str = "views";
+/// Default key of classifier weights (C x D) in `.npz` / `.safetensors` files.
+pub const CLASSIFIER_KEY: &str = "classifier";
+/// Default key of classifier biases (C) in `.npz` / `.safetensors` files.
+pub const BIAS_KEY: &str = "bias";
+/// Default key or column of the train/test split (values `train` and `test`).
+pub const SPLIT_KEY: &str = "split";
+/// Default key or column of subclass (fine) labels.
+pub const SUBCLASSES_KEY: &str = "subclasses";
 /// Column names tried, in order, for a list/array embedding column in tables.
 pub const EMBEDDING_COLUMNS: [&str; 2] = ["embedding", "embeddings"];
 /// Column names tried, in order, for labels in tables.
@@ -43,6 +51,14 @@ pub struct Selection {
     pub labels: Option<String>,
     /// Key of an (N, V, D) array of views.
     pub views: Option<String>,
+    /// Key of classifier weights (C x D).
+    pub classifier: Option<String>,
+    /// Key of classifier biases (C).
+    pub bias: Option<String>,
+    /// Key or column of the train/test split.
+    pub split: Option<String>,
+    /// Key or column of subclass labels.
+    pub subclasses: Option<String>,
     /// The CSV file has no header row.
     pub no_header: bool,
 }
@@ -56,6 +72,14 @@ pub struct Loaded {
     pub views: Vec<Embeddings>,
     /// Labels, if the file has them.
     pub labels: Option<Labels>,
+    /// Classifier weights (C x D), if the file has them.
+    pub classifier: Option<Embeddings>,
+    /// Classifier biases, if the file has them.
+    pub bias: Option<RawArray>,
+    /// Train/test split, if the file has one.
+    pub split: Option<Labels>,
+    /// Subclass labels, if the file has them.
+    pub subclasses: Option<Labels>,
 }
 
 /// A file format holding named arrays.
@@ -212,6 +236,16 @@ pub fn load(path: &Path, selection: &Selection) -> Result<Loaded> {
                 embeddings: embeddings.map(RawArray::into_embeddings).transpose()?,
                 views,
                 labels,
+                classifier: keyed_get(&path, file, selection.classifier.as_ref(), CLASSIFIER_KEY)?
+                    .map(RawArray::into_embeddings)
+                    .transpose()?,
+                bias: keyed_get(&path, file, selection.bias.as_ref(), BIAS_KEY)?,
+                split: keyed_get(&path, file, selection.split.as_ref(), SPLIT_KEY)?
+                    .map(RawArray::into_labels)
+                    .transpose()?,
+                subclasses: keyed_get(&path, file, selection.subclasses.as_ref(), SUBCLASSES_KEY)?
+                    .map(RawArray::into_labels)
+                    .transpose()?,
             })
         }
         Opened::Table(table) => {
@@ -219,6 +253,22 @@ pub fn load(path: &Path, selection: &Selection) -> Result<Loaded> {
                 Some(column) => Some(column.clone()),
                 None => first_column(&table, &LABEL_COLUMNS),
             };
+            let optional_column =
+                |asked: &Option<String>, default: &str| -> Result<Option<Labels>> {
+                    match asked.clone().or_else(|| first_column(&table, &[default])) {
+                        Some(column) => Ok(Some(table.column(&column)?.into_labels()?)),
+                        None => Ok(None),
+                    }
+                };
+            let split = optional_column(&selection.split, SPLIT_KEY)?;
+            let subclasses = optional_column(&selection.subclasses, SUBCLASSES_KEY)?;
+            let not_features: Vec<String> =
+                [&label_column, &selection.split, &selection.subclasses]
+                    .into_iter()
+                    .flatten()
+                    .cloned()
+                    .chain([SPLIT_KEY.to_string(), SUBCLASSES_KEY.to_string()])
+                    .collect();
             let labels = label_column
                 .as_deref()
                 .map(|c| table.column(c)?.into_labels())
@@ -235,7 +285,7 @@ pub fn load(path: &Path, selection: &Selection) -> Result<Loaded> {
                 let features: Vec<String> = table
                     .numeric_columns()
                     .into_iter()
-                    .filter(|c| Some(c) != label_column.as_ref())
+                    .filter(|c| !not_features.contains(c))
                     .collect();
                 if features.is_empty() {
                     return Err(IoError::Missing {
@@ -249,8 +299,10 @@ pub fn load(path: &Path, selection: &Selection) -> Result<Loaded> {
             };
             Ok(Loaded {
                 embeddings: Some(embeddings.into_embeddings()?),
-                views: Vec::new(),
                 labels,
+                split,
+                subclasses,
+                ..Loaded::default()
             })
         }
         Opened::Lines(path, _) => Err(IoError::UnsupportedFormat { path }),
@@ -261,51 +313,61 @@ pub fn load(path: &Path, selection: &Selection) -> Result<Loaded> {
 /// `labels` or as selected), `.csv` / `.parquet` (column `label(s)`, the selected one, or the
 /// only column), or `.txt` (one label per line; integers if every line is one).
 pub fn load_labels(path: &Path, selection: &Selection) -> Result<Labels> {
+    load_array(path, selection.labels.as_deref(), &LABEL_COLUMNS, selection)?.into_labels()
+}
+
+/// Load one array from a file of its own: `.npy` (the array), `.npz` / `.safetensors` (key
+/// `key`, else the first of `defaults` present, else the only array), `.csv` / `.parquet`
+/// (column likewise, or the only column), `.txt` (one value per line: integers if every line
+/// is one, else text).
+pub fn load_array(
+    path: &Path,
+    key: Option<&str>,
+    defaults: &[&str],
+    selection: &Selection,
+) -> Result<RawArray> {
     let name = path.display().to_string();
+    let choose = |available: Vec<String>| -> Result<String> {
+        if let Some(key) = key {
+            return Ok(key.to_string());
+        }
+        if let Some(found) = defaults.iter().find(|d| available.iter().any(|a| a == *d)) {
+            return Ok(found.to_string());
+        }
+        match available.as_slice() {
+            [only] => Ok(only.clone()),
+            _ => Err(IoError::Missing {
+                path: name.clone(),
+                kind: "array or column",
+                name: defaults.first().unwrap_or(&"(any)").to_string(),
+                available,
+            }),
+        }
+    };
     match open(path, selection)? {
-        Opened::Npy(array) => array.into_labels(),
+        Opened::Npy(array) => Ok(array),
         Opened::Keyed(path, mut file) => {
-            let key = selection
-                .labels
-                .clone()
-                .unwrap_or_else(|| LABELS_KEY.into());
-            match file.get(&key)? {
-                Some(array) => array.into_labels(),
-                None => Err(IoError::Missing {
-                    path,
-                    kind: "array",
-                    name: key,
-                    available: file.keys(),
-                }),
-            }
+            let key = choose(file.keys())?;
+            file.get(&key)?.ok_or_else(|| IoError::Missing {
+                path,
+                kind: "array",
+                name: key,
+                available: file.keys(),
+            })
         }
-        Opened::Table(table) => {
-            let columns = table.columns();
-            let column = match (
-                selection.labels.clone(),
-                first_column(&table, &LABEL_COLUMNS),
-            ) {
-                (Some(column), _) | (None, Some(column)) => column,
-                (None, None) if columns.len() == 1 => columns[0].clone(),
-                (None, None) => {
-                    return Err(IoError::Missing {
-                        path: name,
-                        kind: "column",
-                        name: LABEL_COLUMNS[0].into(),
-                        available: columns,
-                    })
-                }
-            };
-            table.column(&column)?.into_labels()
-        }
+        Opened::Table(table) => table.column(&choose(table.columns())?),
         Opened::Lines(path, lines) => {
             let ints: Option<Vec<i64>> = lines.iter().map(|l| l.parse().ok()).collect();
-            Ok(Labels {
+            let n = lines.len();
+            let (dtype, data) = match ints {
+                Some(ints) => ("i64", ArrayData::Int(ints)),
+                None => ("str", ArrayData::Text(lines)),
+            };
+            Ok(RawArray {
                 source: path,
-                values: match ints {
-                    Some(ints) => LabelValues::Int(ints),
-                    None => LabelValues::Text(lines),
-                },
+                dtype: dtype.into(),
+                shape: vec![n],
+                data,
             })
         }
     }

@@ -1,0 +1,202 @@
+//! Dimensional collapse: the covariance spectrum of normalised embeddings (Jing et al., ICLR
+//! 2022), effective rank (Roy & Vetterli 2007), RankMe (Garrido et al., ICML 2023), alpha-ReQ
+//! (Agrawal et al., NeurIPS 2022) and the std of normalised outputs (Chen & He, SimSiam 2021).
+
+use crate::error::{GeometryError, Result};
+use crate::real::Real;
+use crate::rows::row_norms;
+use crate::scatter::{all_rows, scatter, Offset};
+use crate::tiles::map_row_chunks;
+use ndarray::{Array1, Array2, ArrayView2};
+use ndarray_linalg::{EigValsh, UPLO};
+
+/// `epsilon` added to the normalised singular values in RankMe.
+pub const RANKME_EPSILON: f64 = 1e-7;
+
+/// The round-off level of a D x D second-moment matrix whose data have squared scale
+/// `scale` (e.g. the mean squared row norm): `D eps max(lambda_max, scale)`.
+fn round_off(d: usize, top: f64, scale: f64) -> f64 {
+    d as f64 * f64::EPSILON * top.max(scale)
+}
+
+/// Eigenvalues of a symmetric positive semi-definite matrix in decreasing order; values at or
+/// below the round-off level `D eps max(lambda_max, scale)` (and negative round-off) are set to
+/// 0, so that a constant input has an all-zero centred spectrum.
+pub fn symmetric_eigenvalues(a: &Array2<f64>, scale: f64) -> Result<Vec<f64>> {
+    let values = a
+        .eigvalsh(UPLO::Lower)
+        .map_err(|e| GeometryError::Numerical {
+            what: format!("symmetric eigenvalues failed: {e}"),
+        })?;
+    let top = values.iter().cloned().fold(0.0f64, f64::max);
+    let floor = round_off(a.nrows(), top, scale);
+    let mut values: Vec<f64> = values
+        .iter()
+        .map(|&v| if v > floor { v } else { 0.0 })
+        .collect();
+    values.sort_by(|a, b| b.total_cmp(a));
+    Ok(values)
+}
+
+/// Column means of `x` in f64.
+pub fn column_means<F: Real>(x: ArrayView2<F>) -> Array1<f64> {
+    let partials = map_row_chunks(x.nrows(), |range| {
+        let mut sums = Array1::<f64>::zeros(x.ncols());
+        for i in range {
+            sums.zip_mut_with(&x.row(i), |s, v| *s += v.as_f64());
+        }
+        sums
+    });
+    let mut total = Array1::<f64>::zeros(x.ncols());
+    for partial in partials {
+        total += &partial;
+    }
+    total / x.nrows() as f64
+}
+
+/// `(1/N) sum_i ||x_i||^2`.
+pub fn mean_squared_norm<F: Real>(x: ArrayView2<F>) -> f64 {
+    row_norms(x).iter().map(|n| n * n).sum::<f64>() / x.nrows().max(1) as f64
+}
+
+/// Centred covariance with `N - 1` in the denominator, D x D.
+pub fn covariance<F: Real>(x: ArrayView2<F>) -> Result<Array2<f64>> {
+    let n = x.nrows();
+    if n < 2 {
+        return Err(GeometryError::TooFewRows {
+            metric: "covariance",
+            needed: 2,
+            got: n,
+        });
+    }
+    let mean = column_means(x);
+    Ok(scatter(x, &all_rows(n), &Offset::Shared(mean.view())) / (n as f64 - 1.0))
+}
+
+/// `exp(-sum_k p_k log p_k)` with `0 log 0 = 0`.
+fn entropy_exp(p: impl Iterator<Item = f64>) -> f64 {
+    (-p.filter(|&p| p > 0.0).map(|p| p * p.ln()).sum::<f64>()).exp()
+}
+
+/// Effective rank (Roy & Vetterli 2007) from singular values `s`: `exp(-sum p_k log p_k)`,
+/// `p_k = s_k / sum s`. All-zero singular values (a constant input) give 0.
+pub fn effective_rank(singular_values: &[f64]) -> f64 {
+    let total: f64 = singular_values.iter().sum();
+    if total == 0.0 {
+        return 0.0;
+    }
+    entropy_exp(singular_values.iter().map(|s| s / total))
+}
+
+/// RankMe (Garrido et al. 2023) from the singular values of the raw N x D matrix:
+/// `p_k = s_k / sum s + 1e-7`, `exp(-sum p_k log p_k)`.
+pub fn rankme(singular_values: &[f64]) -> f64 {
+    let total: f64 = singular_values.iter().sum();
+    if total == 0.0 {
+        return 0.0;
+    }
+    entropy_exp(singular_values.iter().map(|s| s / total + RANKME_EPSILON))
+}
+
+/// alpha-ReQ fit (Agrawal et al. 2022).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlphaReq {
+    /// The decay exponent alpha of `lambda_k ~ k^-alpha`.
+    pub alpha: f64,
+    /// Weighted coefficient of determination of the fit.
+    pub r_squared: f64,
+    /// First and last rank fitted (1-based).
+    pub ranks: (usize, usize),
+}
+
+/// First and last rank of the alpha-ReQ fit window.
+pub const ALPHA_REQ_RANKS: (usize, usize) = (11, 100);
+
+/// Fit `log lambda_k = -alpha log k + c` over ranks 11..=100 (clipped to the positive
+/// eigenvalues that exist) by least squares with weights `1/k`. `eigenvalues` in decreasing
+/// order. `None` with fewer than 3 ranks in the window.
+pub fn alpha_req(eigenvalues: &[f64]) -> Option<AlphaReq> {
+    let (first, last) = ALPHA_REQ_RANKS;
+    let points: Vec<(f64, f64, f64)> = (first..=last.min(eigenvalues.len()))
+        .filter(|&k| eigenvalues[k - 1] > 0.0)
+        .map(|k| ((k as f64).ln(), eigenvalues[k - 1].ln(), 1.0 / k as f64))
+        .collect();
+    if points.len() < 3 {
+        return None;
+    }
+    let w: f64 = points.iter().map(|p| p.2).sum();
+    let mx = points.iter().map(|p| p.2 * p.0).sum::<f64>() / w;
+    let my = points.iter().map(|p| p.2 * p.1).sum::<f64>() / w;
+    let sxx: f64 = points.iter().map(|p| p.2 * (p.0 - mx).powi(2)).sum();
+    let sxy: f64 = points.iter().map(|p| p.2 * (p.0 - mx) * (p.1 - my)).sum();
+    let slope = sxy / sxx;
+    let intercept = my - slope * mx;
+    let ss_res: f64 = points
+        .iter()
+        .map(|p| p.2 * (p.1 - intercept - slope * p.0).powi(2))
+        .sum();
+    let ss_tot: f64 = points.iter().map(|p| p.2 * (p.1 - my).powi(2)).sum();
+    let last_rank = first + points.len() - 1;
+    Some(AlphaReq {
+        alpha: -slope,
+        r_squared: if ss_tot > 0.0 {
+            1.0 - ss_res / ss_tot
+        } else {
+            1.0
+        },
+        ranks: (first, last_rank),
+    })
+}
+
+/// Dimensional-collapse metrics.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Spectrum {
+    /// Eigenvalues of the centred covariance (N - 1) of the normalised rows, decreasing.
+    pub eigenvalues: Vec<f64>,
+    /// Effective rank of the centred raw embedding matrix.
+    pub effective_rank: f64,
+    /// RankMe of the raw (uncentred) embedding matrix.
+    pub rankme: f64,
+    /// alpha-ReQ on `eigenvalues`, when 3 or more ranks fall in 11..100.
+    pub alpha_req: Option<AlphaReq>,
+    /// Mean over dimensions of the std (N - 1) of the normalised rows.
+    pub normalized_std: f64,
+    /// `1/sqrt(D)`: the value of `normalized_std` for well-spread embeddings.
+    pub normalized_std_reference: f64,
+}
+
+/// All dimensional-collapse metrics from the normalised rows `unit` and the raw rows `raw`
+/// (the same rows before normalisation).
+pub fn spectrum<F: Real>(unit: ArrayView2<F>, raw: ArrayView2<F>) -> Result<Spectrum> {
+    let n = raw.nrows();
+    let d = raw.ncols();
+    let cov = covariance(unit)?;
+    let unit_scale = mean_squared_norm(unit);
+    let floor = round_off(d, 0.0, unit_scale);
+    let normalized_std = cov
+        .diag()
+        .iter()
+        .map(|&v| if v > floor { v.sqrt() } else { 0.0 })
+        .sum::<f64>()
+        / d as f64;
+    let eigenvalues = symmetric_eigenvalues(&cov, unit_scale)?;
+    let raw_scale = mean_squared_norm(raw) * n as f64;
+    let raw_centred = covariance(raw)? * (n as f64 - 1.0);
+    let centred_singular: Vec<f64> = symmetric_eigenvalues(&raw_centred, raw_scale)?
+        .into_iter()
+        .map(f64::sqrt)
+        .collect();
+    let uncentred = scatter(raw, &all_rows(n), &Offset::Zero);
+    let raw_singular: Vec<f64> = symmetric_eigenvalues(&uncentred, raw_scale)?
+        .into_iter()
+        .map(f64::sqrt)
+        .collect();
+    Ok(Spectrum {
+        alpha_req: alpha_req(&eigenvalues),
+        eigenvalues,
+        effective_rank: effective_rank(&centred_singular),
+        rankme: rankme(&raw_singular),
+        normalized_std,
+        normalized_std_reference: 1.0 / (d as f64).sqrt(),
+    })
+}
