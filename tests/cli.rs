@@ -208,7 +208,7 @@ fn bad_inputs_exit_2_with_a_message_naming_the_file_and_row() {
     std::fs::write(&labels, "1\n2\n3\n").unwrap();
     let m = fails(&["analyze", &a, "--labels", labels.to_str().unwrap()]);
     assert!(
-        m.contains("labels.txt: 3 labels, but") && m.contains("has 4 rows"),
+        m.contains("labels.txt: 3 values, but") && m.contains("has 4 rows"),
         "{m}"
     );
 
@@ -234,4 +234,200 @@ fn bad_inputs_exit_2_with_a_message_naming_the_file_and_row() {
     assert!(fails(&["analyze", &a, "--t", "-1"]).contains("invalid parameter t = -1"));
     let one_row = write_npy(d, "one.npy", &[1, 4], &simplex4()[..4]);
     assert!(fails(&["analyze", &one_row]).contains("uniformity needs at least 2 rows, got 1"));
+}
+
+/// C = 4 classes on a regular simplex (radius 2) in D = 6 with small deterministic noise,
+/// `per` rows per class in class order 0,1,2,3,0,1,...; returns the row-major values.
+fn simplex_rows(per: usize, noise: f32) -> Vec<f32> {
+    let mut state = 12345u64;
+    let mut jitter = move || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((state >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * noise
+    };
+    let mut values = Vec::new();
+    for i in 0..4 * per {
+        let class = i % 4;
+        for j in 0..6 {
+            let vertex = if j < 4 {
+                (if j == class { 0.75f32 } else { -0.25 }) / 0.75f32.sqrt()
+            } else {
+                0.0
+            };
+            values.push(2.0 * vertex + jitter());
+        }
+    }
+    values
+}
+
+fn write_lines(dir: &Path, name: &str, lines: impl Iterator<Item = String>) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, lines.collect::<Vec<_>>().join("\n")).unwrap();
+    path.display().to_string()
+}
+
+#[test]
+fn class_collapse_metrics_with_classifier_split_and_subclasses() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let per = 50;
+    let emb = write_npy(d, "emb.npy", &[4 * per, 6], &simplex_rows(per, 1e-3));
+    let labels = write_lines(d, "labels.txt", (0..4 * per).map(|i| format!("c{}", i % 4)));
+    let split = write_lines(
+        d,
+        "split.txt",
+        (0..4 * per).map(|i| {
+            if i < 120 {
+                "train".into()
+            } else {
+                "TEST".to_string()
+            }
+        }),
+    );
+    let subclasses = write_lines(
+        d,
+        "sub.txt",
+        (0..4 * per).map(|i| format!("{}", (i % 4) * 10 + (i / 4) % 2)),
+    );
+    let weights: Vec<f32> = simplex_rows(1, 0.0).iter().map(|v| v * 3.0).collect();
+    let classifier = write_npy(d, "w.npy", &[4, 6], &weights);
+    let bias = write_npy(d, "b.npy", &[4], &[0.0; 4]);
+    let doc = json(&[
+        "analyze",
+        &emb,
+        "--labels",
+        &labels,
+        "--classifier",
+        &classifier,
+        "--bias",
+        &bias,
+        "--split",
+        &split,
+        "--subclasses",
+        &subclasses,
+    ]);
+    let m = &doc["metrics"];
+    for key in [
+        "nc1",
+        "nc1_quotient",
+        "nc2_equinorm",
+        "nc2_equinorm_classifier",
+        "nc2_equiangularity",
+        "nc2_max_angle",
+        "etf_distance",
+        "nc3",
+        "nc4",
+        "cdnv",
+        "simplex_angles",
+    ] {
+        let value = m[key]["value"]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{key}: {}", m[key]));
+        assert!(
+            value.abs() < 1e-2,
+            "{key} = {value} on a noisy regular simplex"
+        );
+    }
+    // Four simplex vertices span 3 dimensions.
+    assert!((m["effective_rank"]["value"].as_f64().unwrap() - 3.0).abs() < 0.05);
+    assert!((m["rankme"]["value"].as_f64().unwrap() - 3.0).abs() < 0.05);
+    assert_eq!(m["ncc_accuracy"]["value"], 1.0);
+    assert_eq!(m["knn_accuracy"]["value"], 1.0);
+    assert_eq!(m["knn_accuracy"]["split"], "train/test");
+    assert_eq!(m["knn_accuracy"]["queries"], 80);
+    assert_eq!(m["cdnv"]["matrix"].as_array().unwrap().len(), 4);
+    assert_eq!(m["spectrum"]["eigenvalues"].as_array().unwrap().len(), 6);
+    assert!(m["alpha_req"].is_null(), "D = 6 has no ranks 11..100");
+    let ideal = m["simplex_angles"]["ideal_angle"].as_f64().unwrap();
+    assert!((ideal - (-1.0f64 / 3.0).acos().to_degrees()).abs() < 1e-9);
+    let per_class = m["per_class"].as_array().unwrap();
+    assert_eq!(per_class.len(), 4);
+    assert_eq!(per_class[2]["class"], "c2");
+    assert_eq!(per_class[2]["n"], per);
+    assert_eq!(per_class[2]["nearest_vertex"], "c2");
+    assert!(per_class[2]["vertex_distance"].as_f64().unwrap() < 1e-2);
+    let sub = &m["subclasses"];
+    assert_eq!(sub["per_class"].as_array().unwrap().len(), 4);
+    assert_eq!(sub["per_class"][0]["subclasses"], 2);
+    assert!(
+        sub["cdnv"].as_f64().unwrap() > 1.0,
+        "noise-only subclasses are not separated"
+    );
+    assert_eq!(doc["inputs"]["classifier"].as_str().unwrap(), classifier);
+
+    let out = embgeom(&["analyze", &emb, "--labels", &labels]);
+    let table = String::from_utf8_lossy(&out.stdout);
+    for heading in [
+        "[alignment and uniformity]",
+        "[class collapse]",
+        "[simplex]",
+        "[spectrum]",
+        "vertex d",
+    ] {
+        assert!(table.contains(heading), "{heading} missing:\n{table}");
+    }
+}
+
+#[test]
+fn degenerate_class_structure_is_reported_not_nan() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let emb = write_npy(d, "emb.npy", &[40, 6], &simplex_rows(10, 0.1));
+    let one = write_lines(d, "one.txt", (0..40).map(|_| "a".to_string()));
+    let doc = json(&["analyze", &emb, "--labels", &one]);
+    assert!(doc["metrics"]["nc1"].is_null() && doc["metrics"]["etf_distance"].is_null());
+    let warnings = doc["warnings"].to_string();
+    assert!(warnings.contains("one class"), "{warnings}");
+    assert!(!serde_json::to_string(&doc).unwrap().contains("NaN"));
+
+    let many = write_lines(d, "many.txt", (0..40).map(|i| (i % 10).to_string()));
+    let doc = json(&["analyze", &emb, "--labels", &many]);
+    assert!(doc["warnings"].to_string().contains("cannot exist"));
+    assert!(doc["metrics"]["etf_distance"]["value"].as_f64().unwrap() > 0.0);
+
+    let constant = write_npy(d, "const.npy", &[12, 3], &[0.5; 36]);
+    let labels = write_lines(d, "l.txt", (0..12).map(|i| (i % 3).to_string()));
+    let doc = json(&["analyze", &constant, "--labels", &labels]);
+    assert_eq!(doc["metrics"]["nc1"]["value"], 0.0);
+    assert_eq!(doc["metrics"]["effective_rank"]["value"], 0.0);
+    assert!(doc["warnings"].to_string().contains("constant input"));
+}
+
+#[test]
+fn bad_class_inputs_exit_2_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let emb = write_npy(d, "emb.npy", &[40, 6], &simplex_rows(10, 0.1));
+    let labels = write_lines(d, "labels.txt", (0..40).map(|i| (i % 4).to_string()));
+    let wrong = write_npy(d, "w.npy", &[4, 5], &[1.0; 20]);
+    let m = fails(&["analyze", &emb, "--labels", &labels, "--classifier", &wrong]);
+    assert!(m.contains("classifier") && m.contains("(4, 5)"), "{m}");
+    let split = write_lines(
+        d,
+        "split.txt",
+        (0..40).map(|i| {
+            if i == 7 {
+                "val".into()
+            } else {
+                "train".to_string()
+            }
+        }),
+    );
+    let m = fails(&["analyze", &emb, "--labels", &labels, "--split", &split]);
+    assert!(
+        m.contains("split.txt: row 7 is \"val\"; expected train or test"),
+        "{m}"
+    );
+    let m = fails(&["analyze", &emb, "--classifier", &wrong]);
+    assert!(m.contains("w.npy needs class labels"), "{m}");
+    let m = fails(&[
+        "analyze",
+        &emb,
+        "--labels",
+        &labels,
+        "--subclasses",
+        "nosuchkey",
+    ]);
+    assert!(m.contains("no array") || m.contains("nosuchkey"), "{m}");
 }

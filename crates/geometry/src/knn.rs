@@ -8,7 +8,7 @@ use crate::real::Real;
 use crate::sampling::PairSampler;
 use crate::tiles::single_threaded_blas;
 use ndarray::linalg::general_mat_mul;
-use ndarray::{s, Array2, ArrayView2, Axis};
+use ndarray::{s, Array2, ArrayView2, Axis, CowArray};
 use rayon::prelude::*;
 
 /// Default number of neighbours.
@@ -122,7 +122,12 @@ pub fn knn_accuracy<F: Real>(
     }
     let queries = subset(&candidates, options.max_queries, options.seed);
     let k = options.k.min(usable_references);
-    let reference_rows = x.select(Axis(0), &references);
+    // Leave-one-out compares against every row in order: use the rows in place.
+    let reference_rows = if leave_one_out {
+        CowArray::from(x)
+    } else {
+        CowArray::from(x.select(Axis(0), &references))
+    };
     let query_rows = x.select(Axis(0), &queries);
     single_threaded_blas();
     let correct: usize = queries

@@ -198,16 +198,24 @@ fn first_column(table: &Table, candidates: &[&str]) -> Option<String> {
 pub fn load(path: &Path, selection: &Selection) -> Result<Loaded> {
     let name = path.display().to_string();
     match open(path, selection)? {
-        Opened::Npy(array) => match array.shape.len() {
-            3 => Ok(Loaded {
-                views: array.into_views()?,
-                ..Loaded::default()
-            }),
-            _ => Ok(Loaded {
-                embeddings: Some(array.into_embeddings()?),
-                ..Loaded::default()
-            }),
-        },
+        Opened::Npy(array) => {
+            let keys = [
+                &selection.classifier,
+                &selection.bias,
+                &selection.split,
+                &selection.subclasses,
+            ];
+            if let Some(key) = keys.into_iter().flatten().next() {
+                return Err(IoError::Missing {
+                    path: name,
+                    kind: "array (an .npy file holds a single unnamed array, and no file has that name either)",
+                    name: key.clone(),
+                    available: Vec::new(),
+                });
+            }
+            load_npy(array)
+        }
+
         Opened::Keyed(path, mut file) => {
             let file = file.as_mut();
             let labels = keyed_get(&path, file, selection.labels.as_ref(), LABELS_KEY)?
@@ -307,6 +315,20 @@ pub fn load(path: &Path, selection: &Selection) -> Result<Loaded> {
         }
         Opened::Lines(path, _) => Err(IoError::UnsupportedFormat { path }),
     }
+}
+
+/// A 3-D `.npy` array is views, any other the embeddings.
+fn load_npy(array: RawArray) -> Result<Loaded> {
+    Ok(match array.shape.len() {
+        3 => Loaded {
+            views: array.into_views()?,
+            ..Loaded::default()
+        },
+        _ => Loaded {
+            embeddings: Some(array.into_embeddings()?),
+            ..Loaded::default()
+        },
+    })
 }
 
 /// Load labels from a file of their own: `.npy` (1-D), `.npz` / `.safetensors` (key
