@@ -364,3 +364,35 @@ fn bad_files_get_messages_that_name_them() {
     let not_zip = write(dir.path(), "z.npz", b"PK but not really");
     assert!(error(&not_zip, &Selection::default()).contains("z.npz: corrupt or invalid file"));
 }
+
+#[test]
+fn npz_extras_by_default_key_and_table_split_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("run.npz");
+    let mut zip = ::zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
+    let options = ::zip::write::SimpleFileOptions::default();
+    let ints = |v: &[i64]| npy("<i8", &format!("({},)", v.len()), false, &v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<_>>());
+    for (name, bytes) in [
+        ("embeddings.npy", npy_bytes_f32(&[2, 3], &VALUES)),
+        ("labels.npy", ints(&[0, 1])),
+        ("classifier.npy", npy_bytes_f32(&[2, 3], &VALUES)),
+        ("bias.npy", npy_bytes_f32(&[2], &[0.5, -0.5])),
+        ("subclasses.npy", ints(&[4, 7])),
+    ] {
+        zip.start_file(name, options).unwrap();
+        zip.write_all(&bytes).unwrap();
+    }
+    zip.finish().unwrap();
+    let loaded = load(&path, &Selection::default()).unwrap();
+    assert_eq!(loaded.classifier.unwrap().matrix.dim(), (2, 3));
+    assert_eq!(loaded.bias.unwrap().into_vector().unwrap(), vec![0.5, -0.5]);
+    assert_eq!(loaded.subclasses.unwrap().values, LabelValues::Int(vec![4, 7]));
+    assert!(loaded.split.is_none());
+    let missing = error(&path, &Selection { split: Some("fold".into()), ..Default::default() });
+    assert!(missing.contains("no array named \"fold\""), "{missing}");
+
+    let table = write(dir.path(), "t.csv", b"a,b,label,split\n1,2,x,train\n3,4,y,test\n");
+    let loaded = load(&table, &Selection::default()).unwrap();
+    assert_eq!(loaded.embeddings.unwrap().matrix.dim(), (2, 2), "split is not a feature");
+    assert_eq!(loaded.split.unwrap().values, LabelValues::Text(vec!["train".into(), "test".into()]));
+}
