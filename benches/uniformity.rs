@@ -11,40 +11,17 @@ use embgeom_geometry::{
 use ndarray::linalg::general_mat_mul;
 use ndarray::Array2;
 use rayon::prelude::*;
-use std::process::Command;
 use std::time::Instant;
+
+mod common;
+use common::{child, gaussian, median_seconds, peak_rss_mib, python, write_npy};
 
 const D: usize = 128;
 const T: f64 = 2.0;
 
-/// Unit rows from a deterministic Gaussian (SplitMix64 + Box-Muller).
+/// Unit rows from a deterministic Gaussian.
 fn unit_rows(n: usize, d: usize, seed: u64) -> Array2<f32> {
-    let mut state = seed;
-    let mut uniform = move || {
-        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
-    };
-    let x = Array2::from_shape_simple_fn((n, d), || {
-        let (u, v) = (uniform().max(1e-300), uniform());
-        ((-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()) as f32
-    });
-    normalize_rows(x.view()).expect("Gaussian rows are non-zero")
-}
-
-/// Median wall time of `runs` calls.
-fn median_seconds<R>(runs: usize, mut f: impl FnMut() -> R) -> (f64, R) {
-    let mut times = Vec::new();
-    let mut last = None;
-    for _ in 0..runs {
-        let start = Instant::now();
-        last = Some(f());
-        times.push(start.elapsed().as_secs_f64());
-    }
-    times.sort_by(f64::total_cmp);
-    (times[runs / 2], last.expect("runs > 0"))
+    normalize_rows(gaussian(n, d, seed).view()).expect("Gaussian rows are non-zero")
 }
 
 /// sgemm rate (FLOP/s) on all cores: every thread multiplies its own 1024^3 blocks with a
@@ -66,16 +43,6 @@ fn sgemm_peak() -> f64 {
     (2 * m * m * m * threads * reps) as f64 / seconds
 }
 
-fn peak_rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-        .map(|kib| kib / 1024.0)
-        .unwrap_or(f64::NAN)
-}
-
 fn child_large(n: usize) {
     let x = unit_rows(n, D, 7);
     let start = Instant::now();
@@ -85,41 +52,11 @@ fn child_large(n: usize) {
 }
 
 fn python_reference(x: &Array2<f32>) -> Option<(String, f64, f64)> {
-    let dir = std::env::temp_dir().join(format!("embgeom-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).ok()?;
-    let path = dir.join("x.npy");
-    let values: Vec<f32> = x.iter().cloned().collect();
-    std::fs::write(
-        &path,
-        embgeom_io::npy_bytes_f32(&[x.nrows(), x.ncols()], &values),
-    )
-    .ok()?;
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/benches/uniformity_reference.py"
-    );
-    let out = Command::new("python3")
-        .args([script, path.to_str()?, &T.to_string()])
-        .output()
-        .ok();
-    std::fs::remove_dir_all(&dir).ok();
-    let out = out?;
-    if !out.status.success() {
-        eprintln!(
-            "python reference skipped: {}",
-            String::from_utf8_lossy(&out.stderr)
-                .lines()
-                .last()
-                .unwrap_or("")
-        );
-        return None;
-    }
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
-    Some((
-        doc["impl"].as_str()?.to_string(),
-        doc["seconds"].as_f64()?,
-        doc["value"].as_f64()?,
-    ))
+    let dir = tempfile::tempdir().ok()?;
+    let path = dir.path().join("x.npy");
+    write_npy(&path, x);
+    let doc = python("uniformity_reference.py", &[path.to_str()?, &T.to_string()])?;
+    Some((doc["impl"].as_str()?.to_string(), doc["seconds"].as_f64()?, doc["value"].as_f64()?))
 }
 
 fn main() {
@@ -169,25 +106,12 @@ fn main() {
     }
 
     let large = 100_000;
-    let exe = std::env::current_exe().expect("bench binary");
-    let out = Command::new(exe)
-        .args(["--child-large", &large.to_string()])
-        .output()
-        .expect("child run");
-    let text = String::from_utf8_lossy(&out.stdout);
-    let fields: Vec<f64> = text
-        .split_whitespace()
-        .filter_map(|f| f.parse().ok())
-        .collect();
-    if let [seconds, value, rss] = fields.as_slice() {
+    if let [seconds, value, rss] = child(&["--child-large", &large.to_string()]).as_slice() {
         println!(
             "| N = {large}, D = {D}: embgeom exact | {seconds:.2} | peak RSS {rss:.0} MiB (input {:.0} MiB) | {value:.9} |",
             (large * D * 4) as f64 / 1048576.0
         );
     } else {
-        println!(
-            "| N = {large} child failed | {} | | |",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        println!("| N = {large}: child run failed | | | |");
     }
 }

@@ -1,0 +1,80 @@
+//! Shared pieces of the bench binaries: deterministic data, timing, peak memory, and the
+//! Python reference runner.
+#![allow(dead_code)]
+
+use ndarray::Array2;
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+/// Standard normals from SplitMix64 + Box-Muller, as f32.
+pub fn gaussian(n: usize, d: usize, seed: u64) -> Array2<f32> {
+    let mut state = seed;
+    let mut uniform = move || {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+    };
+    Array2::from_shape_simple_fn((n, d), || {
+        let (u, v) = (uniform().max(1e-300), uniform());
+        ((-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()) as f32
+    })
+}
+
+/// Median wall time of `runs` calls, and the last result.
+pub fn median_seconds<R>(runs: usize, mut f: impl FnMut() -> R) -> (f64, R) {
+    let mut times = Vec::new();
+    let mut last = None;
+    for _ in 0..runs {
+        let start = Instant::now();
+        last = Some(f());
+        times.push(start.elapsed().as_secs_f64());
+    }
+    times.sort_by(f64::total_cmp);
+    (times[runs / 2], last.expect("runs > 0"))
+}
+
+/// Peak resident memory of this process (VmHWM), MiB.
+pub fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        .map(|kib| kib / 1024.0)
+        .unwrap_or(f64::NAN)
+}
+
+/// Write an f32 matrix as `.npy`.
+pub fn write_npy(path: &Path, x: &Array2<f32>) {
+    let values: Vec<f32> = x.iter().cloned().collect();
+    std::fs::write(path, embgeom_io::npy_bytes_f32(&[x.nrows(), x.ncols()], &values)).expect("write npy");
+}
+
+/// Run `benches/<script>` with python3 and parse its last stdout line as JSON; `None` (with a
+/// note on stderr) when Python or its packages are missing.
+pub fn python(script: &str, args: &[&str]) -> Option<serde_json::Value> {
+    let path = format!("{}/benches/{script}", env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new("python3").arg(&path).args(args).output().ok()?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        eprintln!("{script} skipped: {}", err.lines().last().unwrap_or("failed"));
+        return None;
+    }
+    serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last()?).ok()
+}
+
+/// Run this bench binary again with `args` and parse the numbers it prints.
+pub fn child(args: &[&str]) -> Vec<f64> {
+    let exe = std::env::current_exe().expect("bench binary");
+    let out = Command::new(exe).args(args).output().expect("child run");
+    if !out.status.success() {
+        eprintln!("child {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .filter_map(|f| f.parse().ok())
+        .collect()
+}
