@@ -26,15 +26,15 @@ fn data(n: usize, d: usize, c: usize) -> (Array2<f32>, Vec<u32>) {
 /// Every class-collapse and spectrum metric (no kNN), as in the reference script; returns the
 /// values compared with it.
 fn metrics(x: &Array2<f32>, labels: &[u32], c: usize) -> Vec<f64> {
-    let classes = Classes::new(labels.to_vec(), (0..c).map(|k| k.to_string()).collect()).expect("classes");
+    let classes =
+        Classes::new(labels.to_vec(), (0..c).map(|k| k.to_string()).collect()).expect("classes");
     let unit = normalize_rows(x.view()).expect("non-zero rows");
-    let stats = class_stats(x.view(), &classes);
+    let stats = class_stats(x.view(), &classes).expect("stats");
     let collapsed = collapse(x.view(), &classes, &stats, None).expect("collapse");
     let angles = simplex_angles(class_means(unit.view(), &classes).view()).expect("angles");
     vertex_distances(stats.centred_means().view()).expect("vertices");
     let sp = spectrum(unit.view(), x.view()).expect("spectrum");
-    let ranks = per_class_effective_rank(x.view(), &classes, &stats).expect("per-class ranks");
-    let mean_rank = ranks.iter().flatten().sum::<f64>() / c as f64;
+    let mean_rank = stats.effective_ranks.iter().flatten().sum::<f64>() / c as f64;
     vec![
         collapsed.nc1.unwrap_or(f64::NAN),
         collapsed.etf_distance.unwrap_or(f64::NAN),
@@ -50,14 +50,25 @@ fn metrics(x: &Array2<f32>, labels: &[u32], c: usize) -> Vec<f64> {
 }
 
 const KEYS: [&str; 10] = [
-    "nc1", "etf_distance", "cdnv", "ncc_accuracy", "effective_rank", "rankme", "alpha_req",
-    "graf", "normalized_std", "mean_class_rank",
+    "nc1",
+    "etf_distance",
+    "cdnv",
+    "ncc_accuracy",
+    "effective_rank",
+    "rankme",
+    "alpha_req",
+    "graf",
+    "normalized_std",
+    "mean_class_rank",
 ];
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == "--child") {
-        let dims: Vec<usize> = args[i + 1..i + 4].iter().map(|a| a.parse().expect("N D C")).collect();
+        let dims: Vec<usize> = args[i + 1..i + 4]
+            .iter()
+            .map(|a| a.parse().expect("N D C"))
+            .collect();
         let (x, labels) = data(dims[0], dims[1], dims[2]);
         let start = Instant::now();
         let values = metrics(&x, &labels, dims[2]);
@@ -82,7 +93,10 @@ fn main() {
         write_npy(&yp, &y.to_owned());
         drop(x);
         let input = (n * d * 4) as f64 / 1048576.0;
-        match python("collapse_reference.py", &[xp.to_str().unwrap(), yp.to_str().unwrap()]) {
+        match python(
+            "collapse_reference.py",
+            &[xp.to_str().unwrap(), yp.to_str().unwrap()],
+        ) {
             Some(doc) => {
                 let reference = doc["seconds"].as_f64().unwrap_or(f64::NAN);
                 let worst = KEYS
@@ -92,13 +106,18 @@ fn main() {
                         let r = doc[*k].as_f64().unwrap_or(f64::NAN);
                         (k, ((v - r) / r.abs().max(1e-12)).abs())
                     })
-                    .fold(("", 0.0f64), |best, (k, e)| if e > best.1 { (k, e) } else { best });
+                    .fold(
+                        ("", 0.0f64),
+                        |best, (k, e)| if e > best.1 { (k, e) } else { best },
+                    );
                 println!(
                     "| {n}, {d}, {c} | {seconds:.2} | {reference:.2} | {:.1} | {rss:.0} MiB ({input:.0} MiB) | {:.1e} ({}) |",
                     reference / seconds, worst.1, worst.0
                 );
             }
-            None => println!("| {n}, {d}, {c} | {seconds:.2} | skipped | | {rss:.0} MiB ({input:.0} MiB) | |"),
+            None => println!(
+                "| {n}, {d}, {c} | {seconds:.2} | skipped | | {rss:.0} MiB ({input:.0} MiB) | |"
+            ),
         }
     }
 }

@@ -56,7 +56,11 @@ fn python_reference(x: &Array2<f32>) -> Option<(String, f64, f64)> {
     let path = dir.path().join("x.npy");
     write_npy(&path, x);
     let doc = python("uniformity_reference.py", &[path.to_str()?, &T.to_string()])?;
-    Some((doc["impl"].as_str()?.to_string(), doc["seconds"].as_f64()?, doc["value"].as_f64()?))
+    Some((
+        doc["impl"].as_str()?.to_string(),
+        doc["seconds"].as_f64()?,
+        doc["value"].as_f64()?,
+    ))
 }
 
 fn main() {

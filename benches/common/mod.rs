@@ -50,17 +50,28 @@ pub fn peak_rss_mib() -> f64 {
 /// Write an f32 matrix as `.npy`.
 pub fn write_npy(path: &Path, x: &Array2<f32>) {
     let values: Vec<f32> = x.iter().cloned().collect();
-    std::fs::write(path, embgeom_io::npy_bytes_f32(&[x.nrows(), x.ncols()], &values)).expect("write npy");
+    std::fs::write(
+        path,
+        embgeom_io::npy_bytes_f32(&[x.nrows(), x.ncols()], &values),
+    )
+    .expect("write npy");
 }
 
 /// Run `benches/<script>` with python3 and parse its last stdout line as JSON; `None` (with a
 /// note on stderr) when Python or its packages are missing.
 pub fn python(script: &str, args: &[&str]) -> Option<serde_json::Value> {
     let path = format!("{}/benches/{script}", env!("CARGO_MANIFEST_DIR"));
-    let out = Command::new("python3").arg(&path).args(args).output().ok()?;
+    let out = Command::new("python3")
+        .arg(&path)
+        .args(args)
+        .output()
+        .ok()?;
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
-        eprintln!("{script} skipped: {}", err.lines().last().unwrap_or("failed"));
+        eprintln!(
+            "{script} skipped: {}",
+            err.lines().last().unwrap_or("failed")
+        );
         return None;
     }
     serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last()?).ok()
@@ -71,7 +82,10 @@ pub fn child(args: &[&str]) -> Vec<f64> {
     let exe = std::env::current_exe().expect("bench binary");
     let out = Command::new(exe).args(args).output().expect("child run");
     if !out.status.success() {
-        eprintln!("child {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        eprintln!(
+            "child {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     String::from_utf8_lossy(&out.stdout)
         .split_whitespace()

@@ -5,7 +5,7 @@ use crate::classes::Classes;
 use crate::collapse::{collapse, Classifier, Collapse};
 use crate::error::{GeometryError, Result};
 use crate::knn::{knn_accuracy, KnnAccuracy, KnnOptions, KnnSplit};
-use crate::per_class::{per_class_effective_rank, subclass_structure, PerClass, Subclasses};
+use crate::per_class::{subclass_structure, PerClass, Subclasses};
 use crate::progress::Progress;
 use crate::real::Real;
 use crate::simplex::{simplex_angles, vertex_distances, SimplexAngles};
@@ -243,7 +243,7 @@ fn class_metrics<F: Real>(
         })
         .collect::<Result<Vec<_>>>()?;
 
-    let stats = class_stats(raw, classes);
+    let stats = class_stats(raw, classes)?;
     let collapsed = collapse(raw, classes, &stats, input.classifier)?;
     analysis.warnings.extend(collapsed.warnings.iter().cloned());
     analysis.collapse = Some(collapsed);
@@ -275,7 +275,6 @@ fn class_metrics<F: Real>(
     } else {
         None
     };
-    let ranks = per_class_effective_rank(raw, classes, &stats)?;
     analysis.per_class = (0..c)
         .map(|k| PerClass {
             name: classes.names()[k].clone(),
@@ -285,7 +284,7 @@ fn class_metrics<F: Real>(
             nearest_vertex: vertices
                 .as_ref()
                 .map(|(_, v)| classes.names()[v[k]].clone()),
-            effective_rank: ranks[k],
+            effective_rank: stats.effective_ranks[k],
             uniformity: analysis.uniformity_per_class[k].1.as_ref().map(|u| u.value),
         })
         .collect();

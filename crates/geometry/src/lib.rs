@@ -39,10 +39,7 @@ pub use knn::{
     knn_accuracy, KnnAccuracy, KnnOptions, KnnSplit, DEFAULT_K, DEFAULT_MAX_QUERIES,
     DEFAULT_TEMPERATURE,
 };
-pub use per_class::{
-    centred_singular_values, per_class_effective_rank, subclass_structure, PerClass, Subclasses,
-    SubclassesOfClass,
-};
+pub use per_class::{subclass_structure, PerClass, Subclasses, SubclassesOfClass};
 pub use progress::{NoProgress, Progress};
 pub use real::Real;
 pub use rows::{check_finite, normalize_rows, row_norms};

@@ -7,11 +7,8 @@ use crate::collapse::cdnv;
 use crate::error::Result;
 use crate::knn::{knn_accuracy, KnnOptions, KnnSplit};
 use crate::real::Real;
-use crate::scatter::{scatter, Offset};
-use crate::spectrum::{effective_rank, symmetric_eigenvalues};
-use crate::stats::{class_stats, ClassStats};
-use ndarray::{Array1, Array2, ArrayView2, Axis};
-use rayon::prelude::*;
+use crate::stats::class_stats;
+use ndarray::{ArrayView2, Axis};
 
 /// One row of the per-class table.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,51 +27,6 @@ pub struct PerClass {
     pub effective_rank: Option<f64>,
     /// Uniformity within the class (`None` for a single row).
     pub uniformity: Option<f64>,
-}
-
-/// Singular values of the rows `rows` of `x` centred on `mean`: from the `n x n` Gram matrix
-/// when there are fewer rows than dimensions, else from the `D x D` scatter.
-pub fn centred_singular_values<F: Real>(
-    x: ArrayView2<F>,
-    rows: &[usize],
-    mean: &Array1<f64>,
-) -> Result<Vec<f64>> {
-    let d = x.ncols();
-    let scale: f64 = rows
-        .iter()
-        .map(|&i| x.row(i).iter().map(|v| v.as_f64().powi(2)).sum::<f64>())
-        .sum();
-    let square = if rows.len() < d {
-        let z = Array2::from_shape_fn((rows.len(), d), |(r, j)| x[[rows[r], j]].as_f64() - mean[j]);
-        z.dot(&z.t())
-    } else {
-        scatter(x, rows, &Offset::Shared(mean.view()))
-    };
-    Ok(symmetric_eigenvalues(&square, scale)?
-        .into_iter()
-        .map(f64::sqrt)
-        .collect())
-}
-
-/// Effective rank of every class of the raw rows `x` (`None` for a class of one row).
-pub fn per_class_effective_rank<F: Real>(
-    x: ArrayView2<F>,
-    classes: &Classes,
-    stats: &ClassStats,
-) -> Result<Vec<Option<f64>>> {
-    (0..classes.num_classes())
-        .into_par_iter()
-        .map(|c| {
-            let members = classes.members(c);
-            if members.len() < 2 {
-                return Ok(None);
-            }
-            let mean = stats.means.row(c).to_owned();
-            Ok(Some(effective_rank(&centred_singular_values(
-                x, members, &mean,
-            )?)))
-        })
-        .collect()
 }
 
 /// Subclass structure inside one coarse class.
@@ -144,7 +96,7 @@ pub fn subclass_structure<F: Real>(
                 &KnnSplit::LeaveOneOut,
                 knn,
             )?;
-            let stats = class_stats(raw_rows.view(), &local);
+            let stats = class_stats(raw_rows.view(), &local)?;
             Ok(SubclassesOfClass {
                 name,
                 subclasses: distinct.len(),

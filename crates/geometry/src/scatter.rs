@@ -1,37 +1,66 @@
-//! Second-moment (scatter) matrices `sum_i (x_i - o_i)(x_i - o_i)^T`, accumulated in f64 with
-//! BLAS `dgemm` over a fixed partition of the rows: memory O(D^2) per stripe, whatever N, and
+//! Scatter matrices `sum_i (x_i - m)(x_i - m)^T`, accumulated in f64 with
+//! BLAS `dsyrk` over a fixed partition of the rows: memory O(D^2) per stripe, whatever N, and
 //! the same bits whatever the thread count.
 
 use crate::real::Real;
 use crate::tiles::single_threaded_blas;
-use ndarray::linalg::general_mat_mul;
 use ndarray::{Array2, ArrayView1, ArrayView2};
 use rayon::prelude::*;
-
-/// What is subtracted from each row before the outer product.
-pub(crate) enum Offset<'a> {
-    /// Nothing: the uncentred second moment `X^T X`.
-    Zero,
-    /// One vector for every row (e.g. the mean).
-    Shared(ArrayView1<'a, f64>),
-    /// The mean of each row's class: `means[labels[i]]`.
-    PerClass {
-        means: ArrayView2<'a, f64>,
-        labels: &'a [u32],
-    },
-}
 
 /// Rows converted to f64 per GEMM call.
 const CHUNK_ROWS: usize = 256;
 /// Upper bound of the memory held by the stripes' partial sums.
 const STRIPE_BYTES: usize = 256 << 20;
 
-/// `sum_{i in rows} (x_i - o_i)(x_i - o_i)^T` (D x D), `rows` in the given order.
-pub(crate) fn scatter<F: Real>(x: ArrayView2<F>, rows: &[usize], offset: &Offset) -> Array2<f64> {
+/// `c += z^T z` on the upper triangle of `c` (BLAS `dsyrk`); `z` must be in standard layout.
+pub(crate) fn syrk_add(z: ArrayView2<f64>, c: &mut Array2<f64>) {
+    let (k, n) = z.dim();
+    assert!(z.is_standard_layout() && c.is_standard_layout() && c.dim() == (n, n));
+    if k == 0 || n == 0 {
+        return;
+    }
+    // SAFETY: z is k x n row-major with lda = n, c is n x n row-major with ldc = n.
+    unsafe {
+        cblas_sys::cblas_dsyrk(
+            cblas_sys::CblasRowMajor,
+            cblas_sys::CblasUpper,
+            cblas_sys::CblasTrans,
+            n as i32,
+            k as i32,
+            1.0,
+            z.as_ptr(),
+            n as i32,
+            1.0,
+            c.as_mut_ptr(),
+            n as i32,
+        );
+    }
+}
+
+/// Copy the upper triangle of a square matrix onto its lower triangle.
+pub(crate) fn symmetrize(c: &mut Array2<f64>) {
+    for i in 0..c.nrows() {
+        for j in 0..i {
+            c[[i, j]] = c[[j, i]];
+        }
+    }
+}
+
+/// Stripes of rows (each with its own D x D accumulator) for D columns: at most 16, and no more
+/// than [`STRIPE_BYTES`] of accumulators. Depends on D only, never on the thread count.
+pub(crate) fn stripe_count(d: usize) -> usize {
+    (STRIPE_BYTES / (8 * d * d).max(1)).clamp(1, 16)
+}
+
+/// `sum_{i in rows} (x_i - m)(x_i - m)^T` (D x D, symmetric), `rows` in the given order.
+pub(crate) fn scatter<F: Real>(
+    x: ArrayView2<F>,
+    rows: &[usize],
+    mean: ArrayView1<f64>,
+) -> Array2<f64> {
     single_threaded_blas();
     let d = x.ncols();
-    let stripes = (STRIPE_BYTES / (8 * d * d).max(1)).clamp(1, 16);
-    let per_stripe = rows.len().div_ceil(stripes).max(1);
+    let per_stripe = rows.len().div_ceil(stripe_count(d)).max(1);
     let partials: Vec<Array2<f64>> = rows
         .par_chunks(per_stripe)
         .map(|stripe| {
@@ -39,24 +68,12 @@ pub(crate) fn scatter<F: Real>(x: ArrayView2<F>, rows: &[usize], offset: &Offset
             let mut z = Array2::<f64>::zeros((CHUNK_ROWS, d));
             for chunk in stripe.chunks(CHUNK_ROWS) {
                 for (r, &i) in chunk.iter().enumerate() {
-                    let mut out = z.row_mut(r);
-                    match offset {
-                        Offset::Zero => out.zip_mut_with(&x.row(i), |o, v| *o = v.as_f64()),
-                        Offset::Shared(o) => {
-                            for ((dst, v), m) in out.iter_mut().zip(x.row(i)).zip(o.iter()) {
-                                *dst = v.as_f64() - m;
-                            }
-                        }
-                        Offset::PerClass { means, labels } => {
-                            let m = means.row(labels[i] as usize);
-                            for ((dst, v), m) in out.iter_mut().zip(x.row(i)).zip(m.iter()) {
-                                *dst = v.as_f64() - m;
-                            }
-                        }
+                    let out = z.row_mut(r);
+                    for ((dst, v), m) in out.into_iter().zip(x.row(i)).zip(mean.iter()) {
+                        *dst = v.as_f64() - m;
                     }
                 }
-                let block = z.slice(ndarray::s![..chunk.len(), ..]);
-                general_mat_mul(1.0, &block.t(), &block, 1.0, &mut sum);
+                syrk_add(z.slice(ndarray::s![..chunk.len(), ..]), &mut sum);
             }
             sum
         })
@@ -65,6 +82,7 @@ pub(crate) fn scatter<F: Real>(x: ArrayView2<F>, rows: &[usize], offset: &Offset
     for partial in partials {
         total += &partial;
     }
+    symmetrize(&mut total);
     total
 }
 

@@ -5,7 +5,7 @@
 use crate::error::{GeometryError, Result};
 use crate::real::Real;
 use crate::rows::row_norms;
-use crate::scatter::{all_rows, scatter, Offset};
+use crate::scatter::{all_rows, scatter};
 use crate::tiles::map_row_chunks;
 use ndarray::{Array1, Array2, ArrayView2};
 use ndarray_linalg::{EigValsh, UPLO};
@@ -70,7 +70,7 @@ pub fn covariance<F: Real>(x: ArrayView2<F>) -> Result<Array2<f64>> {
         });
     }
     let mean = column_means(x);
-    Ok(scatter(x, &all_rows(n), &Offset::Shared(mean.view())) / (n as f64 - 1.0))
+    Ok(scatter(x, &all_rows(n), mean.view()) / (n as f64 - 1.0))
 }
 
 /// `exp(-sum_k p_k log p_k)` with `0 log 0 = 0`.
@@ -181,12 +181,15 @@ pub fn spectrum<F: Real>(unit: ArrayView2<F>, raw: ArrayView2<F>) -> Result<Spec
         / d as f64;
     let eigenvalues = symmetric_eigenvalues(&cov, unit_scale)?;
     let raw_scale = mean_squared_norm(raw) * n as f64;
-    let raw_centred = covariance(raw)? * (n as f64 - 1.0);
+    let raw_mean = column_means(raw);
+    let raw_centred = scatter(raw, &all_rows(n), raw_mean.view());
     let centred_singular: Vec<f64> = symmetric_eigenvalues(&raw_centred, raw_scale)?
         .into_iter()
         .map(f64::sqrt)
         .collect();
-    let uncentred = scatter(raw, &all_rows(n), &Offset::Zero);
+    // X^T X = centred scatter + N m m^T: a sum of positive terms, no cancellation.
+    let m = raw_mean.view().insert_axis(ndarray::Axis(1));
+    let uncentred = &raw_centred + &(m.dot(&m.t()) * n as f64);
     let raw_singular: Vec<f64> = symmetric_eigenvalues(&uncentred, raw_scale)?
         .into_iter()
         .map(f64::sqrt)

@@ -1,10 +1,13 @@
 //! Class statistics (Papyan, Han & Donoho, PNAS 2020): class counts and means, the global
-//! mean, the within-class covariance `Sigma_W` and the per-class variances.
+//! mean, the within-class covariance `Sigma_W`, and per class the variance `Var_c` and the
+//! effective rank of the centred rows.
 
 use crate::classes::Classes;
+use crate::error::Result;
 use crate::real::Real;
-use crate::scatter::{all_rows, scatter, Offset};
-use ndarray::{Array1, Array2, ArrayView2, Axis};
+use crate::scatter::{scatter, stripe_count, symmetrize, syrk_add};
+use crate::spectrum::{effective_rank, symmetric_eigenvalues};
+use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis};
 use rayon::prelude::*;
 
 /// Per-class statistics of raw (unnormalised) features `h_i`.
@@ -18,8 +21,10 @@ pub struct ClassStats {
     pub global_mean: Array1<f64>,
     /// `Sigma_W = (1/N) sum_i (h_i - mu_{y_i})(h_i - mu_{y_i})^T`, D x D.
     pub within_covariance: Array2<f64>,
-    /// `Var_c = (1/n_c) sum_{i in c} ||h_i - mu_c||^2` (a second pass over the rows).
+    /// `Var_c = (1/n_c) sum_{i in c} ||h_i - mu_c||^2` (from the centred rows).
     pub within_variance: Vec<f64>,
+    /// Effective rank of each class's centred rows (`None` for a class of one row).
+    pub effective_ranks: Vec<Option<f64>>,
 }
 
 impl ClassStats {
@@ -40,46 +45,82 @@ impl ClassStats {
     }
 }
 
-/// Compute [`ClassStats`] of `x` (rows as given) in O(C D + D^2) memory beyond the input:
-/// class sums, then `Sigma_W` by GEMM over centred chunks and `Var_c` in a second pass.
-pub fn class_stats<F: Real>(x: ArrayView2<F>, classes: &Classes) -> ClassStats {
+/// Scatter of one class's rows about its mean (D x D) and the singular values of the centred
+/// rows: from the `n x n` Gram matrix when the class has fewer rows than dimensions, else from
+/// the scatter itself.
+fn class_scatter<F: Real>(
+    x: ArrayView2<F>,
+    rows: &[usize],
+    mean: ArrayView1<f64>,
+) -> Result<(Array2<f64>, Vec<f64>)> {
+    let d = x.ncols();
+    let scale: f64 = rows
+        .iter()
+        .map(|&i| x.row(i).iter().map(|v| v.as_f64().powi(2)).sum::<f64>())
+        .sum();
+    let (scatter_c, square) = if rows.len() < d {
+        let z = Array2::from_shape_fn((rows.len(), d), |(r, j)| x[[rows[r], j]].as_f64() - mean[j]);
+        let mut s = Array2::<f64>::zeros((d, d));
+        syrk_add(z.view(), &mut s);
+        symmetrize(&mut s);
+        (s, z.dot(&z.t()))
+    } else {
+        let s = scatter(x, rows, mean);
+        (s.clone(), s)
+    };
+    let singular = symmetric_eigenvalues(&square, scale)?
+        .into_iter()
+        .map(f64::sqrt)
+        .collect();
+    Ok((scatter_c, singular))
+}
+
+/// Compute [`ClassStats`] of `x` (rows as given) in O(C D + D^2) memory beyond the input: class
+/// means in one pass, then one pass over each class's centred rows (`dsyrk`) that gives its
+/// scatter (summed into `Sigma_W` over fixed groups of classes, in order), `Var_c = tr/n_c`
+/// and its effective rank.
+pub fn class_stats<F: Real>(x: ArrayView2<F>, classes: &Classes) -> Result<ClassStats> {
     let counts = classes.counts();
     let means = class_means(x, classes);
     let global_mean = means.mean_axis(Axis(0)).expect("at least one class");
-    let n = x.nrows() as f64;
-    let within_covariance = scatter(
-        x,
-        &all_rows(x.nrows()),
-        &Offset::PerClass {
-            means: means.view(),
-            labels: classes.labels(),
-        },
-    ) / n;
-    let within_variance = (0..classes.num_classes())
-        .into_par_iter()
-        .map(|c| {
-            let mean = means.row(c);
-            let members = classes.members(c);
-            let total: f64 = members
-                .iter()
-                .map(|&i| {
-                    x.row(i)
-                        .iter()
-                        .zip(mean.iter())
-                        .map(|(v, m)| (v.as_f64() - m).powi(2))
-                        .sum::<f64>()
-                })
-                .sum();
-            total / members.len() as f64
+    let (c, d) = (classes.num_classes(), x.ncols());
+    let all: Vec<usize> = (0..c).collect();
+    let group = c.div_ceil(stripe_count(d)).max(1);
+    let groups = all
+        .par_chunks(group)
+        .map(|group| {
+            let mut sum = Array2::<f64>::zeros((d, d));
+            let mut per_class = Vec::with_capacity(group.len());
+            for &k in group {
+                let members = classes.members(k);
+                let (s, singular) = class_scatter(x, members, means.row(k))?;
+                let variance = s.diag().sum() / members.len() as f64;
+                let rank = (members.len() >= 2).then(|| effective_rank(&singular));
+                sum += &s;
+                per_class.push((variance, rank));
+            }
+            Ok((sum, per_class))
         })
-        .collect();
-    ClassStats {
+        .collect::<Result<Vec<_>>>()?;
+    let mut within_covariance = Array2::<f64>::zeros((d, d));
+    let mut within_variance = Vec::with_capacity(c);
+    let mut effective_ranks = Vec::with_capacity(c);
+    for (sum, per_class) in groups {
+        within_covariance += &sum;
+        for (variance, rank) in per_class {
+            within_variance.push(variance);
+            effective_ranks.push(rank);
+        }
+    }
+    within_covariance /= x.nrows() as f64;
+    Ok(ClassStats {
         counts,
         means,
         global_mean,
         within_covariance,
         within_variance,
-    }
+        effective_ranks,
+    })
 }
 
 /// Means of the rows of each class: `(1/n_c) sum_{i in c} x_i` (C x D).

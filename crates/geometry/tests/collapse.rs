@@ -39,7 +39,7 @@ fn analyse(
     classifier: Option<&Classifier>,
 ) -> (ClassStats, Collapse) {
     let classes = classes_of(labels);
-    let stats = class_stats(x.view(), &classes);
+    let stats = class_stats(x.view(), &classes).unwrap();
     let c = collapse(x.view(), &classes, &stats, classifier).unwrap();
     (stats, c)
 }
@@ -117,7 +117,7 @@ fn self_dual_classifier_gives_zero_nc3_and_nc4() {
         bias: None,
     };
     let classes = classes_of(&labels);
-    let stats = class_stats(x.view(), &classes);
+    let stats = class_stats(x.view(), &classes).unwrap();
     assert!(matches!(
         collapse(x.view(), &classes, &stats, Some(&wrong)),
         Err(GeometryError::ShapeMismatch { .. })
@@ -214,6 +214,15 @@ fn optimised_metrics_match_plain_implementations() {
     assert!((col.nc1_quotient.unwrap() - sw.diag().sum() / sb.diag().sum()).abs() < 1e-12);
     for k in 0..c {
         assert!((stats.within_variance[k] - var[k]).abs() < 1e-12);
+        let rows: Vec<usize> = (0..90).filter(|&i| labels[i] == k as u32).collect();
+        let centred = &x.select(Axis(0), &rows) - &means.row(k);
+        let s = plain::singular_values(&centred);
+        let p: Vec<f64> = s.iter().map(|v| v / s.iter().sum::<f64>()).collect();
+        let erank = (-p.iter().map(|p| p * p.ln()).sum::<f64>()).exp();
+        assert!(
+            (stats.effective_ranks[k].unwrap() - erank).abs() < 1e-9,
+            "class {k}"
+        );
     }
     // CDNV, equinorm, equiangularity, max-angle and ETF by loops.
     let global = means.mean_axis(Axis(0)).unwrap();
@@ -537,7 +546,7 @@ fn results_do_not_depend_on_the_thread_count() {
             .build()
             .unwrap()
             .install(|| {
-                let stats = class_stats(x.view(), &classes);
+                let stats = class_stats(x.view(), &classes).unwrap();
                 let c = collapse(x.view(), &classes, &stats, None).unwrap();
                 let sp = spectrum(unit.view(), x.view()).unwrap();
                 let knn = knn_accuracy(

@@ -371,7 +371,14 @@ fn npz_extras_by_default_key_and_table_split_column() {
     let path = dir.path().join("run.npz");
     let mut zip = ::zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
     let options = ::zip::write::SimpleFileOptions::default();
-    let ints = |v: &[i64]| npy("<i8", &format!("({},)", v.len()), false, &v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<_>>());
+    let ints = |v: &[i64]| {
+        npy(
+            "<i8",
+            &format!("({},)", v.len()),
+            false,
+            &v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<_>>(),
+        )
+    };
     for (name, bytes) in [
         ("embeddings.npy", npy_bytes_f32(&[2, 3], &VALUES)),
         ("labels.npy", ints(&[0, 1])),
@@ -386,13 +393,33 @@ fn npz_extras_by_default_key_and_table_split_column() {
     let loaded = load(&path, &Selection::default()).unwrap();
     assert_eq!(loaded.classifier.unwrap().matrix.dim(), (2, 3));
     assert_eq!(loaded.bias.unwrap().into_vector().unwrap(), vec![0.5, -0.5]);
-    assert_eq!(loaded.subclasses.unwrap().values, LabelValues::Int(vec![4, 7]));
+    assert_eq!(
+        loaded.subclasses.unwrap().values,
+        LabelValues::Int(vec![4, 7])
+    );
     assert!(loaded.split.is_none());
-    let missing = error(&path, &Selection { split: Some("fold".into()), ..Default::default() });
+    let missing = error(
+        &path,
+        &Selection {
+            split: Some("fold".into()),
+            ..Default::default()
+        },
+    );
     assert!(missing.contains("no array named \"fold\""), "{missing}");
 
-    let table = write(dir.path(), "t.csv", b"a,b,label,split\n1,2,x,train\n3,4,y,test\n");
+    let table = write(
+        dir.path(),
+        "t.csv",
+        b"a,b,label,split\n1,2,x,train\n3,4,y,test\n",
+    );
     let loaded = load(&table, &Selection::default()).unwrap();
-    assert_eq!(loaded.embeddings.unwrap().matrix.dim(), (2, 2), "split is not a feature");
-    assert_eq!(loaded.split.unwrap().values, LabelValues::Text(vec!["train".into(), "test".into()]));
+    assert_eq!(
+        loaded.embeddings.unwrap().matrix.dim(),
+        (2, 2),
+        "split is not a feature"
+    );
+    assert_eq!(
+        loaded.split.unwrap().values,
+        LabelValues::Text(vec!["train".into(), "test".into()])
+    );
 }
