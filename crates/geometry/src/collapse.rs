@@ -7,7 +7,7 @@ use crate::classes::Classes;
 use crate::error::{GeometryError, Result};
 use crate::real::Real;
 use crate::stats::ClassStats;
-use crate::tiles::map_row_chunks;
+use crate::tiles::{map_row_chunks, single_threaded_blas};
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
 use ndarray_linalg::{Eigh, UPLO};
 
@@ -203,6 +203,7 @@ pub fn collapse<F: Real>(
     stats: &ClassStats,
     classifier: Option<&Classifier>,
 ) -> Result<Collapse> {
+    single_threaded_blas();
     let c = stats.num_classes();
     let d = x.ncols();
     if let Some(w) = classifier {

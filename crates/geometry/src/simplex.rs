@@ -4,6 +4,7 @@
 //! simplex.
 
 use crate::error::{GeometryError, Result};
+use crate::tiles::single_threaded_blas;
 use ndarray::{Array2, ArrayView2};
 use ndarray_linalg::SVD;
 
@@ -76,6 +77,7 @@ pub fn canonical_simplex(c: usize) -> Array2<f64> {
 /// regular simplex best aligned with the means (orthogonal Procrustes: `R = U V^T` from the
 /// SVD of `S^T M`), and the index of that vertex. Zero for every class of a regular simplex.
 pub fn vertex_distances(centred_means: ArrayView2<f64>) -> Result<(Vec<f64>, Vec<usize>)> {
+    single_threaded_blas();
     let c = centred_means.nrows();
     let mean_norm = centred_means
         .rows()

@@ -7,6 +7,7 @@ use crate::real::Real;
 use crate::rows::row_norms;
 use crate::scatter::{all_rows, scatter};
 use crate::tiles::map_row_chunks;
+use crate::tiles::single_threaded_blas;
 use ndarray::{Array1, Array2, ArrayView2};
 use ndarray_linalg::{EigValsh, UPLO};
 
@@ -168,6 +169,7 @@ pub struct Spectrum {
 /// All dimensional-collapse metrics from the normalised rows `unit` and the raw rows `raw`
 /// (the same rows before normalisation).
 pub fn spectrum<F: Real>(unit: ArrayView2<F>, raw: ArrayView2<F>) -> Result<Spectrum> {
+    single_threaded_blas();
     let n = raw.nrows();
     let d = raw.ncols();
     let cov = covariance(unit)?;

@@ -7,6 +7,7 @@ use crate::error::Result;
 use crate::real::Real;
 use crate::scatter::{scatter, stripe_count, symmetrize, syrk_add};
 use crate::spectrum::{effective_rank, symmetric_eigenvalues};
+use crate::tiles::single_threaded_blas;
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis};
 use rayon::prelude::*;
 
@@ -80,6 +81,7 @@ fn class_scatter<F: Real>(
 /// scatter (summed into `Sigma_W` over fixed groups of classes, in order), `Var_c = tr/n_c`
 /// and its effective rank.
 pub fn class_stats<F: Real>(x: ArrayView2<F>, classes: &Classes) -> Result<ClassStats> {
+    single_threaded_blas();
     let counts = classes.counts();
     let means = class_means(x, classes);
     let global_mean = means.mean_axis(Axis(0)).expect("at least one class");

@@ -58,8 +58,9 @@ impl<F: Real> GramTile<'_, F> {
     }
 }
 
-/// Make OpenBLAS single-threaded: parallelism comes from rayon over tiles, and a
-/// single-threaded GEMM per tile gives the same bits whatever the thread count.
+/// Make OpenBLAS single-threaded: parallelism comes from rayon over tiles, rows and classes,
+/// and a single-threaded BLAS or LAPACK call gives the same bits whatever the thread count.
+/// Every public entry point that calls BLAS calls this first.
 pub(crate) fn single_threaded_blas() {
     static ONCE: Once = Once::new();
     extern "C" {
