@@ -7,20 +7,12 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
-/// Standard normals from SplitMix64 + Box-Muller, as f32.
+#[path = "../../crates/geometry/tests/common/mod.rs"]
+mod data;
+
+/// The geometry tests' deterministic standard normals, as f32.
 pub fn gaussian(n: usize, d: usize, seed: u64) -> Array2<f32> {
-    let mut state = seed;
-    let mut uniform = move || {
-        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
-    };
-    Array2::from_shape_simple_fn((n, d), || {
-        let (u, v) = (uniform().max(1e-300), uniform());
-        ((-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()) as f32
-    })
+    data::gaussian(n, d, seed).mapv(|v| v as f32)
 }
 
 /// Median wall time of `runs` calls, and the last result.

@@ -301,11 +301,8 @@ fn check_shapes(inputs: &Inputs) -> Result<()> {
             );
         }
     }
-    if inputs.bias.is_some() && inputs.classifier.is_none() {
-        bail!(
-            "{}: a bias needs classifier weights (--classifier)",
-            inputs.bias.as_ref().expect("checked").0
-        );
+    if let (Some((source, _)), None) = (&inputs.bias, &inputs.classifier) {
+        bail!("{source}: a bias needs classifier weights (--classifier)");
     }
     Ok(())
 }

@@ -309,6 +309,9 @@ impl Table {
     }
 }
 
+/// Rows of the per-class table printed for people.
+const PER_CLASS_ROWS: usize = 30;
+
 /// Print the analysis as an aligned, grouped table on stdout.
 pub fn print_table(analysis: &Analysis, inputs: &InputSummary) {
     let source = inputs
@@ -471,7 +474,7 @@ pub fn print_table(analysis: &Analysis, inputs: &InputSummary) {
             "class", "n", "within var", "vertex d", "eff rank", "uniformity"
         );
         let cell = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{v:.4}"));
-        for p in &analysis.per_class {
+        for p in analysis.per_class.iter().take(PER_CLASS_ROWS) {
             println!(
                 "{:>12} {:>8} {:>14.6} {:>10} {:>10} {:>11}",
                 p.name,
@@ -480,6 +483,13 @@ pub fn print_table(analysis: &Analysis, inputs: &InputSummary) {
                 cell(p.vertex_distance),
                 cell(p.effective_rank),
                 cell(p.uniformity)
+            );
+        }
+        if analysis.per_class.len() > PER_CLASS_ROWS {
+            println!(
+                "{:>12} ({} more classes: the full table is in the --json output)",
+                "...",
+                analysis.per_class.len() - PER_CLASS_ROWS
             );
         }
     }

@@ -100,7 +100,7 @@ pub fn knn_accuracy<F: Real>(
     split: &KnnSplit,
     options: &KnnOptions,
 ) -> Result<KnnAccuracy> {
-    if options.k == 0 || !(options.temperature > 0.0) {
+    if options.k == 0 || !(options.temperature.is_finite() && options.temperature > 0.0) {
         return Err(GeometryError::InvalidParameter {
             name: "k / temperature",
             value: options.temperature,

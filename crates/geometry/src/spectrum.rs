@@ -34,50 +34,42 @@ fn syevd_values(a: &Array2<f64>) -> Result<Vec<f64>> {
     // Row-major symmetric = column-major symmetric; jobz 'N', and LAPACK's 'U' is our lower.
     let mut matrix: Vec<f64> = a.iter().cloned().collect();
     let mut values = vec![0.0f64; n];
-    let (dim, query) = (n as i32, -1i32);
-    let (mut work_size, mut iwork_size, mut info) = (0.0f64, 0i32, 0i32);
+    let dim = n as i32;
     let (jobz, uplo) = (b'N' as std::os::raw::c_char, b'U' as std::os::raw::c_char);
-    // SAFETY: a workspace query with valid pointers for an n x n matrix.
-    unsafe {
-        lapack_sys::dsyevd_(
-            &jobz,
-            &uplo,
-            &dim,
-            matrix.as_mut_ptr(),
-            &dim,
-            values.as_mut_ptr(),
-            &mut work_size,
-            &query,
-            &mut iwork_size,
-            &query,
-            &mut info,
-        );
-    }
-    if info != 0 {
-        return Err(failed(info));
-    }
-    let (lwork, liwork) = ((work_size as i32).max(1), iwork_size.max(1));
-    let mut work = vec![0.0f64; lwork as usize];
-    let mut iwork = vec![0i32; liwork as usize];
-    // SAFETY: workspaces of the sizes LAPACK asked for.
-    unsafe {
-        lapack_sys::dsyevd_(
-            &jobz,
-            &uplo,
-            &dim,
-            matrix.as_mut_ptr(),
-            &dim,
-            values.as_mut_ptr(),
-            work.as_mut_ptr(),
-            &lwork,
-            iwork.as_mut_ptr(),
-            &liwork,
-            &mut info,
-        );
-    }
-    if info != 0 {
-        return Err(failed(info));
-    }
+    let mut call = |work: &mut [f64], lwork: i32, iwork: &mut [i32], liwork: i32| {
+        let mut info = 0i32;
+        // SAFETY: an n x n matrix, n eigenvalues, and workspaces of at least the lengths
+        // passed (a length of -1 is LAPACK's workspace query, which writes one element).
+        unsafe {
+            lapack_sys::dsyevd_(
+                &jobz,
+                &uplo,
+                &dim,
+                matrix.as_mut_ptr(),
+                &dim,
+                values.as_mut_ptr(),
+                work.as_mut_ptr(),
+                &lwork,
+                iwork.as_mut_ptr(),
+                &liwork,
+                &mut info,
+            );
+        }
+        if info == 0 {
+            Ok(())
+        } else {
+            Err(failed(info))
+        }
+    };
+    let (mut work_size, mut iwork_size) = ([0.0f64], [0i32]);
+    call(&mut work_size, -1, &mut iwork_size, -1)?;
+    let (lwork, liwork) = ((work_size[0] as i32).max(1), iwork_size[0].max(1));
+    call(
+        &mut vec![0.0; lwork as usize],
+        lwork,
+        &mut vec![0; liwork as usize],
+        liwork,
+    )?;
     Ok(values)
 }
 

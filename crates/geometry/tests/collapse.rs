@@ -33,6 +33,19 @@ fn simplex_classes(
     (x, labels)
 }
 
+/// Leave-one-out kNN accuracy with the default k and temperature.
+fn loo_knn<F: Real>(unit: &Array2<F>, labels: &[u32], c: usize) -> f64 {
+    knn_accuracy(
+        unit.view(),
+        labels,
+        c,
+        &KnnSplit::LeaveOneOut,
+        &KnnOptions::default(),
+    )
+    .unwrap()
+    .value
+}
+
 fn analyse(
     x: &Array2<f64>,
     labels: &[u32],
@@ -70,15 +83,8 @@ fn regular_simplex_with_tiny_noise_is_fully_collapsed() {
     let (distances, nearest) = vertex_distances(stats.centred_means().view()).unwrap();
     assert!(distances.iter().all(|&d| d < 1e-4), "{distances:?}");
     assert_eq!(nearest, vec![0, 1, 2, 3, 4]);
-    let knn = knn_accuracy(
-        unit.view(),
-        &labels,
-        5,
-        &KnnSplit::LeaveOneOut,
-        &KnnOptions::default(),
-    )
-    .unwrap();
-    assert_eq!(knn.value, 1.0);
+    let knn = loo_knn(&unit, &labels, 5);
+    assert_eq!(knn, 1.0);
 }
 
 #[test]
@@ -212,8 +218,8 @@ fn optimised_metrics_match_plain_implementations() {
         col.nc1
     );
     assert!((col.nc1_quotient.unwrap() - sw.diag().sum() / sb.diag().sum()).abs() < 1e-12);
-    for k in 0..c {
-        assert!((stats.within_variance[k] - var[k]).abs() < 1e-12);
+    for (k, want) in var.iter().enumerate() {
+        assert!((stats.within_variance[k] - want).abs() < 1e-12);
         let rows: Vec<usize> = (0..90).filter(|&i| labels[i] == k as u32).collect();
         let centred = &x.select(Axis(0), &rows) - &means.row(k);
         let s = plain::singular_values(&centred);
@@ -354,14 +360,7 @@ fn metrics_are_invariant_to_row_order_and_rotation() {
         let (_, c) = analyse(x, labels, None);
         let unit = normalize_rows(x.view()).unwrap();
         let sp = spectrum(unit.view(), x.view()).unwrap();
-        let knn = knn_accuracy(
-            unit.view(),
-            labels,
-            5,
-            &KnnSplit::LeaveOneOut,
-            &KnnOptions::default(),
-        )
-        .unwrap();
+        let knn = loo_knn(&unit, labels, 5);
         vec![
             c.nc1.unwrap(),
             c.nc1_quotient.unwrap(),
@@ -375,7 +374,7 @@ fn metrics_are_invariant_to_row_order_and_rotation() {
             sp.rankme,
             sp.normalized_std,
             sp.eigenvalues[0],
-            knn.value,
+            knn,
         ]
     };
     let base = summary(&x, &labels);
@@ -549,20 +548,13 @@ fn results_do_not_depend_on_the_thread_count() {
                 let stats = class_stats(x.view(), &classes).unwrap();
                 let c = collapse(x.view(), &classes, &stats, None).unwrap();
                 let sp = spectrum(unit.view(), x.view()).unwrap();
-                let knn = knn_accuracy(
-                    unit.view(),
-                    &labels,
-                    7,
-                    &KnnSplit::LeaveOneOut,
-                    &KnnOptions::default(),
-                )
-                .unwrap();
+                let knn = loo_knn(&unit, &labels, 7);
                 (
                     c.nc1.unwrap(),
                     c.cdnv.unwrap().mean,
                     sp.eigenvalues.clone(),
                     sp.rankme,
-                    knn.value,
+                    knn,
                     stats.within_covariance.clone(),
                 )
             })
