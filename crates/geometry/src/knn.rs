@@ -5,7 +5,7 @@
 
 use crate::error::{GeometryError, Result};
 use crate::real::Real;
-use crate::sampling::PairSampler;
+use crate::figure_data::stratified_rows;
 use crate::tiles::single_threaded_blas;
 use ndarray::linalg::general_mat_mul;
 use ndarray::{s, Array2, ArrayView2, Axis, CowArray};
@@ -120,7 +120,10 @@ pub fn knn_accuracy<F: Real>(
             got: n,
         });
     }
-    let queries = subset(&candidates, options.max_queries, options.seed);
+    let queries: Vec<usize> = stratified_rows(candidates.len(), None, options.max_queries, options.seed)
+        .into_iter()
+        .map(|i| candidates[i])
+        .collect();
     let k = options.k.min(usable_references);
     // Leave-one-out compares against every row in order: use the rows in place.
     let reference_rows = if leave_one_out {
@@ -194,21 +197,4 @@ fn vote(top: &TopK, labels: &[u32], num_classes: usize, temperature: f64) -> u32
         }
     }
     winner as u32
-}
-
-/// All of `candidates` when there are at most `max`, else a seeded uniform subset of `max`
-/// (partial Fisher-Yates), in increasing order.
-fn subset(candidates: &[usize], max: usize, seed: u64) -> Vec<usize> {
-    if candidates.len() <= max {
-        return candidates.to_vec();
-    }
-    let mut pool = candidates.to_vec();
-    let mut rng = PairSampler::new(seed, u64::MAX, pool.len());
-    for i in 0..max {
-        let j = i + rng.below((pool.len() - i) as u64) as usize;
-        pool.swap(i, j);
-    }
-    pool.truncate(max);
-    pool.sort_unstable();
-    pool
 }

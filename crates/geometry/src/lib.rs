@@ -15,6 +15,7 @@ mod analysis;
 mod classes;
 mod collapse;
 mod error;
+mod figure_data;
 mod knn;
 mod per_class;
 mod progress;
@@ -35,6 +36,11 @@ pub use analysis::{
 pub use classes::Classes;
 pub use collapse::{cdnv, collapse, nc1, Cdnv, Classifier, Collapse};
 pub use error::{GeometryError, Result};
+pub use figure_data::{
+    class_mean_cosines, distances_to_class_means, figure_data, pair_distances, pca_projection,
+    stratified_rows, uniform_sphere_uniformity, FigureData, PairDistances, Projection,
+    FIGURE_MAX_PAIRS, FIGURE_MAX_PER_CLASS, FIGURE_MAX_POINTS,
+};
 pub use knn::{
     knn_accuracy, KnnAccuracy, KnnOptions, KnnSplit, DEFAULT_K, DEFAULT_MAX_QUERIES,
     DEFAULT_TEMPERATURE,

@@ -87,6 +87,29 @@ fn uniform_sphere_matches_the_analytic_limit() {
 }
 
 #[test]
+fn analytic_uniform_sphere_values_match_the_reference_table() {
+    let table = [
+        (2, -1.575_027_204_484_540_7),
+        (3, -2.079_777_060_587_913),
+        (4, -2.414_909_581_461_873_2),
+        (8, -3.082_527_233_478_035),
+        (16, -3.513_036_436_421_065_4),
+        (32, -3.751_805_019_856_598),
+        (64, -3.875_235_589_679_26),
+        (128, -3.937_530_010_203_857),
+        (256, -3.968_753_783_913_330_8),
+        (512, -3.984_375_474_943_410_6),
+    ];
+    for (d, want) in table {
+        let got = uniform_sphere_uniformity(d, 2.0);
+        assert!((got - want).abs() < 1e-12, "D={d}: {got} vs {want}");
+    }
+    let t: f64 = 0.7;
+    let closed = ((1.0 - (-4.0 * t).exp()) / (4.0 * t)).ln();
+    assert!((uniform_sphere_uniformity(3, t) - closed).abs() < 1e-12);
+}
+
+#[test]
 fn exact_tiled_matches_the_plain_double_loop() {
     for (n, d, tile) in [(2, 3, 1), (37, 5, 8), (100, 16, 33), (129, 4, 512)] {
         let x = unit_gaussian(n, d, n as u64);

@@ -1,0 +1,298 @@
+//! The numbers behind the diagnostic figures: pair-distance samples, a 2-D PCA projection of
+//! the normalised rows, class-mean cosines, distances to class means, and the analytic
+//! reference values of the alignment-uniformity plane. No plotting here.
+
+use crate::classes::Classes;
+use crate::error::{GeometryError, Result};
+use crate::real::Real;
+use crate::rows::squared_distance;
+use crate::sampling::PairSampler;
+use crate::spectrum::{column_means, covariance};
+use crate::stats::class_means;
+use crate::tiles::single_threaded_blas;
+use ndarray::{Array2, ArrayView2, Axis};
+use ndarray_linalg::{Eigh, UPLO};
+
+/// `lim L_unif` for points uniform on `S^{D-1}` (Wang & Isola's uniformity of the uniform
+/// distribution): `log E exp(-t ||x - y||^2)` with
+/// `E = e^{-2t} sum_{k>=0} t^{2k} / (k! (D/2)_k)` (`(a)_k` the rising factorial), summed in
+/// log space until the terms stop mattering.
+pub fn uniform_sphere_uniformity(d: usize, t: f64) -> f64 {
+    let half = d as f64 / 2.0;
+    let mut log_term = 0.0f64; // k = 0
+    let mut terms = vec![0.0f64];
+    for k in 1..100_000 {
+        let kf = k as f64;
+        log_term += 2.0 * t.ln() - kf.ln() - (half + kf - 1.0).ln();
+        terms.push(log_term);
+        if log_term < terms.iter().cloned().fold(f64::NEG_INFINITY, f64::max) - 40.0 && kf > t * t {
+            break;
+        }
+    }
+    let max = terms.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    -2.0 * t + max + terms.iter().map(|l| (l - max).exp()).sum::<f64>().ln()
+}
+
+/// Pair distances for the histograms, on the rows as given (unit rows: distances in [0, 2]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PairDistances {
+    /// `||x_i - x_j||` over all pairs `i < j`, or a uniform sample of them.
+    pub all: Vec<f64>,
+    /// Same-class pairs (with labels), all or sampled.
+    pub same_class: Vec<f64>,
+    /// `||x_i - y_i||` of row-matched views 0 and 1 (with views).
+    pub positive: Vec<f64>,
+    /// The `all` and `same_class` lists hold every pair (no sampling).
+    pub exact: bool,
+}
+
+/// Distances of all pairs, same-class pairs and positive (view) pairs; pair lists larger than
+/// `max_pairs` are replaced by `max_pairs` uniform draws from a seeded generator.
+pub fn pair_distances<F: Real>(
+    x: ArrayView2<F>,
+    views: Option<(ArrayView2<F>, ArrayView2<F>)>,
+    classes: Option<&Classes>,
+    max_pairs: usize,
+    seed: u64,
+) -> PairDistances {
+    let n = x.nrows();
+    let distance = |i: usize, j: usize| squared_distance(x.row(i), x.row(j)).sqrt();
+    let total = n * n.saturating_sub(1) / 2;
+    let same_total: usize = classes.map_or(0, |c| c.counts().iter().map(|&m| m * m.saturating_sub(1) / 2).sum());
+    let exact = total <= max_pairs && same_total <= max_pairs;
+    let mut sampler = PairSampler::new(seed, 0, n.max(2));
+    let all = if exact {
+        (0..n).flat_map(|i| (i + 1..n).map(move |j| (i, j))).map(|(i, j)| distance(i, j)).collect()
+    } else {
+        (0..max_pairs.min(total))
+            .map(|_| {
+                let (i, j) = sampler.next_pair();
+                distance(i, j)
+            })
+            .collect()
+    };
+    let same_class = match classes {
+        None => Vec::new(),
+        Some(classes) if exact => (0..classes.num_classes())
+            .flat_map(|c| {
+                let m = classes.members(c);
+                (0..m.len()).flat_map(move |a| (a + 1..m.len()).map(move |b| (m[a], m[b])))
+            })
+            .map(|(i, j)| distance(i, j))
+            .collect(),
+        Some(classes) => {
+            // Draw a class with probability proportional to its pair count, then a pair in it.
+            let cumulative: Vec<usize> = classes
+                .counts()
+                .iter()
+                .scan(0, |acc, &m| {
+                    *acc += m * m.saturating_sub(1) / 2;
+                    Some(*acc)
+                })
+                .collect();
+            (0..max_pairs.min(same_total))
+                .map(|_| {
+                    let r = sampler.below(same_total as u64) as usize;
+                    let c = cumulative.partition_point(|&v| v <= r);
+                    let m = classes.members(c);
+                    let a = sampler.below(m.len() as u64) as usize;
+                    let mut b = sampler.below(m.len() as u64 - 1) as usize;
+                    if b >= a {
+                        b += 1;
+                    }
+                    distance(m[a], m[b])
+                })
+                .collect()
+        }
+    };
+    let positive = views.map_or_else(Vec::new, |(a, b)| {
+        (0..a.nrows()).map(|i| squared_distance(a.row(i), b.row(i)).sqrt()).collect()
+    });
+    PairDistances {
+        all,
+        same_class,
+        positive,
+        exact,
+    }
+}
+
+/// A 2-D principal-component projection of (a stratified subset of) the rows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Projection {
+    /// Projected rows (shown x 2), centred.
+    pub points: Array2<f64>,
+    /// Row index of each projected row in the input.
+    pub rows: Vec<usize>,
+    /// Fraction of the variance along each of the two axes.
+    pub explained: [f64; 2],
+    /// Rows in the input.
+    pub total: usize,
+}
+
+/// Project `x` onto its top two principal components (eigenvectors of the covariance), for at
+/// most `max_points` rows: every row, or a per-class stratified subset that keeps each class's
+/// share (at least one row per class), chosen by a seeded generator.
+pub fn pca_projection<F: Real>(
+    x: ArrayView2<F>,
+    classes: Option<&Classes>,
+    max_points: usize,
+    seed: u64,
+) -> Result<Projection> {
+    single_threaded_blas();
+    let n = x.nrows();
+    if x.ncols() < 2 {
+        return Err(GeometryError::TooFewRows {
+            metric: "2-D projection (dimensions)",
+            needed: 2,
+            got: x.ncols(),
+        });
+    }
+    let cov = covariance(x)?;
+    let (values, vectors) = cov.eigh(UPLO::Lower).map_err(|e| GeometryError::Numerical {
+        what: format!("eigendecomposition of the covariance failed: {e}"),
+    })?;
+    let d = values.len();
+    let total: f64 = values.iter().map(|v| v.max(0.0)).sum();
+    let axes = vectors.select(Axis(1), &[d - 1, d - 2]);
+    let explained = if total > 0.0 {
+        [values[d - 1].max(0.0) / total, values[d - 2].max(0.0) / total]
+    } else {
+        [0.0, 0.0]
+    };
+    let rows = stratified_rows(n, classes, max_points, seed);
+    let mean = column_means(x);
+    let selected = x.select(Axis(0), &rows).mapv(Real::as_f64) - &mean;
+    Ok(Projection {
+        points: selected.dot(&axes),
+        rows,
+        explained,
+        total: n,
+    })
+}
+
+/// All rows when `n <= max`, else about `max` rows: each class keeps its share (at least one
+/// row), drawn without replacement by a seeded generator; increasing order.
+pub fn stratified_rows(n: usize, classes: Option<&Classes>, max: usize, seed: u64) -> Vec<usize> {
+    if n <= max {
+        return (0..n).collect();
+    }
+    let groups: Vec<Vec<usize>> = match classes {
+        Some(c) => (0..c.num_classes()).map(|k| c.members(k).to_vec()).collect(),
+        None => vec![(0..n).collect()],
+    };
+    let mut chosen = Vec::with_capacity(max + groups.len());
+    for (g, mut members) in groups.into_iter().enumerate() {
+        let take = ((members.len() * max) / n).max(1).min(members.len());
+        let mut sampler = PairSampler::new(seed, g as u64 + 1, members.len().max(2));
+        for i in 0..take {
+            let j = i + sampler.below((members.len() - i) as u64) as usize;
+            members.swap(i, j);
+        }
+        chosen.extend_from_slice(&members[..take]);
+    }
+    chosen.sort_unstable();
+    chosen
+}
+
+/// Cosines between the centred class means `mu_c - mu_G` (C x C).
+pub fn class_mean_cosines<F: Real>(x: ArrayView2<F>, classes: &Classes) -> Array2<f64> {
+    let means = class_means(x, classes);
+    let centred = &means - &means.mean_axis(Axis(0)).expect("a class").insert_axis(Axis(0));
+    let norms: Vec<f64> = centred.rows().into_iter().map(|r| r.dot(&r).sqrt()).collect();
+    let gram = centred.dot(&centred.t());
+    Array2::from_shape_fn(gram.dim(), |(i, j)| {
+        let scale = norms[i] * norms[j];
+        if scale > 0.0 {
+            gram[[i, j]] / scale
+        } else {
+            0.0
+        }
+    })
+}
+
+/// `||h_i - mu_c||` for the rows of each class (at most `max_per_class` rows per class, a
+/// seeded subset beyond).
+pub fn distances_to_class_means<F: Real>(
+    x: ArrayView2<F>,
+    classes: &Classes,
+    max_per_class: usize,
+    seed: u64,
+) -> Vec<Vec<f64>> {
+    let means = class_means(x, classes);
+    (0..classes.num_classes())
+        .map(|c| {
+            let members = classes.members(c);
+            let rows = if members.len() > max_per_class {
+                let picked = stratified_rows(members.len(), None, max_per_class, seed ^ c as u64);
+                picked.into_iter().map(|i| members[i]).collect()
+            } else {
+                members.to_vec()
+            };
+            let mean = means.row(c);
+            rows.iter()
+                .map(|&i| {
+                    x.row(i)
+                        .iter()
+                        .zip(mean.iter())
+                        .map(|(v, m)| (v.as_f64() - m).powi(2))
+                        .sum::<f64>()
+                        .sqrt()
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// Everything the report's figures need besides the [`crate::Analysis`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct FigureData {
+    /// Analytic uniformity of the uniform sphere of the same D and t.
+    pub sphere_uniformity: f64,
+    /// The uniformity floor `-2tN/(N-1)` (regular simplex).
+    pub simplex_floor: f64,
+    /// Pair distances for the histograms.
+    pub distances: PairDistances,
+    /// 2-D PCA projection of the normalised rows.
+    pub projection: Projection,
+    /// Class index of each projected row (empty without labels).
+    pub projection_labels: Vec<u32>,
+    /// Cosines between centred class means (with labels).
+    pub mean_cosines: Option<Array2<f64>>,
+    /// Distances of rows to their class mean, per class (with labels).
+    pub distances_to_means: Vec<Vec<f64>>,
+}
+
+/// Pairs kept for each distance histogram.
+pub const FIGURE_MAX_PAIRS: usize = 1_000_000;
+/// Rows kept in the projections.
+pub const FIGURE_MAX_POINTS: usize = 5_000;
+/// Rows per class kept for the distance-to-mean box plots.
+pub const FIGURE_MAX_PER_CLASS: usize = 20_000;
+
+/// Compute [`FigureData`] from the normalised rows `unit`, the raw rows `raw`, the first two
+/// views and the classes.
+pub fn figure_data<F: Real>(
+    unit: ArrayView2<F>,
+    raw: ArrayView2<F>,
+    views: Option<(ArrayView2<F>, ArrayView2<F>)>,
+    classes: Option<&Classes>,
+    t: f64,
+    seed: u64,
+) -> Result<FigureData> {
+    let (n, d) = unit.dim();
+    let projection = pca_projection(unit, classes, FIGURE_MAX_POINTS, seed)?;
+    let projection_labels = classes.map_or_else(Vec::new, |c| {
+        projection.rows.iter().map(|&i| c.labels()[i]).collect()
+    });
+    Ok(FigureData {
+        sphere_uniformity: uniform_sphere_uniformity(d, t),
+        simplex_floor: -2.0 * t * n as f64 / (n as f64 - 1.0).max(1.0),
+        distances: pair_distances(unit, views, classes, FIGURE_MAX_PAIRS, seed),
+        projection,
+        projection_labels,
+        mean_cosines: classes.map(|c| class_mean_cosines(raw, c)),
+        distances_to_means: classes.map_or_else(Vec::new, |c| {
+            distances_to_class_means(raw, c, FIGURE_MAX_PER_CLASS, seed)
+        }),
+    })
+}
