@@ -37,7 +37,8 @@ pub fn run(args: &AnalyzeArgs) -> Result<()> {
             bail!("{} exists; pass --force to replace it", path.display());
         }
     }
-    let (analysis, summary) = run_analysis(&args.inputs, &args.metrics)?;
+    let run = run_analysis(&args.inputs, &args.metrics, false)?;
+    let (analysis, summary) = (run.analysis, run.summary);
     let json = to_json(&analysis, &summary);
     match (&args.json, &json_file) {
         (Some(_), None) => println!("{}", serde_json::to_string_pretty(&json)?),

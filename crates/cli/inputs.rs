@@ -6,9 +6,9 @@ use crate::progress::TerminalProgress;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use embgeom_geometry::{
-    analyze, check_finite, normalize_rows, Analysis, AnalysisInput, AnalysisOptions, Classes,
-    Classifier, KnnOptions, KnnSplit, Real, DEFAULT_K, DEFAULT_MAX_EXACT, DEFAULT_MAX_QUERIES,
-    DEFAULT_TEMPERATURE, DEFAULT_TILE,
+    analyze, check_finite, figure_data, normalize_rows, Analysis, AnalysisInput, AnalysisOptions,
+    Classes, Classifier, FigureData, KnnOptions, KnnSplit, Real, DEFAULT_K, DEFAULT_MAX_EXACT,
+    DEFAULT_MAX_QUERIES, DEFAULT_TEMPERATURE, DEFAULT_TILE,
 };
 use embgeom_io::{
     load, load_array, load_labels, Embeddings, LabelValues, Labels, Matrix, Selection, BIAS_KEY,
@@ -371,7 +371,8 @@ fn analyze_typed<F: Real>(
     typed: &Typed,
     normalize: bool,
     metrics: &MetricArgs,
-) -> Result<Analysis> {
+    figures: bool,
+) -> Result<(Analysis, Option<FigureData>)> {
     let mut matrices = matrices.into_iter();
     let first = matrices.next().expect("at least one matrix");
     let (prepared_first, raw) = prepare(first, &typed.sources[0], normalize)?;
@@ -396,13 +397,32 @@ fn analyze_typed<F: Real>(
         subclasses: typed.subclasses,
     };
     let progress = TerminalProgress::new(std::io::stderr().is_terminal());
-    let analysis = analyze(&input, &metrics.options(), &progress);
-    analysis.map_err(|e| match (&e, typed.classifier) {
-        (embgeom_geometry::GeometryError::ShapeMismatch { .. }, Some(_)) => {
-            anyhow::Error::new(e).context("classifier")
+    let analysis = analyze(&input, &metrics.options(), &progress).map_err(|e| {
+        match (&e, typed.classifier) {
+            (embgeom_geometry::GeometryError::ShapeMismatch { .. }, Some(_)) => {
+                anyhow::Error::new(e).context("classifier")
+            }
+            _ => anyhow::Error::from(e),
         }
-        _ => e.into(),
-    })
+    })?;
+    let data = figures
+        .then(|| {
+            let first_views = match input.views.as_slice() {
+                [a, b, ..] => Some((*a, *b)),
+                _ => None,
+            };
+            figure_data(
+                all[0].view(),
+                input.raw.unwrap_or(all[0].view()),
+                first_views,
+                typed.classes,
+                metrics.t,
+                metrics.seed,
+            )
+        })
+        .transpose()
+        .context("figure data")?;
+    Ok((analysis, data))
 }
 
 /// The matrices as f32 when every one is stored in f32 (or narrower), else all of them back.
@@ -419,8 +439,17 @@ fn f32_matrices(matrices: Vec<Matrix>) -> std::result::Result<Vec<Array2<f32>>, 
         .collect())
 }
 
-/// Load, validate and analyse: the whole `analyze` pipeline, shared by every command.
-pub fn run_analysis(args: &InputArgs, metrics: &MetricArgs) -> Result<(Analysis, InputSummary)> {
+/// What one run of the pipeline produced.
+pub struct Run {
+    pub analysis: Analysis,
+    pub summary: InputSummary,
+    /// The numbers behind the report's figures, when asked for.
+    pub figures: Option<FigureData>,
+}
+
+/// Load, validate and analyse: the whole `analyze` pipeline, shared by every command; with
+/// `figures`, also the numbers behind the report's figures.
+pub fn run_analysis(args: &InputArgs, metrics: &MetricArgs, figures: bool) -> Result<Run> {
     let inputs = load_inputs(args)?;
     let classes = inputs.labels.as_ref().map(classes_of).transpose()?;
     let subclasses = inputs.subclasses.as_ref().map(classes_of).transpose()?;
@@ -460,12 +489,16 @@ pub fn run_analysis(args: &InputArgs, metrics: &MetricArgs) -> Result<(Analysis,
         subclasses: subclasses.as_ref(),
     };
     let normalize = !args.no_normalize;
-    let analysis = match f32_matrices(matrices) {
-        Ok(m) => analyze_typed(m, &typed, normalize, metrics)?,
+    let (analysis, figures) = match f32_matrices(matrices) {
+        Ok(m) => analyze_typed(m, &typed, normalize, metrics, figures)?,
         Err(mixed) => {
             let m = mixed.into_iter().map(Matrix::into_f64).collect();
-            analyze_typed(m, &typed, normalize, metrics)?
+            analyze_typed(m, &typed, normalize, metrics, figures)?
         }
     };
-    Ok((analysis, summary))
+    Ok(Run {
+        analysis,
+        summary,
+        figures,
+    })
 }

@@ -7,6 +7,7 @@ mod analyze;
 mod inputs;
 mod output;
 mod progress;
+mod report;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -21,14 +22,17 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Alignment and uniformity (Wang & Isola 2020) of saved embeddings, exact at any N.
+    /// Measure saved embeddings: alignment, uniformity, class and dimensional collapse.
     Analyze(analyze::AnalyzeArgs),
+    /// Draw the diagnostic figures and write a self-contained HTML report (no input: the demo).
+    Report(report::ReportArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Analyze(args) => analyze::run(&args),
+        Command::Report(args) => report::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

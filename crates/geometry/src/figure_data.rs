@@ -58,11 +58,19 @@ pub fn pair_distances<F: Real>(
     let n = x.nrows();
     let distance = |i: usize, j: usize| squared_distance(x.row(i), x.row(j)).sqrt();
     let total = n * n.saturating_sub(1) / 2;
-    let same_total: usize = classes.map_or(0, |c| c.counts().iter().map(|&m| m * m.saturating_sub(1) / 2).sum());
+    let same_total: usize = classes.map_or(0, |c| {
+        c.counts()
+            .iter()
+            .map(|&m| m * m.saturating_sub(1) / 2)
+            .sum()
+    });
     let exact = total <= max_pairs && same_total <= max_pairs;
     let mut sampler = PairSampler::new(seed, 0, n.max(2));
     let all = if exact {
-        (0..n).flat_map(|i| (i + 1..n).map(move |j| (i, j))).map(|(i, j)| distance(i, j)).collect()
+        (0..n)
+            .flat_map(|i| (i + 1..n).map(move |j| (i, j)))
+            .map(|(i, j)| distance(i, j))
+            .collect()
     } else {
         (0..max_pairs.min(total))
             .map(|_| {
@@ -106,7 +114,9 @@ pub fn pair_distances<F: Real>(
         }
     };
     let positive = views.map_or_else(Vec::new, |(a, b)| {
-        (0..a.nrows()).map(|i| squared_distance(a.row(i), b.row(i)).sqrt()).collect()
+        (0..a.nrows())
+            .map(|i| squared_distance(a.row(i), b.row(i)).sqrt())
+            .collect()
     });
     PairDistances {
         all,
@@ -148,14 +158,19 @@ pub fn pca_projection<F: Real>(
         });
     }
     let cov = covariance(x)?;
-    let (values, vectors) = cov.eigh(UPLO::Lower).map_err(|e| GeometryError::Numerical {
-        what: format!("eigendecomposition of the covariance failed: {e}"),
-    })?;
+    let (values, vectors) = cov
+        .eigh(UPLO::Lower)
+        .map_err(|e| GeometryError::Numerical {
+            what: format!("eigendecomposition of the covariance failed: {e}"),
+        })?;
     let d = values.len();
     let total: f64 = values.iter().map(|v| v.max(0.0)).sum();
     let axes = vectors.select(Axis(1), &[d - 1, d - 2]);
     let explained = if total > 0.0 {
-        [values[d - 1].max(0.0) / total, values[d - 2].max(0.0) / total]
+        [
+            values[d - 1].max(0.0) / total,
+            values[d - 2].max(0.0) / total,
+        ]
     } else {
         [0.0, 0.0]
     };
@@ -177,7 +192,9 @@ pub fn stratified_rows(n: usize, classes: Option<&Classes>, max: usize, seed: u6
         return (0..n).collect();
     }
     let groups: Vec<Vec<usize>> = match classes {
-        Some(c) => (0..c.num_classes()).map(|k| c.members(k).to_vec()).collect(),
+        Some(c) => (0..c.num_classes())
+            .map(|k| c.members(k).to_vec())
+            .collect(),
         None => vec![(0..n).collect()],
     };
     let mut chosen = Vec::with_capacity(max + groups.len());
@@ -197,8 +214,16 @@ pub fn stratified_rows(n: usize, classes: Option<&Classes>, max: usize, seed: u6
 /// Cosines between the centred class means `mu_c - mu_G` (C x C).
 pub fn class_mean_cosines<F: Real>(x: ArrayView2<F>, classes: &Classes) -> Array2<f64> {
     let means = class_means(x, classes);
-    let centred = &means - &means.mean_axis(Axis(0)).expect("a class").insert_axis(Axis(0));
-    let norms: Vec<f64> = centred.rows().into_iter().map(|r| r.dot(&r).sqrt()).collect();
+    let centred = &means
+        - &means
+            .mean_axis(Axis(0))
+            .expect("a class")
+            .insert_axis(Axis(0));
+    let norms: Vec<f64> = centred
+        .rows()
+        .into_iter()
+        .map(|r| r.dot(&r).sqrt())
+        .collect();
     let gram = centred.dot(&centred.t());
     Array2::from_shape_fn(gram.dim(), |(i, j)| {
         let scale = norms[i] * norms[j];

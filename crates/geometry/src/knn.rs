@@ -4,8 +4,8 @@
 //! never holding an N x N matrix.
 
 use crate::error::{GeometryError, Result};
-use crate::real::Real;
 use crate::figure_data::stratified_rows;
+use crate::real::Real;
 use crate::tiles::single_threaded_blas;
 use ndarray::linalg::general_mat_mul;
 use ndarray::{s, Array2, ArrayView2, Axis, CowArray};
@@ -120,10 +120,11 @@ pub fn knn_accuracy<F: Real>(
             got: n,
         });
     }
-    let queries: Vec<usize> = stratified_rows(candidates.len(), None, options.max_queries, options.seed)
-        .into_iter()
-        .map(|i| candidates[i])
-        .collect();
+    let queries: Vec<usize> =
+        stratified_rows(candidates.len(), None, options.max_queries, options.seed)
+            .into_iter()
+            .map(|i| candidates[i])
+            .collect();
     let k = options.k.min(usable_references);
     // Leave-one-out compares against every row in order: use the rows in place.
     let reference_rows = if leave_one_out {

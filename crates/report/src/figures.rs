@@ -1,0 +1,925 @@
+//! The nine diagnostic figures, drawn with plotters once as SVG (inlined in the page and saved)
+//! and once as PNG. Each has a caption that says what it shows and how to read it.
+
+use crate::style::*;
+use embgeom_geometry::{Analysis, FigureData};
+use plotters::coord::ranged1d::ValueFormatter;
+use plotters::coord::types::RangedCoordf64;
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use std::f64::consts::PI;
+use std::fmt::Debug;
+
+/// Classes with their own colour in scatter plots and legends.
+const LEGEND_CLASSES: usize = 10;
+/// Classes shown in the heatmaps and box plots.
+const MATRIX_CLASSES: usize = 40;
+/// Concentration of the von Mises-Fisher kernel of the circle figure.
+const VMF_KAPPA: f64 = 20.0;
+
+type Drawn = Result<(), String>;
+
+fn fail<E: Debug>(error: E) -> String {
+    format!("{error:?}")
+}
+
+/// What the figures read.
+pub struct Context<'a> {
+    pub analysis: &'a Analysis,
+    pub data: &'a FigureData,
+    /// Class names (empty without labels).
+    pub names: Vec<String>,
+    /// Rows per class.
+    pub counts: Vec<usize>,
+}
+
+impl Context<'_> {
+    fn labelled(&self) -> bool {
+        !self.names.is_empty()
+    }
+
+    /// Classes of the heatmaps and box plots: the largest `MATRIX_CLASSES`.
+    fn matrix_classes(&self) -> Vec<usize> {
+        shown_classes(&self.counts, MATRIX_CLASSES)
+    }
+
+    fn legend_classes(&self) -> Vec<usize> {
+        shown_classes(&self.counts, LEGEND_CLASSES)
+    }
+
+    fn subset_note(&self, shown: usize) -> String {
+        if shown < self.names.len() {
+            format!(
+                " The {shown} largest of the {} classes are shown.",
+                self.names.len()
+            )
+        } else {
+            String::new()
+        }
+    }
+}
+
+/// The figures, in page order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Figure {
+    Plane,
+    Distances,
+    Circle,
+    MeanCosines,
+    MeanAngles,
+    Spectrum,
+    WithinClass,
+    Cdnv,
+    Scatter,
+}
+
+impl Figure {
+    /// Every figure, in page order.
+    pub const ALL: [Figure; 9] = [
+        Figure::Plane,
+        Figure::Distances,
+        Figure::Circle,
+        Figure::MeanCosines,
+        Figure::MeanAngles,
+        Figure::Spectrum,
+        Figure::WithinClass,
+        Figure::Cdnv,
+        Figure::Scatter,
+    ];
+
+    /// File stem of the figure.
+    pub fn id(self) -> &'static str {
+        match self {
+            Figure::Plane => "01-alignment-uniformity",
+            Figure::Distances => "02-distance-histograms",
+            Figure::Circle => "03-circle",
+            Figure::MeanCosines => "04-class-mean-cosines",
+            Figure::MeanAngles => "05-class-mean-angles",
+            Figure::Spectrum => "06-spectrum",
+            Figure::WithinClass => "07-within-class-distances",
+            Figure::Cdnv => "08-cdnv",
+            Figure::Scatter => "09-pca-scatter",
+        }
+    }
+
+    /// Title of the figure.
+    pub fn title(self) -> &'static str {
+        match self {
+            Figure::Plane => "Alignment and uniformity",
+            Figure::Distances => "Pair distance histograms",
+            Figure::Circle => "Directions on the circle (Wang & Isola)",
+            Figure::MeanCosines => "Cosines between class means",
+            Figure::MeanAngles => "Angles between class means",
+            Figure::Spectrum => "Eigenvalue spectrum",
+            Figure::WithinClass => "Distance to the class mean",
+            Figure::Cdnv => "Class-distance normalised variance",
+            Figure::Scatter => "2-D PCA of the normalised embeddings",
+        }
+    }
+
+    /// Size in pixels.
+    pub fn size(self) -> (u32, u32) {
+        match self {
+            Figure::Circle | Figure::Spectrum => (1000, 440),
+            Figure::MeanCosines | Figure::Cdnv => (760, 640),
+            Figure::WithinClass => (1000, 460),
+            _ => (800, 520),
+        }
+    }
+
+    /// Whether the figure can be drawn for this input, and if not, why.
+    pub fn applies(self, ctx: &Context) -> Result<(), &'static str> {
+        let needs_labels = matches!(
+            self,
+            Figure::MeanCosines | Figure::WithinClass | Figure::Cdnv | Figure::MeanAngles
+        );
+        if needs_labels && !ctx.labelled() {
+            return Err("needs class labels");
+        }
+        match self {
+            Figure::MeanAngles if ctx.analysis.simplex_angles.is_none() => {
+                Err("needs 2 or more classes with non-zero mean directions")
+            }
+            Figure::Cdnv
+                if ctx
+                    .analysis
+                    .collapse
+                    .as_ref()
+                    .and_then(|c| c.cdnv.as_ref())
+                    .is_none() =>
+            {
+                Err("needs 2 or more classes with distinct means")
+            }
+            Figure::MeanCosines if ctx.names.len() < 2 => Err("needs 2 or more classes"),
+            _ => Ok(()),
+        }
+    }
+
+    /// What the figure shows and how to read it.
+    pub fn caption(self, ctx: &Context) -> String {
+        let a = ctx.analysis;
+        let d = &ctx.data;
+        match self {
+            Figure::Plane => format!(
+                "This embedding as a point: uniformity on the x-axis (log of the mean Gaussian potential, t = {t}; lower is more uniform) and {y} on the y-axis (lower is better aligned). The dashed lines mark the uniformity of a uniform distribution on the sphere of the same dimension D = {dim} ({sphere:.3}, analytic) and the floor -2tN/(N-1) = {floor:.3} that only a regular simplex reaches. Good contrastive embeddings sit low and to the left.",
+                t = a.uniformity.as_ref().map_or(2.0, |u| u.t),
+                y = if a.alignment.is_some() { "the alignment of the positive views" } else if a.class_alignment.is_some() { "the label-positive alignment (same-class pairs)" } else { "no alignment (no views or labels; the point sits at 0)" },
+                dim = a.dim,
+                sphere = d.sphere_uniformity,
+                floor = d.simplex_floor,
+            ),
+            Figure::Distances => format!(
+                "Histograms (density) of the distances between normalised rows, on [0, 2]: all pairs against {}. Positive or same-class pairs far to the left of all pairs mean a well-aligned embedding; all pairs piled near sqrt(2) = 1.41 is what a uniform high-dimensional sphere looks like. {}",
+                match (d.distances.positive.is_empty(), d.distances.same_class.is_empty()) {
+                    (false, false) => "positive pairs (the two views of an item) and same-class pairs",
+                    (false, true) => "positive pairs (the two views of an item)",
+                    (true, false) => "same-class pairs",
+                    (true, true) => "nothing else (no views or labels)",
+                },
+                if d.distances.exact { "Every pair is counted." } else { "All-pair and same-class histograms use 10^6 uniformly sampled pairs each." },
+            ),
+            Figure::Circle => format!(
+                "Wang & Isola's picture: each row is projected on the first two principal components of the normalised rows ({:.1}% and {:.1}% of the variance) and then onto the unit circle. Left: the points on the circle; right: a von Mises-Fisher kernel density (kappa = {VMF_KAPPA}) of their angle, per class. Uniform embeddings spread around the whole circle; collapsed classes form narrow peaks.{}",
+                100.0 * d.projection.explained[0],
+                100.0 * d.projection.explained[1],
+                shown_note(d.projection.rows.len(), d.projection.total),
+            ),
+            Figure::MeanCosines => format!(
+                "Cosine similarity between the centred class means mu_c - mu_G (raw features). For a regular simplex every off-diagonal cell equals -1/(C-1) = {:.3}: the colour scale is centred at 0 (white), blue is negative, red positive; uniform off-diagonal colour means equiangular means.{}",
+                -1.0 / (ctx.names.len() as f64 - 1.0),
+                ctx.subset_note(ctx.matrix_classes().len()),
+            ),
+            Figure::MeanAngles => {
+                let s = a.simplex_angles.as_ref();
+                format!(
+                    "Histogram of the angles between the class means of the normalised rows (Graf et al. 2021). Under class collapse to a regular simplex every angle equals arccos(-1/(C-1)) = {:.2} degrees (dashed line); the mean absolute deviation here is {:.2} degrees.",
+                    s.map_or(0.0, |s| s.ideal_degrees),
+                    s.map_or(0.0, |s| s.mean_abs_deviation_degrees),
+                )
+            }
+            Figure::Spectrum => format!(
+                "Left: eigenvalues of the covariance of the normalised rows by rank, on a log axis (Jing et al. 2022); a sudden drop marks dimensional collapse. Right: cumulative explained variance. Effective rank {:.1} and RankMe {:.1} of D = {}.",
+                a.spectrum.effective_rank,
+                a.spectrum.rankme,
+                a.dim,
+            ),
+            Figure::WithinClass => format!(
+                "Distance of each row to its class mean (raw features), one box per class: the box spans the quartiles, the line is the median, whiskers the range. Class collapse (NC1) shrinks every box towards 0.{}",
+                ctx.subset_note(ctx.matrix_classes().len()),
+            ),
+            Figure::Cdnv => format!(
+                "Class-distance normalised variance V(c, c') = (Var_c + Var_c') / (2 ||mu_c - mu_c'||^2) (Galanti et al. 2022), colour on a log scale. Small values (light yellow) mean the two classes are tight relative to their separation; the diagonal is blank; the mean over pairs is {:.3}.{}",
+                a.collapse.as_ref().and_then(|c| c.cdnv.as_ref()).map_or(0.0, |c| c.mean),
+                ctx.subset_note(ctx.matrix_classes().len()),
+            ),
+            Figure::Scatter => format!(
+                "The normalised rows on their first two principal components ({:.1}% and {:.1}% of the variance), coloured by class (the {} largest classes; others grey). Metrics always use all rows.{}",
+                100.0 * d.projection.explained[0],
+                100.0 * d.projection.explained[1],
+                ctx.legend_classes().len().min(ctx.names.len()),
+                shown_note(d.projection.rows.len(), d.projection.total),
+            ),
+        }
+    }
+
+    /// Draw the figure on `root`.
+    pub fn draw<DB: DrawingBackend>(self, ctx: &Context, root: &DrawingArea<DB, Shift>) -> Drawn {
+        root.fill(&WHITE).map_err(fail)?;
+        match self {
+            Figure::Plane => plane(ctx, root),
+            Figure::Distances => distances(ctx, root),
+            Figure::Circle => circle(ctx, root),
+            Figure::MeanCosines => heatmap(ctx, root, HeatKind::Cosine),
+            Figure::MeanAngles => angles(ctx, root),
+            Figure::Spectrum => spectrum(ctx, root),
+            Figure::WithinClass => within_class(ctx, root),
+            Figure::Cdnv => heatmap(ctx, root, HeatKind::Cdnv),
+            Figure::Scatter => scatter(ctx, root),
+        }?;
+        root.present().map_err(fail)
+    }
+}
+
+fn shown_note(shown: usize, total: usize) -> String {
+    if shown < total {
+        format!(" {shown} of {total} shown, stratified by class.")
+    } else {
+        String::new()
+    }
+}
+
+/// Draw the legend box of the labelled series.
+fn series_labels<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    position: SeriesLabelPosition,
+    size: u32,
+) -> Drawn {
+    chart
+        .configure_series_labels()
+        .label_font(font(size))
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .position(position)
+        .draw()
+        .map_err(fail)
+}
+
+/// Draw the grid, tick labels and axis titles.
+fn axes<'a, DB, X, Y, XV, YV>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
+    x_desc: impl Into<String>,
+    y_desc: impl Into<String>,
+    size: u32,
+) -> Drawn
+where
+    DB: DrawingBackend + 'a,
+    X: Ranged<ValueType = XV> + ValueFormatter<XV>,
+    Y: Ranged<ValueType = YV> + ValueFormatter<YV>,
+{
+    chart
+        .configure_mesh()
+        .x_desc(x_desc)
+        .y_desc(y_desc)
+        .label_style(font(size))
+        .axis_desc_style(font(size + 1))
+        .draw()
+        .map_err(fail)
+}
+
+fn font(size: u32) -> TextStyle<'static> {
+    TextStyle::from((FONT, size).into_font())
+}
+
+fn plane<DB: DrawingBackend>(ctx: &Context, root: &DrawingArea<DB, Shift>) -> Drawn {
+    let a = ctx.analysis;
+    let d = ctx.data;
+    let u = a.uniformity.as_ref().map_or(0.0, |u| u.value);
+    let (y, y_name) = match (&a.alignment, &a.class_alignment) {
+        (Some(al), _) => (al.value, format!("alignment (alpha = {})", al.alpha)),
+        (None, Some(al)) => (
+            al.value,
+            format!("label-positive alignment (alpha = {})", al.alpha),
+        ),
+        _ => (0.0, "no alignment".to_string()),
+    };
+    let x_lo = d.simplex_floor.min(u).min(d.sphere_uniformity) - 0.3;
+    let y_hi = (y * 1.25).max(2.2);
+    let mut chart = ChartBuilder::on(root)
+        .margin(16)
+        .x_label_area_size(48)
+        .y_label_area_size(64)
+        .build_cartesian_2d(x_lo..0.2, 0.0..y_hi)
+        .map_err(fail)?;
+    axes(
+        &mut chart,
+        "uniformity L_unif (lower = more uniform)",
+        y_name,
+        14,
+    )?;
+    for (x, colour, label) in [
+        (
+            d.sphere_uniformity,
+            OKABE_BLUE,
+            format!("uniform sphere, D = {} ({:.3})", a.dim, d.sphere_uniformity),
+        ),
+        (
+            d.simplex_floor,
+            OKABE_GREEN,
+            format!("simplex floor ({:.3})", d.simplex_floor),
+        ),
+    ] {
+        chart
+            .draw_series(DashedLineSeries::new(
+                vec![(x, 0.0), (x, y_hi)],
+                8,
+                6,
+                colour.stroke_width(2),
+            ))
+            .map_err(fail)?
+            .label(label)
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2))
+            });
+    }
+    chart
+        .draw_series(std::iter::once(Circle::new((u, y), 7, VERMILLION.filled())))
+        .map_err(fail)?
+        .label(format!("this embedding ({u:.3}, {y:.3})"))
+        .legend(|(x, y)| Circle::new((x + 10, y), 5, VERMILLION.filled()));
+    series_labels(&mut chart, SeriesLabelPosition::UpperLeft, 14)
+}
+
+/// Densities of `values` in `bins` equal bins over [lo, hi], as a step outline.
+fn density_steps(values: &[f64], lo: f64, hi: f64, bins: usize) -> Vec<(f64, f64)> {
+    let width = (hi - lo) / bins as f64;
+    let mut counts = vec![0usize; bins];
+    for &v in values {
+        let b = (((v - lo) / width).floor().max(0.0) as usize).min(bins - 1);
+        counts[b] += 1;
+    }
+    let total = values.len().max(1) as f64;
+    let mut steps = vec![(lo, 0.0)];
+    for (b, &c) in counts.iter().enumerate() {
+        let h = c as f64 / (total * width);
+        steps.push((lo + b as f64 * width, h));
+        steps.push((lo + (b + 1) as f64 * width, h));
+    }
+    steps.push((hi, 0.0));
+    steps
+}
+
+fn distances<DB: DrawingBackend>(ctx: &Context, root: &DrawingArea<DB, Shift>) -> Drawn {
+    let d = &ctx.data.distances;
+    let series: Vec<(&str, &Vec<f64>, RGBColor)> = [
+        ("all pairs", &d.all, RGBColor(0x55, 0x55, 0x55)),
+        ("same-class pairs", &d.same_class, OKABE_BLUE),
+        ("positive pairs (views)", &d.positive, VERMILLION),
+    ]
+    .into_iter()
+    .filter(|(_, v, _)| !v.is_empty())
+    .collect();
+    let curves: Vec<Vec<(f64, f64)>> = series
+        .iter()
+        .map(|(_, v, _)| density_steps(v, 0.0, 2.0, 50))
+        .collect();
+    let top = curves
+        .iter()
+        .flatten()
+        .map(|p| p.1)
+        .fold(0.0, f64::max)
+        .max(1e-9)
+        * 1.1;
+    let mut chart = ChartBuilder::on(root)
+        .margin(16)
+        .x_label_area_size(48)
+        .y_label_area_size(64)
+        .build_cartesian_2d(0.0..2.0, 0.0..top)
+        .map_err(fail)?;
+    axes(
+        &mut chart,
+        "distance ||x_i - x_j|| between normalised rows",
+        "density",
+        14,
+    )?;
+    for ((name, values, colour), curve) in series.iter().zip(curves) {
+        let colour = *colour;
+        chart
+            .draw_series(
+                AreaSeries::new(curve, 0.0, colour.mix(0.18)).border_style(colour.stroke_width(2)),
+            )
+            .map_err(fail)?
+            .label(format!("{name} (n = {})", values.len()))
+            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 18, y + 5)], colour.filled()));
+    }
+    series_labels(&mut chart, SeriesLabelPosition::UpperLeft, 14)
+}
+
+/// Angle of each projected row and the class of each (class 0 without labels).
+fn projected_angles(ctx: &Context) -> Vec<(f64, usize)> {
+    let p = &ctx.data.projection.points;
+    (0..p.nrows())
+        .map(|i| {
+            let class = ctx.data.projection_labels.get(i).map_or(0, |&c| c as usize);
+            (p[[i, 1]].atan2(p[[i, 0]]), class)
+        })
+        .collect()
+}
+
+/// The classes drawn in colour and the legend entries (name, colour).
+fn legend(ctx: &Context) -> (Vec<usize>, Vec<(String, RGBColor)>) {
+    if !ctx.labelled() {
+        return (vec![0], vec![("all rows".into(), CLASS_COLOURS[0])]);
+    }
+    let shown = ctx.legend_classes();
+    let mut entries: Vec<(String, RGBColor)> = shown
+        .iter()
+        .map(|&c| (format!("class {}", ctx.names[c]), class_colour(c, &shown)))
+        .collect();
+    if shown.len() < ctx.names.len() {
+        entries.push((
+            format!("{} other classes", ctx.names.len() - shown.len()),
+            OTHER,
+        ));
+    }
+    (shown, entries)
+}
+
+fn draw_legend<'a, DB: DrawingBackend + 'a>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+    entries: &[(String, RGBColor)],
+    position: SeriesLabelPosition,
+) -> Drawn {
+    for (name, colour) in entries {
+        let colour = *colour;
+        chart
+            .draw_series(std::iter::empty::<Circle<(f64, f64), i32>>())
+            .map_err(fail)?
+            .label(name.clone())
+            .legend(move |(x, y)| Circle::new((x + 8, y), 5, colour.filled()));
+    }
+    series_labels(chart, position, 13)
+}
+
+fn circle<DB: DrawingBackend>(ctx: &Context, root: &DrawingArea<DB, Shift>) -> Drawn {
+    let (left, right) = root.split_horizontally(440);
+    let angles = projected_angles(ctx);
+    let (shown, entries) = legend(ctx);
+    let colour_of = |c: usize| {
+        if ctx.labelled() {
+            class_colour(c, &shown)
+        } else {
+            CLASS_COLOURS[0]
+        }
+    };
+    let mut chart = ChartBuilder::on(&left)
+        .margin(20)
+        .build_cartesian_2d(-1.25..1.25, -1.25..1.25)
+        .map_err(fail)?;
+    chart
+        .draw_series(LineSeries::new(
+            (0..=360).map(|k| {
+                let a = k as f64 * PI / 180.0;
+                (a.cos(), a.sin())
+            }),
+            RGBColor(0x99, 0x99, 0x99).stroke_width(1),
+        ))
+        .map_err(fail)?;
+    // Grey classes first so coloured ones stay visible.
+    let mut ordered = angles.clone();
+    ordered.sort_by_key(|&(_, c)| shown.contains(&c));
+    chart
+        .draw_series(
+            ordered
+                .iter()
+                .map(|&(a, c)| Circle::new((a.cos(), a.sin()), 3, colour_of(c).mix(0.6).filled())),
+        )
+        .map_err(fail)?;
+    // Right: vMF kernel density of the angle per shown class.
+    let grid: Vec<f64> = (0..=240)
+        .map(|k| -PI + 2.0 * PI * k as f64 / 240.0)
+        .collect();
+    let density = |members: &[f64]| -> Vec<(f64, f64)> {
+        let norm = 2.0 * PI * bessel_i0(VMF_KAPPA);
+        grid.iter()
+            .map(|&g| {
+                let s: f64 = members
+                    .iter()
+                    .map(|&a| (VMF_KAPPA * ((g - a).cos() - 1.0)).exp())
+                    .sum();
+                (
+                    g,
+                    s * VMF_KAPPA.exp() / (norm * members.len().max(1) as f64),
+                )
+            })
+            .collect()
+    };
+    let curves: Vec<(RGBColor, Vec<(f64, f64)>)> = shown
+        .iter()
+        .map(|&c| {
+            let members: Vec<f64> = angles
+                .iter()
+                .filter(|&&(_, k)| k == c)
+                .map(|&(a, _)| a)
+                .collect();
+            (colour_of(c), density(&members))
+        })
+        .collect();
+    let top = curves
+        .iter()
+        .flat_map(|(_, v)| v.iter().map(|p| p.1))
+        .fold(0.0, f64::max)
+        .max(1e-9)
+        * 1.15;
+    let mut chart = ChartBuilder::on(&right)
+        .margin(16)
+        .x_label_area_size(44)
+        .y_label_area_size(56)
+        .build_cartesian_2d(-PI..PI, 0.0..top)
+        .map_err(fail)?;
+    axes(&mut chart, "angle (radians)", "density", 13)?;
+    for (colour, curve) in curves {
+        chart
+            .draw_series(LineSeries::new(curve, colour.stroke_width(2)))
+            .map_err(fail)?;
+    }
+    draw_legend(&mut chart, &entries, SeriesLabelPosition::UpperRight)
+}
+
+/// Modified Bessel function I0 by its power series (converges for all x).
+fn bessel_i0(x: f64) -> f64 {
+    let (mut sum, mut term) = (1.0, 1.0);
+    for k in 1..500 {
+        term *= (x / 2.0).powi(2) / (k as f64 * k as f64);
+        sum += term;
+        if term < sum * 1e-17 {
+            break;
+        }
+    }
+    sum
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum HeatKind {
+    Cosine,
+    Cdnv,
+}
+
+fn heatmap<DB: DrawingBackend>(
+    ctx: &Context,
+    root: &DrawingArea<DB, Shift>,
+    kind: HeatKind,
+) -> Drawn {
+    let classes = ctx.matrix_classes();
+    let k = classes.len();
+    let (main, bar) = root.split_horizontally(640);
+    let value = |i: usize, j: usize| -> f64 {
+        let (a, b) = (classes[i], classes[j]);
+        match kind {
+            HeatKind::Cosine => ctx.data.mean_cosines.as_ref().map_or(0.0, |m| m[[a, b]]),
+            HeatKind::Cdnv => ctx
+                .analysis
+                .collapse
+                .as_ref()
+                .and_then(|c| c.cdnv.as_ref())
+                .map_or(0.0, |c| c.matrix[[a, b]]),
+        }
+    };
+    // CDNV is shown as log10 over the off-diagonal range.
+    let off: Vec<f64> = (0..k)
+        .flat_map(|i| (0..k).filter(move |&j| j != i).map(move |j| (i, j)))
+        .map(|(i, j)| value(i, j))
+        .filter(|v| *v > 0.0)
+        .map(f64::log10)
+        .collect();
+    let (lo, hi) = match kind {
+        HeatKind::Cosine => (-1.0, 1.0),
+        HeatKind::Cdnv => {
+            let lo = off.iter().cloned().fold(f64::INFINITY, f64::min);
+            let hi = off.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            if lo.is_finite() && hi > lo {
+                (lo, hi)
+            } else {
+                (lo.min(0.0) - 1.0, hi.max(0.0) + 1.0)
+            }
+        }
+    };
+    let colour = |v: f64| match kind {
+        HeatKind::Cosine => diverging(v),
+        HeatKind::Cdnv => sequential((v - lo) / (hi - lo)),
+    };
+    let names: Vec<String> = classes.iter().map(|&c| ctx.names[c].clone()).collect();
+    let label_every = k.div_ceil(20).max(1);
+    let mut chart = ChartBuilder::on(&main)
+        .margin(16)
+        .x_label_area_size(56)
+        .y_label_area_size(72)
+        .build_cartesian_2d((0..k - 1).into_segmented(), (0..k - 1).into_segmented())
+        .map_err(fail)?;
+    // Row 0 is drawn at the top: y position p shows class k - 1 - p.
+    let tick = |v: &SegmentValue<usize>, flip: bool| match v {
+        SegmentValue::CenterOf(p) if *p < k && p % label_every == 0 => {
+            names[if flip { k - 1 - p } else { *p }].clone()
+        }
+        _ => String::new(),
+    };
+    chart
+        .configure_mesh()
+        .disable_mesh()
+        .x_labels(k + 1)
+        .y_labels(k + 1)
+        .x_label_formatter(&|v| tick(v, false))
+        .y_label_formatter(&|v| tick(v, true))
+        .x_desc("class")
+        .y_desc("class")
+        .label_style(font(12))
+        .axis_desc_style(font(14))
+        .draw()
+        .map_err(fail)?;
+    chart
+        .draw_series(
+            (0..k)
+                .flat_map(|i| (0..k).map(move |j| (i, j)))
+                .map(|(i, j)| {
+                    let v = value(i, j);
+                    let shade = match kind {
+                        HeatKind::Cdnv if i == j => WHITE,
+                        HeatKind::Cdnv => colour(if v > 0.0 { v.log10() } else { lo }),
+                        HeatKind::Cosine => colour(v),
+                    };
+                    let (x, y) = (j, k - 1 - i);
+                    Rectangle::new(
+                        [
+                            (SegmentValue::Exact(x), SegmentValue::Exact(y)),
+                            (SegmentValue::Exact(x + 1), SegmentValue::Exact(y + 1)),
+                        ],
+                        shade.filled(),
+                    )
+                }),
+        )
+        .map_err(fail)?;
+    // Colour bar.
+    let mut scale = ChartBuilder::on(&bar)
+        .margin_top(30)
+        .margin_bottom(70)
+        .margin_right(50)
+        .y_label_area_size(0)
+        .right_y_label_area_size(60)
+        .build_cartesian_2d(0.0..1.0, lo..hi)
+        .map_err(fail)?;
+    scale
+        .configure_mesh()
+        .disable_mesh()
+        .disable_x_axis()
+        .y_desc(match kind {
+            HeatKind::Cosine => "cosine",
+            HeatKind::Cdnv => "log10 CDNV",
+        })
+        .label_style(font(12))
+        .axis_desc_style(font(13))
+        .draw()
+        .map_err(fail)?;
+    let steps = 100;
+    scale
+        .draw_series((0..steps).map(|s| {
+            let a = lo + (hi - lo) * s as f64 / steps as f64;
+            let b = lo + (hi - lo) * (s + 1) as f64 / steps as f64;
+            Rectangle::new([(0.0, a), (1.0, b)], colour((a + b) / 2.0).filled())
+        }))
+        .map_err(fail)?;
+    if kind == HeatKind::Cosine && ctx.names.len() >= 2 {
+        let ideal = -1.0 / (ctx.names.len() as f64 - 1.0);
+        scale
+            .draw_series(LineSeries::new(
+                vec![(0.0, ideal), (1.0, ideal)],
+                BLACK.stroke_width(3),
+            ))
+            .map_err(fail)?;
+    }
+    Ok(())
+}
+
+fn angles<DB: DrawingBackend>(ctx: &Context, root: &DrawingArea<DB, Shift>) -> Drawn {
+    let s = ctx
+        .analysis
+        .simplex_angles
+        .as_ref()
+        .ok_or("no simplex angles")?;
+    let steps = density_steps(&s.angles_degrees, 0.0, 180.0, 60);
+    let top = steps.iter().map(|p| p.1).fold(0.0, f64::max).max(1e-9) * 1.15;
+    let mut chart = ChartBuilder::on(root)
+        .margin(16)
+        .x_label_area_size(48)
+        .y_label_area_size(64)
+        .build_cartesian_2d(0.0..180.0, 0.0..top)
+        .map_err(fail)?;
+    axes(
+        &mut chart,
+        "angle between class means (degrees)",
+        "density",
+        14,
+    )?;
+    chart
+        .draw_series(
+            AreaSeries::new(steps, 0.0, OKABE_BLUE.mix(0.3))
+                .border_style(OKABE_BLUE.stroke_width(2)),
+        )
+        .map_err(fail)?
+        .label(format!("{} class pairs", s.angles_degrees.len()))
+        .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 18, y + 5)], OKABE_BLUE.filled()));
+    chart
+        .draw_series(DashedLineSeries::new(
+            vec![(s.ideal_degrees, 0.0), (s.ideal_degrees, top)],
+            8,
+            6,
+            VERMILLION.stroke_width(2),
+        ))
+        .map_err(fail)?
+        .label(format!(
+            "simplex: arccos(-1/(C-1)) = {:.2}",
+            s.ideal_degrees
+        ))
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], VERMILLION.stroke_width(2)));
+    series_labels(&mut chart, SeriesLabelPosition::UpperLeft, 14)
+}
+
+fn spectrum<DB: DrawingBackend>(ctx: &Context, root: &DrawingArea<DB, Shift>) -> Drawn {
+    let sp = &ctx.analysis.spectrum;
+    let (left, right) = root.split_horizontally(500);
+    let positive: Vec<(usize, f64)> = sp
+        .eigenvalues
+        .iter()
+        .enumerate()
+        .filter(|(_, &v)| v > 0.0)
+        .map(|(k, &v)| (k + 1, v))
+        .collect();
+    let d = sp.eigenvalues.len().max(1);
+    let (lo, hi) = positive
+        .iter()
+        .fold((f64::INFINITY, 0.0f64), |(lo, hi), &(_, v)| {
+            (lo.min(v), hi.max(v))
+        });
+    let (lo, hi) = if positive.is_empty() {
+        (1e-3, 1.0)
+    } else {
+        (lo / 2.0, hi * 2.0)
+    };
+    let mut chart = ChartBuilder::on(&left)
+        .margin(16)
+        .x_label_area_size(44)
+        .y_label_area_size(70)
+        .build_cartesian_2d(1..d + 1, (lo..hi).log_scale())
+        .map_err(fail)?;
+    chart
+        .configure_mesh()
+        .x_desc("rank k")
+        .y_desc("eigenvalue")
+        .y_label_formatter(&|v| format!("{v:.0e}"))
+        .label_style(font(13))
+        .axis_desc_style(font(14))
+        .draw()
+        .map_err(fail)?;
+    chart
+        .draw_series(LineSeries::new(
+            positive.clone(),
+            OKABE_BLUE.stroke_width(2),
+        ))
+        .map_err(fail)?
+        .label(format!(
+            "effective rank {:.1}, RankMe {:.1}",
+            sp.effective_rank, sp.rankme
+        ))
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], OKABE_BLUE.stroke_width(2)));
+    chart
+        .draw_series(
+            positive
+                .iter()
+                .map(|&p| Circle::new(p, 2, OKABE_BLUE.filled())),
+        )
+        .map_err(fail)?;
+    series_labels(&mut chart, SeriesLabelPosition::UpperRight, 13)?;
+    let total: f64 = sp.eigenvalues.iter().sum::<f64>().max(f64::MIN_POSITIVE);
+    let cumulative: Vec<(usize, f64)> = sp
+        .eigenvalues
+        .iter()
+        .scan(0.0, |acc, v| {
+            *acc += v / total;
+            Some(*acc)
+        })
+        .enumerate()
+        .map(|(k, c)| (k + 1, c))
+        .collect();
+    let mut chart = ChartBuilder::on(&right)
+        .margin(16)
+        .x_label_area_size(44)
+        .y_label_area_size(56)
+        .build_cartesian_2d(1..d + 1, 0.0..1.02)
+        .map_err(fail)?;
+    axes(&mut chart, "rank k", "cumulative explained variance", 13)?;
+    chart
+        .draw_series(LineSeries::new(cumulative, VERMILLION.stroke_width(2)))
+        .map_err(fail)?;
+    Ok(())
+}
+
+fn within_class<DB: DrawingBackend>(ctx: &Context, root: &DrawingArea<DB, Shift>) -> Drawn {
+    let classes: Vec<usize> = ctx
+        .matrix_classes()
+        .into_iter()
+        .filter(|&c| !ctx.data.distances_to_means[c].is_empty())
+        .collect();
+    let quartiles: Vec<Quartiles> = classes
+        .iter()
+        .map(|&c| Quartiles::new(&ctx.data.distances_to_means[c]))
+        .collect();
+    let hi = quartiles
+        .iter()
+        .map(|q| q.values()[4])
+        .fold(0.0f32, f32::max)
+        .max(1e-9)
+        * 1.1;
+    let k = classes.len();
+    let names: Vec<String> = classes.iter().map(|&c| ctx.names[c].clone()).collect();
+    let mut chart = ChartBuilder::on(root)
+        .margin(16)
+        .x_label_area_size(56)
+        .y_label_area_size(70)
+        .build_cartesian_2d((0..k.max(1) - 1).into_segmented(), 0f32..hi)
+        .map_err(fail)?;
+    let label_every = k.div_ceil(30).max(1);
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(k.min(40))
+        .x_label_formatter(&|v| match v {
+            SegmentValue::CenterOf(i) | SegmentValue::Exact(i)
+                if i % label_every == 0 && *i < k =>
+            {
+                names[*i].clone()
+            }
+            _ => String::new(),
+        })
+        .x_desc("class")
+        .y_desc("||h_i - mu_c||")
+        .label_style(font(12))
+        .axis_desc_style(font(14))
+        .draw()
+        .map_err(fail)?;
+    let shown = ctx.legend_classes();
+    chart
+        .draw_series(
+            classes
+                .iter()
+                .zip(&quartiles)
+                .enumerate()
+                .map(|(i, (&c, q))| {
+                    Boxplot::new_vertical(SegmentValue::CenterOf(i), q)
+                        .width(((560 / k.max(1)) as u32).clamp(3, 30))
+                        .style(class_colour(c, &shown).stroke_width(2))
+                }),
+        )
+        .map_err(fail)?;
+    Ok(())
+}
+
+fn scatter<DB: DrawingBackend>(ctx: &Context, root: &DrawingArea<DB, Shift>) -> Drawn {
+    let p = &ctx.data.projection.points;
+    let (shown, entries) = legend(ctx);
+    let (mut x_lo, mut x_hi, mut y_lo, mut y_hi) = (
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+    );
+    for row in p.rows() {
+        x_lo = x_lo.min(row[0]);
+        x_hi = x_hi.max(row[0]);
+        y_lo = y_lo.min(row[1]);
+        y_hi = y_hi.max(row[1]);
+    }
+    let pad = |lo: f64, hi: f64| {
+        let m = ((hi - lo) * 0.05).max(1e-6);
+        (lo - m, hi + m)
+    };
+    let ((x_lo, x_hi), (y_lo, y_hi)) = (pad(x_lo, x_hi), pad(y_lo, y_hi));
+    let mut chart = ChartBuilder::on(root)
+        .margin(16)
+        .x_label_area_size(44)
+        .y_label_area_size(60)
+        .build_cartesian_2d(x_lo..x_hi, y_lo..y_hi)
+        .map_err(fail)?;
+    axes(&mut chart, "PC 1", "PC 2", 13)?;
+    let mut order: Vec<usize> = (0..p.nrows()).collect();
+    let class_of = |i: usize| ctx.data.projection_labels.get(i).map_or(0, |&c| c as usize);
+    order.sort_by_key(|&i| shown.contains(&class_of(i)));
+    chart
+        .draw_series(order.iter().map(|&i| {
+            let colour = if ctx.labelled() {
+                class_colour(class_of(i), &shown)
+            } else {
+                CLASS_COLOURS[0]
+            };
+            Circle::new((p[[i, 0]], p[[i, 1]]), 3, colour.mix(0.7).filled())
+        }))
+        .map_err(fail)?;
+    draw_legend(&mut chart, &entries, SeriesLabelPosition::UpperRight)
+}

@@ -1,0 +1,152 @@
+//! End-to-end tests of `embgeom report`: the files, a self-contained page, the overwrite
+//! rules, and the bundled demo.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn embgeom_in(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_embgeom"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run embgeom")
+}
+
+fn demo() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("data/digits.npz")
+        .display()
+        .to_string()
+}
+
+const FIGURES: [&str; 9] = [
+    "01-alignment-uniformity",
+    "02-distance-histograms",
+    "03-circle",
+    "04-class-mean-cosines",
+    "05-class-mean-angles",
+    "06-spectrum",
+    "07-within-class-distances",
+    "08-cdnv",
+    "09-pca-scatter",
+];
+
+#[test]
+fn no_arguments_report_the_bundled_demo_with_every_figure() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = embgeom_in(dir.path(), &["report"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = dir.path().join("reports/demo");
+    let page = std::fs::read_to_string(report.join("index.html")).unwrap();
+    for id in FIGURES {
+        let svg = std::fs::read_to_string(report.join(format!("figures/{id}.svg"))).unwrap();
+        assert!(svg.contains("<svg") && svg.len() > 1000, "{id}.svg");
+        let png = std::fs::read(report.join(format!("figures/{id}.png"))).unwrap();
+        assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "{id}.png");
+        assert!(
+            page.contains(&format!("<figure id=\"{id}\"")),
+            "{id} missing from the page"
+        );
+    }
+    assert_eq!(page.matches("<svg").count(), 9, "every figure inline");
+    assert_eq!(page.matches("<figcaption>").count(), 9);
+    // Self-contained: no scripts, stylesheets, images or fonts to fetch.
+    for needle in [
+        "<script", "<link", "<img", "src=", "url(", "@import", "https://",
+    ] {
+        assert!(!page.contains(needle), "page contains {needle}");
+    }
+    let external: Vec<&str> = page
+        .match_indices("http://")
+        .map(|(i, _)| &page[i..i + 30])
+        .collect();
+    assert!(
+        external.iter().all(|s| s.starts_with("http://www.w3.org/")),
+        "{external:?}"
+    );
+    for text in [
+        "Alignment and uniformity",
+        "Class collapse",
+        "Spectrum",
+        "Wang &amp; Isola 2020",
+        "data/digits.npz",
+    ] {
+        assert!(page.contains(text), "page lacks {text}");
+    }
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(report.join("analysis.json")).unwrap())
+            .unwrap();
+    assert_eq!(json["n"], 1797);
+    assert_eq!(json["num_classes"], 10);
+    assert!(
+        json["metrics"]["alignment"]["value"].as_f64().unwrap() > 0.0,
+        "views give alignment"
+    );
+    let csv = std::fs::read_to_string(report.join("metrics.csv")).unwrap();
+    assert!(
+        csv.starts_with("metric,value\n")
+            && csv.contains("\nuniformity,")
+            && csv.contains("\nnc1,")
+    );
+}
+
+#[test]
+fn a_different_report_is_never_overwritten_without_force() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r").display().to_string();
+    let first = embgeom_in(dir.path(), &["report", &demo(), "--out", &out]);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let again = embgeom_in(dir.path(), &["report", &demo(), "--out", &out]);
+    assert!(again.status.success(), "the same report may be rewritten");
+    let other = embgeom_in(dir.path(), &["report", &demo(), "--out", &out, "--t", "1"]);
+    assert_eq!(other.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&other.stderr).contains("already holds a different report"));
+    let forced = embgeom_in(
+        dir.path(),
+        &["report", &demo(), "--out", &out, "--t", "1", "--force"],
+    );
+    assert!(forced.status.success());
+    let busy = dir.path().join("busy");
+    std::fs::create_dir(&busy).unwrap();
+    std::fs::write(busy.join("notes.txt"), "mine").unwrap();
+    let refused = embgeom_in(
+        dir.path(),
+        &["report", &demo(), "--out", busy.to_str().unwrap()],
+    );
+    assert_eq!(refused.status.code(), Some(2));
+    assert_eq!(
+        std::fs::read_to_string(busy.join("notes.txt")).unwrap(),
+        "mine"
+    );
+}
+
+#[test]
+fn unlabelled_embeddings_get_the_figures_that_apply() {
+    let dir = tempfile::tempdir().unwrap();
+    let values: Vec<f32> = (0..300 * 5)
+        .map(|k| ((k * 37 % 101) as f32 / 50.0) - 1.0)
+        .collect();
+    let path = dir.path().join("plain.npy");
+    std::fs::write(&path, embgeom_io::npy_bytes_f32(&[300, 5], &values)).unwrap();
+    let out = embgeom_in(dir.path(), &["report", path.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("not drawn: Cosines between class means (needs class labels)"),
+        "{stdout}"
+    );
+    let page = std::fs::read_to_string(dir.path().join("reports/plain/index.html")).unwrap();
+    assert!(page.contains("<figure id=\"09-pca-scatter\"") && page.contains("Not drawn:"));
+}
