@@ -1,6 +1,6 @@
 //! `embgeom analyze`: load, validate, compute, print a table or JSON.
 
-use crate::inputs::{run_analysis, InputArgs, MetricArgs};
+use crate::inputs::{run_analysis, InputArgs, MetricArgs, RunOptions};
 use crate::output::{print_table, to_json};
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -37,7 +37,11 @@ pub fn run(args: &AnalyzeArgs) -> Result<()> {
             bail!("{} exists; pass --force to replace it", path.display());
         }
     }
-    let run = run_analysis(&args.inputs, &args.metrics, false)?;
+    let options = RunOptions {
+        progress: true,
+        ..RunOptions::default()
+    };
+    let run = run_analysis(&args.inputs, &args.metrics, options)?;
     let (analysis, summary) = (run.analysis, run.summary);
     let json = to_json(&analysis, &summary);
     match (&args.json, &json_file) {

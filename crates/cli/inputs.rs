@@ -6,9 +6,9 @@ use crate::progress::TerminalProgress;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use embgeom_geometry::{
-    analyze, check_finite, figure_data, normalize_rows, Analysis, AnalysisInput, AnalysisOptions,
-    Classes, Classifier, FigureData, KnnOptions, KnnSplit, Real, DEFAULT_K, DEFAULT_MAX_EXACT,
-    DEFAULT_MAX_QUERIES, DEFAULT_TEMPERATURE, DEFAULT_TILE,
+    analyze, check_finite, class_mean_cosines, figure_data, normalize_rows, Analysis,
+    AnalysisInput, AnalysisOptions, Classes, Classifier, FigureData, KnnOptions, KnnSplit, Real,
+    DEFAULT_K, DEFAULT_MAX_EXACT, DEFAULT_MAX_QUERIES, DEFAULT_TEMPERATURE, DEFAULT_TILE,
 };
 use embgeom_io::{
     load, load_array, load_labels, Embeddings, LabelValues, Labels, Matrix, Selection, BIAS_KEY,
@@ -24,6 +24,20 @@ pub struct InputArgs {
     /// Embeddings file (.npy, .npz, .safetensors, .parquet, .csv). Not needed with --views.
     pub embeddings: Option<PathBuf>,
 
+    #[command(flatten)]
+    pub options: InputOptions,
+}
+
+impl std::ops::Deref for InputArgs {
+    type Target = InputOptions;
+    fn deref(&self) -> &InputOptions {
+        &self.options
+    }
+}
+
+/// The options that say how to read the inputs (everything but the embeddings file).
+#[derive(Args, Debug, Clone)]
+pub struct InputOptions {
     /// Labels file (.npy, .npz, .safetensors, .parquet, .csv, .txt), one label per row.
     #[arg(long, value_name = "FILE")]
     pub labels: Option<PathBuf>,
@@ -153,8 +167,9 @@ fn file_or_key(value: &Option<String>) -> (Option<PathBuf>, Option<String>) {
     }
 }
 
-impl InputArgs {
-    fn selection(&self) -> Selection {
+impl InputOptions {
+    /// Which keys and columns to read.
+    pub fn selection(&self) -> Selection {
         Selection {
             embeddings: self.key.clone(),
             feature_columns: self.columns.clone(),
@@ -366,13 +381,27 @@ struct Typed<'a> {
     subclasses: Option<&'a Classes>,
 }
 
+/// What to compute besides the analysis.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunOptions {
+    /// The numbers behind the report's figures.
+    pub figures: bool,
+    /// Cosines between centred class means (for tracking).
+    pub mean_cosines: bool,
+    /// A progress bar on a terminal.
+    pub progress: bool,
+}
+
+/// The analysis of one set of typed matrices and the extras asked for.
+type Computed = (Analysis, Option<FigureData>, Option<Array2<f64>>);
+
 fn analyze_typed<F: Real>(
     matrices: Vec<Array2<F>>,
     typed: &Typed,
     normalize: bool,
     metrics: &MetricArgs,
-    figures: bool,
-) -> Result<(Analysis, Option<FigureData>)> {
+    options: RunOptions,
+) -> Result<Computed> {
     let mut matrices = matrices.into_iter();
     let first = matrices.next().expect("at least one matrix");
     let (prepared_first, raw) = prepare(first, &typed.sources[0], normalize)?;
@@ -396,7 +425,7 @@ fn analyze_typed<F: Real>(
         knn_split: typed.split,
         subclasses: typed.subclasses,
     };
-    let progress = TerminalProgress::new(std::io::stderr().is_terminal());
+    let progress = TerminalProgress::new(options.progress && std::io::stderr().is_terminal());
     let analysis = analyze(&input, &metrics.options(), &progress).map_err(|e| {
         match (&e, typed.classifier) {
             (embgeom_geometry::GeometryError::ShapeMismatch { .. }, Some(_)) => {
@@ -405,7 +434,8 @@ fn analyze_typed<F: Real>(
             _ => anyhow::Error::from(e),
         }
     })?;
-    let data = figures
+    let data = options
+        .figures
         .then(|| {
             let first_views = match input.views.as_slice() {
                 [a, b, ..] => Some((*a, *b)),
@@ -422,7 +452,13 @@ fn analyze_typed<F: Real>(
         })
         .transpose()
         .context("figure data")?;
-    Ok((analysis, data))
+    let raw = input.raw.unwrap_or(all[0].view());
+    let cosines = options
+        .mean_cosines
+        .then_some(typed.classes)
+        .flatten()
+        .map(|c| class_mean_cosines(raw, c));
+    Ok((analysis, data, cosines))
 }
 
 /// The matrices as f32 when every one is stored in f32 (or narrower), else all of them back.
@@ -445,11 +481,15 @@ pub struct Run {
     pub summary: InputSummary,
     /// The numbers behind the report's figures, when asked for.
     pub figures: Option<FigureData>,
+    /// Cosines between centred class means, when asked for and labelled.
+    pub mean_cosines: Option<Array2<f64>>,
+    /// Class labels, as loaded.
+    pub labels: Option<Labels>,
 }
 
-/// Load, validate and analyse: the whole `analyze` pipeline, shared by every command; with
-/// `figures`, also the numbers behind the report's figures.
-pub fn run_analysis(args: &InputArgs, metrics: &MetricArgs, figures: bool) -> Result<Run> {
+/// Load, validate and analyse: the whole `analyze` pipeline, shared by every command, plus the
+/// extras of `options`.
+pub fn run_analysis(args: &InputArgs, metrics: &MetricArgs, options: RunOptions) -> Result<Run> {
     let inputs = load_inputs(args)?;
     let classes = inputs.labels.as_ref().map(classes_of).transpose()?;
     let subclasses = inputs.subclasses.as_ref().map(classes_of).transpose()?;
@@ -489,16 +529,18 @@ pub fn run_analysis(args: &InputArgs, metrics: &MetricArgs, figures: bool) -> Re
         subclasses: subclasses.as_ref(),
     };
     let normalize = !args.no_normalize;
-    let (analysis, figures) = match f32_matrices(matrices) {
-        Ok(m) => analyze_typed(m, &typed, normalize, metrics, figures)?,
+    let (analysis, figures, mean_cosines) = match f32_matrices(matrices) {
+        Ok(m) => analyze_typed(m, &typed, normalize, metrics, options)?,
         Err(mixed) => {
             let m = mixed.into_iter().map(Matrix::into_f64).collect();
-            analyze_typed(m, &typed, normalize, metrics, figures)?
+            analyze_typed(m, &typed, normalize, metrics, options)?
         }
     };
     Ok(Run {
         analysis,
         summary,
         figures,
+        mean_cosines,
+        labels: inputs.labels,
     })
 }

@@ -1,13 +1,15 @@
 //! `embgeom`: measure the geometry of learned embeddings.
 //!
 //! A thin front end: parse the command line, load the inputs (`embgeom-io`), compute
-//! (`embgeom-geometry`), print a table or JSON. Errors go to stderr with exit status 2.
+//! (`embgeom-geometry`), print a table or JSON, or write reports. Errors go to stderr with exit
+//! status 2; a failed `track --fail-if` check exits with status 1.
 
 mod analyze;
 mod inputs;
 mod output;
 mod progress;
 mod report;
+mod track;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -26,16 +28,20 @@ enum Command {
     Analyze(analyze::AnalyzeArgs),
     /// Draw the diagnostic figures and write a self-contained HTML report (no input: the demo).
     Report(report::ReportArgs),
+    /// Follow every metric over a series of training checkpoints (cached, with CKA and plots).
+    Track(track::TrackArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Analyze(args) => analyze::run(&args),
-        Command::Report(args) => report::run(&args),
+        Command::Analyze(args) => analyze::run(&args).map(|()| true),
+        Command::Report(args) => report::run(&args).map(|()| true),
+        Command::Track(args) => track::run(&args),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
         Err(error) => {
             eprintln!("error: {error:#}");
             ExitCode::from(2)

@@ -1,6 +1,6 @@
 //! `embgeom report`: analyse, draw the figures, write a self-contained HTML report.
 
-use crate::inputs::{run_analysis, InputArgs, MetricArgs};
+use crate::inputs::{run_analysis, InputArgs, MetricArgs, RunOptions};
 use crate::output::{to_json, InputSummary};
 use anyhow::{Context, Result};
 use clap::Args;
@@ -96,7 +96,12 @@ pub fn run(args: &ReportArgs) -> Result<()> {
         .out
         .clone()
         .unwrap_or_else(|| Path::new("reports").join(&name));
-    let run = run_analysis(&inputs, &args.metrics, true)?;
+    let options = RunOptions {
+        figures: true,
+        progress: true,
+        ..RunOptions::default()
+    };
+    let run = run_analysis(&inputs, &args.metrics, options)?;
     let json = to_json(&run.analysis, &run.summary);
     let figures = run.figures.context("figure data was asked for")?;
     let mut notes = Vec::new();

@@ -2,7 +2,7 @@
 //! Wang & Isola's alignment and uniformity (exact, tiled and parallel, or sampled),
 //! label-positive alignment and per-class uniformity; neural collapse (NC1-NC4, CDNV), Graf
 //! et al.'s simplex angles and the ETF distance; the covariance spectrum, effective rank,
-//! RankMe and alpha-ReQ; kNN accuracy; subclass structure.
+//! RankMe and alpha-ReQ; kNN accuracy; subclass structure; linear CKA between checkpoints.
 //!
 //! All sums are accumulated in f64 over a fixed partition of the work, so results do not
 //! depend on the number of threads. No file I/O, no printing.
@@ -12,6 +12,7 @@ extern crate blas_src;
 
 mod alignment;
 mod analysis;
+mod cka;
 mod classes;
 mod collapse;
 mod error;
@@ -33,6 +34,7 @@ pub use alignment::{alignment, class_alignment, Alignment};
 pub use analysis::{
     analyze, Analysis, AnalysisInput, AnalysisOptions, DEFAULT_MAX_EXACT, DEFAULT_SAMPLED_PAIRS,
 };
+pub use cka::linear_cka;
 pub use classes::Classes;
 pub use collapse::{cdnv, collapse, nc1, Cdnv, Classifier, Collapse};
 pub use error::{GeometryError, Result};

@@ -564,3 +564,22 @@ fn results_do_not_depend_on_the_thread_count() {
         assert_eq!(run(threads), one, "{threads} threads");
     }
 }
+
+#[test]
+fn linear_cka_is_one_for_the_same_representation_and_small_for_unrelated_ones() {
+    let x = gaussian(400, 8, 1);
+    let same = x.dot(&rotation(8, 2)) * 3.0 + 5.0;
+    assert!((linear_cka(x.view(), same.view()).unwrap() - 1.0).abs() < 1e-12);
+    let wider = ndarray::concatenate![Axis(1), x, Array2::<f64>::zeros((400, 3))];
+    assert!((linear_cka(x.view(), wider.view()).unwrap() - 1.0).abs() < 1e-12);
+    let other = gaussian(400, 8, 9);
+    let unrelated = linear_cka(x.view(), other.view()).unwrap();
+    assert!(unrelated < 0.1, "{unrelated}");
+    // Plain formula on centred matrices.
+    let cx = &x - &x.mean_axis(Axis(0)).unwrap();
+    let cy = &other - &other.mean_axis(Axis(0)).unwrap();
+    let f = |a: &Array2<f64>| a.mapv(|v| v * v).sum();
+    let want = f(&cy.t().dot(&cx)) / (f(&cx.t().dot(&cx)).sqrt() * f(&cy.t().dot(&cy)).sqrt());
+    assert!((unrelated - want).abs() < 1e-12);
+    assert!(linear_cka(x.view(), other.slice(ndarray::s![..10, ..])).is_err());
+}

@@ -10,6 +10,7 @@ mod npy;
 mod npz;
 mod safetensors_file;
 mod table;
+mod write;
 
 pub use array::{ArrayData, Embeddings, LabelValues, Labels, Matrix, RawArray};
 pub use error::{IoError, Result};
@@ -17,6 +18,7 @@ pub use npy::{npy_bytes_f32, parse_npy};
 pub use npz::Npz;
 pub use safetensors_file::SafetensorsFile;
 pub use table::Table;
+pub use write::{write_table, Column};
 
 use std::path::Path;
 

@@ -17,9 +17,9 @@ const MATRIX_CLASSES: usize = 40;
 /// Concentration of the von Mises-Fisher kernel of the circle figure.
 const VMF_KAPPA: f64 = 20.0;
 
-type Drawn = Result<(), String>;
+pub(crate) type Drawn = Result<(), String>;
 
-fn fail<E: Debug>(error: E) -> String {
+pub(crate) fn fail<E: Debug>(error: E) -> String {
     format!("{error:?}")
 }
 
@@ -249,7 +249,7 @@ fn shown_note(shown: usize, total: usize) -> String {
 }
 
 /// Draw the legend box of the labelled series.
-fn series_labels<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
+pub(crate) fn series_labels<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
     chart: &mut ChartContext<'a, DB, CT>,
     position: SeriesLabelPosition,
     size: u32,
@@ -265,7 +265,7 @@ fn series_labels<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
 }
 
 /// Draw the grid, tick labels and axis titles.
-fn axes<'a, DB, X, Y, XV, YV>(
+pub(crate) fn axes<'a, DB, X, Y, XV, YV>(
     chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
     x_desc: impl Into<String>,
     y_desc: impl Into<String>,
@@ -286,7 +286,7 @@ where
         .map_err(fail)
 }
 
-fn font(size: u32) -> TextStyle<'static> {
+pub(crate) fn font(size: u32) -> TextStyle<'static> {
     TextStyle::from((FONT, size).into_font())
 }
 
@@ -559,7 +559,7 @@ fn bessel_i0(x: f64) -> f64 {
 }
 
 #[derive(Clone, Copy, PartialEq)]
-enum HeatKind {
+pub(crate) enum HeatKind {
     Cosine,
     Cdnv,
 }
@@ -569,21 +569,37 @@ fn heatmap<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     kind: HeatKind,
 ) -> Drawn {
-    let classes = ctx.matrix_classes();
+    let empty = ndarray::Array2::<f64>::zeros((0, 0));
+    let matrix = match kind {
+        HeatKind::Cosine => ctx.data.mean_cosines.as_ref(),
+        HeatKind::Cdnv => ctx
+            .analysis
+            .collapse
+            .as_ref()
+            .and_then(|c| c.cdnv.as_ref())
+            .map(|c| &c.matrix),
+    };
+    class_matrix(
+        root,
+        matrix.unwrap_or(&empty),
+        &ctx.names,
+        &ctx.matrix_classes(),
+        kind,
+    )
+}
+
+/// Draw a class x class matrix (rows and columns `classes`, named by `names`) with its colour
+/// bar: cosines on a diverging scale with -1/(C-1) marked, or CDNV on a log scale.
+pub(crate) fn class_matrix<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    matrix: &ndarray::Array2<f64>,
+    names: &[String],
+    classes: &[usize],
+    kind: HeatKind,
+) -> Drawn {
     let k = classes.len();
     let (main, bar) = root.split_horizontally(640);
-    let value = |i: usize, j: usize| -> f64 {
-        let (a, b) = (classes[i], classes[j]);
-        match kind {
-            HeatKind::Cosine => ctx.data.mean_cosines.as_ref().map_or(0.0, |m| m[[a, b]]),
-            HeatKind::Cdnv => ctx
-                .analysis
-                .collapse
-                .as_ref()
-                .and_then(|c| c.cdnv.as_ref())
-                .map_or(0.0, |c| c.matrix[[a, b]]),
-        }
-    };
+    let value = |i: usize, j: usize| -> f64 { matrix[[classes[i], classes[j]]] };
     // CDNV is shown as log10 over the off-diagonal range.
     let off: Vec<f64> = (0..k)
         .flat_map(|i| (0..k).filter(move |&j| j != i).map(move |j| (i, j)))
@@ -607,7 +623,7 @@ fn heatmap<DB: DrawingBackend>(
         HeatKind::Cosine => diverging(v),
         HeatKind::Cdnv => sequential((v - lo) / (hi - lo)),
     };
-    let names: Vec<String> = classes.iter().map(|&c| ctx.names[c].clone()).collect();
+    let names: Vec<String> = classes.iter().map(|&c| names[c].clone()).collect();
     let label_every = k.div_ceil(20).max(1);
     let mut chart = ChartBuilder::on(&main)
         .margin(16)
@@ -686,8 +702,8 @@ fn heatmap<DB: DrawingBackend>(
             Rectangle::new([(0.0, a), (1.0, b)], colour((a + b) / 2.0).filled())
         }))
         .map_err(fail)?;
-    if kind == HeatKind::Cosine && ctx.names.len() >= 2 {
-        let ideal = -1.0 / (ctx.names.len() as f64 - 1.0);
+    if kind == HeatKind::Cosine && matrix.nrows() >= 2 {
+        let ideal = -1.0 / (matrix.nrows() as f64 - 1.0);
         scale
             .draw_series(LineSeries::new(
                 vec![(0.0, ideal), (1.0, ideal)],

@@ -5,7 +5,7 @@ use crate::{RenderedFigure, Report};
 use embgeom_geometry::Analysis;
 
 /// Escape text for HTML.
-fn escape(text: &str) -> String {
+pub(crate) fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
@@ -224,7 +224,7 @@ fn groups(a: &Analysis) -> Vec<(&'static str, Vec<Row>)> {
     out
 }
 
-const CSS: &str = "
+pub(crate) const CSS: &str = "
 body{font-family:-apple-system,'Segoe UI',Helvetica,Arial,sans-serif;max-width:1100px;margin:2rem auto;padding:0 1rem;color:#222;line-height:1.45}
 h1{font-size:1.7rem;margin-bottom:.2rem}h2{font-size:1.3rem;border-bottom:1px solid #ddd;padding-bottom:.2rem;margin-top:2rem}
 h3{font-size:1.05rem;margin:.3rem 0}
@@ -241,7 +241,7 @@ figcaption a{color:#0072b2}
 ";
 
 /// Give plotters' SVG a viewBox so that CSS can scale it to the page width.
-fn responsive(svg: &str) -> String {
+pub(crate) fn responsive(svg: &str) -> String {
     if svg.contains("viewBox") {
         return svg.to_string();
     }

@@ -5,8 +5,10 @@
 mod figures;
 mod html;
 mod style;
+mod track;
 
 pub use figures::{Context, Figure};
+pub use track::{write_trajectory, Cosines, Trajectory};
 
 use embgeom_geometry::{Analysis, FigureData};
 use plotters::prelude::*;
@@ -69,9 +71,13 @@ pub struct Written {
     pub skipped: Vec<(Figure, &'static str)>,
 }
 
-const MARKER: &str = ".embgeom-report";
+pub(crate) const MARKER: &str = ".embgeom-report";
 
-fn write(path: &Path, bytes: &[u8], files: &mut Vec<PathBuf>) -> Result<(), ReportError> {
+pub(crate) fn write(
+    path: &Path,
+    bytes: &[u8],
+    files: &mut Vec<PathBuf>,
+) -> Result<(), ReportError> {
     std::fs::write(path, bytes).map_err(|source| ReportError::Write {
         path: path.display().to_string(),
         source,
@@ -81,7 +87,7 @@ fn write(path: &Path, bytes: &[u8], files: &mut Vec<PathBuf>) -> Result<(), Repo
 }
 
 /// Refuse a folder that holds anything but a report of the same signature, unless `force`.
-fn check_folder(dir: &Path, signature: &str, force: bool) -> Result<(), ReportError> {
+pub fn check_folder(dir: &Path, signature: &str, force: bool) -> Result<(), ReportError> {
     let occupied = std::fs::read_dir(dir)
         .map(|mut d| d.next().is_some())
         .unwrap_or(false);

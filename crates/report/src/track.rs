@@ -1,0 +1,484 @@
+//! The training-trajectory page of `embgeom track`: every scalar metric against the step, the
+//! alignment-uniformity trajectory, the spectrum over steps, class-mean cosines at the first
+//! and last checkpoint, CKA over steps, and the per-checkpoint table.
+
+use crate::figures::{axes, class_matrix, fail, font, series_labels, Drawn, HeatKind};
+use crate::html::{escape, CSS};
+use crate::style::{register_font, sequential, OKABE_BLUE, VERMILLION};
+use crate::{write, ReportError, Written, MARKER};
+use ndarray::Array2;
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use std::path::Path;
+
+/// Class-mean cosines of one checkpoint.
+pub struct Cosines {
+    pub step: f64,
+    pub matrix: Array2<f64>,
+    pub names: Vec<String>,
+}
+
+/// Everything the tracking page shows.
+pub struct Trajectory {
+    pub title: String,
+    /// Step of each checkpoint (increasing).
+    pub steps: Vec<f64>,
+    /// File of each checkpoint.
+    pub files: Vec<String>,
+    /// Each scalar metric's value per checkpoint.
+    pub metrics: Vec<(String, Vec<Option<f64>>)>,
+    /// Spectrum (normalised covariance eigenvalues) per checkpoint.
+    pub eigenvalues: Vec<Vec<f64>>,
+    /// Class-mean cosines at the first and last checkpoint.
+    pub first_cosines: Option<Cosines>,
+    pub last_cosines: Option<Cosines>,
+    /// Input summary rows.
+    pub inputs: Vec<(String, String)>,
+    /// `--fail-if` results: (check, passed, explanation).
+    pub checks: Vec<(String, bool, String)>,
+    /// Identifies the options; see [`crate::Report::signature`].
+    pub signature: String,
+}
+
+impl Trajectory {
+    fn metric(&self, name: &str) -> Option<&Vec<Option<f64>>> {
+        self.metrics.iter().find(|(n, _)| n == name).map(|(_, v)| v)
+    }
+}
+
+#[derive(Clone, Copy)]
+enum TrackFigure {
+    Metrics,
+    Plane,
+    Spectrum,
+    FirstCosines,
+    LastCosines,
+    Cka,
+}
+
+impl TrackFigure {
+    fn id(self) -> &'static str {
+        match self {
+            TrackFigure::Metrics => "t1-metrics-over-steps",
+            TrackFigure::Plane => "t2-alignment-uniformity-trajectory",
+            TrackFigure::Spectrum => "t3-spectrum-over-steps",
+            TrackFigure::FirstCosines => "t4-class-mean-cosines-first",
+            TrackFigure::LastCosines => "t5-class-mean-cosines-last",
+            TrackFigure::Cka => "t6-cka",
+        }
+    }
+
+    fn title(self) -> &'static str {
+        match self {
+            TrackFigure::Metrics => "Every scalar metric against the step",
+            TrackFigure::Plane => "Alignment-uniformity trajectory",
+            TrackFigure::Spectrum => "Eigenvalue spectrum over steps",
+            TrackFigure::FirstCosines => "Class-mean cosines, first checkpoint",
+            TrackFigure::LastCosines => "Class-mean cosines, last checkpoint",
+            TrackFigure::Cka => "Linear CKA between checkpoints",
+        }
+    }
+
+    fn caption(self, t: &Trajectory) -> String {
+        match self {
+            TrackFigure::Metrics => "One panel per scalar metric, value against the training step; a log y-axis where the values are positive and span more than two decades (e.g. NC1).".into(),
+            TrackFigure::Plane => "Uniformity (x) against alignment (y) at every checkpoint, joined in step order and coloured from light (first) to dark (last): training should move down and to the left.".into(),
+            TrackFigure::Spectrum => "Eigenvalues of the normalised covariance (rows: rank, columns: checkpoint), colour log10 of the eigenvalue: dimensional collapse shows as dark bands spreading up from high ranks.".into(),
+            TrackFigure::FirstCosines | TrackFigure::LastCosines => {
+                let c = if matches!(self, TrackFigure::FirstCosines) { &t.first_cosines } else { &t.last_cosines };
+                format!(
+                    "Cosines between centred class means at step {}; a regular simplex has every off-diagonal cell at -1/(C-1) (marked on the colour bar).",
+                    c.as_ref().map_or(0.0, |c| c.step)
+                )
+            }
+            TrackFigure::Cka => "Linear CKA (Kornblith et al. 2019) of each checkpoint's embeddings with the previous checkpoint and with the last one (rows correspond): 1 means the same representation up to rotation and scale.".into(),
+        }
+    }
+
+    fn size(self, t: &Trajectory) -> (u32, u32) {
+        match self {
+            TrackFigure::Metrics => (1000, 220 * (t.metrics.len().div_ceil(3).max(1) as u32)),
+            TrackFigure::FirstCosines | TrackFigure::LastCosines => (760, 640),
+            _ => (900, 480),
+        }
+    }
+
+    fn applies(self, t: &Trajectory) -> bool {
+        match self {
+            TrackFigure::Plane => t.metric("uniformity").is_some(),
+            TrackFigure::FirstCosines => t.first_cosines.is_some(),
+            TrackFigure::LastCosines => t.last_cosines.is_some() && t.steps.len() > 1,
+            TrackFigure::Cka => t
+                .metric("cka_previous")
+                .is_some_and(|v| v.iter().any(Option::is_some)),
+            _ => !t.steps.is_empty(),
+        }
+    }
+
+    fn draw<DB: DrawingBackend>(self, t: &Trajectory, root: &DrawingArea<DB, Shift>) -> Drawn {
+        root.fill(&WHITE).map_err(fail)?;
+        match self {
+            TrackFigure::Metrics => metrics_grid(t, root),
+            TrackFigure::Plane => plane(t, root),
+            TrackFigure::Spectrum => spectrum(t, root),
+            TrackFigure::FirstCosines | TrackFigure::LastCosines => {
+                let c = if matches!(self, TrackFigure::FirstCosines) {
+                    &t.first_cosines
+                } else {
+                    &t.last_cosines
+                };
+                let c = c.as_ref().ok_or("no cosines")?;
+                let classes: Vec<usize> = (0..c.names.len().min(40)).collect();
+                class_matrix(root, &c.matrix, &c.names, &classes, HeatKind::Cosine)
+            }
+            TrackFigure::Cka => cka(t, root),
+        }?;
+        root.present().map_err(fail)
+    }
+}
+
+fn range(values: impl Iterator<Item = f64>) -> (f64, f64) {
+    let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+        (lo.min(v), hi.max(v))
+    });
+    if !lo.is_finite() {
+        (0.0, 1.0)
+    } else if hi > lo {
+        let pad = (hi - lo) * 0.05;
+        (lo - pad, hi + pad)
+    } else {
+        (lo - 0.5 * lo.abs().max(1.0), hi + 0.5 * hi.abs().max(1.0))
+    }
+}
+
+fn step_range(t: &Trajectory) -> (f64, f64) {
+    let (lo, hi) = range(t.steps.iter().cloned());
+    (lo.min(t.steps[0]), hi)
+}
+
+fn metrics_grid<DB: DrawingBackend>(t: &Trajectory, root: &DrawingArea<DB, Shift>) -> Drawn {
+    let rows = t.metrics.len().div_ceil(3).max(1);
+    let panels = root.split_evenly((rows, 3));
+    let (x_lo, x_hi) = step_range(t);
+    for ((name, values), panel) in t.metrics.iter().zip(panels.iter()) {
+        let points: Vec<(f64, f64)> = t
+            .steps
+            .iter()
+            .zip(values)
+            .filter_map(|(&s, v)| v.map(|v| (s, v)))
+            .collect();
+        let positive = points.iter().all(|p| p.1 > 0.0);
+        let (lo, hi) = points.iter().fold((f64::INFINITY, 0.0f64), |(lo, hi), p| {
+            (lo.min(p.1), hi.max(p.1))
+        });
+        let builder = |panel| {
+            let mut b = ChartBuilder::on(panel);
+            b.margin(8)
+                .caption(name, font(14))
+                .x_label_area_size(26)
+                .y_label_area_size(56);
+            b
+        };
+        if positive && !points.is_empty() && hi / lo > 100.0 {
+            let mut chart = builder(panel)
+                .build_cartesian_2d(x_lo..x_hi, (lo / 1.5..hi * 1.5).log_scale())
+                .map_err(fail)?;
+            chart
+                .configure_mesh()
+                .y_label_formatter(&|v| format!("{v:.0e}"))
+                .label_style(font(11))
+                .draw()
+                .map_err(fail)?;
+            chart
+                .draw_series(LineSeries::new(points.clone(), OKABE_BLUE.stroke_width(2)))
+                .map_err(fail)?;
+            chart
+                .draw_series(
+                    points
+                        .iter()
+                        .map(|&p| Circle::new(p, 3, OKABE_BLUE.filled())),
+                )
+                .map_err(fail)?;
+        } else {
+            let (lo, hi) = range(points.iter().map(|p| p.1));
+            let mut chart = builder(panel)
+                .build_cartesian_2d(x_lo..x_hi, lo..hi)
+                .map_err(fail)?;
+            chart
+                .configure_mesh()
+                .label_style(font(11))
+                .draw()
+                .map_err(fail)?;
+            chart
+                .draw_series(LineSeries::new(points.clone(), OKABE_BLUE.stroke_width(2)))
+                .map_err(fail)?;
+            chart
+                .draw_series(
+                    points
+                        .iter()
+                        .map(|&p| Circle::new(p, 3, OKABE_BLUE.filled())),
+                )
+                .map_err(fail)?;
+        }
+    }
+    Ok(())
+}
+
+fn plane<DB: DrawingBackend>(t: &Trajectory, root: &DrawingArea<DB, Shift>) -> Drawn {
+    let u = t.metric("uniformity").ok_or("no uniformity")?;
+    let (a, y_name) = match (t.metric("alignment"), t.metric("class_alignment")) {
+        (Some(a), _) if a.iter().any(Option::is_some) => (a.clone(), "alignment"),
+        (_, Some(a)) => (a.clone(), "label-positive alignment"),
+        _ => (vec![Some(0.0); u.len()], "no alignment"),
+    };
+    let points: Vec<(usize, f64, f64)> = u
+        .iter()
+        .zip(&a)
+        .enumerate()
+        .filter_map(|(i, (u, a))| Some((i, (*u)?, (*a)?)))
+        .collect();
+    let (x_lo, x_hi) = range(points.iter().map(|p| p.1));
+    let (y_lo, y_hi) = range(points.iter().map(|p| p.2));
+    let mut chart = ChartBuilder::on(root)
+        .margin(16)
+        .x_label_area_size(48)
+        .y_label_area_size(64)
+        .build_cartesian_2d(x_lo..x_hi, y_lo..y_hi)
+        .map_err(fail)?;
+    axes(&mut chart, "uniformity (lower = more uniform)", y_name, 14)?;
+    chart
+        .draw_series(LineSeries::new(
+            points.iter().map(|p| (p.1, p.2)),
+            RGBColor(0x99, 0x99, 0x99).stroke_width(1),
+        ))
+        .map_err(fail)?;
+    let last = t.steps.len().max(2) - 1;
+    chart
+        .draw_series(points.iter().map(|&(i, x, y)| {
+            Circle::new(
+                (x, y),
+                6,
+                sequential(0.15 + 0.85 * i as f64 / last as f64).filled(),
+            )
+        }))
+        .map_err(fail)?;
+    for (label, idx) in [("first", 0usize), ("last", points.len().saturating_sub(1))] {
+        if let Some(&(i, x, y)) = points.get(idx) {
+            chart
+                .draw_series(std::iter::once(Text::new(
+                    format!("{label} (step {})", t.steps[i]),
+                    (x, y),
+                    font(13),
+                )))
+                .map_err(fail)?;
+        }
+    }
+    Ok(())
+}
+
+fn spectrum<DB: DrawingBackend>(t: &Trajectory, root: &DrawingArea<DB, Shift>) -> Drawn {
+    let k = t.eigenvalues.len();
+    let d = t.eigenvalues.iter().map(Vec::len).max().unwrap_or(1).max(1);
+    let logs: Vec<f64> = t
+        .eigenvalues
+        .iter()
+        .flatten()
+        .filter(|&&v| v > 0.0)
+        .map(|v| v.log10())
+        .collect();
+    let (lo, hi) = range(logs.iter().cloned());
+    let mut chart = ChartBuilder::on(root)
+        .margin(16)
+        .x_label_area_size(48)
+        .y_label_area_size(56)
+        .build_cartesian_2d(0..k, 0..d)
+        .map_err(fail)?;
+    chart
+        .configure_mesh()
+        .disable_mesh()
+        .x_desc("checkpoint (step order)")
+        .y_desc("rank (0 = largest eigenvalue)")
+        .label_style(font(12))
+        .axis_desc_style(font(14))
+        .draw()
+        .map_err(fail)?;
+    chart
+        .draw_series(t.eigenvalues.iter().enumerate().flat_map(|(c, values)| {
+            values.iter().enumerate().map(move |(r, &v)| {
+                let f = if v > 0.0 {
+                    (v.log10() - lo) / (hi - lo)
+                } else {
+                    0.0
+                };
+                Rectangle::new(
+                    [(c, d - 1 - r), (c + 1, d - r)],
+                    sequential(1.0 - f).filled(),
+                )
+            })
+        }))
+        .map_err(fail)?;
+    chart
+        .draw_series(std::iter::once(Text::new(
+            format!("colour: log10 eigenvalue from {lo:.1} (light) to {hi:.1} (dark)"),
+            (0, d),
+            font(12),
+        )))
+        .map_err(fail)?;
+    Ok(())
+}
+
+fn cka<DB: DrawingBackend>(t: &Trajectory, root: &DrawingArea<DB, Shift>) -> Drawn {
+    let (x_lo, x_hi) = step_range(t);
+    let mut chart = ChartBuilder::on(root)
+        .margin(16)
+        .x_label_area_size(48)
+        .y_label_area_size(56)
+        .build_cartesian_2d(x_lo..x_hi, 0.0..1.05)
+        .map_err(fail)?;
+    axes(&mut chart, "step", "linear CKA", 14)?;
+    for (name, colour) in [("cka_previous", OKABE_BLUE), ("cka_last", VERMILLION)] {
+        let Some(values) = t.metric(name) else {
+            continue;
+        };
+        let points: Vec<(f64, f64)> = t
+            .steps
+            .iter()
+            .zip(values)
+            .filter_map(|(&s, v)| v.map(|v| (s, v)))
+            .collect();
+        chart
+            .draw_series(LineSeries::new(points, colour.stroke_width(2)))
+            .map_err(fail)?
+            .label(if name == "cka_previous" {
+                "with the previous checkpoint"
+            } else {
+                "with the last checkpoint"
+            })
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2))
+            });
+    }
+    series_labels(&mut chart, SeriesLabelPosition::LowerRight, 14)
+}
+
+fn render(figure: TrackFigure, t: &Trajectory, png: &Path) -> Result<String, ReportError> {
+    let size = figure.size(t);
+    let error = |what: String| ReportError::Draw {
+        figure: figure.id(),
+        what,
+    };
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
+        figure.draw(t, &root).map_err(error)?;
+    }
+    let root = BitMapBackend::new(png, size).into_drawing_area();
+    figure.draw(t, &root).map_err(error)?;
+    Ok(svg)
+}
+
+fn cell(v: Option<f64>) -> String {
+    v.map_or_else(|| "&ndash;".into(), |v| format!("{v:.4}"))
+}
+
+/// Write the tracking page and its figures into `dir` (the tables are written by the caller,
+/// which has checked the folder with [`crate::check_folder`]).
+pub fn write_trajectory(dir: &Path, t: &Trajectory) -> Result<Written, ReportError> {
+    let figures_dir = dir.join("figures");
+    std::fs::create_dir_all(&figures_dir).map_err(|source| ReportError::Write {
+        path: figures_dir.display().to_string(),
+        source,
+    })?;
+    register_font();
+    let mut files = Vec::new();
+    let mut html = format!(
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>{0}</title>\n<style>{CSS}</style>\n</head>\n<body>\n<h1>{0}</h1>\n<p class=\"src\">Written by embgeom {1}. Per-checkpoint metrics: <a href=\"metrics.csv\">metrics.csv</a>, <a href=\"metrics.parquet\">metrics.parquet</a>.</p>\n<h2>Input</h2>\n<table>\n",
+        escape(&t.title),
+        env!("CARGO_PKG_VERSION")
+    );
+    for (label, value) in &t.inputs {
+        html.push_str(&format!(
+            "<tr><th>{}</th><td>{}</td></tr>\n",
+            escape(label),
+            escape(value)
+        ));
+    }
+    html.push_str("</table>\n");
+    if !t.checks.is_empty() {
+        html.push_str(
+            "<h2>Checks</h2>\n<table>\n<tr><th>check</th><th>result</th><th>detail</th></tr>\n",
+        );
+        for (check, ok, detail) in &t.checks {
+            html.push_str(&format!(
+                "<tr><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+                escape(check),
+                if *ok { "ok" } else { "<strong>fail</strong>" },
+                escape(detail)
+            ));
+        }
+        html.push_str("</table>\n");
+    }
+    html.push_str("<h2>Figures</h2>\n");
+    for figure in [
+        TrackFigure::Metrics,
+        TrackFigure::Plane,
+        TrackFigure::Spectrum,
+        TrackFigure::FirstCosines,
+        TrackFigure::LastCosines,
+        TrackFigure::Cka,
+    ] {
+        if !figure.applies(t) {
+            continue;
+        }
+        let id = figure.id();
+        let png = figures_dir.join(format!("{id}.png"));
+        let svg = render(figure, t, &png)?;
+        files.push(png);
+        write(
+            &figures_dir.join(format!("{id}.svg")),
+            svg.as_bytes(),
+            &mut files,
+        )?;
+        html.push_str(&format!(
+            "<figure id=\"{id}\" class=\"plot\">\n<h3>{}</h3>\n{}\n<figcaption>{} <a href=\"figures/{id}.svg\">SVG</a> &middot; <a href=\"figures/{id}.png\">PNG</a></figcaption>\n</figure>\n",
+            escape(figure.title()),
+            crate::html::responsive(&svg),
+            escape(&figure.caption(t))
+        ));
+    }
+    let shown = [
+        "uniformity",
+        "alignment",
+        "class_alignment",
+        "nc1",
+        "etf_distance",
+        "rankme",
+        "knn_accuracy",
+        "cka_previous",
+    ];
+    let columns: Vec<&(String, Vec<Option<f64>>)> = shown
+        .iter()
+        .filter_map(|n| t.metrics.iter().find(|(m, _)| m == n))
+        .collect();
+    html.push_str("<h2>Checkpoints</h2>\n<table>\n<tr><th>step</th><th>file</th>");
+    for (name, _) in &columns {
+        html.push_str(&format!("<th>{}</th>", escape(name)));
+    }
+    html.push_str("</tr>\n");
+    for (i, (step, file)) in t.steps.iter().zip(&t.files).enumerate() {
+        html.push_str(&format!("<tr><td>{step}</td><td>{}</td>", escape(file)));
+        for (_, values) in &columns {
+            html.push_str(&format!("<td class=\"v\">{}</td>", cell(values[i])));
+        }
+        html.push_str("</tr>\n");
+    }
+    html.push_str("</table>\n<p class=\"src\">Every metric of every checkpoint is in metrics.csv.</p>\n</body>\n</html>\n");
+    let index = dir.join("index.html");
+    write(&index, html.as_bytes(), &mut files)?;
+    write(&dir.join(MARKER), t.signature.as_bytes(), &mut files)?;
+    Ok(Written {
+        index,
+        files,
+        skipped: Vec::new(),
+    })
+}

@@ -1,0 +1,251 @@
+//! End-to-end tests of `embgeom track` on a synthetic training run whose geometry is known:
+//! class means move from random directions to a regular simplex while the within-class noise
+//! shrinks.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn embgeom(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_embgeom"))
+        .args(args)
+        .output()
+        .expect("run embgeom")
+}
+
+/// Standard normals from an LCG and Box-Muller.
+fn normals(count: usize, seed: u64) -> Vec<f64> {
+    let mut state = seed
+        .wrapping_mul(2862933555777941757)
+        .wrapping_add(3037000493);
+    let mut uniform = move || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((state >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+    };
+    (0..count)
+        .map(|_| (-2.0 * uniform().ln()).sqrt() * (2.0 * std::f64::consts::PI * uniform()).cos())
+        .collect()
+}
+
+const C: usize = 4;
+const D: usize = 8;
+const PER: usize = 50;
+
+/// Checkpoint `s` of `steps`: rows of class `i % C`, means interpolated from random directions
+/// to a regular simplex, noise from 0.5 down to 0.01.
+fn checkpoint(s: usize, steps: usize) -> Vec<f32> {
+    let a = s as f64 / (steps - 1) as f64;
+    let random = normals(C * D, 7);
+    let noise = normals(C * PER * D, 100 + s as u64);
+    let sigma = 0.5 * (1.0 - a) + 0.01;
+    let mut values = Vec::with_capacity(C * PER * D);
+    for i in 0..C * PER {
+        let c = i % C;
+        let mut mean: Vec<f64> = (0..D)
+            .map(|j| {
+                let vertex = if j < C {
+                    (if j == c { 1.0 } else { 0.0 }) - 1.0 / C as f64
+                } else {
+                    0.0
+                };
+                (1.0 - a) * random[c * D + j] + a * vertex * 3.0
+            })
+            .collect();
+        let norm = mean.iter().map(|v| v * v).sum::<f64>().sqrt();
+        mean.iter_mut().for_each(|v| *v *= 2.0 / norm);
+        for j in 0..D {
+            values.push((mean[j] + sigma * noise[i * D + j]) as f32);
+        }
+    }
+    values
+}
+
+fn write_checkpoint(dir: &Path, name: &str, values: &[f32], rows: usize) {
+    std::fs::write(
+        dir.join(name),
+        embgeom_io::npy_bytes_f32(&[rows, D], values),
+    )
+    .unwrap();
+}
+
+fn column(csv: &str, name: &str) -> Vec<f64> {
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let at = header
+        .iter()
+        .position(|h| *h == name)
+        .unwrap_or_else(|| panic!("no column {name} in {header:?}"));
+    // Empty cells (no value, e.g. CKA with the previous checkpoint at the first) read as NaN.
+    lines
+        .map(|l| l.split(',').nth(at).unwrap().parse().unwrap_or(f64::NAN))
+        .collect()
+}
+
+#[test]
+fn synthetic_run_collapses_and_the_cache_skips_known_checkpoints() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    std::fs::create_dir(&run).unwrap();
+    let steps = 11;
+    for s in 0..steps - 1 {
+        write_checkpoint(
+            &run,
+            &format!("epoch_{s}.npy"),
+            &checkpoint(s, steps),
+            C * PER,
+        );
+    }
+    let labels = tmp.path().join("labels.txt");
+    std::fs::write(
+        &labels,
+        (0..C * PER)
+            .map(|i| (i % C).to_string())
+            .collect::<Vec<_>>()
+            .join("\n"),
+    )
+    .unwrap();
+    let out = tmp.path().join("out");
+    let args = |extra: &[&str]| -> Vec<String> {
+        let mut a = vec![
+            "track".to_string(),
+            run.display().to_string(),
+            "--labels".into(),
+            labels.display().to_string(),
+            "--out".into(),
+            out.display().to_string(),
+        ];
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let run_track = |extra: &[&str]| {
+        let a = args(extra);
+        embgeom(&a.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+
+    let first = run_track(&[]);
+    let stdout = String::from_utf8_lossy(&first.stdout).to_string();
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert!(
+        stdout.contains("tracked 10 checkpoints (10 analysed, 0 from the cache)"),
+        "{stdout}"
+    );
+    let csv = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
+    let step = column(&csv, "step");
+    assert_eq!(
+        step,
+        (0..10).map(|s| s as f64).collect::<Vec<_>>(),
+        "numeric order"
+    );
+    let nc1 = column(&csv, "nc1");
+    for w in nc1.windows(2) {
+        assert!(w[1] < w[0], "NC1 must fall at every step: {nc1:?}");
+    }
+    let etf = column(&csv, "etf_distance");
+    assert!(etf[0] > 0.3 && *etf.last().unwrap() < 0.1, "{etf:?}");
+    let cka_last = column(&csv, "cka_last");
+    assert!(
+        cka_last[0] < cka_last[8],
+        "later checkpoints are closer to the last: {cka_last:?}"
+    );
+    assert!(out.join("metrics.parquet").exists());
+    let page = std::fs::read_to_string(out.join("index.html")).unwrap();
+    for id in [
+        "t1-metrics-over-steps",
+        "t2-alignment-uniformity-trajectory",
+        "t3-spectrum-over-steps",
+        "t4-class-mean-cosines-first",
+        "t5-class-mean-cosines-last",
+        "t6-cka",
+    ] {
+        assert!(page.contains(&format!("<figure id=\"{id}\"")), "{id}");
+        assert!(out.join(format!("figures/{id}.png")).exists());
+    }
+
+    let again = run_track(&[]);
+    assert!(String::from_utf8_lossy(&again.stdout).contains("(0 analysed, 10 from the cache)"));
+    // A checkpoint written later (epoch_10 sorts after epoch_9) is picked up alone.
+    write_checkpoint(&run, "epoch_10.npy", &checkpoint(10, steps), C * PER);
+    let grown = run_track(&[
+        "--fail-if",
+        "nc1 increased",
+        "--fail-if",
+        "etf_distance > 0.1",
+    ]);
+    let stdout = String::from_utf8_lossy(&grown.stdout).to_string();
+    assert!(grown.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("tracked 11 checkpoints (1 analysed, 10 from the cache)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("ok: nc1 increased") && stdout.contains("ok: etf_distance > 0.1"),
+        "{stdout}"
+    );
+    let csv = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
+    assert_eq!(*column(&csv, "step").last().unwrap(), 10.0);
+
+    let failing = run_track(&["--fail-if", "rankme < 100"]);
+    assert_eq!(failing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&failing.stdout).contains("fail: rankme < 100"));
+    let bad = run_track(&["--fail-if", "rankme <"]);
+    assert_eq!(bad.status.code(), Some(2));
+
+    // A checkpoint with other rows is named.
+    write_checkpoint(
+        &run,
+        "epoch_11.npy",
+        &checkpoint(10, steps)[..(C * PER - 4) * D],
+        C * PER - 4,
+    );
+    let mismatch = run_track(&[]);
+    assert_eq!(mismatch.status.code(), Some(2));
+    let message = String::from_utf8_lossy(&mismatch.stderr);
+    assert!(message.contains("epoch_11.npy"), "{message}");
+}
+
+#[test]
+fn manifest_orders_checkpoints_and_labels_inside_files_must_agree() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    std::fs::create_dir(&run).unwrap();
+    for (file, s) in [("late.npy", 4), ("early.npy", 0), ("middle.npy", 2)] {
+        write_checkpoint(&run, file, &checkpoint(s, 5), C * PER);
+    }
+    std::fs::write(
+        run.join("manifest.json"),
+        r#"{"checkpoints": [{"step": 100, "path": "late.npy"}, {"step": 5, "path": "early.npy"}, {"step": 50, "path": "middle.npy"}]}"#,
+    )
+    .unwrap();
+    let out = tmp.path().join("out");
+    let result = embgeom(&[
+        "track",
+        run.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        result.status.success(),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    let csv = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
+    assert_eq!(column(&csv, "step"), vec![5.0, 50.0, 100.0]);
+    assert!(csv.lines().nth(1).unwrap().contains("early.npy"));
+
+    let unnumbered = tmp.path().join("plain");
+    std::fs::create_dir(&unnumbered).unwrap();
+    write_checkpoint(&unnumbered, "final.npy", &checkpoint(0, 5), C * PER);
+    let error = embgeom(&[
+        "track",
+        unnumbered.to_str().unwrap(),
+        "--out",
+        out.join("x").to_str().unwrap(),
+    ]);
+    assert_eq!(error.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&error.stderr).contains("final.npy: no step number"));
+}
