@@ -249,3 +249,36 @@ fn manifest_orders_checkpoints_and_labels_inside_files_must_agree() {
     assert_eq!(error.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&error.stderr).contains("final.npy: no step number"));
 }
+
+#[test]
+fn watch_polls_the_run_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    std::fs::create_dir(&run).unwrap();
+    for s in 0..2 {
+        write_checkpoint(&run, &format!("step{s}.npy"), &checkpoint(s, 2), C * PER);
+    }
+    let out = tmp.path().join("out");
+    let watched = embgeom(&[
+        "track",
+        run.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--watch",
+        "--watch-rounds",
+        "2",
+        "--interval",
+        "0",
+    ]);
+    let stdout = String::from_utf8_lossy(&watched.stdout);
+    assert!(
+        watched.status.success(),
+        "{}",
+        String::from_utf8_lossy(&watched.stderr)
+    );
+    assert!(
+        stdout.contains("(2 analysed, 0 from the cache)")
+            && stdout.contains("(0 analysed, 2 from the cache)"),
+        "{stdout}"
+    );
+}
