@@ -1,7 +1,37 @@
 //! The two renderings of an analysis: JSON (`embgeom.analysis/1`) and a table for people.
 
+use clap::Args;
 use embgeom_geometry::{Alignment, Analysis, Uniformity, ALPHA_REQ_RANKS, RANKME_EPSILON};
 use serde_json::{json, Map, Value};
+use std::path::{Path, PathBuf};
+
+/// Where a report (of `report` or `track`) is written.
+#[derive(Args, Debug, Clone)]
+pub struct OutputArgs {
+    /// Output folder [default: reports/<name>].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+
+    /// Name of the report [default: from the input's file or folder name].
+    #[arg(long)]
+    pub name: Option<String>,
+
+    /// Replace an output folder that holds a different report or other files.
+    #[arg(long)]
+    pub force: bool,
+}
+
+impl OutputArgs {
+    /// The report's name (given, else `default`) and folder (given, else `reports/<name>`).
+    pub fn resolve(&self, default: impl FnOnce() -> String) -> (String, PathBuf) {
+        let name = self.name.clone().unwrap_or_else(default);
+        let dir = self
+            .out
+            .clone()
+            .unwrap_or_else(|| Path::new("reports").join(&name));
+        (name, dir)
+    }
+}
 
 /// Where the analysed rows came from.
 pub struct InputSummary {

@@ -1,7 +1,7 @@
 //! `embgeom report`: analyse, draw the figures, write a self-contained HTML report.
 
 use crate::inputs::{run_analysis, InputArgs, MetricArgs, RunOptions};
-use crate::output::{to_json, InputSummary};
+use crate::output::{to_json, InputSummary, OutputArgs};
 use anyhow::{Context, Result};
 use clap::Args;
 use embgeom_geometry::Analysis;
@@ -20,17 +20,8 @@ pub struct ReportArgs {
     #[command(flatten)]
     pub metrics: MetricArgs,
 
-    /// Folder of the report [default: reports/<name>].
-    #[arg(long, value_name = "DIR")]
-    pub out: Option<PathBuf>,
-
-    /// Name of the report [default: the embeddings file's stem; demo for the demo set].
-    #[arg(long)]
-    pub name: Option<String>,
-
-    /// Replace a folder that holds a different report or other files.
-    #[arg(long)]
-    pub force: bool,
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 /// `data/digits.npz` from the working directory, else from the source tree.
@@ -82,20 +73,15 @@ pub fn run(args: &ReportArgs) -> Result<()> {
     if demo {
         inputs.embeddings = Some(demo_path());
     }
-    let name = match (&args.name, demo) {
-        (Some(name), _) => name.clone(),
-        (None, true) => "demo".into(),
-        (None, false) => inputs
+    let (name, dir) = args.output.resolve(|| match demo {
+        true => "demo".into(),
+        false => inputs
             .embeddings
             .as_ref()
             .or(inputs.views.first())
             .and_then(|p| p.file_stem())
             .map_or_else(|| "report".into(), |s| s.to_string_lossy().into_owned()),
-    };
-    let dir = args
-        .out
-        .clone()
-        .unwrap_or_else(|| Path::new("reports").join(&name));
+    });
     let options = RunOptions {
         figures: true,
         progress: true,
@@ -118,7 +104,7 @@ pub fn run(args: &ReportArgs) -> Result<()> {
         signature: serde_json::to_string(&json["inputs"]).expect("JSON serialises")
             + &format!("{:?}", args.metrics),
     };
-    let written = write_report(&dir, &report, args.force)?;
+    let written = write_report(&dir, &report, args.output.force)?;
     println!(
         "wrote {} ({} files)",
         written.index.display(),

@@ -3,7 +3,7 @@
 //! CI checks.
 
 use crate::inputs::{run_analysis, InputArgs, InputOptions, MetricArgs, RunOptions};
-use crate::output::to_json;
+use crate::output::{to_json, OutputArgs};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use embgeom_geometry::linear_cka;
@@ -30,13 +30,8 @@ pub struct TrackArgs {
     #[command(flatten)]
     pub metrics: MetricArgs,
 
-    /// Output folder [default: reports/<run name>].
-    #[arg(long, value_name = "DIR")]
-    pub out: Option<PathBuf>,
-
-    /// Name of the run [default: the run directory's name].
-    #[arg(long)]
-    pub name: Option<String>,
+    #[command(flatten)]
+    pub output: OutputArgs,
 
     /// Checkpoints analysed at once, each held in memory [default: the core count, at most 4].
     #[arg(long, value_name = "N")]
@@ -58,10 +53,6 @@ pub struct TrackArgs {
     /// With --watch, stop after this many polls (for scripts and tests).
     #[arg(long, value_name = "N")]
     pub watch_rounds: Option<usize>,
-
-    /// Replace an output folder that holds something else.
-    #[arg(long)]
-    pub force: bool,
 }
 
 /// One checkpoint file and its training step.
@@ -86,6 +77,21 @@ fn step_from_name(path: &Path) -> Option<f64> {
     digits.chars().rev().collect::<String>().parse().ok()
 }
 
+/// Entry `i` of a manifest: a checkpoint when it has a step and a path (relative to the
+/// manifest's folder).
+fn entry(manifest: &Path, i: usize, step: Option<f64>, path: Option<&str>) -> Result<Checkpoint> {
+    match (step, path) {
+        (Some(step), Some(path)) => Ok(Checkpoint {
+            step,
+            path: manifest.parent().unwrap_or(Path::new(".")).join(path),
+        }),
+        _ => bail!(
+            "{}: entry {i} needs a numeric step and a path",
+            manifest.display()
+        ),
+    }
+}
+
 /// Checkpoints listed by `manifest.json` (a list, or `{"checkpoints": [...]}`, of objects with
 /// `step` and `path`) or `manifest.csv` (columns `step` and `path`), paths relative to `dir`.
 fn manifest(dir: &Path) -> Result<Option<Vec<Checkpoint>>> {
@@ -104,20 +110,7 @@ fn manifest(dir: &Path) -> Result<Option<Vec<Checkpoint>>> {
         let parsed = items
             .iter()
             .enumerate()
-            .map(|(i, item)| {
-                let step = item["step"].as_f64();
-                let path = item["path"].as_str();
-                match (step, path) {
-                    (Some(step), Some(path)) => Ok(Checkpoint {
-                        step,
-                        path: dir.join(path),
-                    }),
-                    _ => bail!(
-                        "{}: entry {i} needs a numeric step and a path",
-                        json_path.display()
-                    ),
-                }
-            })
+            .map(|(i, item)| entry(&json_path, i, item["step"].as_f64(), item["path"].as_str()))
             .collect::<Result<Vec<_>>>()?;
         return Ok(Some(parsed));
     }
@@ -143,17 +136,7 @@ fn manifest(dir: &Path) -> Result<Option<Vec<Checkpoint>>> {
             .map(|(i, line)| {
                 let cells: Vec<&str> = line.split(',').map(str::trim).collect();
                 let step = cells.get(step_at).and_then(|s| s.parse().ok());
-                match (step, cells.get(path_at)) {
-                    (Some(step), Some(path)) => Ok(Checkpoint {
-                        step,
-                        path: dir.join(path),
-                    }),
-                    _ => bail!(
-                        "{}: row {} needs a numeric step and a path",
-                        csv_path.display(),
-                        i + 1
-                    ),
-                }
+                entry(&csv_path, i, step, cells.get(path_at).copied())
             })
             .collect::<Result<Vec<_>>>()?;
         return Ok(Some(parsed));
@@ -692,7 +675,7 @@ pub fn run(args: &TrackArgs) -> Result<bool> {
         .iter()
         .map(|text| Ok((text.clone(), parse_check(text)?)))
         .collect::<Result<Vec<_>>>()?;
-    let name = args.name.clone().unwrap_or_else(|| {
+    let (name, dir) = args.output.resolve(|| {
         let path = Path::new(&args.run);
         let base = if path.is_dir() {
             path
@@ -702,11 +685,7 @@ pub fn run(args: &TrackArgs) -> Result<bool> {
         base.file_name()
             .map_or_else(|| "run".into(), |n| n.to_string_lossy().into_owned())
     });
-    let dir = args
-        .out
-        .clone()
-        .unwrap_or_else(|| Path::new("reports").join(&name));
-    check_folder(&dir, &format!("track {:?}", args.run), args.force)?;
+    check_folder(&dir, &format!("track {:?}", args.run), args.output.force)?;
     let mut rounds = 0;
     loop {
         let passed = round(args, &dir, &name, &checks)?;

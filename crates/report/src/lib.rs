@@ -11,6 +11,7 @@ pub use figures::{Context, Figure};
 pub use track::{write_trajectory, Cosines, Trajectory};
 
 use embgeom_geometry::{Analysis, FigureData};
+use plotters::coord::Shift;
 use plotters::prelude::*;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -102,20 +103,47 @@ pub fn check_folder(dir: &Path, signature: &str, force: bool) -> Result<(), Repo
     }
 }
 
-/// Draw `figure` as an SVG string and as a PNG file.
-fn render(figure: Figure, ctx: &Context, png: &Path) -> Result<String, ReportError> {
-    let size = figure.size();
+/// Something drawn once as SVG and once as PNG.
+pub(crate) trait Plot {
+    /// File stem.
+    fn id(&self) -> &'static str;
+    /// Size in pixels.
+    fn size(&self) -> (u32, u32);
+    /// Draw on any plotters backend.
+    fn draw_on<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> figures::Drawn;
+}
+
+/// A report figure with the data it draws.
+struct FigurePlot<'a> {
+    figure: Figure,
+    ctx: &'a Context<'a>,
+}
+
+impl Plot for FigurePlot<'_> {
+    fn id(&self) -> &'static str {
+        self.figure.id()
+    }
+    fn size(&self) -> (u32, u32) {
+        self.figure.size()
+    }
+    fn draw_on<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> figures::Drawn {
+        self.figure.draw(self.ctx, root)
+    }
+}
+
+/// Draw `plot` as an SVG string and as a PNG file.
+pub(crate) fn render(plot: &impl Plot, png: &Path) -> Result<String, ReportError> {
     let draw_error = |what: String| ReportError::Draw {
-        figure: figure.id(),
+        figure: plot.id(),
         what,
     };
     let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
-        figure.draw(ctx, &root).map_err(draw_error)?;
+        let root = SVGBackend::with_string(&mut svg, plot.size()).into_drawing_area();
+        plot.draw_on(&root).map_err(draw_error)?;
     }
-    let root = BitMapBackend::new(png, size).into_drawing_area();
-    figure.draw(ctx, &root).map_err(draw_error)?;
+    let root = BitMapBackend::new(png, plot.size()).into_drawing_area();
+    plot.draw_on(&root).map_err(draw_error)?;
     Ok(svg)
 }
 
@@ -162,7 +190,7 @@ pub fn write_report(dir: &Path, report: &Report, force: bool) -> Result<Written,
             continue;
         }
         let png = figures_dir.join(format!("{}.png", figure.id()));
-        let svg = render(figure, &ctx, &png)?;
+        let svg = render(&FigurePlot { figure, ctx: &ctx }, &png)?;
         files.push(png);
         write(
             &figures_dir.join(format!("{}.svg", figure.id())),

@@ -5,8 +5,9 @@
 use crate::figures::{axes, class_matrix, fail, font, series_labels, Drawn, HeatKind};
 use crate::html::{escape, CSS};
 use crate::style::{register_font, sequential, OKABE_BLUE, VERMILLION};
-use crate::{write, ReportError, Written, MARKER};
+use crate::{render, write, Plot, ReportError, Written, MARKER};
 use ndarray::Array2;
+use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use std::path::Path;
@@ -156,6 +157,28 @@ fn step_range(t: &Trajectory) -> (f64, f64) {
     (lo.min(t.steps[0]), hi)
 }
 
+/// A line through `points` with a dot at each, on any y axis (linear or log).
+fn line_with_points<'a, DB, Y>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<RangedCoordf64, Y>>,
+    points: &[(f64, f64)],
+) -> Drawn
+where
+    DB: DrawingBackend + 'a,
+    Y: Ranged<ValueType = f64>,
+{
+    chart
+        .draw_series(LineSeries::new(points.to_vec(), OKABE_BLUE.stroke_width(2)))
+        .map_err(fail)?;
+    chart
+        .draw_series(
+            points
+                .iter()
+                .map(|&p| Circle::new(p, 3, OKABE_BLUE.filled())),
+        )
+        .map_err(fail)?;
+    Ok(())
+}
+
 fn metrics_grid<DB: DrawingBackend>(t: &Trajectory, root: &DrawingArea<DB, Shift>) -> Drawn {
     let rows = t.metrics.len().div_ceil(3).max(1);
     let panels = root.split_evenly((rows, 3));
@@ -189,16 +212,7 @@ fn metrics_grid<DB: DrawingBackend>(t: &Trajectory, root: &DrawingArea<DB, Shift
                 .label_style(font(11))
                 .draw()
                 .map_err(fail)?;
-            chart
-                .draw_series(LineSeries::new(points.clone(), OKABE_BLUE.stroke_width(2)))
-                .map_err(fail)?;
-            chart
-                .draw_series(
-                    points
-                        .iter()
-                        .map(|&p| Circle::new(p, 3, OKABE_BLUE.filled())),
-                )
-                .map_err(fail)?;
+            line_with_points(&mut chart, &points)?;
         } else {
             let (lo, hi) = range(points.iter().map(|p| p.1));
             let mut chart = builder(panel)
@@ -209,16 +223,7 @@ fn metrics_grid<DB: DrawingBackend>(t: &Trajectory, root: &DrawingArea<DB, Shift
                 .label_style(font(11))
                 .draw()
                 .map_err(fail)?;
-            chart
-                .draw_series(LineSeries::new(points.clone(), OKABE_BLUE.stroke_width(2)))
-                .map_err(fail)?;
-            chart
-                .draw_series(
-                    points
-                        .iter()
-                        .map(|&p| Circle::new(p, 3, OKABE_BLUE.filled())),
-                )
-                .map_err(fail)?;
+            line_with_points(&mut chart, &points)?;
         }
     }
     Ok(())
@@ -361,20 +366,22 @@ fn cka<DB: DrawingBackend>(t: &Trajectory, root: &DrawingArea<DB, Shift>) -> Dra
     series_labels(&mut chart, SeriesLabelPosition::LowerRight, 14)
 }
 
-fn render(figure: TrackFigure, t: &Trajectory, png: &Path) -> Result<String, ReportError> {
-    let size = figure.size(t);
-    let error = |what: String| ReportError::Draw {
-        figure: figure.id(),
-        what,
-    };
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
-        figure.draw(t, &root).map_err(error)?;
+/// A tracking figure with the data it draws.
+struct TrackPlot<'a> {
+    figure: TrackFigure,
+    trajectory: &'a Trajectory,
+}
+
+impl Plot for TrackPlot<'_> {
+    fn id(&self) -> &'static str {
+        self.figure.id()
     }
-    let root = BitMapBackend::new(png, size).into_drawing_area();
-    figure.draw(t, &root).map_err(error)?;
-    Ok(svg)
+    fn size(&self) -> (u32, u32) {
+        self.figure.size(self.trajectory)
+    }
+    fn draw_on<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Drawn {
+        self.figure.draw(self.trajectory, root)
+    }
 }
 
 fn cell(v: Option<f64>) -> String {
@@ -432,7 +439,13 @@ pub fn write_trajectory(dir: &Path, t: &Trajectory) -> Result<Written, ReportErr
         }
         let id = figure.id();
         let png = figures_dir.join(format!("{id}.png"));
-        let svg = render(figure, t, &png)?;
+        let svg = render(
+            &TrackPlot {
+                figure,
+                trajectory: t,
+            },
+            &png,
+        )?;
         files.push(png);
         write(
             &figures_dir.join(format!("{id}.svg")),
