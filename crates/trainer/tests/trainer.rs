@@ -1,0 +1,284 @@
+//! CPU tests of the trainer: every loss against a direct computation, a short digits run whose
+//! loss falls and whose checkpoints embgeom reads, seeded reproducibility, bad options.
+
+use embgeom_trainer::augment::Augment;
+use embgeom_trainer::data::digits;
+use embgeom_trainer::losses::*;
+use embgeom_trainer::train::{train, Config, Dtype, Optimizer};
+use std::path::{Path, PathBuf};
+use tch::{Device, Kind, Tensor};
+
+/// tch's random generator and thread count are process-wide: trainings run one at a time.
+static TRAINING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn digits_csv() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/digits.csv")
+}
+
+fn value(t: &Tensor) -> f64 {
+    t.double_value(&[])
+}
+
+/// Unit rows on a regular simplex: class c at vertex c (C classes in C dimensions).
+fn simplex(labels: &[i64], c: i64) -> Tensor {
+    let eye = Tensor::eye(c, (Kind::Float, Device::Cpu));
+    let centred = &eye - (1.0 / c as f64);
+    normalize(&centred.index_select(0, &Tensor::from_slice(labels)))
+}
+
+#[test]
+fn supcon_on_a_perfect_simplex_has_its_analytic_value() {
+    let (c, per) = (4i64, 3usize);
+    let labels: Vec<i64> = (0..c * per as i64).map(|i| i % c).collect();
+    let z = simplex(&labels, c);
+    let tau = 0.5;
+    let got = value(&supcon(&z, &z, &Tensor::from_slice(&labels), tau));
+    // Each anchor: 2*per - 1 positives at cosine 1, 2*(C-1)*per negatives at -1/(C-1).
+    let (n_pos, n_neg) = ((2 * per - 1) as f64, (2 * (c as usize - 1) * per) as f64);
+    let want = (n_pos + n_neg * (-(1.0 + 1.0 / (c as f64 - 1.0)) / tau).exp()).ln();
+    assert!((got - want).abs() < 1e-5, "{got} vs {want}");
+}
+
+#[test]
+fn nt_xent_and_class_conditional_match_plain_loops() {
+    let z1 = normalize(&Tensor::from_slice(&[1.0f32, 0.0, 0.6, 0.8, -1.0, 0.2]).view([3, 2]));
+    let z2 = normalize(&Tensor::from_slice(&[0.9f32, 0.1, 0.5, 0.9, -0.8, -0.3]).view([3, 2]));
+    let tau = 0.3;
+    let rows: Vec<Vec<f64>> = (0..6)
+        .map(|i| {
+            let t = if i < 3 { z1.get(i) } else { z2.get(i - 3) };
+            Vec::<f64>::try_from(&t.to_kind(Kind::Double)).unwrap()
+        })
+        .collect();
+    let sim = |a: usize, b: usize| (rows[a][0] * rows[b][0] + rows[a][1] * rows[b][1]) / tau;
+    let loss = |allowed: &dyn Fn(usize, usize) -> bool| {
+        (0..6)
+            .map(|i| {
+                let p = (i + 3) % 6;
+                let den: f64 = (0..6)
+                    .filter(|&a| a != i && allowed(i, a))
+                    .map(|a| sim(i, a).exp())
+                    .sum();
+                -(sim(i, p).exp() / den).ln()
+            })
+            .sum::<f64>()
+            / 6.0
+    };
+    let want = loss(&|_, _| true);
+    assert!((value(&nt_xent(&z1, &z2, tau)) - want).abs() < 1e-5);
+    // Classes {0, 1} and {2}: negatives only from the anchor's class.
+    let labels = [0i64, 0, 1];
+    let class_of = |i: usize| labels[i % 3];
+    let want = loss(&|i, a| class_of(i) == class_of(a));
+    let got = value(&class_conditional_nce(
+        &z1,
+        &z2,
+        &Tensor::from_slice(&labels),
+        tau,
+    ));
+    assert!((got - want).abs() < 1e-5, "{got} vs {want}");
+}
+
+#[test]
+fn align_uniform_matches_the_wang_isola_formulas() {
+    let z1 = normalize(&Tensor::from_slice(&[1.0f32, 0.0, 0.0, 1.0, -1.0, 0.0]).view([3, 2]));
+    let z2 = normalize(&Tensor::from_slice(&[1.0f32, 0.0, 0.0, 1.0, 0.0, -1.0]).view([3, 2]));
+    assert!(
+        (value(&alignment(&z1, &z2)) - 2.0 / 3.0).abs() < 1e-6,
+        "one pair at distance^2 2"
+    );
+    // Three points at 0, 90, 180 degrees: squared distances 2, 2, 4.
+    let want = (((-4.0f64).exp() * 2.0 + (-8.0f64).exp()) / 3.0).ln();
+    assert!((value(&uniformity(&z1, 2.0)) - want).abs() < 1e-6);
+    let both = value(&align_uniform(&z1, &z2, 0.5));
+    let expected = value(&alignment(&z1, &z2))
+        + 0.25 * (value(&uniformity(&z1, 2.0)) + value(&uniformity(&z2, 2.0)));
+    assert!((both - expected).abs() < 1e-6);
+}
+
+fn config(out: &Path, loss: Loss, seed: i64) -> Config {
+    Config {
+        loss,
+        epochs: 3,
+        batch_size: 128,
+        lr: 3e-3,
+        weight_decay: 1e-4,
+        optimizer: Optimizer::Adamw,
+        temperature: 0.2,
+        dim: 16,
+        seed,
+        eval_every: 1,
+        augment: Augment {
+            pad: 1,
+            flip: false,
+            noise: 0.05,
+        },
+        uniformity_weight: 1.0,
+        spread_weight: 0.5,
+        dtype: Dtype::F32,
+        coarse: None,
+        train_limit: Some(768),
+        out: out.to_path_buf(),
+        resume: false,
+        device: Device::Cpu,
+        progress: false,
+    }
+}
+
+#[test]
+fn short_digits_run_learns_and_writes_checkpoints_embgeom_reads() {
+    let _one_at_a_time = TRAINING.lock().unwrap_or_else(|e| e.into_inner());
+    tch::set_num_threads(2);
+    let data = digits(&digits_csv()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let mut cfg = config(&out, Loss::Ce, 1);
+    cfg.epochs = 4;
+    let losses = train(&cfg, &data).unwrap();
+    assert_eq!(losses.len(), 4);
+    assert!(losses[3] < losses[0], "loss must fall: {losses:?}");
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+    let listed = manifest["checkpoints"].as_array().unwrap();
+    assert_eq!(listed.len(), 4);
+    assert_eq!(manifest["config"]["loss"], "ce");
+    let last = out.join(listed[3]["path"].as_str().unwrap());
+    let tensors = Tensor::read_safetensors(&last).unwrap();
+    let get = |name: &str| {
+        tensors
+            .iter()
+            .find(|(n, _)| n == name)
+            .unwrap_or_else(|| panic!("no {name}"))
+            .1
+            .size()
+    };
+    let n = data.eval.images.size()[0];
+    assert_eq!(get("embeddings"), vec![n, 16]);
+    assert_eq!(get("views"), vec![n, 2, 16]);
+    assert_eq!(get("labels"), vec![n]);
+    assert_eq!(get("classifier"), vec![10, 16]);
+    assert_eq!(get("bias"), vec![10]);
+    // The main workspace's binary reads the checkpoints when scripts/test.sh points to it.
+    if let Ok(bin) = std::env::var("EMBGEOM_BIN") {
+        let analysed = std::process::Command::new(&bin)
+            .args(["analyze", last.to_str().unwrap(), "--json", "-"])
+            .output()
+            .unwrap();
+        assert!(
+            analysed.status.success(),
+            "{}",
+            String::from_utf8_lossy(&analysed.stderr)
+        );
+        let doc: serde_json::Value = serde_json::from_slice(&analysed.stdout).unwrap();
+        assert_eq!(doc["n"], n);
+        assert!(doc["metrics"]["alignment"]["value"].as_f64().is_some());
+        assert!(
+            doc["metrics"]["nc3"]["value"].as_f64().is_some(),
+            "classifier read from the checkpoint"
+        );
+        let tracked = std::process::Command::new(&bin)
+            .args([
+                "track",
+                out.to_str().unwrap(),
+                "--out",
+                dir.path().join("track").to_str().unwrap(),
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            String::from_utf8_lossy(&tracked.stdout).contains("tracked 4 checkpoints"),
+            "{}",
+            String::from_utf8_lossy(&tracked.stderr)
+        );
+    } else {
+        println!("EMBGEOM_BIN not set: skipped reading the checkpoints with embgeom");
+    }
+}
+
+#[test]
+fn a_seeded_cpu_run_is_reproducible_and_resume_continues() {
+    let _one_at_a_time = TRAINING.lock().unwrap_or_else(|e| e.into_inner());
+    tch::set_num_threads(1);
+    let data = digits(&digits_csv()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let embeddings = |out: &Path| {
+        let file = out.join("ckpt_epoch_0002.safetensors");
+        let tensors = Tensor::read_safetensors(file).unwrap();
+        tensors
+            .into_iter()
+            .find(|(n, _)| n == "embeddings")
+            .unwrap()
+            .1
+    };
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    let mut cfg = config(&a, Loss::Supcon, 7);
+    cfg.epochs = 2;
+    train(&cfg, &data).unwrap();
+    cfg.out = b.clone();
+    train(&cfg, &data).unwrap();
+    assert!(
+        embeddings(&a).equal(&embeddings(&b)),
+        "same seed, same bits"
+    );
+    // Another run into the same folder needs --resume; with it, training goes on from epoch 3.
+    assert!(train(&cfg, &data)
+        .unwrap_err()
+        .to_string()
+        .contains("pass --resume"));
+    cfg.resume = true;
+    cfg.epochs = 3;
+    assert_eq!(train(&cfg, &data).unwrap().len(), 1);
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(b.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["checkpoints"].as_array().unwrap().len(), 3);
+}
+
+#[test]
+fn every_loss_trains_a_step_and_bad_options_are_refused() {
+    let _one_at_a_time = TRAINING.lock().unwrap_or_else(|e| e.into_inner());
+    let data = digits(&digits_csv()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for (k, loss) in [Loss::Simclr, Loss::AlignUniform, Loss::SupconSpread]
+        .into_iter()
+        .enumerate()
+    {
+        let mut cfg = config(&dir.path().join(format!("l{k}")), loss, 3);
+        cfg.epochs = 1;
+        let losses = train(&cfg, &data).unwrap();
+        assert!(losses[0].is_finite(), "{loss:?}");
+    }
+    let bin = env!("CARGO_BIN_EXE_embgeom-train");
+    let run = |args: &[&str]| {
+        std::process::Command::new(bin)
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .unwrap()
+    };
+    let csv = digits_csv();
+    let out = dir.path().join("x");
+    for (args, message) in [
+        (vec!["--batch-size", "5000"], "larger than the"),
+        (vec!["--lr=-1"], "--lr and --temperature must be positive"),
+        (
+            vec!["--dataset", "cifar"],
+            "expected fashion-mnist, digits or npy",
+        ),
+        (vec!["--coarse", "0,1"], "needs 10 non-negative entries"),
+        (vec!["--device", "tpu"], "expected cpu, cuda or auto"),
+    ] {
+        let mut all = vec![
+            "--data",
+            csv.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--epochs",
+            "1",
+        ];
+        all.extend(args);
+        let result = run(&all);
+        assert_eq!(result.status.code(), Some(2));
+        let stderr = String::from_utf8_lossy(&result.stderr);
+        assert!(stderr.contains(message), "{stderr}");
+    }
+}
