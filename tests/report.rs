@@ -73,14 +73,14 @@ fn no_arguments_report_the_bundled_demo_with_every_figure() {
         "Class collapse",
         "Spectrum",
         "Wang &amp; Isola 2020",
-        "data/digits.npz",
+        "data/fashion-supcon",
     ] {
         assert!(page.contains(text), "page lacks {text}");
     }
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(report.join("analysis.json")).unwrap())
             .unwrap();
-    assert_eq!(json["n"], 1797);
+    assert_eq!(json["n"], 2000);
     assert_eq!(json["num_classes"], 10);
     assert!(
         json["metrics"]["alignment"]["value"].as_f64().unwrap() > 0.0,

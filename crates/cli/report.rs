@@ -8,8 +8,9 @@ use embgeom_geometry::Analysis;
 use embgeom_report::{write_report, Report};
 use std::path::{Path, PathBuf};
 
-/// The bundled demo set `embgeom report` analyses when given no input.
-pub const DEMO: &str = "data/digits.npz";
+/// The bundled demo `embgeom report` analyses when given no input: the last checkpoint of a
+/// SupCon run on Fashion-MNIST (see data/README.md).
+pub const DEMO: &str = "data/fashion-supcon/ckpt_epoch_0012.safetensors";
 
 /// Inputs and parameters of `embgeom report`.
 #[derive(Args, Debug)]
@@ -24,7 +25,7 @@ pub struct ReportArgs {
     pub output: OutputArgs,
 }
 
-/// `data/digits.npz` from the working directory, else from the source tree.
+/// The demo checkpoint from the working directory, else from the source tree.
 fn demo_path() -> PathBuf {
     let local = PathBuf::from(DEMO);
     if local.exists() {

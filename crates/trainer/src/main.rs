@@ -159,7 +159,7 @@ fn run(args: Args) -> Result<()> {
     let images =
         (losses.len() as i64 * config.train_limit.unwrap_or(data.train.images.size()[0])) as f64;
     println!(
-        "trained {} epochs on {:?} in {:.1} s ({:.0} images/s); loss {:.4} -> {:.4}; checkpoints in {}",
+        "trained {} epochs on {:?} in {:.1} s ({:.0} augmented views/s, checkpoints included); loss {:.4} -> {:.4}; checkpoints in {}",
         losses.len(),
         device,
         started.elapsed().as_secs_f64(),
