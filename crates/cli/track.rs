@@ -147,50 +147,37 @@ fn manifest(dir: &Path) -> Result<Option<Vec<Checkpoint>>> {
 /// The checkpoints of a run directory or glob, in increasing step order.
 fn discover(run: &str) -> Result<Vec<Checkpoint>> {
     let dir = Path::new(run);
-    let (mut checkpoints, from_manifest) = if dir.is_dir() {
-        match manifest(dir)? {
-            Some(listed) => (listed, true),
-            None => {
-                let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+    let listed = if dir.is_dir() { manifest(dir)? } else { None };
+    let from_manifest = listed.is_some();
+    let mut checkpoints = match listed {
+        Some(listed) => listed,
+        None => {
+            let mut files: Vec<PathBuf> = if dir.is_dir() {
+                std::fs::read_dir(dir)
                     .with_context(|| format!("cannot list {run}"))?
                     .filter_map(|e| e.ok().map(|e| e.path()))
-                    .filter(|p| p.is_file())
                     .filter(|p| {
                         p.extension()
                             .and_then(|e| e.to_str())
                             .is_some_and(|e| EXTENSIONS.contains(&e))
                     })
-                    .collect();
-                files.sort();
-                (
-                    files
-                        .into_iter()
-                        .map(|path| Checkpoint {
-                            step: f64::NAN,
-                            path,
-                        })
-                        .collect(),
-                    false,
-                )
-            }
-        }
-    } else {
-        let paths = glob::glob(run)
-            .with_context(|| format!("{run}: not a directory and not a valid glob"))?;
-        let files: Vec<PathBuf> = paths
-            .filter_map(|p| p.ok())
-            .filter(|p| p.is_file())
-            .collect();
-        (
+                    .collect()
+            } else {
+                glob::glob(run)
+                    .with_context(|| format!("{run}: not a directory and not a valid glob"))?
+                    .filter_map(|p| p.ok())
+                    .collect()
+            };
+            files.retain(|p| p.is_file());
+            files.sort();
             files
                 .into_iter()
                 .map(|path| Checkpoint {
                     step: f64::NAN,
                     path,
                 })
-                .collect(),
-            false,
-        )
+                .collect()
+        }
     };
     if !from_manifest {
         for c in &mut checkpoints {

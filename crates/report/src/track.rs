@@ -45,6 +45,15 @@ impl Trajectory {
     fn metric(&self, name: &str) -> Option<&Vec<Option<f64>>> {
         self.metrics.iter().find(|(n, _)| n == name).map(|(_, v)| v)
     }
+
+    /// (step, value) of the checkpoints that have a value.
+    fn points(&self, values: &[Option<f64>]) -> Vec<(f64, f64)> {
+        self.steps
+            .iter()
+            .zip(values)
+            .filter_map(|(&s, v)| v.map(|v| (s, v)))
+            .collect()
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -184,12 +193,7 @@ fn metrics_grid<DB: DrawingBackend>(t: &Trajectory, root: &DrawingArea<DB, Shift
     let panels = root.split_evenly((rows, 3));
     let (x_lo, x_hi) = step_range(t);
     for ((name, values), panel) in t.metrics.iter().zip(panels.iter()) {
-        let points: Vec<(f64, f64)> = t
-            .steps
-            .iter()
-            .zip(values)
-            .filter_map(|(&s, v)| v.map(|v| (s, v)))
-            .collect();
+        let points = t.points(values);
         let positive = points.iter().all(|p| p.1 > 0.0);
         let (lo, hi) = points.iter().fold((f64::INFINITY, 0.0f64), |(lo, hi), p| {
             (lo.min(p.1), hi.max(p.1))
@@ -345,12 +349,7 @@ fn cka<DB: DrawingBackend>(t: &Trajectory, root: &DrawingArea<DB, Shift>) -> Dra
         let Some(values) = t.metric(name) else {
             continue;
         };
-        let points: Vec<(f64, f64)> = t
-            .steps
-            .iter()
-            .zip(values)
-            .filter_map(|(&s, v)| v.map(|v| (s, v)))
-            .collect();
+        let points = t.points(values);
         chart
             .draw_series(LineSeries::new(points, colour.stroke_width(2)))
             .map_err(fail)?
