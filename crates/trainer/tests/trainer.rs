@@ -282,3 +282,45 @@ fn every_loss_trains_a_step_and_bad_options_are_refused() {
         assert!(stderr.contains(message), "{stderr}");
     }
 }
+
+#[test]
+fn npy_images_and_coarse_labels_train_and_keep_subclasses() {
+    let _one_at_a_time = TRAINING.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let digits_data = digits(&digits_csv()).unwrap();
+    // The digits as (N, 8, 8) pixel values 0..16 in .npy files.
+    let images = (&digits_data.train.images * 16.0).squeeze_dim(1);
+    let (x, y) = (dir.path().join("x.npy"), dir.path().join("y.npy"));
+    images.write_npy(&x).unwrap();
+    digits_data.train.labels.write_npy(&y).unwrap();
+    let data = embgeom_trainer::data::npy(&x, &y).unwrap();
+    assert_eq!(data.classes, 10);
+    assert_eq!(data.train.images.size()[1..], [1, 8, 8]);
+    assert!(data.train.images.max().double_value(&[]) <= 1.0);
+    let out = dir.path().join("coarse");
+    let mut cfg = config(&out, Loss::Supcon, 5);
+    cfg.epochs = 1;
+    cfg.coarse = Some(embgeom_trainer::data::coarse_map("0,0,0,0,0,1,1,1,1,1", 10).unwrap());
+    train(&cfg, &data).unwrap();
+    let tensors = Tensor::read_safetensors(out.join("ckpt_epoch_0001.safetensors")).unwrap();
+    let get = |name: &str| {
+        tensors
+            .iter()
+            .find(|(n, _)| n == name)
+            .unwrap()
+            .1
+            .shallow_clone()
+    };
+    assert_eq!(
+        get("labels").max().int64_value(&[]),
+        1,
+        "trained on 2 coarse classes"
+    );
+    assert_eq!(
+        get("subclasses").max().int64_value(&[]),
+        9,
+        "fine labels kept"
+    );
+    let fashion = embgeom_trainer::data::coarse_map("fashion", 10).unwrap();
+    assert_eq!(fashion, vec![0, 1, 0, 0, 0, 2, 0, 2, 3, 2]);
+}
