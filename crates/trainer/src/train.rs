@@ -268,7 +268,7 @@ pub fn train(config: &Config, data: &Dataset) -> Result<Vec<f64>> {
         },
     );
     bar.set_style(
-        ProgressStyle::with_template("epoch {msg} [{bar:30}] {pos}/{len} {per_sec}")
+        ProgressStyle::with_template("epoch {msg} [{bar:30}] {pos}/{len} batches")
             .expect("template"),
     );
     let started = Instant::now();
@@ -281,6 +281,7 @@ pub fn train(config: &Config, data: &Dataset) -> Result<Vec<f64>> {
             batches * config.batch_size,
         );
         let mut sum = 0.0;
+        let epoch_started = Instant::now();
         for b in 0..batches {
             let step = (epoch - 1) * batches + b;
             let progress = step as f64 / total_steps;
@@ -305,10 +306,12 @@ pub fn train(config: &Config, data: &Dataset) -> Result<Vec<f64>> {
                 bail!("the loss became {value} at epoch {epoch}, batch {b}: lower --lr");
             }
             sum += value;
+            let views = (2 * (b + 1) * config.batch_size) as f64;
             bar.set_message(format!(
-                "{epoch}/{} loss {:.4}",
+                "{epoch}/{} loss {:.4}, {:.0} views/s",
                 config.epochs,
-                sum / (b + 1) as f64
+                sum / (b + 1) as f64,
+                views / epoch_started.elapsed().as_secs_f64()
             ));
             bar.inc(1);
         }
