@@ -56,6 +56,11 @@ fn metric<'a>(doc: &'a Value, name: &str) -> &'a Value {
 fn digits_csv_table_and_json() {
     let out = embgeom(&["analyze", "data/digits.csv"]);
     assert!(out.status.success());
+    assert!(
+        out.stderr.is_empty(),
+        "no progress bar when piped: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(
         table.contains("1797 x 64")
