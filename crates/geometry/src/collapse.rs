@@ -259,7 +259,8 @@ pub fn collapse<F: Real>(
     }
     let m = stats.centred_means();
     let trace_w: f64 = stats.within_covariance.diag().sum();
-    let trace_b: f64 = stats.between_covariance().diag().sum();
+    // tr(Sigma_B) = ||M||_F^2 / C, without forming the D x D matrix.
+    let trace_b: f64 = m.iter().map(|v| v * v).sum::<f64>() / c as f64;
     if trace_b == 0.0 {
         out.warnings.push(if trace_w == 0.0 {
             "constant input: every row is the same (full collapse); class means coincide, so the between-class metrics are undefined".into()
