@@ -99,70 +99,61 @@ fn collapse_json(analysis: &Analysis, metrics: &mut Map<String, Value>) {
     );
     let c = analysis.collapse.as_ref();
     let get = |f: fn(&embgeom_geometry::Collapse) -> Option<f64>| c.and_then(f);
-    metrics.insert(
-        "nc1".into(),
-        scalar(
+    let scalars = [
+        (
+            "nc1",
             get(|c| c.nc1),
             json!({"definition": "tr(Sigma_W Sigma_B^+)/C", "pinv_rank": c.map(|c| c.nc1_rank)}),
         ),
-    );
-    metrics.insert(
-        "nc1_quotient".into(),
-        scalar(
+        (
+            "nc1_quotient",
             get(|c| c.nc1_quotient),
             json!({"definition": "tr(Sigma_W)/tr(Sigma_B)"}),
         ),
-    );
-    metrics.insert(
-        "nc2_equinorm".into(),
-        scalar(
+        (
+            "nc2_equinorm",
             get(|c| c.nc2_equinorm),
             json!({"of": "centred class means", "std": "C-1"}),
         ),
-    );
-    metrics.insert(
-        "nc2_equinorm_classifier".into(),
-        scalar(
+        (
+            "nc2_equinorm_classifier",
             get(|c| c.nc2_equinorm_classifier),
             json!({"of": "classifier rows", "std": "C-1"}),
         ),
-    );
-    metrics.insert(
-        "nc2_equiangularity".into(),
-        scalar(
+        (
+            "nc2_equiangularity",
             get(|c| c.nc2_equiangularity),
             json!({"of": "cosines of centred class means over ordered pairs"}),
         ),
-    );
-    metrics.insert(
-        "nc2_max_angle".into(),
-        scalar(
+        (
+            "nc2_max_angle",
             get(|c| c.nc2_max_angle),
             json!({"definition": "mean |cos + 1/(C-1)|"}),
         ),
-    );
-    metrics.insert(
-        "etf_distance".into(),
-        scalar(
+        (
+            "etf_distance",
             get(|c| c.etf_distance),
             json!({"definition": "||G/||G||_F - (I - 11^T/C)/sqrt(C-1)||_F, G = M M^T"}),
         ),
-    );
-    metrics.insert(
-        "nc3".into(),
-        scalar(
+        (
+            "nc3",
             get(|c| c.nc3),
             json!({"definition": "||W/||W||_F - M/||M||_F||_F^2"}),
         ),
-    );
-    metrics.insert("nc4".into(), scalar(get(|c| c.nc4), json!({"definition": "fraction where the classifier and the nearest class mean disagree"})));
-    metrics.insert(
-        "ncc_accuracy".into(),
-        scalar(
+        (
+            "nc4",
+            get(|c| c.nc4),
+            json!({"definition": "fraction where the classifier and the nearest class mean disagree"}),
+        ),
+        (
+            "ncc_accuracy",
             c.map(|c| c.ncc_accuracy),
             json!({"definition": "fraction whose nearest class mean is their class"}),
         ),
-    );
+    ];
+    for (name, value, parameters) in scalars {
+        metrics.insert(name.into(), scalar(value, parameters));
+    }
     metrics.insert(
         "cdnv".into(),
         match c.and_then(|c| c.cdnv.as_ref()) {
