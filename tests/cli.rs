@@ -64,7 +64,7 @@ fn digits_csv_table_and_json() {
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(
         table.contains("1797 x 64")
-            && table.contains("uniformity (t=2)")
+            && table.contains("uniformity: log mean_{i<j} exp(-2 ||x_i - x_j||^2), exact")
             && table.contains("10 classes"),
         "{table}"
     );
@@ -364,10 +364,10 @@ fn class_collapse_metrics_with_classifier_split_and_subclasses() {
     let out = embgeom(&["analyze", &emb, "--labels", &labels]);
     let table = String::from_utf8_lossy(&out.stdout);
     for heading in [
-        "[alignment and uniformity]",
-        "[class collapse]",
-        "[simplex]",
-        "[spectrum]",
+        "[Alignment and uniformity]",
+        "[Class collapse]",
+        "[Simplex]",
+        "[Spectrum]",
         "vertex d",
     ] {
         assert!(table.contains(heading), "{heading} missing:\n{table}");

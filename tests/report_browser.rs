@@ -65,7 +65,11 @@ window.addEventListener('load', () => {
 #[test]
 fn demo_report_renders_in_headless_chromium() {
     let Some(browser) = chromium() else {
-        println!("SKIPPED demo_report_renders_in_headless_chromium: Chromium is not installed (apt-get install chromium)");
+        let why =
+            "Chromium is not installed (scripts/deps.sh --browser, or apt-get install chromium)";
+        // Under CI a missing dependency is a failure, never a silent pass.
+        assert!(std::env::var_os("CI").is_none(), "{why}");
+        println!("SKIPPED demo_report_renders_in_headless_chromium: {why}");
         return;
     };
     let dir = tempfile::tempdir().unwrap();

@@ -168,6 +168,36 @@ fn synthetic_run_collapses_and_the_cache_skips_known_checkpoints() {
 
     let again = run_track(&[]);
     assert!(String::from_utf8_lossy(&again.stdout).contains("(0 analysed, 10 from the cache)"));
+    // The thread count does not change results, so it does not miss the cache.
+    let threads = run_track(&["--threads", "1"]);
+    assert!(
+        String::from_utf8_lossy(&threads.stdout).contains("(0 analysed, 10 from the cache)"),
+        "{}",
+        String::from_utf8_lossy(&threads.stderr)
+    );
+    // Labels rewritten in place are new content: nothing stale comes from the cache.
+    let original = std::fs::read_to_string(&labels).unwrap();
+    let swapped: String = original
+        .lines()
+        .map(|l| {
+            if l == "0" {
+                "1"
+            } else if l == "1" {
+                "0"
+            } else {
+                l
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&labels, swapped).unwrap();
+    let relabelled = run_track(&[]);
+    assert!(
+        String::from_utf8_lossy(&relabelled.stdout).contains("(10 analysed, 0 from the cache)"),
+        "{}",
+        String::from_utf8_lossy(&relabelled.stderr)
+    );
+    std::fs::write(&labels, original).unwrap();
     // A checkpoint written later (epoch_10 sorts after epoch_9) is picked up alone.
     write_checkpoint(&run, "epoch_10.npy", &checkpoint(10, steps), C * PER);
     let grown = run_track(&[
@@ -248,6 +278,53 @@ fn manifest_orders_checkpoints_and_labels_inside_files_must_agree() {
     ]);
     assert_eq!(error.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&error.stderr).contains("final.npy: no step number"));
+
+    // Labels stored inside each checkpoint (a CSV label column) must be the same at every
+    // step: a checkpoint whose labels are in another order is named.
+    let labelled = tmp.path().join("labelled");
+    std::fs::create_dir(&labelled).unwrap();
+    let csv_checkpoint = |s: usize, shift: usize| {
+        let values = checkpoint(s, 3);
+        let mut text = (0..D)
+            .map(|j| format!("f{j}"))
+            .collect::<Vec<_>>()
+            .join(",")
+            + ",label\n";
+        for i in 0..C * PER {
+            let row: Vec<String> = values[i * D..(i + 1) * D]
+                .iter()
+                .map(|v| v.to_string())
+                .collect();
+            text += &format!("{},{}\n", row.join(","), (i + shift) % C);
+        }
+        std::fs::write(labelled.join(format!("step_{s}.csv")), text).unwrap();
+    };
+    csv_checkpoint(0, 0);
+    csv_checkpoint(1, 0);
+    let agreeing = embgeom(&[
+        "track",
+        labelled.to_str().unwrap(),
+        "--out",
+        out.join("labelled").to_str().unwrap(),
+    ]);
+    assert!(
+        agreeing.status.success(),
+        "{}",
+        String::from_utf8_lossy(&agreeing.stderr)
+    );
+    csv_checkpoint(2, 1);
+    let disagreeing = embgeom(&[
+        "track",
+        labelled.to_str().unwrap(),
+        "--out",
+        out.join("labelled").to_str().unwrap(),
+    ]);
+    assert_eq!(disagreeing.status.code(), Some(2));
+    let message = String::from_utf8_lossy(&disagreeing.stderr);
+    assert!(
+        message.contains("step_2.csv: labels differ from those of"),
+        "{message}"
+    );
 }
 
 #[test]

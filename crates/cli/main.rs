@@ -1,18 +1,23 @@
 //! `embgeom`: measure the geometry of learned embeddings.
 //!
-//! A thin front end: parse the command line, load the inputs (`embgeom-io`), compute
-//! (`embgeom-geometry`), print a table or JSON, or write reports. Errors go to stderr with exit
-//! status 2; a failed `track --fail-if` check exits with status 1.
+//! A thin front end: parse the command line, build the libraries' option structs, call
+//! `embgeom-pipeline`, `embgeom-report` and `embgeom-track`, and print. Errors go to stderr
+//! with exit status 2; a failed `track --fail-if` check exits with status 1.
 
-mod analyze;
-mod inputs;
-mod output;
+mod args;
 mod progress;
-mod report;
-mod track;
 
+use anyhow::{bail, Context, Result};
+use args::{AnalysisFlags, InputFlags, MetricFlags, OutputFlags};
 use clap::{Parser, Subcommand};
+use embgeom_pipeline::{analysis_document, run_analysis, text_table, Extras};
+use embgeom_report::{report, ReportOptions};
+use embgeom_track::{run_name, Check, RoundOutcome, TrackOptions, Watch};
+use progress::TerminalProgress;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 /// Measure the geometry of learned embeddings: alignment, uniformity and class structure.
 #[derive(Parser)]
@@ -25,19 +30,203 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Measure saved embeddings: alignment, uniformity, class and dimensional collapse.
-    Analyze(analyze::AnalyzeArgs),
+    Analyze(AnalyzeArgs),
     /// Draw the diagnostic figures and write a self-contained HTML report (no input: the demo).
-    Report(report::ReportArgs),
+    Report(ReportArgs),
     /// Follow every metric over a series of training checkpoints (cached, with CKA and plots).
-    Track(track::TrackArgs),
+    Track(TrackArgs),
+}
+
+/// Inputs and parameters of `embgeom analyze`.
+#[derive(clap::Args, Debug)]
+struct AnalyzeArgs {
+    #[command(flatten)]
+    analysis: AnalysisFlags,
+    /// Write the results as JSON to PATH, or to stdout with '-'.
+    #[arg(long, value_name = "PATH|-")]
+    json: Option<String>,
+    /// Replace an existing --json file.
+    #[arg(long)]
+    force: bool,
+}
+
+/// Inputs and parameters of `embgeom report`.
+#[derive(clap::Args, Debug)]
+struct ReportArgs {
+    #[command(flatten)]
+    analysis: AnalysisFlags,
+    #[command(flatten)]
+    output: OutputFlags,
+}
+
+/// Inputs and parameters of `embgeom track`.
+#[derive(clap::Args, Debug)]
+struct TrackArgs {
+    /// A run directory of checkpoints (with an optional manifest.json or manifest.csv listing
+    /// step and path), or a quoted glob of checkpoint files.
+    run: String,
+    #[command(flatten)]
+    inputs: InputFlags,
+    #[command(flatten)]
+    metrics: MetricFlags,
+    #[command(flatten)]
+    output: OutputFlags,
+    /// Checkpoints analysed at once, each held in memory [default: the core count, at most 4].
+    #[arg(long, value_name = "N")]
+    jobs: Option<usize>,
+    /// A check for CI, on the last checkpoint ('rankme < 10') or the trend from the first to the
+    /// last ('nc1 increased'); repeatable; exit status 1 when one fails.
+    #[arg(long = "fail-if", value_name = "CHECK")]
+    fail_if: Vec<String>,
+    /// Keep polling the run for new checkpoints and update the outputs.
+    #[arg(long)]
+    watch: bool,
+    /// Seconds between polls with --watch.
+    #[arg(long, default_value_t = 10, value_name = "SECONDS")]
+    interval: u64,
+    /// With --watch, stop after this many polls (for scripts and tests).
+    #[arg(long, value_name = "N")]
+    watch_rounds: Option<usize>,
+}
+
+/// The bundled demo `embgeom report` analyses when given no input: the last checkpoint of a
+/// SupCon run on Fashion-MNIST (see data/README.md).
+const DEMO: &str = "data/fashion-supcon/ckpt_epoch_0012.safetensors";
+
+/// The demo checkpoint from the working directory, else from the source tree.
+fn demo_path() -> PathBuf {
+    let local = PathBuf::from(DEMO);
+    match local.exists() {
+        true => local,
+        false => Path::new(env!("CARGO_MANIFEST_DIR")).join(DEMO),
+    }
+}
+
+fn analyze_command(args: &AnalyzeArgs) -> Result<()> {
+    let flags = &args.analysis;
+    let options = flags.metrics.options()?;
+    let json_file = match args.json.as_deref() {
+        Some("-") | None => None,
+        Some(path) => Some(PathBuf::from(path)),
+    };
+    if let Some(path) = &json_file {
+        if path.exists() && !args.force {
+            bail!("{} exists; pass --force to replace it", path.display());
+        }
+    }
+    let spec = flags.inputs.spec(flags.embeddings.clone());
+    let run = run_analysis(
+        &spec,
+        &options,
+        Extras::default(),
+        &TerminalProgress::stderr(),
+    )?;
+    let json = serde_json::to_string_pretty(&analysis_document(&run.analysis, &run.summary))?;
+    match (&args.json, &json_file) {
+        (Some(_), None) => println!("{json}"),
+        (_, Some(path)) => {
+            let mut file = std::fs::File::create(path)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            writeln!(file, "{json}").with_context(|| format!("cannot write {}", path.display()))?;
+            print!("{}", text_table(&run.analysis, &run.summary));
+        }
+        (None, None) => print!("{}", text_table(&run.analysis, &run.summary)),
+    }
+    Ok(())
+}
+
+fn report_command(args: &ReportArgs) -> Result<()> {
+    let flags = &args.analysis;
+    let options = flags.metrics.options()?;
+    let demo = flags.embeddings.is_none() && flags.inputs.views.is_empty();
+    let embeddings = match demo {
+        true => Some(demo_path()),
+        false => flags.embeddings.clone(),
+    };
+    let default_name = match demo {
+        true => "demo".into(),
+        false => embeddings
+            .as_ref()
+            .or(flags.inputs.views.first())
+            .and_then(|p| p.file_stem())
+            .map_or_else(|| "report".into(), |s| s.to_string_lossy().into_owned()),
+    };
+    let (name, dir) = args.output.resolve(default_name);
+    let output = ReportOptions {
+        dir,
+        name,
+        force: args.output.force,
+    };
+    let spec = flags.inputs.spec(embeddings);
+    let written = report(&spec, &options, &output, &TerminalProgress::stderr())?;
+    println!(
+        "wrote {} ({} files)",
+        written.index.display(),
+        written.files.len()
+    );
+    for (figure, why) in &written.skipped {
+        println!("  not drawn: {} ({why})", figure.title());
+    }
+    Ok(())
+}
+
+fn print_round(outcome: &RoundOutcome) {
+    for check in &outcome.checks {
+        let word = if check.passed { "ok" } else { "fail" };
+        println!("{word}: {} ({})", check.check, check.detail);
+    }
+    println!(
+        "tracked {} checkpoints ({} analysed, {} from the cache) -> {}",
+        outcome.checkpoints,
+        outcome.analysed,
+        outcome.cached,
+        outcome.index.display()
+    );
+}
+
+/// `Ok(false)` when a `--fail-if` check failed.
+fn track_command(args: &TrackArgs) -> Result<bool> {
+    let analysis = args.metrics.options()?;
+    let checks = args
+        .fail_if
+        .iter()
+        .map(|text| text.parse::<Check>())
+        .collect::<Result<Vec<_>, _>>()?;
+    let (name, out) = args.output.resolve(run_name(&args.run));
+    let options = TrackOptions {
+        run: args.run.clone(),
+        inputs: args.inputs.spec(None),
+        analysis,
+        out,
+        name,
+        jobs: args.jobs,
+        checks,
+        force: args.output.force,
+    };
+    let progress = TerminalProgress::stderr();
+    let outcome = match args.watch {
+        false => {
+            let outcome = embgeom_track::track(&options, &progress)?;
+            print_round(&outcome);
+            outcome
+        }
+        true => {
+            let watch = Watch {
+                interval: Duration::from_secs(args.interval),
+                rounds: args.watch_rounds,
+            };
+            embgeom_track::watch(&options, watch, &progress, print_round)?
+        }
+    };
+    Ok(outcome.passed())
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Analyze(args) => analyze::run(&args).map(|()| true),
-        Command::Report(args) => report::run(&args).map(|()| true),
-        Command::Track(args) => track::run(&args),
+        Command::Analyze(args) => analyze_command(&args).map(|()| true),
+        Command::Report(args) => report_command(&args).map(|()| true),
+        Command::Track(args) => track_command(&args),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

@@ -2,20 +2,29 @@
 
 use embgeom_geometry::Progress;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::io::IsTerminal;
 use std::sync::Mutex;
 
-/// [`Progress`] drawn with indicatif; indicatif hides it when stderr is not a terminal.
+/// [`Progress`] drawn with indicatif on stderr, one bar per stage.
 pub struct TerminalProgress {
     bar: Mutex<Option<ProgressBar>>,
     enabled: bool,
 }
 
 impl TerminalProgress {
-    /// A progress reporter; `enabled = false` draws nothing.
-    pub fn new(enabled: bool) -> Self {
+    /// Bars on stderr when it is a terminal, nothing otherwise.
+    pub fn stderr() -> Self {
         TerminalProgress {
             bar: Mutex::new(None),
-            enabled,
+            enabled: std::io::stderr().is_terminal(),
+        }
+    }
+
+    fn with_bar(&self, f: impl FnOnce(&ProgressBar)) {
+        if let Ok(bar) = self.bar.lock() {
+            if let Some(bar) = bar.as_ref() {
+                f(bar);
+            }
         }
     }
 }
@@ -26,24 +35,30 @@ impl Progress for TerminalProgress {
             return;
         }
         let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
-        bar.set_style(
-            ProgressStyle::with_template("{msg:28} [{bar:40}] {pos}/{len} tiles, eta {eta}")
-                .expect("valid template")
-                .progress_chars("=> "),
-        );
-        bar.set_message(stage.to_string());
-        *self.bar.lock().expect("progress lock") = Some(bar);
-    }
-
-    fn advance(&self, units: u64) {
-        if let Some(bar) = self.bar.lock().expect("progress lock").as_ref() {
-            bar.inc(units);
+        if let Ok(style) =
+            ProgressStyle::with_template("{prefix:28} [{bar:40}] {pos}/{len} {msg} eta {eta}")
+        {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        bar.set_prefix(stage.to_string());
+        if let Ok(mut slot) = self.bar.lock() {
+            *slot = Some(bar);
         }
     }
 
+    fn advance(&self, units: u64) {
+        self.with_bar(|bar| bar.inc(units));
+    }
+
+    fn note(&self, text: &str) {
+        self.with_bar(|bar| bar.set_message(text.to_string()));
+    }
+
     fn finish(&self) {
-        if let Some(bar) = self.bar.lock().expect("progress lock").take() {
-            bar.finish_and_clear();
+        if let Ok(mut slot) = self.bar.lock() {
+            if let Some(bar) = slot.take() {
+                bar.finish_and_clear();
+            }
         }
     }
 }

@@ -9,9 +9,10 @@ use crate::real::Real;
 use crate::rows::{squared_distance, squared_norms};
 use crate::tiles::{gram_tile_count, map_gram_tiles, sum_row_chunks, DEFAULT_TILE};
 use ndarray::ArrayView2;
+use serde::{Deserialize, Serialize};
 
 /// An alignment value with the parameters that produced it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Alignment {
     /// `L_align` (lower is better aligned).
     pub value: f64,

@@ -14,6 +14,7 @@ use crate::stats::{class_means, class_stats};
 use crate::tiles::DEFAULT_TILE;
 use crate::uniformity::{uniformity, Estimator, Uniformity};
 use ndarray::{ArrayView2, Axis};
+use serde::{Deserialize, Serialize};
 
 /// Pairs drawn by the sampled uniformity when N exceeds `max_exact` and no count is given.
 pub const DEFAULT_SAMPLED_PAIRS: u64 = 10_000_000;
@@ -90,7 +91,7 @@ pub struct AnalysisInput<'a, F> {
 }
 
 /// Everything `analyze` measured; a metric that does not apply is `None` (never 0).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Analysis {
     /// Items (rows per view).
     pub n: usize,

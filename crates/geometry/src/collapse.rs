@@ -1,7 +1,7 @@
 //! Neural-collapse metrics (Papyan, Han & Donoho, PNAS 2020, "Prevalence of neural collapse
 //! during the terminal phase of deep learning training") and the class-distance normalised
 //! variance (Galanti, Gyorgy & Hutter, ICLR 2022), with the conventions of
-//! `shared/reference/metrics.md`.
+//! `docs/metrics.md` (the unweighted global mean, two-pass variances, NC3 squared).
 
 use crate::classes::Classes;
 use crate::error::{GeometryError, Result};
@@ -10,6 +10,7 @@ use crate::stats::ClassStats;
 use crate::tiles::{map_row_chunks, single_threaded_blas};
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
 use ndarray_linalg::{Eigh, UPLO};
+use serde::{Deserialize, Serialize};
 
 /// A linear classifier `argmax_c (w_c . h + b_c)`: weights C x D and optional biases.
 #[derive(Debug, Clone, PartialEq)]
@@ -22,7 +23,7 @@ pub struct Classifier {
 
 /// The neural-collapse family; a value that is undefined for the input is `None` and the
 /// reason is in `warnings`.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Collapse {
     /// NC1 `tr(Sigma_W Sigma_B^+) / C`.
     pub nc1: Option<f64>,
@@ -53,11 +54,13 @@ pub struct Collapse {
 }
 
 /// CDNV `V(c, c') = (Var_c + Var_c') / (2 ||mu_c - mu_c'||^2)`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Cdnv {
     /// Mean over pairs `c < c'`.
+    #[serde(rename = "value")]
     pub mean: f64,
-    /// The C x C matrix (0 on the diagonal).
+    /// The C x C matrix (0 on the diagonal), serialised as a list of rows.
+    #[serde(with = "crate::serde_rows")]
     pub matrix: Array2<f64>,
 }
 

@@ -10,6 +10,7 @@ use crate::tiles::single_threaded_blas;
 use ndarray::linalg::general_mat_mul;
 use ndarray::{s, Array2, ArrayView2, Axis, CowArray};
 use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
 
 /// Default number of neighbours.
 pub const DEFAULT_K: usize = 20;
@@ -55,7 +56,7 @@ impl Default for KnnOptions {
 }
 
 /// A kNN accuracy with how it was measured.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct KnnAccuracy {
     /// Fraction of queries whose weighted vote is their label.
     pub value: f64,
@@ -68,7 +69,7 @@ pub struct KnnAccuracy {
     /// Queries available (all test rows, or N for leave-one-out).
     pub candidates: usize,
     /// `"leave-one-out"` or `"train/test"`.
-    pub split: &'static str,
+    pub split: String,
 }
 
 /// The k best `(similarity, reference)` pairs seen so far, best first; ties go to the lower
@@ -179,7 +180,8 @@ pub fn knn_accuracy<F: Real>(
             "leave-one-out"
         } else {
             "train/test"
-        },
+        }
+        .to_string(),
     })
 }
 

@@ -1,4 +1,4 @@
-//! Geometry metrics of learned embeddings, following `shared/reference/metrics.md`:
+//! Geometry metrics of learned embeddings, with the conventions of `docs/metrics.md`:
 //! Wang & Isola's alignment and uniformity (exact, tiled and parallel, or sampled),
 //! label-positive alignment and per-class uniformity; neural collapse (NC1-NC4, CDNV), Graf
 //! et al.'s simplex angles and the ETF distance; the covariance spectrum, effective rank,
@@ -12,6 +12,7 @@ extern crate blas_src;
 
 mod alignment;
 mod analysis;
+pub mod catalogue;
 mod cka;
 mod classes;
 mod collapse;
@@ -24,6 +25,7 @@ mod real;
 mod rows;
 mod sampling;
 mod scatter;
+mod serde_rows;
 mod simplex;
 mod spectrum;
 mod stats;

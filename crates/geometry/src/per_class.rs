@@ -9,13 +9,16 @@ use crate::knn::{knn_accuracy, KnnOptions, KnnSplit};
 use crate::real::Real;
 use crate::stats::class_stats;
 use ndarray::{ArrayView2, Axis};
+use serde::{Deserialize, Serialize};
 
 /// One row of the per-class table.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PerClass {
     /// Class name.
+    #[serde(rename = "class")]
     pub name: String,
     /// `n_c`.
+    #[serde(rename = "n")]
     pub count: usize,
     /// `Var_c = (1/n_c) sum ||h_i - mu_c||^2` of the raw features.
     pub within_variance: f64,
@@ -30,9 +33,10 @@ pub struct PerClass {
 }
 
 /// Subclass structure inside one coarse class.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SubclassesOfClass {
     /// Coarse class name.
+    #[serde(rename = "class")]
     pub name: String,
     /// Number of distinct subclasses among its rows.
     pub subclasses: usize,
@@ -43,7 +47,7 @@ pub struct SubclassesOfClass {
 }
 
 /// Subclass structure over all classes.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Subclasses {
     /// Mean over classes with 2 or more subclasses of the within-class kNN subclass accuracy.
     pub knn_accuracy: Option<f64>,

@@ -11,6 +11,8 @@ pub trait Progress: Sync {
     fn advance(&self, units: u64);
     /// The current stage is done.
     fn finish(&self);
+    /// What is being worked on now (e.g. a file name); ignored unless overridden.
+    fn note(&self, _text: &str) {}
 }
 
 /// A [`Progress`] that reports nothing.

@@ -98,9 +98,11 @@ unsafe fn row_exp_sum_f32_avx2(
     let mut shift = max_lanes
         .iter()
         .fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m });
+    // Every access to `gram` below goes through `g`, so no slice borrow invalidates it.
     for k in blocks..len {
-        let e = row_exponent(gram[k], row_sq, col_sq[k], minus_t);
-        gram[k] = e;
+        // SAFETY: k < len for both slices.
+        let e = row_exponent(*g.add(k), row_sq, *sq.add(k), minus_t);
+        *g.add(k) = e;
         shift = if e > shift { e } else { shift };
     }
     let vshift = _mm256_set1_ps(shift);
@@ -115,9 +117,9 @@ unsafe fn row_exp_sum_f32_avx2(
     let mut sums = [0.0f64; LANES];
     _mm256_storeu_pd(sums.as_mut_ptr(), low);
     _mm256_storeu_pd(sums.as_mut_ptr().add(4), high);
-    let tail: f64 = gram[blocks..len]
-        .iter()
-        .map(|&e| f64::from(exp_f32_nonpositive(e - shift)))
+    // SAFETY: k < len.
+    let tail: f64 = (blocks..len)
+        .map(|k| f64::from(exp_f32_nonpositive(*g.add(k) - shift)))
         .sum();
     (f64::from(shift), sums.iter().sum::<f64>() + tail)
 }

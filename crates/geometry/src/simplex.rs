@@ -7,20 +7,26 @@ use crate::error::{GeometryError, Result};
 use crate::tiles::single_threaded_blas;
 use ndarray::{Array2, ArrayView2};
 use ndarray_linalg::SVD;
+use serde::{Deserialize, Serialize};
 
 /// Pairwise angles between (uncentred) class means of normalised features against the ideal
 /// simplex angle `arccos(-1/(C-1))`, in degrees.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SimplexAngles {
     /// `arccos(-1/(C-1))` in degrees.
+    #[serde(rename = "ideal_angle")]
     pub ideal_degrees: f64,
     /// Mean of the pairwise angles (c < c').
+    #[serde(rename = "mean_angle")]
     pub mean_degrees: f64,
     /// Mean absolute deviation from the ideal.
+    #[serde(rename = "value")]
     pub mean_abs_deviation_degrees: f64,
     /// Largest absolute deviation from the ideal.
+    #[serde(rename = "max_deviation")]
     pub max_abs_deviation_degrees: f64,
     /// Every angle `c < c'` in row-major pair order.
+    #[serde(rename = "angles")]
     pub angles_degrees: Vec<f64>,
     /// `||mean_c||` of the normalised rows (1 = the class collapsed to a point on the sphere).
     pub mean_norms: Vec<f64>,

@@ -9,6 +9,7 @@ use crate::scatter::{all_rows, scatter};
 use crate::tiles::map_row_chunks;
 use crate::tiles::single_threaded_blas;
 use ndarray::{Array1, Array2, ArrayView2};
+use serde::{Deserialize, Serialize};
 
 /// `epsilon` added to the normalised singular values in RankMe.
 pub const RANKME_EPSILON: f64 = 1e-7;
@@ -150,7 +151,7 @@ pub fn rankme(singular_values: &[f64]) -> f64 {
 }
 
 /// alpha-ReQ fit (Agrawal et al. 2022).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AlphaReq {
     /// The decay exponent alpha of `lambda_k ~ k^-alpha`.
     pub alpha: f64,
@@ -200,7 +201,7 @@ pub fn alpha_req(eigenvalues: &[f64]) -> Option<AlphaReq> {
 }
 
 /// Dimensional-collapse metrics.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Spectrum {
     /// Eigenvalues of the centred covariance (N - 1) of the normalised rows, decreasing.
     pub eigenvalues: Vec<f64>,

@@ -14,6 +14,7 @@ use crate::sampling::PairSampler;
 use crate::tiles::{gram_tile_count, map_gram_tiles};
 use ndarray::ArrayView2;
 use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
 
 /// How uniformity is computed.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -25,7 +26,8 @@ pub enum Estimator {
 }
 
 /// Which estimator produced a value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Method {
     /// All pairs.
     Exact,
@@ -44,7 +46,7 @@ impl Method {
 }
 
 /// A uniformity value `L_unif` with the parameters that produced it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Uniformity {
     /// `L_unif` (natural log; lower is more uniform).
     pub value: f64,

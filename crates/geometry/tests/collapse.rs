@@ -427,7 +427,10 @@ fn knn_matches_a_plain_sort_and_honours_the_split() {
         / 150.0;
     let got = knn_accuracy(x.view(), &labels, 3, &KnnSplit::LeaveOneOut, &options).unwrap();
     assert_eq!(got.value, want);
-    assert_eq!((got.queries, got.k, got.split), (150, 7, "leave-one-out"));
+    assert_eq!(
+        (got.queries, got.k, got.split.as_str()),
+        (150, 7, "leave-one-out")
+    );
     let train: Vec<usize> = (0..100).collect();
     let test: Vec<usize> = (100..150).collect();
     let want = test

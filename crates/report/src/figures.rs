@@ -176,7 +176,7 @@ impl Figure {
                     (true, false) => "same-class pairs",
                     (true, true) => "nothing else (no views or labels)",
                 },
-                if d.distances.exact { "Every pair is counted." } else { "All-pair and same-class histograms use 10^6 uniformly sampled pairs each." },
+                if d.distances.exact { "Every pair is counted.".to_string() } else { format!("All-pair and same-class histograms use {} uniformly sampled pairs each.", d.distances.all.len()) },
             ),
             Figure::Circle => format!(
                 "Wang & Isola's picture: each row is projected on the first two principal components of the normalised rows ({:.1}% and {:.1}% of the variance) and then onto the unit circle. Left: the points on the circle; right: a von Mises-Fisher kernel density (kappa = {VMF_KAPPA}) of their angle, per class. Uniform embeddings spread around the whole circle; collapsed classes form narrow peaks.{}",

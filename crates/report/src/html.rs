@@ -2,6 +2,7 @@
 
 use crate::figures::Figure;
 use crate::{RenderedFigure, Report};
+use embgeom_geometry::catalogue::shown_groups;
 use embgeom_geometry::Analysis;
 
 /// Escape text for HTML.
@@ -25,203 +26,27 @@ fn number(v: Option<f64>) -> String {
     )
 }
 
-/// One metric row: name, value, definition, source.
-struct Row {
-    name: String,
-    value: Option<f64>,
-    definition: &'static str,
-    source: &'static str,
-}
-
-fn row(
-    name: impl Into<String>,
-    value: Option<f64>,
-    definition: &'static str,
-    source: &'static str,
-) -> Row {
-    Row {
-        name: name.into(),
-        value,
-        definition,
-        source,
-    }
-}
-
-/// The metric groups of the page, as in `embgeom analyze`.
-fn groups(a: &Analysis) -> Vec<(&'static str, Vec<Row>)> {
-    const WI: &str = "Wang & Isola 2020";
-    const PAPYAN: &str = "Papyan et al. 2020";
-    let mut out = Vec::new();
-    let mut au = vec![];
-    if let Some(al) = &a.alignment {
-        au.push(row(
-            format!("alignment (alpha = {})", al.alpha),
-            Some(al.value),
-            "mean ||x_i - y_i||^alpha over the positive views",
-            WI,
-        ));
-    }
-    if let Some(u) = &a.uniformity {
-        au.push(row(
-            format!("uniformity (t = {}, {})", u.t, u.method.as_str()),
-            Some(u.value),
-            "log mean exp(-t ||x_i - x_j||^2) over pairs i < j",
-            WI,
-        ));
-    }
-    if let Some(al) = &a.class_alignment {
-        au.push(row(
-            "label-positive alignment",
-            Some(al.value),
-            "mean ||x_i - x_j||^alpha over same-class pairs",
-            WI,
-        ));
-    }
-    out.push(("Alignment and uniformity", au));
-    if let Some(c) = &a.collapse {
-        let mut rows = vec![
-            row(
-                "NC1",
-                c.nc1,
-                "tr(Sigma_W Sigma_B^+)/C: within- vs between-class variability",
-                PAPYAN,
-            ),
-            row(
-                "NC1 quotient",
-                c.nc1_quotient,
-                "tr(Sigma_W)/tr(Sigma_B)",
-                PAPYAN,
-            ),
-            row(
-                "NC2 equinorm",
-                c.nc2_equinorm,
-                "std/mean of the centred class-mean norms",
-                PAPYAN,
-            ),
-            row(
-                "NC2 equiangularity",
-                c.nc2_equiangularity,
-                "std of the cosines between centred class means",
-                PAPYAN,
-            ),
-            row(
-                "NC2 max-angle",
-                c.nc2_max_angle,
-                "mean |cos + 1/(C-1)|",
-                PAPYAN,
-            ),
-        ];
-        if c.nc3.is_some() {
-            rows.push(row(
-                "NC2 equinorm (classifier)",
-                c.nc2_equinorm_classifier,
-                "std/mean of the classifier row norms",
-                PAPYAN,
-            ));
-            rows.push(row(
-                "NC3",
-                c.nc3,
-                "||W/||W|| - M/||M||||^2: classifier vs class means",
-                PAPYAN,
-            ));
-            rows.push(row(
-                "NC4",
-                c.nc4,
-                "fraction where classifier and nearest class mean disagree",
-                PAPYAN,
+/// The metric tables of the page, one per catalogue group, as in `embgeom analyze`: name,
+/// value, definition with the parameters used, and the paper (linked).
+fn metric_tables(a: &Analysis) -> String {
+    let mut h = String::new();
+    for (group, shown) in shown_groups(a) {
+        h.push_str(&format!("<h3>{}</h3>\n<table>\n<tr><th>metric</th><th>value</th><th>definition</th><th>source</th></tr>\n", group.title()));
+        for m in shown {
+            h.push_str(&format!(
+                "<tr><td>{}</td><td class=\"v\">{}</td><td>{} <span class=\"src\">({})</span></td><td class=\"src\"><a href=\"{}\" title=\"{}\">{}</a></td></tr>\n",
+                escape(m.name),
+                number(m.value(a)),
+                escape(&m.definition(a)),
+                escape(m.reading),
+                escape(m.paper.link),
+                escape(m.paper.citation),
+                escape(m.paper.short)
             ));
         }
-        rows.push(row(
-            "nearest-class-mean accuracy",
-            Some(c.ncc_accuracy),
-            "fraction whose nearest class mean is their class",
-            PAPYAN,
-        ));
-        rows.push(row(
-            "CDNV",
-            c.cdnv.as_ref().map(|c| c.mean),
-            "(Var_c + Var_c')/(2||mu_c - mu_c'||^2), mean over pairs",
-            "Galanti et al. 2022",
-        ));
-        if let Some(k) = &a.knn {
-            rows.push(row(
-                format!("kNN accuracy (k = {}, {})", k.k, k.split),
-                Some(k.value),
-                "cosine kNN with exp(sim/0.07) votes",
-                "Wu et al. 2018",
-            ));
-        }
-        out.push(("Class collapse", rows));
-        let mut simplex = vec![row(
-            "ETF distance",
-            c.etf_distance,
-            "distance of the class-mean Gram matrix to a regular simplex",
-            "",
-        )];
-        if let Some(s) = &a.simplex_angles {
-            simplex.push(row(
-                "class-mean angle deviation (degrees)",
-                Some(s.mean_abs_deviation_degrees),
-                "mean |angle - arccos(-1/(C-1))| on normalised features",
-                "Graf et al. 2021",
-            ));
-            simplex.push(row(
-                "max angle deviation (degrees)",
-                Some(s.max_abs_deviation_degrees),
-                "largest |angle - arccos(-1/(C-1))|",
-                "Graf et al. 2021",
-            ));
-        }
-        out.push(("Simplex", simplex));
+        h.push_str("</table>\n");
     }
-    let sp = &a.spectrum;
-    let mut spectrum = vec![
-        row(
-            "effective rank",
-            Some(sp.effective_rank),
-            "exp(entropy) of the singular values of the centred embeddings",
-            "Roy & Vetterli 2007",
-        ),
-        row(
-            "RankMe",
-            Some(sp.rankme),
-            "exp(entropy) of the singular values of the raw embeddings",
-            "Garrido et al. 2023",
-        ),
-    ];
-    spectrum.push(row(
-        "alpha-ReQ",
-        sp.alpha_req.as_ref().map(|f| f.alpha),
-        "power-law decay of the eigenvalues (ranks 11-100)",
-        "Agrawal et al. 2022",
-    ));
-    spectrum.push(row(
-        "std of normalised rows",
-        Some(sp.normalized_std),
-        "mean per-dimension std; 1/sqrt(D) when spread out",
-        "Chen & He 2021",
-    ));
-    out.push(("Spectrum", spectrum));
-    if let Some(sub) = &a.subclasses {
-        out.push((
-            "Subclasses",
-            vec![
-                row(
-                    "within-class kNN subclass accuracy",
-                    sub.knn_accuracy,
-                    "do fine labels stay apart inside each class?",
-                    "Chen et al. 2022",
-                ),
-                row(
-                    "CDNV between subclasses",
-                    sub.cdnv,
-                    "mean CDNV of the subclasses within each class",
-                    "Chen et al. 2022",
-                ),
-            ],
-        ));
-    }
-    out
+    h
 }
 
 pub(crate) const CSS: &str = "
@@ -298,9 +123,10 @@ pub fn page(
         }
     }
     if !report.data.distances.exact {
-        warnings.push(
-            "The distance histograms use uniformly sampled pairs (10^6 per histogram).".into(),
-        );
+        warnings.push(format!(
+            "The distance histograms use uniformly sampled pairs ({} per histogram).",
+            report.data.distances.all.len()
+        ));
     }
     if !warnings.is_empty() {
         h.push_str("<div class=\"warn\"><strong>Warnings</strong><ul>\n");
@@ -310,22 +136,7 @@ pub fn page(
         h.push_str("</ul></div>\n");
     }
     h.push_str("<h2>Metrics</h2>\n");
-    for (title, rows) in groups(a) {
-        if rows.is_empty() {
-            continue;
-        }
-        h.push_str(&format!("<h3>{title}</h3>\n<table>\n<tr><th>metric</th><th>value</th><th>definition</th><th>source</th></tr>\n"));
-        for r in rows {
-            h.push_str(&format!(
-                "<tr><td>{}</td><td class=\"v\">{}</td><td>{}</td><td class=\"src\">{}</td></tr>\n",
-                escape(&r.name),
-                number(r.value),
-                escape(r.definition),
-                escape(r.source)
-            ));
-        }
-        h.push_str("</table>\n");
-    }
+    h.push_str(&metric_tables(a));
     h.push_str("<h2>Figures</h2>\n");
     for f in figures {
         let id = f.figure.id();

@@ -10,10 +10,14 @@ mod track;
 pub use figures::{Context, Figure};
 pub use track::{write_trajectory, Cosines, Trajectory};
 
-use embgeom_geometry::{Analysis, FigureData};
+use embgeom_geometry::catalogue::scalar_values;
+use embgeom_geometry::{Analysis, AnalysisOptions, FigureData, Progress};
+use embgeom_pipeline::{
+    analysis_document, run_analysis, Extras, InputSpec, InputSummary, PipelineError,
+};
 use plotters::coord::Shift;
 use plotters::prelude::*;
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 
@@ -30,6 +34,9 @@ pub enum ReportError {
         #[source]
         source: std::io::Error,
     },
+    /// The inputs could not be loaded or analysed.
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
     /// plotters failed to draw a figure.
     #[error("figure {figure}: {what}")]
     Draw { figure: &'static str, what: String },
@@ -147,15 +154,11 @@ pub(crate) fn render(plot: &impl Plot, png: &Path) -> Result<String, ReportError
     Ok(svg)
 }
 
-/// The scalar metrics of the analysis JSON as `metric,value` CSV lines.
-pub fn metrics_csv(json: &Value) -> String {
+/// Every scalar metric of the catalogue that has a value, as `metric,value` CSV lines.
+pub fn metrics_csv(analysis: &Analysis) -> String {
     let mut out = String::from("metric,value\n");
-    if let Some(metrics) = json["metrics"].as_object() {
-        for (name, metric) in metrics {
-            if let Some(v) = metric.get("value").and_then(Value::as_f64) {
-                out.push_str(&format!("{name},{v}\n"));
-            }
-        }
+    for (name, v) in scalar_values(analysis) {
+        out.push_str(&format!("{name},{v}\n"));
     }
     out
 }
@@ -207,7 +210,7 @@ pub fn write_report(dir: &Path, report: &Report, force: bool) -> Result<Written,
     write(&dir.join("analysis.json"), json.as_bytes(), &mut files)?;
     write(
         &dir.join("metrics.csv"),
-        metrics_csv(report.json).as_bytes(),
+        metrics_csv(report.analysis).as_bytes(),
         &mut files,
     )?;
     let page = html::page(report, &rendered, &skipped);
@@ -219,4 +222,89 @@ pub fn write_report(dir: &Path, report: &Report, force: bool) -> Result<Written,
         files,
         skipped,
     })
+}
+
+/// Where a report goes and what it is called.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReportOptions {
+    /// Output folder.
+    pub dir: PathBuf,
+    /// Report name (the page title is `embgeom report: NAME`).
+    pub name: String,
+    /// Replace a folder that holds a different report or other files.
+    pub force: bool,
+}
+
+/// The input-summary rows of the page.
+fn input_rows(analysis: &Analysis, s: &InputSummary) -> Vec<(String, String)> {
+    let normalised = match s.normalized {
+        true => "yes",
+        false => "no (--no-normalize)",
+    };
+    [
+        ("embeddings", s.embeddings.clone()),
+        ("views", (!s.views.is_empty()).then(|| s.views.join(", "))),
+        ("labels", s.labels.clone()),
+        ("classifier", s.classifier.clone()),
+        ("split", s.split.clone()),
+        ("subclasses", s.subclasses.clone()),
+        ("rows N", Some(analysis.n.to_string())),
+        ("dimension D", Some(analysis.dim.to_string())),
+        ("classes C", analysis.num_classes.map(|c| c.to_string())),
+        ("stored dtype", Some(s.dtype.clone())),
+        ("rows L2-normalised", Some(normalised.to_string())),
+    ]
+    .into_iter()
+    .filter_map(|(label, value)| value.map(|v| (label.to_string(), v)))
+    .collect()
+}
+
+/// Analyse the inputs of `spec` (every metric of `analyze`) and write the report into
+/// `output.dir`: `index.html`, the figures, `analysis.json` and `metrics.csv`.
+///
+/// A folder that holds a report of other inputs or options, or other files, is not replaced
+/// unless `output.force`; the thread count is not part of the options, so it never matters.
+///
+/// ```
+/// use embgeom_geometry::{AnalysisOptions, NoProgress};
+/// use embgeom_pipeline::InputSpec;
+/// use embgeom_report::{report, ReportOptions};
+///
+/// # let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/digits.npz");
+/// # let dir = tempfile::tempdir().unwrap();
+/// let output = ReportOptions { dir: dir.path().join("digits"), name: "digits".into(), force: false };
+/// let written = report(&InputSpec::file(path), &AnalysisOptions::default(), &output, &NoProgress)?;
+/// assert!(written.index.ends_with("index.html"));
+/// # Ok::<(), embgeom_report::ReportError>(())
+/// ```
+pub fn report(
+    spec: &InputSpec,
+    options: &AnalysisOptions,
+    output: &ReportOptions,
+    progress: &dyn Progress,
+) -> Result<Written, ReportError> {
+    let extras = Extras {
+        figures: true,
+        ..Extras::default()
+    };
+    let run = run_analysis(spec, options, extras, progress)?;
+    let json = analysis_document(&run.analysis, &run.summary);
+    let figures = run.figures.as_ref().ok_or_else(|| ReportError::Draw {
+        figure: "report",
+        what: "no figure data was computed".into(),
+    })?;
+    let mut notes = Vec::new();
+    if !run.summary.normalized {
+        notes.push("The rows were not L2-normalised (--no-normalize): alignment, uniformity, angles and the spectrum are on the rows as stored.".into());
+    }
+    let page = Report {
+        title: format!("embgeom report: {}", output.name),
+        analysis: &run.analysis,
+        data: figures,
+        json: &json,
+        inputs: input_rows(&run.analysis, &run.summary),
+        notes,
+        signature: format!("{}{options:?}", json!(run.summary)),
+    };
+    write_report(&output.dir, &page, output.force)
 }

@@ -1,0 +1,844 @@
+//! The metric catalogue: for every scalar metric its key, display name, definition (with the
+//! parameters of the analysis filled in), paper, direction and ideal value, and how to read
+//! its value from an [`Analysis`].
+//!
+//! Everything that lists metrics is generated from [`CATALOGUE`]: the `metrics` object of the
+//! `embgeom.analysis/1` JSON document, the terminal table, the report's HTML tables, the
+//! report's `metrics.csv` and the columns of `track`'s time series.
+//!
+//! ```
+//! use embgeom_geometry::catalogue::{metric, CATALOGUE};
+//!
+//! let nc1 = metric("nc1").expect("NC1 is catalogued");
+//! assert_eq!(nc1.name, "NC1");
+//! assert!(nc1.paper.link.starts_with("https://"));
+//! assert!(CATALOGUE.iter().all(|m| !m.key.is_empty()));
+//! ```
+
+use crate::analysis::Analysis;
+use crate::spectrum::{ALPHA_REQ_RANKS, RANKME_EPSILON};
+use serde_json::{json, Map, Value};
+
+/// A paper a metric comes from.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Paper {
+    /// Short form, e.g. `Wang & Isola 2020`.
+    pub short: &'static str,
+    /// Authors, title, venue and year.
+    pub citation: &'static str,
+    /// arXiv, DOI or proceedings link.
+    pub link: &'static str,
+}
+
+/// Wang & Isola, ICML 2020: alignment and uniformity.
+pub const WANG_ISOLA: Paper = Paper {
+    short: "Wang & Isola 2020",
+    citation: "Tongzhou Wang and Phillip Isola. Understanding Contrastive Representation Learning through Alignment and Uniformity on the Hypersphere. ICML 2020.",
+    link: "https://arxiv.org/abs/2005.10242",
+};
+/// Papyan, Han & Donoho, PNAS 2020: neural collapse.
+pub const PAPYAN: Paper = Paper {
+    short: "Papyan et al. 2020",
+    citation: "Vardan Papyan, X. Y. Han and David L. Donoho. Prevalence of neural collapse during the terminal phase of deep learning training. PNAS 117(40), 2020.",
+    link: "https://doi.org/10.1073/pnas.2015509117",
+};
+/// Galanti, György & Hutter, ICLR 2022: the class-distance normalised variance.
+pub const GALANTI: Paper = Paper {
+    short: "Galanti et al. 2022",
+    citation: "Tomer Galanti, András György and Marcus Hutter. On the Role of Neural Collapse in Transfer Learning. ICLR 2022.",
+    link: "https://arxiv.org/abs/2112.15121",
+};
+/// Graf, Hofer, Niethammer & Kwitt, ICML 2021: class collapse onto a regular simplex.
+pub const GRAF: Paper = Paper {
+    short: "Graf et al. 2021",
+    citation: "Florian Graf, Christoph D. Hofer, Marc Niethammer and Roland Kwitt. Dissecting Supervised Contrastive Learning. ICML 2021.",
+    link: "https://arxiv.org/abs/2102.08817",
+};
+/// Roy & Vetterli, EUSIPCO 2007: the effective rank.
+pub const ROY_VETTERLI: Paper = Paper {
+    short: "Roy & Vetterli 2007",
+    citation: "Olivier Roy and Martin Vetterli. The effective rank: A measure of effective dimensionality. 15th European Signal Processing Conference (EUSIPCO), 2007.",
+    link: "https://ieeexplore.ieee.org/document/7098875",
+};
+/// Garrido, Balestriero, Najman & LeCun, ICML 2023: RankMe.
+pub const GARRIDO: Paper = Paper {
+    short: "Garrido et al. 2023",
+    citation: "Quentin Garrido, Randall Balestriero, Laurent Najman and Yann LeCun. RankMe: Assessing the Downstream Performance of Pretrained Self-Supervised Representations by Their Rank. ICML 2023.",
+    link: "https://arxiv.org/abs/2210.02885",
+};
+/// Agrawal, Mondal, Ghosh & Richards, NeurIPS 2022: alpha-ReQ.
+pub const AGRAWAL: Paper = Paper {
+    short: "Agrawal et al. 2022",
+    citation: "Kumar Krishna Agrawal, Arnab Kumar Mondal, Arna Ghosh and Blake Richards. alpha-ReQ: Assessing Representation Quality in Self-Supervised Learning by measuring eigenspectrum decay. NeurIPS 2022.",
+    link: "https://papers.neurips.cc/paper_files/paper/2022/hash/70596d70542c51c8d9b4e423f4bf2736-Abstract-Conference.html",
+};
+/// Chen & He, CVPR 2021: the std of normalised outputs as a collapse monitor.
+pub const CHEN_HE: Paper = Paper {
+    short: "Chen & He 2021",
+    citation:
+        "Xinlei Chen and Kaiming He. Exploring Simple Siamese Representation Learning. CVPR 2021.",
+    link: "https://arxiv.org/abs/2011.10566",
+};
+/// Wu, Xiong, Yu & Lin, CVPR 2018: the weighted kNN monitor.
+pub const WU: Paper = Paper {
+    short: "Wu et al. 2018",
+    citation: "Zhirong Wu, Yuanjun Xiong, Stella X. Yu and Dahua Lin. Unsupervised Feature Learning via Non-Parametric Instance Discrimination. CVPR 2018.",
+    link: "https://arxiv.org/abs/1805.01978",
+};
+/// Chen, Fu, Narayan, Zhang, Song, Fatahalian & Ré, ICML 2022: subclasses under class collapse.
+pub const CHEN_2022: Paper = Paper {
+    short: "Chen et al. 2022",
+    citation: "Mayee F. Chen, Daniel Y. Fu, Avanika Narayan, Michael Zhang, Zhao Song, Kayvon Fatahalian and Christopher Ré. Perfectly Balanced: Improving Transfer and Robustness of Supervised Contrastive Learning. ICML 2022.",
+    link: "https://arxiv.org/abs/2204.07596",
+};
+/// Jing, Vincent, LeCun & Tian, ICLR 2022: dimensional collapse and the spectrum.
+pub const JING: Paper = Paper {
+    short: "Jing et al. 2022",
+    citation: "Li Jing, Pascal Vincent, Yann LeCun and Yuandong Tian. Understanding Dimensional Collapse in Contrastive Self-supervised Learning. ICLR 2022.",
+    link: "https://arxiv.org/abs/2110.09348",
+};
+/// Kornblith, Norouzi, Lee & Hinton, ICML 2019: linear CKA.
+pub const KORNBLITH: Paper = Paper {
+    short: "Kornblith et al. 2019",
+    citation: "Simon Kornblith, Mohammad Norouzi, Honglak Lee and Geoffrey Hinton. Similarity of Neural Network Representations Revisited. ICML 2019.",
+    link: "https://arxiv.org/abs/1905.00414",
+};
+
+/// The groups metrics are shown in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Group {
+    /// Alignment and uniformity (Wang & Isola).
+    AlignmentUniformity,
+    /// Class collapse (neural collapse, CDNV, nearest-mean and kNN accuracy).
+    ClassCollapse,
+    /// Closeness of the class means to a regular simplex.
+    Simplex,
+    /// Dimensional collapse.
+    Spectrum,
+    /// Fine labels inside the classes.
+    Subclasses,
+}
+
+impl Group {
+    /// Every group in display order.
+    pub const ALL: [Group; 5] = [
+        Group::AlignmentUniformity,
+        Group::ClassCollapse,
+        Group::Simplex,
+        Group::Spectrum,
+        Group::Subclasses,
+    ];
+
+    /// Heading of the group.
+    pub fn title(self) -> &'static str {
+        match self {
+            Group::AlignmentUniformity => "Alignment and uniformity",
+            Group::ClassCollapse => "Class collapse",
+            Group::Simplex => "Simplex",
+            Group::Spectrum => "Spectrum",
+            Group::Subclasses => "Subclasses",
+        }
+    }
+}
+
+/// Which way a metric improves, in the sense its paper gives it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Lower values are closer to the ideal.
+    Lower,
+    /// Higher values are closer to the ideal.
+    Higher,
+    /// A reading with no better direction in general (e.g. how steep a spectrum decays).
+    Neither,
+}
+
+impl Direction {
+    /// `"lower"`, `"higher"` or `"neither"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Lower => "lower",
+            Direction::Higher => "higher",
+            Direction::Neither => "neither",
+        }
+    }
+}
+
+/// Where a metric's value lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    /// A metric of its own: a key of the JSON `metrics` object with a `value`, a row of
+    /// `metrics.csv` and a column of `track`.
+    Metric,
+    /// A secondary reading shown in the tables; in the JSON it is a field of the metric named
+    /// before the dot of its key (`simplex_angles.max_deviation`).
+    Detail,
+}
+
+/// What an analysis must include for a metric to be shown (with `-` when its value is absent).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Requires {
+    /// Always shown.
+    Nothing,
+    /// Row-matched views.
+    Views,
+    /// Class labels.
+    Labels,
+    /// Class labels and a classifier.
+    Classifier,
+    /// Class labels and subclass labels.
+    Subclasses,
+}
+
+impl Requires {
+    /// Whether `analysis` had what the metric needs.
+    pub fn met(self, a: &Analysis) -> bool {
+        match self {
+            Requires::Nothing => true,
+            Requires::Views => a.alignment.is_some(),
+            Requires::Labels => a.collapse.is_some(),
+            Requires::Classifier => a.collapse.as_ref().is_some_and(|c| {
+                c.nc2_equinorm_classifier.is_some() || c.nc3.is_some() || c.nc4.is_some()
+            }),
+            Requires::Subclasses => a.subclasses.is_some(),
+        }
+    }
+}
+
+/// One catalogued metric.
+pub struct Metric {
+    /// JSON key, CSV name and `track` column (`parent.field` for a [`Level::Detail`]).
+    pub key: &'static str,
+    /// Name for people.
+    pub name: &'static str,
+    /// Where it is shown.
+    pub group: Group,
+    /// Metric or detail.
+    pub level: Level,
+    /// What the analysis must include for it to be shown.
+    pub requires: Requires,
+    /// The paper it follows.
+    pub paper: &'static Paper,
+    /// Which way it improves.
+    pub direction: Direction,
+    /// How to read the value, with its reference points (e.g. "0 = collapsed").
+    pub reading: &'static str,
+    definition: fn(&Analysis) -> String,
+    value: fn(&Analysis) -> Option<f64>,
+    ideal: fn(&Analysis) -> Option<f64>,
+    json: Fields,
+}
+
+/// How a [`Level::Metric`]'s JSON object is made.
+enum Fields {
+    /// `{"value": value(a), ...extra(a)}` (`null` without a value).
+    Extra(fn(&Analysis) -> Value),
+    /// The serialised result (it has its own `value`), `null` when absent.
+    Typed(fn(&Analysis) -> Value),
+    /// A detail: no object of its own.
+    None,
+}
+
+impl Metric {
+    /// The definition, with the parameters the analysis used (alpha, t, pair counts, k,
+    /// temperature, rank windows) filled in.
+    pub fn definition(&self, a: &Analysis) -> String {
+        (self.definition)(a)
+    }
+
+    /// The value, `None` when the metric does not apply or is undefined for the input.
+    pub fn value(&self, a: &Analysis) -> Option<f64> {
+        (self.value)(a)
+    }
+
+    /// The ideal value where one exists (e.g. 0 for NC1, D for the effective rank, the
+    /// regular-simplex floor `-2tN/(N-1)` for uniformity).
+    pub fn ideal(&self, a: &Analysis) -> Option<f64> {
+        (self.ideal)(a)
+    }
+
+    /// Whether the metric is shown for `a` (its requirement is met).
+    pub fn shown(&self, a: &Analysis) -> bool {
+        self.requires.met(a)
+    }
+
+    /// The JSON object of a [`Level::Metric`] (`{"value": ..., parameters...}`), `null` when
+    /// absent; `null` for a detail.
+    pub fn json(&self, a: &Analysis) -> Value {
+        match self.json {
+            Fields::Extra(extra) => with_value(self.value(a), extra(a)),
+            Fields::Typed(typed) => typed(a),
+            Fields::None => Value::Null,
+        }
+    }
+}
+
+/// The catalogued metric with JSON key `key`.
+pub fn metric(key: &str) -> Option<&'static Metric> {
+    CATALOGUE.iter().find(|m| m.key == key)
+}
+
+/// The [`Level::Metric`] entries, in catalogue order.
+pub fn metrics() -> impl Iterator<Item = &'static Metric> {
+    CATALOGUE.iter().filter(|m| m.level == Level::Metric)
+}
+
+/// The `(key, value)` of every [`Level::Metric`] that has a value, in catalogue order: a row
+/// of `metrics.csv`, a row of `track`'s table.
+pub fn scalar_values(a: &Analysis) -> Vec<(&'static str, f64)> {
+    metrics()
+        .filter_map(|m| m.value(a).map(|v| (m.key, v)))
+        .collect()
+}
+
+/// The groups that have a metric to show for `a`, each with those metrics, in display order:
+/// the sections of every table.
+pub fn shown_groups(a: &Analysis) -> Vec<(Group, Vec<&'static Metric>)> {
+    Group::ALL
+        .into_iter()
+        .map(|group| {
+            let shown = CATALOGUE
+                .iter()
+                .filter(|m| m.group == group && m.shown(a))
+                .collect::<Vec<_>>();
+            (group, shown)
+        })
+        .filter(|(_, shown)| !shown.is_empty())
+        .collect()
+}
+
+/// `{"value": v, ...extra}`, or `null` without a value.
+fn with_value(value: Option<f64>, extra: Value) -> Value {
+    let Some(v) = value else {
+        return Value::Null;
+    };
+    let mut object = Map::new();
+    object.insert("value".into(), json!(v));
+    if let Value::Object(fields) = extra {
+        object.extend(fields);
+    }
+    Value::Object(object)
+}
+
+/// A serialisable result as JSON, with `extra` fields added; `null` when absent.
+fn typed<T: serde::Serialize>(item: Option<&T>, extra: Value) -> Value {
+    let Some(item) = item else {
+        return Value::Null;
+    };
+    let mut value = serde_json::to_value(item).unwrap_or(Value::Null);
+    if let (Value::Object(object), Value::Object(fields)) = (&mut value, extra) {
+        object.extend(fields);
+    }
+    value
+}
+
+fn no_ideal(_: &Analysis) -> Option<f64> {
+    None
+}
+
+fn zero(_: &Analysis) -> Option<f64> {
+    Some(0.0)
+}
+
+fn one(_: &Analysis) -> Option<f64> {
+    Some(1.0)
+}
+
+fn dimension(a: &Analysis) -> Option<f64> {
+    Some(a.dim as f64)
+}
+
+fn collapse_value(a: &Analysis, f: fn(&crate::Collapse) -> Option<f64>) -> Option<f64> {
+    a.collapse.as_ref().and_then(f)
+}
+
+fn alpha_of(a: &Analysis) -> String {
+    a.alignment
+        .as_ref()
+        .or(a.class_alignment.as_ref())
+        .map_or_else(|| "alpha".into(), |al| format!("{}", al.alpha))
+}
+
+fn ranks_of(a: &Analysis) -> (usize, usize) {
+    a.spectrum
+        .alpha_req
+        .as_ref()
+        .map_or(ALPHA_REQ_RANKS, |fit| fit.ranks)
+}
+
+/// Every metric embgeom reports, in display order.
+pub static CATALOGUE: &[Metric] = &[
+    Metric {
+        key: "alignment",
+        name: "alignment",
+        group: Group::AlignmentUniformity,
+        level: Level::Metric,
+        requires: Requires::Views,
+        paper: &WANG_ISOLA,
+        direction: Direction::Lower,
+        reading: "0 = every pair of views identical",
+        definition: |a| {
+            let pairs = a.alignment.as_ref().map_or(0, |al| al.pairs);
+            format!(
+                "mean ||x_i - y_i||^{} over {pairs} row-matched positive pairs (with V views: every view pair v < w)",
+                alpha_of(a)
+            )
+        },
+        value: |a| a.alignment.as_ref().map(|al| al.value),
+        ideal: zero,
+        json: Fields::Typed(|a| typed(a.alignment.as_ref(), Value::Null)),
+    },
+    Metric {
+        key: "uniformity",
+        name: "uniformity",
+        group: Group::AlignmentUniformity,
+        level: Level::Metric,
+        requires: Requires::Nothing,
+        paper: &WANG_ISOLA,
+        direction: Direction::Lower,
+        reading: "0 = all rows equal; -2tN/(N-1) = a regular simplex (the floor)",
+        definition: |a| {
+            match &a.uniformity {
+            Some(u) => format!(
+                "log mean_{{i<j}} exp(-{} ||x_i - x_j||^2), {} over {} pairs{}; with views, the mean of the per-view values",
+                u.t,
+                u.method.as_str(),
+                u.pairs,
+                u.stderr.map_or_else(String::new, |se| format!(" (standard error {se:.2e})"))
+            ),
+            None => "log mean_{i<j} exp(-t ||x_i - x_j||^2)".into(),
+        }
+        },
+        value: |a| a.uniformity.as_ref().map(|u| u.value),
+        ideal: |a| {
+            let u = a.uniformity.as_ref()?;
+            let n = a.n as f64;
+            (a.n >= 2).then(|| -2.0 * u.t * n / (n - 1.0))
+        },
+        json: Fields::Typed(|a| typed(a.uniformity.as_ref(), Value::Null)),
+    },
+    Metric {
+        key: "class_alignment",
+        name: "label-positive alignment",
+        group: Group::AlignmentUniformity,
+        level: Level::Metric,
+        requires: Requires::Labels,
+        paper: &WANG_ISOLA,
+        direction: Direction::Lower,
+        reading: "0 = every class collapsed to a point",
+        definition: |a| {
+            let pairs = a.class_alignment.as_ref().map_or(0, |al| al.pairs);
+            format!(
+                "mean ||x_i - x_j||^{} over {pairs} same-class pairs i < j",
+                alpha_of(a)
+            )
+        },
+        value: |a| a.class_alignment.as_ref().map(|al| al.value),
+        ideal: zero,
+        json: Fields::Typed(|a| typed(a.class_alignment.as_ref(), Value::Null)),
+    },
+    Metric {
+        key: "nc1",
+        name: "NC1",
+        group: Group::ClassCollapse,
+        level: Level::Metric,
+        requires: Requires::Labels,
+        paper: &PAPYAN,
+        direction: Direction::Lower,
+        reading: "0 = within-class variability collapsed",
+        definition: |a| {
+            let rank = a.collapse.as_ref().map_or(0, |c| c.nc1_rank);
+            format!("tr(Sigma_W Sigma_B^+)/C on the raw rows, global mean the unweighted mean of the class means, pseudo-inverse of rank {rank}")
+        },
+        value: |a| collapse_value(a, |c| c.nc1),
+        ideal: zero,
+        json: Fields::Extra(
+            |a| json!({"definition": "tr(Sigma_W Sigma_B^+)/C", "pinv_rank": a.collapse.as_ref().map(|c| c.nc1_rank)}),
+        ),
+    },
+    Metric {
+        key: "nc1_quotient",
+        name: "NC1 quotient",
+        group: Group::ClassCollapse,
+        level: Level::Metric,
+        requires: Requires::Labels,
+        paper: &PAPYAN,
+        direction: Direction::Lower,
+        reading: "0 = within-class variability collapsed",
+        definition: |_| "tr(Sigma_W)/tr(Sigma_B) (no inverse)".into(),
+        value: |a| collapse_value(a, |c| c.nc1_quotient),
+        ideal: zero,
+        json: Fields::Extra(|_| json!({"definition": "tr(Sigma_W)/tr(Sigma_B)"})),
+    },
+    Metric {
+        key: "nc2_equinorm",
+        name: "NC2 equinorm",
+        group: Group::ClassCollapse,
+        level: Level::Metric,
+        requires: Requires::Labels,
+        paper: &PAPYAN,
+        direction: Direction::Lower,
+        reading: "0 = centred class means of equal norm",
+        definition: |_| "std/mean of the norms of the centred class means (std with C-1)".into(),
+        value: |a| collapse_value(a, |c| c.nc2_equinorm),
+        ideal: zero,
+        json: Fields::Extra(|_| json!({"of": "centred class means", "std": "C-1"})),
+    },
+    Metric {
+        key: "nc2_equinorm_classifier",
+        name: "NC2 equinorm (classifier)",
+        group: Group::ClassCollapse,
+        level: Level::Metric,
+        requires: Requires::Classifier,
+        paper: &PAPYAN,
+        direction: Direction::Lower,
+        reading: "0 = classifier rows of equal norm",
+        definition: |_| "std/mean of the classifier row norms (std with C-1)".into(),
+        value: |a| collapse_value(a, |c| c.nc2_equinorm_classifier),
+        ideal: zero,
+        json: Fields::Extra(|_| json!({"of": "classifier rows", "std": "C-1"})),
+    },
+    Metric {
+        key: "nc2_equiangularity",
+        name: "NC2 equiangularity",
+        group: Group::ClassCollapse,
+        level: Level::Metric,
+        requires: Requires::Labels,
+        paper: &PAPYAN,
+        direction: Direction::Lower,
+        reading: "0 = every pair of centred class means at the same angle",
+        definition: |_| {
+            "sample std of the cosines between centred class means over the C(C-1) ordered pairs"
+                .into()
+        },
+        value: |a| collapse_value(a, |c| c.nc2_equiangularity),
+        ideal: zero,
+        json: Fields::Extra(|_| json!({"of": "cosines of centred class means over ordered pairs"})),
+    },
+    Metric {
+        key: "nc2_max_angle",
+        name: "NC2 max-angle",
+        group: Group::ClassCollapse,
+        level: Level::Metric,
+        requires: Requires::Labels,
+        paper: &PAPYAN,
+        direction: Direction::Lower,
+        reading: "0 = every cosine is -1/(C-1)",
+        definition: |_| "mean over c != c' of |cos(mu_c - mu_G, mu_c' - mu_G) + 1/(C-1)|".into(),
+        value: |a| collapse_value(a, |c| c.nc2_max_angle),
+        ideal: zero,
+        json: Fields::Extra(|_| json!({"definition": "mean |cos + 1/(C-1)|"})),
+    },
+    Metric {
+        key: "nc3",
+        name: "NC3 self-duality",
+        group: Group::ClassCollapse,
+        level: Level::Metric,
+        requires: Requires::Classifier,
+        paper: &PAPYAN,
+        direction: Direction::Lower,
+        reading: "0 = classifier rows aligned with the centred class means",
+        definition: |_| "||W/||W||_F - M/||M||_F||_F^2 (squared)".into(),
+        value: |a| collapse_value(a, |c| c.nc3),
+        ideal: zero,
+        json: Fields::Extra(|_| json!({"definition": "||W/||W||_F - M/||M||_F||_F^2"})),
+    },
+    Metric {
+        key: "nc4",
+        name: "NC4 classifier vs nearest mean",
+        group: Group::ClassCollapse,
+        level: Level::Metric,
+        requires: Requires::Classifier,
+        paper: &PAPYAN,
+        direction: Direction::Lower,
+        reading: "0 = the classifier decides as the nearest class mean",
+        definition: |_| {
+            "fraction of rows where argmax_c (w_c.h + b_c) differs from the nearest class mean"
+                .into()
+        },
+        value: |a| collapse_value(a, |c| c.nc4),
+        ideal: zero,
+        json: Fields::Extra(
+            |_| json!({"definition": "fraction where the classifier and the nearest class mean disagree"}),
+        ),
+    },
+    Metric {
+        key: "ncc_accuracy",
+        name: "nearest-class-mean accuracy",
+        group: Group::ClassCollapse,
+        level: Level::Metric,
+        requires: Requires::Labels,
+        paper: &PAPYAN,
+        direction: Direction::Higher,
+        reading: "1 = every row nearest to its own class mean",
+        definition: |_| {
+            "fraction of rows whose nearest class mean (Euclidean, raw rows) is their class".into()
+        },
+        value: |a| a.collapse.as_ref().map(|c| c.ncc_accuracy),
+        ideal: one,
+        json: Fields::Extra(
+            |_| json!({"definition": "fraction whose nearest class mean is their class"}),
+        ),
+    },
+    Metric {
+        key: "cdnv",
+        name: "CDNV",
+        group: Group::ClassCollapse,
+        level: Level::Metric,
+        requires: Requires::Labels,
+        paper: &GALANTI,
+        direction: Direction::Lower,
+        reading: "0 = classes collapsed and apart",
+        definition: |_| {
+            "(Var_c + Var_c')/(2 ||mu_c - mu_c'||^2), Var_c = mean ||h_i - mu_c||^2, mean over pairs c < c'".into()
+        },
+        value: |a| {
+            a.collapse
+                .as_ref()
+                .and_then(|c| c.cdnv.as_ref())
+                .map(|c| c.mean)
+        },
+        ideal: zero,
+        json: Fields::Typed(|a| {
+            typed(
+                a.collapse.as_ref().and_then(|c| c.cdnv.as_ref()),
+                json!({"definition": "(Var_c + Var_c') / (2 ||mu_c - mu_c'||^2), mean over c < c'"}),
+            )
+        }),
+    },
+    Metric {
+        key: "knn_accuracy",
+        name: "kNN accuracy",
+        group: Group::ClassCollapse,
+        level: Level::Metric,
+        requires: Requires::Labels,
+        paper: &WU,
+        direction: Direction::Higher,
+        reading: "1 = every query's weighted neighbour vote is its class",
+        definition: |a| {
+            match &a.knn {
+            Some(k) => format!(
+                "cosine kNN on the normalised rows, k = {}, votes weighted exp(sim/{}), {}, {} of {} queries",
+                k.k, k.temperature, k.split, k.queries, k.candidates
+            ),
+            None => "cosine kNN on the normalised rows, votes weighted exp(sim/T)".into(),
+        }
+        },
+        value: |a| a.knn.as_ref().map(|k| k.value),
+        ideal: one,
+        json: Fields::Typed(|a| typed(a.knn.as_ref(), json!({"similarity": "cosine"}))),
+    },
+    Metric {
+        key: "etf_distance",
+        name: "ETF distance",
+        group: Group::Simplex,
+        level: Level::Metric,
+        requires: Requires::Labels,
+        paper: &PAPYAN,
+        direction: Direction::Lower,
+        reading: "0 = centred class means form a regular simplex",
+        definition: |_| {
+            "||G/||G||_F - (I - 11^T/C)/sqrt(C-1)||_F with G = M M^T, M the centred class means"
+                .into()
+        },
+        value: |a| collapse_value(a, |c| c.etf_distance),
+        ideal: zero,
+        json: Fields::Extra(
+            |_| json!({"definition": "||G/||G||_F - (I - 11^T/C)/sqrt(C-1)||_F, G = M M^T"}),
+        ),
+    },
+    Metric {
+        key: "simplex_angles",
+        name: "class-mean angle deviation (degrees)",
+        group: Group::Simplex,
+        level: Level::Metric,
+        requires: Requires::Labels,
+        paper: &GRAF,
+        direction: Direction::Lower,
+        reading: "0 = every pair of class means at the simplex angle",
+        definition: |a| {
+            let ideal = a.simplex_angles.as_ref().map_or_else(
+                || "arccos(-1/(C-1))".into(),
+                |s| format!("{:.2}", s.ideal_degrees),
+            );
+            format!("mean |angle - {ideal}| in degrees between the uncentred class means of the normalised rows")
+        },
+        value: |a| {
+            a.simplex_angles
+                .as_ref()
+                .map(|s| s.mean_abs_deviation_degrees)
+        },
+        ideal: zero,
+        json: Fields::Typed(|a| {
+            typed(
+                a.simplex_angles.as_ref(),
+                json!({"unit": "degrees", "of": "uncentred class means of the normalised rows (Graf et al. 2021)"}),
+            )
+        }),
+    },
+    Metric {
+        key: "simplex_angles.max_deviation",
+        name: "max angle deviation (degrees)",
+        group: Group::Simplex,
+        level: Level::Detail,
+        requires: Requires::Labels,
+        paper: &GRAF,
+        direction: Direction::Lower,
+        reading: "0 = no pair of class means off the simplex angle",
+        definition: |_| "largest |angle - arccos(-1/(C-1))| over pairs of class means".into(),
+        value: |a| {
+            a.simplex_angles
+                .as_ref()
+                .map(|s| s.max_abs_deviation_degrees)
+        },
+        ideal: zero,
+        json: Fields::None,
+    },
+    Metric {
+        key: "simplex_angles.mean_norm",
+        name: "mean class-mean norm",
+        group: Group::Simplex,
+        level: Level::Detail,
+        requires: Requires::Labels,
+        paper: &GRAF,
+        direction: Direction::Higher,
+        reading: "1 = classes collapsed to points on the sphere",
+        definition: |_| "mean over classes of ||mean_c|| of the normalised rows".into(),
+        value: |a| {
+            let norms = &a.simplex_angles.as_ref()?.mean_norms;
+            (!norms.is_empty()).then(|| norms.iter().sum::<f64>() / norms.len() as f64)
+        },
+        ideal: one,
+        json: Fields::None,
+    },
+    Metric {
+        key: "effective_rank",
+        name: "effective rank",
+        group: Group::Spectrum,
+        level: Level::Metric,
+        requires: Requires::Nothing,
+        paper: &ROY_VETTERLI,
+        direction: Direction::Higher,
+        reading: "D = every direction used equally; 1 = one direction",
+        definition: |a| {
+            format!("exp(-sum p_k log p_k), p_k = s_k / sum s, s the singular values of the centred raw embeddings (no epsilon), of {} dimensions", a.dim)
+        },
+        value: |a| Some(a.spectrum.effective_rank),
+        ideal: dimension,
+        json: Fields::Extra(|_| json!({"of": "singular values of the centred raw embeddings"})),
+    },
+    Metric {
+        key: "rankme",
+        name: "RankMe",
+        group: Group::Spectrum,
+        level: Level::Metric,
+        requires: Requires::Nothing,
+        paper: &GARRIDO,
+        direction: Direction::Higher,
+        reading: "D = every direction used equally; 1 = one direction",
+        definition: |_| {
+            format!("exp(-sum p_k log p_k), p_k = s_k / sum s + {RANKME_EPSILON:e}, s the singular values of the raw (uncentred) embeddings")
+        },
+        value: |a| Some(a.spectrum.rankme),
+        ideal: dimension,
+        json: Fields::Extra(
+            |_| json!({"epsilon": RANKME_EPSILON, "of": "singular values of the raw embeddings"}),
+        ),
+    },
+    Metric {
+        key: "alpha_req",
+        name: "alpha-ReQ",
+        group: Group::Spectrum,
+        level: Level::Metric,
+        requires: Requires::Nothing,
+        paper: &AGRAWAL,
+        direction: Direction::Neither,
+        reading: "decay exponent of the eigenvalues; needs 13 or more dimensions",
+        definition: |a| {
+            let (first, last) = ranks_of(a);
+            format!("1/k-weighted least-squares fit of log lambda_k = -alpha log k + c over ranks {first}..{last} of the normalised rows' covariance eigenvalues")
+        },
+        value: |a| a.spectrum.alpha_req.as_ref().map(|f| f.alpha),
+        ideal: no_ideal,
+        json: Fields::Extra(|a| match &a.spectrum.alpha_req {
+            Some(fit) => {
+                json!({"r_squared": fit.r_squared, "ranks": [fit.ranks.0, fit.ranks.1], "weights": "1/k"})
+            }
+            None => Value::Null,
+        }),
+    },
+    Metric {
+        key: "normalized_std",
+        name: "std of normalised rows",
+        group: Group::Spectrum,
+        level: Level::Metric,
+        requires: Requires::Nothing,
+        paper: &CHEN_HE,
+        direction: Direction::Higher,
+        reading: "1/sqrt(D) when spread out, 0 when collapsed",
+        definition: |a| {
+            format!(
+                "mean over dimensions of the std (N-1) of the L2-normalised rows; 1/sqrt(D) = {:.6}",
+                a.spectrum.normalized_std_reference
+            )
+        },
+        value: |a| Some(a.spectrum.normalized_std),
+        ideal: |a| Some(a.spectrum.normalized_std_reference),
+        json: Fields::Extra(
+            |a| json!({"reference": a.spectrum.normalized_std_reference, "reference_is": "1/sqrt(D)"}),
+        ),
+    },
+    Metric {
+        key: "spectrum.top_share",
+        name: "top eigenvalue share",
+        group: Group::Spectrum,
+        level: Level::Detail,
+        requires: Requires::Nothing,
+        paper: &JING,
+        direction: Direction::Lower,
+        reading: "1/D when spread out, 1 = one direction",
+        definition: |_| {
+            "largest eigenvalue of the normalised rows' covariance over their sum".into()
+        },
+        value: |a| {
+            let e = &a.spectrum.eigenvalues;
+            e.first()
+                .map(|top| top / e.iter().sum::<f64>().max(f64::MIN_POSITIVE))
+        },
+        ideal: |a| Some(1.0 / a.dim as f64),
+        json: Fields::None,
+    },
+    Metric {
+        key: "subclasses",
+        name: "within-class kNN subclass accuracy",
+        group: Group::Subclasses,
+        level: Level::Metric,
+        requires: Requires::Subclasses,
+        paper: &CHEN_2022,
+        direction: Direction::Higher,
+        reading:
+            "1 = fine labels stay apart inside every class; chance = class collapse erased them",
+        definition: |_| {
+            "mean over classes with 2 or more subclasses of the leave-one-out kNN accuracy of the subclass among the class's rows".into()
+        },
+        value: |a| a.subclasses.as_ref().and_then(|s| s.knn_accuracy),
+        ideal: one,
+        json: Fields::Typed(|a| {
+            let s = a.subclasses.as_ref();
+            typed(s, json!({"value": s.and_then(|s| s.knn_accuracy)}))
+        }),
+    },
+    Metric {
+        key: "subclasses.cdnv",
+        name: "CDNV between subclasses",
+        group: Group::Subclasses,
+        level: Level::Detail,
+        requires: Requires::Subclasses,
+        paper: &CHEN_2022,
+        direction: Direction::Higher,
+        reading: "0 = subclasses merged inside their class",
+        definition: |_| "mean over classes of the mean CDNV between their subclasses".into(),
+        value: |a| a.subclasses.as_ref().and_then(|s| s.cdnv),
+        ideal: no_ideal,
+        json: Fields::None,
+    },
+];

@@ -1,0 +1,19 @@
+//! The embgeom pipeline as a library: what to read ([`InputSpec`]) -> loaded, validated inputs
+//! -> [`Analysis`](embgeom_geometry::Analysis), and its two renderings, the
+//! `embgeom.analysis/1` JSON document ([`analysis_document`]) and a table for people
+//! ([`text_table`]), both generated from the metric catalogue
+//! ([`embgeom_geometry::catalogue`]).
+//!
+//! Options are plain structs (no command-line or terminal types); progress goes through the
+//! [`Progress`](embgeom_geometry::Progress) trait. The `embgeom` binary, the report and
+//! `track` all run this one pipeline.
+
+mod document;
+mod error;
+mod inputs;
+mod run;
+
+pub use document::{analysis_document, text_table, SCHEMA};
+pub use error::{PipelineError, Result};
+pub use inputs::{load_inputs, InputSpec, InputSummary, Source};
+pub use run::{analyze_loaded, run_analysis, set_threads, Extras, Run};

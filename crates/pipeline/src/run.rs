@@ -1,0 +1,275 @@
+//! Loaded inputs -> validated, typed, normalised matrices -> [`Analysis`] and the extras the
+//! report and `track` draw.
+
+use crate::error::{PipelineError, Result};
+use crate::inputs::{load_inputs, InputSpec, InputSummary};
+use embgeom_geometry::{
+    analyze, check_finite, class_mean_cosines, figure_data, normalize_rows, Analysis,
+    AnalysisInput, AnalysisOptions, Classes, Classifier, FigureData, GeometryError, KnnSplit,
+    Progress, Real,
+};
+use embgeom_io::{LabelValues, Labels, Loaded, Matrix};
+use ndarray::{Array1, Array2};
+
+/// What to compute besides the analysis.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Extras {
+    /// The numbers behind the report's figures.
+    pub figures: bool,
+    /// Cosines between centred class means (for tracking).
+    pub mean_cosines: bool,
+}
+
+/// What one run of the pipeline produced.
+#[derive(Debug)]
+pub struct Run {
+    /// Every metric.
+    pub analysis: Analysis,
+    /// Where the rows came from.
+    pub summary: InputSummary,
+    /// The numbers behind the report's figures, when asked for.
+    pub figures: Option<FigureData>,
+    /// Cosines between centred class means, when asked for and labelled.
+    pub mean_cosines: Option<Array2<f64>>,
+    /// Class labels, as loaded.
+    pub labels: Option<Labels>,
+}
+
+/// Use `threads` worker threads for the rest of the process (results do not depend on it).
+pub fn set_threads(threads: usize) -> Result<()> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build_global()
+        .map_err(|e| PipelineError::Threads(e.to_string()))
+}
+
+/// Load, validate and analyse: the whole `analyze` pipeline, plus the `extras`.
+///
+/// ```
+/// use embgeom_geometry::{AnalysisOptions, NoProgress};
+/// use embgeom_pipeline::{analysis_document, run_analysis, Extras, InputSpec};
+///
+/// # let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/digits.npz");
+/// let spec = InputSpec::file(path); // embeddings and labels in one .npz
+/// let run = run_analysis(&spec, &AnalysisOptions::default(), Extras::default(), &NoProgress)?;
+/// println!("uniformity {:?}", run.analysis.uniformity.as_ref().map(|u| u.value));
+/// let json = analysis_document(&run.analysis, &run.summary);
+/// assert_eq!(json["schema"], "embgeom.analysis/1");
+/// # Ok::<(), embgeom_pipeline::PipelineError>(())
+/// ```
+pub fn run_analysis(
+    spec: &InputSpec,
+    options: &AnalysisOptions,
+    extras: Extras,
+    progress: &dyn Progress,
+) -> Result<Run> {
+    analyze_loaded(
+        load_inputs(spec)?,
+        spec.normalize,
+        options,
+        extras,
+        progress,
+    )
+}
+
+/// Analyse inputs that are already loaded (e.g. arrays handed over by a caller in memory).
+pub fn analyze_loaded(
+    inputs: Loaded,
+    normalize: bool,
+    options: &AnalysisOptions,
+    extras: Extras,
+    progress: &dyn Progress,
+) -> Result<Run> {
+    let summary = InputSummary::of(&inputs, normalize);
+    let classes = inputs.labels.as_ref().map(classes_of).transpose()?;
+    let subclasses = inputs.subclasses.as_ref().map(classes_of).transpose()?;
+    let split = inputs.split.as_ref().map(knn_split).transpose()?;
+    let bias = inputs
+        .bias
+        .map(|b| b.into_vector().map(Array1::from))
+        .transpose()?;
+    let classifier = inputs.classifier.as_ref().map(|w| Classifier {
+        weights: w.matrix.clone().into_f64(),
+        bias,
+    });
+    let has_embeddings = inputs.embeddings.is_some();
+    let (sources, matrices): (Vec<String>, Vec<Matrix>) = inputs
+        .embeddings
+        .into_iter()
+        .chain(inputs.views)
+        .map(|e| (e.source, e.matrix))
+        .unzip();
+    let typed = Typed {
+        sources: &sources,
+        has_embeddings,
+        normalize,
+        classes: classes.as_ref(),
+        classifier: classifier.as_ref(),
+        split: split.as_ref(),
+        subclasses: subclasses.as_ref(),
+    };
+    let (analysis, figures, mean_cosines) = match f32_matrices(matrices) {
+        Ok(m) => typed.analyze(m, options, extras, progress)?,
+        Err(mixed) => {
+            let m = mixed.into_iter().map(Matrix::into_f64).collect();
+            typed.analyze(m, options, extras, progress)?
+        }
+    };
+    Ok(Run {
+        analysis,
+        summary,
+        figures,
+        mean_cosines,
+        labels: inputs.labels,
+    })
+}
+
+/// Classes from labels; errors name the label source.
+fn classes_of(labels: &Labels) -> Result<Classes> {
+    let (indices, names) = labels.class_indices();
+    Classes::new(indices, names).map_err(PipelineError::of(labels.source.clone()))
+}
+
+/// Train and test rows from split values `train` / `test` (any case).
+fn knn_split(split: &Labels) -> Result<KnnSplit> {
+    let fail = |message: String| Err(PipelineError::Inputs(message));
+    let LabelValues::Text(values) = &split.values else {
+        return fail(format!(
+            "{}: split values must be the strings train and test",
+            split.source
+        ));
+    };
+    let (mut train, mut test) = (Vec::new(), Vec::new());
+    for (row, value) in values.iter().enumerate() {
+        match value.to_ascii_lowercase().as_str() {
+            "train" => train.push(row),
+            "test" => test.push(row),
+            other => {
+                return fail(format!(
+                    "{}: row {row} is {other:?}; expected train or test",
+                    split.source
+                ))
+            }
+        }
+    }
+    if train.is_empty() || test.is_empty() {
+        return fail(format!(
+            "{}: the split needs both train and test rows",
+            split.source
+        ));
+    }
+    Ok(KnnSplit::TrainTest { train, test })
+}
+
+/// L2-normalise (or only check) one input; errors name its file. Returns the rows to use
+/// and, when they were normalised, the raw rows.
+fn prepare<F: Real>(
+    matrix: Array2<F>,
+    source: &str,
+    normalize: bool,
+) -> Result<(Array2<F>, Option<Array2<F>>)> {
+    if matrix.nrows() == 0 || matrix.ncols() == 0 {
+        return Err(PipelineError::Inputs(format!(
+            "{source}: empty array of shape {:?}",
+            matrix.dim()
+        )));
+    }
+    let prepared = if normalize {
+        normalize_rows(matrix.view()).map(|unit| (unit, Some(matrix)))
+    } else {
+        check_finite(matrix.view()).map(|()| (matrix, None))
+    };
+    prepared.map_err(PipelineError::of(source))
+}
+
+/// The matrices as f32 when every one is stored in f32 (or narrower), else all of them back.
+fn f32_matrices(matrices: Vec<Matrix>) -> std::result::Result<Vec<Array2<f32>>, Vec<Matrix>> {
+    if !matrices.iter().all(|m| matches!(m, Matrix::F32(_))) {
+        return Err(matrices);
+    }
+    Ok(matrices
+        .into_iter()
+        .filter_map(|m| match m {
+            Matrix::F32(a) => Some(a),
+            Matrix::F64(_) => None,
+        })
+        .collect())
+}
+
+/// The analysis of one set of typed matrices and the extras asked for.
+type Computed = (Analysis, Option<FigureData>, Option<Array2<f64>>);
+
+/// The validated non-matrix inputs; the matrices (embeddings first when present, then
+/// views) come in typed.
+struct Typed<'a> {
+    sources: &'a [String],
+    has_embeddings: bool,
+    normalize: bool,
+    classes: Option<&'a Classes>,
+    classifier: Option<&'a Classifier>,
+    split: Option<&'a KnnSplit>,
+    subclasses: Option<&'a Classes>,
+}
+
+impl Typed<'_> {
+    fn analyze<F: Real>(
+        &self,
+        matrices: Vec<Array2<F>>,
+        options: &AnalysisOptions,
+        extras: Extras,
+        progress: &dyn Progress,
+    ) -> Result<Computed> {
+        let prepared = matrices
+            .into_iter()
+            .zip(self.sources)
+            .map(|(m, source)| prepare(m, source, self.normalize))
+            .collect::<Result<Vec<_>>>()?;
+        let raw = prepared.first().and_then(|(_, raw)| raw.as_ref());
+        let all: Vec<&Array2<F>> = prepared.iter().map(|(rows, _)| rows).collect();
+        let (embeddings, views) = match self.has_embeddings {
+            true => (Some(all[0].view()), &all[1..]),
+            false => (None, &all[..]),
+        };
+        let input = AnalysisInput {
+            embeddings,
+            views: views.iter().map(|v| v.view()).collect(),
+            raw: raw.map(|r| r.view()),
+            classes: self.classes,
+            classifier: self.classifier,
+            knn_split: self.split,
+            subclasses: self.subclasses,
+        };
+        let analysis =
+            analyze(&input, options, progress).map_err(|e| match (&e, self.classifier) {
+                (GeometryError::ShapeMismatch { .. }, Some(_)) => {
+                    PipelineError::of("classifier")(e)
+                }
+                _ => PipelineError::Geometry(e),
+            })?;
+        let labelled_raw = input.raw.unwrap_or(all[0].view());
+        let figures = extras
+            .figures
+            .then(|| {
+                let first_views = match input.views.as_slice() {
+                    [a, b, ..] => Some((*a, *b)),
+                    _ => None,
+                };
+                figure_data(
+                    all[0].view(),
+                    labelled_raw,
+                    first_views,
+                    self.classes,
+                    options.t,
+                    options.seed,
+                )
+            })
+            .transpose()
+            .map_err(PipelineError::of("figure data"))?;
+        let cosines = extras
+            .mean_cosines
+            .then_some(self.classes)
+            .flatten()
+            .map(|c| class_mean_cosines(labelled_raw, c));
+        Ok((analysis, figures, cosines))
+    }
+}

@@ -1,0 +1,461 @@
+//! `track` as a library: every metric of the analysis over a training run's checkpoints,
+//! cached per checkpoint, with linear CKA between checkpoints, a time-series table
+//! (`metrics.csv`, `metrics.parquet`), the trajectory page and CI checks.
+//!
+//! ```
+//! use embgeom_track::{track, TrackOptions};
+//! use embgeom_geometry::NoProgress;
+//!
+//! # let run = concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/fashion-supcon");
+//! # let dir = tempfile::tempdir().unwrap();
+//! let options = TrackOptions {
+//!     out: dir.path().join("supcon"),
+//!     checks: vec!["etf_distance > 1".parse()?],
+//!     ..TrackOptions::new(run)
+//! };
+//! let round = track(&options, &NoProgress)?;
+//! assert_eq!(round.checkpoints, 12);
+//! assert!(round.checks[0].passed);
+//! # Ok::<(), embgeom_track::TrackError>(())
+//! ```
+
+mod cache;
+mod checks;
+mod discover;
+mod error;
+
+pub use cache::{file_hash, hash_bytes, Cache, CheckpointResult};
+pub use checks::{Check, CheckResult, Operator, Trend};
+pub use discover::{discover, step_from_name, Checkpoint, EXTENSIONS};
+pub use error::{Result, TrackError};
+
+use embgeom_geometry::catalogue::metrics;
+use embgeom_geometry::{linear_cka, AnalysisOptions, NoProgress, Progress};
+use embgeom_io::{load, write_table, Column, LabelValues, Matrix};
+use embgeom_pipeline::{run_analysis, Extras, InputSpec};
+use embgeom_report::{check_folder, write_trajectory, Cosines, Trajectory};
+use ndarray::Array2;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// What to track and where to write it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrackOptions {
+    /// A run directory (optionally with `manifest.json` / `manifest.csv`) or a glob.
+    pub run: String,
+    /// How to read each checkpoint (its `embeddings` is set per checkpoint) and the shared
+    /// inputs (labels, extras).
+    pub inputs: InputSpec,
+    /// Metric parameters.
+    pub analysis: AnalysisOptions,
+    /// Output folder.
+    pub out: PathBuf,
+    /// Name on the page.
+    pub name: String,
+    /// Checkpoints analysed at once, each held in memory (default: cores, at most 4).
+    pub jobs: Option<usize>,
+    /// CI checks.
+    pub checks: Vec<Check>,
+    /// Replace an output folder that holds something else.
+    pub force: bool,
+}
+
+impl TrackOptions {
+    /// Track `run` with default inputs and options into `reports/<run name>/`.
+    pub fn new(run: &str) -> TrackOptions {
+        let name = run_name(run);
+        TrackOptions {
+            run: run.to_string(),
+            inputs: InputSpec::default(),
+            analysis: AnalysisOptions::default(),
+            out: Path::new("reports").join(&name),
+            name,
+            jobs: None,
+            checks: Vec::new(),
+            force: false,
+        }
+    }
+}
+
+/// The name of a run: its directory's name (a glob: its folder's name).
+pub fn run_name(run: &str) -> String {
+    let path = Path::new(run);
+    let base = match path.is_dir() {
+        true => path,
+        false => path.parent().unwrap_or(path),
+    };
+    base.file_name()
+        .map_or_else(|| "run".into(), |n| n.to_string_lossy().into_owned())
+}
+
+/// What one pass over the run did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoundOutcome {
+    /// Checkpoints tracked.
+    pub checkpoints: usize,
+    /// Analysed in this pass.
+    pub analysed: usize,
+    /// Taken from the cache.
+    pub cached: usize,
+    /// The page written.
+    pub index: PathBuf,
+    /// Every check's result.
+    pub checks: Vec<CheckResult>,
+}
+
+impl RoundOutcome {
+    /// Every check passed.
+    pub fn passed(&self) -> bool {
+        self.checks.iter().all(|c| c.passed)
+    }
+}
+
+/// How to keep polling the run.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Watch {
+    /// Time between polls.
+    pub interval: Duration,
+    /// Stop after this many polls (`None`: until interrupted).
+    pub rounds: Option<usize>,
+}
+
+/// One pass: discover the checkpoints, analyse the new ones, write the outputs, run the
+/// checks. Refuses an output folder that holds something else unless `options.force`.
+pub fn track(options: &TrackOptions, progress: &dyn Progress) -> Result<RoundOutcome> {
+    check_folder(&options.out, &signature(options), options.force)?;
+    round(options, progress)
+}
+
+/// Pass after pass, `watch.interval` apart, calling `on_round` after each; returns the last.
+pub fn watch(
+    options: &TrackOptions,
+    watch: Watch,
+    progress: &dyn Progress,
+    mut on_round: impl FnMut(&RoundOutcome),
+) -> Result<RoundOutcome> {
+    check_folder(&options.out, &signature(options), options.force)?;
+    let mut rounds = 0;
+    loop {
+        let outcome = round(options, progress)?;
+        on_round(&outcome);
+        rounds += 1;
+        if watch.rounds.is_some_and(|limit| rounds >= limit) {
+            return Ok(outcome);
+        }
+        std::thread::sleep(watch.interval);
+    }
+}
+
+fn signature(options: &TrackOptions) -> String {
+    format!("track {:?}", options.run)
+}
+
+/// Analyse one checkpoint (with the class-mean cosines and a hash of the labels).
+fn analyse_checkpoint(path: &Path, options: &TrackOptions) -> Result<CheckpointResult> {
+    let spec = options.inputs.with_embeddings(path);
+    let extras = Extras {
+        mean_cosines: true,
+        ..Extras::default()
+    };
+    let run = run_analysis(&spec, &options.analysis, extras, &NoProgress).map_err(|error| {
+        TrackError::Checkpoint {
+            path: path.display().to_string(),
+            error,
+        }
+    })?;
+    let labels_hash = run.labels.as_ref().map(|l| match &l.values {
+        LabelValues::Int(v) => hash_bytes(format!("{v:?}").as_bytes()),
+        LabelValues::Text(v) => hash_bytes(format!("{v:?}").as_bytes()),
+    });
+    Ok(CheckpointResult {
+        analysis: run.analysis,
+        summary: run.summary,
+        mean_cosines: run
+            .mean_cosines
+            .map(|m| m.rows().into_iter().map(|r| r.to_vec()).collect()),
+        labels_hash,
+    })
+}
+
+/// The checkpoints' results: from the cache, else analysed `jobs` at a time. Returns the
+/// results and how many were analysed.
+fn results(
+    checkpoints: &[Checkpoint],
+    hashes: &[u64],
+    cache: &Cache,
+    options: &TrackOptions,
+    progress: &dyn Progress,
+) -> Result<(Vec<CheckpointResult>, usize)> {
+    progress.start("checkpoints", checkpoints.len() as u64);
+    let slots: Mutex<Vec<Option<CheckpointResult>>> = Mutex::new(vec![None; checkpoints.len()]);
+    let store = |i: usize, result: CheckpointResult| {
+        if let Ok(mut slots) = slots.lock() {
+            slots[i] = Some(result);
+        }
+    };
+    let mut todo = Vec::new();
+    for (i, hash) in hashes.iter().enumerate() {
+        match cache.read(&cache.path("analysis", &[*hash])) {
+            Some(result) => {
+                store(i, result);
+                progress.advance(1);
+            }
+            None => todo.push(i),
+        }
+    }
+    let jobs = options
+        .jobs
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map_or(1, |n| n.get())
+                .min(4)
+        })
+        .max(1);
+    let next = AtomicUsize::new(0);
+    let failure: Mutex<Option<TrackError>> = Mutex::new(None);
+    let failed = || failure.lock().map_or(true, |f| f.is_some());
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.min(todo.len().max(1)) {
+            scope.spawn(|| loop {
+                let k = next.fetch_add(1, Ordering::SeqCst);
+                let Some(&i) = todo.get(k) else { break };
+                if failed() {
+                    break;
+                }
+                let c = &checkpoints[i];
+                if let Some(name) = c.path.file_name() {
+                    progress.note(&name.to_string_lossy());
+                }
+                let result = analyse_checkpoint(&c.path, options).and_then(|result| {
+                    cache.write(&cache.path("analysis", &[hashes[i]]), &result)?;
+                    Ok(result)
+                });
+                match result {
+                    Ok(result) => store(i, result),
+                    Err(e) => {
+                        if let Ok(mut f) = failure.lock() {
+                            f.get_or_insert(e);
+                        }
+                    }
+                }
+                progress.advance(1);
+            });
+        }
+    });
+    progress.finish();
+    if let Some(error) = failure.into_inner().ok().flatten() {
+        return Err(error);
+    }
+    let results = slots
+        .into_inner()
+        .ok()
+        .and_then(|slots| slots.into_iter().collect::<Option<Vec<_>>>())
+        .ok_or_else(|| TrackError::Rows("a checkpoint was not analysed".into()))?;
+    Ok((results, todo.len()))
+}
+
+/// Every checkpoint must describe the same rows in the same order.
+fn check_same_rows(checkpoints: &[Checkpoint], results: &[CheckpointResult]) -> Result<()> {
+    let (first, reference) = (&checkpoints[0], &results[0]);
+    for (c, result) in checkpoints.iter().zip(results).skip(1) {
+        let (n0, n) = (reference.analysis.n, result.analysis.n);
+        if n != n0 {
+            return Err(TrackError::Rows(format!(
+                "{}: {n} rows, but {} has {n0}: checkpoints must embed the same rows",
+                c.path.display(),
+                first.path.display()
+            )));
+        }
+        if result.labels_hash != reference.labels_hash {
+            return Err(TrackError::Rows(format!("{}: labels differ from those of {} (order or values): checkpoints must embed the same rows in the same order", c.path.display(), first.path.display())));
+        }
+    }
+    Ok(())
+}
+
+/// Load the embeddings (or first view) of a checkpoint for CKA.
+fn load_rows(path: &Path, spec: &InputSpec) -> Result<Array2<f64>> {
+    let loaded = load(path, &spec.selection())?;
+    let matrix = loaded
+        .embeddings
+        .or(loaded.views.into_iter().next())
+        .ok_or_else(|| TrackError::Rows(format!("{}: no embeddings", path.display())))?;
+    Ok(Matrix::into_f64(matrix.matrix))
+}
+
+/// CKA with the previous and with the last checkpoint, per checkpoint.
+type CkaColumns = (Vec<Option<f64>>, Vec<Option<f64>>);
+
+/// Linear CKA of each checkpoint with the previous one and with the last one (rows
+/// correspond), cached by pair; only the previous and the last checkpoint stay loaded.
+fn cka_columns(
+    checkpoints: &[Checkpoint],
+    hashes: &[u64],
+    cache: &Cache,
+    spec: &InputSpec,
+) -> Result<CkaColumns> {
+    let k = checkpoints.len();
+    let mut previous = vec![None; k];
+    let mut last = vec![None; k];
+    let mut loaded: Vec<Option<Array2<f64>>> = vec![None; k];
+    for i in 0..k {
+        let pairs = [
+            (i.checked_sub(1), &mut previous),
+            ((i + 1 < k).then_some(k - 1), &mut last),
+        ];
+        for (other, out) in pairs {
+            let Some(j) = other else { continue };
+            let path = cache.path("cka", &[hashes[j], hashes[i]]);
+            let value = match cache.read::<f64>(&path) {
+                Some(v) => v,
+                None => {
+                    for idx in [i, j] {
+                        if loaded[idx].is_none() {
+                            loaded[idx] = Some(load_rows(&checkpoints[idx].path, spec)?);
+                        }
+                    }
+                    let (Some(a), Some(b)) = (&loaded[j], &loaded[i]) else {
+                        continue;
+                    };
+                    let v =
+                        linear_cka(a.view(), b.view()).map_err(|error| TrackError::Checkpoint {
+                            path: checkpoints[i].path.display().to_string(),
+                            error: embgeom_pipeline::PipelineError::of("CKA")(error),
+                        })?;
+                    cache.write(&path, &v)?;
+                    v
+                }
+            };
+            out[i] = Some(value);
+        }
+        if i >= 1 && i - 1 != k - 1 {
+            loaded[i - 1] = None;
+        }
+    }
+    Ok((previous, last))
+}
+
+/// The catalogue's scalar metrics that have a value at some checkpoint, in catalogue order.
+fn metric_table(results: &[CheckpointResult]) -> Vec<(String, Vec<Option<f64>>)> {
+    metrics()
+        .map(|m| {
+            let values: Vec<Option<f64>> = results.iter().map(|r| m.value(&r.analysis)).collect();
+            (m.key.to_string(), values)
+        })
+        .filter(|(_, values)| values.iter().any(Option::is_some))
+        .collect()
+}
+
+fn cosines(result: &CheckpointResult, step: f64) -> Option<Cosines> {
+    let rows = result.mean_cosines.as_ref()?;
+    let c = rows.len();
+    let values: Vec<f64> = rows.iter().flatten().copied().collect();
+    Some(Cosines {
+        step,
+        matrix: Array2::from_shape_vec((c, c), values).ok()?,
+        names: result
+            .analysis
+            .per_class
+            .iter()
+            .map(|p| p.name.clone())
+            .collect(),
+    })
+}
+
+/// One pass over the run.
+fn round(options: &TrackOptions, progress: &dyn Progress) -> Result<RoundOutcome> {
+    let checkpoints = discover(&options.run)?;
+    let cache = Cache::new(
+        options.out.join(".cache"),
+        &options.inputs,
+        &options.analysis,
+    )?;
+    let hashes = checkpoints
+        .iter()
+        .map(|c| file_hash(&c.path))
+        .collect::<Result<Vec<_>>>()?;
+    let (results, analysed) = results(&checkpoints, &hashes, &cache, options, progress)?;
+    check_same_rows(&checkpoints, &results)?;
+    let (cka_previous, cka_last) = cka_columns(&checkpoints, &hashes, &cache, &options.inputs)?;
+
+    let k = checkpoints.len();
+    let steps: Vec<f64> = checkpoints.iter().map(|c| c.step).collect();
+    let files: Vec<String> = checkpoints
+        .iter()
+        .map(|c| c.path.display().to_string())
+        .collect();
+    let mut table = metric_table(&results);
+    table.push(("cka_previous".into(), cka_previous));
+    table.push(("cka_last".into(), cka_last));
+    let mut columns = vec![
+        Column::Float("step".into(), steps.iter().map(|&s| Some(s)).collect()),
+        Column::Text("file".into(), files.clone()),
+    ];
+    columns.extend(
+        table
+            .iter()
+            .map(|(n, v)| Column::Float(n.clone(), v.clone())),
+    );
+    write_table(
+        columns,
+        &options.out.join("metrics.csv"),
+        &options.out.join("metrics.parquet"),
+    )?;
+    let checks = options
+        .checks
+        .iter()
+        .map(|check| check.evaluate(&steps, &table))
+        .collect::<Result<Vec<_>>>()?;
+
+    let first = &results[0].analysis;
+    let trajectory = Trajectory {
+        title: format!("embgeom track: {}", options.name),
+        inputs: vec![
+            ("run".into(), options.run.clone()),
+            (
+                "checkpoints".into(),
+                format!("{k}, steps {} to {}", steps[0], steps[k - 1]),
+            ),
+            ("rows N".into(), first.n.to_string()),
+            ("dimension D".into(), first.dim.to_string()),
+            (
+                "classes C".into(),
+                first
+                    .num_classes
+                    .map_or_else(|| "none".into(), |c| c.to_string()),
+            ),
+            (
+                "labels".into(),
+                results[0]
+                    .summary
+                    .labels
+                    .clone()
+                    .unwrap_or_else(|| "none".into()),
+            ),
+        ],
+        first_cosines: cosines(&results[0], steps[0]),
+        last_cosines: cosines(&results[k - 1], steps[k - 1]),
+        eigenvalues: results
+            .iter()
+            .map(|r| r.analysis.spectrum.eigenvalues.clone())
+            .collect(),
+        steps,
+        files,
+        metrics: table,
+        checks: checks
+            .iter()
+            .map(|c| (c.check.clone(), c.passed, c.detail.clone()))
+            .collect(),
+        signature: signature(options),
+    };
+    let written = write_trajectory(&options.out, &trajectory)?;
+    Ok(RoundOutcome {
+        checkpoints: k,
+        analysed,
+        cached: k - analysed,
+        index: written.index,
+        checks,
+    })
+}

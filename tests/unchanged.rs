@@ -1,0 +1,160 @@
+//! The library redesign changed no result: `analyze --json`, `report`'s `metrics.csv` and
+//! `track`'s `metrics.csv` on the bundled data equal what the binary wrote before it
+//! (`tests/fixtures/before/`, written by embgeom at commit 52a0290), key for key and value for
+//! value. Only the `definitions` block (now generated from the metric catalogue, with the
+//! parameters used) and the new `papers` block may differ.
+
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+
+fn embgeom(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_embgeom"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("run embgeom");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("UTF-8")
+}
+
+fn fixture(name: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/before")
+        .join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn same_number(a: f64, b: f64) -> bool {
+    a == b || (a - b).abs() <= 1e-12 * a.abs().max(b.abs())
+}
+
+/// Every leaf of `before` equals the same leaf of `after` and the other way round.
+fn assert_same(before: &Value, after: &Value, path: &str) {
+    match (before, after) {
+        (Value::Object(a), Value::Object(b)) => {
+            let keys_a: Vec<&String> = a.keys().collect();
+            let mut keys_b: Vec<&String> = b.keys().collect();
+            let mut sorted_a = keys_a.clone();
+            sorted_a.sort();
+            keys_b.sort();
+            assert_eq!(sorted_a, keys_b, "keys of {path}");
+            for (key, value) in a {
+                assert_same(value, &b[key], &format!("{path}.{key}"));
+            }
+        }
+        (Value::Array(a), Value::Array(b)) => {
+            assert_eq!(a.len(), b.len(), "length of {path}");
+            for (i, (x, y)) in a.iter().zip(b).enumerate() {
+                assert_same(x, y, &format!("{path}[{i}]"));
+            }
+        }
+        (Value::Number(a), Value::Number(b)) => {
+            let (a, b) = (a.as_f64().unwrap(), b.as_f64().unwrap());
+            assert!(same_number(a, b), "{path}: {a} before, {b} now");
+        }
+        _ => assert_eq!(before, after, "{path}"),
+    }
+}
+
+fn compare_documents(fixture_name: &str, args: &[&str]) {
+    let mut before: Value = serde_json::from_str(&fixture(fixture_name)).unwrap();
+    let mut after: Value = serde_json::from_str(&embgeom(args)).unwrap();
+    for doc in [&mut before, &mut after] {
+        let object = doc.as_object_mut().unwrap();
+        object.remove("definitions");
+        object.remove("papers");
+    }
+    assert_same(&before, &after, "$");
+}
+
+#[test]
+fn analyze_json_on_the_bundled_data_is_unchanged() {
+    compare_documents(
+        "supcon-analysis.json",
+        &[
+            "analyze",
+            "data/fashion-supcon/ckpt_epoch_0012.safetensors",
+            "--json",
+            "-",
+        ],
+    );
+    compare_documents(
+        "digits-analysis.json",
+        &["analyze", "data/digits.npz", "--json", "-"],
+    );
+}
+
+/// A CSV as a map from its first column (or the row index) to the other cells.
+fn csv_cells(text: &str, key_column: usize) -> BTreeMap<String, BTreeMap<String, String>> {
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    lines
+        .map(|line| {
+            let cells: Vec<&str> = line.split(',').collect();
+            let row = header
+                .iter()
+                .zip(&cells)
+                .map(|(h, c)| (h.to_string(), c.to_string()))
+                .collect();
+            (cells[key_column].to_string(), row)
+        })
+        .collect()
+}
+
+fn assert_same_csv(before: &str, after: &str, key_column: usize, what: &str) {
+    let (before, after) = (csv_cells(before, key_column), csv_cells(after, key_column));
+    assert_eq!(
+        before.keys().collect::<Vec<_>>(),
+        after.keys().collect::<Vec<_>>(),
+        "{what}: rows"
+    );
+    for (key, row) in &before {
+        let now = &after[key];
+        assert_eq!(
+            row.keys().collect::<Vec<_>>(),
+            now.keys().collect::<Vec<_>>(),
+            "{what}: columns of {key}"
+        );
+        for (column, cell) in row {
+            let new = &now[column];
+            match (cell.parse::<f64>(), new.parse::<f64>()) {
+                (Ok(a), Ok(b)) => assert!(same_number(a, b), "{what} {key}.{column}: {a} vs {b}"),
+                _ => assert_eq!(cell, new, "{what} {key}.{column}"),
+            }
+        }
+    }
+}
+
+#[test]
+fn report_and_track_tables_on_the_bundled_data_are_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report");
+    embgeom(&["report", "--out", report.to_str().unwrap()]);
+    let metrics = std::fs::read_to_string(report.join("metrics.csv")).unwrap();
+    assert_same_csv(
+        &fixture("demo-metrics.csv"),
+        &metrics,
+        0,
+        "report metrics.csv",
+    );
+    let track = dir.path().join("track");
+    embgeom(&[
+        "track",
+        "data/fashion-supcon",
+        "--out",
+        track.to_str().unwrap(),
+    ]);
+    let table = std::fs::read_to_string(track.join("metrics.csv")).unwrap();
+    assert_same_csv(
+        &fixture("supcon-track-metrics.csv"),
+        &table,
+        0,
+        "track metrics.csv",
+    );
+}
