@@ -10,6 +10,7 @@ mod progress;
 use anyhow::{bail, Context, Result};
 use args::{AnalysisFlags, InputFlags, MetricFlags, OutputFlags};
 use clap::{Parser, Subcommand};
+use embgeom_io::write_atomic;
 use embgeom_pipeline::{analysis_document, run_analysis, text_table, Extras};
 use embgeom_report::{report, ReportOptions};
 use embgeom_track::{run_name, Check, RoundOutcome, TrackOptions, Watch};
@@ -123,16 +124,13 @@ fn analyze_command(args: &AnalyzeArgs) -> Result<()> {
     )?;
     let json = serde_json::to_string_pretty(&analysis_document(&run.analysis, &run.summary))?;
     match (&args.json, &json_file) {
-        (Some(_), None) => println!("{json}"),
+        (Some(_), None) => emit(&format!("{json}\n")),
         (_, Some(path)) => {
-            let mut file = std::fs::File::create(path)
-                .with_context(|| format!("cannot write {}", path.display()))?;
-            writeln!(file, "{json}").with_context(|| format!("cannot write {}", path.display()))?;
-            print!("{}", text_table(&run.analysis, &run.summary));
+            write_atomic(path, format!("{json}\n").as_bytes())?;
+            emit(&text_table(&run.analysis, &run.summary))
         }
-        (None, None) => print!("{}", text_table(&run.analysis, &run.summary)),
+        (None, None) => emit(&text_table(&run.analysis, &run.summary)),
     }
-    Ok(())
 }
 
 fn report_command(args: &ReportArgs) -> Result<()> {
@@ -159,29 +157,50 @@ fn report_command(args: &ReportArgs) -> Result<()> {
     };
     let spec = flags.inputs.spec(embeddings);
     let written = report(&spec, &options, &output, &TerminalProgress::stderr())?;
-    println!(
-        "wrote {} ({} files)",
+    let mut text = format!(
+        "wrote {} ({} files)\n",
         written.index.display(),
         written.files.len()
     );
     for (figure, why) in &written.skipped {
-        println!("  not drawn: {} ({why})", figure.title());
+        text += &format!("  not drawn: {} ({why})\n", figure.title());
     }
-    Ok(())
+    emit(&text)
 }
 
-fn print_round(outcome: &RoundOutcome) {
+/// Write to stdout; a closed stdout (`embgeom ... | head -1`) ends the program quietly with
+/// status 0, as Unix tools do, and any other write error names stdout.
+fn emit(text: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        other => other.context("cannot write to stdout"),
+    }
+}
+
+fn print_round(outcome: &RoundOutcome, watching: bool) -> Result<()> {
+    for (path, why) in &outcome.failed {
+        match watching {
+            true => eprintln!(
+                "note: skipped {} ({why}); retried on the next poll",
+                path.display()
+            ),
+            false => eprintln!("failed: {why}"),
+        }
+    }
+    let mut text = String::new();
     for check in &outcome.checks {
         let word = if check.passed { "ok" } else { "fail" };
-        println!("{word}: {} ({})", check.check, check.detail);
+        text += &format!("{word}: {} ({})\n", check.check, check.detail);
     }
-    println!(
-        "tracked {} checkpoints ({} analysed, {} from the cache) -> {}",
+    text += &format!(
+        "tracked {} checkpoints ({} analysed, {} from the cache) -> {}\n",
         outcome.checkpoints,
         outcome.analysed,
         outcome.cached,
         outcome.index.display()
     );
+    emit(&text)
 }
 
 /// `Ok(false)` when a `--fail-if` check failed.
@@ -207,7 +226,14 @@ fn track_command(args: &TrackArgs) -> Result<bool> {
     let outcome = match args.watch {
         false => {
             let outcome = embgeom_track::track(&options, &progress)?;
-            print_round(&outcome);
+            print_round(&outcome, false)?;
+            if !outcome.complete() {
+                bail!(
+                    "{} of {} checkpoints could not be analysed (listed above); the outputs cover the others",
+                    outcome.failed.len(),
+                    outcome.failed.len() + outcome.checkpoints
+                );
+            }
             outcome
         }
         true => {
@@ -215,7 +241,11 @@ fn track_command(args: &TrackArgs) -> Result<bool> {
                 interval: Duration::from_secs(args.interval),
                 rounds: args.watch_rounds,
             };
-            embgeom_track::watch(&options, watch, &progress, print_round)?
+            embgeom_track::watch(&options, watch, &progress, |outcome| {
+                if let Err(error) = print_round(outcome, true) {
+                    eprintln!("error: {error:#}");
+                }
+            })?
         }
     };
     Ok(outcome.passed())

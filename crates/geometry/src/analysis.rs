@@ -55,7 +55,68 @@ impl Default for AnalysisOptions {
     }
 }
 
+/// Most pairs the sampled uniformity draws (`--pairs`): about an hour of work on two cores.
+pub const MAX_SAMPLED_PAIRS: u64 = 100_000_000_000;
+
+fn out_of_range(name: &'static str, value: f64, reason: &'static str) -> GeometryError {
+    GeometryError::InvalidParameter {
+        name,
+        value,
+        reason,
+    }
+}
+
 impl AnalysisOptions {
+    /// Check every parameter once, before any work; the error names the parameter and its
+    /// allowed range.
+    ///
+    /// alpha in (0, 64]; t in (0, 10^4] (beyond, `exp(-t d^2)` underflows for every pair
+    /// that is not a duplicate); pairs in [2, 10^11]; max_exact >= 2; kNN k in [1, 10^5],
+    /// temperature in [10^-4, 10^4], queries >= 1; tile >= 1.
+    pub fn validate(&self) -> Result<()> {
+        let within = |v: f64, low: f64, high: f64| v.is_finite() && v > low && v <= high;
+        if !within(self.alpha, 0.0, 64.0) {
+            return Err(out_of_range("alpha", self.alpha, "must be in (0, 64]"));
+        }
+        if !within(self.t, 0.0, 1e4) {
+            return Err(out_of_range("t", self.t, "must be in (0, 10000]"));
+        }
+        if let Some(pairs) = self.pairs {
+            if !(2..=MAX_SAMPLED_PAIRS).contains(&pairs) {
+                return Err(out_of_range("pairs", pairs as f64, "must be in [2, 10^11]"));
+            }
+        }
+        if self.max_exact < 2 {
+            return Err(out_of_range(
+                "max-exact",
+                self.max_exact as f64,
+                "must be at least 2",
+            ));
+        }
+        if self.tile == 0 {
+            return Err(out_of_range("tile", 0.0, "must be at least 1"));
+        }
+        let knn = &self.knn;
+        if !(1..=100_000).contains(&knn.k) {
+            return Err(out_of_range(
+                "knn-k",
+                knn.k as f64,
+                "must be in [1, 100000]",
+            ));
+        }
+        if !(knn.temperature.is_finite() && (1e-4..=1e4).contains(&knn.temperature)) {
+            return Err(out_of_range(
+                "knn-temperature",
+                knn.temperature,
+                "must be in [0.0001, 10000]",
+            ));
+        }
+        if knn.max_queries == 0 {
+            return Err(out_of_range("knn-queries", 0.0, "must be at least 1"));
+        }
+        Ok(())
+    }
+
     /// The uniformity estimator for `n` rows: sampled when pairs are given or `n > max_exact`.
     pub fn estimator(&self, n: usize, stream: u64) -> Estimator {
         let seed = self.seed.wrapping_add(stream);
@@ -135,6 +196,7 @@ pub fn analyze<F: Real>(
     options: &AnalysisOptions,
     progress: &dyn Progress,
 ) -> Result<Analysis> {
+    options.validate()?;
     let labelled = input.embeddings.or_else(|| input.views.first().copied());
     let Some(labelled) = labelled else {
         return Err(GeometryError::TooFewRows {
@@ -206,7 +268,25 @@ pub fn analyze<F: Real>(
             progress,
         )?;
     }
+    check_finite_results(&analysis)?;
     Ok(analysis)
+}
+
+/// No metric is ever a silent NaN or infinity: a value that overflowed (e.g. unnormalised rows
+/// near the largest float with `--no-normalize`) is an error that names the metric.
+fn check_finite_results(analysis: &Analysis) -> Result<()> {
+    let scalars = crate::catalogue::CATALOGUE
+        .iter()
+        .filter_map(|m| m.value(analysis).map(|v| (m.key, v)));
+    let eigenvalues = analysis
+        .spectrum
+        .eigenvalues
+        .iter()
+        .map(|&v| ("spectrum", v));
+    match scalars.chain(eigenvalues).find(|(_, v)| !v.is_finite()) {
+        Some((metric, value)) => Err(GeometryError::NonFiniteResult { metric, value }),
+        None => Ok(()),
+    }
 }
 
 /// The metrics that need labels.

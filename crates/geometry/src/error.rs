@@ -35,6 +35,9 @@ pub enum GeometryError {
         value: f64,
         reason: &'static str,
     },
+    /// A metric overflowed or is undefined for this input.
+    #[error("{metric} is not finite ({value}): the values overflow in its formula; L2-normalise the rows (drop --no-normalize) or use smaller parameters")]
+    NonFiniteResult { metric: &'static str, value: f64 },
     /// A linear-algebra routine failed.
     #[error("numerical failure: {what}")]
     Numerical { what: String },

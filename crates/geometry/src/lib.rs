@@ -35,6 +35,7 @@ mod uniformity;
 pub use alignment::{alignment, class_alignment, Alignment};
 pub use analysis::{
     analyze, Analysis, AnalysisInput, AnalysisOptions, DEFAULT_MAX_EXACT, DEFAULT_SAMPLED_PAIRS,
+    MAX_SAMPLED_PAIRS,
 };
 pub use cka::linear_cka;
 pub use classes::Classes;

@@ -25,16 +25,36 @@ pub fn check_finite<F: Real>(x: ArrayView2<F>) -> Result<()> {
     }
 }
 
-/// L2 norm of every row, accumulated in f64.
+/// The power of two `2^e` with `m / 2^e` in `[1, 2)` for `m > 0` finite (for subnormal `m`,
+/// the smallest subnormal); dividing by it is exact, so scaling by it changes no bit of a
+/// result unless the unscaled computation would have overflowed or underflowed.
+pub(crate) fn power_of_two_below(m: f64) -> f64 {
+    if m < f64::MIN_POSITIVE {
+        return f64::from_bits(1);
+    }
+    f64::from_bits(m.to_bits() & 0x7ff0_0000_0000_0000)
+}
+
+/// `(s, ||x / s||)` for a row: `s` a power of two near its largest entry (1 for a zero row),
+/// so that the sum of squares neither overflows nor underflows for any finite row.
+fn scaled_norm<F: Real>(row: ndarray::ArrayView1<F>) -> (f64, f64) {
+    let largest = row.iter().fold(0.0f64, |m, v| m.max(v.as_f64().abs()));
+    if largest == 0.0 || !largest.is_finite() {
+        return (1.0, largest);
+    }
+    let scale = power_of_two_below(largest);
+    let sum: f64 = row.iter().map(|v| (v.as_f64() / scale).powi(2)).sum();
+    (scale, sum.sqrt())
+}
+
+/// L2 norm of every row, accumulated in f64 with a power-of-two scaling (exact for every
+/// row whose squares stay in range; no overflow or underflow for any finite row).
 pub fn row_norms<F: Real>(x: ArrayView2<F>) -> Vec<f64> {
     map_row_chunks(x.nrows(), |range| {
         range
             .map(|i| {
-                x.row(i)
-                    .iter()
-                    .map(|v| v.as_f64().powi(2))
-                    .sum::<f64>()
-                    .sqrt()
+                let (scale, norm) = scaled_norm(x.row(i));
+                norm * scale
             })
             .collect::<Vec<f64>>()
     })
@@ -43,15 +63,20 @@ pub fn row_norms<F: Real>(x: ArrayView2<F>) -> Vec<f64> {
 
 /// `x_i / ||x_i||_2` for every row (Wang & Isola 2020 define alignment and uniformity on the
 /// unit hypersphere). A row of norm 0 or with a non-finite entry is an error naming the row.
+/// Rows are divided as `(x_i / s) / ||x_i / s||` with `s` a power of two, so rows of any
+/// finite scale (1e-300 or 1e300) normalise.
 pub fn normalize_rows<F: Real>(x: ArrayView2<F>) -> Result<Array2<F>> {
     check_finite(x)?;
-    let norms = row_norms(x);
-    if let Some(row) = norms.iter().position(|&n| n == 0.0 || !n.is_finite()) {
+    let scaled: Vec<(f64, f64)> = map_row_chunks(x.nrows(), |range| {
+        range.map(|i| scaled_norm(x.row(i))).collect::<Vec<_>>()
+    })
+    .concat();
+    if let Some(row) = scaled.iter().position(|&(_, n)| n == 0.0 || !n.is_finite()) {
         return Err(GeometryError::ZeroNorm { row });
     }
     let mut out = x.to_owned();
-    for (mut row, &norm) in out.axis_iter_mut(Axis(0)).zip(&norms) {
-        row.mapv_inplace(|v| F::from_f64(v.as_f64() / norm));
+    for (mut row, &(scale, norm)) in out.axis_iter_mut(Axis(0)).zip(&scaled) {
+        row.mapv_inplace(|v| F::from_f64(v.as_f64() / scale / norm));
     }
     Ok(out)
 }

@@ -205,11 +205,11 @@ pub fn uniformity_sampled<F: Real>(
 ) -> Result<Uniformity> {
     let n = x.nrows();
     check_parameters(n, t)?;
-    if pairs < 2 {
+    if !(2..=crate::analysis::MAX_SAMPLED_PAIRS).contains(&pairs) {
         return Err(GeometryError::InvalidParameter {
             name: "pairs",
             value: pairs as f64,
-            reason: "the sampled estimator needs at least 2 pairs",
+            reason: "the sampled estimator takes between 2 and 10^11 pairs",
         });
     }
     let streams = pairs.div_ceil(PAIRS_PER_STREAM);

@@ -16,6 +16,23 @@ pub enum ArrayData {
     Text(Vec<String>),
 }
 
+impl ArrayData {
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        match self {
+            ArrayData::F32(v) => v.len(),
+            ArrayData::F64(v) => v.len(),
+            ArrayData::Int(v) => v.len(),
+            ArrayData::Text(v) => v.len(),
+        }
+    }
+
+    /// True without elements.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// An array read from a file: where it came from, its stored dtype, its shape (C order).
 #[derive(Debug, Clone, PartialEq)]
 pub struct RawArray {
@@ -154,13 +171,18 @@ impl RawArray {
             )));
         };
         let (source, dtype) = (self.source.clone(), self.dtype.clone());
+        let length = self.data.len();
+        let bad_length = |e: ndarray::ShapeError| IoError::Shape {
+            path: source.clone(),
+            what: format!("{length} values do not fill shape ({n}, {d}): {e}"),
+        };
         let matrix = match self.data {
             ArrayData::F32(v) => {
-                Matrix::F32(Array2::from_shape_vec((n, d), v).expect("shape checked"))
+                Matrix::F32(Array2::from_shape_vec((n, d), v).map_err(bad_length)?)
             }
-            _ => Matrix::F64(
-                Array2::from_shape_vec((n, d), self.values_f64()?).expect("shape checked"),
-            ),
+            _ => {
+                Matrix::F64(Array2::from_shape_vec((n, d), self.values_f64()?).map_err(bad_length)?)
+            }
         };
         Ok(Embeddings {
             source,
@@ -179,11 +201,11 @@ impl RawArray {
         };
         let (source, dtype) = (self.source.clone(), self.dtype.clone());
         let views: Vec<Matrix> = match self.data {
-            ArrayData::F32(values) => split_views(values, (n, v, d))
+            ArrayData::F32(values) => split_views(values, (n, v, d), &source)?
                 .into_iter()
                 .map(Matrix::F32)
                 .collect(),
-            _ => split_views(self.values_f64()?, (n, v, d))
+            _ => split_views(self.values_f64()?, (n, v, d), &source)?
                 .into_iter()
                 .map(Matrix::F64)
                 .collect(),
@@ -242,10 +264,29 @@ impl RawArray {
     }
 }
 
+/// Unsigned 64-bit integers decoded as `i64`: kept when every value fits, else as their
+/// decimal text (labels keep their true names; values above 2^63 are not embeddings).
+pub(crate) fn unsigned_64(data: ArrayData) -> ArrayData {
+    match data {
+        ArrayData::Int(values) if values.iter().any(|&v| v < 0) => {
+            ArrayData::Text(values.into_iter().map(|v| (v as u64).to_string()).collect())
+        }
+        other => other,
+    }
+}
+
 /// Split a C-order (N, V, D) buffer into V arrays of shape (N, D).
-fn split_views<T: Clone>(values: Vec<T>, shape: (usize, usize, usize)) -> Vec<Array2<T>> {
-    let flat = ndarray::Array3::from_shape_vec(shape, values).expect("shape checked");
-    (0..shape.1)
+fn split_views<T: Clone>(
+    values: Vec<T>,
+    shape: (usize, usize, usize),
+    source: &str,
+) -> Result<Vec<Array2<T>>> {
+    let length = values.len();
+    let flat = ndarray::Array3::from_shape_vec(shape, values).map_err(|e| IoError::Shape {
+        path: source.to_string(),
+        what: format!("{length} values do not fill shape {shape:?}: {e}"),
+    })?;
+    Ok((0..shape.1)
         .map(|k| flat.index_axis(Axis(1), k).to_owned())
-        .collect()
+        .collect())
 }

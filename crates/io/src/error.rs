@@ -12,6 +12,16 @@ pub enum IoError {
         #[source]
         source: std::io::Error,
     },
+    /// An output could not be written.
+    #[error("{path}: cannot write: {source}")]
+    Write {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The path is not a regular file (a directory, FIFO, socket or device).
+    #[error("{path}: not a regular file ({kind}); embgeom reads regular files only")]
+    NotAFile { path: String, kind: &'static str },
     /// The file name has an extension no loader handles.
     #[error(
         "{path}: unsupported file type (expected .npy, .npz, .safetensors, .parquet, .csv or .txt)"

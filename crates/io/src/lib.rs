@@ -18,9 +18,43 @@ pub use npy::{npy_bytes_f32, parse_npy};
 pub use npz::Npz;
 pub use safetensors_file::SafetensorsFile;
 pub use table::Table;
-pub use write::{write_table, Column};
+pub use write::{commit_temporary, temporary_path, write_atomic, write_table, Column};
 
+use std::panic::AssertUnwindSafe;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Once;
+
+/// Quiet sections running now (see [`quiet_panics`]).
+static QUIET_SECTIONS: AtomicUsize = AtomicUsize::new(0);
+static QUIET_HOOK: Once = Once::new();
+
+/// Run `f`, returning a panic inside it (on any thread it joins) as its message instead of
+/// unwinding further, without printing it.
+///
+/// The last resort for third-party decoders that panic on malformed input (polars' Parquet
+/// reader asserts on some invalid files): embgeom turns such a panic into an error naming the
+/// file. While a quiet section runs, panic messages of every thread are suppressed.
+pub fn quiet_panics<T>(f: impl FnOnce() -> T) -> std::result::Result<T, String> {
+    QUIET_HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if QUIET_SECTIONS.load(Ordering::SeqCst) == 0 {
+                previous(info);
+            }
+        }));
+    });
+    QUIET_SECTIONS.fetch_add(1, Ordering::SeqCst);
+    let result = std::panic::catch_unwind(AssertUnwindSafe(f));
+    QUIET_SECTIONS.fetch_sub(1, Ordering::SeqCst);
+    result.map_err(|payload| {
+        payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "panic".into())
+    })
+}
 
 /// Default key of the embeddings in `.npz` / `.safetensors` files.
 pub const EMBEDDINGS_KEY: &str = "embeddings";
@@ -116,6 +150,44 @@ enum Opened {
     Lines(String, Vec<String>),
 }
 
+/// A path that exists and is a regular file (never a FIFO, which would block, or a device).
+pub fn check_regular_file(path: &Path) -> Result<()> {
+    let name = path.display().to_string();
+    let metadata = std::fs::metadata(path).map_err(|source| IoError::Read {
+        path: name.clone(),
+        source,
+    })?;
+    let file_type = metadata.file_type();
+    if file_type.is_file() {
+        return Ok(());
+    }
+    let kind = if file_type.is_dir() {
+        "a directory"
+    } else {
+        file_type_name(&file_type)
+    };
+    Err(IoError::NotAFile { path: name, kind })
+}
+
+#[cfg(unix)]
+fn file_type_name(file_type: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if file_type.is_fifo() {
+        "a FIFO"
+    } else if file_type.is_socket() {
+        "a socket"
+    } else if file_type.is_block_device() || file_type.is_char_device() {
+        "a device"
+    } else {
+        "not a file"
+    }
+}
+
+#[cfg(not(unix))]
+fn file_type_name(_: &std::fs::FileType) -> &'static str {
+    "not a file"
+}
+
 fn read_bytes(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|source| IoError::Read {
         path: path.display().to_string(),
@@ -130,12 +202,7 @@ fn open(path: &Path, selection: &Selection) -> Result<Opened> {
         .and_then(|e| e.to_str())
         .map(str::to_ascii_lowercase)
         .unwrap_or_default();
-    if !path.exists() {
-        return Err(IoError::Read {
-            path: name,
-            source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
-        });
-    }
+    check_regular_file(path)?;
     Ok(match extension.as_str() {
         "npy" => Opened::Npy(parse_npy(&read_bytes(path)?, &name)?),
         "npz" => Opened::Keyed(name.clone(), Box::new(Npz::new(read_bytes(path)?, &name)?)),
@@ -292,6 +359,19 @@ pub fn load(path: &Path, selection: &Selection) -> Result<Loaded> {
             {
                 table.column(&column)?
             } else {
+                if let Some(text) = table
+                    .text_columns()
+                    .into_iter()
+                    .find(|c| !not_features.contains(c) && Some(c) != label_column.as_ref())
+                {
+                    let (row, cell) = table.first_text_cell(&text).unwrap_or_default();
+                    return Err(IoError::Value {
+                        path: format!("{name}:{text}"),
+                        what: format!(
+                            "row {row} is {cell:?}, not a number: every column but the labels is a feature; fix the cell, or choose the features with --columns (or a list column with --key)"
+                        ),
+                    });
+                }
                 let features: Vec<String> = table
                     .numeric_columns()
                     .into_iter()

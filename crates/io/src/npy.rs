@@ -57,13 +57,19 @@ pub fn parse_npy(bytes: &[u8], source: &str) -> Result<RawArray> {
     let shape = header_value(header, "shape")
         .and_then(|v| parse_shape(&v))
         .ok_or_else(|| corrupt(format!("header has no valid 'shape': {header}")))?;
-    let count: usize = shape.iter().product();
     let dtype = Dtype::parse(&descr).ok_or_else(|| IoError::UnknownDtype {
         path: source.to_string(),
         dtype: descr.clone(),
         hint: " (supported: f2, f4, f8, i1-i8, u1-u8, b1, U, S)".into(),
     })?;
-    let expected = count * dtype.size;
+    let expected = shape
+        .iter()
+        .try_fold(dtype.size, |bytes, &side| bytes.checked_mul(side))
+        .ok_or_else(|| {
+            corrupt(format!(
+                "shape {shape:?} of {descr} is larger than any file can hold"
+            ))
+        })?;
     let body = &bytes[data_start..];
     if body.len() < expected {
         return Err(truncated(format!(
@@ -72,6 +78,9 @@ pub fn parse_npy(bytes: &[u8], source: &str) -> Result<RawArray> {
         )));
     }
     let mut data = dtype.decode(&body[..expected]);
+    if (dtype.kind, dtype.size) == (Kind::Unsigned, 8) {
+        data = crate::array::unsigned_64(data);
+    }
     if fortran && shape.len() > 1 {
         data = fortran_to_c(data, &shape);
     }
@@ -138,22 +147,24 @@ struct Dtype {
 }
 
 impl Dtype {
+    /// `<f4`, `>i8`, `|b1`, `<U12`, `|S5`, ...; `None` for anything else (including empty,
+    /// non-ASCII and zero-width strings).
     fn parse(descr: &str) -> Option<Dtype> {
-        let (order, rest) = descr.split_at(1);
-        let big_endian = match order {
-            "<" | "|" | "=" => false,
-            ">" => true,
+        let mut chars = descr.chars();
+        let big_endian = match chars.next()? {
+            '<' | '|' | '=' => false,
+            '>' => true,
             _ => return None,
         };
-        let (kind, size) = rest.split_at(1);
-        let size: usize = size.parse().ok()?;
+        let kind = chars.next()?;
+        let size: usize = chars.as_str().parse().ok()?;
         let (kind, size) = match (kind, size) {
-            ("f", 2 | 4 | 8) => (Kind::Float, size),
-            ("i", 1 | 2 | 4 | 8) => (Kind::Signed, size),
-            ("u", 1 | 2 | 4 | 8) => (Kind::Unsigned, size),
-            ("b", 1) => (Kind::Bool, 1),
-            ("U", n) => (Kind::Unicode, 4 * n),
-            ("S", n) => (Kind::Bytes, n),
+            ('f', 2 | 4 | 8) => (Kind::Float, size),
+            ('i', 1 | 2 | 4 | 8) => (Kind::Signed, size),
+            ('u', 1 | 2 | 4 | 8) => (Kind::Unsigned, size),
+            ('b', 1) => (Kind::Bool, 1),
+            ('U', n) if n > 0 => (Kind::Unicode, n.checked_mul(4)?),
+            ('S', n) if n > 0 => (Kind::Bytes, n),
             _ => return None,
         };
         Some(Dtype {

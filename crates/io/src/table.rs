@@ -14,34 +14,118 @@ pub struct Table {
 
 impl Table {
     /// Read a CSV file (with a header row unless `has_header` is false; columns are then
-    /// named `column_1`, `column_2`, ...).
+    /// named `column_1`, `column_2`, ...). Column names are trimmed, and a text column whose
+    /// every cell is a number (e.g. quoted numbers) is read as numbers.
     pub fn read_csv(path: &Path, has_header: bool) -> Result<Table> {
         let name = path.display().to_string();
-        let frame = CsvReadOptions::default()
-            .with_has_header(has_header)
-            .try_into_reader_with_file_path(Some(path.to_path_buf()))
-            .and_then(|reader| reader.finish())
-            .map_err(|e| IoError::Corrupt {
-                path: name.clone(),
-                what: format!("cannot parse as CSV: {e}"),
-            })?;
-        Ok(Table { path: name, frame })
+        let frame = contain_panics(&name, "CSV", || {
+            CsvReadOptions::default()
+                .with_has_header(has_header)
+                .try_into_reader_with_file_path(Some(path.to_path_buf()))
+                .and_then(|reader| reader.finish())
+        })?
+        .map_err(|e| IoError::Corrupt {
+            path: name.clone(),
+            what: format!("cannot parse as CSV: {e}"),
+        })?;
+        let mut table = Table { path: name, frame };
+        table.trim_names()?;
+        table.numbers_from_text()?;
+        Ok(table)
     }
 
-    /// Read a Parquet file.
+    /// Read a Parquet file. Column names are trimmed.
     pub fn read_parquet(path: &Path) -> Result<Table> {
         let name = path.display().to_string();
         let file = std::fs::File::open(path).map_err(|source| IoError::Read {
             path: name.clone(),
             source,
         })?;
-        let frame = ParquetReader::new(file)
-            .finish()
+        let frame = contain_panics(&name, "Parquet", || ParquetReader::new(file).finish())?
             .map_err(|e| IoError::Corrupt {
                 path: name.clone(),
                 what: format!("cannot read as Parquet (truncated or not Parquet?): {e}"),
             })?;
-        Ok(Table { path: name, frame })
+        let mut table = Table { path: name, frame };
+        table.trim_names()?;
+        table.check_heights()?;
+        Ok(table)
+    }
+
+    /// Column names without surrounding white space (`" label"` is the label column).
+    fn trim_names(&mut self) -> Result<()> {
+        let trimmed: Vec<String> = self
+            .columns()
+            .iter()
+            .map(|c| c.trim().to_string())
+            .collect();
+        if trimmed != self.columns() {
+            let path = self.path.clone();
+            self.frame
+                .set_column_names(&trimmed.iter().map(String::as_str).collect::<Vec<_>>())
+                .map_err(|e| IoError::Corrupt {
+                    path,
+                    what: format!("column names that differ only by white space: {e}"),
+                })?;
+        }
+        Ok(())
+    }
+
+    /// Every column as long as the table (a malformed file may declare otherwise).
+    fn check_heights(&self) -> Result<()> {
+        let n = self.rows();
+        match self.frame.columns().iter().find(|c| c.len() != n) {
+            Some(c) => Err(IoError::Shape {
+                path: self.source(c.name()),
+                what: format!("{} rows, but the table has {n}", c.len()),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Text columns whose every cell is a number become Float64 columns.
+    fn numbers_from_text(&mut self) -> Result<()> {
+        let mut converted = Vec::new();
+        for column in self.frame.columns() {
+            let Ok(strings) = column.str() else { continue };
+            let parsed: Option<Vec<Option<f64>>> = strings
+                .iter()
+                .map(|v| match v {
+                    None => Some(None),
+                    Some(text) => text.trim().parse::<f64>().ok().map(Some),
+                })
+                .collect();
+            if let Some(values) = parsed {
+                if strings.len() > 0 {
+                    converted.push(Series::new(column.name().clone(), values));
+                }
+            }
+        }
+        for series in converted {
+            let path = self.path.clone();
+            self.frame
+                .with_column(series.into_column())
+                .map_err(|e| IoError::Corrupt {
+                    path,
+                    what: e.to_string(),
+                })?;
+        }
+        Ok(())
+    }
+
+    /// The first cell of a text column that is not a number, as `(row, text)`.
+    pub fn first_text_cell(&self, name: &str) -> Option<(usize, String)> {
+        first_text_cell(self.series(name).ok()?)
+    }
+
+    /// Names of the text columns.
+    pub fn text_columns(&self) -> Vec<String> {
+        self.frame
+            .columns()
+            .iter()
+            .filter(|c| c.dtype() == &DataType::String)
+            .map(|c| c.name().to_string())
+            .collect()
     }
 
     /// Column names in file order.
@@ -93,13 +177,22 @@ impl Table {
 
     /// Values of a numeric series as f64, failing on the first null.
     fn floats(&self, column: &str, series: &Series) -> Result<Vec<f64>> {
+        if let Some((row, cell)) = first_text_cell(series) {
+            return Err(IoError::Value {
+                path: self.source(column),
+                what: format!("row {row} is {cell:?}, not a number"),
+            });
+        }
         let cast = series
             .cast(&DataType::Float64)
             .map_err(|e| IoError::Value {
                 path: self.source(column),
                 what: format!("not numeric: {e}"),
             })?;
-        let values = cast.f64().expect("cast to Float64");
+        let values = cast.f64().map_err(|e| IoError::Value {
+            path: self.source(column),
+            what: format!("not numeric: {e}"),
+        })?;
         values
             .iter()
             .enumerate()
@@ -127,7 +220,10 @@ impl Table {
                         path: source.clone(),
                         what: format!("list elements are not numeric: {e}"),
                     })?;
-                let lists = lists.list().expect("cast to List");
+                let lists = lists.list().map_err(|e| IoError::Value {
+                    path: source.clone(),
+                    what: format!("not a list column: {e}"),
+                })?;
                 let mut values = Vec::new();
                 let mut width = None;
                 for (row, item) in lists.amortized_iter().enumerate() {
@@ -155,7 +251,10 @@ impl Table {
                 ))
             }
             DataType::String => {
-                let strings = series.str().expect("String dtype");
+                let strings = series.str().map_err(|e| IoError::Value {
+                    path: source.clone(),
+                    what: e.to_string(),
+                })?;
                 let text = strings
                     .iter()
                     .enumerate()
@@ -167,10 +266,14 @@ impl Table {
                 Ok(raw("str", vec![n], ArrayData::Text(text)))
             }
             dtype if dtype.is_integer() => {
-                let ints = series.cast(&DataType::Int64).expect("integer to Int64");
+                let not_i64 = |e: PolarsError| IoError::Value {
+                    path: source.clone(),
+                    what: format!("integers beyond the 64-bit signed range: {e}"),
+                };
+                let ints = series.strict_cast(&DataType::Int64).map_err(not_i64)?;
                 let values = ints
                     .i64()
-                    .expect("cast to Int64")
+                    .map_err(not_i64)?
                     .iter()
                     .enumerate()
                     .map(|(row, v)| v.ok_or_else(|| self.null_error(name, row)))
@@ -197,7 +300,13 @@ impl Table {
         for name in names {
             columns.push(self.floats(name, self.series(name)?)?);
         }
-        let mut values = Vec::with_capacity(n * names.len());
+        if let Some((name, short)) = names.iter().zip(&columns).find(|(_, c)| c.len() != n) {
+            return Err(IoError::Shape {
+                path: self.source(name),
+                what: format!("{} rows, but the table has {n}", short.len()),
+            });
+        }
+        let mut values = Vec::with_capacity(n.saturating_mul(names.len()));
         for row in 0..n {
             values.extend(columns.iter().map(|c| c[row]));
         }
@@ -208,4 +317,27 @@ impl Table {
             data: ArrayData::F64(values),
         })
     }
+}
+
+/// Run a polars reader, turning a panic inside it (polars' decoders assert on some malformed
+/// files instead of returning an error) into an error naming the file. The panic message is
+/// not printed: see [`crate::quiet_panics`].
+fn contain_panics<T>(path: &str, format: &str, read: impl FnOnce() -> T) -> Result<T> {
+    crate::quiet_panics(read).map_err(|message| IoError::Corrupt {
+        path: path.to_string(),
+        what: format!("malformed {format} file (the decoder failed: {message})"),
+    })
+}
+
+/// The first cell of a text series that is not a number, as `(row, text)`; `None` for a
+/// series that is not text.
+fn first_text_cell(series: &Series) -> Option<(usize, String)> {
+    let strings = series.str().ok()?;
+    strings.iter().enumerate().find_map(|(row, v)| {
+        let text = v?;
+        text.trim()
+            .parse::<f64>()
+            .is_err()
+            .then(|| (row, text.to_string()))
+    })
 }

@@ -182,6 +182,15 @@ fn prepare<F: Real>(
     prepared.map_err(PipelineError::of(source))
 }
 
+/// A power of two to divide the raw rows by when their largest entry is beyond 2^+-200 (their
+/// squares and scatters would leave f64's range), else `None`.
+fn extreme_scale<F: Real>(rows: &Array2<F>) -> Option<f64> {
+    let largest = rows.iter().fold(0.0f64, |m, v| m.max(v.as_f64().abs()));
+    let safe = 2f64.powi(-200)..=2f64.powi(200);
+    (largest > 0.0 && largest.is_finite() && !safe.contains(&largest))
+        .then(|| f64::from_bits(largest.to_bits() & 0x7ff0_0000_0000_0000).max(f64::from_bits(1)))
+}
+
 /// The matrices as f32 when every one is stored in f32 (or narrower), else all of them back.
 fn f32_matrices(matrices: Vec<Matrix>) -> std::result::Result<Vec<Array2<f32>>, Vec<Matrix>> {
     if !matrices.iter().all(|m| matches!(m, Matrix::F32(_))) {
@@ -224,8 +233,20 @@ impl Typed<'_> {
             .zip(self.sources)
             .map(|(m, source)| prepare(m, source, self.normalize))
             .collect::<Result<Vec<_>>>()?;
-        let raw = prepared.first().and_then(|(_, raw)| raw.as_ref());
         let all: Vec<&Array2<F>> = prepared.iter().map(|(rows, _)| rows).collect();
+        // Rows of extreme scale (entries beyond 2^+-200) would overflow or underflow the f64
+        // scatters of the class statistics: those run on the rows divided by a power of two
+        // (exact), and the scale-dependent outputs are multiplied back.
+        let raw = prepared.first().and_then(|(_, raw)| raw.as_ref());
+        let labelled_raw = raw.unwrap_or(all[0]);
+        let scale = extreme_scale(labelled_raw);
+        let scaled_raw = scale.map(|s| labelled_raw.mapv(|v| F::from_f64(v.as_f64() / s)));
+        let scaled_classifier = scale.and_then(|s| {
+            self.classifier.map(|c| Classifier {
+                weights: c.weights.clone(),
+                bias: c.bias.as_ref().map(|b| b.mapv(|v| v / s)),
+            })
+        });
         let (embeddings, views) = match self.has_embeddings {
             true => (Some(all[0].view()), &all[1..]),
             false => (None, &all[..]),
@@ -233,21 +254,21 @@ impl Typed<'_> {
         let input = AnalysisInput {
             embeddings,
             views: views.iter().map(|v| v.view()).collect(),
-            raw: raw.map(|r| r.view()),
+            raw: scaled_raw.as_ref().or(raw).map(|r| r.view()),
             classes: self.classes,
-            classifier: self.classifier,
+            classifier: scaled_classifier.as_ref().or(self.classifier),
             knn_split: self.split,
             subclasses: self.subclasses,
         };
-        let analysis =
+        let mut analysis =
             analyze(&input, options, progress).map_err(|e| match (&e, self.classifier) {
                 (GeometryError::ShapeMismatch { .. }, Some(_)) => {
                     PipelineError::of("classifier")(e)
                 }
-                _ => PipelineError::Geometry(e),
+                _ => PipelineError::of(self.sources[0].as_str())(e),
             })?;
-        let labelled_raw = input.raw.unwrap_or(all[0].view());
-        let figures = extras
+        let stats_rows = input.raw.unwrap_or(all[0].view());
+        let mut figures = extras
             .figures
             .then(|| {
                 let first_views = match input.views.as_slice() {
@@ -256,7 +277,7 @@ impl Typed<'_> {
                 };
                 figure_data(
                     all[0].view(),
-                    labelled_raw,
+                    stats_rows,
                     first_views,
                     self.classes,
                     options.t,
@@ -269,7 +290,20 @@ impl Typed<'_> {
             .mean_cosines
             .then_some(self.classes)
             .flatten()
-            .map(|c| class_mean_cosines(labelled_raw, c));
+            .map(|c| class_mean_cosines(stats_rows, c));
+        if let Some(s) = scale {
+            for p in &mut analysis.per_class {
+                p.within_variance *= s * s;
+            }
+            if let Some(data) = figures.as_mut() {
+                for d in data.distances_to_means.iter_mut().flatten() {
+                    *d *= s;
+                }
+            }
+            analysis.warnings.push(format!(
+                "the rows are of extreme scale (largest entry near {s:e}): the class statistics ran on the rows divided by {s:e} (exact); within-class variances and distances are in the original units"
+            ));
+        }
         Ok((analysis, figures, cosines))
     }
 }

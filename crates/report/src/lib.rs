@@ -34,6 +34,9 @@ pub enum ReportError {
         #[source]
         source: std::io::Error,
     },
+    /// An output could not be written.
+    #[error(transparent)]
+    Output(#[from] embgeom_io::IoError),
     /// The inputs could not be loaded or analysed.
     #[error(transparent)]
     Pipeline(#[from] PipelineError),
@@ -86,10 +89,7 @@ pub(crate) fn write(
     bytes: &[u8],
     files: &mut Vec<PathBuf>,
 ) -> Result<(), ReportError> {
-    std::fs::write(path, bytes).map_err(|source| ReportError::Write {
-        path: path.display().to_string(),
-        source,
-    })?;
+    embgeom_io::write_atomic(path, bytes)?;
     files.push(path.to_path_buf());
     Ok(())
 }
@@ -108,6 +108,18 @@ pub fn check_folder(dir: &Path, signature: &str, force: bool) -> Result<(), Repo
             dir: dir.display().to_string(),
         }),
     }
+}
+
+/// [`check_folder`], then create the folder and mark it as this signature's, so that a run
+/// that fails half-way (leaving a cache, no report) is not refused when it is run again.
+pub fn claim_folder(dir: &Path, signature: &str, force: bool) -> Result<(), ReportError> {
+    check_folder(dir, signature, force)?;
+    std::fs::create_dir_all(dir).map_err(|source| ReportError::Write {
+        path: dir.display().to_string(),
+        source,
+    })?;
+    embgeom_io::write_atomic(&dir.join(MARKER), signature.as_bytes())?;
+    Ok(())
 }
 
 /// Something drawn once as SVG and once as PNG.
@@ -149,8 +161,13 @@ pub(crate) fn render(plot: &impl Plot, png: &Path) -> Result<String, ReportError
         let root = SVGBackend::with_string(&mut svg, plot.size()).into_drawing_area();
         plot.draw_on(&root).map_err(draw_error)?;
     }
-    let root = BitMapBackend::new(png, plot.size()).into_drawing_area();
-    plot.draw_on(&root).map_err(draw_error)?;
+    let temporary = embgeom_io::temporary_path(png);
+    {
+        let root = BitMapBackend::new(&temporary, plot.size()).into_drawing_area();
+        plot.draw_on(&root).map_err(draw_error)?;
+        root.present().map_err(|e| draw_error(e.to_string()))?;
+    }
+    embgeom_io::commit_temporary(&temporary, png)?;
     Ok(svg)
 }
 

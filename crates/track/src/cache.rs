@@ -104,10 +104,7 @@ impl Cache {
             path: path.display().to_string(),
             what: e.to_string(),
         })?;
-        std::fs::write(path, text).map_err(|e| TrackError::File {
-            path: path.display().to_string(),
-            what: format!("cannot write: {e}"),
-        })
+        Ok(embgeom_io::write_atomic(path, text.as_bytes())?)
     }
 }
 

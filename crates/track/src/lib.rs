@@ -33,7 +33,7 @@ use embgeom_geometry::catalogue::metrics;
 use embgeom_geometry::{linear_cka, AnalysisOptions, NoProgress, Progress};
 use embgeom_io::{load, write_table, Column, LabelValues, Matrix};
 use embgeom_pipeline::{run_analysis, Extras, InputSpec};
-use embgeom_report::{check_folder, write_trajectory, Cosines, Trajectory};
+use embgeom_report::{claim_folder, write_trajectory, Cosines, Trajectory};
 use ndarray::Array2;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -103,12 +103,20 @@ pub struct RoundOutcome {
     pub index: PathBuf,
     /// Every check's result.
     pub checks: Vec<CheckResult>,
+    /// Checkpoints that could not be loaded or analysed (e.g. still being written), with
+    /// why; the outputs cover the others. `watch` retries them on the next poll.
+    pub failed: Vec<(PathBuf, String)>,
 }
 
 impl RoundOutcome {
     /// Every check passed.
     pub fn passed(&self) -> bool {
         self.checks.iter().all(|c| c.passed)
+    }
+
+    /// Every checkpoint was analysed.
+    pub fn complete(&self) -> bool {
+        self.failed.is_empty()
     }
 }
 
@@ -124,7 +132,7 @@ pub struct Watch {
 /// One pass: discover the checkpoints, analyse the new ones, write the outputs, run the
 /// checks. Refuses an output folder that holds something else unless `options.force`.
 pub fn track(options: &TrackOptions, progress: &dyn Progress) -> Result<RoundOutcome> {
-    check_folder(&options.out, &signature(options), options.force)?;
+    claim_folder(&options.out, &signature(options), options.force)?;
     round(options, progress)
 }
 
@@ -135,7 +143,7 @@ pub fn watch(
     progress: &dyn Progress,
     mut on_round: impl FnMut(&RoundOutcome),
 ) -> Result<RoundOutcome> {
-    check_folder(&options.out, &signature(options), options.force)?;
+    claim_folder(&options.out, &signature(options), options.force)?;
     let mut rounds = 0;
     loop {
         let outcome = round(options, progress)?;
@@ -179,15 +187,21 @@ fn analyse_checkpoint(path: &Path, options: &TrackOptions) -> Result<CheckpointR
     })
 }
 
-/// The checkpoints' results: from the cache, else analysed `jobs` at a time. Returns the
-/// results and how many were analysed.
+/// The checkpoints' results, from the cache or analysed `jobs` at a time (`None` for a
+/// checkpoint that failed: its error is in the failures), and how many were analysed.
+struct Results {
+    results: Vec<Option<CheckpointResult>>,
+    analysed: usize,
+    failures: Vec<(usize, TrackError)>,
+}
+
 fn results(
     checkpoints: &[Checkpoint],
     hashes: &[u64],
     cache: &Cache,
     options: &TrackOptions,
     progress: &dyn Progress,
-) -> Result<(Vec<CheckpointResult>, usize)> {
+) -> Results {
     progress.start("checkpoints", checkpoints.len() as u64);
     let slots: Mutex<Vec<Option<CheckpointResult>>> = Mutex::new(vec![None; checkpoints.len()]);
     let store = |i: usize, result: CheckpointResult| {
@@ -214,16 +228,12 @@ fn results(
         })
         .max(1);
     let next = AtomicUsize::new(0);
-    let failure: Mutex<Option<TrackError>> = Mutex::new(None);
-    let failed = || failure.lock().map_or(true, |f| f.is_some());
+    let failures: Mutex<Vec<(usize, TrackError)>> = Mutex::new(Vec::new());
     std::thread::scope(|scope| {
         for _ in 0..jobs.min(todo.len().max(1)) {
             scope.spawn(|| loop {
                 let k = next.fetch_add(1, Ordering::SeqCst);
                 let Some(&i) = todo.get(k) else { break };
-                if failed() {
-                    break;
-                }
                 let c = &checkpoints[i];
                 if let Some(name) = c.path.file_name() {
                     progress.note(&name.to_string_lossy());
@@ -235,8 +245,8 @@ fn results(
                 match result {
                     Ok(result) => store(i, result),
                     Err(e) => {
-                        if let Ok(mut f) = failure.lock() {
-                            f.get_or_insert(e);
+                        if let Ok(mut f) = failures.lock() {
+                            f.push((i, e));
                         }
                     }
                 }
@@ -245,15 +255,13 @@ fn results(
         }
     });
     progress.finish();
-    if let Some(error) = failure.into_inner().ok().flatten() {
-        return Err(error);
+    let mut failures = failures.into_inner().unwrap_or_default();
+    failures.sort_by_key(|(i, _)| *i);
+    Results {
+        results: slots.into_inner().unwrap_or_default(),
+        analysed: todo.len() - failures.len(),
+        failures,
     }
-    let results = slots
-        .into_inner()
-        .ok()
-        .and_then(|slots| slots.into_iter().collect::<Option<Vec<_>>>())
-        .ok_or_else(|| TrackError::Rows("a checkpoint was not analysed".into()))?;
-    Ok((results, todo.len()))
 }
 
 /// Every checkpoint must describe the same rows in the same order.
@@ -376,7 +384,29 @@ fn round(options: &TrackOptions, progress: &dyn Progress) -> Result<RoundOutcome
         .iter()
         .map(|c| file_hash(&c.path))
         .collect::<Result<Vec<_>>>()?;
-    let (results, analysed) = results(&checkpoints, &hashes, &cache, options, progress)?;
+    let Results {
+        results,
+        analysed,
+        failures,
+    } = results(&checkpoints, &hashes, &cache, options, progress);
+    let failed: Vec<(PathBuf, String)> = failures
+        .into_iter()
+        .map(|(i, e)| (checkpoints[i].path.clone(), e.to_string()))
+        .collect();
+    // The checkpoints that could be analysed go on; the others are listed as failed.
+    let (checkpoints, kept): (Vec<Checkpoint>, Vec<(u64, CheckpointResult)>) = checkpoints
+        .into_iter()
+        .zip(hashes.into_iter().zip(results))
+        .filter_map(|(c, (h, r))| r.map(|r| (c, (h, r))))
+        .unzip();
+    let (hashes, results): (Vec<u64>, Vec<CheckpointResult>) = kept.into_iter().unzip();
+    if checkpoints.is_empty() {
+        let (path, error) = failed.into_iter().next().unwrap_or_default();
+        return Err(TrackError::Rows(format!(
+            "no checkpoint could be analysed; the first: {}: {error}",
+            path.display()
+        )));
+    }
     check_same_rows(&checkpoints, &results)?;
     let (cka_previous, cka_last) = cka_columns(&checkpoints, &hashes, &cache, &options.inputs)?;
 
@@ -457,5 +487,6 @@ fn round(options: &TrackOptions, progress: &dyn Progress) -> Result<RoundOutcome
         cached: k - analysed,
         index: written.index,
         checks,
+        failed,
     })
 }
