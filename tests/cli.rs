@@ -4,36 +4,10 @@
 use embgeom_io::npy_bytes_f32;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-fn embgeom(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_embgeom"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("run embgeom")
-}
-
-fn json(args: &[&str]) -> Value {
-    let mut all = args.to_vec();
-    all.extend(["--json", "-"]);
-    let out = embgeom(&all);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("valid JSON")
-}
-
-/// Run, expect exit status 2, return stderr.
-fn fails(args: &[&str]) -> String {
-    let out = embgeom(args);
-    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    stderr
-}
+#[path = "common/cli.rs"]
+mod cli;
+use cli::*;
 
 fn write_npy(dir: &Path, name: &str, shape: &[usize], values: &[f32]) -> String {
     let path: PathBuf = dir.join(name);

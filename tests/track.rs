@@ -3,14 +3,10 @@
 //! shrinks.
 
 use std::path::Path;
-use std::process::{Command, Output};
 
-fn embgeom(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_embgeom"))
-        .args(args)
-        .output()
-        .expect("run embgeom")
-}
+#[path = "common/cli.rs"]
+mod cli;
+use cli::*;
 
 /// Standard normals from an LCG and Box-Muller.
 fn normals(count: usize, seed: u64) -> Vec<f64> {

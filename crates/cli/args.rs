@@ -131,6 +131,34 @@ pub struct MetricFlags {
     /// Worker threads [default: all cores]; results do not depend on it.
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
+
+    /// Refuse an analysis whose working memory would exceed SIZE (e.g. 8G, 500M)
+    /// [default: 3/4 of the machine's memory].
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub memory_limit: Option<u64>,
+}
+
+/// A size in bytes: a number with an optional K, M, G or T suffix (powers of 1024).
+fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let (number, unit) = match text.char_indices().find(|(_, c)| c.is_ascii_alphabetic()) {
+        Some((at, _)) => text.split_at(at),
+        None => (text, ""),
+    };
+    let scale: f64 = match unit.to_ascii_uppercase().trim_end_matches(['B', 'I']) {
+        "" => 1.0,
+        "K" => 1024.0,
+        "M" => 1024.0 * 1024.0,
+        "G" => 1024.0 * 1024.0 * 1024.0,
+        "T" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        other => return Err(format!("unknown unit {other:?} (use K, M, G or T)")),
+    };
+    match number.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 && v * scale < u64::MAX as f64 => Ok((v * scale) as u64),
+        _ => Err(format!(
+            "{text:?} is not a positive size such as 8G or 500M"
+        )),
+    }
 }
 
 impl MetricFlags {
@@ -152,6 +180,7 @@ impl MetricFlags {
                 max_queries: self.knn_queries,
                 seed: self.seed,
             },
+            memory_limit: self.memory_limit,
         })
     }
 }

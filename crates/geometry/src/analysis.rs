@@ -39,6 +39,9 @@ pub struct AnalysisOptions {
     pub tile: usize,
     /// kNN accuracy parameters.
     pub knn: KnnOptions,
+    /// Refuse an analysis whose working memory ([`memory_estimate`]) exceeds this many bytes;
+    /// `None`: three quarters of the machine's memory. It changes no result.
+    pub memory_limit: Option<u64>,
 }
 
 impl Default for AnalysisOptions {
@@ -51,6 +54,7 @@ impl Default for AnalysisOptions {
             seed: 0,
             tile: DEFAULT_TILE,
             knn: KnnOptions::default(),
+            memory_limit: None,
         }
     }
 }
@@ -64,6 +68,90 @@ fn out_of_range(name: &'static str, value: f64, reason: &'static str) -> Geometr
         value,
         reason,
     }
+}
+
+/// The working memory of an analysis, estimated from its shape before any allocation.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MemoryEstimate {
+    /// Bytes of the C x C class-pair matrices (CDNV, mean Gram and cosines, simplex angles):
+    /// about 230 C^2 as measured.
+    pub class_pairs: u64,
+    /// Bytes of the D x D scatters, covariances and eigendecompositions (about 12 of them,
+    /// one more per thread).
+    pub dimension_pairs: u64,
+    /// Bytes of the per-row work: a few values per row, and blocks of rows x C distances to
+    /// the class means per thread.
+    pub rows: u64,
+}
+
+impl MemoryEstimate {
+    /// The total in bytes.
+    pub fn total(&self) -> u64 {
+        self.class_pairs
+            .saturating_add(self.dimension_pairs)
+            .saturating_add(self.rows)
+    }
+}
+
+/// Working memory of [`analyze`] on `n` rows of `d` dimensions in `c` classes (0 without
+/// labels), beyond the input rows: C x C matrices (~230 bytes per class pair), D x D matrices
+/// (~(12 + threads) x 8 bytes per entry) and per-row work (32 bytes a row, and a block of
+/// rows x C distances per thread).
+pub fn memory_estimate(n: usize, d: usize, c: usize) -> MemoryEstimate {
+    let (n, d, c) = (n as u64, d as u64, c as u64);
+    let threads = rayon::current_num_threads() as u64;
+    MemoryEstimate {
+        class_pairs: c.saturating_mul(c).saturating_mul(230),
+        dimension_pairs: d.saturating_mul(d).saturating_mul(8 * (12 + threads)),
+        rows: n.saturating_mul(32).saturating_add(
+            threads
+                .saturating_mul(crate::tiles::ROW_CHUNK as u64)
+                .saturating_mul(c.max(1))
+                .saturating_mul(8),
+        ),
+    }
+}
+
+/// Three quarters of the machine's memory (`MemTotal` of `/proc/meminfo`), if known.
+pub fn default_memory_limit() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kib: u64 = info
+        .lines()
+        .find(|l| l.starts_with("MemTotal:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some(kib * 1024 / 4 * 3)
+}
+
+fn gigabytes(bytes: u64) -> String {
+    format!("{:.1} GB", bytes as f64 / 1e9)
+}
+
+/// Refuse at once an analysis that would need more than the memory limit.
+fn check_memory(n: usize, d: usize, c: usize, limit: Option<u64>) -> Result<()> {
+    let (limit, whose) = match limit {
+        Some(limit) => (limit, "--memory-limit"),
+        None => match default_memory_limit() {
+            Some(limit) => (limit, "3/4 of this machine's memory"),
+            None => return Ok(()),
+        },
+    };
+    let estimate = memory_estimate(n, d, c);
+    if estimate.total() <= limit {
+        return Ok(());
+    }
+    Err(GeometryError::MemoryLimit {
+        what: format!(
+            "N = {n}, D = {d}, C = {c} needs about {} ({} for the C x C class pairs, {} for the D x D scatters and eigendecompositions, {} for the per-row work), more than the limit of {} ({whose}); raise --memory-limit, or reduce the number of classes or dimensions",
+            gigabytes(estimate.total()),
+            gigabytes(estimate.class_pairs),
+            gigabytes(estimate.dimension_pairs),
+            gigabytes(estimate.rows),
+            gigabytes(limit),
+        ),
+    })
 }
 
 impl AnalysisOptions {
@@ -206,6 +294,12 @@ pub fn analyze<F: Real>(
         });
     };
     let (n, dim) = labelled.dim();
+    check_memory(
+        n,
+        dim,
+        input.classes.map_or(0, Classes::num_classes),
+        options.memory_limit,
+    )?;
     if let Some(view) = input.views.iter().find(|v| v.dim() != (n, dim)) {
         return Err(GeometryError::ShapeMismatch {
             what: format!(

@@ -38,6 +38,9 @@ pub enum GeometryError {
     /// A metric overflowed or is undefined for this input.
     #[error("{metric} is not finite ({value}): the values overflow in its formula; L2-normalise the rows (drop --no-normalize) or use smaller parameters")]
     NonFiniteResult { metric: &'static str, value: f64 },
+    /// The analysis would need more memory than allowed.
+    #[error("too large for the memory limit: {what}")]
+    MemoryLimit { what: String },
     /// A linear-algebra routine failed.
     #[error("numerical failure: {what}")]
     Numerical { what: String },

@@ -34,8 +34,8 @@ mod uniformity;
 
 pub use alignment::{alignment, class_alignment, Alignment};
 pub use analysis::{
-    analyze, Analysis, AnalysisInput, AnalysisOptions, DEFAULT_MAX_EXACT, DEFAULT_SAMPLED_PAIRS,
-    MAX_SAMPLED_PAIRS,
+    analyze, default_memory_limit, memory_estimate, Analysis, AnalysisInput, AnalysisOptions,
+    MemoryEstimate, DEFAULT_MAX_EXACT, DEFAULT_SAMPLED_PAIRS, MAX_SAMPLED_PAIRS,
 };
 pub use cka::linear_cka;
 pub use classes::Classes;

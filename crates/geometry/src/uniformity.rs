@@ -101,6 +101,20 @@ impl LogSumExp {
     }
 }
 
+/// Squared distances of rows this large overflow the element type (the Gram tiles are in
+/// f32 for f32 input): an error rather than a wrong value. Unit rows are always in range.
+fn check_magnitude<F: Real>(x: ArrayView2<F>) -> Result<()> {
+    let largest = crate::rows::row_norms(x).into_iter().fold(0.0f64, f64::max);
+    let limit = (F::max_value().as_f64() / 8.0).sqrt();
+    match largest <= limit {
+        true => Ok(()),
+        false => Err(GeometryError::NonFiniteResult {
+            metric: "uniformity",
+            value: f64::INFINITY,
+        }),
+    }
+}
+
 fn check_parameters(n: usize, t: f64) -> Result<()> {
     if !(t.is_finite() && t > 0.0) {
         return Err(GeometryError::InvalidParameter {
@@ -147,6 +161,7 @@ pub fn uniformity_exact<F: Real>(
 ) -> Result<Uniformity> {
     let n = x.nrows();
     check_parameters(n, t)?;
+    check_magnitude(x)?;
     let sq = squared_norms(x);
     let minus_t = F::from_f64(-t);
     progress.start("uniformity (exact)", gram_tile_count(n, tile));
@@ -205,6 +220,7 @@ pub fn uniformity_sampled<F: Real>(
 ) -> Result<Uniformity> {
     let n = x.nrows();
     check_parameters(n, t)?;
+    check_magnitude(x)?;
     if !(2..=crate::analysis::MAX_SAMPLED_PAIRS).contains(&pairs) {
         return Err(GeometryError::InvalidParameter {
             name: "pairs",

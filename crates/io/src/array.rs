@@ -199,6 +199,12 @@ impl RawArray {
                 self.shape
             )));
         };
+        if v == 0 {
+            return Err(self.shape_error(format!(
+                "an array of views of shape {:?} holds no view",
+                self.shape
+            )));
+        }
         let (source, dtype) = (self.source.clone(), self.dtype.clone());
         let views: Vec<Matrix> = match self.data {
             ArrayData::F32(values) => split_views(values, (n, v, d), &source)?

@@ -96,7 +96,7 @@ impl Table {
                 })
                 .collect();
             if let Some(values) = parsed {
-                if strings.len() > 0 {
+                if !strings.is_empty() {
                     converted.push(Series::new(column.name().clone(), values));
                 }
             }

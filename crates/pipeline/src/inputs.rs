@@ -237,16 +237,19 @@ pub fn load_inputs(spec: &InputSpec) -> Result<Loaded> {
         inputs.subclasses =
             Some(load_array(path, None, &[SUBCLASSES_KEY], &selection)?.into_labels()?);
     }
-    check_inputs(&inputs)?;
+    check_inputs(spec, &inputs)?;
     Ok(inputs)
 }
 
 /// Something to analyse; views share one shape, the embeddings the same number of rows; one
 /// label, split value and subclass per row; extras need labels; a bias needs a classifier.
-fn check_inputs(inputs: &Loaded) -> Result<()> {
+fn check_inputs(spec: &InputSpec, inputs: &Loaded) -> Result<()> {
     let fail = |message: String| Err(PipelineError::Inputs(message));
     let Some(reference) = inputs.embeddings.as_ref().or(inputs.views.first()) else {
-        return fail("nothing to analyse: give an EMBEDDINGS file or --views A B".into());
+        return fail(match &spec.embeddings {
+            Some(path) => format!("{}: holds no embeddings and no views", path.display()),
+            None => "nothing to analyse: give an EMBEDDINGS file or --views A B".into(),
+        });
     };
     if inputs.views.len() == 1 {
         return fail(format!(

@@ -285,7 +285,10 @@ impl Typed<'_> {
                 )
             })
             .transpose()
-            .map_err(PipelineError::of("figure data"))?;
+            .map_err(PipelineError::of(format!(
+                "{}: figure data",
+                self.sources[0]
+            )))?;
         let cosines = extras
             .mean_cosines
             .then_some(self.classes)
@@ -294,6 +297,15 @@ impl Typed<'_> {
         if let Some(s) = scale {
             for p in &mut analysis.per_class {
                 p.within_variance *= s * s;
+            }
+            if analysis
+                .per_class
+                .iter()
+                .any(|p| !p.within_variance.is_finite() || p.within_variance == 0.0)
+            {
+                analysis.warnings.push(format!(
+                    "within-class variances in the original units ({s:e} squared) are beyond f64's range: they are reported as null (infinite) or 0"
+                ));
             }
             if let Some(data) = figures.as_mut() {
                 for d in data.distances_to_means.iter_mut().flatten() {

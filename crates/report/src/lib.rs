@@ -321,7 +321,14 @@ pub fn report(
         json: &json,
         inputs: input_rows(&run.analysis, &run.summary),
         notes,
-        signature: format!("{}{options:?}", json!(run.summary)),
+        signature: format!(
+            "{}{:?}",
+            json!(run.summary),
+            AnalysisOptions {
+                memory_limit: None,
+                ..options.clone()
+            }
+        ),
     };
     write_report(&output.dir, &page, output.force)
 }

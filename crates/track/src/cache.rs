@@ -72,8 +72,12 @@ impl Cache {
             path: dir.display().to_string(),
             what: format!("cannot create: {e}"),
         })?;
+        let results_options = AnalysisOptions {
+            memory_limit: None,
+            ..options.clone()
+        };
         let reading = format!(
-            "{:?}|{}|{options:?}|{}",
+            "{:?}|{}|{results_options:?}|{}",
             spec.selection(),
             spec.normalize,
             env!("CARGO_PKG_VERSION")

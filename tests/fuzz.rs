@@ -1,0 +1,110 @@
+//! The mutation fuzzer, in process: a few thousand mutants of valid files of every format
+//! (fixed seed) through the whole pipeline (load, validate, every metric, the figure data).
+//! Every mutant must give a result or an error; a panic or a mutant that takes more than a
+//! few seconds fails the test. `cargo bench --bench fuzz` runs any number through the binary.
+
+#[path = "common/mutation.rs"]
+mod fuzz;
+
+use embgeom_geometry::{AnalysisOptions, NoProgress};
+use embgeom_pipeline::{run_analysis, Extras, InputSpec};
+use std::time::{Duration, Instant};
+
+/// Mutants per seed file (`EMBGEOM_FUZZ_PER_SEED` overrides it for a longer run).
+const PER_SEED: u64 = 300;
+const RUN_SEED: u64 = 0x00E3_B6E0_F022;
+const SLOW: Duration = Duration::from_secs(5);
+
+#[test]
+fn mutants_of_every_format_never_panic_or_hang() {
+    let dir = tempfile::tempdir().unwrap();
+    let partner = dir.path().join("partner.npy");
+    std::fs::write(&partner, fuzz::label_partner()).unwrap();
+    let options = AnalysisOptions::default();
+    let extras = Extras {
+        figures: true,
+        mean_cosines: true,
+    };
+    let per_seed = std::env::var("EMBGEOM_FUZZ_PER_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(PER_SEED);
+    let (mut results, mut errors, mut failures) = (0, 0, Vec::new());
+    for seed in fuzz::seeds() {
+        let path = dir.path().join(seed.name);
+        for index in 0..per_seed {
+            let (bytes, what) = fuzz::mutant(&seed, RUN_SEED, index);
+            std::fs::write(&path, &bytes).unwrap();
+            let spec = match seed.labels {
+                true => InputSpec {
+                    labels: Some(path.clone()),
+                    ..InputSpec::file(&partner)
+                },
+                false => InputSpec::file(&path),
+            };
+            let start = Instant::now();
+            let outcome = embgeom_io::quiet_panics(|| {
+                run_analysis(&spec, &options, extras, &NoProgress).map(|run| run.analysis)
+            });
+            let took = start.elapsed();
+            match outcome {
+                Ok(Ok(_)) => results += 1,
+                Ok(Err(error)) => {
+                    errors += 1;
+                    let message = error.to_string();
+                    if !(message.contains(seed.name) || message.contains("partner.npy")) {
+                        failures.push(format!(
+                            "{} mutant {index} ({what}): the error does not name the file: {message}",
+                            seed.name
+                        ));
+                    }
+                }
+                Err(panic) => failures.push(format!(
+                    "{} mutant {index} ({what}): panic: {panic}",
+                    seed.name
+                )),
+            }
+            if took > SLOW {
+                failures.push(format!(
+                    "{} mutant {index} ({what}): took {took:?}",
+                    seed.name
+                ));
+            }
+        }
+    }
+    println!(
+        "{results} results, {errors} errors, {} failures",
+        failures.len()
+    );
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(
+        results > 0 && errors > 0,
+        "the mutants exercise both outcomes"
+    );
+}
+
+#[test]
+fn every_seed_is_valid() {
+    let dir = tempfile::tempdir().unwrap();
+    let partner = dir.path().join("partner.npy");
+    std::fs::write(&partner, fuzz::label_partner()).unwrap();
+    for seed in fuzz::seeds() {
+        let path = dir.path().join(seed.name);
+        std::fs::write(&path, &seed.bytes).unwrap();
+        let spec = match seed.labels {
+            true => InputSpec {
+                labels: Some(path.clone()),
+                ..InputSpec::file(&partner)
+            },
+            false => InputSpec::file(&path),
+        };
+        let run = run_analysis(
+            &spec,
+            &AnalysisOptions::default(),
+            Extras::default(),
+            &NoProgress,
+        )
+        .unwrap_or_else(|e| panic!("{}: {e}", seed.name));
+        assert_eq!(run.analysis.n, fuzz::ROWS, "{}", seed.name);
+    }
+}

@@ -1,0 +1,403 @@
+//! One test per defect found by hostile inputs: each ends in a correct result or exit status
+//! 2 with a message naming the file, never a panic, a hang or a silent NaN.
+
+use embgeom_io::npy_bytes_f32;
+use serde_json::Value;
+use std::io::Read;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+#[path = "common/cli.rs"]
+mod cli;
+#[path = "common/mutation.rs"]
+mod mutation;
+use cli::*;
+
+/// An `.npy` file with any descr, shape text and data bytes.
+fn npy(path: &Path, descr: &str, shape: &str, data: &[u8]) -> String {
+    std::fs::write(path, mutation::npy(descr, false, shape, data)).unwrap();
+    path.display().to_string()
+}
+
+/// Three well-separated classes of 20 rows in 6 dimensions, f64.
+fn clustered(scale: f64) -> (Vec<f64>, Vec<i64>) {
+    let mut values = Vec::new();
+    let mut labels = Vec::new();
+    for i in 0..60 {
+        let c = i % 3;
+        for j in 0..6 {
+            let centre = if j == c { 3.0 } else { 0.0 };
+            let noise = (((i * 7 + j * 13) % 17) as f64 - 8.0) / 16.0;
+            values.push((centre + noise + 0.5) * scale);
+        }
+        labels.push(c as i64);
+    }
+    (values, labels)
+}
+
+fn f64_bytes(values: &[f64]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+#[test]
+fn npy_headers_that_used_to_panic_are_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // A shape whose element count wraps around usize.
+    let huge = npy(
+        &d.join("huge.npy"),
+        "<f4",
+        "(4294967296, 4294967296, 2)",
+        &[0; 16],
+    );
+    assert!(fails(&["analyze", &huge]).contains("huge.npy: corrupt or invalid file: shape"));
+    for (name, descr) in [
+        ("empty.npy", ""),
+        ("accent.npy", "é4"),
+        ("u0.npy", "<U0"),
+        ("s0.npy", "|S0"),
+    ] {
+        let path = npy(&d.join(name), descr, "(2,)", &[0; 8]);
+        let message = fails(&["analyze", &path]);
+        assert!(
+            message.contains(&format!("{name}: unsupported dtype")),
+            "{message}"
+        );
+    }
+}
+
+#[test]
+fn a_closed_stdout_ends_quietly() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_embgeom"))
+        .args(["analyze", "data/digits.npz"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(stderr.is_empty(), "{stderr}");
+}
+
+#[test]
+fn parameters_are_checked_once_with_their_range() {
+    for (flag, value, range) in [
+        ("--pairs", "18446744073709551615", "must be in [2, 10^11]"),
+        ("--t", "1e39", "must be in (0, 10000]"),
+        ("--t", "0", "must be in (0, 10000]"),
+        ("--alpha", "-1", "must be in (0, 64]"),
+        ("--knn-queries", "0", "must be at least 1"),
+        ("--knn-k", "0", "must be in [1, 100000]"),
+        ("--knn-temperature", "0", "must be in [0.0001, 10000]"),
+    ] {
+        let message = fails(&["analyze", "data/digits.npz", flag, value]);
+        assert!(message.contains(range), "{flag} {value}: {message}");
+    }
+}
+
+#[test]
+fn overflowing_values_are_an_error_not_a_silent_nan() {
+    let dir = tempfile::tempdir().unwrap();
+    let values: Vec<f32> = (0..40).map(|k| (k % 7) as f32 * 4e37 + 1e37).collect();
+    let path = dir.path().join("big.npy");
+    std::fs::write(&path, npy_bytes_f32(&[10, 4], &values)).unwrap();
+    let message = fails(&["analyze", path.to_str().unwrap(), "--no-normalize"]);
+    assert!(message.contains("is not finite"), "{message}");
+    // Normalised, the same rows are fine.
+    let doc = json(&["analyze", path.to_str().unwrap()]);
+    assert!(doc["metrics"]["uniformity"]["value"].as_f64().is_some());
+}
+
+#[test]
+fn extreme_f64_scales_give_the_same_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (_, labels) = clustered(1.0);
+    let label_path = d.join("labels.npy");
+    npy(
+        &label_path,
+        "<i8",
+        "(60,)",
+        &labels
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect::<Vec<_>>(),
+    );
+    let analyse = |scale: f64| {
+        let (values, _) = clustered(scale);
+        let path = npy(
+            &d.join(format!("x{scale:e}.npy")),
+            "<f8",
+            "(60, 6)",
+            &f64_bytes(&values),
+        );
+        json(&["analyze", &path, "--labels", label_path.to_str().unwrap()])
+    };
+    let base = analyse(1.0);
+    for scale in [1e200, 1e-200, 1e160, 1e-170, 1e150, 1e-150] {
+        let doc = analyse(scale);
+        for metric in [
+            "uniformity",
+            "nc1",
+            "etf_distance",
+            "cdnv",
+            "effective_rank",
+            "knn_accuracy",
+        ] {
+            let (a, b) = (
+                base["metrics"][metric]["value"].as_f64().unwrap(),
+                doc["metrics"][metric]["value"].as_f64().unwrap(),
+            );
+            assert!(
+                (a - b).abs() <= 1e-9 * a.abs().max(1.0),
+                "scale {scale:e}, {metric}: {a} vs {b}"
+            );
+        }
+        if scale.abs().log10().abs() > 150.0 {
+            continue; // the variance itself (scale^2) is beyond f64
+        }
+        let variance = |d: &Value| d["metrics"]["per_class"][0]["within_variance"].as_f64();
+        let ratio = variance(&doc).unwrap() / variance(&base).unwrap() / (scale * scale);
+        assert!(
+            (ratio - 1.0).abs() < 1e-9,
+            "variances in the original units"
+        );
+    }
+}
+
+#[test]
+fn unsigned_labels_above_two_to_the_63_keep_their_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let big = [1u64 << 63, (1 << 63) + 1];
+    let labels: Vec<u8> = (0..12).flat_map(|i| big[i % 2].to_le_bytes()).collect();
+    let label_path = npy(&d.join("labels.npy"), "<u8", "(12,)", &labels);
+    let rows: Vec<f32> = (0..48).map(|k| ((k * 5 % 9) as f32) - 4.0).collect();
+    let emb = d.join("emb.npy");
+    std::fs::write(&emb, npy_bytes_f32(&[12, 4], &rows)).unwrap();
+    let doc = json(&["analyze", emb.to_str().unwrap(), "--labels", &label_path]);
+    let names: Vec<&str> = doc["metrics"]["per_class"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["class"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, vec!["9223372036854775808", "9223372036854775809"]);
+}
+
+#[test]
+fn csv_cells_and_headers_are_read_as_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let rows = |cell: &str| -> String {
+        let mut text = String::from("a,b,c, label\n");
+        for i in 0..9 {
+            let first = if i == 4 {
+                cell.to_string()
+            } else {
+                format!("{}", i % 3 + 1)
+            };
+            text += &format!("{first},{},{}, {}\n", (i * 2) % 5 + 1, i % 4, i % 3);
+        }
+        text
+    };
+    // A header " label" (leading space) is the label column.
+    let good = d.join("good.csv");
+    std::fs::write(&good, rows("1.5")).unwrap();
+    let doc = json(&["analyze", good.to_str().unwrap()]);
+    assert_eq!(doc["dim"], 3, "the label is not a feature");
+    assert_eq!(doc["num_classes"], 3);
+    // Quoted numbers are numbers.
+    let quoted = d.join("quoted.csv");
+    std::fs::write(&quoted, rows("\"2.5\"")).unwrap();
+    assert_eq!(json(&["analyze", quoted.to_str().unwrap()])["dim"], 3);
+    // A cell that is not a number is an error naming the column and the row, never a
+    // feature column silently dropped.
+    for cell in ["abc", "\"1,5\""] {
+        let bad = d.join("bad.csv");
+        std::fs::write(&bad, rows(cell)).unwrap();
+        let message = fails(&["analyze", bad.to_str().unwrap()]);
+        assert!(message.contains("bad.csv:a: row 4 is"), "{message}");
+        let message = fails(&["analyze", bad.to_str().unwrap(), "--columns", "a,b"]);
+        assert!(message.contains("bad.csv:a: row 4 is"), "{message}");
+    }
+}
+
+#[test]
+fn only_regular_files_are_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("pipe.npy");
+    let made = Command::new("mkfifo").arg(&fifo).status();
+    assert!(made.is_ok_and(|s| s.success()), "mkfifo");
+    let message = fails(&["analyze", fifo.to_str().unwrap()]);
+    assert!(
+        message.contains("pipe.npy: not a regular file (a FIFO)"),
+        "{message}"
+    );
+    let message = fails(&["analyze", dir.path().to_str().unwrap()]);
+    assert!(
+        message.contains("not a regular file (a directory)"),
+        "{message}"
+    );
+}
+
+#[test]
+fn errors_name_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let one = dir.path().join("one.npy");
+    std::fs::write(&one, npy_bytes_f32(&[1, 3], &[1.0, 2.0, 3.0])).unwrap();
+    let message = fails(&["analyze", one.to_str().unwrap()]);
+    assert!(
+        message.contains("one.npy: uniformity needs at least 2 rows"),
+        "{message}"
+    );
+    let out = dir.path().join("missing-dir/out.json");
+    let message = fails(&[
+        "analyze",
+        "data/digits.npz",
+        "--json",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        message.contains("missing-dir/out.json: cannot write"),
+        "{message}"
+    );
+}
+
+fn write_checkpoints(run: &Path, steps: usize) {
+    for s in 0..steps {
+        let rows: Vec<f32> = (0..40)
+            .map(|k| ((k * (s + 3)) % 11) as f32 - 5.0 + (k / 4 % 2) as f32 * 3.0)
+            .collect();
+        std::fs::write(
+            run.join(format!("ckpt_{s}.npy")),
+            npy_bytes_f32(&[10, 4], &rows),
+        )
+        .unwrap();
+    }
+}
+
+#[test]
+fn track_goes_on_past_a_bad_checkpoint_and_reruns() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    std::fs::create_dir(&run).unwrap();
+    write_checkpoints(&run, 3);
+    // A checkpoint still being written: cut in the middle.
+    let whole = std::fs::read(run.join("ckpt_2.npy")).unwrap();
+    std::fs::write(run.join("ckpt_2.npy"), &whole[..whole.len() / 2]).unwrap();
+    let out = dir.path().join("out");
+    let args = [
+        "track",
+        run.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let message = fails(&args);
+    assert!(
+        message.contains("failed: ") && message.contains("ckpt_2.npy"),
+        "{message}"
+    );
+    let csv = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
+    assert_eq!(
+        csv.lines().count(),
+        3,
+        "the two good checkpoints are written"
+    );
+
+    // With --watch the half-written checkpoint is a note, retried on the next poll.
+    let watched = embgeom(&[
+        "track",
+        run.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--watch",
+        "--watch-rounds",
+        "1",
+        "--interval",
+        "0",
+    ]);
+    let stderr = String::from_utf8_lossy(&watched.stderr);
+    assert!(watched.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("note: skipped") && stderr.contains("retried"),
+        "{stderr}"
+    );
+
+    // Once written, a rerun is not refused as "a different report" and takes all three.
+    std::fs::write(run.join("ckpt_2.npy"), &whole).unwrap();
+    let stdout = succeeds(&args);
+    assert!(
+        stdout.contains("tracked 3 checkpoints (1 analysed, 2 from the cache)"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn a_first_failed_track_run_does_not_block_the_next() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    std::fs::create_dir(&run).unwrap();
+    write_checkpoints(&run, 2);
+    std::fs::write(run.join("ckpt_0.npy"), b"not an npy file").unwrap();
+    std::fs::write(run.join("ckpt_1.npy"), b"not an npy file").unwrap();
+    let out = dir.path().join("out");
+    let args = [
+        "track",
+        run.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    assert!(fails(&args).contains("no checkpoint could be analysed"));
+    write_checkpoints(&run, 2);
+    succeeds(&args);
+}
+
+#[test]
+fn work_too_large_for_the_memory_limit_is_refused_before_it_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // 10,000 classes of 2 rows: the C x C class-pair matrices alone need ~23 GB.
+    let n = 20_000;
+    let rows: Vec<f32> = (0..n * 4).map(|k| ((k * 37 % 101) as f32) - 50.0).collect();
+    let emb = d.join("many.npy");
+    std::fs::write(&emb, npy_bytes_f32(&[n, 4], &rows)).unwrap();
+    let labels = d.join("labels.txt");
+    std::fs::write(
+        &labels,
+        (0..n).map(|i| format!("{}\n", i / 2)).collect::<String>(),
+    )
+    .unwrap();
+    let message = fails(&[
+        "analyze",
+        emb.to_str().unwrap(),
+        "--labels",
+        labels.to_str().unwrap(),
+        "--memory-limit",
+        "4G",
+    ]);
+    assert!(
+        message.contains("too large for the memory limit")
+            && message.contains("C = 10000")
+            && message.contains("--memory-limit"),
+        "{message}"
+    );
+    // 20,000 columns: the D x D scatters are the problem.
+    let wide = d.join("wide.npy");
+    std::fs::write(&wide, npy_bytes_f32(&[3, 20_000], &vec![1.0; 60_000])).unwrap();
+    let message = fails(&["analyze", wide.to_str().unwrap(), "--memory-limit", "4G"]);
+    assert!(message.contains("D = 20000"), "{message}");
+    assert!(
+        fails(&["analyze", wide.to_str().unwrap(), "--memory-limit", "4Q"])
+            .contains("unknown unit")
+    );
+}
