@@ -3,9 +3,10 @@
 
 use crate::error::{PipelineError, Result};
 use embgeom_io::{
-    load, load_array, load_labels, Loaded, Selection, BIAS_KEY, CLASSIFIER_KEY, SPLIT_KEY,
-    SUBCLASSES_KEY,
+    load, load_array, load_labels, Embeddings, Labels, Loaded, Matrix, Selection, BIAS_KEY,
+    CLASSIFIER_KEY, SPLIT_KEY, SUBCLASSES_KEY,
 };
+use ndarray::{Array2, CowArray, Ix2};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -163,8 +164,8 @@ pub struct InputSummary {
 }
 
 impl InputSummary {
-    /// The summary of loaded inputs.
-    pub fn of(inputs: &Loaded, normalized: bool) -> InputSummary {
+    /// The summary of the inputs.
+    pub fn of(inputs: &Inputs, normalized: bool) -> InputSummary {
         InputSummary {
             embeddings: inputs.embeddings.as_ref().map(|e| e.source.clone()),
             views: inputs.views.iter().map(|v| v.source.clone()).collect(),
@@ -190,8 +191,8 @@ impl InputSummary {
     }
 }
 
-/// Load every input of `spec` (and the ones stored beside the embeddings) into one bundle,
-/// and check that they fit together.
+/// Load every input of `spec` (and the ones stored beside the embeddings) into one bundle;
+/// [`Inputs::from_loaded`] checks that they fit together.
 pub fn load_inputs(spec: &InputSpec) -> Result<Loaded> {
     let selection = spec.selection();
     let mut inputs = match &spec.embeddings {
@@ -237,70 +238,170 @@ pub fn load_inputs(spec: &InputSpec) -> Result<Loaded> {
         inputs.subclasses =
             Some(load_array(path, None, &[SUBCLASSES_KEY], &selection)?.into_labels()?);
     }
-    check_inputs(spec, &inputs)?;
     Ok(inputs)
 }
 
-/// Something to analyse; views share one shape, the embeddings the same number of rows; one
-/// label, split value and subclass per row; extras need labels; a bias needs a classifier.
-fn check_inputs(spec: &InputSpec, inputs: &Loaded) -> Result<()> {
-    let fail = |message: String| Err(PipelineError::Inputs(message));
-    let Some(reference) = inputs.embeddings.as_ref().or(inputs.views.first()) else {
-        return fail(match &spec.embeddings {
-            Some(path) => format!("{}: holds no embeddings and no views", path.display()),
-            None => "nothing to analyse: give an EMBEDDINGS file or --views A B".into(),
-        });
-    };
-    if inputs.views.len() == 1 {
-        return fail(format!(
-            "{}: alignment needs at least two views, got one",
-            inputs.views[0].source
-        ));
-    }
-    let (n, d) = reference.matrix.dim();
-    for view in &inputs.views {
-        if view.matrix.dim() != (n, d) {
-            return fail(format!(
-                "shape mismatch: {} has shape {:?} but {} has shape {:?}",
-                view.source,
-                view.matrix.dim(),
-                reference.source,
-                (n, d)
-            ));
+/// Element values of a matrix: owned (read from a file) or borrowed (a caller's array, used
+/// in place).
+#[derive(Debug)]
+pub enum Values<'a> {
+    /// Stored as f16, bf16 or f32: computed in f32.
+    F32(CowArray<'a, f32, Ix2>),
+    /// Stored as f64 or integers: computed in f64.
+    F64(CowArray<'a, f64, Ix2>),
+}
+
+impl Values<'_> {
+    /// (rows, columns).
+    pub fn dim(&self) -> (usize, usize) {
+        match self {
+            Values::F32(a) => a.dim(),
+            Values::F64(a) => a.dim(),
         }
     }
-    for labels in [&inputs.labels, &inputs.split, &inputs.subclasses]
-        .into_iter()
-        .flatten()
-    {
-        if labels.len() != n {
-            return fail(format!(
-                "{}: {} values, but {} has {n} rows",
-                labels.source,
-                labels.len(),
-                reference.source
-            ));
+
+    /// The values as an owned f64 matrix.
+    pub fn to_f64(&self) -> Array2<f64> {
+        match self {
+            Values::F32(a) => a.mapv(f64::from),
+            Values::F64(a) => a.to_owned(),
         }
     }
-    if inputs.labels.is_none() {
-        let extra = [
-            inputs.classifier.as_ref().map(|c| &c.source),
-            inputs.split.as_ref().map(|s| &s.source),
-            inputs.subclasses.as_ref().map(|s| &s.source),
-        ];
-        if let Some(source) = extra.into_iter().flatten().next() {
-            return fail(format!(
-                "{source} needs class labels: give --labels (or store them beside the embeddings)"
-            ));
+}
+
+/// A matrix with its provenance (`file`, `file:key`, or a name given by the caller).
+#[derive(Debug)]
+pub struct Rows<'a> {
+    /// Where it came from, for messages.
+    pub source: String,
+    /// The dtype as stored.
+    pub dtype: String,
+    /// The values.
+    pub values: Values<'a>,
+}
+
+impl Rows<'static> {
+    fn from_embeddings(e: Embeddings) -> Rows<'static> {
+        let values = match e.matrix {
+            Matrix::F32(a) => Values::F32(CowArray::from(a)),
+            Matrix::F64(a) => Values::F64(CowArray::from(a)),
+        };
+        Rows {
+            source: e.source,
+            dtype: e.dtype,
+            values,
         }
     }
-    if let (Some(bias), None) = (&inputs.bias, &inputs.classifier) {
-        return fail(format!(
-            "{}: a bias needs classifier weights (--classifier)",
-            bias.source
-        ));
+}
+
+/// Everything one analysis reads, from files ([`Inputs::from_loaded`]) or from a caller's
+/// arrays (borrowed, not copied).
+#[derive(Debug, Default)]
+pub struct Inputs<'a> {
+    /// The embeddings file, named when it holds nothing to analyse.
+    pub origin: Option<String>,
+    /// One embedding per item.
+    pub embeddings: Option<Rows<'a>>,
+    /// Row-matched views of the items.
+    pub views: Vec<Rows<'a>>,
+    /// Class labels.
+    pub labels: Option<Labels>,
+    /// Classifier weights (C x D).
+    pub classifier: Option<Rows<'a>>,
+    /// Classifier biases (C), with their source.
+    pub bias: Option<(String, Vec<f64>)>,
+    /// Train/test split.
+    pub split: Option<Labels>,
+    /// Subclass labels.
+    pub subclasses: Option<Labels>,
+}
+
+impl Inputs<'static> {
+    /// The inputs loaded from files; `origin` is the embeddings file.
+    pub fn from_loaded(loaded: Loaded, origin: Option<&Path>) -> Result<Inputs<'static>> {
+        let bias = loaded
+            .bias
+            .map(|b| Ok::<_, PipelineError>((b.source.clone(), b.into_vector()?)))
+            .transpose()?;
+        Ok(Inputs {
+            origin: origin.map(|p| p.display().to_string()),
+            embeddings: loaded.embeddings.map(Rows::from_embeddings),
+            views: loaded
+                .views
+                .into_iter()
+                .map(Rows::from_embeddings)
+                .collect(),
+            labels: loaded.labels,
+            classifier: loaded.classifier.map(Rows::from_embeddings),
+            bias,
+            split: loaded.split,
+            subclasses: loaded.subclasses,
+        })
     }
-    Ok(())
+}
+
+impl Inputs<'_> {
+    /// Something to analyse; views share one shape, the embeddings the same number of rows;
+    /// one label, split value and subclass per row; extras need labels; a bias needs a
+    /// classifier.
+    pub fn check(&self) -> Result<()> {
+        let fail = |message: String| Err(PipelineError::Inputs(message));
+        let Some(reference) = self.embeddings.as_ref().or(self.views.first()) else {
+            return fail(match &self.origin {
+                Some(path) => format!("{path}: holds no embeddings and no views"),
+                None => "nothing to analyse: give an EMBEDDINGS file or --views A B".into(),
+            });
+        };
+        if self.views.len() == 1 {
+            return fail(format!(
+                "{}: alignment needs at least two views, got one",
+                self.views[0].source
+            ));
+        }
+        let (n, d) = reference.values.dim();
+        for view in &self.views {
+            if view.values.dim() != (n, d) {
+                return fail(format!(
+                    "shape mismatch: {} has shape {:?} but {} has shape {:?}",
+                    view.source,
+                    view.values.dim(),
+                    reference.source,
+                    (n, d)
+                ));
+            }
+        }
+        for labels in [&self.labels, &self.split, &self.subclasses]
+            .into_iter()
+            .flatten()
+        {
+            if labels.len() != n {
+                return fail(format!(
+                    "{}: {} values, but {} has {n} rows",
+                    labels.source,
+                    labels.len(),
+                    reference.source
+                ));
+            }
+        }
+        if self.labels.is_none() {
+            let extra = [
+                self.classifier.as_ref().map(|c| &c.source),
+                self.split.as_ref().map(|s| &s.source),
+                self.subclasses.as_ref().map(|s| &s.source),
+            ];
+            if let Some(source) = extra.into_iter().flatten().next() {
+                return fail(format!(
+                    "{source} needs class labels: give --labels (or store them beside the embeddings)"
+                ));
+            }
+        }
+        if let (Some((source, _)), None) = (&self.bias, &self.classifier) {
+            return fail(format!(
+                "{source}: a bias needs classifier weights (--classifier)"
+            ));
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -333,7 +434,10 @@ mod tests {
 
     #[test]
     fn inputs_that_do_not_fit_together_are_named() {
-        let nothing = load_inputs(&InputSpec::default()).unwrap_err();
+        let check = |spec: &InputSpec| {
+            Inputs::from_loaded(load_inputs(spec)?, spec.embeddings.as_deref())?.check()
+        };
+        let nothing = check(&InputSpec::default()).unwrap_err();
         assert!(nothing.to_string().starts_with("nothing to analyse"));
         let dir = tempfile::tempdir().unwrap();
         let rows = dir.path().join("rows.npy");
@@ -348,7 +452,7 @@ mod tests {
             labels: Some(labels),
             ..InputSpec::file(&rows)
         };
-        let error = load_inputs(&spec).unwrap_err().to_string();
+        let error = check(&spec).unwrap_err().to_string();
         assert!(error.contains("labels.txt: 3 values, but"), "{error}");
         assert!(error.contains("rows.npy has 2 rows"), "{error}");
     }

@@ -15,5 +15,5 @@ mod run;
 
 pub use document::{analysis_document, text_table, SCHEMA};
 pub use error::{PipelineError, Result};
-pub use inputs::{load_inputs, InputSpec, InputSummary, Source};
-pub use run::{analyze_loaded, run_analysis, set_threads, Extras, Run};
+pub use inputs::{load_inputs, InputSpec, InputSummary, Inputs, Rows, Source, Values};
+pub use run::{analyze_inputs, run_analysis, set_threads, Extras, Run};

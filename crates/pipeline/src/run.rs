@@ -2,14 +2,14 @@
 //! report and `track` draw.
 
 use crate::error::{PipelineError, Result};
-use crate::inputs::{load_inputs, InputSpec, InputSummary};
+use crate::inputs::{load_inputs, InputSpec, InputSummary, Inputs, Values};
 use embgeom_geometry::{
     analyze, check_finite, class_mean_cosines, figure_data, normalize_rows, Analysis,
     AnalysisInput, AnalysisOptions, Classes, Classifier, FigureData, GeometryError, KnnSplit,
     Progress, Real,
 };
-use embgeom_io::{LabelValues, Labels, Loaded, Matrix};
-use ndarray::{Array1, Array2};
+use embgeom_io::{LabelValues, Labels};
+use ndarray::{Array1, Array2, CowArray, Ix2};
 
 /// What to compute besides the analysis.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -63,41 +63,34 @@ pub fn run_analysis(
     extras: Extras,
     progress: &dyn Progress,
 ) -> Result<Run> {
-    analyze_loaded(
-        load_inputs(spec)?,
-        spec.normalize,
-        options,
-        extras,
-        progress,
-    )
+    let inputs = Inputs::from_loaded(load_inputs(spec)?, spec.embeddings.as_deref())?;
+    analyze_inputs(inputs, spec.normalize, options, extras, progress)
 }
 
-/// Analyse inputs that are already loaded (e.g. arrays handed over by a caller in memory).
-pub fn analyze_loaded(
-    inputs: Loaded,
+/// Check and analyse inputs from files or from a caller's arrays (which are read in place:
+/// with `normalize = false` and f32 or f64 rows in standard layout, nothing is copied).
+pub fn analyze_inputs(
+    inputs: Inputs,
     normalize: bool,
     options: &AnalysisOptions,
     extras: Extras,
     progress: &dyn Progress,
 ) -> Result<Run> {
+    inputs.check()?;
     let summary = InputSummary::of(&inputs, normalize);
     let classes = inputs.labels.as_ref().map(classes_of).transpose()?;
     let subclasses = inputs.subclasses.as_ref().map(classes_of).transpose()?;
     let split = inputs.split.as_ref().map(knn_split).transpose()?;
-    let bias = inputs
-        .bias
-        .map(|b| b.into_vector().map(Array1::from))
-        .transpose()?;
     let classifier = inputs.classifier.as_ref().map(|w| Classifier {
-        weights: w.matrix.clone().into_f64(),
-        bias,
+        weights: w.values.to_f64(),
+        bias: inputs.bias.as_ref().map(|(_, b)| Array1::from(b.clone())),
     });
     let has_embeddings = inputs.embeddings.is_some();
-    let (sources, matrices): (Vec<String>, Vec<Matrix>) = inputs
+    let (sources, matrices): (Vec<String>, Vec<Values>) = inputs
         .embeddings
         .into_iter()
         .chain(inputs.views)
-        .map(|e| (e.source, e.matrix))
+        .map(|e| (e.source, e.values))
         .unzip();
     let typed = Typed {
         sources: &sources,
@@ -111,7 +104,13 @@ pub fn analyze_loaded(
     let (analysis, figures, mean_cosines) = match f32_matrices(matrices) {
         Ok(m) => typed.analyze(m, options, extras, progress)?,
         Err(mixed) => {
-            let m = mixed.into_iter().map(Matrix::into_f64).collect();
+            let m = mixed
+                .into_iter()
+                .map(|v| match v {
+                    Values::F64(a) => a,
+                    Values::F32(a) => CowArray::from(a.mapv(f64::from)),
+                })
+                .collect();
             typed.analyze(m, options, extras, progress)?
         }
     };
@@ -161,21 +160,29 @@ fn knn_split(split: &Labels) -> Result<KnnSplit> {
     Ok(KnnSplit::TrainTest { train, test })
 }
 
+/// The rows to analyse and, when they were normalised, the raw rows.
+type Prepared<'a, F> = (CowArray<'a, F, Ix2>, Option<CowArray<'a, F, Ix2>>);
+
 /// L2-normalise (or only check) one input; errors name its file. Returns the rows to use
-/// and, when they were normalised, the raw rows.
-fn prepare<F: Real>(
-    matrix: Array2<F>,
+/// and, when they were normalised, the raw rows. Rows not in standard (C) layout are copied
+/// into it once.
+fn prepare<'a, F: Real>(
+    matrix: CowArray<'a, F, Ix2>,
     source: &str,
     normalize: bool,
-) -> Result<(Array2<F>, Option<Array2<F>>)> {
+) -> Result<Prepared<'a, F>> {
     if matrix.nrows() == 0 || matrix.ncols() == 0 {
         return Err(PipelineError::Inputs(format!(
             "{source}: empty array of shape {:?}",
             matrix.dim()
         )));
     }
+    let matrix = match matrix.is_standard_layout() {
+        true => matrix,
+        false => CowArray::from(matrix.as_standard_layout().into_owned()),
+    };
     let prepared = if normalize {
-        normalize_rows(matrix.view()).map(|unit| (unit, Some(matrix)))
+        normalize_rows(matrix.view()).map(|unit| (CowArray::from(unit), Some(matrix)))
     } else {
         check_finite(matrix.view()).map(|()| (matrix, None))
     };
@@ -184,7 +191,7 @@ fn prepare<F: Real>(
 
 /// A power of two to divide the raw rows by when their largest entry is beyond 2^+-200 (their
 /// squares and scatters would leave f64's range), else `None`.
-fn extreme_scale<F: Real>(rows: &Array2<F>) -> Option<f64> {
+fn extreme_scale<F: Real>(rows: &CowArray<F, Ix2>) -> Option<f64> {
     let largest = rows.iter().fold(0.0f64, |m, v| m.max(v.as_f64().abs()));
     let safe = 2f64.powi(-200)..=2f64.powi(200);
     (largest > 0.0 && largest.is_finite() && !safe.contains(&largest))
@@ -192,15 +199,17 @@ fn extreme_scale<F: Real>(rows: &Array2<F>) -> Option<f64> {
 }
 
 /// The matrices as f32 when every one is stored in f32 (or narrower), else all of them back.
-fn f32_matrices(matrices: Vec<Matrix>) -> std::result::Result<Vec<Array2<f32>>, Vec<Matrix>> {
-    if !matrices.iter().all(|m| matches!(m, Matrix::F32(_))) {
+fn f32_matrices(
+    matrices: Vec<Values>,
+) -> std::result::Result<Vec<CowArray<f32, Ix2>>, Vec<Values>> {
+    if !matrices.iter().all(|m| matches!(m, Values::F32(_))) {
         return Err(matrices);
     }
     Ok(matrices
         .into_iter()
         .filter_map(|m| match m {
-            Matrix::F32(a) => Some(a),
-            Matrix::F64(_) => None,
+            Values::F32(a) => Some(a),
+            Values::F64(_) => None,
         })
         .collect())
 }
@@ -223,7 +232,7 @@ struct Typed<'a> {
 impl Typed<'_> {
     fn analyze<F: Real>(
         &self,
-        matrices: Vec<Array2<F>>,
+        matrices: Vec<CowArray<F, Ix2>>,
         options: &AnalysisOptions,
         extras: Extras,
         progress: &dyn Progress,
@@ -233,7 +242,7 @@ impl Typed<'_> {
             .zip(self.sources)
             .map(|(m, source)| prepare(m, source, self.normalize))
             .collect::<Result<Vec<_>>>()?;
-        let all: Vec<&Array2<F>> = prepared.iter().map(|(rows, _)| rows).collect();
+        let all: Vec<&CowArray<F, Ix2>> = prepared.iter().map(|(rows, _)| rows).collect();
         // Rows of extreme scale (entries beyond 2^+-200) would overflow or underflow the f64
         // scatters of the class statistics: those run on the rows divided by a power of two
         // (exact), and the scale-dependent outputs are multiplied back.
@@ -254,7 +263,10 @@ impl Typed<'_> {
         let input = AnalysisInput {
             embeddings,
             views: views.iter().map(|v| v.view()).collect(),
-            raw: scaled_raw.as_ref().or(raw).map(|r| r.view()),
+            raw: scaled_raw
+                .as_ref()
+                .map(|r| r.view())
+                .or(raw.map(|r| r.view())),
             classes: self.classes,
             classifier: scaled_classifier.as_ref().or(self.classifier),
             knn_split: self.split,
