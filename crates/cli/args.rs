@@ -181,6 +181,7 @@ impl MetricFlags {
                 seed: self.seed,
             },
             memory_limit: self.memory_limit,
+            ..AnalysisOptions::default()
         })
     }
 }

@@ -42,6 +42,27 @@ pub struct AnalysisOptions {
     /// Refuse an analysis whose working memory ([`memory_estimate`]) exceeds this many bytes;
     /// `None`: three quarters of the machine's memory. It changes no result.
     pub memory_limit: Option<u64>,
+    /// Which of the costly parts to compute (all by default).
+    pub parts: Parts,
+}
+
+/// The costly parts of an analysis, each skippable when only other metrics are wanted (a
+/// skipped part leaves its metrics absent and changes no other value).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Parts {
+    /// Uniformity: of the embeddings, of each view and within each class (O(N^2 D) exact).
+    pub uniformity: bool,
+    /// kNN accuracy and the subclass structure (O(N Q D)).
+    pub knn: bool,
+}
+
+impl Default for Parts {
+    fn default() -> Self {
+        Parts {
+            uniformity: true,
+            knn: true,
+        }
+    }
 }
 
 impl Default for AnalysisOptions {
@@ -55,6 +76,7 @@ impl Default for AnalysisOptions {
             tile: DEFAULT_TILE,
             knn: KnnOptions::default(),
             memory_limit: None,
+            parts: Parts::default(),
         }
     }
 }
@@ -310,18 +332,27 @@ pub fn analyze<F: Real>(
         });
     }
 
+    let with_uniformity = options.parts.uniformity;
     let (alignment, mean_uniform, uniformity_views) = if input.views.is_empty() {
-        let value = uniformity(labelled, options.t, options.estimator(n, 0), progress)?;
-        (None, Some(value), Vec::new())
+        let value = with_uniformity
+            .then(|| uniformity(labelled, options.t, options.estimator(n, 0), progress))
+            .transpose()?;
+        (None, value, Vec::new())
     } else {
         let aligned = alignment(&input.views, options.alpha)?;
-        let per_view = input
-            .views
-            .iter()
-            .enumerate()
-            .map(|(v, view)| uniformity(*view, options.t, options.estimator(n, v as u64), progress))
-            .collect::<Result<Vec<_>>>()?;
-        (Some(aligned), Some(mean_uniformity(&per_view)), per_view)
+        let per_view = match with_uniformity {
+            true => input
+                .views
+                .iter()
+                .enumerate()
+                .map(|(v, view)| {
+                    uniformity(*view, options.t, options.estimator(n, v as u64), progress)
+                })
+                .collect::<Result<Vec<_>>>()?,
+            false => Vec::new(),
+        };
+        let mean = (!per_view.is_empty()).then(|| mean_uniformity(&per_view));
+        (Some(aligned), mean, per_view)
     };
 
     let raw = input.raw.unwrap_or(labelled);
@@ -408,7 +439,7 @@ fn class_metrics<F: Real>(
         .map(|k| {
             let members = classes.members(k);
             let name = classes.names()[k].clone();
-            if members.len() < 2 {
+            if members.len() < 2 || !options.parts.uniformity {
                 return Ok((name, None));
             }
             let rows = labelled.select(Axis(0), members);
@@ -429,13 +460,11 @@ fn class_metrics<F: Real>(
         }
     }
     let split = input.knn_split.cloned().unwrap_or(KnnSplit::LeaveOneOut);
-    analysis.knn = Some(knn_accuracy(
-        labelled,
-        classes.labels(),
-        c,
-        &split,
-        &options.knn,
-    )?);
+    analysis.knn = options
+        .parts
+        .knn
+        .then(|| knn_accuracy(labelled, classes.labels(), c, &split, &options.knn))
+        .transpose()?;
     if let Some(knn) = &analysis.knn {
         if knn.queries < knn.candidates {
             analysis.warnings.push(format!(
@@ -463,7 +492,7 @@ fn class_metrics<F: Real>(
             uniformity: analysis.uniformity_per_class[k].1.as_ref().map(|u| u.value),
         })
         .collect();
-    if let Some(fine) = input.subclasses {
+    if let (Some(fine), true) = (input.subclasses, options.parts.knn) {
         analysis.subclasses = Some(subclass_structure(
             labelled,
             raw,

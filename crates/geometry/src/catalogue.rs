@@ -351,13 +351,6 @@ fn collapse_value(a: &Analysis, f: fn(&crate::Collapse) -> Option<f64>) -> Optio
     a.collapse.as_ref().and_then(f)
 }
 
-fn alpha_of(a: &Analysis) -> String {
-    a.alignment
-        .as_ref()
-        .or(a.class_alignment.as_ref())
-        .map_or_else(|| "alpha".into(), |al| format!("{}", al.alpha))
-}
-
 fn ranks_of(a: &Analysis) -> (usize, usize) {
     a.spectrum
         .alpha_req
@@ -377,11 +370,13 @@ pub static CATALOGUE: &[Metric] = &[
         direction: Direction::Lower,
         reading: "0 = every pair of views identical",
         definition: |a| {
-            let pairs = a.alignment.as_ref().map_or(0, |al| al.pairs);
-            format!(
-                "mean ||x_i - y_i||^{} over {pairs} row-matched positive pairs (with V views: every view pair v < w)",
-                alpha_of(a)
-            )
+            match &a.alignment {
+            Some(al) => format!(
+                "mean ||x_i - y_i||^{} over {} row-matched positive pairs (with V views: every view pair v < w)",
+                al.alpha, al.pairs
+            ),
+            None => "mean ||x_i - y_i||^alpha over row-matched views (needs views)".into(),
+        }
         },
         value: |a| a.alignment.as_ref().map(|al| al.value),
         ideal: zero,
@@ -425,12 +420,12 @@ pub static CATALOGUE: &[Metric] = &[
         paper: &WANG_ISOLA,
         direction: Direction::Lower,
         reading: "0 = every class collapsed to a point",
-        definition: |a| {
-            let pairs = a.class_alignment.as_ref().map_or(0, |al| al.pairs);
-            format!(
-                "mean ||x_i - x_j||^{} over {pairs} same-class pairs i < j",
-                alpha_of(a)
-            )
+        definition: |a| match &a.class_alignment {
+            Some(al) => format!(
+                "mean ||x_i - x_j||^{} over {} same-class pairs i < j",
+                al.alpha, al.pairs
+            ),
+            None => "mean ||x_i - x_j||^alpha over same-class pairs i < j (needs labels)".into(),
         },
         value: |a| a.class_alignment.as_ref().map(|al| al.value),
         ideal: zero,

@@ -1,0 +1,410 @@
+//! `embgeom._embgeom`: the compiled core of the `embgeom` Python package.
+//!
+//! Arrays come in as NumPy arrays (the pure-Python layer turns tensors, lists and `__array__`
+//! or DLPack objects into them) and are read in place: f32 and f64 rows in C order are not
+//! copied. Every computation runs with the GIL released, polls for Ctrl-C (raising
+//! `KeyboardInterrupt`), and turns every Rust error into `embgeom.EmbgeomError` (a
+//! `ValueError`) with the CLI's message; no panic reaches Python.
+
+use embgeom_geometry::catalogue::{self, CATALOGUE};
+use embgeom_geometry::{Analysis, AnalysisOptions, KnnOptions, Progress, DEFAULT_TILE};
+use embgeom_io::{LabelValues, Labels};
+use embgeom_pipeline::{
+    analysis_document, analyze_inputs, text_table, Extras, InputSpec, Inputs, Rows, Run, Source,
+    Values,
+};
+use ndarray::CowArray;
+use numpy::{PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
+use pyo3::create_exception;
+use pyo3::exceptions::{PyKeyboardInterrupt, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+create_exception!(
+    _embgeom,
+    EmbgeomError,
+    PyValueError,
+    "Bad input or an analysis that cannot be done; the message names the array, file, key or row."
+);
+
+fn error(message: impl std::fmt::Display) -> PyErr {
+    EmbgeomError::new_err(message.to_string())
+}
+
+/// The payload of the panic that stops a cancelled computation.
+struct Cancelled;
+
+/// [`Progress`] that stops the computation (by unwinding) once Ctrl-C was seen.
+#[derive(Default)]
+struct Interruptible {
+    cancelled: AtomicBool,
+}
+
+impl Progress for Interruptible {
+    fn start(&self, _stage: &str, _total: u64) {
+        self.check();
+    }
+    fn advance(&self, _units: u64) {
+        self.check();
+    }
+    fn finish(&self) {}
+}
+
+impl Interruptible {
+    fn check(&self) {
+        if self.cancelled.load(Ordering::Relaxed) {
+            std::panic::panic_any(Cancelled);
+        }
+    }
+}
+
+/// Run `work` without the GIL on a worker thread while this thread polls for signals; Ctrl-C
+/// stops it at its next progress report and raises `KeyboardInterrupt`.
+fn interruptible<T: Send>(
+    py: Python<'_>,
+    work: impl FnOnce(&dyn Progress) -> Result<T, String> + Send,
+) -> PyResult<T> {
+    let progress = Interruptible::default();
+    let mut interrupt: Option<PyErr> = None;
+    let outcome = py.detach(|| {
+        std::thread::scope(|scope| {
+            let worker = scope.spawn(|| embgeom_io::quiet_panics(|| work(&progress)));
+            while !worker.is_finished() {
+                std::thread::sleep(Duration::from_millis(20));
+                if interrupt.is_none() {
+                    if let Err(e) = Python::attach(|py| py.check_signals()) {
+                        interrupt = Some(e);
+                        progress.cancelled.store(true, Ordering::Relaxed);
+                    }
+                }
+            }
+            worker.join()
+        })
+    });
+    if let Some(interrupt) = interrupt {
+        return Err(interrupt);
+    }
+    match outcome {
+        Ok(Ok(Ok(value))) => Ok(value),
+        Ok(Ok(Err(message))) => Err(error(message)),
+        Ok(Err(panic)) => Err(error(format!("internal error: {panic}"))),
+        Err(_) => Err(PyKeyboardInterrupt::new_err("interrupted")),
+    }
+}
+
+/// A NumPy matrix read in place (f32 or f64; other dtypes are converted by the Python layer).
+enum Matrix<'py> {
+    F32(PyReadonlyArray2<'py, f32>),
+    F64(PyReadonlyArray2<'py, f64>),
+}
+
+impl<'py> Matrix<'py> {
+    fn extract(value: &Bound<'py, PyAny>, name: &str) -> PyResult<Matrix<'py>> {
+        if let Ok(a) = value.extract::<PyReadonlyArray2<'py, f32>>() {
+            return Ok(Matrix::F32(a));
+        }
+        if let Ok(a) = value.extract::<PyReadonlyArray2<'py, f64>>() {
+            return Ok(Matrix::F64(a));
+        }
+        Err(error(format!(
+            "{name}: expected a 2-D float32 or float64 array"
+        )))
+    }
+
+    fn rows(&self, name: &str) -> Rows<'_> {
+        let (dtype, values) = match self {
+            Matrix::F32(a) => ("f32", Values::F32(CowArray::from(a.as_array()))),
+            Matrix::F64(a) => ("f64", Values::F64(CowArray::from(a.as_array()))),
+        };
+        Rows {
+            source: name.to_string(),
+            dtype: dtype.to_string(),
+            values,
+        }
+    }
+
+    /// Whether the rows are used where NumPy keeps them (C order).
+    fn in_place(&self) -> bool {
+        match self {
+            Matrix::F32(a) => a.is_c_contiguous(),
+            Matrix::F64(a) => a.is_c_contiguous(),
+        }
+    }
+}
+
+/// Labels from an int64 array or a list of strings.
+fn labels(value: Option<&Bound<'_, PyAny>>, name: &str) -> PyResult<Option<Labels>> {
+    let Some(value) = value else { return Ok(None) };
+    let values = if let Ok(a) = value.extract::<PyReadonlyArray1<'_, i64>>() {
+        LabelValues::Int(a.as_array().to_vec())
+    } else if let Ok(list) = value.cast::<PyList>() {
+        LabelValues::Text(list.extract::<Vec<String>>()?)
+    } else {
+        return Err(error(format!(
+            "{name}: expected integer or string labels, one per row"
+        )));
+    };
+    Ok(Some(Labels {
+        source: name.to_string(),
+        values,
+    }))
+}
+
+/// The analysis options from keyword arguments (the CLI's defaults when absent).
+fn options(kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<AnalysisOptions> {
+    let mut o = AnalysisOptions::default();
+    let Some(kwargs) = kwargs else { return Ok(o) };
+    let mut knn = KnnOptions::default();
+    for (key, value) in kwargs.iter() {
+        let key: String = key.extract()?;
+        match key.as_str() {
+            "alpha" => o.alpha = value.extract()?,
+            "t" => o.t = value.extract()?,
+            "pairs" => o.pairs = value.extract()?,
+            "max_exact" => o.max_exact = value.extract()?,
+            "seed" => o.seed = value.extract()?,
+            "knn_k" => knn.k = value.extract()?,
+            "knn_temperature" => knn.temperature = value.extract()?,
+            "knn_queries" => knn.max_queries = value.extract()?,
+            "memory_limit" => o.memory_limit = value.extract()?,
+            "uniformity" => o.parts.uniformity = value.extract()?,
+            "knn" => o.parts.knn = value.extract()?,
+            other => return Err(error(format!("unknown option {other:?}"))),
+        }
+    }
+    knn.seed = o.seed;
+    o.knn = knn;
+    o.tile = DEFAULT_TILE;
+    Ok(o)
+}
+
+/// A catalogued metric as JSON, with its value, ideal and definition for an analysis.
+fn catalogue_row(m: &catalogue::Metric, analysis: Option<&Analysis>) -> serde_json::Value {
+    let mut row = serde_json::json!({
+        "metric": m.key,
+        "name": m.name,
+        "group": m.group.title(),
+        "level": if m.level == catalogue::Level::Metric { "metric" } else { "detail" },
+        "direction": m.direction.as_str(),
+        "reading": m.reading,
+        "paper": m.paper.citation,
+        "link": m.paper.link,
+    });
+    if let (Some(a), Some(object)) = (analysis, row.as_object_mut()) {
+        object.insert("value".into(), serde_json::json!(m.value(a)));
+        object.insert("ideal".into(), serde_json::json!(m.ideal(a)));
+        object.insert("definition".into(), serde_json::json!(m.definition(a)));
+    }
+    row
+}
+
+/// The analysis as `(document JSON, catalogue rows JSON, text table)`.
+fn rendered(run: &Run) -> (String, String, String) {
+    let document = analysis_document(&run.analysis, &run.summary).to_string();
+    let rows: Vec<serde_json::Value> = CATALOGUE
+        .iter()
+        .map(|m| catalogue_row(m, Some(&run.analysis)))
+        .collect();
+    let table = text_table(&run.analysis, &run.summary);
+    (document, serde_json::Value::from(rows).to_string(), table)
+}
+
+/// Analyse in-memory arrays: every metric of `embgeom analyze`.
+///
+/// Returns `(document, catalogue_rows, table, in_place)`: the `embgeom.analysis/1` document
+/// and the catalogue rows as JSON, the text table, and whether the embeddings were read in
+/// place (not copied).
+#[pyfunction]
+#[pyo3(signature = (embeddings=None, views=None, labels=None, classifier=None, bias=None, split=None, subclasses=None, normalize=true, **kwargs))]
+#[allow(clippy::too_many_arguments)]
+fn analyze<'py>(
+    py: Python<'py>,
+    embeddings: Option<Bound<'py, PyAny>>,
+    views: Option<Vec<Bound<'py, PyAny>>>,
+    labels: Option<Bound<'py, PyAny>>,
+    classifier: Option<Bound<'py, PyAny>>,
+    bias: Option<Vec<f64>>,
+    split: Option<Bound<'py, PyAny>>,
+    subclasses: Option<Bound<'py, PyAny>>,
+    normalize: bool,
+    kwargs: Option<&Bound<'py, PyDict>>,
+) -> PyResult<(String, String, String, bool)> {
+    let options = options(kwargs)?;
+    let embeddings = embeddings
+        .map(|e| Matrix::extract(&e, "embeddings"))
+        .transpose()?;
+    let views = views
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+        .map(|(v, view)| Matrix::extract(view, &format!("views[{v}]")))
+        .collect::<PyResult<Vec<_>>>()?;
+    let classifier = classifier
+        .map(|c| Matrix::extract(&c, "classifier"))
+        .transpose()?;
+    let in_place = embeddings
+        .as_ref()
+        .or(views.first())
+        .is_some_and(Matrix::in_place);
+    let inputs = Inputs {
+        origin: None,
+        embeddings: embeddings.as_ref().map(|e| e.rows("embeddings")),
+        views: views
+            .iter()
+            .enumerate()
+            .map(|(v, m)| m.rows(&format!("views[{v}]")))
+            .collect(),
+        labels: self::labels(labels.as_ref(), "labels")?,
+        classifier: classifier.as_ref().map(|c| c.rows("classifier")),
+        bias: bias.map(|b| ("bias".to_string(), b)),
+        split: self::labels(split.as_ref(), "split")?,
+        subclasses: self::labels(subclasses.as_ref(), "subclasses")?,
+    };
+    let run = interruptible(py, |progress| {
+        analyze_inputs(inputs, normalize, &options, Extras::default(), progress)
+            .map_err(|e| e.to_string())
+    })?;
+    let (document, rows, table) = rendered(&run);
+    Ok((document, rows, table, in_place))
+}
+
+/// Analyse files, as `embgeom analyze FILE` does; returns `(document, catalogue_rows, table)`.
+#[pyfunction]
+#[pyo3(signature = (path, labels=None, views=None, key=None, label_key=None, classifier=None, normalize=true, **kwargs))]
+#[allow(clippy::too_many_arguments)]
+fn analyze_file(
+    py: Python<'_>,
+    path: Option<PathBuf>,
+    labels: Option<PathBuf>,
+    views: Option<Vec<PathBuf>>,
+    key: Option<String>,
+    label_key: Option<String>,
+    classifier: Option<String>,
+    normalize: bool,
+    kwargs: Option<&Bound<'_, PyDict>>,
+) -> PyResult<(String, String, String)> {
+    let options = options(kwargs)?;
+    let spec = InputSpec {
+        embeddings: path,
+        labels,
+        views: views.unwrap_or_default(),
+        key,
+        label_key,
+        classifier: classifier.as_deref().map(Source::resolve),
+        normalize,
+        ..InputSpec::default()
+    };
+    let run = interruptible(py, |progress| {
+        embgeom_pipeline::run_analysis(&spec, &options, Extras::default(), progress)
+            .map_err(|e| e.to_string())
+    })?;
+    Ok(rendered(&run))
+}
+
+/// Write a report of a file (`embgeom report`); returns the path of `index.html`.
+#[pyfunction]
+#[pyo3(signature = (path, out, name, labels=None, force=false, normalize=true, **kwargs))]
+#[allow(clippy::too_many_arguments)]
+fn report(
+    py: Python<'_>,
+    path: PathBuf,
+    out: PathBuf,
+    name: String,
+    labels: Option<PathBuf>,
+    force: bool,
+    normalize: bool,
+    kwargs: Option<&Bound<'_, PyDict>>,
+) -> PyResult<String> {
+    let options = options(kwargs)?;
+    let spec = InputSpec {
+        embeddings: Some(path),
+        labels,
+        normalize,
+        ..InputSpec::default()
+    };
+    let output = embgeom_report::ReportOptions {
+        dir: out,
+        name,
+        force,
+    };
+    let written = interruptible(py, |progress| {
+        embgeom_report::report(&spec, &options, &output, progress).map_err(|e| e.to_string())
+    })?;
+    Ok(written.index.display().to_string())
+}
+
+/// One `embgeom track` pass over a run; returns a dict with the counts, the page and the
+/// check results.
+#[pyfunction]
+#[pyo3(signature = (run, out, labels=None, checks=None, force=false, **kwargs))]
+fn track<'py>(
+    py: Python<'py>,
+    run: String,
+    out: PathBuf,
+    labels: Option<PathBuf>,
+    checks: Option<Vec<String>>,
+    force: bool,
+    kwargs: Option<&Bound<'py, PyDict>>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let analysis = options(kwargs)?;
+    let checks = checks
+        .unwrap_or_default()
+        .iter()
+        .map(|c| c.parse().map_err(error))
+        .collect::<PyResult<Vec<embgeom_track::Check>>>()?;
+    let options = embgeom_track::TrackOptions {
+        inputs: InputSpec {
+            labels,
+            ..InputSpec::default()
+        },
+        analysis,
+        out,
+        checks,
+        force,
+        ..embgeom_track::TrackOptions::new(&run)
+    };
+    let outcome = interruptible(py, |progress| {
+        embgeom_track::track(&options, progress).map_err(|e| e.to_string())
+    })?;
+    let result = PyDict::new(py);
+    result.set_item("checkpoints", outcome.checkpoints)?;
+    result.set_item("analysed", outcome.analysed)?;
+    result.set_item("cached", outcome.cached)?;
+    result.set_item("index", outcome.index.display().to_string())?;
+    let checks: Vec<(String, bool, String)> = outcome
+        .checks
+        .iter()
+        .map(|c| (c.check.clone(), c.passed, c.detail.clone()))
+        .collect();
+    result.set_item("checks", checks)?;
+    let failed: Vec<(String, String)> = outcome
+        .failed
+        .iter()
+        .map(|(p, why)| (p.display().to_string(), why.clone()))
+        .collect();
+    result.set_item("failed", failed)?;
+    Ok(result)
+}
+
+/// The metric catalogue as JSON: key, name, group, level, direction, reading, paper, link.
+#[pyfunction]
+fn catalogue_json() -> String {
+    let rows: Vec<serde_json::Value> = CATALOGUE.iter().map(|m| catalogue_row(m, None)).collect();
+    serde_json::Value::from(rows).to_string()
+}
+
+/// The compiled module.
+#[pymodule]
+fn _embgeom(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("EmbgeomError", m.py().get_type::<EmbgeomError>())?;
+    m.add_function(wrap_pyfunction!(analyze, m)?)?;
+    m.add_function(wrap_pyfunction!(analyze_file, m)?)?;
+    m.add_function(wrap_pyfunction!(report, m)?)?;
+    m.add_function(wrap_pyfunction!(track, m)?)?;
+    m.add_function(wrap_pyfunction!(catalogue_json, m)?)?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}
