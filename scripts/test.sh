@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # The whole test suite: unit, property and end-to-end tests of every crate (release build,
-# shared with `scripts/embgeom` and the benchmarks so polars is compiled once), then the
-# trainer's CPU tests against libtorch (fetched once by scripts/libtorch.sh, ~540 MB).
+# shared with `scripts/embgeom` and the benchmarks so polars is compiled once), the Python
+# package's tests (wheel built and installed into ~/.cache/embgeom-py by scripts/python.sh,
+# with PyTorch and Lightning, ~5 GB once), then the trainer's CPU tests against libtorch
+# (fetched once by scripts/libtorch.sh, ~540 MB).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 "$root/scripts/deps.sh" --browser
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/embgeom-target}"
 cd "$root"
 cargo test --release --workspace "$@"
+python="$("$root/scripts/python.sh" --torch)"
+EMBGEOM_BIN="$CARGO_TARGET_DIR/release/embgeom" "$python" -m pytest -q "$root/crates/python/tests"
 eval "$("$root/scripts/libtorch.sh")"
 EMBGEOM_BIN="$CARGO_TARGET_DIR/release/embgeom" \
   cargo test --release --manifest-path "$root/crates/trainer/Cargo.toml" "$@"

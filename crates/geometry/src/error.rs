@@ -29,7 +29,7 @@ pub enum GeometryError {
     #[error("shape mismatch: {what}")]
     ShapeMismatch { what: String },
     /// A parameter is out of its domain.
-    #[error("invalid parameter {name} = {value}: {reason}")]
+    #[error("invalid parameter {name} = {}: {reason}", compact(*.value))]
     InvalidParameter {
         name: &'static str,
         value: f64,
@@ -47,6 +47,15 @@ pub enum GeometryError {
     /// The labels do not fit the rows.
     #[error("labels: {what}")]
     Labels { what: String },
+}
+
+/// A number as people write it: `1e39` rather than forty digits.
+fn compact(value: f64) -> String {
+    if value != 0.0 && (value.abs() >= 1e6 || value.abs() < 1e-4) {
+        format!("{value:e}")
+    } else {
+        format!("{value}")
+    }
 }
 
 /// Result alias of the geometry crate.

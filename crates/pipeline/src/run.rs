@@ -63,6 +63,7 @@ pub fn run_analysis(
     extras: Extras,
     progress: &dyn Progress,
 ) -> Result<Run> {
+    options.validate()?;
     let inputs = Inputs::from_loaded(load_inputs(spec)?, spec.embeddings.as_deref())?;
     analyze_inputs(inputs, spec.normalize, options, extras, progress)
 }
@@ -76,6 +77,7 @@ pub fn analyze_inputs(
     extras: Extras,
     progress: &dyn Progress,
 ) -> Result<Run> {
+    options.validate()?;
     inputs.check()?;
     let summary = InputSummary::of(&inputs, normalize);
     let classes = inputs.labels.as_ref().map(classes_of).transpose()?;

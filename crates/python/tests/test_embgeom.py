@@ -1,0 +1,298 @@
+"""Tests of the embgeom Python package: equality with the CLI, public reference formulas,
+zero copy, tensors, errors, the monitor, interruption, the stubs."""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import embgeom
+
+ROOT = Path(__file__).resolve().parents[3]
+DIGITS = ROOT / "data" / "digits.npz"
+SUPCON = ROOT / "data" / "fashion-supcon" / "ckpt_epoch_0012.safetensors"
+CI = os.environ.get("CI") is not None
+
+
+def needs(module: str):
+    """Import an optional dependency; without it the test is skipped with the reason shown,
+    except under CI, where it fails (CI installs what the tests need)."""
+    try:
+        return __import__(module)
+    except ImportError as error:
+        if CI:
+            pytest.fail(f"{module} is required under CI: {error}")
+        pytest.skip(f"{module} is not installed: {error}")
+
+
+def cli(*args: str) -> dict:
+    binary = os.environ.get("EMBGEOM_BIN") or str(
+        Path(os.environ.get("CARGO_TARGET_DIR", Path.home() / ".cache/embgeom-target"))
+        / "release" / "embgeom")
+    if not Path(binary).exists():
+        if CI:
+            pytest.fail(f"the embgeom binary is required under CI: {binary}")
+        pytest.skip(f"the embgeom binary is not built: {binary}")
+    out = subprocess.run([binary, "analyze", *args, "--json", "-"], cwd=ROOT,
+                         capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)
+
+
+def gaussian(n: int, d: int, seed: int = 0, dtype=np.float32) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal((n, d)).astype(dtype)
+
+
+def same_leaves(a, b, path="$"):
+    """Every leaf equal, numbers to 1e-12 relative."""
+    if isinstance(a, dict):
+        assert sorted(a) == sorted(b), path
+        for k in a:
+            same_leaves(a[k], b[k], f"{path}.{k}")
+    elif isinstance(a, list):
+        assert len(a) == len(b), path
+        for i, (x, y) in enumerate(zip(a, b)):
+            same_leaves(x, y, f"{path}[{i}]")
+    elif isinstance(a, float) and isinstance(b, (int, float)):
+        assert abs(a - b) <= 1e-12 * max(abs(a), abs(b)), f"{path}: {a} vs {b}"
+    else:
+        assert a == b, f"{path}: {a!r} vs {b!r}"
+
+
+@pytest.mark.parametrize("path", [DIGITS, SUPCON])
+def test_every_metric_equals_the_cli_on_the_bundled_data(path):
+    relative = str(path.relative_to(ROOT))
+    want = cli(relative)
+    os.chdir(ROOT)
+    from_file = embgeom.analyze_file(relative).to_dict()
+    same_leaves(want["metrics"], from_file["metrics"])
+    assert from_file["inputs"] == want["inputs"]
+
+
+def test_in_memory_arrays_equal_the_cli():
+    want = cli("data/digits.npz")
+    data = np.load(DIGITS)
+    views = [data["views"][:, v, :] for v in range(data["views"].shape[1])]
+    got = embgeom.analyze(data["embeddings"], labels=data["labels"], views=views).to_dict()
+    same_leaves(want["metrics"], got["metrics"])
+
+
+def test_single_metrics_equal_the_full_analysis_to_the_last_bit():
+    x, y = gaussian(1500, 24), np.arange(1500) % 7
+    full = embgeom.analyze(x, labels=y)
+    assert embgeom.uniformity(x) == full.uniformity
+    assert embgeom.nc1(x, y) == full.nc1
+    assert embgeom.etf_distance(x, y) == full.etf_distance
+    assert embgeom.cdnv(x, y) == full.cdnv
+    assert embgeom.rankme(x) == full.rankme
+    assert embgeom.effective_rank(x) == full.effective_rank
+    assert embgeom.knn_accuracy(x, y) == full.knn_accuracy
+    assert embgeom.class_alignment(x, y) == full.class_alignment
+    views = embgeom.analyze(views=[x, x + 0.1])
+    assert embgeom.alignment(x, x + 0.1) == views.alignment
+
+
+def unit(x: np.ndarray) -> np.ndarray:
+    x = x.astype(np.float64)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def test_against_wang_and_isola_reference_formulas_in_numpy():
+    x, y = gaussian(800, 16, 1), gaussian(800, 16, 2)
+    ux, uy = unit(x), unit(x + 0.3 * y)
+    # align_loss(x, y, alpha=2) = (x - y).norm(dim=1).pow(2).mean()
+    align = np.mean(np.linalg.norm(ux - uy, axis=1) ** 2)
+    assert embgeom.alignment(x, x + 0.3 * y) == pytest.approx(align, rel=1e-6)
+    # uniform_loss(x, t=2) = pdist(x).pow(2).mul(-t).exp().mean().log()
+    i, j = np.triu_indices(len(ux), 1)
+    d2 = np.sum((ux[i] - ux[j]) ** 2, axis=1)
+    uniform = np.log(np.mean(np.exp(-2 * d2)))
+    assert embgeom.uniformity(x) == pytest.approx(uniform, rel=1e-6)
+
+
+def test_against_torch_pdist_when_torch_is_importable():
+    torch = needs("torch")
+    x = gaussian(600, 32, 3)
+    t = torch.nn.functional.normalize(torch.from_numpy(x), dim=1)
+    reference = torch.pdist(t, p=2).pow(2).mul(-2).exp().mean().log().item()
+    assert embgeom.uniformity(x) == pytest.approx(reference, rel=1e-5)
+
+
+def test_nc1_and_rankme_against_numpy_linear_algebra():
+    rng = np.random.default_rng(4)
+    means = rng.standard_normal((5, 12)) * 3
+    y = np.arange(1000) % 5
+    h = means[y] + rng.standard_normal((1000, 12))
+    # NC1 with np.linalg.pinv (unweighted global mean of the class means).
+    mu = np.stack([h[y == c].mean(0) for c in range(5)])
+    mu_g = mu.mean(0)
+    sw = sum(np.outer(r - mu[c], r - mu[c]) for r, c in zip(h, y)) / len(h)
+    m = mu - mu_g
+    sb = m.T @ m / 5
+    want_nc1 = np.trace(sw @ np.linalg.pinv(sb)) / 5
+    assert embgeom.nc1(h, y) == pytest.approx(want_nc1, rel=1e-9)
+    # RankMe from np.linalg.svd of the raw rows, eps = 1e-7.
+    s = np.linalg.svd(h, compute_uv=False)
+    p = s / s.sum() + 1e-7
+    want_rankme = np.exp(-np.sum(p * np.log(p)))
+    assert embgeom.rankme(h) == pytest.approx(want_rankme, rel=1e-9)
+
+
+def peak_rss_bytes() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def test_a_large_f32_c_array_is_read_in_place():
+    x = unit(gaussian(400_000, 64, 5)).astype(np.float32)  # 102 MB, already unit rows
+    before = peak_rss_bytes()
+    result = embgeom.analyze(x, normalize=False, uniformity=False, knn=False)
+    grown = peak_rss_bytes() - before
+    assert result.in_place
+    assert result.n == 400_000
+    assert grown < 0.25 * x.nbytes, f"peak memory grew by {grown / 1e6:.0f} MB"
+    fortran = np.asfortranarray(x[:1000])
+    assert not embgeom.analyze(fortran, normalize=False, uniformity=False, knn=False).in_place
+
+
+def test_inputs_of_every_kind_give_the_same_numbers():
+    x, y = gaussian(300, 8, 6), np.arange(300) % 3
+    want = embgeom.analyze(x, labels=y)
+    for other in (x.astype(np.float64), x.astype(np.float16).astype(np.float32),
+                  x.tolist(), np.asfortranarray(x)):
+        got = embgeom.analyze(other, labels=y)
+        assert got.nc1 == pytest.approx(want.nc1, rel=1e-3)
+    same = embgeom.analyze(x.tolist(), labels=[f"c{v}" for v in y])
+    assert same.num_classes == 3
+    assert [p["class"] for p in same.per_class] == ["c0", "c1", "c2"]
+
+
+def test_torch_tensors_with_gradients():
+    torch = needs("torch")
+    x, y = gaussian(200, 8, 7), np.arange(200) % 4
+    tensor = torch.from_numpy(x).requires_grad_(True) * 1.0
+    result = embgeom.analyze(tensor, labels=torch.from_numpy(y))
+    assert result.nc1 == embgeom.analyze(x, labels=y).nc1
+    assert embgeom.uniformity(tensor.to(torch.bfloat16)) == pytest.approx(
+        embgeom.uniformity(x), abs=2e-2)
+
+
+def test_bad_inputs_raise_embgeom_error_with_the_cli_message():
+    x = gaussian(10, 4, 8)
+    x[3, 1] = np.nan
+    with pytest.raises(embgeom.EmbgeomError, match=r"embeddings: row 3, column 1 is not finite"):
+        embgeom.analyze(x)
+    assert issubclass(embgeom.EmbgeomError, ValueError)
+    with pytest.raises(embgeom.EmbgeomError, match=r"labels: 9 values, but embeddings has 10 rows"):
+        embgeom.analyze(gaussian(10, 4), labels=np.arange(9))
+    with pytest.raises(embgeom.EmbgeomError, match=r"^invalid parameter t = 1e39: must be in \(0, 10000\]"):
+        embgeom.analyze(gaussian(10, 4), t=1e39)
+    with pytest.raises(embgeom.EmbgeomError, match=r"expected a 2-D array"):
+        embgeom.analyze(np.zeros(5))
+    with pytest.raises(embgeom.EmbgeomError, match=r"missing\.npy: cannot read"):
+        embgeom.analyze_file("missing.npy")
+    with pytest.raises(TypeError, match="unknown option"):
+        embgeom.analyze(gaussian(10, 4), temperature=1)
+
+
+def test_tables_and_catalogue():
+    result = embgeom.analyze(gaussian(200, 8, 9), labels=np.arange(200) % 4)
+    frame = result.to_pandas()
+    assert set(frame.columns) >= {"metric", "value", "ideal", "direction", "paper", "link"}
+    assert frame.set_index("metric").loc["nc1", "ideal"] == 0
+    assert {r["metric"] for r in embgeom.catalogue()} >= {"uniformity", "nc1", "rankme"}
+    assert "Class collapse" in str(result)
+    polars = needs("polars")
+    assert result.to_polars().height == len(frame)
+    del polars
+
+
+def test_monitor_logs_every_k_steps_and_at_report():
+    logged = []
+    monitor = embgeom.Monitor(log=lambda scalars, step: logged.append((step, scalars)), every=2)
+    rng = np.random.default_rng(10)
+    for step in range(1, 5):
+        monitor.update(rng.standard_normal((50, 6)).astype(np.float32), np.arange(50) % 5)
+        monitor.step(step)
+    assert [s for s, _ in logged] == [2, 4]
+    assert "geometry/nc1" in logged[0][1] and "geometry/uniformity" in logged[0][1]
+    held = embgeom.Monitor(holdout=(gaussian(60, 6), np.arange(60) % 3))
+    assert held.report(7)["geometry/nc1"] == embgeom.nc1(gaussian(60, 6), np.arange(60) % 3)
+
+
+def test_ctrl_c_interrupts_a_long_computation():
+    code = (
+        "import numpy as np, embgeom, time, sys\n"
+        "x = np.random.default_rng(0).standard_normal((150000, 64)).astype(np.float32)\n"
+        "print('ready', flush=True)\n"
+        "start = time.time()\n"
+        "try:\n"
+        "    embgeom.uniformity(x)\n"
+        "    print('finished', flush=True)\n"
+        "except KeyboardInterrupt:\n"
+        "    print(f'interrupted {time.time() - start:.1f}', flush=True)\n"
+    )
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert child.stdout.readline().strip() == "ready"
+    time.sleep(1.5)
+    child.send_signal(signal.SIGINT)
+    out, _ = child.communicate(timeout=60)
+    assert out.startswith("interrupted"), out
+    assert float(out.split()[1]) < 10
+
+
+def test_report_and_track_run_the_cli_engines(tmp_path):
+    index = embgeom.report(SUPCON, tmp_path / "report")
+    assert Path(index).name == "index.html" and Path(index).exists()
+    outcome = embgeom.track(ROOT / "data" / "fashion-supcon", tmp_path / "track",
+                            checks=["etf_distance > 1"])
+    assert outcome["checkpoints"] == 12 and outcome["checks"][0][1]
+
+
+def test_the_stubs_match_the_compiled_module():
+    needs("mypy")
+    out = subprocess.run([sys.executable, "-m", "mypy.stubtest", "embgeom._embgeom",
+                          "--ignore-missing-stub"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_the_lightning_callback_logs_the_geometry_of_a_two_epoch_fit(tmp_path):
+    torch = needs("torch")
+    needs("lightning")
+    import lightning.pytorch as pl
+    from embgeom.lightning import GeometryCallback
+
+    class Toy(pl.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.encoder = torch.nn.Linear(8, 4)
+
+        def training_step(self, batch, _):
+            x, y = batch
+            z = self.encoder(x)
+            loss = z.pow(2).mean()
+            self.log("loss", loss)
+            return {"loss": loss, "embeddings": z, "labels": y}
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.01)
+
+    x = torch.randn(64, 8)
+    y = torch.arange(64) % 4
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=16)
+    logger = pl.loggers.CSVLogger(tmp_path)
+    trainer = pl.Trainer(max_epochs=2, logger=logger, callbacks=[GeometryCallback()],
+                         enable_progress_bar=False, enable_checkpointing=False,
+                         enable_model_summary=False)
+    trainer.fit(Toy(), loader)
+    logged = trainer.logged_metrics
+    assert "geometry/nc1" in logged and "geometry/uniformity" in logged
+    metrics_file = Path(logger.log_dir) / "metrics.csv"
+    assert "geometry/rankme" in metrics_file.read_text()
