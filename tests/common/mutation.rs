@@ -15,7 +15,8 @@ pub struct Seed {
     pub labels: bool,
 }
 
-/// Rows of every seed (labels seeds have as many values).
+/// Rows of the generated seeds (labels seeds have as many values); the PyTorch, Arrow and
+/// JSON Lines seeds are the reader fixtures (40 rows, `tests/fixtures/readers`).
 pub const ROWS: usize = 12;
 const DIM: usize = 4;
 
@@ -203,7 +204,23 @@ pub fn seeds() -> Vec<Seed> {
         bytes,
         labels,
     };
-    vec![
+    let fixtures: [(&'static str, &'static [u8]); 5] = [
+        ("dict.pt", include_bytes!("../fixtures/readers/dict.pt")),
+        ("slice.pt", include_bytes!("../fixtures/readers/slice.pt")),
+        (
+            "table.feather",
+            include_bytes!("../fixtures/readers/table.feather"),
+        ),
+        (
+            "stream.arrow",
+            include_bytes!("../fixtures/readers/stream.arrow"),
+        ),
+        (
+            "data.jsonl",
+            include_bytes!("../fixtures/readers/data.jsonl"),
+        ),
+    ];
+    let mut all = vec![
         seed("f32.npy", embeddings.clone(), false),
         seed(
             "f64-fortran.npy",
@@ -277,7 +294,9 @@ pub fn seeds() -> Vec<Seed> {
                 .into_bytes(),
             true,
         ),
-    ]
+    ];
+    all.extend(fixtures.map(|(name, bytes)| seed(name, bytes.to_vec(), false)));
+    all
 }
 
 /// The embeddings a labels seed is read with (`ROWS` rows).

@@ -24,7 +24,7 @@ pub enum IoError {
     NotAFile { path: String, kind: &'static str },
     /// The file name has an extension no loader handles.
     #[error(
-        "{path}: unsupported file type (expected .npy, .npz, .safetensors, .parquet, .csv or .txt)"
+        "{path}: unsupported file type (expected .npy, .npz, .safetensors, .pt/.pth/.bin (PyTorch), .parquet, .arrow/.feather/.ipc, .csv, .jsonl/.ndjson, .txt, or a Hugging Face save_to_disk folder)"
     )]
     UnsupportedFormat { path: String },
     /// The file is shorter than its header says.

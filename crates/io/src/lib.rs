@@ -5,19 +5,24 @@
 //! Every error names the file and the key, column or row at fault.
 
 mod array;
+mod arrow_check;
 mod error;
+mod json_lines;
 mod npy;
 mod npz;
 mod safetensors_file;
 mod table;
+mod torch_file;
 mod write;
 
 pub use array::{ArrayData, Embeddings, LabelValues, Labels, Matrix, RawArray};
 pub use error::{IoError, Result};
+pub use json_lines::JsonLines;
 pub use npy::{npy_bytes_f32, parse_npy};
 pub use npz::Npz;
 pub use safetensors_file::SafetensorsFile;
 pub use table::Table;
+pub use torch_file::{is_torch_zip, TorchFile};
 pub use write::{commit_temporary, temporary_path, write_atomic, write_table, Column};
 
 use std::panic::AssertUnwindSafe;
@@ -133,6 +138,24 @@ impl Keyed for Npz {
     }
 }
 
+impl Keyed for TorchFile {
+    fn keys(&self) -> Vec<String> {
+        TorchFile::keys(self)
+    }
+    fn get(&mut self, key: &str) -> Result<Option<RawArray>> {
+        TorchFile::get(self, key)
+    }
+}
+
+impl Keyed for JsonLines {
+    fn keys(&self) -> Vec<String> {
+        JsonLines::keys(self)
+    }
+    fn get(&mut self, key: &str) -> Result<Option<RawArray>> {
+        JsonLines::get(self, key)
+    }
+}
+
 impl Keyed for SafetensorsFile {
     fn keys(&self) -> Vec<String> {
         SafetensorsFile::keys(self)
@@ -202,6 +225,9 @@ fn open(path: &Path, selection: &Selection) -> Result<Opened> {
         .and_then(|e| e.to_str())
         .map(str::to_ascii_lowercase)
         .unwrap_or_default();
+    if path.is_dir() && Table::is_saved_dataset(path) {
+        return Ok(Opened::Table(Table::read_saved_dataset(path)?));
+    }
     check_regular_file(path)?;
     Ok(match extension.as_str() {
         "npy" => Opened::Npy(parse_npy(&read_bytes(path)?, &name)?),
@@ -212,6 +238,19 @@ fn open(path: &Path, selection: &Selection) -> Result<Opened> {
         ),
         "csv" => Opened::Table(Table::read_csv(path, !selection.no_header)?),
         "parquet" | "pq" => Opened::Table(Table::read_parquet(path)?),
+        "arrow" | "feather" | "ipc" => Opened::Table(Table::read_ipc(path)?),
+        "jsonl" | "ndjson" => Opened::Keyed(
+            name.clone(),
+            Box::new(JsonLines::new(&read_bytes(path)?, &name)?),
+        ),
+        // A `.bin` is PyTorch's when it is a zip holding data.pkl (chosen by content).
+        "pt" | "pth" | "bin" => {
+            let bytes = read_bytes(path)?;
+            if extension == "bin" && !is_torch_zip(&bytes) {
+                return Err(IoError::UnsupportedFormat { path: name });
+            }
+            Opened::Keyed(name.clone(), Box::new(TorchFile::new(bytes, &name)?))
+        }
         "txt" => {
             let text = String::from_utf8(read_bytes(path)?).map_err(|_| IoError::Corrupt {
                 path: name.clone(),

@@ -52,6 +52,153 @@ impl Table {
         Ok(table)
     }
 
+    /// Read an Arrow IPC file (Feather v2) or an Arrow IPC stream. Column names are trimmed.
+    pub fn read_ipc(path: &Path) -> Result<Table> {
+        let name = path.display().to_string();
+        let open = || {
+            std::fs::File::open(path).map_err(|source| IoError::Read {
+                path: name.clone(),
+                source,
+            })
+        };
+        let bytes = {
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut open()?, &mut bytes).map_err(|source| {
+                IoError::Read {
+                    path: name.clone(),
+                    source,
+                }
+            })?;
+            bytes
+        };
+        crate::arrow_check::check_ipc(&bytes, &name)?;
+        let file = std::io::Cursor::new(bytes.as_slice());
+        let frame = match contain_panics(&name, "Arrow", || IpcReader::new(file).finish())? {
+            Ok(frame) => frame,
+            Err(_) => {
+                let stream = std::io::Cursor::new(bytes.as_slice());
+                contain_panics(&name, "Arrow", || IpcStreamReader::new(stream).finish())?.map_err(
+                    |e| IoError::Corrupt {
+                        path: name.clone(),
+                        what: format!("cannot read as an Arrow IPC file or stream: {e}"),
+                    },
+                )?
+            }
+        };
+        let mut table = Table { path: name, frame };
+        table.trim_names()?;
+        table.check_heights()?;
+        Ok(table)
+    }
+
+    /// Whether `dir` is a Hugging Face `datasets` folder written by `save_to_disk`.
+    pub fn is_saved_dataset(dir: &Path) -> bool {
+        dir.join("dataset_info.json").is_file()
+            && std::fs::read_dir(dir).is_ok_and(|mut entries| {
+                entries
+                    .any(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".arrow")))
+            })
+    }
+
+    /// Read a Hugging Face `save_to_disk` folder: its `data-*.arrow` shards (Arrow IPC
+    /// streams) in name order, one table; a `ClassLabel` feature of `dataset_info.json`
+    /// turns its integer column into the class names.
+    pub fn read_saved_dataset(dir: &Path) -> Result<Table> {
+        let name = dir.display().to_string();
+        let mut shards: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
+            .map_err(|source| IoError::Read {
+                path: name.clone(),
+                source,
+            })?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "arrow"))
+            .collect();
+        shards.sort();
+        let mut frame: Option<DataFrame> = None;
+        for shard in &shards {
+            let part = Table::read_ipc(shard)?.frame;
+            frame = Some(match frame {
+                None => part,
+                Some(mut all) => {
+                    all.vstack_mut(&part).map_err(|e| IoError::Corrupt {
+                        path: shard.display().to_string(),
+                        what: format!("its columns differ from the first shard's: {e}"),
+                    })?;
+                    all
+                }
+            });
+        }
+        let frame = frame.ok_or_else(|| IoError::Missing {
+            path: name.clone(),
+            kind: "data-*.arrow shard",
+            name: "data-00000-of-00001.arrow".into(),
+            available: Vec::new(),
+        })?;
+        let mut table = Table {
+            path: name.clone(),
+            frame,
+        };
+        let info_path = dir.join("dataset_info.json");
+        let info: serde_json::Value = std::fs::read_to_string(&info_path)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .ok_or_else(|| IoError::Corrupt {
+                path: info_path.display().to_string(),
+                what: "not readable JSON".into(),
+            })?;
+        if let Some(features) = info["features"].as_object() {
+            for (column, feature) in features {
+                let Some(names) = feature["names"].as_array() else {
+                    continue;
+                };
+                if feature["_type"] != "ClassLabel" {
+                    continue;
+                }
+                let names: Vec<String> = names
+                    .iter()
+                    .map(|n| n.as_str().unwrap_or_default().to_string())
+                    .collect();
+                table.class_names(column, &names)?;
+            }
+        }
+        Ok(table)
+    }
+
+    /// Replace the integer column `column` by the class names it indexes.
+    fn class_names(&mut self, column: &str, names: &[String]) -> Result<()> {
+        let source = self.source(column);
+        let Ok(RawArray {
+            data: ArrayData::Int(indices),
+            ..
+        }) = self.column(column)
+        else {
+            return Ok(());
+        };
+        let text = indices
+            .iter()
+            .enumerate()
+            .map(|(row, &i)| {
+                usize::try_from(i)
+                    .ok()
+                    .and_then(|i| names.get(i).cloned())
+                    .ok_or_else(|| IoError::Value {
+                        path: source.clone(),
+                        what: format!(
+                            "row {row} is class {i}, but the ClassLabel has {} names",
+                            names.len()
+                        ),
+                    })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.frame
+            .with_column(Series::new(column.into(), text).into_column())
+            .map_err(|e| IoError::Corrupt {
+                path: source,
+                what: e.to_string(),
+            })?;
+        Ok(())
+    }
+
     /// Column names without surrounding white space (`" label"` is the label column).
     fn trim_names(&mut self) -> Result<()> {
         let trimmed: Vec<String> = self

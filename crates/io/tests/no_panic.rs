@@ -1,6 +1,8 @@
 //! No reader panics on any byte string: every one returns a value or an error naming the file.
 
-use embgeom_io::{load, load_labels, parse_npy, Npz, SafetensorsFile, Selection};
+use embgeom_io::{
+    load, load_labels, parse_npy, JsonLines, Npz, SafetensorsFile, Selection, TorchFile,
+};
 use proptest::prelude::*;
 
 /// Bytes that start like a valid file of the format more often than chance.
@@ -44,9 +46,27 @@ proptest! {
     }
 
     #[test]
+    fn pytorch_files_never_panic(bytes in bytes_after(b"PK\x03\x04\x00\x00\x00\x00\x00\x00")) {
+        if let Ok(mut file) = TorchFile::new(bytes, "x.pt") {
+            for key in file.keys() {
+                let _ = file.get(&key);
+            }
+        }
+    }
+
+    #[test]
+    fn json_lines_never_panic(bytes in bytes_after(b"{\"embedding\": [1.0, 2")) {
+        if let Ok(file) = JsonLines::new(&bytes, "x.jsonl") {
+            for key in file.keys() {
+                let _ = file.get(&key);
+            }
+        }
+    }
+
+    #[test]
     fn tables_and_text_never_panic(
         bytes in bytes_after(b"PAR1"),
-        extension in prop::sample::select(vec!["csv", "parquet", "txt"]),
+        extension in prop::sample::select(vec!["csv", "parquet", "txt", "arrow", "feather", "jsonl", "pt", "bin"]),
     ) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(format!("x.{extension}"));
