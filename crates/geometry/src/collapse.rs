@@ -236,11 +236,24 @@ pub fn collapse<F: Real>(
         .count() as f64
         / n;
     let nc4 = predicted.map(|p| p.iter().zip(&nearest).filter(|(a, b)| a != b).count() as f64 / n);
-    let mut out = Collapse {
+    let out = Collapse {
         ncc_accuracy,
         nc4,
         ..Collapse::default()
     };
+    collapse_from_stats(out, stats, classes.names(), classifier)
+}
+
+/// The collapse metrics that need only the class statistics (NC1-NC3, ETF distance, CDNV),
+/// added to `out`; `names` name the classes in warnings.
+pub fn collapse_from_stats(
+    mut out: Collapse,
+    stats: &ClassStats,
+    names: &[String],
+    classifier: Option<&Classifier>,
+) -> Result<Collapse> {
+    let c = stats.num_classes();
+    let d = stats.means.ncols();
     if c < 2 {
         out.warnings.push(
             "one class: the collapse metrics (NC1-NC3, ETF distance, CDNV) need at least 2 classes"
@@ -257,7 +270,7 @@ pub fn collapse<F: Real>(
     if let Some(single) = stats.counts.iter().position(|&n| n == 1) {
         out.warnings.push(format!(
             "class {:?} has a single row: its within-class variance is 0 by construction",
-            classes.names()[single]
+            names[single]
         ));
     }
     let m = stats.centred_means();

@@ -28,6 +28,7 @@ mod scatter;
 mod serde_rows;
 mod simplex;
 mod spectrum;
+pub mod state;
 mod stats;
 mod tiles;
 mod uniformity;
@@ -39,7 +40,7 @@ pub use analysis::{
 };
 pub use cka::linear_cka;
 pub use classes::Classes;
-pub use collapse::{cdnv, collapse, nc1, Cdnv, Classifier, Collapse};
+pub use collapse::{cdnv, collapse, collapse_from_stats, nc1, Cdnv, Classifier, Collapse};
 pub use error::{GeometryError, Result};
 pub use figure_data::{
     class_mean_cosines, distances_to_class_means, figure_data, pair_distances, pca_projection,

@@ -396,6 +396,76 @@ fn catalogue_json() -> String {
     serde_json::Value::from(rows).to_string()
 }
 
+/// A mergeable partial state (`embgeom_geometry::state::State`); see `embgeom.Accumulator`.
+#[pyclass(name = "State", module = "embgeom._embgeom")]
+struct PyState {
+    state: embgeom_geometry::state::State,
+}
+
+#[pymethods]
+impl PyState {
+    #[new]
+    fn new(dim: usize) -> Self {
+        PyState {
+            state: embgeom_geometry::state::State::new(dim),
+        }
+    }
+
+    /// Add a batch of rows (f32 or f64, 2-D) with one label per row, or none.
+    #[pyo3(signature = (rows, labels=None))]
+    fn update(
+        &mut self,
+        py: Python<'_>,
+        rows: Bound<'_, PyAny>,
+        labels: Option<Vec<String>>,
+    ) -> PyResult<()> {
+        let rows = Matrix::extract(&rows, "batch")?;
+        let state = &mut self.state;
+        let labels = labels.as_deref();
+        let result = match &rows {
+            Matrix::F32(a) => {
+                let view = a.as_array();
+                py.detach(|| state.update(view, labels))
+            }
+            Matrix::F64(a) => {
+                let view = a.as_array();
+                py.detach(|| state.update(view, labels))
+            }
+        };
+        result.map_err(|e| error(format!("batch: {e}")))
+    }
+
+    /// Merge another state into this one.
+    fn merge(&mut self, other: PyRef<'_, PyState>) -> PyResult<()> {
+        self.state.merge(&other.state).map_err(error)
+    }
+
+    /// The state as bytes (versioned).
+    fn to_bytes<'py>(&self, py: Python<'py>) -> Bound<'py, pyo3::types::PyBytes> {
+        pyo3::types::PyBytes::new(py, &self.state.to_bytes())
+    }
+
+    /// A state from `to_bytes`.
+    #[staticmethod]
+    fn from_bytes(data: &[u8]) -> PyResult<PyState> {
+        embgeom_geometry::state::State::from_bytes(data)
+            .map(|state| PyState { state })
+            .map_err(error)
+    }
+
+    /// The metrics as JSON.
+    fn finalize(&self) -> PyResult<String> {
+        let metrics = self.state.finalize().map_err(error)?;
+        serde_json::to_string(&metrics).map_err(error)
+    }
+
+    /// Rows summarised so far.
+    #[getter]
+    fn rows(&self) -> u64 {
+        self.state.rows()
+    }
+}
+
 /// The compiled module.
 #[pymodule]
 fn _embgeom(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -405,6 +475,7 @@ fn _embgeom(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(report, m)?)?;
     m.add_function(wrap_pyfunction!(track, m)?)?;
     m.add_function(wrap_pyfunction!(catalogue_json, m)?)?;
+    m.add_class::<PyState>()?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -296,3 +296,36 @@ def test_the_lightning_callback_logs_the_geometry_of_a_two_epoch_fit(tmp_path):
     assert "geometry/nc1" in logged and "geometry/uniformity" in logged
     metrics_file = Path(logger.log_dir) / "metrics.csv"
     assert "geometry/rankme" in metrics_file.read_text()
+
+
+def test_accumulator_states_merge_pickle_and_match_the_analysis():
+    import pickle
+
+    rng = np.random.default_rng(11)
+    means = rng.standard_normal((6, 20)) * 2
+    y = np.arange(3000) % 6
+    x = (means[y] + rng.standard_normal((3000, 20))).astype(np.float32)
+    whole = embgeom.Accumulator().update(x, y).finalize()
+    cuts = [0, 700, 1500, 1501, 3000]
+    parts = [embgeom.Accumulator().update(x[a:b], y[a:b]) for a, b in zip(cuts, cuts[1:])]
+    for order in ([0, 1, 2, 3], [3, 2, 1, 0], [2, 0, 3, 1]):
+        merged = embgeom.Accumulator()
+        for k in order:
+            merged.merge(pickle.loads(pickle.dumps(parts[k])))
+        got = merged.finalize()
+        assert got["n"] == 3000 and got["num_classes"] == 6
+        for key in ("nc1", "nc1_quotient", "etf_distance", "cdnv", "effective_rank", "rankme",
+                    "normalized_std", "class_alignment", "nc2_equinorm"):
+            assert got[key] == pytest.approx(whole[key], rel=1e-12), key
+    full = embgeom.analyze(x, labels=y)
+    for key in ("nc1", "etf_distance", "cdnv", "effective_rank", "rankme", "normalized_std",
+                "class_alignment", "nc2_equiangularity", "nc2_max_angle"):
+        assert whole[key] == pytest.approx(getattr(full, key), rel=1e-9), key
+    assert whole["simplex_angles"]["value"] == pytest.approx(full.simplex_angles, rel=1e-9)
+    assert np.allclose(whole["eigenvalues"], full.spectrum, rtol=1e-9, atol=1e-15)
+    with pytest.raises(embgeom.EmbgeomError, match="version 7"):
+        data = bytearray(parts[0].to_bytes())
+        data[8:12] = (7).to_bytes(4, "little")
+        embgeom.Accumulator.from_bytes(bytes(data))
+    with pytest.raises(embgeom.EmbgeomError, match="every batch must carry labels"):
+        embgeom.Accumulator().update(x[:10], y[:10]).update(x[10:20])

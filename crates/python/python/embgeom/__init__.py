@@ -25,6 +25,7 @@ from ._convert import as_labels, as_rows
 from ._embgeom import EmbgeomError
 
 __all__ = [
+    "Accumulator",
     "Analysis",
     "EmbgeomError",
     "Monitor",
@@ -286,4 +287,5 @@ def track(run, out, labels=None, checks: Iterable[str] = (), force: bool = False
                           list(checks), force, **_options(options))
 
 
+from .accumulator import Accumulator  # noqa: E402
 from .monitor import Monitor  # noqa: E402  (needs the functions above)
