@@ -3,7 +3,9 @@
 # CUDA runtime wheels it needs to load on a machine without a GPU, into a cache folder, and
 # print the environment for building and running the trainer:
 #   eval "$(scripts/libtorch.sh)"
-# Recipe: shared/gpu/README.md. The download (~540 MB) happens once per machine.
+# PyPI has no CPU-only torch: its CUDA wheel carries a complete libtorch (torch/lib, headers), which
+# loads on a machine without a GPU once the two CUDA runtime wheels are beside it. The download
+# (~540 MB) happens once per machine.
 set -euo pipefail
 cache="${EMBGEOM_LIBTORCH_CACHE:-$HOME/.cache/embgeom-libtorch}"
 root="$cache/libtorch"

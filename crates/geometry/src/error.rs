@@ -44,6 +44,9 @@ pub enum GeometryError {
     /// A linear-algebra routine failed.
     #[error("numerical failure: {what}")]
     Numerical { what: String },
+    /// Bytes that are not a state of this version.
+    #[error("{what}")]
+    InvalidState { what: String },
     /// The labels do not fit the rows.
     #[error("labels: {what}")]
     Labels { what: String },

@@ -324,7 +324,7 @@ impl State {
 
     /// A state from [`State::to_bytes`]; other data or another version is an error.
     pub fn from_bytes(bytes: &[u8]) -> Result<State> {
-        let bad = |what: String| GeometryError::Labels { what };
+        let bad = |what: String| GeometryError::InvalidState { what };
         if bytes.len() < 12 || &bytes[..8] != MAGIC {
             return Err(bad("not an embgeom state".into()));
         }
