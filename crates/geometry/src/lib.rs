@@ -63,5 +63,6 @@ pub use spectrum::{
 pub use stats::{class_means, class_stats, ClassStats};
 pub use tiles::DEFAULT_TILE;
 pub use uniformity::{
-    uniformity, uniformity_exact, uniformity_sampled, Estimator, Method, Uniformity,
+    uniformity, uniformity_exact, uniformity_part, uniformity_sampled, Estimator, Method,
+    Uniformity, UniformityPart,
 };

@@ -84,29 +84,67 @@ where
     T: Send,
     K: Fn(GramTile<F>) -> T + Sync,
 {
+    map_tiles(x, sq, None, tile, progress, kernel)
+}
+
+/// Apply `kernel` to every block of the cross Gram matrix `x y^T` (no block is on a
+/// diagonal) in row-major block order; `x_sq`, `y_sq` hold the squared row norms.
+pub(crate) fn map_cross_tiles<F, T, K>(
+    x: ArrayView2<F>,
+    x_sq: &[F],
+    y: ArrayView2<F>,
+    y_sq: &[F],
+    tile: usize,
+    kernel: K,
+) -> Vec<T>
+where
+    F: Real,
+    T: Send,
+    K: Fn(GramTile<F>) -> T + Sync,
+{
+    map_tiles(x, x_sq, Some((y, y_sq)), tile, &crate::NoProgress, kernel)
+}
+
+/// The blocks of `x x^T` (upper triangle, `other = None`) or of `x y^T` (all), each a GEMM
+/// into a per-thread buffer, in parallel, results in row-major block order.
+fn map_tiles<F, T, K>(
+    x: ArrayView2<F>,
+    x_sq: &[F],
+    other: Option<(ArrayView2<F>, &[F])>,
+    tile: usize,
+    progress: &dyn Progress,
+    kernel: K,
+) -> Vec<T>
+where
+    F: Real,
+    T: Send,
+    K: Fn(GramTile<F>) -> T + Sync,
+{
     single_threaded_blas();
-    let n = x.nrows();
+    let same = other.is_none();
+    let (y, y_sq) = other.unwrap_or((x, x_sq));
+    let (nx, ny) = (x.nrows(), y.nrows());
     let tile = tile.max(1);
-    let blocks = n.div_ceil(tile);
-    let pieces: Vec<(usize, usize)> = (0..blocks)
-        .flat_map(|i| (i..blocks).map(move |j| (i, j)))
+    let (blocks_x, blocks_y) = (nx.div_ceil(tile), ny.div_ceil(tile));
+    let pieces: Vec<(usize, usize)> = (0..blocks_x)
+        .flat_map(|i| (if same { i } else { 0 }..blocks_y).map(move |j| (i, j)))
         .collect();
-    let block_range = |b: usize| b * tile..((b + 1) * tile).min(n);
+    let block_range = |b: usize, n: usize| b * tile..((b + 1) * tile).min(n);
     let out = pieces
         .par_iter()
         .map_init(
             || Array2::<F>::zeros((tile, tile)),
             |buffer, &(bi, bj)| {
-                let (rows, cols) = (block_range(bi), block_range(bj));
+                let (rows, cols) = (block_range(bi, nx), block_range(bj, ny));
                 let mut gram = buffer.slice_mut(s![..rows.len(), ..cols.len()]);
                 let a = x.slice(s![rows.clone(), ..]);
-                let b = x.slice(s![cols.clone(), ..]);
+                let b = y.slice(s![cols.clone(), ..]);
                 general_mat_mul(F::one(), &a, &b.t(), F::zero(), &mut gram);
                 let result = kernel(GramTile {
                     gram,
-                    row_sq: &sq[rows],
-                    col_sq: &sq[cols],
-                    diagonal: bi == bj,
+                    row_sq: &x_sq[rows],
+                    col_sq: &y_sq[cols],
+                    diagonal: same && bi == bj,
                 });
                 progress.advance(1);
                 result

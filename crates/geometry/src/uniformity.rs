@@ -11,7 +11,7 @@ use crate::progress::Progress;
 use crate::real::Real;
 use crate::rows::{squared_distance, squared_norms};
 use crate::sampling::PairSampler;
-use crate::tiles::{gram_tile_count, map_gram_tiles};
+use crate::tiles::{gram_tile_count, map_cross_tiles, map_gram_tiles, GramTile};
 use ndarray::ArrayView2;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -147,6 +147,120 @@ pub fn uniformity<F: Real>(
     }
 }
 
+/// `(shift, sum exp(e - shift), count)` of one Gram tile's pair exponents
+/// `e = -t ||x_i - x_j||^2` (on a diagonal tile, the pairs above it only).
+fn tile_log_sum_exp<F: Real>(mut block: GramTile<F>, minus_t: F) -> LogSumExp {
+    let diagonal = block.diagonal;
+    block
+        .gram
+        .rows_mut()
+        .into_iter()
+        .enumerate()
+        .map(|(r, row)| {
+            let row = row.into_slice().expect("Gram tile rows are contiguous");
+            let start = if diagonal { (r + 1).min(row.len()) } else { 0 };
+            let (shift, sum) = F::row_exp_sum(
+                &mut row[start..],
+                block.row_sq[r],
+                &block.col_sq[start..],
+                minus_t,
+            );
+            LogSumExp {
+                shift,
+                sum,
+                sum_sq: 0.0,
+                count: (row.len() - start) as u64,
+            }
+        })
+        .fold(LogSumExp::EMPTY, LogSumExp::merge)
+}
+
+/// A mergeable part of the exact uniformity: `log sum exp(-t ||x_i - x_j||^2)` over some of
+/// the pairs, kept as `(shift, sum exp(e - shift), pairs)`. Parts of disjoint pair sets (the
+/// pairs within each shard, and between each two shards) merge into the exact value of all
+/// of them, in any order up to rounding.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct UniformityPart {
+    /// The largest exponent seen.
+    pub shift: f64,
+    /// `sum exp(e - shift)`.
+    pub sum: f64,
+    /// Pairs summed.
+    pub pairs: u64,
+}
+
+impl UniformityPart {
+    /// No pair.
+    pub const EMPTY: UniformityPart = UniformityPart {
+        shift: f64::NEG_INFINITY,
+        sum: 0.0,
+        pairs: 0,
+    };
+
+    /// Both parts together.
+    pub fn merge(self, other: UniformityPart) -> UniformityPart {
+        let merged = self.log_sum_exp().merge(other.log_sum_exp());
+        UniformityPart {
+            shift: merged.shift,
+            sum: merged.sum,
+            pairs: merged.count,
+        }
+    }
+
+    /// `L_unif` over the pairs summed (`None` without pairs).
+    pub fn value(&self) -> Option<f64> {
+        (self.pairs > 0).then(|| self.log_sum_exp().log_mean())
+    }
+
+    fn log_sum_exp(&self) -> LogSumExp {
+        LogSumExp {
+            shift: self.shift,
+            sum: self.sum,
+            sum_sq: 0.0,
+            count: self.pairs,
+        }
+    }
+}
+
+/// The uniformity part of the pairs within `a` (`b = None`: pairs `i < j`) or between `a` and
+/// `b` (every pair), from Gram tiles of side `tile` as in [`uniformity_exact`].
+pub fn uniformity_part<F: Real>(
+    a: ArrayView2<F>,
+    b: Option<ArrayView2<F>>,
+    t: f64,
+    tile: usize,
+) -> Result<UniformityPart> {
+    check_parameters(2, t)?;
+    check_magnitude(a)?;
+    let minus_t = F::from_f64(-t);
+    let a_sq = squared_norms(a);
+    let partials = match b {
+        None => map_gram_tiles(a, &a_sq, tile, &crate::NoProgress, |block| {
+            tile_log_sum_exp(block, minus_t)
+        }),
+        Some(b) => {
+            check_magnitude(b)?;
+            if b.ncols() != a.ncols() {
+                return Err(GeometryError::ShapeMismatch {
+                    what: format!("shards of {} and {} dimensions", a.ncols(), b.ncols()),
+                });
+            }
+            let b_sq = squared_norms(b);
+            map_cross_tiles(a, &a_sq, b, &b_sq, tile, |block| {
+                tile_log_sum_exp(block, minus_t)
+            })
+        }
+    };
+    let total = partials
+        .into_iter()
+        .fold(LogSumExp::EMPTY, LogSumExp::merge);
+    Ok(UniformityPart {
+        shift: total.shift,
+        sum: total.sum,
+        pairs: total.count,
+    })
+}
+
 /// Exact `L_unif` over all `N(N-1)/2` pairs.
 ///
 /// `||x_i - x_j||^2 = ||x_i||^2 + ||x_j||^2 - 2 x_i.x_j` is formed from GEMM tiles of the Gram
@@ -165,30 +279,8 @@ pub fn uniformity_exact<F: Real>(
     let sq = squared_norms(x);
     let minus_t = F::from_f64(-t);
     progress.start("uniformity (exact)", gram_tile_count(n, tile));
-    let partials = map_gram_tiles(x, &sq, tile, progress, |mut block| {
-        let diagonal = block.diagonal;
-        block
-            .gram
-            .rows_mut()
-            .into_iter()
-            .enumerate()
-            .map(|(r, row)| {
-                let row = row.into_slice().expect("Gram tile rows are contiguous");
-                let start = if diagonal { (r + 1).min(row.len()) } else { 0 };
-                let (shift, sum) = F::row_exp_sum(
-                    &mut row[start..],
-                    block.row_sq[r],
-                    &block.col_sq[start..],
-                    minus_t,
-                );
-                LogSumExp {
-                    shift,
-                    sum,
-                    sum_sq: 0.0,
-                    count: (row.len() - start) as u64,
-                }
-            })
-            .fold(LogSumExp::EMPTY, LogSumExp::merge)
+    let partials = map_gram_tiles(x, &sq, tile, progress, |block| {
+        tile_log_sum_exp(block, minus_t)
     });
     progress.finish();
     let total = partials

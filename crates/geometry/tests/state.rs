@@ -123,3 +123,38 @@ fn bytes_of_another_version_or_other_data_are_refused() {
     other.update(gaussian(3, 5, 1).view(), None).unwrap();
     assert!(state.merge(&other).is_err(), "dimensions differ");
 }
+
+#[test]
+fn uniformity_over_shard_pairs_merges_into_the_exact_value() {
+    use embgeom_geometry::{uniformity_exact, uniformity_part, UniformityPart};
+    let x = normalize_rows(gaussian(1000, 16, 9).view()).unwrap();
+    let want = uniformity_exact(x.view(), 2.0, 128, &NoProgress)
+        .unwrap()
+        .value;
+    let cuts = [0, 300, 301, 777, 1000];
+    let shards: Vec<_> = cuts
+        .windows(2)
+        .map(|w| x.slice(s![w[0]..w[1], ..]))
+        .collect();
+    let mut parts = Vec::new();
+    for (i, a) in shards.iter().enumerate() {
+        parts.push(uniformity_part(*a, None, 2.0, 64).unwrap());
+        for b in &shards[i + 1..] {
+            parts.push(uniformity_part(*a, Some(*b), 2.0, 64).unwrap());
+        }
+    }
+    for order in [
+        (0..parts.len()).collect::<Vec<_>>(),
+        (0..parts.len()).rev().collect(),
+    ] {
+        let merged = order
+            .iter()
+            .fold(UniformityPart::EMPTY, |acc, &k| acc.merge(parts[k]));
+        assert_eq!(merged.pairs, 1000 * 999 / 2);
+        let got = merged.value().unwrap();
+        assert!((got - want).abs() <= 1e-12 * want.abs(), "{got} vs {want}");
+    }
+    assert_eq!(UniformityPart::EMPTY.value(), None);
+    let one_row = x.slice(s![0..1, ..]);
+    assert_eq!(uniformity_part(one_row, None, 2.0, 64).unwrap().pairs, 0);
+}
