@@ -125,13 +125,20 @@ pub fn class_alignment<F: Real>(
         for c in 0..classes.num_classes() {
             let rows = x.select(ndarray::Axis(0), classes.members(c));
             let sq = squared_norms(rows.view());
-            let tiles = map_gram_tiles(rows.view(), &sq, DEFAULT_TILE, progress, |mut block| {
-                block
-                    .map_squared_distances(|d2| d2.powf(half_alpha))
-                    .iter()
-                    .map(|row| row.iter().map(|v| v.as_f64()).sum::<f64>())
-                    .sum::<f64>()
-            });
+            let tiles = map_gram_tiles(
+                rows.view(),
+                &sq,
+                None,
+                DEFAULT_TILE,
+                progress,
+                |mut block| {
+                    block
+                        .map_squared_distances(|d2| d2.powf(half_alpha))
+                        .iter()
+                        .map(|row| row.iter().map(|v| v.as_f64()).sum::<f64>())
+                        .sum::<f64>()
+                },
+            );
             total += tiles.into_iter().sum::<f64>();
         }
         progress.finish();

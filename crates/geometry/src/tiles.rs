@@ -70,44 +70,11 @@ pub(crate) fn single_threaded_blas() {
     ONCE.call_once(|| unsafe { openblas_set_num_threads(1) });
 }
 
-/// Apply `kernel` to every block `(I, J)`, `I <= J`, of the Gram matrix of `x` and return the
-/// results in row-major block order. `sq` holds the squared row norms of `x`.
+/// Apply `kernel` to every block `(I, J)`, `I <= J`, of the Gram matrix `x x^T`
+/// (`other = None`), or to every block of the cross Gram matrix `x y^T` (`other = Some((y,
+/// y_sq))`, no block on a diagonal): each a GEMM into a per-thread buffer, in parallel,
+/// results in row-major block order. `x_sq` (`y_sq`) hold the squared row norms.
 pub(crate) fn map_gram_tiles<F, T, K>(
-    x: ArrayView2<F>,
-    sq: &[F],
-    tile: usize,
-    progress: &dyn Progress,
-    kernel: K,
-) -> Vec<T>
-where
-    F: Real,
-    T: Send,
-    K: Fn(GramTile<F>) -> T + Sync,
-{
-    map_tiles(x, sq, None, tile, progress, kernel)
-}
-
-/// Apply `kernel` to every block of the cross Gram matrix `x y^T` (no block is on a
-/// diagonal) in row-major block order; `x_sq`, `y_sq` hold the squared row norms.
-pub(crate) fn map_cross_tiles<F, T, K>(
-    x: ArrayView2<F>,
-    x_sq: &[F],
-    y: ArrayView2<F>,
-    y_sq: &[F],
-    tile: usize,
-    kernel: K,
-) -> Vec<T>
-where
-    F: Real,
-    T: Send,
-    K: Fn(GramTile<F>) -> T + Sync,
-{
-    map_tiles(x, x_sq, Some((y, y_sq)), tile, &crate::NoProgress, kernel)
-}
-
-/// The blocks of `x x^T` (upper triangle, `other = None`) or of `x y^T` (all), each a GEMM
-/// into a per-thread buffer, in parallel, results in row-major block order.
-fn map_tiles<F, T, K>(
     x: ArrayView2<F>,
     x_sq: &[F],
     other: Option<(ArrayView2<F>, &[F])>,
@@ -154,7 +121,7 @@ where
     out
 }
 
-/// Number of blocks [`map_gram_tiles`] visits for `n` rows.
+/// Number of blocks [`map_gram_tiles`] visits for the `n` rows of one matrix.
 pub(crate) fn gram_tile_count(n: usize, tile: usize) -> u64 {
     let blocks = n.div_ceil(tile.max(1)) as u64;
     blocks * (blocks + 1) / 2

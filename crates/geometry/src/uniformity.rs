@@ -11,7 +11,7 @@ use crate::progress::Progress;
 use crate::real::Real;
 use crate::rows::{squared_distance, squared_norms};
 use crate::sampling::PairSampler;
-use crate::tiles::{gram_tile_count, map_cross_tiles, map_gram_tiles, GramTile};
+use crate::tiles::{gram_tile_count, map_gram_tiles, GramTile};
 use ndarray::ArrayView2;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -235,7 +235,7 @@ pub fn uniformity_part<F: Real>(
     let minus_t = F::from_f64(-t);
     let a_sq = squared_norms(a);
     let partials = match b {
-        None => map_gram_tiles(a, &a_sq, tile, &crate::NoProgress, |block| {
+        None => map_gram_tiles(a, &a_sq, None, tile, &crate::NoProgress, |block| {
             tile_log_sum_exp(block, minus_t)
         }),
         Some(b) => {
@@ -246,9 +246,14 @@ pub fn uniformity_part<F: Real>(
                 });
             }
             let b_sq = squared_norms(b);
-            map_cross_tiles(a, &a_sq, b, &b_sq, tile, |block| {
-                tile_log_sum_exp(block, minus_t)
-            })
+            map_gram_tiles(
+                a,
+                &a_sq,
+                Some((b, &b_sq)),
+                tile,
+                &crate::NoProgress,
+                |block| tile_log_sum_exp(block, minus_t),
+            )
         }
     };
     let total = partials
@@ -279,7 +284,7 @@ pub fn uniformity_exact<F: Real>(
     let sq = squared_norms(x);
     let minus_t = F::from_f64(-t);
     progress.start("uniformity (exact)", gram_tile_count(n, tile));
-    let partials = map_gram_tiles(x, &sq, tile, progress, |block| {
+    let partials = map_gram_tiles(x, &sq, None, tile, progress, |block| {
         tile_log_sum_exp(block, minus_t)
     });
     progress.finish();
