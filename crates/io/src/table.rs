@@ -55,36 +55,18 @@ impl Table {
     /// Read an Arrow IPC file (Feather v2) or an Arrow IPC stream. Column names are trimmed.
     pub fn read_ipc(path: &Path) -> Result<Table> {
         let name = path.display().to_string();
-        let open = || {
-            std::fs::File::open(path).map_err(|source| IoError::Read {
-                path: name.clone(),
-                source,
-            })
-        };
-        let bytes = {
-            let mut bytes = Vec::new();
-            std::io::Read::read_to_end(&mut open()?, &mut bytes).map_err(|source| {
-                IoError::Read {
-                    path: name.clone(),
-                    source,
-                }
-            })?;
-            bytes
-        };
+        let bytes = crate::read_bytes(path)?;
         crate::arrow_check::check_ipc(&bytes, &name)?;
-        let file = std::io::Cursor::new(bytes.as_slice());
-        let frame = match contain_panics(&name, "Arrow", || IpcReader::new(file).finish())? {
-            Ok(frame) => frame,
-            Err(_) => {
-                let stream = std::io::Cursor::new(bytes.as_slice());
-                contain_panics(&name, "Arrow", || IpcStreamReader::new(stream).finish())?.map_err(
-                    |e| IoError::Corrupt {
-                        path: name.clone(),
-                        what: format!("cannot read as an Arrow IPC file or stream: {e}"),
-                    },
-                )?
-            }
-        };
+        // The file form opens with its magic; anything else is read as a stream.
+        let data = std::io::Cursor::new(bytes.as_slice());
+        let frame = match bytes.starts_with(b"ARROW1") {
+            true => contain_panics(&name, "Arrow", || IpcReader::new(data).finish())?,
+            false => contain_panics(&name, "Arrow", || IpcStreamReader::new(data).finish())?,
+        }
+        .map_err(|e| IoError::Corrupt {
+            path: name.clone(),
+            what: format!("cannot read as an Arrow IPC file or stream: {e}"),
+        })?;
         let mut table = Table { path: name, frame };
         table.trim_names()?;
         table.check_heights()?;
