@@ -296,6 +296,30 @@ pub struct Analysis {
     pub warnings: Vec<String>,
 }
 
+impl Analysis {
+    /// An analysis of `n` rows of `dim` dimensions holding only their spectrum; every other
+    /// metric absent.
+    pub fn of_spectrum(n: usize, dim: usize, spectrum: Spectrum) -> Analysis {
+        Analysis {
+            n,
+            dim,
+            num_classes: None,
+            alignment: None,
+            uniformity: None,
+            uniformity_views: Vec::new(),
+            class_alignment: None,
+            uniformity_per_class: Vec::new(),
+            spectrum,
+            collapse: None,
+            simplex_angles: None,
+            knn: None,
+            per_class: Vec::new(),
+            subclasses: None,
+            warnings: Vec::new(),
+        }
+    }
+}
+
 /// Run every metric that applies to `input`.
 ///
 /// Uniformity is taken on the views when they are given (the per-view average, as Wang &
@@ -366,21 +390,10 @@ pub fn analyze<F: Real>(
         });
     }
     let mut analysis = Analysis {
-        n,
-        dim,
-        num_classes: None,
         alignment,
         uniformity: mean_uniform,
         uniformity_views,
-        class_alignment: None,
-        uniformity_per_class: Vec::new(),
-        spectrum: spectrum(labelled, raw)?,
-        collapse: None,
-        simplex_angles: None,
-        knn: None,
-        per_class: Vec::new(),
-        subclasses: None,
-        warnings: Vec::new(),
+        ..Analysis::of_spectrum(n, dim, spectrum(labelled, raw)?)
     };
     if let Some(classes) = input.classes {
         class_metrics(

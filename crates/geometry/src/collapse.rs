@@ -121,7 +121,7 @@ fn cosines(m: &Array2<f64>) -> Option<Array2<f64>> {
 
 /// Nearest class mean of every row (`argmin_c ||h - mu_c||`, ties to the lower index) and,
 /// with a classifier, its prediction `argmax_c (w_c . h + b_c)`.
-fn predictions<F: Real>(
+pub(crate) fn predictions<F: Real>(
     x: ArrayView2<F>,
     means: &Array2<f64>,
     classifier: Option<&Classifier>,

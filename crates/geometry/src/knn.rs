@@ -72,25 +72,108 @@ pub struct KnnAccuracy {
     pub split: String,
 }
 
-/// The k best `(similarity, reference)` pairs seen so far, best first; ties go to the lower
-/// reference index, so the result does not depend on the visiting order.
-struct TopK {
-    items: Vec<(f64, usize)>,
+/// A neighbour of a query: its cosine similarity, row index and class.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Neighbour {
+    /// Similarity to the query.
+    pub sim: f64,
+    /// Row index of the reference (global over shards).
+    pub index: u64,
+    /// Class index of the reference.
+    pub label: u32,
+}
+
+/// The k best neighbours seen so far, best first; ties go to the lower reference index, so
+/// the result does not depend on the visiting order (or on how the references are split).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TopK {
+    items: Vec<Neighbour>,
     k: usize,
 }
 
 impl TopK {
-    fn offer(&mut self, sim: f64, index: usize) {
-        let better = |a: (f64, usize), b: (f64, usize)| a.0 > b.0 || (a.0 == b.0 && a.1 < b.1);
-        if self.items.len() == self.k && !better((sim, index), self.items[self.k - 1]) {
+    /// No neighbour yet, room for `k`.
+    pub fn new(k: usize) -> TopK {
+        TopK {
+            items: Vec::with_capacity(k + 1),
+            k,
+        }
+    }
+
+    fn better(a: &Neighbour, b: &Neighbour) -> bool {
+        a.sim > b.sim || (a.sim == b.sim && a.index < b.index)
+    }
+
+    fn offer(&mut self, candidate: Neighbour) {
+        if self.items.len() == self.k && !Self::better(&candidate, &self.items[self.k - 1]) {
             return;
         }
         let at = self
             .items
-            .partition_point(|&item| better(item, (sim, index)));
-        self.items.insert(at, (sim, index));
+            .partition_point(|item| Self::better(item, &candidate));
+        self.items.insert(at, candidate);
         self.items.truncate(self.k);
     }
+
+    /// The best k of both (the top k of the union of their references).
+    pub fn merge(&mut self, other: &TopK) {
+        for item in &other.items {
+            self.offer(*item);
+        }
+    }
+}
+
+/// The references of a nearest-neighbour search: rows with their global indices and classes.
+pub(crate) struct References<'a, F> {
+    /// The rows (unit rows, standard layout).
+    pub rows: ArrayView2<'a, F>,
+    /// Global index of row `j`.
+    pub index: &'a (dyn Fn(usize) -> u64 + Sync),
+    /// Class of row `j`.
+    pub label: &'a (dyn Fn(usize) -> u32 + Sync),
+}
+
+/// The top `k` references of every query row (cosine = dot product of unit rows), computed in
+/// GEMM blocks of 256 queries x 2048 references; a reference with the query's own global index
+/// is skipped (leave-one-out).
+pub(crate) fn top_neighbours<F: Real>(
+    queries: ArrayView2<F>,
+    query_index: &[u64],
+    references: &References<F>,
+    k: usize,
+) -> Vec<TopK> {
+    single_threaded_blas();
+    let total = references.rows.nrows();
+    let blocks: Vec<Vec<TopK>> = query_index
+        .par_chunks(QUERY_BLOCK)
+        .enumerate()
+        .map(|(b, block)| {
+            let q = queries.slice(s![b * QUERY_BLOCK..b * QUERY_BLOCK + block.len(), ..]);
+            let mut tops: Vec<TopK> = (0..block.len()).map(|_| TopK::new(k)).collect();
+            let mut sims = Array2::<F>::zeros((block.len(), REFERENCE_BLOCK.min(total)));
+            for start in (0..total).step_by(REFERENCE_BLOCK) {
+                let end = (start + REFERENCE_BLOCK).min(total);
+                let r = references.rows.slice(s![start..end, ..]);
+                let mut out = sims.slice_mut(s![.., ..end - start]);
+                general_mat_mul(F::one(), &q, &r.t(), F::zero(), &mut out);
+                for (qi, top) in tops.iter_mut().enumerate() {
+                    for (j, &sim) in out.row(qi).iter().enumerate() {
+                        let index = (references.index)(start + j);
+                        if index == block[qi] {
+                            continue;
+                        }
+                        top.offer(Neighbour {
+                            sim: sim.as_f64(),
+                            index,
+                            label: (references.label)(start + j),
+                        });
+                    }
+                }
+            }
+            tops
+        })
+        .collect();
+    blocks.into_iter().flatten().collect()
 }
 
 /// Weighted kNN accuracy of unit rows `x` with class `labels` (indices `< num_classes`).
@@ -101,13 +184,7 @@ pub fn knn_accuracy<F: Real>(
     split: &KnnSplit,
     options: &KnnOptions,
 ) -> Result<KnnAccuracy> {
-    if options.k == 0 || !(options.temperature.is_finite() && options.temperature > 0.0) {
-        return Err(GeometryError::InvalidParameter {
-            name: "k / temperature",
-            value: options.temperature,
-            reason: "k must be at least 1 and the temperature positive",
-        });
-    }
+    check_options(options)?;
     let n = x.nrows();
     let (references, candidates, leave_one_out): (Vec<usize>, Vec<usize>, bool) = match split {
         KnnSplit::LeaveOneOut => ((0..n).collect(), (0..n).collect(), true),
@@ -127,49 +204,32 @@ pub fn knn_accuracy<F: Real>(
             .map(|i| candidates[i])
             .collect();
     let k = options.k.min(usable_references);
-    // Leave-one-out compares against every row in order: use the rows in place.
+    // Leave-one-out compares against every row in order: use the rows in place. With a split
+    // no query is a reference, so no index is skipped.
     let reference_rows = if leave_one_out {
         CowArray::from(x)
     } else {
         CowArray::from(x.select(Axis(0), &references))
     };
     let query_rows = x.select(Axis(0), &queries);
-    single_threaded_blas();
-    let correct: usize = queries
-        .par_chunks(QUERY_BLOCK)
-        .enumerate()
-        .map(|(b, block)| {
-            let q = query_rows.slice(s![b * QUERY_BLOCK..b * QUERY_BLOCK + block.len(), ..]);
-            let mut tops: Vec<TopK> = (0..block.len())
-                .map(|_| TopK {
-                    items: Vec::with_capacity(k + 1),
-                    k,
-                })
-                .collect();
-            let mut sims = Array2::<F>::zeros((block.len(), REFERENCE_BLOCK));
-            for start in (0..references.len()).step_by(REFERENCE_BLOCK) {
-                let end = (start + REFERENCE_BLOCK).min(references.len());
-                let r = reference_rows.slice(s![start..end, ..]);
-                let mut out = sims.slice_mut(s![.., ..end - start]);
-                general_mat_mul(F::one(), &q, &r.t(), F::zero(), &mut out);
-                for (qi, top) in tops.iter_mut().enumerate() {
-                    for (j, &sim) in out.row(qi).iter().enumerate() {
-                        let reference = references[start + j];
-                        if leave_one_out && reference == block[qi] {
-                            continue;
-                        }
-                        top.offer(sim.as_f64(), reference);
-                    }
-                }
-            }
-            tops.iter()
-                .zip(block)
-                .filter(|(top, &query)| {
-                    vote(top, labels, num_classes, options.temperature) == labels[query]
-                })
-                .count()
-        })
-        .sum();
+    let query_index: Vec<u64> = queries.iter().map(|&q| q as u64).collect();
+    let index = |j: usize| references[j] as u64;
+    let label = |j: usize| labels[references[j]];
+    let tops = top_neighbours(
+        query_rows.view(),
+        &query_index,
+        &References {
+            rows: reference_rows.view(),
+            index: &index,
+            label: &label,
+        },
+        k,
+    );
+    let correct = tops
+        .iter()
+        .zip(&queries)
+        .filter(|(top, &query)| vote(top, num_classes, options.temperature) == labels[query])
+        .count();
     Ok(KnnAccuracy {
         value: correct as f64 / queries.len() as f64,
         k,
@@ -185,13 +245,25 @@ pub fn knn_accuracy<F: Real>(
     })
 }
 
+/// k at least 1 and a positive finite temperature.
+pub(crate) fn check_options(options: &KnnOptions) -> Result<()> {
+    if options.k == 0 || !(options.temperature.is_finite() && options.temperature > 0.0) {
+        return Err(GeometryError::InvalidParameter {
+            name: "k / temperature",
+            value: options.temperature,
+            reason: "k must be at least 1 and the temperature positive",
+        });
+    }
+    Ok(())
+}
+
 /// Class with the largest `sum exp(sim / tau)` over the neighbours (computed relative to the
 /// best similarity); ties go to the lower class index.
-fn vote(top: &TopK, labels: &[u32], num_classes: usize, temperature: f64) -> u32 {
-    let best = top.items.first().map_or(0.0, |item| item.0);
+pub(crate) fn vote(top: &TopK, num_classes: usize, temperature: f64) -> u32 {
+    let best = top.items.first().map_or(0.0, |item| item.sim);
     let mut weights = vec![0.0f64; num_classes];
-    for &(sim, index) in &top.items {
-        weights[labels[index] as usize] += ((sim - best) / temperature).exp();
+    for item in &top.items {
+        weights[item.label as usize] += ((item.sim - best) / temperature).exp();
     }
     let mut winner = 0;
     for (c, &w) in weights.iter().enumerate() {

@@ -26,6 +26,7 @@ mod rows;
 mod sampling;
 mod scatter;
 mod serde_rows;
+pub mod sharded;
 mod simplex;
 mod spectrum;
 pub mod state;
@@ -48,8 +49,8 @@ pub use figure_data::{
     FIGURE_MAX_PAIRS, FIGURE_MAX_PER_CLASS, FIGURE_MAX_POINTS,
 };
 pub use knn::{
-    knn_accuracy, KnnAccuracy, KnnOptions, KnnSplit, DEFAULT_K, DEFAULT_MAX_QUERIES,
-    DEFAULT_TEMPERATURE,
+    knn_accuracy, KnnAccuracy, KnnOptions, KnnSplit, Neighbour, TopK, DEFAULT_K,
+    DEFAULT_MAX_QUERIES, DEFAULT_TEMPERATURE,
 };
 pub use per_class::{subclass_structure, PerClass, Subclasses, SubclassesOfClass};
 pub use progress::{NoProgress, Progress};

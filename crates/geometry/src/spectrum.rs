@@ -16,7 +16,7 @@ pub const RANKME_EPSILON: f64 = 1e-7;
 
 /// The round-off level of a D x D second-moment matrix whose data have squared scale
 /// `scale` (e.g. the mean squared row norm): `D eps max(lambda_max, scale)`.
-fn round_off(d: usize, top: f64, scale: f64) -> f64 {
+pub(crate) fn round_off(d: usize, top: f64, scale: f64) -> f64 {
     d as f64 * f64::EPSILON * top.max(scale)
 }
 

@@ -6,14 +6,15 @@
 //!
 //! Second moments are kept about a fixed shift (the first batch's mean) to limit
 //! cancellation; merging re-centres exactly. Metrics that need the rows again (exact
-//! uniformity, kNN and nearest-class-mean accuracy) are not part of a state.
+//! uniformity, kNN and nearest-class-mean accuracy) are not part of a state: the sharded
+//! analysis ([`crate::sharded`]) adds them in a second pass.
 //!
 //! ```
-//! use embgeom_geometry::state::State;
+//! use embgeom_geometry::state::{LabelKey, State};
 //! use ndarray::array;
 //!
 //! let (a, b) = (array![[1.0f64, 0.2], [0.1, 1.0]], array![[0.9f64, -0.3], [-0.2, 1.1]]);
-//! let labels = ["x".to_string(), "y".to_string()];
+//! let labels = [LabelKey::from("x"), LabelKey::from("y")];
 //! let mut left = State::new(2);
 //! left.update(a.view(), Some(&labels))?;
 //! let mut right = State::new(2);
@@ -30,15 +31,85 @@ use crate::error::{GeometryError, Result};
 use crate::real::Real;
 use crate::rows::normalize_rows;
 use crate::simplex::{simplex_angles, SimplexAngles};
-use crate::spectrum::{alpha_req, effective_rank, rankme, symmetric_eigenvalues, AlphaReq};
+use crate::spectrum::{
+    alpha_req, effective_rank, rankme, round_off, symmetric_eigenvalues, AlphaReq, Spectrum,
+};
 use crate::stats::ClassStats;
 use ndarray::{Array1, Array2, ArrayView2, Axis};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// Version of the serialised form; bytes of another version are refused.
-pub const STATE_VERSION: u32 = 1;
+pub const STATE_VERSION: u32 = 2;
 const MAGIC: &[u8; 8] = b"EMBGSTAT";
+
+/// A class label: an integer or a name. Classes are ordered as the analysis orders them:
+/// integers numerically, names lexically.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum LabelKey {
+    /// An integer label.
+    Int(i64),
+    /// A text label.
+    Text(String),
+}
+
+impl std::fmt::Display for LabelKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LabelKey::Int(v) => write!(f, "{v}"),
+            LabelKey::Text(v) => f.write_str(v),
+        }
+    }
+}
+
+impl From<&str> for LabelKey {
+    fn from(name: &str) -> Self {
+        LabelKey::Text(name.to_string())
+    }
+}
+
+impl From<i64> for LabelKey {
+    fn from(value: i64) -> Self {
+        LabelKey::Int(value)
+    }
+}
+
+/// `magic`, the little-endian `version`, then the value in bincode's standard encoding.
+pub(crate) fn encode<T: Serialize>(magic: &[u8; 8], version: u32, value: &T) -> Vec<u8> {
+    let mut out = magic.to_vec();
+    out.extend_from_slice(&version.to_le_bytes());
+    // Encoding plain data into a Vec cannot fail.
+    if let Ok(body) = bincode::serde::encode_to_vec(value, bincode::config::standard()) {
+        out.extend_from_slice(&body);
+    }
+    out
+}
+
+/// The value of [`encode`]'s bytes; other data, another version or trailing bytes are an
+/// error naming `what`.
+pub(crate) fn decode<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+    magic: &[u8; 8],
+    version: u32,
+    what: &str,
+) -> Result<T> {
+    let bad = |what: String| GeometryError::InvalidState { what };
+    if bytes.len() < 12 || &bytes[..8] != magic {
+        return Err(bad(format!("not {what}")));
+    }
+    let found = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
+    if found != version {
+        return Err(bad(format!(
+            "{what} of version {found}; this embgeom reads version {version}"
+        )));
+    }
+    let config = bincode::config::standard().with_limit::<{ 1 << 34 }>();
+    match bincode::serde::decode_from_slice(&bytes[12..], config) {
+        Ok((value, used)) if used == bytes.len() - 12 => Ok(value),
+        Ok(_) => Err(bad(format!("a corrupt {what}: trailing bytes"))),
+        Err(e) => Err(bad(format!("a corrupt {what}: {e}"))),
+    }
+}
 
 /// Sums of one class.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -50,6 +121,20 @@ struct ClassSums {
     raw_squares: f64,
     /// `sum u` of the normalised rows.
     unit: Vec<f64>,
+    /// `sum ||u||^2` (the row count when the rows are normalised).
+    unit_squares: f64,
+}
+
+impl ClassSums {
+    fn empty(d: usize) -> ClassSums {
+        ClassSums {
+            n: 0,
+            raw: vec![0.0; d],
+            raw_squares: 0.0,
+            unit: vec![0.0; d],
+            unit_squares: 0.0,
+        }
+    }
 }
 
 /// A mergeable summary of rows (and their labels).
@@ -66,8 +151,8 @@ pub struct State {
     /// The same for the normalised rows about `unit_shift`.
     unit_sum: Vec<f64>,
     unit_moment: Vec<f64>,
-    /// Per class, by label name (rows without labels: none).
-    classes: BTreeMap<String, ClassSums>,
+    /// Per class, in class order (rows without labels: none).
+    classes: BTreeMap<LabelKey, ClassSums>,
 }
 
 /// What a state finalises into; a metric that is undefined for the rows is `None`.
@@ -155,17 +240,39 @@ impl State {
         self.n
     }
 
+    /// Dimension D of the rows.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
     /// Add a batch of rows (raw; they are L2-normalised for the sphere metrics) with their
     /// labels. Every batch must carry labels, or none.
     pub fn update<F: Real>(
         &mut self,
         rows: ArrayView2<F>,
-        labels: Option<&[String]>,
+        labels: Option<&[LabelKey]>,
     ) -> Result<()> {
-        let (n, d) = rows.dim();
-        if d != self.dim {
+        let unit = normalize_rows(rows)?;
+        self.update_prepared(unit.view(), rows, labels)
+    }
+
+    /// Add a batch given as the rows the sphere metrics use (`unit`: normalised, or the raw
+    /// rows themselves when the analysis does not normalise) and the raw rows.
+    pub fn update_prepared<F: Real>(
+        &mut self,
+        unit: ArrayView2<F>,
+        raw: ArrayView2<F>,
+        labels: Option<&[LabelKey]>,
+    ) -> Result<()> {
+        let (n, d) = raw.dim();
+        if d != self.dim || unit.dim() != (n, d) {
             return Err(GeometryError::ShapeMismatch {
-                what: format!("a batch of {d} dimensions for a state of {}", self.dim),
+                what: format!(
+                    "a batch of shape {:?} (rows {:?}) for a state of {} dimensions",
+                    raw.dim(),
+                    unit.dim(),
+                    self.dim
+                ),
             });
         }
         if let Some(labels) = labels {
@@ -183,8 +290,8 @@ impl State {
         if n == 0 {
             return Ok(());
         }
-        let unit = normalize_rows(rows)?.mapv(Real::as_f64);
-        let raw = rows.mapv(Real::as_f64);
+        let unit = unit.mapv(Real::as_f64);
+        let raw = raw.mapv(Real::as_f64);
         if self.n == 0 {
             self.shift = raw.mean_axis(Axis(0)).map_or_else(Vec::new, |m| m.to_vec());
             self.unit_shift = unit
@@ -206,21 +313,18 @@ impl State {
                 let class = self
                     .classes
                     .entry(label.clone())
-                    .or_insert_with(|| ClassSums {
-                        n: 0,
-                        raw: vec![0.0; d],
-                        raw_squares: 0.0,
-                        unit: vec![0.0; d],
-                    });
+                    .or_insert_with(|| ClassSums::empty(d));
                 class.n += 1;
                 let row = shifted.row(i);
                 for (s, v) in class.raw.iter_mut().zip(row) {
                     *s += v;
                 }
                 class.raw_squares += row.dot(&row);
-                for (s, v) in class.unit.iter_mut().zip(unit.row(i)) {
+                let unit_row = unit.row(i);
+                for (s, v) in class.unit.iter_mut().zip(unit_row) {
                     *s += v;
                 }
+                class.unit_squares += unit_row.dot(&unit_row);
             }
         }
         self.n += n as u64;
@@ -283,14 +387,13 @@ impl State {
                 .map(|(s, d)| s + nc * d)
                 .collect();
             let squares = class.raw_squares + 2.0 * cross + nc * shift_sq;
-            let mine = self.classes.entry(name).or_insert_with(|| ClassSums {
-                n: 0,
-                raw: vec![0.0; delta.len()],
-                raw_squares: 0.0,
-                unit: vec![0.0; delta.len()],
-            });
+            let mine = self
+                .classes
+                .entry(name)
+                .or_insert_with(|| ClassSums::empty(delta.len()));
             mine.n += class.n;
             mine.raw_squares += squares;
+            mine.unit_squares += class.unit_squares;
             for (s, v) in mine.raw.iter_mut().zip(raw) {
                 *s += v;
             }
@@ -314,28 +417,16 @@ impl State {
         Ok(())
     }
 
-    /// The state as bytes: a magic tag, the version, then JSON.
+    /// The state as bytes: a magic tag, the version, then the binary fields (8 bytes per
+    /// value: about `16 D^2 + 16 C D` bytes).
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = MAGIC.to_vec();
-        out.extend_from_slice(&STATE_VERSION.to_le_bytes());
-        out.extend_from_slice(serde_json::to_string(self).unwrap_or_default().as_bytes());
-        out
+        encode(MAGIC, STATE_VERSION, self)
     }
 
     /// A state from [`State::to_bytes`]; other data or another version is an error.
     pub fn from_bytes(bytes: &[u8]) -> Result<State> {
         let bad = |what: String| GeometryError::InvalidState { what };
-        if bytes.len() < 12 || &bytes[..8] != MAGIC {
-            return Err(bad("not an embgeom state".into()));
-        }
-        let version = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
-        if version != STATE_VERSION {
-            return Err(bad(format!(
-                "an embgeom state of version {version}; this embgeom reads version {STATE_VERSION}"
-            )));
-        }
-        let state: State = serde_json::from_slice(&bytes[12..])
-            .map_err(|e| bad(format!("a corrupt embgeom state: {e}")))?;
+        let state: State = decode(bytes, MAGIC, STATE_VERSION, "an embgeom state")?;
         let d = state.dim;
         let sizes_ok = [
             &state.shift,
@@ -357,8 +448,32 @@ impl State {
         }
     }
 
-    /// The metrics of the summarised rows.
-    pub fn finalize(&self) -> Result<StateMetrics> {
+    /// The classes in class order (empty without labels).
+    pub fn class_keys(&self) -> Vec<LabelKey> {
+        self.classes.keys().cloned().collect()
+    }
+
+    /// Rows per class, in class order.
+    pub fn class_counts(&self) -> Vec<u64> {
+        self.classes.values().map(|c| c.n).collect()
+    }
+
+    /// `sum x x^T` about the origin from the moment about `shift`:
+    /// `M + shift s^T + s shift^T + n shift shift^T`.
+    fn uncentred(moment: &[f64], sum: &[f64], shift: &[f64], n: f64) -> Array2<f64> {
+        let d = sum.len();
+        let mut out = matrix(moment, d);
+        for i in 0..d {
+            for j in 0..d {
+                out[[i, j]] += shift[i] * sum[j] + sum[i] * shift[j] + n * shift[i] * shift[j];
+            }
+        }
+        out
+    }
+
+    /// The dimensional-collapse metrics of the rows, as [`crate::spectrum`] computes them from
+    /// the rows themselves (the same round-off levels).
+    pub fn spectrum(&self) -> Result<Spectrum> {
         let d = self.dim;
         if self.n < 2 {
             return Err(GeometryError::TooFewRows {
@@ -370,76 +485,64 @@ impl State {
         let n = self.n as f64;
         // Spectrum of the normalised rows.
         let unit_cov = centred(&self.unit_moment, &self.unit_sum, n) / (n - 1.0);
-        let eigenvalues = symmetric_eigenvalues(&unit_cov, 1.0)?;
+        let unit_scale = Self::uncentred(&self.unit_moment, &self.unit_sum, &self.unit_shift, n)
+            .diag()
+            .sum()
+            / n;
+        let floor = round_off(d, 0.0, unit_scale);
         let normalized_std = unit_cov
             .diag()
             .iter()
-            .map(|v| v.max(0.0).sqrt())
+            .map(|&v| if v > floor { v.sqrt() } else { 0.0 })
             .sum::<f64>()
             / d as f64;
+        let eigenvalues = symmetric_eigenvalues(&unit_cov, unit_scale)?;
         // Singular values of the centred and of the raw rows.
+        let gram = Self::uncentred(&self.raw_moment, &self.raw_sum, &self.shift, n);
+        let raw_scale = gram.diag().sum();
         let raw_scatter = centred(&self.raw_moment, &self.raw_sum, n);
-        let scale = raw_scatter.diag().sum().max(f64::MIN_POSITIVE) / n;
-        let centred_singular: Vec<f64> = symmetric_eigenvalues(&raw_scatter, scale)?
+        let centred_singular: Vec<f64> = symmetric_eigenvalues(&raw_scatter, raw_scale)?
             .iter()
             .map(|v| v.sqrt())
             .collect();
-        let mut gram = matrix(&self.raw_moment, d);
-        for i in 0..d {
-            for j in 0..d {
-                gram[[i, j]] += self.shift[i] * self.raw_sum[j]
-                    + self.raw_sum[i] * self.shift[j]
-                    + n * self.shift[i] * self.shift[j];
-            }
-        }
-        let raw_scale = gram.diag().sum().max(f64::MIN_POSITIVE) / n;
         let raw_singular: Vec<f64> = symmetric_eigenvalues(&gram, raw_scale)?
             .iter()
             .map(|v| v.sqrt())
             .collect();
-        let mut out = StateMetrics {
-            n: self.n,
-            dim: d,
-            num_classes: None,
+        Ok(Spectrum {
             alpha_req: alpha_req(&eigenvalues),
             eigenvalues,
             effective_rank: effective_rank(&centred_singular),
             rankme: rankme(&raw_singular),
             normalized_std,
-            class_alignment: None,
-            nc1: None,
-            nc1_quotient: None,
-            nc2_equinorm: None,
-            nc2_equiangularity: None,
-            nc2_max_angle: None,
-            etf_distance: None,
-            cdnv: None,
-            simplex_angles: None,
-            warnings: Vec::new(),
-        };
-        if !self.classes.is_empty() {
-            self.class_metrics(&mut out)?;
-        }
-        Ok(out)
+            normalized_std_reference: 1.0 / (d as f64).sqrt(),
+        })
     }
 
-    fn class_metrics(&self, out: &mut StateMetrics) -> Result<()> {
-        let d = self.dim;
-        let names: Vec<String> = self.classes.keys().cloned().collect();
-        let c = names.len();
-        out.num_classes = Some(c);
-        let classes: Vec<&ClassSums> = self.classes.values().collect();
-        // Label-positive alignment (alpha = 2): sum over pairs i < j in c of ||u_i - u_j||^2
-        // = n_c sum ||u||^2 - ||S_c||^2 = n_c^2 - ||S_c||^2 for unit rows.
+    /// Label-positive alignment with alpha = 2: over the pairs `i < j` of each class,
+    /// `sum ||u_i - u_j||^2 = n_c sum ||u_i||^2 - ||S_c||^2` with class sum `S_c`; `None`
+    /// without labels or without a class of two rows.
+    pub fn class_alignment(&self) -> Option<f64> {
         let (mut total, mut pairs) = (0.0, 0.0);
-        for class in &classes {
+        for class in self.classes.values() {
             let nc = class.n as f64;
             let norm_sq: f64 = class.unit.iter().map(|v| v * v).sum();
-            total += nc * nc - norm_sq;
+            total += nc * class.unit_squares - norm_sq;
             pairs += nc * (nc - 1.0) / 2.0;
         }
-        out.class_alignment = (pairs > 0.0).then(|| total / pairs);
-        // Class statistics of the raw rows.
+        (pairs > 0.0).then(|| total / pairs)
+    }
+
+    /// The class statistics of the raw rows (per-class effective ranks are not kept: they
+    /// would need a D x D scatter per class), with the class names; `None` without labels.
+    pub fn class_stats(&self) -> Option<(Vec<String>, ClassStats)> {
+        if self.classes.is_empty() {
+            return None;
+        }
+        let d = self.dim;
+        let names: Vec<String> = self.classes.keys().map(ToString::to_string).collect();
+        let classes: Vec<&ClassSums> = self.classes.values().collect();
+        let c = classes.len();
         let mut means = Array2::<f64>::zeros((c, d));
         let mut within = matrix(&self.raw_moment, d);
         let mut variances = Vec::with_capacity(c);
@@ -467,6 +570,48 @@ impl State {
             within_variance: variances,
             effective_ranks: vec![None; c],
         };
+        Some((names, stats))
+    }
+
+    /// Means of the normalised rows of each class (C x D), in class order.
+    pub fn unit_class_means(&self) -> Array2<f64> {
+        let mut out = Array2::<f64>::zeros((self.classes.len(), self.dim));
+        for (k, class) in self.classes.values().enumerate() {
+            for (o, s) in out.row_mut(k).iter_mut().zip(&class.unit) {
+                *o = s / class.n as f64;
+            }
+        }
+        out
+    }
+
+    /// The metrics of the summarised rows.
+    pub fn finalize(&self) -> Result<StateMetrics> {
+        let spectrum = self.spectrum()?;
+        let mut out = StateMetrics {
+            n: self.n,
+            dim: self.dim,
+            num_classes: None,
+            alpha_req: spectrum.alpha_req,
+            eigenvalues: spectrum.eigenvalues,
+            effective_rank: spectrum.effective_rank,
+            rankme: spectrum.rankme,
+            normalized_std: spectrum.normalized_std,
+            class_alignment: self.class_alignment(),
+            nc1: None,
+            nc1_quotient: None,
+            nc2_equinorm: None,
+            nc2_equiangularity: None,
+            nc2_max_angle: None,
+            etf_distance: None,
+            cdnv: None,
+            simplex_angles: None,
+            warnings: Vec::new(),
+        };
+        let Some((names, stats)) = self.class_stats() else {
+            return Ok(out);
+        };
+        let c = names.len();
+        out.num_classes = Some(c);
         let collapsed = collapse_from_stats(Collapse::default(), &stats, &names, None)?;
         out.nc1 = collapsed.nc1;
         out.nc1_quotient = collapsed.nc1_quotient;
@@ -477,17 +622,11 @@ impl State {
         out.cdnv = collapsed.cdnv.map(|c| c.mean);
         out.warnings.extend(collapsed.warnings);
         if c >= 2 {
-            let mut unit_means = Array2::<f64>::zeros((c, d));
-            for (k, class) in classes.iter().enumerate() {
-                for j in 0..d {
-                    unit_means[[k, j]] = class.unit[j] / class.n as f64;
-                }
-            }
-            match simplex_angles(unit_means.view()) {
+            match simplex_angles(self.unit_class_means().view()) {
                 Ok(angles) => out.simplex_angles = Some(angles),
                 Err(e) => out.warnings.push(format!("simplex angles: {e}")),
             }
         }
-        Ok(())
+        Ok(out)
     }
 }

@@ -33,14 +33,17 @@ pub enum Method {
     Exact,
     /// A uniform sample of pairs.
     Sampled,
+    /// Every pair among a seeded sample of rows (sharded datasets).
+    SampledRows,
 }
 
 impl Method {
-    /// `"exact"` or `"sampled"`.
+    /// `"exact"`, `"sampled"` or `"sampled rows"`.
     pub fn as_str(self) -> &'static str {
         match self {
             Method::Exact => "exact",
             Method::Sampled => "sampled",
+            Method::SampledRows => "sampled rows",
         }
     }
 }

@@ -4,7 +4,7 @@
 mod common;
 
 use common::{classes_of, gaussian};
-use embgeom_geometry::state::{State, StateMetrics};
+use embgeom_geometry::state::{LabelKey, State, StateMetrics};
 use embgeom_geometry::{analyze, normalize_rows, AnalysisInput, AnalysisOptions, NoProgress};
 use ndarray::{s, Array2};
 
@@ -20,7 +20,7 @@ fn data() -> (Array2<f64>, Vec<u32>) {
 }
 
 fn state_of(x: &Array2<f64>, labels: &[u32], cuts: &[usize], order: &[usize]) -> StateMetrics {
-    let names: Vec<String> = labels.iter().map(|l| l.to_string()).collect();
+    let names: Vec<LabelKey> = labels.iter().map(|&l| LabelKey::Int(l.into())).collect();
     let shards: Vec<State> = cuts
         .windows(2)
         .map(|w| {
@@ -110,7 +110,7 @@ fn shards_merged_in_any_order_equal_one_state_and_the_analysis() {
 #[test]
 fn bytes_of_another_version_or_other_data_are_refused() {
     let (x, labels) = data();
-    let names: Vec<String> = labels.iter().map(|l| l.to_string()).collect();
+    let names: Vec<LabelKey> = labels.iter().map(|&l| LabelKey::Int(l.into())).collect();
     let mut state = State::new(12);
     state.update(x.view(), Some(&names)).unwrap();
     let mut bytes = state.to_bytes();

@@ -7,6 +7,7 @@
 //! `ValueError`) with the CLI's message; no panic reaches Python.
 
 use embgeom_geometry::catalogue::{self, CATALOGUE};
+use embgeom_geometry::state::LabelKey;
 use embgeom_geometry::{Analysis, AnalysisOptions, KnnOptions, Progress, DEFAULT_TILE};
 use embgeom_io::{LabelValues, Labels};
 use embgeom_pipeline::{
@@ -396,6 +397,18 @@ fn catalogue_json() -> String {
     serde_json::Value::from(rows).to_string()
 }
 
+/// A label value: a Python int (or numpy integer) or a string.
+fn label_key(value: &Bound<'_, PyAny>) -> PyResult<LabelKey> {
+    if let Ok(v) = value.extract::<i64>() {
+        return Ok(LabelKey::Int(v));
+    }
+    value.extract::<String>().map(LabelKey::Text).map_err(|_| {
+        error(format!(
+            "labels: {value} is neither an integer nor a string"
+        ))
+    })
+}
+
 /// A mergeable partial state (`embgeom_geometry::state::State`); see `embgeom.Accumulator`.
 #[pyclass(name = "State", module = "embgeom._embgeom")]
 struct PyState {
@@ -411,15 +424,19 @@ impl PyState {
         }
     }
 
-    /// Add a batch of rows (f32 or f64, 2-D) with one label per row, or none.
+    /// Add a batch of rows (f32 or f64, 2-D) with one label per row (integers or strings),
+    /// or none.
     #[pyo3(signature = (rows, labels=None))]
     fn update(
         &mut self,
         py: Python<'_>,
         rows: Bound<'_, PyAny>,
-        labels: Option<Vec<String>>,
+        labels: Option<Vec<Bound<'_, PyAny>>>,
     ) -> PyResult<()> {
         let rows = Matrix::extract(&rows, "batch")?;
+        let labels = labels
+            .map(|values| values.iter().map(label_key).collect::<PyResult<Vec<_>>>())
+            .transpose()?;
         let state = &mut self.state;
         let labels = labels.as_deref();
         let result = match &rows {

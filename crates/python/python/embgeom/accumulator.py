@@ -37,11 +37,11 @@ class Accumulator:
         rows = as_rows(embeddings, "batch")
         if self._state is None:
             self._state = _embgeom.State(rows.shape[1])
-        names = None
+        values = None
         if labels is not None:
             converted = as_labels(labels, "labels")
-            names = [str(v) for v in (converted.tolist() if hasattr(converted, "tolist") else converted)]
-        self._state.update(rows, names)
+            values = converted.tolist() if hasattr(converted, "tolist") else list(converted)
+        self._state.update(rows, values)
         return self
 
     def merge(self, other: "Accumulator") -> "Accumulator":
