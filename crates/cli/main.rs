@@ -10,8 +10,11 @@ mod progress;
 use anyhow::{bail, Context, Result};
 use args::{AnalysisFlags, InputFlags, MetricFlags, OutputFlags};
 use clap::{Parser, Subcommand};
+use embgeom_geometry::sharded::DEFAULT_SAMPLE_ROWS;
 use embgeom_io::write_atomic;
-use embgeom_pipeline::{analysis_document, run_analysis, text_table, Extras};
+use embgeom_pipeline::{
+    analysis_document, run_analysis, text_table, Extras, Run, ShardJob, ShardedDataset,
+};
 use embgeom_report::{report, ReportOptions};
 use embgeom_track::{run_name, Check, RoundOutcome, TrackOptions, Watch};
 use progress::TerminalProgress;
@@ -49,6 +52,15 @@ struct AnalyzeArgs {
     /// Replace an existing --json file.
     #[arg(long)]
     force: bool,
+    /// Sharded datasets (EMBEDDINGS is a directory of numbered shards): rows of the seeded
+    /// sample whose pairs give the uniformity above --max-exact rows.
+    #[arg(long, default_value_t = DEFAULT_SAMPLE_ROWS, value_name = "N")]
+    sample_rows: usize,
+    /// Sharded datasets: run the shard tasks on a Ray cluster at ADDRESS ('auto': the
+    /// running cluster; 'local': a new one on this machine) through the Python package
+    /// (the interpreter in $EMBGEOM_PYTHON, else python3, with embgeom and ray installed).
+    #[arg(long, value_name = "ADDRESS")]
+    ray: Option<String>,
 }
 
 /// Inputs and parameters of `embgeom report`.
@@ -116,21 +128,77 @@ fn analyze_command(args: &AnalyzeArgs) -> Result<()> {
         }
     }
     let spec = flags.inputs.spec(flags.embeddings.clone());
-    let run = run_analysis(
-        &spec,
-        &options,
-        Extras::default(),
-        &TerminalProgress::stderr(),
-    )?;
-    let json = serde_json::to_string_pretty(&analysis_document(&run.analysis, &run.summary))?;
+    let sharded = flags
+        .embeddings
+        .as_deref()
+        .filter(|p| ShardedDataset::is_sharded(p));
+    let (document, table) = match (sharded, &args.ray) {
+        (None, Some(_)) => bail!("--ray analyses a directory of shards; give one as EMBEDDINGS"),
+        (None, None) => {
+            let run = run_analysis(
+                &spec,
+                &options,
+                Extras::default(),
+                &TerminalProgress::stderr(),
+            )?;
+            rendered(&run)
+        }
+        (Some(dir), ray) => {
+            let dataset = ShardedDataset::discover(dir, &spec)?;
+            let job = ShardJob::new(dataset, &options, args.sample_rows)?;
+            match ray {
+                None => rendered(&job.run(&TerminalProgress::stderr())?),
+                Some(address) => run_on_ray(&job, address)?,
+            }
+        }
+    };
+    let json = serde_json::to_string_pretty(&document)?;
     match (&args.json, &json_file) {
         (Some(_), None) => emit(&format!("{json}\n")),
         (_, Some(path)) => {
             write_atomic(path, format!("{json}\n").as_bytes())?;
-            emit(&text_table(&run.analysis, &run.summary))
+            emit(&table)
         }
-        (None, None) => emit(&text_table(&run.analysis, &run.summary)),
+        (None, None) => emit(&table),
     }
+}
+
+/// The analysis document and text table of a run.
+fn rendered(run: &Run) -> (serde_json::Value, String) {
+    (
+        analysis_document(&run.analysis, &run.summary),
+        text_table(&run.analysis, &run.summary),
+    )
+}
+
+/// Run a sharded job's tasks on Ray through `python -m embgeom.ray`, which writes the
+/// analysis document and table as JSON.
+fn run_on_ray(job: &ShardJob, address: &str) -> Result<(serde_json::Value, String)> {
+    let python = std::env::var("EMBGEOM_PYTHON").unwrap_or_else(|_| "python3".into());
+    let base = std::env::temp_dir().join(format!("embgeom-ray-{}", std::process::id()));
+    let (job_file, out_file) = (
+        base.with_extension("job.json"),
+        base.with_extension("out.json"),
+    );
+    write_atomic(&job_file, job.to_json().as_bytes())?;
+    let status = std::process::Command::new(&python)
+        .args(["-m", "embgeom.ray", "--address", address, "--job"])
+        .arg(&job_file)
+        .arg("--out")
+        .arg(&out_file)
+        .status();
+    let _ = std::fs::remove_file(&job_file);
+    let status = status.with_context(|| {
+        format!("cannot run {python} (set EMBGEOM_PYTHON to a Python with embgeom and ray)")
+    })?;
+    let output = std::fs::read_to_string(&out_file);
+    let _ = std::fs::remove_file(&out_file);
+    if !status.success() {
+        bail!("the Ray run failed ({status}); its error is above");
+    }
+    let output: serde_json::Value = serde_json::from_str(&output?)?;
+    let table = output["table"].as_str().unwrap_or_default().to_string();
+    Ok((output["document"].clone(), table))
 }
 
 fn report_command(args: &ReportArgs) -> Result<()> {

@@ -30,12 +30,15 @@ use crate::collapse::{collapse_from_stats, Collapse};
 use crate::error::{GeometryError, Result};
 use crate::real::Real;
 use crate::rows::normalize_rows;
+use crate::scatter::{all_rows, scatter};
 use crate::simplex::{simplex_angles, SimplexAngles};
+use crate::spectrum::column_means;
 use crate::spectrum::{
     alpha_req, effective_rank, rankme, round_off, symmetric_eigenvalues, AlphaReq, Spectrum,
 };
 use crate::stats::ClassStats;
-use ndarray::{Array1, Array2, ArrayView2, Axis};
+use crate::tiles::map_row_chunks;
+use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -180,12 +183,27 @@ pub struct StateMetrics {
     pub warnings: Vec<String>,
 }
 
-/// `moment += d d^T` for the rows of `block` (already shifted), through a GEMM.
-fn add_moment(moment: &mut [f64], block: &Array2<f64>) {
-    let outer = block.t().dot(block);
-    for (m, v) in moment.iter_mut().zip(outer.iter()) {
-        *m += v;
+/// `target[i] += values[i]`.
+fn add_to<'a>(target: &mut [f64], values: impl Iterator<Item = &'a f64>) {
+    for (t, v) in target.iter_mut().zip(values) {
+        *t += v;
     }
+}
+
+/// `sum_i (x_i - shift)` over fixed row chunks, added in order.
+fn shifted_sum<F: Real>(x: ArrayView2<F>, shift: ArrayView1<f64>) -> Array1<f64> {
+    let partials = map_row_chunks(x.nrows(), |range| {
+        let mut sum = Array1::<f64>::zeros(x.ncols());
+        for i in range {
+            for ((s, v), m) in sum.iter_mut().zip(x.row(i)).zip(shift) {
+                *s += v.as_f64() - m;
+            }
+        }
+        sum
+    });
+    partials
+        .into_iter()
+        .fold(Array1::zeros(x.ncols()), |total, p| total + p)
 }
 
 /// Moments about `from` re-expressed about `to`: with `delta = from - to`,
@@ -290,41 +308,41 @@ impl State {
         if n == 0 {
             return Ok(());
         }
-        let unit = unit.mapv(Real::as_f64);
-        let raw = raw.mapv(Real::as_f64);
         if self.n == 0 {
-            self.shift = raw.mean_axis(Axis(0)).map_or_else(Vec::new, |m| m.to_vec());
-            self.unit_shift = unit
-                .mean_axis(Axis(0))
-                .map_or_else(Vec::new, |m| m.to_vec());
+            self.shift = column_means(raw).to_vec();
+            self.unit_shift = column_means(unit).to_vec();
         }
-        let shifted = &raw - &Array1::from(self.shift.clone()).insert_axis(Axis(0));
-        let unit_shifted = &unit - &Array1::from(self.unit_shift.clone()).insert_axis(Axis(0));
-        add_moment(&mut self.raw_moment, &shifted);
-        add_moment(&mut self.unit_moment, &unit_shifted);
-        for (s, v) in self.raw_sum.iter_mut().zip(shifted.sum_axis(Axis(0))) {
-            *s += v;
-        }
-        for (s, v) in self.unit_sum.iter_mut().zip(unit_shifted.sum_axis(Axis(0))) {
-            *s += v;
-        }
+        // Second moments about the shifts, in parallel over fixed stripes of rows (dsyrk).
+        let rows = all_rows(n);
+        let shift = ArrayView1::from(&self.shift);
+        let unit_shift = ArrayView1::from(&self.unit_shift);
+        add_to(&mut self.raw_moment, scatter(raw, &rows, shift).iter());
+        add_to(
+            &mut self.unit_moment,
+            scatter(unit, &rows, unit_shift).iter(),
+        );
+        add_to(&mut self.raw_sum, shifted_sum(raw, shift).iter());
+        add_to(&mut self.unit_sum, shifted_sum(unit, unit_shift).iter());
         if let Some(labels) = labels {
+            let mut shifted = vec![0.0; d];
             for (i, label) in labels.iter().enumerate() {
-                let class = self
-                    .classes
-                    .entry(label.clone())
-                    .or_insert_with(|| ClassSums::empty(d));
-                class.n += 1;
-                let row = shifted.row(i);
-                for (s, v) in class.raw.iter_mut().zip(row) {
-                    *s += v;
+                if !self.classes.contains_key(label) {
+                    self.classes.insert(label.clone(), ClassSums::empty(d));
                 }
-                class.raw_squares += row.dot(&row);
+                let Some(class) = self.classes.get_mut(label) else {
+                    continue;
+                };
+                class.n += 1;
+                for ((s, v), m) in shifted.iter_mut().zip(raw.row(i)).zip(&self.shift) {
+                    *s = v.as_f64() - m;
+                }
+                add_to(&mut class.raw, shifted.iter());
+                class.raw_squares += shifted.iter().map(|v| v * v).sum::<f64>();
                 let unit_row = unit.row(i);
                 for (s, v) in class.unit.iter_mut().zip(unit_row) {
-                    *s += v;
+                    *s += v.as_f64();
                 }
-                class.unit_squares += unit_row.dot(&unit_row);
+                class.unit_squares += unit_row.iter().map(|v| v.as_f64().powi(2)).sum::<f64>();
             }
         }
         self.n += n as u64;
@@ -394,25 +412,13 @@ impl State {
             mine.n += class.n;
             mine.raw_squares += squares;
             mine.unit_squares += class.unit_squares;
-            for (s, v) in mine.raw.iter_mut().zip(raw) {
-                *s += v;
-            }
-            for (s, v) in mine.unit.iter_mut().zip(class.unit) {
-                *s += v;
-            }
+            add_to(&mut mine.raw, raw.iter());
+            add_to(&mut mine.unit, class.unit.iter());
         }
-        for (a, b) in self.raw_sum.iter_mut().zip(&other.raw_sum) {
-            *a += b;
-        }
-        for (a, b) in self.raw_moment.iter_mut().zip(&other.raw_moment) {
-            *a += b;
-        }
-        for (a, b) in self.unit_sum.iter_mut().zip(&other.unit_sum) {
-            *a += b;
-        }
-        for (a, b) in self.unit_moment.iter_mut().zip(&other.unit_moment) {
-            *a += b;
-        }
+        add_to(&mut self.raw_sum, other.raw_sum.iter());
+        add_to(&mut self.raw_moment, other.raw_moment.iter());
+        add_to(&mut self.unit_sum, other.unit_sum.iter());
+        add_to(&mut self.unit_moment, other.unit_moment.iter());
         self.n += other.n;
         Ok(())
     }

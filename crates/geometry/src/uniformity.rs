@@ -34,6 +34,7 @@ pub enum Method {
     /// A uniform sample of pairs.
     Sampled,
     /// Every pair among a seeded sample of rows (sharded datasets).
+    #[serde(rename = "sampled rows")]
     SampledRows,
 }
 

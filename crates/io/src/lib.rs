@@ -18,7 +18,7 @@ mod write;
 pub use array::{ArrayData, Embeddings, LabelValues, Labels, Matrix, RawArray};
 pub use error::{IoError, Result};
 pub use json_lines::JsonLines;
-pub use npy::{npy_bytes_f32, parse_npy};
+pub use npy::{npy_bytes, npy_bytes_f32, npy_shape, parse_npy};
 pub use npz::Npz;
 pub use safetensors_file::SafetensorsFile;
 pub use table::Table;
@@ -209,6 +209,23 @@ fn file_type_name(file_type: &std::fs::FileType) -> &'static str {
 #[cfg(not(unix))]
 fn file_type_name(_: &std::fs::FileType) -> &'static str {
     "not a file"
+}
+
+/// Rows of the embeddings of `path` without decoding them where the format allows: an
+/// `.npy` from its header, a Parquet file from its footer; other formats are read.
+pub fn count_rows(path: &Path, selection: &Selection) -> Result<usize> {
+    let extension = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .unwrap_or_default();
+    match extension.as_str() {
+        "npy" => Ok(npy_shape(path)?.first().copied().unwrap_or(0)),
+        "parquet" | "pq" => Table::parquet_rows(path),
+        _ => Ok(load(path, selection)?
+            .embeddings
+            .map_or(0, |e| e.matrix.dim().0)),
+    }
 }
 
 fn read_bytes(path: &Path) -> Result<Vec<u8>> {

@@ -4,11 +4,24 @@
 use crate::array::{ArrayData, RawArray};
 use crate::error::{IoError, Result};
 use half::f16;
+use std::path::Path;
 
 const MAGIC: &[u8] = b"\x93NUMPY";
 
-/// Parse the bytes of an `.npy` file; `source` names it in messages.
-pub fn parse_npy(bytes: &[u8], source: &str) -> Result<RawArray> {
+/// What an `.npy` header says.
+struct NpyHeader {
+    descr: String,
+    dtype: Dtype,
+    fortran: bool,
+    shape: Vec<usize>,
+    /// Offset of the data.
+    data_start: usize,
+    /// Bytes of data the shape needs.
+    data_bytes: usize,
+}
+
+/// The header at the start of `bytes` (the data need not follow).
+fn parse_header(bytes: &[u8], source: &str) -> Result<NpyHeader> {
     let corrupt = |what: String| IoError::Corrupt {
         path: source.to_string(),
         what,
@@ -70,6 +83,74 @@ pub fn parse_npy(bytes: &[u8], source: &str) -> Result<RawArray> {
                 "shape {shape:?} of {descr} is larger than any file can hold"
             ))
         })?;
+    Ok(NpyHeader {
+        descr,
+        dtype,
+        fortran,
+        shape,
+        data_start,
+        data_bytes: expected,
+    })
+}
+
+/// The shape of an `.npy` file from its header alone (the data are not read); a file shorter
+/// than its header says is an error.
+pub fn npy_shape(path: &Path) -> Result<Vec<usize>> {
+    use std::io::Read;
+    let source = path.display().to_string();
+    crate::check_regular_file(path)?;
+    let io_error = |e: std::io::Error| IoError::Read {
+        path: source.clone(),
+        source: e,
+    };
+    let mut file = std::fs::File::open(path).map_err(io_error)?;
+    let length = file.metadata().map_err(io_error)?.len();
+    let mut prefix = Vec::new();
+    file.by_ref()
+        .take(12)
+        .read_to_end(&mut prefix)
+        .map_err(io_error)?;
+    let header_len = match prefix.get(6) {
+        Some(1) if prefix.len() >= 10 => u16::from_le_bytes([prefix[8], prefix[9]]) as u64 + 10,
+        Some(2 | 3) if prefix.len() >= 12 => {
+            u32::from_le_bytes([prefix[8], prefix[9], prefix[10], prefix[11]]) as u64 + 12
+        }
+        _ => prefix.len() as u64,
+    };
+    file.take(header_len.saturating_sub(prefix.len() as u64))
+        .read_to_end(&mut prefix)
+        .map_err(io_error)?;
+    let header = parse_header(&prefix, &source)?;
+    if length < (header.data_start + header.data_bytes) as u64 {
+        return Err(IoError::Truncated {
+            path: source,
+            what: format!(
+                "shape {:?} of {} needs {} data bytes, found {}",
+                header.shape,
+                header.descr,
+                header.data_bytes,
+                length.saturating_sub(header.data_start as u64)
+            ),
+        });
+    }
+    Ok(header.shape)
+}
+
+/// Parse the bytes of an `.npy` file; `source` names it in messages.
+pub fn parse_npy(bytes: &[u8], source: &str) -> Result<RawArray> {
+    let truncated = |what: String| IoError::Truncated {
+        path: source.to_string(),
+        what,
+    };
+    let header = parse_header(bytes, source)?;
+    let (descr, dtype, shape, data_start, expected) = (
+        header.descr,
+        header.dtype,
+        header.shape,
+        header.data_start,
+        header.data_bytes,
+    );
+    let fortran = header.fortran;
     let body = &bytes[data_start..];
     if body.len() < expected {
         return Err(truncated(format!(
@@ -274,6 +355,13 @@ fn fortran_to_c(data: ArrayData, shape: &[usize]) -> ArrayData {
 
 /// Serialise an f32 array of any shape as a version-1 little-endian C-order `.npy` file.
 pub fn npy_bytes_f32(shape: &[usize], values: &[f32]) -> Vec<u8> {
+    let body: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    npy_bytes("<f4", shape, &body)
+}
+
+/// A version-1 `.npy` file (C order) of dtype `descr` (e.g. `<f8`, `<i8`) and `shape` around
+/// the little-endian `body`.
+pub fn npy_bytes(descr: &str, shape: &[usize], body: &[u8]) -> Vec<u8> {
     let shape_text = match shape {
         [n] => format!("({n},)"),
         _ => format!(
@@ -285,18 +373,17 @@ pub fn npy_bytes_f32(shape: &[usize], values: &[f32]) -> Vec<u8> {
                 .join(", ")
         ),
     };
-    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape_text}, }}");
+    let mut header =
+        format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape_text}, }}");
     let unpadded = MAGIC.len() + 4 + header.len() + 1;
     header.push_str(&" ".repeat((64 - unpadded % 64) % 64));
     header.push('\n');
-    let mut out = Vec::with_capacity(10 + header.len() + values.len() * 4);
+    let mut out = Vec::with_capacity(10 + header.len() + body.len());
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&[1, 0]);
     out.extend_from_slice(&(header.len() as u16).to_le_bytes());
     out.extend_from_slice(header.as_bytes());
-    for v in values {
-        out.extend_from_slice(&v.to_le_bytes());
-    }
+    out.extend_from_slice(body);
     out
 }
 

@@ -52,6 +52,22 @@ impl Table {
         Ok(table)
     }
 
+    /// Rows of a Parquet file from its footer (no column is read).
+    pub fn parquet_rows(path: &Path) -> Result<usize> {
+        let name = path.display().to_string();
+        crate::check_regular_file(path)?;
+        let file = std::fs::File::open(path).map_err(|source| IoError::Read {
+            path: name.clone(),
+            source,
+        })?;
+        contain_panics(&name, "Parquet", || ParquetReader::new(file).num_rows())?.map_err(|e| {
+            IoError::Corrupt {
+                path: name.clone(),
+                what: format!("cannot read as Parquet (truncated or not Parquet?): {e}"),
+            }
+        })
+    }
+
     /// Read an Arrow IPC file (Feather v2) or an Arrow IPC stream. Column names are trimmed.
     pub fn read_ipc(path: &Path) -> Result<Table> {
         let name = path.display().to_string();

@@ -12,8 +12,10 @@ mod document;
 mod error;
 mod inputs;
 mod run;
+mod sharded;
 
 pub use document::{analysis_document, text_table, SCHEMA};
 pub use error::{PipelineError, Result};
 pub use inputs::{load_inputs, InputSpec, InputSummary, Inputs, Rows, Source, Values};
 pub use run::{analyze_inputs, run_analysis, set_threads, Extras, Run};
+pub use sharded::{Shard, ShardJob, ShardedDataset};

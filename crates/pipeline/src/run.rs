@@ -163,12 +163,12 @@ fn knn_split(split: &Labels) -> Result<KnnSplit> {
 }
 
 /// The rows to analyse and, when they were normalised, the raw rows.
-type Prepared<'a, F> = (CowArray<'a, F, Ix2>, Option<CowArray<'a, F, Ix2>>);
+pub(crate) type Prepared<'a, F> = (CowArray<'a, F, Ix2>, Option<CowArray<'a, F, Ix2>>);
 
 /// L2-normalise (or only check) one input; errors name its file. Returns the rows to use
 /// and, when they were normalised, the raw rows. Rows not in standard (C) layout are copied
 /// into it once.
-fn prepare<'a, F: Real>(
+pub(crate) fn prepare<'a, F: Real>(
     matrix: CowArray<'a, F, Ix2>,
     source: &str,
     normalize: bool,
@@ -193,7 +193,7 @@ fn prepare<'a, F: Real>(
 
 /// A power of two to divide the raw rows by when their largest entry is beyond 2^+-200 (their
 /// squares and scatters would leave f64's range), else `None`.
-fn extreme_scale<F: Real>(rows: &CowArray<F, Ix2>) -> Option<f64> {
+pub(crate) fn extreme_scale<F: Real>(rows: &CowArray<F, Ix2>) -> Option<f64> {
     let largest = rows.iter().fold(0.0f64, |m, v| m.max(v.as_f64().abs()));
     let safe = 2f64.powi(-200)..=2f64.powi(200);
     (largest > 0.0 && largest.is_finite() && !safe.contains(&largest))

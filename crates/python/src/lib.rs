@@ -7,12 +7,15 @@
 //! `ValueError`) with the CLI's message; no panic reaches Python.
 
 use embgeom_geometry::catalogue::{self, CATALOGUE};
+use embgeom_geometry::sharded::{
+    Context, SecondPass, Summary, UniformityBlock, DEFAULT_SAMPLE_ROWS,
+};
 use embgeom_geometry::state::LabelKey;
 use embgeom_geometry::{Analysis, AnalysisOptions, KnnOptions, Progress, DEFAULT_TILE};
 use embgeom_io::{LabelValues, Labels};
 use embgeom_pipeline::{
-    analysis_document, analyze_inputs, text_table, Extras, InputSpec, Inputs, Rows, Run, Source,
-    Values,
+    analysis_document, analyze_inputs, text_table, Extras, InputSpec, Inputs, PipelineError, Rows,
+    Run, ShardJob, ShardedDataset, Source, Values,
 };
 use ndarray::CowArray;
 use numpy::{PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
@@ -483,6 +486,241 @@ impl PyState {
     }
 }
 
+/// A sharded analysis (`embgeom_pipeline::ShardJob`): the dataset, the plan and the task
+/// functions that Ray (or any engine) runs; every task result is versioned bytes.
+#[pyclass(name = "ShardJob", module = "embgeom._embgeom", frozen)]
+struct PyShardJob {
+    job: ShardJob,
+}
+
+/// Concatenation of the versioned bytes of task results into one merged result.
+fn merged<T>(
+    parts: Vec<Vec<u8>>,
+    decode: impl Fn(&[u8]) -> embgeom_geometry::Result<T>,
+    mut merge: impl FnMut(&mut T, &T) -> embgeom_geometry::Result<()>,
+) -> PyResult<T> {
+    let mut out: Option<T> = None;
+    for bytes in parts {
+        let part = decode(&bytes).map_err(error)?;
+        match out.as_mut() {
+            None => out = Some(part),
+            Some(out) => merge(out, &part).map_err(error)?,
+        }
+    }
+    out.ok_or_else(|| error("nothing to merge"))
+}
+
+fn bytes(py: Python<'_>, data: Vec<u8>) -> Bound<'_, pyo3::types::PyBytes> {
+    pyo3::types::PyBytes::new(py, &data)
+}
+
+#[pymethods]
+impl PyShardJob {
+    /// Discover the shards of directory `path` and plan their analysis.
+    #[new]
+    #[pyo3(signature = (path, key=None, label_key=None, classifier=None, bias=None, normalize=true, sample_rows=DEFAULT_SAMPLE_ROWS, **kwargs))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        path: PathBuf,
+        key: Option<String>,
+        label_key: Option<String>,
+        classifier: Option<PathBuf>,
+        bias: Option<PathBuf>,
+        normalize: bool,
+        sample_rows: usize,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<Self> {
+        let options = options(kwargs)?;
+        let spec = InputSpec {
+            key,
+            label_key,
+            classifier: classifier.map(Source::File),
+            bias: bias.map(Source::File),
+            normalize,
+            ..InputSpec::default()
+        };
+        let job = py.detach(|| {
+            ShardedDataset::discover(&path, &spec)
+                .and_then(|dataset| ShardJob::new(dataset, &options, sample_rows))
+        });
+        job.map(|job| PyShardJob { job }).map_err(error)
+    }
+
+    /// A job from `to_json`.
+    #[staticmethod]
+    fn from_json(json: &str) -> PyResult<Self> {
+        ShardJob::from_json(json)
+            .map(|job| PyShardJob { job })
+            .map_err(error)
+    }
+
+    /// The job as JSON (shards, plan, options).
+    fn to_json(&self) -> String {
+        self.job.to_json()
+    }
+
+    fn __reduce__(slf: &Bound<'_, Self>) -> PyResult<(Py<PyAny>, (String,))> {
+        let from_json = slf.getattr("from_json")?.unbind();
+        Ok((from_json, (slf.get().job.to_json(),)))
+    }
+
+    /// Number of shards.
+    #[getter]
+    fn shards(&self) -> usize {
+        self.job.dataset.shards.len()
+    }
+
+    /// Rows of each shard.
+    #[getter]
+    fn rows(&self) -> Vec<u64> {
+        self.job.plan.rows.clone()
+    }
+
+    /// The shard files, in order.
+    #[getter]
+    fn files(&self) -> Vec<PathBuf> {
+        self.job
+            .dataset
+            .shards
+            .iter()
+            .map(|s| s.embeddings.clone())
+            .collect()
+    }
+
+    /// The shard pairs `(a, b)`, `a <= b`, of the exact uniformity (empty when sampled).
+    fn blocks(&self) -> Vec<(usize, usize)> {
+        self.job.plan.blocks()
+    }
+
+    /// First pass over shard `shard` (a summary).
+    fn summarize<'py>(
+        &self,
+        py: Python<'py>,
+        shard: usize,
+    ) -> PyResult<Bound<'py, pyo3::types::PyBytes>> {
+        let job = &self.job;
+        let summary = py.detach(|| job.summarize(shard)).map_err(error)?;
+        Ok(bytes(py, summary.to_bytes()))
+    }
+
+    /// Merge summaries (any order).
+    fn merge_summaries<'py>(
+        &self,
+        py: Python<'py>,
+        parts: Vec<Vec<u8>>,
+    ) -> PyResult<Bound<'py, pyo3::types::PyBytes>> {
+        let plan = &self.job.plan;
+        let summary = py.detach(|| merged(parts, Summary::from_bytes, |a, b| a.merge(b, plan)))?;
+        Ok(bytes(py, summary.to_bytes()))
+    }
+
+    /// The context of the second pass from the merged summary.
+    fn context<'py>(
+        &self,
+        py: Python<'py>,
+        summary: Vec<u8>,
+    ) -> PyResult<Bound<'py, pyo3::types::PyBytes>> {
+        let job = &self.job;
+        let context = py
+            .detach(|| {
+                let summary = Summary::from_bytes(&summary).map_err(PipelineError::from)?;
+                job.context(&summary)
+            })
+            .map_err(error)?;
+        Ok(bytes(py, context.to_bytes()))
+    }
+
+    /// Second pass over shard `shard`.
+    fn second_pass<'py>(
+        &self,
+        py: Python<'py>,
+        context: Vec<u8>,
+        shard: usize,
+    ) -> PyResult<Bound<'py, pyo3::types::PyBytes>> {
+        let job = &self.job;
+        let second = py
+            .detach(|| job.second_pass(&Context::from_bytes(&context)?, shard))
+            .map_err(error)?;
+        Ok(bytes(py, second.to_bytes()))
+    }
+
+    /// Merge second passes (any order).
+    fn merge_second_passes<'py>(
+        &self,
+        py: Python<'py>,
+        parts: Vec<Vec<u8>>,
+    ) -> PyResult<Bound<'py, pyo3::types::PyBytes>> {
+        let second = py.detach(|| merged(parts, SecondPass::from_bytes, |a, b| a.merge(b)))?;
+        Ok(bytes(py, second.to_bytes()))
+    }
+
+    /// The exact-uniformity block of shards `a <= b`.
+    fn uniformity_block<'py>(
+        &self,
+        py: Python<'py>,
+        context: Vec<u8>,
+        a: usize,
+        b: usize,
+    ) -> PyResult<Bound<'py, pyo3::types::PyBytes>> {
+        let job = &self.job;
+        let block = py
+            .detach(|| job.uniformity_block(&Context::from_bytes(&context)?, a, b))
+            .map_err(error)?;
+        Ok(bytes(py, block.to_bytes()))
+    }
+
+    /// Merge uniformity blocks (any order).
+    fn merge_uniformity_blocks<'py>(
+        &self,
+        py: Python<'py>,
+        parts: Vec<Vec<u8>>,
+    ) -> PyResult<Bound<'py, pyo3::types::PyBytes>> {
+        let block = py.detach(|| {
+            merged(parts, UniformityBlock::from_bytes, |a, b| {
+                *a = a.merge(b);
+                Ok(())
+            })
+        })?;
+        Ok(bytes(py, block.to_bytes()))
+    }
+
+    /// The analysis from the merged results: `(document, catalogue_rows, table)`.
+    #[pyo3(signature = (summary, context, second, block=None))]
+    fn finalize(
+        &self,
+        py: Python<'_>,
+        summary: Vec<u8>,
+        context: Vec<u8>,
+        second: Vec<u8>,
+        block: Option<Vec<u8>>,
+    ) -> PyResult<(String, String, String)> {
+        let job = &self.job;
+        let run = py
+            .detach(|| {
+                let block = block
+                    .as_deref()
+                    .map(UniformityBlock::from_bytes)
+                    .transpose()?;
+                job.finalize(
+                    &Summary::from_bytes(&summary)?,
+                    &Context::from_bytes(&context)?,
+                    &SecondPass::from_bytes(&second)?,
+                    block.as_ref(),
+                )
+            })
+            .map_err(error)?;
+        Ok(rendered(&run))
+    }
+
+    /// The whole analysis in this process, one shard at a time: `(document, rows, table)`.
+    fn run(&self, py: Python<'_>) -> PyResult<(String, String, String)> {
+        let job = &self.job;
+        let run = interruptible(py, |progress| job.run(progress).map_err(|e| e.to_string()))?;
+        Ok(rendered(&run))
+    }
+}
+
 /// The compiled module.
 #[pymodule]
 fn _embgeom(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -493,6 +731,7 @@ fn _embgeom(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(track, m)?)?;
     m.add_function(wrap_pyfunction!(catalogue_json, m)?)?;
     m.add_class::<PyState>()?;
+    m.add_class::<PyShardJob>()?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }
