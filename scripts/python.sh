@@ -2,8 +2,9 @@
 # Build the Python package (crates/python, PyO3 + maturin, one abi3 wheel for CPython >= 3.10,
 # linked against the system OpenBLAS that scripts/deps.sh installs)
 # and install it into the project venv under ~/.cache/embgeom-py, with what the Python tests
-# need (numpy, pytest, pandas, mypy for the stub check; with --torch also PyTorch 2.11.0,
-# about 5 GB once, and Lightning). Prints the venv's python on stdout:
+# need (numpy, pytest, pandas, mypy for the stub check, Ray and pyarrow for the sharded
+# analysis on a local Ray cluster; with --torch also PyTorch 2.11.0, about 5 GB once, and
+# Lightning). Prints the venv's python on stdout:
 #   PY=$(scripts/python.sh [--torch])
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -14,9 +15,9 @@ if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv" >&2
 fi
 pip() { "$venv/bin/python" -m pip install -q --disable-pip-version-check "$@" >&2; }
-stamp="$venv/.embgeom-deps-3"
+stamp="$venv/.embgeom-deps-4"
 if [ ! -f "$stamp" ]; then
-  pip "maturin>=1.16,<2" "numpy>=2" pytest pandas polars mypy
+  pip "maturin>=1.16,<2" "numpy>=2" pytest pandas polars mypy pyarrow "ray>=2.40,<3"
   touch "$stamp"
 fi
 if [ "${1:-}" = "--torch" ] && [ ! -f "$venv/.embgeom-torch-1" ]; then

@@ -32,6 +32,7 @@ __all__ = [
     "alignment",
     "analyze",
     "analyze_file",
+    "analyze_sharded",
     "catalogue",
     "cdnv",
     "class_alignment",
@@ -200,6 +201,25 @@ def analyze_file(path, labels=None, views=None, key=None, label_key=None, classi
         key, label_key, None if classifier is None else str(classifier), normalize,
         **_options(options),
     )
+    return Analysis(json.loads(document), json.loads(rows), table)
+
+
+def analyze_sharded(path, key: Optional[str] = None, label_key: Optional[str] = None,
+                    classifier=None, bias=None, normalize: bool = True,
+                    sample_rows: int = 10_000, **options: Any) -> Analysis:
+    """``embgeom analyze DIR``: every metric of a directory of numbered shards, read one
+    shard (or shard pair) at a time in this process.
+
+    Layouts: LAION's ``DIR/img_emb/img_emb_N.npy`` with ``DIR/metadata/metadata_N.parquet``
+    (labels from the column ``label_key``), or ``DIR/<name>_N.<ext>`` with label shards
+    ``DIR/labels_N.<ext>`` or a label column in each shard. Uniformity is exact over shard
+    pairs up to ``max_exact`` rows, else every pair of a seeded sample of ``sample_rows``
+    rows. On a Ray cluster: :func:`embgeom.ray.analyze`.
+    """
+    job = _embgeom.ShardJob(
+        str(path), key, label_key, None if classifier is None else str(classifier),
+        None if bias is None else str(bias), normalize, sample_rows, **_options(options))
+    document, rows, table = job.run()
     return Analysis(json.loads(document), json.loads(rows), table)
 
 

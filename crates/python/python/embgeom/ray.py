@@ -1,0 +1,164 @@
+"""Sharded datasets on a Ray cluster: every shard is a task, results merge exactly.
+
+>>> import embgeom.ray
+>>> result = embgeom.ray.analyze("laion/", label_key="label", address="auto")  # doctest: +SKIP
+>>> result.uniformity, result.nc1                                              # doctest: +SKIP
+
+The dataset is a directory of numbered shards (see :func:`embgeom.analyze_sharded`); every
+worker must be able to read it (a shared file system, or the same path on every node). The
+run has three rounds of Ray tasks:
+
+1. one task per shard: the first pass (second moments, class sums, kNN query rows, the
+   bottom-k keys of the uniformity sample), merged on the driver as tasks finish;
+2. one task per shard: the second pass (nearest-class-mean and classifier predictions, the
+   top-k neighbours of every query among the shard's rows, the sample rows);
+3. exact uniformity (N at most ``max_exact``): one task per shard pair ``(a, b)``, ``a <= b``.
+
+The merged result is the same :class:`embgeom.Analysis` (and ``embgeom.analysis/1`` document)
+as :func:`embgeom.analyze_sharded` on one machine. A task whose worker dies is retried by Ray
+(``max_retries``); a shard that fails validation (NaN, zero row, truncated file, missing
+labels) stops the run with an :class:`embgeom.EmbgeomError` naming the shard, and the other
+tasks are cancelled: there is no partial result.
+
+Command line (what ``embgeom analyze DIR --ray ADDRESS`` runs)::
+
+    python -m embgeom.ray --job JOB.json --address auto --out RESULT.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any, Callable, List, Optional
+
+from . import Analysis, _embgeom, _options
+from ._embgeom import EmbgeomError
+
+
+def _summarize(job: Any, shard: int) -> bytes:
+    return job.summarize(shard)
+
+
+def _second_pass(job: Any, context: bytes, shard: int) -> bytes:
+    return job.second_pass(context, shard)
+
+
+def _uniformity_block(job: Any, context: bytes, a: int, b: int) -> bytes:
+    return job.uniformity_block(context, a, b)
+
+
+def _gather(ray: Any, refs: List[Any], merge: Callable[[List[bytes]], bytes]) -> bytes:
+    """Merge task results as they finish (memory: one merged result and one part); on a
+    failed task cancel the others and raise its error."""
+    pending = list(refs)
+    merged: Optional[bytes] = None
+    try:
+        while pending:
+            done, pending = ray.wait(pending, num_returns=1)
+            part = ray.get(done[0])
+            merged = part if merged is None else merge([merged, part])
+    except ray.exceptions.RayTaskError as error:
+        for ref in pending:
+            ray.cancel(ref, force=True)
+        cause = getattr(error, "cause", None)
+        raise EmbgeomError(str(cause) if cause is not None else str(error)) from None
+    if merged is None:
+        raise EmbgeomError("no task results to merge")
+    return merged
+
+
+def run(job: Any, max_retries: int = 3, cpus_per_task: int = 1) -> Analysis:
+    """Run a :class:`embgeom._embgeom.ShardJob` on the Ray cluster this process is connected
+    to (``ray.init`` was called)."""
+    import ray
+
+    task = ray.remote(
+        num_cpus=cpus_per_task,
+        max_retries=max_retries,
+        runtime_env={"env_vars": {"RAYON_NUM_THREADS": str(cpus_per_task)}},
+    )
+    summarize, second_pass, uniformity_block = (
+        task(_summarize), task(_second_pass), task(_uniformity_block))
+    job_ref = ray.put(job)
+    shards = range(job.shards)
+    summary = _gather(ray, [summarize.remote(job_ref, i) for i in shards], job.merge_summaries)
+    context = job.context(summary)
+    context_ref = ray.put(context)
+    second = _gather(ray, [second_pass.remote(job_ref, context_ref, i) for i in shards],
+                     job.merge_second_passes)
+    block = None
+    pairs = job.blocks()
+    if pairs:
+        block = _gather(ray, [uniformity_block.remote(job_ref, context_ref, a, b)
+                              for a, b in pairs], job.merge_uniformity_blocks)
+    document, rows, table = job.finalize(summary, context, second, block)
+    return Analysis(json.loads(document), json.loads(rows), table)
+
+
+def _connect(address: Optional[str], num_cpus: Optional[int]) -> None:
+    import ray
+
+    if ray.is_initialized():
+        return
+    if address in (None, "local"):
+        ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
+    else:
+        ray.init(address=address, log_to_driver=False)
+
+
+def analyze(path: Any, *, address: Optional[str] = None, key: Optional[str] = None,
+            label_key: Optional[str] = None, classifier: Any = None, bias: Any = None,
+            normalize: bool = True, sample_rows: int = 10_000, max_retries: int = 3,
+            cpus_per_task: int = 1, num_cpus: Optional[int] = None,
+            **options: Any) -> Analysis:
+    """Every metric of ``embgeom analyze DIR`` for the directory of shards ``path``, computed
+    by Ray tasks.
+
+    ``address``: a Ray cluster (``"auto"``, ``"ray://host:10001"``), or ``None``/``"local"``
+    to start one on this machine with ``num_cpus`` CPUs (all by default); an already
+    initialised Ray is used as it is. ``label_key``: the label column of the metadata (or
+    label) shards. ``classifier``/``bias``: files. ``sample_rows``: rows of the seeded sample
+    whose pairs give the uniformity above ``max_exact`` rows. Every other option of
+    :func:`embgeom.analyze` applies. Each task uses ``cpus_per_task`` threads.
+
+    A ``ray.data.Dataset`` is not taken directly: write it as shards first
+    (``ds.write_parquet(dir)``) so that every task reads its rows, in a fixed order, itself.
+    """
+    try:
+        import ray
+    except ImportError as error:  # pragma: no cover - depends on the environment
+        raise EmbgeomError("embgeom.ray needs Ray: pip install 'ray[default]'") from error
+    data = getattr(ray, "data", None)
+    if data is not None and isinstance(path, data.Dataset):
+        raise TypeError("embgeom.ray.analyze takes a directory of shards; write the dataset "
+                        "first, e.g. ds.write_parquet(dir), and pass dir")
+    job = _embgeom.ShardJob(
+        str(path), key, label_key, None if classifier is None else str(classifier),
+        None if bias is None else str(bias), normalize, sample_rows, **_options(options))
+    _connect(address, num_cpus)
+    return run(job, max_retries=max_retries, cpus_per_task=cpus_per_task)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m embgeom.ray", description=__doc__.splitlines()[0])
+    parser.add_argument("--job", required=True, help="a shard job (JSON) written by embgeom analyze")
+    parser.add_argument("--address", default="auto", help="Ray address, or 'local'")
+    parser.add_argument("--out", required=True, help="where to write the document and table (JSON)")
+    parser.add_argument("--max-retries", type=int, default=3)
+    parser.add_argument("--cpus-per-task", type=int, default=1)
+    args = parser.parse_args(argv)
+    with open(args.job) as handle:
+        job = _embgeom.ShardJob.from_json(handle.read())
+    try:
+        _connect(args.address, None)
+        result = run(job, max_retries=args.max_retries, cpus_per_task=args.cpus_per_task)
+    except EmbgeomError as error:
+        print(f"error: {error}", file=__import__("sys").stderr)
+        return 2
+    with open(args.out, "w") as handle:
+        json.dump({"document": result.to_dict(), "table": str(result)}, handle)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
