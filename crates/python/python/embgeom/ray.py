@@ -29,7 +29,9 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any, Callable, List, Optional
+import sys
+import time
+from typing import Any, Callable, Dict, List, Optional
 
 from . import Analysis, _embgeom, _options
 from ._embgeom import EmbgeomError
@@ -67,10 +69,20 @@ def _gather(ray: Any, refs: List[Any], merge: Callable[[List[bytes]], bytes]) ->
     return merged
 
 
-def run(job: Any, max_retries: int = 3, cpus_per_task: int = 1) -> Analysis:
+def run(job: Any, max_retries: int = 3, cpus_per_task: int = 1,
+        timings: Optional[Dict[str, float]] = None) -> Analysis:
     """Run a :class:`embgeom._embgeom.ShardJob` on the Ray cluster this process is connected
-    to (``ray.init`` was called)."""
+    to (``ray.init`` was called). ``timings``, when given, receives the wall seconds of each
+    round (``first pass``, ``second pass``, ``uniformity pairs``, ``finalize``)."""
     import ray
+
+    clock = {"last": time.perf_counter()}
+
+    def lap(name: str) -> None:
+        now = time.perf_counter()
+        if timings is not None:
+            timings[name] = now - clock["last"]
+        clock["last"] = now
 
     task = ray.remote(
         num_cpus=cpus_per_task,
@@ -82,16 +94,20 @@ def run(job: Any, max_retries: int = 3, cpus_per_task: int = 1) -> Analysis:
     job_ref = ray.put(job)
     shards = range(job.shards)
     summary = _gather(ray, [summarize.remote(job_ref, i) for i in shards], job.merge_summaries)
+    lap("first pass")
     context = job.context(summary)
     context_ref = ray.put(context)
     second = _gather(ray, [second_pass.remote(job_ref, context_ref, i) for i in shards],
                      job.merge_second_passes)
+    lap("second pass")
     block = None
     pairs = job.blocks()
     if pairs:
         block = _gather(ray, [uniformity_block.remote(job_ref, context_ref, a, b)
                               for a, b in pairs], job.merge_uniformity_blocks)
+        lap("uniformity pairs")
     document, rows, table = job.finalize(summary, context, second, block)
+    lap("finalize")
     return Analysis(json.loads(document), json.loads(rows), table)
 
 
@@ -110,7 +126,7 @@ def analyze(path: Any, *, address: Optional[str] = None, key: Optional[str] = No
             label_key: Optional[str] = None, classifier: Any = None, bias: Any = None,
             normalize: bool = True, sample_rows: int = 10_000, max_retries: int = 3,
             cpus_per_task: int = 1, num_cpus: Optional[int] = None,
-            **options: Any) -> Analysis:
+            timings: Optional[Dict[str, float]] = None, **options: Any) -> Analysis:
     """Every metric of ``embgeom analyze DIR`` for the directory of shards ``path``, computed
     by Ray tasks.
 
@@ -119,7 +135,8 @@ def analyze(path: Any, *, address: Optional[str] = None, key: Optional[str] = No
     initialised Ray is used as it is. ``label_key``: the label column of the metadata (or
     label) shards. ``classifier``/``bias``: files. ``sample_rows``: rows of the seeded sample
     whose pairs give the uniformity above ``max_exact`` rows. Every other option of
-    :func:`embgeom.analyze` applies. Each task uses ``cpus_per_task`` threads.
+    :func:`embgeom.analyze` applies. Each task uses ``cpus_per_task`` threads. ``timings``:
+    a dict that receives the wall seconds of each round.
 
     A ``ray.data.Dataset`` is not taken directly: write it as shards first
     (``ds.write_parquet(dir)``) so that every task reads its rows, in a fixed order, itself.
@@ -136,7 +153,7 @@ def analyze(path: Any, *, address: Optional[str] = None, key: Optional[str] = No
         str(path), key, label_key, None if classifier is None else str(classifier),
         None if bias is None else str(bias), normalize, sample_rows, **_options(options))
     _connect(address, num_cpus)
-    return run(job, max_retries=max_retries, cpus_per_task=cpus_per_task)
+    return run(job, max_retries=max_retries, cpus_per_task=cpus_per_task, timings=timings)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -153,7 +170,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         _connect(args.address, None)
         result = run(job, max_retries=args.max_retries, cpus_per_task=args.cpus_per_task)
     except EmbgeomError as error:
-        print(f"error: {error}", file=__import__("sys").stderr)
+        print(f"error: {error}", file=sys.stderr)
         return 2
     with open(args.out, "w") as handle:
         json.dump({"document": result.to_dict(), "table": str(result)}, handle)
