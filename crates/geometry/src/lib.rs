@@ -39,7 +39,7 @@ pub use analysis::{
     analyze, default_memory_limit, memory_estimate, Analysis, AnalysisInput, AnalysisOptions,
     MemoryEstimate, DEFAULT_MAX_EXACT, DEFAULT_SAMPLED_PAIRS, MAX_SAMPLED_PAIRS,
 };
-pub use cka::linear_cka;
+pub use cka::{linear_cka, CkaState, CKA_STATE_VERSION};
 pub use classes::Classes;
 pub use collapse::{cdnv, collapse, collapse_from_stats, nc1, Cdnv, Classifier, Collapse};
 pub use error::{GeometryError, Result};

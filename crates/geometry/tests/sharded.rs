@@ -332,3 +332,30 @@ fn results_of_another_version_or_a_wrong_plan_are_refused() {
     let error = part.context(&plan, None).unwrap_err().to_string();
     assert!(error.contains("covers 1 shards and 100 rows"), "{error}");
 }
+
+#[test]
+fn cka_states_merged_in_any_order_equal_the_cka_of_all_rows() {
+    use embgeom_geometry::{linear_cka, CkaState};
+    let x = gaussian(500, 12, 21) + 5.0;
+    let y = x.dot(&gaussian(12, 7, 22)) + gaussian(500, 7, 23) * 0.5;
+    let want = linear_cka(x.view(), y.view()).unwrap();
+    for (cuts, order) in [
+        (vec![0, 500], vec![0]),
+        (vec![0, 1, 200, 201, 499, 500], vec![4, 2, 0, 3, 1]),
+    ] {
+        let mut merged = CkaState::new(12, 7);
+        for &k in &order {
+            let (a, b) = (cuts[k], cuts[k + 1]);
+            let mut part = CkaState::new(12, 7);
+            part.update(x.slice(s![a..b, ..]), y.slice(s![a..b, ..]))
+                .unwrap();
+            merged
+                .merge(&CkaState::from_bytes(&part.to_bytes()).unwrap())
+                .unwrap();
+        }
+        assert_eq!(merged.rows(), 500);
+        let got = merged.finalize().unwrap();
+        assert!((got - want).abs() <= 1e-12 * want, "{got} vs {want}");
+    }
+    assert!(CkaState::new(12, 7).merge(&CkaState::new(3, 7)).is_err());
+}
