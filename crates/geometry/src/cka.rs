@@ -124,8 +124,8 @@ impl CkaState {
             ndarray::ArrayView1::from(&self.shift_y),
         );
         let partials = map_row_chunks(n, |range| {
-            let cx = x.slice(s![range.clone(), ..]).mapv(Real::as_f64) - &sx;
-            let cy = y.slice(s![range, ..]).mapv(Real::as_f64) - &sy;
+            let cx = x.slice(s![range.clone(), ..]).mapv(Real::as_f64) - sx;
+            let cy = y.slice(s![range, ..]).mapv(Real::as_f64) - sy;
             (
                 cx.t().dot(&cx),
                 cy.t().dot(&cy),
