@@ -243,7 +243,16 @@ fn only_regular_files_are_read() {
         message.contains("pipe.npy: not a regular file (a FIFO)"),
         "{message}"
     );
+    // A directory is a sharded dataset for analyze, and not a file for report.
     let message = fails(&["analyze", dir.path().to_str().unwrap()]);
+    assert!(message.contains("no numbered shards"), "{message}");
+    let out = dir.path().join("out");
+    let message = fails(&[
+        "report",
+        dir.path().to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert!(
         message.contains("not a regular file (a directory)"),
         "{message}"
