@@ -410,3 +410,64 @@ fn bad_class_inputs_exit_2_naming_the_file() {
     ]);
     assert!(m.contains("no array") || m.contains("nosuchkey"), "{m}");
 }
+
+#[test]
+fn class_names_come_from_a_file_or_the_runs_manifest() {
+    let demo = "data/fashion-supcon/ckpt_epoch_0012.safetensors";
+    let doc = json(&["analyze", demo]);
+    assert_eq!(
+        doc["inputs"]["class_names"],
+        "data/fashion-supcon/manifest.json"
+    );
+    let names: Vec<&str> = doc["metrics"]["per_class"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["class"].as_str().unwrap())
+        .collect();
+    assert_eq!(names[0], "T-shirt/top");
+    assert_eq!(names[9], "Ankle boot");
+
+    let dir = tempfile::tempdir().unwrap();
+    let rows = write_npy(dir.path(), "rows.npy", &[4, 4], &simplex4());
+    let labels = dir.path().join("labels.txt");
+    std::fs::write(&labels, "2\n0\n1\n2\n").unwrap();
+    let names = dir.path().join("names.txt");
+    std::fs::write(&names, "cat\ndog\nbird\n").unwrap();
+    let labels = labels.display().to_string();
+    let named = json(&[
+        "analyze",
+        &rows,
+        "--labels",
+        &labels,
+        "--class-names",
+        &names.display().to_string(),
+    ]);
+    let per_class: Vec<&str> = named["metrics"]["per_class"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["class"].as_str().unwrap())
+        .collect();
+    assert_eq!(per_class, ["cat", "dog", "bird"]);
+    // A list of another length is an error naming the file.
+    let json_names = dir.path().join("names.json");
+    std::fs::write(&json_names, r#"{"class_names": ["a", "b"]}"#).unwrap();
+    let error = fails(&[
+        "analyze",
+        &rows,
+        "--labels",
+        &labels,
+        "--class-names",
+        &json_names.display().to_string(),
+    ]);
+    assert!(
+        error.contains("names.json: 2 class names for the 3 classes of"),
+        "{error}"
+    );
+    // The report shows them.
+    let out = dir.path().join("report");
+    succeeds(&["report", demo, "--out", &out.display().to_string()]);
+    let page = std::fs::read_to_string(out.join("index.html")).unwrap();
+    assert!(page.contains("Ankle boot") && page.contains("T-shirt/top"));
+}

@@ -62,6 +62,12 @@ pub struct InputFlags {
     #[arg(long, value_name = "FILE|KEY")]
     pub subclasses: Option<String>,
 
+    /// Names of the integer labels 0..C-1: a .txt (one per line), a .json list (or an object
+    /// with class_names) or an array file [default: a class_names key of the embeddings file,
+    /// else the class_names of the manifest.json beside it].
+    #[arg(long, value_name = "FILE")]
+    pub class_names: Option<PathBuf>,
+
     /// CSV files have no header row (columns are then column_1, column_2, ...).
     #[arg(long)]
     pub no_header: bool,
@@ -83,6 +89,7 @@ impl InputFlags {
             bias: resolve(&self.bias),
             split: resolve(&self.split),
             subclasses: resolve(&self.subclasses),
+            class_names: self.class_names.clone(),
             key: self.key.clone(),
             columns: self.columns.clone(),
             label_key: self.label_key.clone(),

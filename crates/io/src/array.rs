@@ -93,6 +93,15 @@ pub enum LabelValues {
     Text(Vec<String>),
 }
 
+/// Names of the classes of integer labels `0..C`: `names[k]` names label `k`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClassNames {
+    /// Where they came from (`names.txt`, `ckpt.npz:class_names`, `run/manifest.json`).
+    pub source: String,
+    /// One name per class.
+    pub names: Vec<String>,
+}
+
 /// Labels with their provenance.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Labels {
@@ -100,6 +109,8 @@ pub struct Labels {
     pub source: String,
     /// The values.
     pub values: LabelValues,
+    /// Names of integer labels, when given.
+    pub names: Option<ClassNames>,
 }
 
 impl Labels {
@@ -116,8 +127,50 @@ impl Labels {
         self.len() == 0
     }
 
+    /// The labels with class names: integer labels must be exactly `0..C` with one name per
+    /// class (an error names both sources otherwise).
+    pub fn with_names(self, names: ClassNames) -> Result<Labels> {
+        let fail = |what: String| {
+            Err(IoError::Value {
+                path: names.source.clone(),
+                what,
+            })
+        };
+        let LabelValues::Int(values) = &self.values else {
+            return fail(format!(
+                "class names need integer labels 0..C-1, but {} holds text labels",
+                self.source
+            ));
+        };
+        let mut distinct = values.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        if distinct.len() != names.names.len() {
+            return fail(format!(
+                "{} class names for the {} classes of {}",
+                names.names.len(),
+                distinct.len(),
+                self.source
+            ));
+        }
+        if let Some(v) = distinct
+            .iter()
+            .find(|&&v| v < 0 || v as usize >= names.names.len())
+        {
+            return fail(format!(
+                "label {v} of {} has no name (names are for labels 0..{})",
+                self.source,
+                names.names.len() - 1
+            ));
+        }
+        Ok(Labels {
+            names: Some(names),
+            ..self
+        })
+    }
+
     /// Class index of every row and the class names, classes in sorted label order
-    /// (numeric order for integers).
+    /// (numeric order for integers); integer labels with [`ClassNames`] take their names.
     pub fn class_indices(&self) -> (Vec<u32>, Vec<String>) {
         fn index<T: Ord + Clone + ToString>(values: &[T]) -> (Vec<u32>, Vec<String>) {
             let mut distinct: Vec<T> = values.to_vec();
@@ -133,9 +186,22 @@ impl Labels {
                 .collect();
             (indices, distinct.iter().map(ToString::to_string).collect())
         }
-        match &self.values {
-            LabelValues::Int(v) => index(v),
-            LabelValues::Text(v) => index(v),
+        match (&self.values, &self.names) {
+            (LabelValues::Int(v), None) => index(v),
+            (LabelValues::Int(v), Some(names)) => {
+                let (indices, distinct) = index(v);
+                let named = distinct
+                    .iter()
+                    .map(|d| {
+                        d.parse::<usize>()
+                            .ok()
+                            .and_then(|k| names.names.get(k).cloned())
+                            .unwrap_or_else(|| d.clone())
+                    })
+                    .collect();
+                (indices, named)
+            }
+            (LabelValues::Text(v), _) => index(v),
         }
     }
 }
@@ -266,7 +332,11 @@ impl RawArray {
                 LabelValues::Int(values.into_iter().map(|v| v as i64).collect())
             }
         };
-        Ok(Labels { source, values })
+        Ok(Labels {
+            source,
+            values,
+            names: None,
+        })
     }
 }
 

@@ -15,7 +15,7 @@ mod table;
 mod torch_file;
 mod write;
 
-pub use array::{ArrayData, Embeddings, LabelValues, Labels, Matrix, RawArray};
+pub use array::{ArrayData, ClassNames, Embeddings, LabelValues, Labels, Matrix, RawArray};
 pub use error::{IoError, Result};
 pub use json_lines::JsonLines;
 pub use npy::{npy_bytes, npy_bytes_f32, npy_shape, parse_npy};
@@ -76,6 +76,8 @@ pub const BIAS_KEY: &str = "bias";
 pub const SPLIT_KEY: &str = "split";
 /// Default key or column of subclass (fine) labels.
 pub const SUBCLASSES_KEY: &str = "subclasses";
+/// Key of the class names in `.npz` files and `manifest.json` (a list: name of label 0, 1, ...).
+pub const CLASS_NAMES_KEY: &str = "class_names";
 /// Column names tried, in order, for a list/array embedding column in tables.
 pub const EMBEDDING_COLUMNS: [&str; 2] = ["embedding", "embeddings"];
 /// Column names tried, in order, for labels in tables.
@@ -121,6 +123,8 @@ pub struct Loaded {
     pub split: Option<Labels>,
     /// Subclass labels, if the file has them.
     pub subclasses: Option<Labels>,
+    /// Class names (key `class_names`), if the file has them.
+    pub class_names: Option<ClassNames>,
 }
 
 /// A file format holding named arrays.
@@ -209,6 +213,82 @@ fn file_type_name(file_type: &std::fs::FileType) -> &'static str {
 #[cfg(not(unix))]
 fn file_type_name(_: &std::fs::FileType) -> &'static str {
     "not a file"
+}
+
+/// Label values as text (integers in decimal).
+fn label_texts(labels: Labels) -> Vec<String> {
+    match labels.values {
+        LabelValues::Int(v) => v.iter().map(i64::to_string).collect(),
+        LabelValues::Text(v) => v,
+    }
+}
+
+/// Class names from a file of their own: `.txt` (one name per line), `.json` (a list, or an
+/// object with `class_names`, such as a run's `manifest.json`), or any array file (key
+/// `class_names`, or its only array).
+pub fn load_class_names(path: &Path) -> Result<ClassNames> {
+    let source = path.display().to_string();
+    check_regular_file(path)?;
+    let extension = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .unwrap_or_default();
+    let invalid = |what: String| IoError::Value {
+        path: source.clone(),
+        what,
+    };
+    let names: Vec<String> = match extension.as_str() {
+        "txt" => {
+            let text = String::from_utf8(read_bytes(path)?)
+                .map_err(|_| invalid("not UTF-8 text".into()))?;
+            let mut lines: Vec<String> = text.lines().map(|l| l.trim().to_string()).collect();
+            while lines.last().is_some_and(String::is_empty) {
+                lines.pop();
+            }
+            lines
+        }
+        "json" => {
+            let value: serde_json::Value = serde_json::from_slice(&read_bytes(path)?)
+                .map_err(|e| invalid(format!("not JSON: {e}")))?;
+            json_class_names(&value).ok_or_else(|| {
+                invalid("expected a list of class names, or an object with class_names".into())
+            })?
+        }
+        _ => label_texts(
+            load_array(path, None, &[CLASS_NAMES_KEY], &Selection::default())?.into_labels()?,
+        ),
+    };
+    if names.is_empty() {
+        return Err(invalid("holds no class names".into()));
+    }
+    Ok(ClassNames { source, names })
+}
+
+/// A JSON list of names, or the `class_names` list of an object.
+fn json_class_names(value: &serde_json::Value) -> Option<Vec<String>> {
+    let list = match value {
+        serde_json::Value::Object(map) => map.get(CLASS_NAMES_KEY)?,
+        other => other,
+    };
+    list.as_array()?
+        .iter()
+        .map(|v| v.as_str().map(str::to_string))
+        .collect()
+}
+
+/// The `class_names` of the `manifest.json` beside `file` (a training run's), if it has them.
+pub fn manifest_class_names(file: &Path) -> Option<ClassNames> {
+    let manifest = file.parent()?.join("manifest.json");
+    let value: serde_json::Value = serde_json::from_slice(&std::fs::read(&manifest).ok()?).ok()?;
+    let serde_json::Value::Object(map) = &value else {
+        return None;
+    };
+    map.contains_key(CLASS_NAMES_KEY).then_some(())?;
+    Some(ClassNames {
+        source: manifest.display().to_string(),
+        names: json_class_names(&value)?,
+    })
 }
 
 /// Rows of the embeddings of `path` without decoding them where the format allows: an
@@ -378,6 +458,15 @@ pub fn load(path: &Path, selection: &Selection) -> Result<Loaded> {
                     .transpose()?,
                 subclasses: keyed_get(&path, file, selection.subclasses.as_ref(), SUBCLASSES_KEY)?
                     .map(RawArray::into_labels)
+                    .transpose()?,
+                class_names: keyed_get(&path, file, None, CLASS_NAMES_KEY)?
+                    .map(|names| {
+                        let source = names.source.clone();
+                        Ok::<_, IoError>(ClassNames {
+                            source,
+                            names: label_texts(names.into_labels()?),
+                        })
+                    })
                     .transpose()?,
             })
         }

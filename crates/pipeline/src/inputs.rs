@@ -3,8 +3,9 @@
 
 use crate::error::{PipelineError, Result};
 use embgeom_io::{
-    load, load_array, load_labels, Embeddings, Labels, Loaded, Matrix, Selection, BIAS_KEY,
-    CLASSIFIER_KEY, SPLIT_KEY, SUBCLASSES_KEY,
+    load, load_array, load_class_names, load_labels, manifest_class_names, ClassNames, Embeddings,
+    LabelValues, Labels, Loaded, Matrix, Selection, BIAS_KEY, CLASSIFIER_KEY, SPLIT_KEY,
+    SUBCLASSES_KEY,
 };
 use ndarray::{Array2, CowArray, Ix2};
 use serde::{Deserialize, Serialize};
@@ -64,6 +65,10 @@ pub struct InputSpec {
     pub split: Option<Source>,
     /// Subclass (fine) labels.
     pub subclasses: Option<Source>,
+    /// Names of the integer labels 0..C-1 (`.txt`, `.json` or an array file); without it,
+    /// a `class_names` key of the embeddings file, else the `class_names` of the
+    /// `manifest.json` beside it, when present.
+    pub class_names: Option<PathBuf>,
     /// Key (npz, safetensors) or list column (tables) of the embeddings.
     pub key: Option<String>,
     /// Numeric columns that form the embeddings (tables).
@@ -88,6 +93,7 @@ impl Default for InputSpec {
             bias: None,
             split: None,
             subclasses: None,
+            class_names: None,
             key: None,
             columns: None,
             label_key: None,
@@ -129,6 +135,7 @@ impl InputSpec {
             .iter()
             .map(PathBuf::as_path)
             .chain(self.labels.as_deref())
+            .chain(self.class_names.as_deref())
             .chain(extras.into_iter().filter_map(Source::file))
             .collect()
     }
@@ -157,6 +164,9 @@ pub struct InputSummary {
     pub split: Option<String>,
     /// Subclass labels.
     pub subclasses: Option<String>,
+    /// Where the class names came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class_names: Option<String>,
     /// Stored dtype of the embeddings (or first view).
     pub dtype: String,
     /// Whether the rows were L2-normalised.
@@ -173,6 +183,11 @@ impl InputSummary {
             classifier: inputs.classifier.as_ref().map(|c| c.source.clone()),
             split: inputs.split.as_ref().map(|s| s.source.clone()),
             subclasses: inputs.subclasses.as_ref().map(|s| s.source.clone()),
+            class_names: inputs
+                .labels
+                .as_ref()
+                .and_then(|l| l.names.as_ref())
+                .map(|n| n.source.clone()),
             dtype: inputs
                 .embeddings
                 .as_ref()
@@ -224,6 +239,9 @@ pub fn load_inputs(spec: &InputSpec) -> Result<Loaded> {
     if let Some(path) = &spec.labels {
         inputs.labels = Some(load_labels(path, &selection)?);
     }
+    if let Some(labels) = inputs.labels.take() {
+        inputs.labels = Some(named(labels, spec, inputs.class_names.take())?);
+    }
     if let Some(path) = Source::file(&spec.classifier) {
         inputs.classifier =
             Some(load_array(path, None, &[CLASSIFIER_KEY], &selection)?.into_embeddings()?);
@@ -239,6 +257,20 @@ pub fn load_inputs(spec: &InputSpec) -> Result<Loaded> {
             Some(load_array(path, None, &[SUBCLASSES_KEY], &selection)?.into_labels()?);
     }
     Ok(inputs)
+}
+
+/// The labels with their class names: `--class-names`, else a `class_names` key of the
+/// embeddings file (`stored`), else the `class_names` of the `manifest.json` beside it. Names
+/// found beside the file are for integer labels only; text labels keep their own.
+fn named(labels: Labels, spec: &InputSpec, stored: Option<ClassNames>) -> Result<Labels> {
+    if let Some(path) = &spec.class_names {
+        return Ok(labels.with_names(load_class_names(path)?)?);
+    }
+    let found = stored.or_else(|| spec.embeddings.as_deref().and_then(manifest_class_names));
+    match (found, &labels.values) {
+        (Some(names), LabelValues::Int(_)) => Ok(labels.with_names(names)?),
+        _ => Ok(labels),
+    }
 }
 
 /// Element values of a matrix: owned (read from a file) or borrowed (a caller's array, used

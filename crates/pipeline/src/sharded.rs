@@ -591,6 +591,7 @@ impl ShardJob {
                     .map(|p| p.display().to_string()),
                 split: None,
                 subclasses: None,
+                class_names: None,
                 dtype: self.dtype.clone(),
                 normalized: self.dataset.normalize,
             },

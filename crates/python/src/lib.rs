@@ -7,9 +7,7 @@
 //! `ValueError`) with the CLI's message; no panic reaches Python.
 
 use embgeom_geometry::catalogue::{self, CATALOGUE};
-use embgeom_geometry::sharded::{
-    Context, SecondPass, Summary, UniformityBlock, DEFAULT_SAMPLE_ROWS,
-};
+use embgeom_geometry::sharded::{Context, SecondPass, Summary, UniformityBlock};
 use embgeom_geometry::state::LabelKey;
 use embgeom_geometry::{Analysis, AnalysisOptions, KnnOptions, Progress, DEFAULT_TILE};
 use embgeom_io::{LabelValues, Labels};
@@ -154,6 +152,7 @@ fn labels(value: Option<&Bound<'_, PyAny>>, name: &str) -> PyResult<Option<Label
     Ok(Some(Labels {
         source: name.to_string(),
         values,
+        names: None,
     }))
 }
 
@@ -488,7 +487,7 @@ impl PyState {
 
 /// A sharded analysis (`embgeom_pipeline::ShardJob`): the dataset, the plan and the task
 /// functions that Ray (or any engine) runs; every task result is versioned bytes.
-#[pyclass(name = "ShardJob", module = "embgeom._embgeom", frozen)]
+#[pyclass(name = "ShardJob", module = "embgeom._embgeom")]
 struct PyShardJob {
     job: ShardJob,
 }
@@ -516,9 +515,10 @@ fn bytes(py: Python<'_>, data: Vec<u8>) -> Bound<'_, pyo3::types::PyBytes> {
 
 #[pymethods]
 impl PyShardJob {
-    /// Discover the shards of directory `path` and plan their analysis.
+    /// Discover the shards of directory `path` and plan their analysis (`sample_rows`
+    /// defaults to `DEFAULT_SAMPLE_ROWS`, written out for the signature Python shows).
     #[new]
-    #[pyo3(signature = (path, key=None, label_key=None, classifier=None, bias=None, normalize=true, sample_rows=DEFAULT_SAMPLE_ROWS, **kwargs))]
+    #[pyo3(signature = (path, key=None, label_key=None, classifier=None, bias=None, normalize=true, sample_rows=10000, **kwargs))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -562,7 +562,7 @@ impl PyShardJob {
 
     fn __reduce__(slf: &Bound<'_, Self>) -> PyResult<(Py<PyAny>, (String,))> {
         let from_json = slf.getattr("from_json")?.unbind();
-        Ok((from_json, (slf.get().job.to_json(),)))
+        Ok((from_json, (slf.borrow().job.to_json(),)))
     }
 
     /// Number of shards.

@@ -18,7 +18,29 @@ pub struct Dataset {
     pub eval: Split,
     /// Number of (fine) classes.
     pub classes: i64,
+    /// Names of the (fine) classes, when the dataset has them.
+    pub class_names: Option<Vec<String>>,
 }
+
+/// Fashion-MNIST's class names, by label.
+pub const FASHION_NAMES: [&str; 10] = [
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+];
+
+/// The coarse classes of `--coarse fashion`, by coarse label.
+pub const FASHION_COARSE_NAMES: [&str; 4] = ["tops", "bottoms", "footwear", "bags"];
+
+/// The fine-to-coarse map of `--coarse fashion`.
+pub const FASHION_COARSE: [i64; 10] = [0, 1, 0, 0, 0, 2, 0, 2, 3, 2];
 
 /// Read an IDX file (big-endian magic 0x0803 images / 0x0801 labels, then dimensions).
 fn read_idx(path: &Path) -> Result<(Vec<usize>, Vec<u8>)> {
@@ -110,6 +132,7 @@ pub fn fashion_mnist(dir: &Path, eval_size: i64) -> Result<Dataset> {
         eval: first_per_class(&test, 10, (eval_size / 10).max(1)),
         train,
         classes: 10,
+        class_names: Some(FASHION_NAMES.iter().map(|n| n.to_string()).collect()),
     })
 }
 
@@ -130,6 +153,7 @@ fn split_every_fifth(images: Tensor, labels: Tensor, name: &str, classes: i64) -
         train: pick(&train),
         eval: pick(&eval),
         classes,
+        class_names: None,
     }
 }
 
@@ -205,7 +229,7 @@ pub fn npy(images: &Path, labels: &Path) -> Result<Dataset> {
 /// the coarse class of each fine class.
 pub fn coarse_map(spec: &str, classes: i64) -> Result<Vec<i64>> {
     let map: Vec<i64> = if spec == "fashion" {
-        vec![0, 1, 0, 0, 0, 2, 0, 2, 3, 2]
+        FASHION_COARSE.to_vec()
     } else {
         spec.split(',')
             .map(|v| v.trim().parse::<i64>())

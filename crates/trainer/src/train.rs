@@ -3,7 +3,7 @@
 //! `analyze`, `report` and `track` read directly.
 
 use crate::augment::Augment;
-use crate::data::Dataset;
+use crate::data::{Dataset, FASHION_COARSE, FASHION_COARSE_NAMES};
 use crate::losses::{align_uniform, class_conditional_nce, nt_xent, supcon, Loss};
 use crate::model::Encoder;
 use anyhow::{bail, Context, Result};
@@ -213,6 +213,17 @@ pub fn train(config: &Config, data: &Dataset) -> Result<Vec<f64>> {
         ),
         (_, None) => json!({"checkpoints": [], "config": config.to_json(&data.name)}),
     };
+    // Names of the labels the checkpoints hold (embgeom reads them from the manifest).
+    let class_names = match (&config.coarse, &data.class_names) {
+        (None, Some(names)) => Some(json!(names)),
+        (Some(map), Some(_)) if map.as_slice() == FASHION_COARSE => {
+            Some(json!(FASHION_COARSE_NAMES))
+        }
+        _ => None,
+    };
+    if let Some(names) = class_names {
+        manifest["class_names"] = names;
+    }
     tch::manual_seed(config.seed);
     let mut vs = nn::VarStore::new(config.device);
     let encoder = Encoder::new(&vs.root(), config.dim);

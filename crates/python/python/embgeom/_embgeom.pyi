@@ -70,6 +70,7 @@ class State:
     @property
     def rows(self) -> int: ...
 
+@final
 class ShardJob:
     """A sharded analysis: the shards of a directory, the plan and the task functions."""
 
