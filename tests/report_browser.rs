@@ -62,20 +62,26 @@ window.addEventListener('load', () => {
 });
 </script>"#;
 
-#[test]
-fn demo_report_renders_in_headless_chromium() {
-    let Some(browser) = chromium() else {
+/// Chromium, or `None` after saying why the test does not run (a failure under CI).
+fn browser_or_skip(test: &str) -> Option<PathBuf> {
+    let browser = chromium();
+    if browser.is_none() {
         let why =
             "Chromium is not installed (scripts/deps.sh --browser, or apt-get install chromium)";
         // Under CI a missing dependency is a failure, never a silent pass.
         assert!(std::env::var_os("CI").is_none(), "{why}");
-        println!("SKIPPED demo_report_renders_in_headless_chromium: {why}");
-        return;
-    };
-    let dir = tempfile::tempdir().unwrap();
+        println!("SKIPPED {test}: {why}");
+    }
+    browser
+}
+
+/// Run `embgeom ARGS --out DIR/NAME` in the source tree; the page's folder.
+fn written_page(dir: &Path, args: &[&str], name: &str) -> PathBuf {
+    let folder = dir.join(name);
     let out = Command::new(env!("CARGO_BIN_EXE_embgeom"))
-        .args(["report", "--out"])
-        .arg(dir.path().join("report"))
+        .args(args)
+        .arg("--out")
+        .arg(&folder)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .unwrap();
@@ -84,15 +90,20 @@ fn demo_report_renders_in_headless_chromium() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let report = dir.path().join("report");
-    let page = std::fs::read_to_string(report.join("index.html")).unwrap();
-    let probed = page.replacen("<head>", &format!("<head>\n{PROBE}"), 1);
-    let check = report.join("index.check.html");
-    std::fs::write(&check, probed).unwrap();
-    let profile = dir.path().join("profile");
+    folder
+}
 
+/// Load `folder/index.html` from `file://` with the probe: no console error, no request,
+/// `figures` figures of non-zero size; then a screenshot `shot` (window `width` wide, at
+/// most `max_height` tall) into the test's temporary folder.
+fn check_page(browser: &Path, folder: &Path, figures: usize, shot: &str, max_height: u32) {
+    let page = std::fs::read_to_string(folder.join("index.html")).unwrap();
+    let probed = page.replacen("<head>", &format!("<head>\n{PROBE}"), 1);
+    let check = folder.join("index.check.html");
+    std::fs::write(&check, probed).unwrap();
+    let profile = folder.join("profile");
     let run = headless(
-        &browser,
+        browser,
         &profile,
         &["--dump-dom".into(), format!("file://{}", check.display())],
     );
@@ -119,9 +130,9 @@ fn demo_report_renders_in_headless_chromium() {
         "requests: {}",
         result["resources"]
     );
-    let figures = result["figures"].as_array().unwrap();
-    assert_eq!(figures.len(), 9);
-    for f in figures {
+    let drawn = result["figures"].as_array().unwrap();
+    assert_eq!(drawn.len(), figures);
+    for f in drawn {
         assert!(
             f["width"].as_f64().unwrap() > 100.0 && f["height"].as_f64().unwrap() > 100.0,
             "{f}"
@@ -133,18 +144,17 @@ fn demo_report_renders_in_headless_chromium() {
             "{line}"
         );
     }
-
     let height = result["height"].as_f64().unwrap().ceil() as u32;
-    let shot = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("demo-report.png");
+    let shot = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(shot);
     let _ = std::fs::remove_file(&shot);
     let run = headless(
-        &browser,
+        browser,
         &profile,
         &[
             format!("--screenshot={}", shot.display()),
-            format!("--window-size=1280,{}", height.max(800)),
+            format!("--window-size=1280,{}", height.clamp(800, max_height)),
             "--hide-scrollbars".into(),
-            format!("file://{}", report.join("index.html").display()),
+            format!("file://{}", folder.join("index.html").display()),
         ],
     );
     let png = std::fs::read(&shot).unwrap_or_else(|_| {
@@ -154,5 +164,27 @@ fn demo_report_renders_in_headless_chromium() {
         )
     });
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
-    println!("full-page screenshot: {}", shot.display());
+    println!("screenshot: {}", shot.display());
+}
+
+#[test]
+fn demo_report_renders_in_headless_chromium() {
+    let Some(browser) = browser_or_skip("demo_report_renders_in_headless_chromium") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let folder = written_page(dir.path(), &["report"], "report");
+    check_page(&browser, &folder, 9, "demo-report.png", u32::MAX);
+}
+
+/// The compare demo (the bundled SupCon and SimCLR runs); its screenshot (the top 2,200
+/// pixels) is the README's `docs/compare-demo.png`.
+#[test]
+fn compare_demo_renders_in_headless_chromium() {
+    let Some(browser) = browser_or_skip("compare_demo_renders_in_headless_chromium") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let folder = written_page(dir.path(), &["compare"], "compare");
+    check_page(&browser, &folder, 5, "compare-demo.png", 2200);
 }

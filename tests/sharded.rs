@@ -5,6 +5,8 @@
 
 #[path = "common/cli.rs"]
 mod cli;
+#[path = "common/digits.rs"]
+mod data;
 
 use cli::{embgeom, fails, json};
 use embgeom_io::{npy_bytes, npy_bytes_f32, write_table, Column};
@@ -161,21 +163,7 @@ fn sharded_directories_equal_the_single_file_analysis() {
 
 #[test]
 fn the_bundled_digits_in_seven_uneven_shards_equal_the_file() {
-    let loaded = embgeom_io::load(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("data/digits.npz")
-            .as_path(),
-        &embgeom_io::Selection::default(),
-    )
-    .unwrap();
-    let embeddings = loaded.embeddings.unwrap();
-    let embgeom_io::Matrix::F32(rows) = embeddings.matrix else {
-        panic!("digits are f32")
-    };
-    let labels = loaded.labels.unwrap();
-    let embgeom_io::LabelValues::Int(labels) = labels.values else {
-        panic!("digits have integer labels")
-    };
+    let (rows, labels) = data::digits();
     let (n, d) = rows.dim();
     let values: Vec<f32> = rows.iter().copied().collect();
     let dir = tempfile::tempdir().unwrap();

@@ -15,7 +15,7 @@ use embgeom_io::write_atomic;
 use embgeom_pipeline::{
     analysis_document, run_analysis, text_table, Extras, Run, ShardJob, ShardedDataset,
 };
-use embgeom_report::{report, ReportOptions};
+use embgeom_report::{compare, report, CompareInput, CompareOptions, ReportOptions};
 use embgeom_track::{run_name, Check, RoundOutcome, TrackOptions, Watch};
 use progress::TerminalProgress;
 use std::io::Write;
@@ -39,6 +39,36 @@ enum Command {
     Report(ReportArgs),
     /// Follow every metric over a series of training checkpoints (cached, with CKA and plots).
     Track(TrackArgs),
+    /// Compare embedding sets side by side: metrics, differences, figures, CKA (no input: the
+    /// bundled SupCon and SimCLR runs).
+    Compare(CompareArgs),
+}
+
+/// Inputs and parameters of `embgeom compare`.
+#[derive(clap::Args, Debug)]
+struct CompareArgs {
+    /// Embedding files or checkpoints to compare (two or more; none: the demo).
+    inputs: Vec<PathBuf>,
+    /// Name of each input, in order [default: the file stems, made unique].
+    #[arg(long = "name", value_name = "NAME")]
+    names: Vec<String>,
+    /// Labels of each input, in order (one per input), when they are not stored with it;
+    /// --labels gives one file for all.
+    #[arg(long = "labels-of", value_name = "FILE")]
+    labels_of: Vec<PathBuf>,
+    #[command(flatten)]
+    inputs_flags: InputFlags,
+    #[command(flatten)]
+    metrics: MetricFlags,
+    /// Output folder [default: reports/compare-NAME1-vs-NAME2...].
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Replace an output folder that holds something else.
+    #[arg(long)]
+    force: bool,
+    /// Also write the comparison document (embgeom.compare/1) to PATH, or to stdout with '-'.
+    #[arg(long, value_name = "PATH|-")]
+    json: Option<String>,
 }
 
 /// Inputs and parameters of `embgeom analyze`.
@@ -201,6 +231,109 @@ fn run_on_ray(job: &ShardJob, address: &str) -> Result<(serde_json::Value, Strin
     Ok((output["document"].clone(), table))
 }
 
+/// The bundled runs `embgeom compare` compares when given no input.
+const COMPARE_DEMO: [(&str, &str); 2] = [
+    ("supcon", "data/fashion-supcon/ckpt_epoch_0012.safetensors"),
+    ("simclr", "data/fashion-simclr/ckpt_epoch_0012.safetensors"),
+];
+
+/// A bundled file from the working directory, else from the source tree.
+fn bundled(path: &str) -> PathBuf {
+    let local = PathBuf::from(path);
+    match local.exists() {
+        true => local,
+        false => Path::new(env!("CARGO_MANIFEST_DIR")).join(path),
+    }
+}
+
+fn compare_command(args: &CompareArgs) -> Result<()> {
+    let options = args.metrics.options()?;
+    let demo = args.inputs.is_empty();
+    let (paths, default_names): (Vec<PathBuf>, Vec<String>) = match demo {
+        true => COMPARE_DEMO
+            .iter()
+            .map(|(name, path)| (bundled(path), name.to_string()))
+            .unzip(),
+        false => {
+            let stems: Vec<String> = args
+                .inputs
+                .iter()
+                .map(|p| {
+                    p.file_stem()
+                        .map_or_else(|| "input".into(), |s| s.to_string_lossy().into_owned())
+                })
+                .collect();
+            let unique = stems
+                .iter()
+                .enumerate()
+                .map(|(i, s)| match stems.iter().filter(|t| *t == s).count() {
+                    1 => s.clone(),
+                    _ => format!("{s}-{}", i + 1),
+                })
+                .collect();
+            (args.inputs.clone(), unique)
+        }
+    };
+    if paths.len() == 1 {
+        bail!("compare needs two or more inputs");
+    }
+    if !args.names.is_empty() && args.names.len() != paths.len() {
+        bail!(
+            "{} --name for {} inputs: give one per input, or none",
+            args.names.len(),
+            paths.len()
+        );
+    }
+    if !args.labels_of.is_empty() && args.labels_of.len() != paths.len() {
+        bail!(
+            "{} --labels-of for {} inputs: give one per input, or none",
+            args.labels_of.len(),
+            paths.len()
+        );
+    }
+    let names = match args.names.is_empty() {
+        true => default_names,
+        false => args.names.clone(),
+    };
+    let inputs: Vec<CompareInput> = paths
+        .iter()
+        .zip(&names)
+        .enumerate()
+        .map(|(i, (path, name))| {
+            let mut spec = args.inputs_flags.spec(Some(path.clone()));
+            if let Some(labels) = args.labels_of.get(i) {
+                spec.labels = Some(labels.clone());
+            }
+            CompareInput {
+                name: name.clone(),
+                spec,
+            }
+        })
+        .collect();
+    let dir = match (&args.out, demo) {
+        (Some(dir), _) => dir.clone(),
+        (None, true) => PathBuf::from("reports/compare-demo"),
+        (None, false) => PathBuf::from(format!("reports/compare-{}", names.join("-vs-"))),
+    };
+    let output = CompareOptions {
+        title: format!("embgeom compare: {}", names.join(" vs ")),
+        dir,
+        force: args.force,
+    };
+    let compared = compare(&inputs, &options, &output, &TerminalProgress::stderr())?;
+    let json = serde_json::to_string_pretty(&compared.document)?;
+    match args.json.as_deref() {
+        Some("-") => emit(&format!("{json}\n"))?,
+        Some(path) => {
+            write_atomic(Path::new(path), format!("{json}\n").as_bytes())?;
+            emit(&compared.table)?;
+        }
+        None => emit(&compared.table)?,
+    }
+    eprintln!("wrote {}", compared.written.index.display());
+    Ok(())
+}
+
 fn report_command(args: &ReportArgs) -> Result<()> {
     let flags = &args.analysis;
     let options = flags.metrics.options()?;
@@ -325,6 +458,7 @@ fn main() -> ExitCode {
         Command::Analyze(args) => analyze_command(&args).map(|()| true),
         Command::Report(args) => report_command(&args).map(|()| true),
         Command::Track(args) => track_command(&args),
+        Command::Compare(args) => compare_command(&args).map(|()| true),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

@@ -2,11 +2,13 @@
 //! `index.html` (inline SVG and CSS, no network), every figure as SVG and PNG in `figures/`,
 //! the analysis JSON and a CSV of the scalar metrics.
 
+mod compare;
 mod figures;
 mod html;
 mod style;
 mod track;
 
+pub use compare::{compare, CompareInput, CompareOptions, Compared, COMPARE_SCHEMA};
 pub use figures::{Context, Figure};
 pub use track::{write_trajectory, Cosines, Trajectory};
 
@@ -171,6 +173,43 @@ pub(crate) fn render(plot: &impl Plot, png: &Path) -> Result<String, ReportError
     Ok(svg)
 }
 
+/// Create `dir/figures` (and register the figures' font); its path.
+pub(crate) fn figures_folder(dir: &Path) -> Result<PathBuf, ReportError> {
+    let figures_dir = dir.join("figures");
+    std::fs::create_dir_all(&figures_dir).map_err(|source| ReportError::Write {
+        path: figures_dir.display().to_string(),
+        source,
+    })?;
+    style::register_font();
+    Ok(figures_dir)
+}
+
+/// Render `plot` into `figures_dir` (`ID.png`, `ID.svg`, added to `files`) and return its
+/// `<figure>` block for a page: the title, the inline SVG and the caption with links.
+pub(crate) fn figure_block(
+    plot: &impl Plot,
+    figures_dir: &Path,
+    title: &str,
+    caption: &str,
+    files: &mut Vec<PathBuf>,
+) -> Result<String, ReportError> {
+    let id = plot.id();
+    let png = figures_dir.join(format!("{id}.png"));
+    let svg = render(plot, &png)?;
+    files.push(png);
+    write(
+        &figures_dir.join(format!("{id}.svg")),
+        svg.as_bytes(),
+        files,
+    )?;
+    Ok(format!(
+        "<figure id=\"{id}\" class=\"plot\">\n<h3>{}</h3>\n{}\n<figcaption>{} <a href=\"figures/{id}.svg\">SVG</a> &middot; <a href=\"figures/{id}.png\">PNG</a></figcaption>\n</figure>\n",
+        html::escape(title),
+        html::responsive(&svg),
+        html::escape(caption)
+    ))
+}
+
 /// Every scalar metric of the catalogue that has a value, as `metric,value` CSV lines.
 pub fn metrics_csv(analysis: &Analysis) -> String {
     let mut out = String::from("metric,value\n");
@@ -183,12 +222,7 @@ pub fn metrics_csv(analysis: &Analysis) -> String {
 /// Write the report into `dir` (created if needed).
 pub fn write_report(dir: &Path, report: &Report, force: bool) -> Result<Written, ReportError> {
     check_folder(dir, &report.signature, force)?;
-    let figures_dir = dir.join("figures");
-    std::fs::create_dir_all(&figures_dir).map_err(|source| ReportError::Write {
-        path: figures_dir.display().to_string(),
-        source,
-    })?;
-    style::register_font();
+    let figures_dir = figures_folder(dir)?;
     let (names, counts) = report
         .analysis
         .per_class

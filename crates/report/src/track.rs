@@ -4,8 +4,8 @@
 
 use crate::figures::{axes, class_matrix, fail, font, series_labels, Drawn, HeatKind};
 use crate::html::{escape, CSS};
-use crate::style::{register_font, sequential, OKABE_BLUE, VERMILLION};
-use crate::{render, write, Plot, ReportError, Written, MARKER};
+use crate::style::{sequential, OKABE_BLUE, VERMILLION};
+use crate::{figure_block, figures_folder, write, Plot, ReportError, Written, MARKER};
 use ndarray::Array2;
 use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
@@ -390,12 +390,7 @@ fn cell(v: Option<f64>) -> String {
 /// Write the tracking page and its figures into `dir` (the tables are written by the caller,
 /// which has checked the folder with [`crate::check_folder`]).
 pub fn write_trajectory(dir: &Path, t: &Trajectory) -> Result<Written, ReportError> {
-    let figures_dir = dir.join("figures");
-    std::fs::create_dir_all(&figures_dir).map_err(|source| ReportError::Write {
-        path: figures_dir.display().to_string(),
-        source,
-    })?;
-    register_font();
+    let figures_dir = figures_folder(dir)?;
     let mut files = Vec::new();
     let mut html = format!(
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>{0}</title>\n<style>{CSS}</style>\n</head>\n<body>\n<h1>{0}</h1>\n<p class=\"src\">Written by embgeom {1}. Per-checkpoint metrics: <a href=\"metrics.csv\">metrics.csv</a>, <a href=\"metrics.parquet\">metrics.parquet</a>.</p>\n<h2>Input</h2>\n<table>\n",
@@ -436,27 +431,17 @@ pub fn write_trajectory(dir: &Path, t: &Trajectory) -> Result<Written, ReportErr
         if !figure.applies(t) {
             continue;
         }
-        let id = figure.id();
-        let png = figures_dir.join(format!("{id}.png"));
-        let svg = render(
-            &TrackPlot {
-                figure,
-                trajectory: t,
-            },
-            &png,
-        )?;
-        files.push(png);
-        write(
-            &figures_dir.join(format!("{id}.svg")),
-            svg.as_bytes(),
+        let plot = TrackPlot {
+            figure,
+            trajectory: t,
+        };
+        html.push_str(&figure_block(
+            &plot,
+            &figures_dir,
+            figure.title(),
+            &figure.caption(t),
             &mut files,
-        )?;
-        html.push_str(&format!(
-            "<figure id=\"{id}\" class=\"plot\">\n<h3>{}</h3>\n{}\n<figcaption>{} <a href=\"figures/{id}.svg\">SVG</a> &middot; <a href=\"figures/{id}.png\">PNG</a></figcaption>\n</figure>\n",
-            escape(figure.title()),
-            crate::html::responsive(&svg),
-            escape(&figure.caption(t))
-        ));
+        )?);
     }
     let shown = [
         "uniformity",

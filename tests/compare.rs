@@ -1,0 +1,220 @@
+//! `embgeom compare`: an input against itself (zero differences, CKA 1), against a rotated
+//! copy (the same metrics, CKA 1), and the demo on the two bundled runs (the same items:
+//! CKA and per-class changes; class names).
+
+#[path = "common/cli.rs"]
+mod cli;
+#[path = "common/digits.rs"]
+mod data;
+
+use cli::{fails, succeeds};
+use embgeom_io::npy_bytes;
+use serde_json::Value;
+use std::path::Path;
+
+/// The bundled digits as f64 rows, their dimension and integer labels.
+fn digits() -> (Vec<f64>, usize, Vec<i64>) {
+    let (rows, labels) = data::digits();
+    (
+        rows.iter().map(|&v| f64::from(v)).collect(),
+        rows.ncols(),
+        labels,
+    )
+}
+
+fn write_f64(path: &Path, rows: &[f64], d: usize) {
+    let bytes: Vec<u8> = rows.iter().flat_map(|v| v.to_le_bytes()).collect();
+    std::fs::write(path, npy_bytes("<f8", &[rows.len() / d, d], &bytes)).unwrap();
+}
+
+/// A random orthogonal matrix (Gram-Schmidt of a deterministic pseudo-random matrix).
+fn rotation(d: usize) -> Vec<f64> {
+    let mut state = 99u64;
+    let mut q: Vec<f64> = (0..d * d)
+        .map(|_| {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (state >> 11) as f64 / (1u64 << 53) as f64 - 0.5
+        })
+        .collect();
+    for i in 0..d {
+        for j in 0..i {
+            let dot: f64 = (0..d).map(|k| q[i * d + k] * q[j * d + k]).sum();
+            for k in 0..d {
+                q[i * d + k] -= dot * q[j * d + k];
+            }
+        }
+        let norm = (0..d).map(|k| q[i * d + k].powi(2)).sum::<f64>().sqrt();
+        for k in 0..d {
+            q[i * d + k] /= norm;
+        }
+    }
+    q
+}
+
+fn compare(args: &[&str], out: &Path) -> Value {
+    let mut all = vec!["compare"];
+    all.extend_from_slice(args);
+    let out_text = out.display().to_string();
+    let json = out.with_extension("json").display().to_string();
+    all.extend(["--out", &out_text, "--json", &json]);
+    succeeds(&all);
+    serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap()
+}
+
+fn values(row: &Value) -> Vec<f64> {
+    row["values"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect()
+}
+
+#[test]
+fn an_input_against_itself_and_a_rotated_copy() {
+    let (rows, d, labels) = digits();
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name).display().to_string();
+    write_f64(&dir.path().join("x.npy"), &rows, d);
+    let q = rotation(d);
+    let rotated: Vec<f64> = (0..rows.len())
+        .map(|k| {
+            let (i, j) = (k / d, k % d);
+            (0..d).map(|m| rows[i * d + m] * q[m * d + j]).sum()
+        })
+        .collect();
+    write_f64(&dir.path().join("rotated.npy"), &rotated, d);
+    let label_bytes: Vec<u8> = labels.iter().flat_map(|v| v.to_le_bytes()).collect();
+    std::fs::write(
+        dir.path().join("labels.npy"),
+        npy_bytes("<i8", &[labels.len()], &label_bytes),
+    )
+    .unwrap();
+
+    let same = compare(
+        &[
+            &path("x.npy"),
+            &path("x.npy"),
+            "--name",
+            "a",
+            "--name",
+            "b",
+            "--labels",
+            &path("labels.npy"),
+        ],
+        &dir.path().join("same"),
+    );
+    assert_eq!(same["schema"], "embgeom.compare/1");
+    assert_eq!(same["same_items"], true);
+    for row in same["metrics"].as_array().unwrap() {
+        let v = values(row);
+        assert_eq!(v[0], v[1], "{}", row["metric"]);
+        assert_eq!(row["difference_to_first"][1], 0.0, "{}", row["metric"]);
+        assert!(row["closest_to_ideal"].is_null(), "a tie has no winner");
+    }
+    let cka = same["cka"]["matrix"][0][1].as_f64().unwrap();
+    assert!((cka - 1.0).abs() < 1e-12, "{cka}");
+    let changes = &same["class_changes"][0]["classes"];
+    assert_eq!(changes.as_array().unwrap().len(), 10);
+    assert!(changes
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|c| c["change"] == "unchanged"));
+
+    let turned = compare(
+        &[
+            &path("x.npy"),
+            &path("rotated.npy"),
+            "--labels",
+            &path("labels.npy"),
+        ],
+        &dir.path().join("rotated"),
+    );
+    assert_eq!(turned["inputs"][1]["name"], "rotated");
+    for row in turned["metrics"].as_array().unwrap() {
+        // The std of normalised rows averages per-coordinate stds: not rotation invariant.
+        if row["metric"] == "normalized_std" {
+            continue;
+        }
+        let v = values(row);
+        assert!(
+            (v[0] - v[1]).abs() <= 1e-9 * v[0].abs().max(1e-12),
+            "{}: {} vs {}",
+            row["metric"],
+            v[0],
+            v[1]
+        );
+    }
+    let cka = turned["cka"]["matrix"][1][0].as_f64().unwrap();
+    assert!((cka - 1.0).abs() < 1e-9, "{cka}");
+    let csv = std::fs::read_to_string(dir.path().join("rotated/metrics.csv")).unwrap();
+    assert!(
+        csv.starts_with("metric,x,rotated,difference_rotated,closest_to_ideal\n"),
+        "{csv}"
+    );
+
+    // Bad uses are named.
+    let error = fails(&["compare", &path("x.npy")]);
+    assert!(error.contains("two or more inputs"), "{error}");
+    let error = fails(&["compare", &path("x.npy"), &path("x.npy"), "--name", "a"]);
+    assert!(error.contains("1 --name for 2 inputs"), "{error}");
+    let error = fails(&[
+        "compare",
+        &path("x.npy"),
+        &path("x.npy"),
+        "--name",
+        "a",
+        "--name",
+        "a",
+        "--out",
+        &path("dup"),
+    ]);
+    assert!(error.contains("two inputs are named \"a\""), "{error}");
+}
+
+#[test]
+fn the_demo_compares_the_bundled_runs_with_class_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let doc = compare(&[], &dir.path().join("demo"));
+    let names: Vec<&str> = doc["inputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["supcon", "simclr"]);
+    assert_eq!(doc["same_items"], true);
+    let nc1 = doc["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["metric"] == "nc1")
+        .unwrap();
+    assert_eq!(
+        nc1["closest_to_ideal"], "supcon",
+        "SupCon collapses its classes more"
+    );
+    let classes: Vec<&str> = doc["class_changes"][0]["classes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["class"].as_str().unwrap())
+        .collect();
+    assert!(classes.contains(&"Ankle boot"), "{classes:?}");
+    let page = std::fs::read_to_string(dir.path().join("demo/index.html")).unwrap();
+    assert!(page.contains("Ankle boot") && page.contains("Linear CKA"));
+    for figure in [
+        "c1-alignment-uniformity",
+        "c2-distance-histograms",
+        "c3-spectra",
+        "c4-class-mean-cosines",
+        "c5-within-class-distances",
+    ] {
+        let svg =
+            std::fs::read_to_string(dir.path().join(format!("demo/figures/{figure}.svg"))).unwrap();
+        assert!(svg.len() > 2000, "{figure} is empty");
+    }
+}
