@@ -355,3 +355,71 @@ fn watch_polls_the_run_again() {
         "{stdout}"
     );
 }
+
+#[test]
+fn two_runs_share_the_plots_and_checks_compare_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("both");
+    let out_text = out.display().to_string();
+    let track = |checks: &[&str]| {
+        let mut args = vec![
+            "track",
+            "data/fashion-supcon",
+            "data/fashion-simclr",
+            "--out",
+            &out_text,
+        ];
+        for check in checks {
+            args.extend(["--fail-if", check]);
+        }
+        embgeom(&args)
+    };
+    // SupCon ends with the lower NC1 (4.16 against 18.70): its check passes, the reverse fails.
+    let passing = track(&["nc1 of fashion-supcon > nc1 of fashion-simclr"]);
+    assert!(
+        passing.status.success(),
+        "{}",
+        String::from_utf8_lossy(&passing.stderr)
+    );
+    let csv = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 25, "a header and 24 rows");
+    assert!(lines[0].starts_with("run,step,file,"), "{}", lines[0]);
+    let runs: std::collections::BTreeSet<&str> = lines[1..]
+        .iter()
+        .map(|l| l.split(',').next().unwrap())
+        .collect();
+    assert_eq!(
+        runs.into_iter().collect::<Vec<_>>(),
+        ["fashion-simclr", "fashion-supcon"]
+    );
+    let failing = track(&[
+        "nc1 of fashion-supcon < nc1 of fashion-simclr",
+        "rankme of fashion-simclr < 5",
+    ]);
+    assert_eq!(failing.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&failing.stdout);
+    assert!(
+        stdout.contains("fail: nc1 of fashion-supcon < nc1 of fashion-simclr (nc1 of fashion-supcon = 4.161177 at step 144, nc1 of fashion-simclr = 18.695764 at step 144)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("ok: rankme of fashion-simclr < 5"),
+        "{stdout}"
+    );
+    let page = std::fs::read_to_string(out.join("index.html")).unwrap();
+    assert!(page.contains("run fashion-supcon") && page.contains("<h3>fashion-simclr</h3>"));
+    let unknown = fails(&[
+        "track",
+        "data/fashion-supcon",
+        "data/fashion-simclr",
+        "--out",
+        &out_text,
+        "--fail-if",
+        "nc1 of byol > 1",
+    ]);
+    assert!(
+        unknown.contains("no run byol; runs: fashion-supcon, fashion-simclr"),
+        "{unknown}"
+    );
+}

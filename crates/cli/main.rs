@@ -16,7 +16,7 @@ use embgeom_pipeline::{
     analysis_document, run_analysis, text_table, Extras, Run, ShardJob, ShardedDataset,
 };
 use embgeom_report::{compare, report, CompareInput, CompareOptions, ReportOptions};
-use embgeom_track::{run_name, Check, RoundOutcome, TrackOptions, Watch};
+use embgeom_track::{run_names, Check, RoundOutcome, TrackOptions, Watch};
 use progress::TerminalProgress;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -105,9 +105,11 @@ struct ReportArgs {
 /// Inputs and parameters of `embgeom track`.
 #[derive(clap::Args, Debug)]
 struct TrackArgs {
-    /// A run directory of checkpoints (with an optional manifest.json or manifest.csv listing
-    /// step and path), or a quoted glob of checkpoint files.
-    run: String,
+    /// Run directories of checkpoints (each with an optional manifest.json or manifest.csv
+    /// listing step and path), or quoted globs of checkpoint files; several runs share the
+    /// plots (one colour each) and metrics.csv gets a run column.
+    #[arg(required = true, value_name = "RUN")]
+    runs: Vec<String>,
     #[command(flatten)]
     inputs: InputFlags,
     #[command(flatten)]
@@ -117,8 +119,10 @@ struct TrackArgs {
     /// Checkpoints analysed at once, each held in memory [default: the core count, at most 4].
     #[arg(long, value_name = "N")]
     jobs: Option<usize>,
-    /// A check for CI, on the last checkpoint ('rankme < 10') or the trend from the first to the
-    /// last ('nc1 increased'); repeatable; exit status 1 when one fails.
+    /// A check for CI, on the last checkpoint ('rankme < 10'), the trend from the first to the
+    /// last ('nc1 increased'), or between runs ('nc1 of supcon > nc1 of simclr'; 'METRIC of
+    /// RUN' names one run, a metric without a run applies to every run); repeatable; exit
+    /// status 1 when one fails (its condition holds).
     #[arg(long = "fail-if", value_name = "CHECK")]
     fail_if: Vec<String>,
     /// Keep polling the run for new checkpoints and update the outputs.
@@ -412,9 +416,9 @@ fn track_command(args: &TrackArgs) -> Result<bool> {
         .iter()
         .map(|text| text.parse::<Check>())
         .collect::<Result<Vec<_>, _>>()?;
-    let (name, out) = args.output.resolve(run_name(&args.run));
+    let (name, out) = args.output.resolve(run_names(&args.runs).join("-vs-"));
     let options = TrackOptions {
-        run: args.run.clone(),
+        runs: args.runs.clone(),
         inputs: args.inputs.spec(None),
         analysis,
         out,

@@ -10,7 +10,7 @@ mod track;
 
 pub use compare::{compare, CompareInput, CompareOptions, Compared, COMPARE_SCHEMA};
 pub use figures::{Context, Figure};
-pub use track::{write_trajectory, Cosines, Trajectory};
+pub use track::{write_trajectory, Cosines, RunTrajectory, Trajectory};
 
 use embgeom_geometry::catalogue::scalar_values;
 use embgeom_geometry::{Analysis, AnalysisOptions, FigureData, Progress};

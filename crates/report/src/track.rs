@@ -4,7 +4,7 @@
 
 use crate::figures::{axes, class_matrix, fail, font, series_labels, Drawn, HeatKind};
 use crate::html::{escape, CSS};
-use crate::style::{sequential, OKABE_BLUE, VERMILLION};
+use crate::style::{sequential, CLASS_COLOURS, OKABE_BLUE, VERMILLION};
 use crate::{figure_block, figures_folder, write, Plot, ReportError, Written, MARKER};
 use ndarray::Array2;
 use plotters::coord::types::RangedCoordf64;
@@ -19,9 +19,10 @@ pub struct Cosines {
     pub names: Vec<String>,
 }
 
-/// Everything the tracking page shows.
-pub struct Trajectory {
-    pub title: String,
+/// One run's series on the tracking page.
+pub struct RunTrajectory {
+    /// Name in legends and tables.
+    pub name: String,
     /// Step of each checkpoint (increasing).
     pub steps: Vec<f64>,
     /// File of each checkpoint.
@@ -33,6 +34,13 @@ pub struct Trajectory {
     /// Class-mean cosines at the first and last checkpoint.
     pub first_cosines: Option<Cosines>,
     pub last_cosines: Option<Cosines>,
+}
+
+/// Everything the tracking page shows: one run, or several on the same axes.
+pub struct Trajectory {
+    pub title: String,
+    /// The runs, each with its own colour.
+    pub runs: Vec<RunTrajectory>,
     /// Input summary rows.
     pub inputs: Vec<(String, String)>,
     /// `--fail-if` results: (check, passed, explanation).
@@ -41,7 +49,7 @@ pub struct Trajectory {
     pub signature: String,
 }
 
-impl Trajectory {
+impl RunTrajectory {
     fn metric(&self, name: &str) -> Option<&Vec<Option<f64>>> {
         self.metrics.iter().find(|(n, _)| n == name).map(|(_, v)| v)
     }
@@ -53,6 +61,42 @@ impl Trajectory {
             .zip(values)
             .filter_map(|(&s, v)| v.map(|v| (s, v)))
             .collect()
+    }
+}
+
+impl Trajectory {
+    /// Whether any run has a value of `name`.
+    fn has(&self, name: &str) -> bool {
+        self.runs.iter().any(|r| {
+            r.metric(name)
+                .is_some_and(|v| v.iter().any(Option::is_some))
+        })
+    }
+
+    /// Every metric some run has, in the first run's order, then the others'.
+    fn metric_names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = Vec::new();
+        for run in &self.runs {
+            for (name, _) in &run.metrics {
+                if !names.contains(&name.as_str()) {
+                    names.push(name);
+                }
+            }
+        }
+        names
+    }
+
+    fn several(&self) -> bool {
+        self.runs.len() > 1
+    }
+}
+
+/// The colour of run `i` (blue for a single run).
+fn run_colour(i: usize) -> RGBColor {
+    match i {
+        0 => OKABE_BLUE,
+        1 => VERMILLION,
+        _ => CLASS_COLOURS[i % CLASS_COLOURS.len()],
     }
 }
 
@@ -95,10 +139,16 @@ impl TrackFigure {
             TrackFigure::Plane => "Uniformity (x) against alignment (y) at every checkpoint, joined in step order and coloured from light (first) to dark (last): training should move down and to the left.".into(),
             TrackFigure::Spectrum => "Eigenvalues of the normalised covariance (rows: rank, columns: checkpoint), colour log10 of the eigenvalue: dimensional collapse shows as dark bands spreading up from high ranks.".into(),
             TrackFigure::FirstCosines | TrackFigure::LastCosines => {
-                let c = if matches!(self, TrackFigure::FirstCosines) { &t.first_cosines } else { &t.last_cosines };
+                let steps: Vec<String> = t
+                    .runs
+                    .iter()
+                    .filter_map(|r| self.cosines(r))
+                    .map(|c| c.step.to_string())
+                    .collect();
                 format!(
-                    "Cosines between centred class means at step {}; a regular simplex has every off-diagonal cell at -1/(C-1) (marked on the colour bar).",
-                    c.as_ref().map_or(0.0, |c| c.step)
+                    "Cosines between centred class means at step {} ({}); a regular simplex has every off-diagonal cell at -1/(C-1) (marked on the colour bar).",
+                    steps.join(", "),
+                    match t.several() { true => "one panel per run", false => "the run" }
                 )
             }
             TrackFigure::Cka => "Linear CKA (Kornblith et al. 2019) of each checkpoint's embeddings with the previous checkpoint and with the last one (rows correspond): 1 means the same representation up to rotation and scale.".into(),
@@ -106,42 +156,63 @@ impl TrackFigure {
     }
 
     fn size(self, t: &Trajectory) -> (u32, u32) {
+        let runs = t.runs.len().max(1) as u32;
+        let legend = if t.several() { 30 } else { 0 };
         match self {
-            TrackFigure::Metrics => (1000, 220 * (t.metrics.len().div_ceil(3).max(1) as u32)),
-            TrackFigure::FirstCosines | TrackFigure::LastCosines => (760, 640),
+            TrackFigure::Metrics => (
+                1000,
+                220 * (t.metric_names().len().div_ceil(3).max(1) as u32) + legend,
+            ),
+            TrackFigure::FirstCosines | TrackFigure::LastCosines => {
+                ((760 * runs).min(2280), 640 + legend)
+            }
+            TrackFigure::Spectrum => ((900 * runs).min(2400), 480 + legend),
             _ => (900, 480),
+        }
+    }
+
+    /// The cosines this figure shows for `run`.
+    fn cosines(self, run: &RunTrajectory) -> Option<&Cosines> {
+        match self {
+            TrackFigure::FirstCosines => run.first_cosines.as_ref(),
+            _ => run.last_cosines.as_ref(),
         }
     }
 
     fn applies(self, t: &Trajectory) -> bool {
         match self {
-            TrackFigure::Plane => t.metric("uniformity").is_some(),
-            TrackFigure::FirstCosines => t.first_cosines.is_some(),
-            TrackFigure::LastCosines => t.last_cosines.is_some() && t.steps.len() > 1,
-            TrackFigure::Cka => t
-                .metric("cka_previous")
-                .is_some_and(|v| v.iter().any(Option::is_some)),
-            _ => !t.steps.is_empty(),
+            TrackFigure::Plane => t.has("uniformity"),
+            TrackFigure::FirstCosines => t.runs.iter().any(|r| r.first_cosines.is_some()),
+            TrackFigure::LastCosines => t
+                .runs
+                .iter()
+                .any(|r| r.last_cosines.is_some() && r.steps.len() > 1),
+            TrackFigure::Cka => t.has("cka_previous"),
+            _ => t.runs.iter().any(|r| !r.steps.is_empty()),
         }
     }
 
     fn draw<DB: DrawingBackend>(self, t: &Trajectory, root: &DrawingArea<DB, Shift>) -> Drawn {
         root.fill(&WHITE).map_err(fail)?;
+        // The plane and CKA figures have a legend of their own; the others a strip on top.
+        let body = match self {
+            TrackFigure::Plane | TrackFigure::Cka => root.clone(),
+            _ => legend(t, root)?,
+        };
         match self {
-            TrackFigure::Metrics => metrics_grid(t, root),
-            TrackFigure::Plane => plane(t, root),
-            TrackFigure::Spectrum => spectrum(t, root),
+            TrackFigure::Metrics => metrics_grid(t, &body),
+            TrackFigure::Plane => plane(t, &body),
+            TrackFigure::Cka => cka(t, &body),
+            TrackFigure::Spectrum => per_run(t, &body, |run, area| spectrum(run, area)),
             TrackFigure::FirstCosines | TrackFigure::LastCosines => {
-                let c = if matches!(self, TrackFigure::FirstCosines) {
-                    &t.first_cosines
-                } else {
-                    &t.last_cosines
-                };
-                let c = c.as_ref().ok_or("no cosines")?;
-                let classes: Vec<usize> = (0..c.names.len().min(40)).collect();
-                class_matrix(root, &c.matrix, &c.names, &classes, HeatKind::Cosine)
+                per_run(t, &body, |run, area| {
+                    let Some(c) = self.cosines(run) else {
+                        return Ok(());
+                    };
+                    let classes: Vec<usize> = (0..c.names.len().min(40)).collect();
+                    class_matrix(area, &c.matrix, &c.names, &classes, HeatKind::Cosine)
+                })
             }
-            TrackFigure::Cka => cka(t, root),
         }?;
         root.present().map_err(fail)
     }
@@ -162,40 +233,93 @@ fn range(values: impl Iterator<Item = f64>) -> (f64, f64) {
 }
 
 fn step_range(t: &Trajectory) -> (f64, f64) {
-    let (lo, hi) = range(t.steps.iter().cloned());
-    (lo.min(t.steps[0]), hi)
+    let steps = || t.runs.iter().flat_map(|r| r.steps.iter().cloned());
+    let (lo, hi) = range(steps());
+    (lo.min(steps().fold(f64::INFINITY, f64::min)), hi)
+}
+
+/// With several runs, a strip at the top naming each run in its colour; the area below.
+fn legend<DB: DrawingBackend>(
+    t: &Trajectory,
+    root: &DrawingArea<DB, Shift>,
+) -> Result<DrawingArea<DB, Shift>, String> {
+    if !t.several() {
+        return Ok(root.clone());
+    }
+    let (strip, body) = root.split_vertically(30);
+    let mut x = 12;
+    for (i, run) in t.runs.iter().enumerate() {
+        strip
+            .draw(&Rectangle::new(
+                [(x, 10), (x + 22, 16)],
+                run_colour(i).filled(),
+            ))
+            .map_err(fail)?;
+        strip
+            .draw_text(&run.name, &font(15), (x + 28, 5))
+            .map_err(fail)?;
+        x += 40 + 9 * run.name.len() as i32;
+    }
+    Ok(body)
+}
+
+/// `draw` once per run, side by side, each panel under its run's name when there are several.
+fn per_run<DB: DrawingBackend>(
+    t: &Trajectory,
+    root: &DrawingArea<DB, Shift>,
+    draw: impl Fn(&RunTrajectory, &DrawingArea<DB, Shift>) -> Drawn,
+) -> Drawn {
+    let panels = root.split_evenly((1, t.runs.len().max(1)));
+    for (i, (run, panel)) in t.runs.iter().zip(panels.iter()).enumerate() {
+        let area = match t.several() {
+            true => {
+                let (title, area) = panel.split_vertically(28);
+                title
+                    .draw_text(&run.name, &font(16).color(&run_colour(i)), (12, 6))
+                    .map_err(fail)?;
+                area
+            }
+            false => panel.clone(),
+        };
+        draw(run, &area)?;
+    }
+    Ok(())
 }
 
 /// A line through `points` with a dot at each, on any y axis (linear or log).
 fn line_with_points<'a, DB, Y>(
     chart: &mut ChartContext<'a, DB, Cartesian2d<RangedCoordf64, Y>>,
     points: &[(f64, f64)],
+    colour: RGBColor,
 ) -> Drawn
 where
     DB: DrawingBackend + 'a,
     Y: Ranged<ValueType = f64>,
 {
     chart
-        .draw_series(LineSeries::new(points.to_vec(), OKABE_BLUE.stroke_width(2)))
+        .draw_series(LineSeries::new(points.to_vec(), colour.stroke_width(2)))
         .map_err(fail)?;
     chart
-        .draw_series(
-            points
-                .iter()
-                .map(|&p| Circle::new(p, 3, OKABE_BLUE.filled())),
-        )
+        .draw_series(points.iter().map(|&p| Circle::new(p, 3, colour.filled())))
         .map_err(fail)?;
     Ok(())
 }
 
 fn metrics_grid<DB: DrawingBackend>(t: &Trajectory, root: &DrawingArea<DB, Shift>) -> Drawn {
-    let rows = t.metrics.len().div_ceil(3).max(1);
+    let names = t.metric_names();
+    let rows = names.len().div_ceil(3).max(1);
     let panels = root.split_evenly((rows, 3));
     let (x_lo, x_hi) = step_range(t);
-    for ((name, values), panel) in t.metrics.iter().zip(panels.iter()) {
-        let points = t.points(values);
-        let positive = points.iter().all(|p| p.1 > 0.0);
-        let (lo, hi) = points.iter().fold((f64::INFINITY, 0.0f64), |(lo, hi), p| {
+    for (name, panel) in names.iter().zip(panels.iter()) {
+        let series: Vec<(usize, Vec<(f64, f64)>)> = t
+            .runs
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| Some((i, r.points(r.metric(name)?))))
+            .collect();
+        let all = || series.iter().flat_map(|(_, p)| p.iter());
+        let positive = all().all(|p| p.1 > 0.0);
+        let (lo, hi) = all().fold((f64::INFINITY, 0.0f64), |(lo, hi), p| {
             (lo.min(p.1), hi.max(p.1))
         });
         let builder = |panel| {
@@ -206,7 +330,7 @@ fn metrics_grid<DB: DrawingBackend>(t: &Trajectory, root: &DrawingArea<DB, Shift
                 .y_label_area_size(56);
             b
         };
-        if positive && !points.is_empty() && hi / lo > 100.0 {
+        if positive && all().next().is_some() && hi / lo > 100.0 {
             let mut chart = builder(panel)
                 .build_cartesian_2d(x_lo..x_hi, (lo / 1.5..hi * 1.5).log_scale())
                 .map_err(fail)?;
@@ -216,9 +340,11 @@ fn metrics_grid<DB: DrawingBackend>(t: &Trajectory, root: &DrawingArea<DB, Shift
                 .label_style(font(11))
                 .draw()
                 .map_err(fail)?;
-            line_with_points(&mut chart, &points)?;
+            for (i, points) in &series {
+                line_with_points(&mut chart, points, run_colour(*i))?;
+            }
         } else {
-            let (lo, hi) = range(points.iter().map(|p| p.1));
+            let (lo, hi) = range(all().map(|p| p.1));
             let mut chart = builder(panel)
                 .build_cartesian_2d(x_lo..x_hi, lo..hi)
                 .map_err(fail)?;
@@ -227,27 +353,41 @@ fn metrics_grid<DB: DrawingBackend>(t: &Trajectory, root: &DrawingArea<DB, Shift
                 .label_style(font(11))
                 .draw()
                 .map_err(fail)?;
-            line_with_points(&mut chart, &points)?;
+            for (i, points) in &series {
+                line_with_points(&mut chart, points, run_colour(*i))?;
+            }
         }
     }
     Ok(())
 }
 
-fn plane<DB: DrawingBackend>(t: &Trajectory, root: &DrawingArea<DB, Shift>) -> Drawn {
-    let u = t.metric("uniformity").ok_or("no uniformity")?;
-    let (a, y_name) = match (t.metric("alignment"), t.metric("class_alignment")) {
+/// (checkpoint index, uniformity, alignment) of a run's checkpoints, and the alignment's name.
+type PlanePoints = (Vec<(usize, f64, f64)>, &'static str);
+
+fn plane_points(run: &RunTrajectory) -> PlanePoints {
+    let Some(u) = run.metric("uniformity") else {
+        return (Vec::new(), "alignment");
+    };
+    let (a, y_name) = match (run.metric("alignment"), run.metric("class_alignment")) {
         (Some(a), _) if a.iter().any(Option::is_some) => (a.clone(), "alignment"),
         (_, Some(a)) => (a.clone(), "label-positive alignment"),
         _ => (vec![Some(0.0); u.len()], "no alignment"),
     };
-    let points: Vec<(usize, f64, f64)> = u
+    let points = u
         .iter()
         .zip(&a)
         .enumerate()
         .filter_map(|(i, (u, a))| Some((i, (*u)?, (*a)?)))
         .collect();
-    let (x_lo, x_hi) = range(points.iter().map(|p| p.1));
-    let (y_lo, y_hi) = range(points.iter().map(|p| p.2));
+    (points, y_name)
+}
+
+fn plane<DB: DrawingBackend>(t: &Trajectory, root: &DrawingArea<DB, Shift>) -> Drawn {
+    let runs: Vec<PlanePoints> = t.runs.iter().map(plane_points).collect();
+    let all = || runs.iter().flat_map(|(p, _)| p.iter());
+    let (x_lo, x_hi) = range(all().map(|p| p.1));
+    let (y_lo, y_hi) = range(all().map(|p| p.2));
+    let y_name = runs.first().map_or("alignment", |r| r.1);
     let mut chart = ChartBuilder::on(root)
         .margin(16)
         .x_label_area_size(48)
@@ -255,37 +395,53 @@ fn plane<DB: DrawingBackend>(t: &Trajectory, root: &DrawingArea<DB, Shift>) -> D
         .build_cartesian_2d(x_lo..x_hi, y_lo..y_hi)
         .map_err(fail)?;
     axes(&mut chart, "uniformity (lower = more uniform)", y_name, 14)?;
-    chart
-        .draw_series(LineSeries::new(
-            points.iter().map(|p| (p.1, p.2)),
-            RGBColor(0x99, 0x99, 0x99).stroke_width(1),
-        ))
-        .map_err(fail)?;
-    let last = t.steps.len().max(2) - 1;
-    chart
-        .draw_series(points.iter().map(|&(i, x, y)| {
-            Circle::new(
-                (x, y),
-                6,
-                sequential(0.15 + 0.85 * i as f64 / last as f64).filled(),
-            )
-        }))
-        .map_err(fail)?;
-    for (label, idx) in [("first", 0usize), ("last", points.len().saturating_sub(1))] {
-        if let Some(&(i, x, y)) = points.get(idx) {
-            chart
-                .draw_series(std::iter::once(Text::new(
-                    format!("{label} (step {})", t.steps[i]),
-                    (x, y),
-                    font(13),
-                )))
-                .map_err(fail)?;
+    for (r, ((points, _), run)) in runs.iter().zip(&t.runs).enumerate() {
+        let line = match t.several() {
+            true => run_colour(r),
+            false => RGBColor(0x99, 0x99, 0x99),
+        };
+        let series = chart
+            .draw_series(LineSeries::new(
+                points.iter().map(|p| (p.1, p.2)),
+                line.stroke_width(if t.several() { 2 } else { 1 }),
+            ))
+            .map_err(fail)?;
+        if t.several() {
+            series.label(run.name.as_str()).legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], line.stroke_width(2))
+            });
         }
+        let last = run.steps.len().max(2) - 1;
+        chart
+            .draw_series(points.iter().map(|&(i, x, y)| {
+                let colour = match t.several() {
+                    true => run_colour(r)
+                        .mix(0.35 + 0.65 * i as f64 / last as f64)
+                        .filled(),
+                    false => sequential(0.15 + 0.85 * i as f64 / last as f64).filled(),
+                };
+                Circle::new((x, y), 6, colour)
+            }))
+            .map_err(fail)?;
+        for (label, idx) in [("first", 0usize), ("last", points.len().saturating_sub(1))] {
+            if let Some(&(i, x, y)) = points.get(idx) {
+                let text = match t.several() {
+                    true => format!("{} {label} (step {})", run.name, run.steps[i]),
+                    false => format!("{label} (step {})", run.steps[i]),
+                };
+                chart
+                    .draw_series(std::iter::once(Text::new(text, (x, y), font(13))))
+                    .map_err(fail)?;
+            }
+        }
+    }
+    if t.several() {
+        series_labels(&mut chart, SeriesLabelPosition::UpperRight, 13)?;
     }
     Ok(())
 }
 
-fn spectrum<DB: DrawingBackend>(t: &Trajectory, root: &DrawingArea<DB, Shift>) -> Drawn {
+fn spectrum<DB: DrawingBackend>(t: &RunTrajectory, root: &DrawingArea<DB, Shift>) -> Drawn {
     let k = t.eigenvalues.len();
     let d = t.eigenvalues.iter().map(Vec::len).max().unwrap_or(1).max(1);
     let logs: Vec<f64> = t
@@ -345,22 +501,35 @@ fn cka<DB: DrawingBackend>(t: &Trajectory, root: &DrawingArea<DB, Shift>) -> Dra
         .build_cartesian_2d(x_lo..x_hi, 0.0..1.05)
         .map_err(fail)?;
     axes(&mut chart, "step", "linear CKA", 14)?;
-    for (name, colour) in [("cka_previous", OKABE_BLUE), ("cka_last", VERMILLION)] {
-        let Some(values) = t.metric(name) else {
-            continue;
-        };
-        let points = t.points(values);
-        chart
-            .draw_series(LineSeries::new(points, colour.stroke_width(2)))
-            .map_err(fail)?
-            .label(if name == "cka_previous" {
-                "with the previous checkpoint"
-            } else {
-                "with the last checkpoint"
-            })
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2))
-            });
+    for (r, run) in t.runs.iter().enumerate() {
+        for (name, width) in [("cka_previous", 2), ("cka_last", 1)] {
+            let Some(values) = run.metric(name) else {
+                continue;
+            };
+            let colour = match (t.several(), name) {
+                (true, _) => run_colour(r),
+                (false, "cka_previous") => OKABE_BLUE,
+                (false, _) => VERMILLION,
+            };
+            let what = match name {
+                "cka_previous" => "with the previous checkpoint",
+                _ => "with the last checkpoint",
+            };
+            let label = match t.several() {
+                true => format!("{}: {what}", run.name),
+                false => what.to_string(),
+            };
+            chart
+                .draw_series(LineSeries::new(
+                    run.points(values),
+                    colour.stroke_width(width),
+                ))
+                .map_err(fail)?
+                .label(label)
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(width))
+                });
+        }
     }
     series_labels(&mut chart, SeriesLabelPosition::LowerRight, 14)
 }
@@ -453,23 +622,30 @@ pub fn write_trajectory(dir: &Path, t: &Trajectory) -> Result<Written, ReportErr
         "knn_accuracy",
         "cka_previous",
     ];
-    let columns: Vec<&(String, Vec<Option<f64>>)> = shown
-        .iter()
-        .filter_map(|n| t.metrics.iter().find(|(m, _)| m == n))
-        .collect();
-    html.push_str("<h2>Checkpoints</h2>\n<table>\n<tr><th>step</th><th>file</th>");
-    for (name, _) in &columns {
-        html.push_str(&format!("<th>{}</th>", escape(name)));
-    }
-    html.push_str("</tr>\n");
-    for (i, (step, file)) in t.steps.iter().zip(&t.files).enumerate() {
-        html.push_str(&format!("<tr><td>{step}</td><td>{}</td>", escape(file)));
-        for (_, values) in &columns {
-            html.push_str(&format!("<td class=\"v\">{}</td>", cell(values[i])));
+    html.push_str("<h2>Checkpoints</h2>\n");
+    for run in &t.runs {
+        let columns: Vec<&(String, Vec<Option<f64>>)> = shown
+            .iter()
+            .filter_map(|n| run.metrics.iter().find(|(m, _)| m == n))
+            .collect();
+        if t.several() {
+            html.push_str(&format!("<h3>{}</h3>\n", escape(&run.name)));
+        }
+        html.push_str("<table>\n<tr><th>step</th><th>file</th>");
+        for (name, _) in &columns {
+            html.push_str(&format!("<th>{}</th>", escape(name)));
         }
         html.push_str("</tr>\n");
+        for (i, (step, file)) in run.steps.iter().zip(&run.files).enumerate() {
+            html.push_str(&format!("<tr><td>{step}</td><td>{}</td>", escape(file)));
+            for (_, values) in &columns {
+                html.push_str(&format!("<td class=\"v\">{}</td>", cell(values[i])));
+            }
+            html.push_str("</tr>\n");
+        }
+        html.push_str("</table>\n");
     }
-    html.push_str("</table>\n<p class=\"src\">Every metric of every checkpoint is in metrics.csv.</p>\n</body>\n</html>\n");
+    html.push_str("<p class=\"src\">Every metric of every checkpoint is in metrics.csv.</p>\n</body>\n</html>\n");
     let index = dir.join("index.html");
     write(&index, html.as_bytes(), &mut files)?;
     write(&dir.join(MARKER), t.signature.as_bytes(), &mut files)?;

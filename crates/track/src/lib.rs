@@ -1,6 +1,7 @@
-//! `track` as a library: every metric of the analysis over a training run's checkpoints,
-//! cached per checkpoint, with linear CKA between checkpoints, a time-series table
-//! (`metrics.csv`, `metrics.parquet`), the trajectory page and CI checks.
+//! `track` as a library: every metric of the analysis over a training run's checkpoints (or
+//! several runs' on the same axes), cached per checkpoint, with linear CKA between
+//! checkpoints, a time-series table (`metrics.csv`, `metrics.parquet`; with several runs a
+//! `run` column), the trajectory page and CI checks (which may compare runs).
 //!
 //! ```
 //! use embgeom_track::{track, TrackOptions};
@@ -25,7 +26,7 @@ mod discover;
 mod error;
 
 pub use cache::{file_hash, hash_bytes, Cache, CheckpointResult};
-pub use checks::{Check, CheckResult, Operator, Trend};
+pub use checks::{Check, CheckResult, Operand, Operator, RunSeries, Trend};
 pub use discover::{discover, step_from_name, Checkpoint, EXTENSIONS};
 pub use error::{Result, TrackError};
 
@@ -33,7 +34,7 @@ use embgeom_geometry::catalogue::metrics;
 use embgeom_geometry::{linear_cka, AnalysisOptions, NoProgress, Progress};
 use embgeom_io::{load, write_table, Column, LabelValues, Matrix};
 use embgeom_pipeline::{run_analysis, Extras, InputSpec};
-use embgeom_report::{claim_folder, write_trajectory, Cosines, Trajectory};
+use embgeom_report::{claim_folder, write_trajectory, Cosines, RunTrajectory, Trajectory};
 use ndarray::Array2;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -43,8 +44,9 @@ use std::time::Duration;
 /// What to track and where to write it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrackOptions {
-    /// A run directory (optionally with `manifest.json` / `manifest.csv`) or a glob.
-    pub run: String,
+    /// Run directories (optionally with `manifest.json` / `manifest.csv`) or globs; several
+    /// runs share the page's axes, one colour each.
+    pub runs: Vec<String>,
     /// How to read each checkpoint (its `embeddings` is set per checkpoint) and the shared
     /// inputs (labels, extras).
     pub inputs: InputSpec,
@@ -67,7 +69,7 @@ impl TrackOptions {
     pub fn new(run: &str) -> TrackOptions {
         let name = run_name(run);
         TrackOptions {
-            run: run.to_string(),
+            runs: vec![run.to_string()],
             inputs: InputSpec::default(),
             analysis: AnalysisOptions::default(),
             out: Path::new("reports").join(&name),
@@ -88,6 +90,19 @@ pub fn run_name(run: &str) -> String {
     };
     base.file_name()
         .map_or_else(|| "run".into(), |n| n.to_string_lossy().into_owned())
+}
+
+/// The names of several runs: their directories' names, made unique with `-2`, `-3`, ...
+pub fn run_names(runs: &[String]) -> Vec<String> {
+    let names: Vec<String> = runs.iter().map(|r| run_name(r)).collect();
+    names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| match names.iter().filter(|m| *m == n).count() {
+            1 => n.clone(),
+            _ => format!("{n}-{}", i + 1),
+        })
+        .collect()
 }
 
 /// What one pass over the run did.
@@ -157,7 +172,10 @@ pub fn watch(
 }
 
 fn signature(options: &TrackOptions) -> String {
-    format!("track {:?}", options.run)
+    match options.runs.as_slice() {
+        [run] => format!("track {run:?}"),
+        runs => format!("track {runs:?}"),
+    }
 }
 
 /// Analyse one checkpoint (with the class-mean cosines and a hash of the labels).
@@ -372,14 +390,27 @@ fn cosines(result: &CheckpointResult, step: f64) -> Option<Cosines> {
     })
 }
 
-/// One pass over the run.
-fn round(options: &TrackOptions, progress: &dyn Progress) -> Result<RoundOutcome> {
-    let checkpoints = discover(&options.run)?;
-    let cache = Cache::new(
-        options.out.join(".cache"),
-        &options.inputs,
-        &options.analysis,
-    )?;
+/// One run's checkpoints, results and table in a pass.
+struct RunRound {
+    name: String,
+    run: String,
+    steps: Vec<f64>,
+    files: Vec<String>,
+    results: Vec<CheckpointResult>,
+    table: Vec<(String, Vec<Option<f64>>)>,
+    analysed: usize,
+    failed: Vec<(PathBuf, String)>,
+}
+
+/// Discover one run's checkpoints, analyse the new ones, compute CKA and its table.
+fn run_round(
+    run: &str,
+    name: &str,
+    cache: &Cache,
+    options: &TrackOptions,
+    progress: &dyn Progress,
+) -> Result<RunRound> {
+    let checkpoints = discover(run)?;
     let hashes = checkpoints
         .iter()
         .map(|c| file_hash(&c.path))
@@ -388,7 +419,7 @@ fn round(options: &TrackOptions, progress: &dyn Progress) -> Result<RoundOutcome
         results,
         analysed,
         failures,
-    } = results(&checkpoints, &hashes, &cache, options, progress);
+    } = results(&checkpoints, &hashes, cache, options, progress);
     let failed: Vec<(PathBuf, String)> = failures
         .into_iter()
         .map(|(i, e)| (checkpoints[i].path.clone(), e.to_string()))
@@ -403,90 +434,182 @@ fn round(options: &TrackOptions, progress: &dyn Progress) -> Result<RoundOutcome
     if checkpoints.is_empty() {
         let (path, error) = failed.into_iter().next().unwrap_or_default();
         return Err(TrackError::Rows(format!(
-            "no checkpoint could be analysed; the first: {}: {error}",
+            "{run}: no checkpoint could be analysed; the first: {}: {error}",
             path.display()
         )));
     }
     check_same_rows(&checkpoints, &results)?;
-    let (cka_previous, cka_last) = cka_columns(&checkpoints, &hashes, &cache, &options.inputs)?;
-
-    let k = checkpoints.len();
-    let steps: Vec<f64> = checkpoints.iter().map(|c| c.step).collect();
-    let files: Vec<String> = checkpoints
-        .iter()
-        .map(|c| c.path.display().to_string())
-        .collect();
+    let (cka_previous, cka_last) = cka_columns(&checkpoints, &hashes, cache, &options.inputs)?;
     let mut table = metric_table(&results);
     table.push(("cka_previous".into(), cka_previous));
     table.push(("cka_last".into(), cka_last));
-    let mut columns = vec![
-        Column::Float("step".into(), steps.iter().map(|&s| Some(s)).collect()),
-        Column::Text("file".into(), files.clone()),
-    ];
-    columns.extend(
-        table
+    Ok(RunRound {
+        name: name.to_string(),
+        run: run.to_string(),
+        steps: checkpoints.iter().map(|c| c.step).collect(),
+        files: checkpoints
             .iter()
-            .map(|(n, v)| Column::Float(n.clone(), v.clone())),
-    );
+            .map(|c| c.path.display().to_string())
+            .collect(),
+        results,
+        table,
+        analysed,
+        failed,
+    })
+}
+
+/// `metrics.csv` and `metrics.parquet`: `step, file, metrics...`, with a leading `run`
+/// column when there are several runs (a metric a run lacks is empty).
+fn write_tables(runs: &[RunRound], out: &Path) -> Result<()> {
+    let mut metric_names: Vec<&str> = Vec::new();
+    for run in runs {
+        for (name, _) in &run.table {
+            if !metric_names.contains(&name.as_str()) {
+                metric_names.push(name);
+            }
+        }
+    }
+    let mut columns = Vec::new();
+    if runs.len() > 1 {
+        columns.push(Column::Text(
+            "run".into(),
+            runs.iter()
+                .flat_map(|r| std::iter::repeat_n(r.name.clone(), r.steps.len()))
+                .collect(),
+        ));
+    }
+    columns.push(Column::Float(
+        "step".into(),
+        runs.iter()
+            .flat_map(|r| r.steps.iter().map(|&s| Some(s)))
+            .collect(),
+    ));
+    columns.push(Column::Text(
+        "file".into(),
+        runs.iter().flat_map(|r| r.files.iter().cloned()).collect(),
+    ));
+    for name in metric_names {
+        let values = runs
+            .iter()
+            .flat_map(|r| match r.table.iter().find(|(n, _)| n == name) {
+                Some((_, v)) => v.clone(),
+                None => vec![None; r.steps.len()],
+            })
+            .collect();
+        columns.push(Column::Float(name.to_string(), values));
+    }
     write_table(
         columns,
-        &options.out.join("metrics.csv"),
-        &options.out.join("metrics.parquet"),
+        &out.join("metrics.csv"),
+        &out.join("metrics.parquet"),
     )?;
+    Ok(())
+}
+
+/// One pass over the runs.
+fn round(options: &TrackOptions, progress: &dyn Progress) -> Result<RoundOutcome> {
+    let cache = Cache::new(
+        options.out.join(".cache"),
+        &options.inputs,
+        &options.analysis,
+    )?;
+    let names = run_names(&options.runs);
+    let runs = options
+        .runs
+        .iter()
+        .zip(&names)
+        .map(|(run, name)| run_round(run, name, &cache, options, progress))
+        .collect::<Result<Vec<_>>>()?;
+    write_tables(&runs, &options.out)?;
+    let series: Vec<RunSeries> = runs
+        .iter()
+        .map(|r| RunSeries {
+            name: &r.name,
+            steps: &r.steps,
+            table: &r.table,
+        })
+        .collect();
     let checks = options
         .checks
         .iter()
-        .map(|check| check.evaluate(&steps, &table))
+        .map(|check| check.evaluate(&series))
         .collect::<Result<Vec<_>>>()?;
 
-    let first = &results[0].analysis;
+    let first = &runs[0].results[0].analysis;
+    let checkpoints: usize = runs.iter().map(|r| r.steps.len()).sum();
+    let analysed: usize = runs.iter().map(|r| r.analysed).sum();
+    let mut inputs: Vec<(String, String)> = runs
+        .iter()
+        .map(|r| {
+            let k = r.steps.len();
+            let label = match runs.len() {
+                1 => "run".to_string(),
+                _ => format!("run {}", r.name),
+            };
+            (
+                label,
+                format!(
+                    "{}: {k} checkpoints, steps {} to {}",
+                    r.run,
+                    r.steps[0],
+                    r.steps[k - 1]
+                ),
+            )
+        })
+        .collect();
+    inputs.extend([
+        ("rows N".into(), first.n.to_string()),
+        ("dimension D".into(), first.dim.to_string()),
+        (
+            "classes C".into(),
+            first
+                .num_classes
+                .map_or_else(|| "none".into(), |c| c.to_string()),
+        ),
+        (
+            "labels".into(),
+            runs[0].results[0]
+                .summary
+                .labels
+                .clone()
+                .unwrap_or_else(|| "none".into()),
+        ),
+    ]);
     let trajectory = Trajectory {
         title: format!("embgeom track: {}", options.name),
-        inputs: vec![
-            ("run".into(), options.run.clone()),
-            (
-                "checkpoints".into(),
-                format!("{k}, steps {} to {}", steps[0], steps[k - 1]),
-            ),
-            ("rows N".into(), first.n.to_string()),
-            ("dimension D".into(), first.dim.to_string()),
-            (
-                "classes C".into(),
-                first
-                    .num_classes
-                    .map_or_else(|| "none".into(), |c| c.to_string()),
-            ),
-            (
-                "labels".into(),
-                results[0]
-                    .summary
-                    .labels
-                    .clone()
-                    .unwrap_or_else(|| "none".into()),
-            ),
-        ],
-        first_cosines: cosines(&results[0], steps[0]),
-        last_cosines: cosines(&results[k - 1], steps[k - 1]),
-        eigenvalues: results
-            .iter()
-            .map(|r| r.analysis.spectrum.eigenvalues.clone())
-            .collect(),
-        steps,
-        files,
-        metrics: table,
+        inputs,
         checks: checks
             .iter()
             .map(|c| (c.check.clone(), c.passed, c.detail.clone()))
             .collect(),
         signature: signature(options),
+        runs: runs
+            .iter()
+            .map(|r| {
+                let k = r.steps.len();
+                RunTrajectory {
+                    name: r.name.clone(),
+                    first_cosines: cosines(&r.results[0], r.steps[0]),
+                    last_cosines: cosines(&r.results[k - 1], r.steps[k - 1]),
+                    eigenvalues: r
+                        .results
+                        .iter()
+                        .map(|x| x.analysis.spectrum.eigenvalues.clone())
+                        .collect(),
+                    steps: r.steps.clone(),
+                    files: r.files.clone(),
+                    metrics: r.table.clone(),
+                }
+            })
+            .collect(),
     };
     let written = write_trajectory(&options.out, &trajectory)?;
     Ok(RoundOutcome {
-        checkpoints: k,
+        checkpoints,
         analysed,
-        cached: k - analysed,
+        cached: checkpoints - analysed,
         index: written.index,
         checks,
-        failed,
+        failed: runs.into_iter().flat_map(|r| r.failed).collect(),
     })
 }
