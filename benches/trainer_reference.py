@@ -350,6 +350,7 @@ def parity(args) -> int:
     same augmentation draws and batches; the views, the loss, every gradient (1e-5 relative)
     and the weights after five optimiser steps (1e-4)."""
     torch.use_deterministic_algorithms(True)
+    torch.set_num_threads(1)  # as the dump: a fixed summation order
     dump = args.dump
     config = json.load(open(os.path.join(dump, "config.json")))
     ns = argparse.Namespace(**config)
@@ -370,7 +371,8 @@ def parity(args) -> int:
         error = relative(got, want)
         worst[what] = max(worst.get(what, 0.0), error)
         if not error <= tolerance:
-            failures.append(f"{what}: relative error {error:.3e} > {tolerance:.0e}")
+            failures.append(f"{what}: relative error {error:.3e} > {tolerance:.0e} "
+                            f"(norm {float(want.double().norm()):.3e})")
 
     for step in range(ns.steps):
         batch = read_safetensors(os.path.join(dump, f"batch_{step}.safetensors"))
@@ -382,17 +384,20 @@ def parity(args) -> int:
         z = model.embed(torch.cat([batch["view1"], batch["view2"]], 0))
         b = len(batch["labels"])
         loss = batch_loss(ns, model, z[:b], z[b:], batch["labels"])
-        check("loss", loss.detach(), batch["loss"].reshape(()), 1e-5)
+        check(f"loss at step {step}", loss.detach(), batch["loss"].reshape(()), 1e-5)
         opt.zero_grad()
         loss.backward()
         if step == 0:
             grads = read_safetensors(os.path.join(dump, "gradients.safetensors"))
             for name, p in model.named_parameters():
-                check("gradients", p.grad, grads[name], 1e-5)
+                if (p.grad is None) != (name not in grads):
+                    failures.append(f"gradient of {name}: present on one side only")
+                elif p.grad is not None:
+                    check(f"gradient of {name}", p.grad, grads[name], 1e-5)
         opt.step()
     final = read_safetensors(os.path.join(dump, "final.safetensors"))
     for name, p in model.named_parameters():
-        check("weights after the steps", p.detach(), final[name], 1e-4)
+        check(f"weights of {name} after the steps", p.detach(), final[name], 1e-4)
     report = {"loss": ns.loss, "optimizer": ns.optimizer, "worst_relative_error": worst,
               "failures": failures}
     print(json.dumps(report))

@@ -6,6 +6,7 @@ pub mod augment;
 pub mod data;
 pub mod losses;
 pub mod model;
+pub mod optim;
 pub mod train;
 
 /// Load `libtorch_cuda.so` so that libtorch registers its CUDA backend (the linker drops it

@@ -83,16 +83,18 @@ impl Optimiser {
                     continue;
                 }
                 match self.kind {
+                    // The operations of torch.optim.AdamW (single-tensor), in its order, so
+                    // that the rounding is the same: lerp, addcmul, addcdiv with the scalar
+                    // applied to the first operand.
                     Optimizer::Adamw => {
                         let _ = p.g_mul_scalar_(1.0 - lr * wd);
-                        let _ = first.g_mul_scalar_(BETA1);
-                        let _ = first.g_add_(&(&grad * (1.0 - BETA1)));
+                        let _ = first.lerp_(&grad, 1.0 - BETA1);
                         let _ = second.g_mul_scalar_(BETA2);
-                        let _ = second.g_add_(&(&grad * &grad * (1.0 - BETA2)));
+                        let _ = second.addcmul_(&(&grad * (1.0 - BETA2)), &grad);
                         let bias1 = 1.0 - BETA1.powf(t);
                         let bias2 = 1.0 - BETA2.powf(t);
                         let denominator = second.sqrt() / bias2.sqrt() + EPS;
-                        let _ = p.g_add_(&(&*first / denominator * (-lr / bias1)));
+                        let _ = p.addcdiv_(&(&*first * (-lr / bias1)), &denominator);
                     }
                     Optimizer::Sgd => {
                         let decayed = &grad + &*p * wd;

@@ -6,20 +6,15 @@ use crate::augment::Augment;
 use crate::data::{Dataset, FASHION_COARSE, FASHION_COARSE_NAMES};
 use crate::losses::{align_uniform, class_conditional_nce, nt_xent, supcon, Loss};
 use crate::model::Encoder;
+use crate::optim::Optimiser;
+pub use crate::optim::Optimizer;
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-use tch::nn::{self, OptimizerConfig};
+use tch::nn;
 use tch::{Device, Kind, Tensor};
-
-/// The optimiser.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Optimizer {
-    Adamw,
-    Sgd,
-}
 
 /// Storage type of the checkpoint embeddings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -117,6 +112,11 @@ pub fn batch_loss(
                 + class_conditional_nce(&z1, &z2, labels, tau) * w
         }
     }
+}
+
+/// The learning rate at `step` of `total`: `lr (1 + cos(pi step / total)) / 2`.
+pub fn cosine_lr(lr: f64, step: f64, total: f64) -> f64 {
+    lr * 0.5 * (1.0 + (std::f64::consts::PI * step / total).cos())
 }
 
 /// The fixed evaluation inputs: the clean images and two augmented views drawn once from a
@@ -238,16 +238,18 @@ pub fn train(config: &Config, data: &Dataset) -> Result<Vec<f64>> {
         Default::default(),
     );
     let model_path = config.out.join("model.safetensors");
+    let optimizer_path = config.out.join("optimizer.safetensors");
+    let mut optimizer = Optimiser::new(&vs, config.optimizer, config.weight_decay);
     let mut first_epoch = 1;
     if config.resume && model_path.exists() {
         vs.load(&model_path)
             .with_context(|| format!("cannot resume from {}", model_path.display()))?;
+        // The moments (or momentum buffers) continue where they were, not from zero.
+        if optimizer_path.exists() {
+            optimizer.load(&optimizer_path)?;
+        }
         first_epoch = manifest["epochs_done"].as_i64().unwrap_or(0) + 1;
     }
-    let mut optimizer = match config.optimizer {
-        Optimizer::Adamw => nn::adamw(0.9, 0.999, config.weight_decay).build(&vs, config.lr)?,
-        Optimizer::Sgd => nn::sgd(0.9, 0.0, config.weight_decay, true).build(&vs, config.lr)?,
-    };
     // The evaluation views come from their own fixed seed, the same in every run.
     tch::manual_seed(1_000_003);
     let eval = EvalSet {
@@ -295,8 +297,7 @@ pub fn train(config: &Config, data: &Dataset) -> Result<Vec<f64>> {
         let epoch_started = Instant::now();
         for b in 0..batches {
             let step = (epoch - 1) * batches + b;
-            let progress = step as f64 / total_steps;
-            optimizer.set_lr(config.lr * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos()));
+            let lr = cosine_lr(config.lr, step as f64, total_steps);
             let index = order.narrow(0, b * config.batch_size, config.batch_size);
             let images = data
                 .train
@@ -311,7 +312,9 @@ pub fn train(config: &Config, data: &Dataset) -> Result<Vec<f64>> {
                 let halves = z.chunk(2, 0);
                 batch_loss(config, &halves[0], &halves[1], &labels, &classifier)
             });
-            optimizer.backward_step(&loss);
+            optimizer.zero_grad();
+            loss.backward();
+            optimizer.step(lr);
             let value = loss.double_value(&[]);
             if !value.is_finite() {
                 bail!("the loss became {value} at epoch {epoch}, batch {b}: lower --lr");
@@ -333,6 +336,7 @@ pub fn train(config: &Config, data: &Dataset) -> Result<Vec<f64>> {
             let file = write_checkpoint(config, &eval, &encoder, ce, epoch)?;
             vs.save(&model_path)
                 .with_context(|| format!("cannot write {}", model_path.display()))?;
+            optimizer.save(&optimizer_path)?;
             manifest["checkpoints"]
                 .as_array_mut()
                 .expect("checkpoints list")

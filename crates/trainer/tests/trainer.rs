@@ -228,9 +228,26 @@ fn a_seeded_cpu_run_is_reproducible_and_resume_continues() {
         .unwrap_err()
         .to_string()
         .contains("pass --resume"));
+    // The optimiser's state is saved with the model: after two epochs of 6 batches it has
+    // taken 12 steps, and the resumed run continues from it (18 steps, not 6).
+    let optimizer_steps = |out: &Path| {
+        Tensor::read_safetensors(out.join("optimizer.safetensors"))
+            .unwrap()
+            .into_iter()
+            .find(|(n, _)| n == "step")
+            .unwrap()
+            .1
+            .int64_value(&[0])
+    };
+    assert_eq!(optimizer_steps(&b), 12);
     cfg.resume = true;
     cfg.epochs = 3;
     assert_eq!(train(&cfg, &data).unwrap().len(), 1);
+    assert_eq!(
+        optimizer_steps(&b),
+        18,
+        "the moments continue with --resume"
+    );
     let manifest: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(b.join("manifest.json")).unwrap()).unwrap();
     assert_eq!(manifest["checkpoints"].as_array().unwrap().len(), 3);

@@ -1,0 +1,199 @@
+//! Parity with the PyTorch replica (`benches/trainer_reference.py`): for every loss (and both
+//! optimisers), the trainer's initial weights, five batches with their augmentation draws and
+//! views, the losses, the first step's gradients and the weights after five optimiser steps are
+//! dumped; the replica loads the same weights, rebuilds the views from the draws and must
+//! agree (views 1e-6, losses and gradients 1e-5, weights 1e-4 relative, in f32 on the CPU).
+//!
+//! The replica needs Python with PyTorch: `EMBGEOM_PYTHON` (set by scripts/test.sh to the test
+//! venv), else `python3`. Without it the test says why and passes on a developer's machine;
+//! under CI (`CI` set) it fails.
+
+use embgeom_trainer::augment::{Augment, Draws};
+use embgeom_trainer::data::digits;
+use embgeom_trainer::losses::Loss;
+use embgeom_trainer::model::Encoder;
+use embgeom_trainer::optim::{Optimiser, Optimizer};
+use embgeom_trainer::train::{batch_loss, cosine_lr, Config, Dtype};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use tch::nn::{self, VarStore};
+use tch::{Device, Kind, Tensor};
+
+const STEPS: i64 = 5;
+const BATCH: i64 = 64;
+const DIM: i64 = 16;
+const CLASSES: i64 = 10;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// A Python that imports torch, or why there is none.
+fn python() -> Result<String, String> {
+    let python = std::env::var("EMBGEOM_PYTHON").unwrap_or_else(|_| "python3".into());
+    let probe = Command::new(&python)
+        .args(["-c", "import torch, numpy"])
+        .output();
+    match probe {
+        Ok(out) if out.status.success() => Ok(python),
+        Ok(out) => Err(format!(
+            "{python} cannot import torch: {}",
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .last()
+                .unwrap_or("")
+        )),
+        Err(e) => Err(format!("cannot run {python}: {e}")),
+    }
+}
+
+fn config(loss: Loss, optimizer: Optimizer) -> Config {
+    Config {
+        loss,
+        epochs: 1,
+        batch_size: BATCH,
+        lr: 3e-3,
+        weight_decay: 1e-2,
+        optimizer,
+        temperature: 0.2,
+        dim: DIM,
+        seed: 0,
+        eval_every: 1,
+        augment: Augment {
+            pad: 1,
+            flip: true,
+            noise: 0.05,
+        },
+        uniformity_weight: 1.0,
+        spread_weight: 0.5,
+        dtype: Dtype::F32,
+        coarse: None,
+        train_limit: None,
+        out: PathBuf::new(),
+        resume: false,
+        device: Device::Cpu,
+        progress: false,
+    }
+}
+
+fn save(path: &Path, tensors: Vec<(String, Tensor)>) {
+    Tensor::write_safetensors(&tensors, path).unwrap();
+}
+
+/// The trainable variables (name, tensor) of the var store.
+fn trainable(vs: &VarStore) -> Vec<(String, Tensor)> {
+    vs.variables()
+        .into_iter()
+        .filter(|(_, t)| t.requires_grad())
+        .collect()
+}
+
+fn draws_tensors(suffix: &str, draws: &Draws, view: &Tensor) -> Vec<(String, Tensor)> {
+    vec![
+        (format!("shift_x{suffix}"), draws.shift_x.shallow_clone()),
+        (format!("shift_y{suffix}"), draws.shift_y.shallow_clone()),
+        (format!("flip{suffix}"), draws.flip.shallow_clone()),
+        (
+            format!("noise{suffix}"),
+            draws.noise.as_ref().expect("noise > 0").shallow_clone(),
+        ),
+        (format!("view{suffix}"), view.shallow_clone()),
+    ]
+}
+
+/// Train STEPS steps with the trainer's own code and dump everything the replica compares.
+fn dump(dir: &Path, loss: Loss, optimizer: Optimizer) {
+    // One thread on both sides: multi-threaded CPU kernels (the convolutions' weight
+    // gradients) may sum in a different order from run to run.
+    tch::set_num_threads(1);
+    let config = config(loss, optimizer);
+    let data = digits(&root().join("data/digits.csv")).unwrap();
+    tch::manual_seed(0);
+    let vs = VarStore::new(Device::Cpu);
+    let encoder = Encoder::new(&vs.root(), DIM);
+    let classifier = nn::linear(vs.root() / "classifier", DIM, CLASSES, Default::default());
+    vs.save(dir.join("initial.safetensors")).unwrap();
+    let mut optimiser = Optimiser::new(&vs, optimizer, config.weight_decay);
+    for step in 0..STEPS {
+        let index =
+            Tensor::arange_start(step * BATCH, (step + 1) * BATCH, (Kind::Int64, Device::Cpu));
+        let images = data.train.images.index_select(0, &index);
+        let labels = data.train.labels.index_select(0, &index);
+        let (d1, d2) = (config.augment.draw(&images), config.augment.draw(&images));
+        let (x1, x2) = (Augment::apply(&images, &d1), Augment::apply(&images, &d2));
+        let z = encoder.embed(&Tensor::cat(&[&x1, &x2], 0), true);
+        let halves = z.chunk(2, 0);
+        let value = batch_loss(&config, &halves[0], &halves[1], &labels, &classifier);
+        let mut batch = vec![
+            ("images".to_string(), images.shallow_clone()),
+            ("labels".to_string(), labels.shallow_clone()),
+            ("loss".to_string(), value.detach().reshape([1])),
+        ];
+        batch.extend(draws_tensors("1", &d1, &x1));
+        batch.extend(draws_tensors("2", &d2, &x2));
+        save(&dir.join(format!("batch_{step}.safetensors")), batch);
+        optimiser.zero_grad();
+        value.backward();
+        if step == 0 {
+            // Variables the loss does not use (the classifier, except for ce) have no gradient.
+            let grads = trainable(&vs)
+                .into_iter()
+                .filter(|(_, p)| p.grad().defined())
+                .map(|(name, p)| (name, p.grad().copy()))
+                .collect();
+            save(&dir.join("gradients.safetensors"), grads);
+        }
+        optimiser.step(cosine_lr(config.lr, step as f64, STEPS as f64));
+    }
+    save(&dir.join("final.safetensors"), trainable(&vs));
+    let settings = json!({
+        "dim": DIM, "classes": CLASSES, "loss": loss.name(), "lr": config.lr,
+        "weight_decay": config.weight_decay,
+        "optimizer": match optimizer { Optimizer::Adamw => "adamw", Optimizer::Sgd => "sgd" },
+        "temperature": config.temperature, "uniformity_weight": config.uniformity_weight,
+        "spread_weight": config.spread_weight, "steps": STEPS,
+    });
+    std::fs::write(dir.join("config.json"), settings.to_string()).unwrap();
+}
+
+#[test]
+fn every_loss_and_optimiser_match_the_pytorch_replica() {
+    let python = match python() {
+        Ok(python) => python,
+        Err(why) => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "the parity test needs PyTorch under CI: {why}"
+            );
+            println!("SKIPPED every_loss_and_optimiser_match_the_pytorch_replica: {why}");
+            return;
+        }
+    };
+    let cases = [
+        (Loss::Simclr, Optimizer::Adamw),
+        (Loss::Supcon, Optimizer::Adamw),
+        (Loss::Ce, Optimizer::Adamw),
+        (Loss::AlignUniform, Optimizer::Adamw),
+        (Loss::SupconSpread, Optimizer::Adamw),
+        (Loss::Supcon, Optimizer::Sgd),
+    ];
+    for (loss, optimizer) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        dump(dir.path(), loss, optimizer);
+        let out = Command::new(&python)
+            .arg(root().join("benches/trainer_reference.py"))
+            .arg("parity")
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        println!("{} / {optimizer:?}: {stdout}", loss.name());
+        assert!(
+            out.status.success(),
+            "{} / {optimizer:?} differs from PyTorch: {stdout}{}",
+            loss.name(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
