@@ -5,7 +5,7 @@ use clap::Parser;
 use embgeom_trainer::augment::Augment;
 use embgeom_trainer::data::{coarse_map, digits, fashion_mnist, npy};
 use embgeom_trainer::losses::Loss;
-use embgeom_trainer::train::{train, Config, Dtype, Optimizer};
+use embgeom_trainer::train::{images_per_second, train, Config, Dtype, Optimizer};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use tch::Device;
@@ -79,12 +79,55 @@ struct Args {
     /// cpu, cuda or auto.
     #[arg(long, default_value = "auto")]
     device: String,
-    /// Output folder of the run (checkpoints, manifest.json, model.safetensors).
+    /// Output folder of the run (checkpoints, manifest.json, model.safetensors,
+    /// optimizer.safetensors); required unless --bench-steps.
     #[arg(long)]
-    out: PathBuf,
+    out: Option<PathBuf>,
     /// Continue the run in --out from its last checkpoint.
     #[arg(long)]
     resume: bool,
+    /// Measure training throughput instead of training: N steps (after 3 warm-up steps) on
+    /// random images of --bench-size pixels; prints one JSON line (images per second).
+    #[arg(long, value_name = "N")]
+    bench_steps: Option<i64>,
+    /// Side of the random images of --bench-steps.
+    #[arg(long, default_value_t = 28)]
+    bench_size: i64,
+    /// With --bench-steps on CUDA: autocast (libtorch's default reduced precision, f16).
+    #[arg(long)]
+    amp: bool,
+}
+
+impl Args {
+    /// The training configuration of these arguments.
+    fn config(&self, device: Device, flip: bool, coarse: Option<Vec<i64>>, out: PathBuf) -> Config {
+        Config {
+            loss: self.loss,
+            epochs: self.epochs,
+            batch_size: self.batch_size,
+            lr: self.lr,
+            weight_decay: self.weight_decay,
+            optimizer: self.optimizer,
+            temperature: self.temperature,
+            dim: self.dim,
+            seed: self.seed,
+            eval_every: self.eval_every,
+            augment: Augment {
+                pad: self.pad,
+                flip,
+                noise: self.noise,
+            },
+            uniformity_weight: self.uniformity_weight,
+            spread_weight: self.spread_weight,
+            dtype: self.dtype,
+            coarse,
+            train_limit: self.train_limit,
+            out,
+            resume: self.resume,
+            device,
+            progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        }
+    }
 }
 
 fn run(args: Args) -> Result<()> {
@@ -103,6 +146,9 @@ fn run(args: Args) -> Result<()> {
         "auto" => Device::cuda_if_available(),
         other => bail!("--device {other}: expected cpu, cuda or auto"),
     };
+    if let Some(steps) = args.bench_steps {
+        return bench(&args, device, steps);
+    }
     let data = match args.dataset.as_str() {
         "fashion-mnist" => fashion_mnist(
             &args
@@ -123,37 +169,16 @@ fn run(args: Args) -> Result<()> {
         },
         other => bail!("--dataset {other}: expected fashion-mnist, digits or npy"),
     };
+    let Some(out) = args.out.clone() else {
+        bail!("--out is required: the folder of the run's checkpoints");
+    };
     let coarse = args
         .coarse
         .as_deref()
         .map(|spec| coarse_map(spec, data.classes))
         .transpose()?;
-    let config = Config {
-        loss: args.loss,
-        epochs: args.epochs,
-        batch_size: args.batch_size,
-        lr: args.lr,
-        weight_decay: args.weight_decay,
-        optimizer: args.optimizer,
-        temperature: args.temperature,
-        dim: args.dim,
-        seed: args.seed,
-        eval_every: args.eval_every,
-        augment: Augment {
-            pad: args.pad,
-            flip: !args.no_flip && data.name != "digits",
-            noise: args.noise,
-        },
-        uniformity_weight: args.uniformity_weight,
-        spread_weight: args.spread_weight,
-        dtype: args.dtype,
-        coarse,
-        train_limit: args.train_limit,
-        out: args.out.clone(),
-        resume: args.resume,
-        device,
-        progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
-    };
+    let flip = !args.no_flip && data.name != "digits";
+    let config = args.config(device, flip, coarse, out.clone());
     let started = std::time::Instant::now();
     let losses = train(&config, &data)?;
     let images =
@@ -166,9 +191,31 @@ fn run(args: Args) -> Result<()> {
         2.0 * images / started.elapsed().as_secs_f64(),
         losses.first().copied().unwrap_or(f64::NAN),
         losses.last().copied().unwrap_or(f64::NAN),
-        args.out.display()
+        out.display()
     );
     drop(cuda);
+    Ok(())
+}
+
+/// `--bench-steps`: images per second of training steps, as one JSON line.
+fn bench(args: &Args, device: Device, steps: i64) -> Result<()> {
+    if steps < 1 || args.batch_size < 2 {
+        bail!("--bench-steps must be at least 1 and --batch-size at least 2");
+    }
+    let config = args.config(device, !args.no_flip, None, PathBuf::new());
+    let rate = images_per_second(&config, steps, 3, args.bench_size, args.amp);
+    let name = match device {
+        Device::Cuda(_) => "CUDA".to_string(),
+        _ => "CPU".to_string(),
+    };
+    println!(
+        "{}",
+        serde_json::json!({
+            "implementation": "embgeom-train", "device": name, "batch_size": args.batch_size,
+            "precision": if args.amp && device.is_cuda() { "f16 autocast" } else { "f32" },
+            "images_per_second": rate,
+        })
+    );
     Ok(())
 }
 

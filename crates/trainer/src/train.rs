@@ -114,6 +114,76 @@ pub fn batch_loss(
     }
 }
 
+/// The encoder and the classifier (used by the cross-entropy loss).
+pub struct Model<'a> {
+    pub encoder: &'a Encoder,
+    pub classifier: &'a nn::Linear,
+}
+
+/// One optimiser step on a batch: two augmented views, the loss (under autocast when
+/// `amp`), backward, update with learning rate `lr`; returns the loss.
+pub fn training_step(
+    config: &Config,
+    model: &Model,
+    optimizer: &mut Optimiser,
+    images: &Tensor,
+    labels: &Tensor,
+    lr: f64,
+    amp: bool,
+) -> Tensor {
+    let (x1, x2) = (config.augment.view(images), config.augment.view(images));
+    let loss = tch::autocast(amp, || {
+        let z = model.encoder.embed(&Tensor::cat(&[x1, x2], 0), true);
+        let halves = z.chunk(2, 0);
+        batch_loss(config, &halves[0], &halves[1], labels, model.classifier)
+    });
+    optimizer.zero_grad();
+    loss.backward();
+    optimizer.step(lr);
+    loss
+}
+
+/// Training throughput: images (each seen as two augmented views) per second over `steps`
+/// steps after `warmup` ones, on random `size` x `size` images of 10 classes, with the
+/// model, loss, batch size, optimiser and device of `config`; autocast on CUDA when `amp`.
+pub fn images_per_second(config: &Config, steps: i64, warmup: i64, size: i64, amp: bool) -> f64 {
+    tch::manual_seed(config.seed);
+    let vs = nn::VarStore::new(config.device);
+    let encoder = Encoder::new(&vs.root(), config.dim);
+    let classifier = nn::linear(vs.root() / "classifier", config.dim, 10, Default::default());
+    let mut optimizer = Optimiser::new(&vs, config.optimizer, config.weight_decay);
+    let model = Model {
+        encoder: &encoder,
+        classifier: &classifier,
+    };
+    let images = Tensor::rand(
+        [config.batch_size, 1, size, size],
+        (Kind::Float, config.device),
+    );
+    let labels = Tensor::randint(10, [config.batch_size], (Kind::Int64, config.device));
+    let amp = amp && config.device.is_cuda();
+    let mut run = |count: i64| {
+        for _ in 0..count {
+            let _ = training_step(
+                config,
+                &model,
+                &mut optimizer,
+                &images,
+                &labels,
+                config.lr,
+                amp,
+            );
+        }
+        if let Device::Cuda(index) = config.device {
+            tch::Cuda::synchronize(index as i64);
+        }
+    };
+    run(warmup);
+    let started = Instant::now();
+    run(steps);
+    (steps * config.batch_size) as f64 / started.elapsed().as_secs_f64()
+}
+
 /// The learning rate at `step` of `total`: `lr (1 + cos(pi step / total)) / 2`.
 pub fn cosine_lr(lr: f64, step: f64, total: f64) -> f64 {
     lr * 0.5 * (1.0 + (std::f64::consts::PI * step / total).cos())
@@ -306,15 +376,19 @@ pub fn train(config: &Config, data: &Dataset) -> Result<Vec<f64>> {
                 .to_device(config.device);
             let labels = train_labels(&data.train.labels.index_select(0, &index), &config.coarse)
                 .to_device(config.device);
-            let (x1, x2) = (config.augment.view(&images), config.augment.view(&images));
-            let loss = tch::autocast(use_amp, || {
-                let z = encoder.embed(&Tensor::cat(&[x1, x2], 0), true);
-                let halves = z.chunk(2, 0);
-                batch_loss(config, &halves[0], &halves[1], &labels, &classifier)
-            });
-            optimizer.zero_grad();
-            loss.backward();
-            optimizer.step(lr);
+            let model = Model {
+                encoder: &encoder,
+                classifier: &classifier,
+            };
+            let loss = training_step(
+                config,
+                &model,
+                &mut optimizer,
+                &images,
+                &labels,
+                lr,
+                use_amp,
+            );
             let value = loss.double_value(&[]);
             if !value.is_finite() {
                 bail!("the loss became {value} at epoch {epoch}, batch {b}: lower --lr");
