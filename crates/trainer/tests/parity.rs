@@ -197,3 +197,58 @@ fn every_loss_and_optimiser_match_the_pytorch_replica() {
         );
     }
 }
+
+/// The replica writes the trainer's checkpoint format: `embgeom track` reads its runs.
+#[test]
+fn the_replicas_runs_are_read_by_embgeom_track() {
+    let tools = python().and_then(|python| match std::env::var("EMBGEOM_BIN") {
+        Ok(embgeom) if Path::new(&embgeom).exists() => Ok((python, embgeom)),
+        _ => Err("EMBGEOM_BIN does not name the built embgeom binary".into()),
+    });
+    let (python, embgeom) = match tools {
+        Ok(tools) => tools,
+        Err(why) => {
+            assert!(std::env::var_os("CI").is_none(), "needed under CI: {why}");
+            println!("SKIPPED the_replicas_runs_are_read_by_embgeom_track: {why}");
+            return;
+        }
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let trained = Command::new(&python)
+        .arg(root().join("benches/trainer_reference.py"))
+        .args([
+            "train",
+            "--data",
+            "digits",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "128",
+        ])
+        .args(["--dim", "16", "--device", "cpu", "--digits-csv"])
+        .arg(root().join("data/digits.csv"))
+        .arg("--out")
+        .arg(&run)
+        .output()
+        .unwrap();
+    assert!(
+        trained.status.success(),
+        "{}",
+        String::from_utf8_lossy(&trained.stderr)
+    );
+    let tracked = Command::new(&embgeom)
+        .arg("track")
+        .arg(&run)
+        .arg("--out")
+        .arg(dir.path().join("track"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&tracked.stdout);
+    assert!(
+        tracked.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&tracked.stderr)
+    );
+    assert!(stdout.contains("tracked 2 checkpoints"), "{stdout}");
+}
