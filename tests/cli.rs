@@ -471,3 +471,53 @@ fn class_names_come_from_a_file_or_the_runs_manifest() {
     let page = std::fs::read_to_string(out.join("index.html")).unwrap();
     assert!(page.contains("Ankle boot") && page.contains("T-shirt/top"));
 }
+
+#[test]
+fn timings_report_every_stage_against_its_bound() {
+    let doc = json(&["analyze", "data/digits.npz", "--timings"]);
+    let timings = &doc["timings"];
+    let rates = &timings["rates"];
+    for rate in ["sgemm_gflops", "dgemm_gflops", "bandwidth_gbs"] {
+        assert!(rates[rate].as_f64().unwrap() > 0.0, "{rate}: {rates}");
+    }
+    let stages: Vec<&str> = timings["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["stage"].as_str().unwrap())
+        .collect();
+    for stage in [
+        "load",
+        "validate and normalise",
+        "alignment",
+        "uniformity",
+        "spectrum",
+        "class statistics",
+        "kNN",
+    ] {
+        assert!(stages.contains(&stage), "{stage} missing from {stages:?}");
+    }
+    for stage in timings["stages"].as_array().unwrap() {
+        assert!(stage["seconds"].as_f64().unwrap() >= 0.0, "{stage}");
+        if let Some(ratio) = stage["ratio"].as_f64() {
+            assert!(ratio > 0.0 && ratio.is_finite(), "{stage}");
+        }
+    }
+    let uniformity = timings["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["stage"] == "uniformity")
+        .unwrap();
+    // Two views of 1,797 rows, D = 64: each the half Gram matrix, N(N-1)/2 x 2D flops.
+    assert_eq!(
+        uniformity["work"]["flops"].as_f64().unwrap(),
+        1797.0 * 1796.0 / 2.0 * 2.0 * 64.0
+    );
+    let table = succeeds(&["analyze", "data/digits.npz", "--timings"]);
+    assert!(table.contains("stage timings (bounds: sgemm"), "{table}");
+    // Without --timings the document has no timings.
+    assert!(json(&["analyze", "data/digits.npz"])
+        .get("timings")
+        .is_none());
+}

@@ -13,7 +13,8 @@ use clap::{Parser, Subcommand};
 use embgeom_geometry::sharded::DEFAULT_SAMPLE_ROWS;
 use embgeom_io::write_atomic;
 use embgeom_pipeline::{
-    analysis_document, run_analysis, text_table, Extras, Run, ShardJob, ShardedDataset,
+    analysis_document, machine_rates, run_analysis, text_table, timings_document, timings_table,
+    Extras, Run, ShardJob, ShardedDataset,
 };
 use embgeom_report::{compare, report, CompareInput, CompareOptions, ReportOptions};
 use embgeom_track::{run_names, Check, RoundOutcome, TrackOptions, Watch};
@@ -82,6 +83,11 @@ struct AnalyzeArgs {
     /// Replace an existing --json file.
     #[arg(long)]
     force: bool,
+    /// Report the wall time of every stage (loading, normalising, each metric) against its
+    /// bound on this machine (flops over the measured GEMM rate, or bytes over the memory
+    /// bandwidth); in the JSON under "timings".
+    #[arg(long)]
+    timings: bool,
     /// Sharded datasets (EMBEDDINGS is a directory of numbered shards): rows of the seeded
     /// sample whose pairs give the uniformity above --max-exact rows.
     #[arg(long, default_value_t = DEFAULT_SAMPLE_ROWS, value_name = "N")]
@@ -166,7 +172,7 @@ fn analyze_command(args: &AnalyzeArgs) -> Result<()> {
         .embeddings
         .as_deref()
         .filter(|p| ShardedDataset::is_sharded(p));
-    let (document, table) = match (sharded, &args.ray) {
+    let (mut document, mut table) = match (sharded, &args.ray) {
         (None, Some(_)) => bail!("--ray analyses a directory of shards; give one as EMBEDDINGS"),
         (None, None) => {
             let run = run_analysis(
@@ -175,7 +181,13 @@ fn analyze_command(args: &AnalyzeArgs) -> Result<()> {
                 Extras::default(),
                 &TerminalProgress::stderr(),
             )?;
-            rendered(&run)
+            let (mut document, mut table) = rendered(&run);
+            if args.timings {
+                let rates = machine_rates();
+                document["timings"] = timings_document(&run.timings, &rates);
+                table.push_str(&timings_table(&run.timings, &rates));
+            }
+            (document, table)
         }
         (Some(dir), ray) => {
             let dataset = ShardedDataset::discover(dir, &spec)?;
@@ -186,6 +198,10 @@ fn analyze_command(args: &AnalyzeArgs) -> Result<()> {
             }
         }
     };
+    if args.timings && sharded.is_some() {
+        table.push_str("\nstage timings are not measured for sharded datasets\n");
+        document["timings"] = serde_json::Value::Null;
+    }
     let json = serde_json::to_string_pretty(&document)?;
     match (&args.json, &json_file) {
         (Some(_), None) => emit(&format!("{json}\n")),

@@ -12,6 +12,7 @@ use crate::simplex::{simplex_angles, vertex_distances, SimplexAngles};
 use crate::spectrum::{spectrum, Spectrum};
 use crate::stats::{class_means, class_stats};
 use crate::tiles::DEFAULT_TILE;
+use crate::timings::{gemm_work, Timings, Work};
 use crate::uniformity::{uniformity, Estimator, Uniformity};
 use ndarray::{ArrayView2, Axis};
 use serde::{Deserialize, Serialize};
@@ -330,6 +331,25 @@ pub fn analyze<F: Real>(
     options: &AnalysisOptions,
     progress: &dyn Progress,
 ) -> Result<Analysis> {
+    analyze_timed(input, options, progress, &Timings::default())
+}
+
+/// The work of the uniformity of `n` rows of `d` dimensions with `estimator`: the half Gram
+/// matrix when exact (the pairs sampled are not modelled).
+fn uniformity_work<F: Real>(n: usize, d: usize, estimator: Estimator) -> Work {
+    match estimator {
+        Estimator::Exact { .. } => gemm_work::<F>(n as f64 * (n as f64 - 1.0) / 2.0, 1.0, d as f64),
+        Estimator::Sampled { .. } => Work::Unmodelled,
+    }
+}
+
+/// [`analyze`], recording the wall time and the work of every stage in `timings`.
+pub fn analyze_timed<F: Real>(
+    input: &AnalysisInput<F>,
+    options: &AnalysisOptions,
+    progress: &dyn Progress,
+    timings: &Timings,
+) -> Result<Analysis> {
     options.validate()?;
     let labelled = input.embeddings.or_else(|| input.views.first().copied());
     let Some(labelled) = labelled else {
@@ -357,21 +377,31 @@ pub fn analyze<F: Real>(
     }
 
     let with_uniformity = options.parts.uniformity;
+    let element = std::mem::size_of::<F>() as f64;
+    let timed_uniformity = |rows: ArrayView2<F>, stream: u64| {
+        let estimator = options.estimator(n, stream);
+        timings.time(
+            "uniformity",
+            uniformity_work::<F>(n, dim, estimator),
+            || uniformity(rows, options.t, estimator, progress),
+        )
+    };
     let (alignment, mean_uniform, uniformity_views) = if input.views.is_empty() {
         let value = with_uniformity
-            .then(|| uniformity(labelled, options.t, options.estimator(n, 0), progress))
+            .then(|| timed_uniformity(labelled, 0))
             .transpose()?;
         (None, value, Vec::new())
     } else {
-        let aligned = alignment(&input.views, options.alpha)?;
+        let bytes = (input.views.len() * n * dim) as f64 * element;
+        let aligned = timings.time("alignment", Work::Bytes(bytes), || {
+            alignment(&input.views, options.alpha)
+        })?;
         let per_view = match with_uniformity {
             true => input
                 .views
                 .iter()
                 .enumerate()
-                .map(|(v, view)| {
-                    uniformity(*view, options.t, options.estimator(n, v as u64), progress)
-                })
+                .map(|(v, view)| timed_uniformity(*view, v as u64))
                 .collect::<Result<Vec<_>>>()?,
             false => Vec::new(),
         };
@@ -389,11 +419,15 @@ pub fn analyze<F: Real>(
             ),
         });
     }
+    // Two D x D scatters of N rows (f64) and three symmetric eigendecompositions (~4 D^3).
+    let (nf, df) = (n as f64, dim as f64);
+    let spectrum_work = Work::DoubleFlops(2.0 * nf * df * df + 3.0 * 4.0 * df * df * df);
+    let spectrum = timings.time("spectrum", spectrum_work, || spectrum(labelled, raw))?;
     let mut analysis = Analysis {
         alignment,
         uniformity: mean_uniform,
         uniformity_views,
-        ..Analysis::of_spectrum(n, dim, spectrum(labelled, raw)?)
+        ..Analysis::of_spectrum(n, dim, spectrum)
     };
     if let Some(classes) = input.classes {
         class_metrics(
@@ -404,6 +438,7 @@ pub fn analyze<F: Real>(
             classes,
             options,
             progress,
+            timings,
         )?;
     }
     check_finite_results(&analysis)?;
@@ -436,11 +471,26 @@ fn class_metrics<F: Real>(
     classes: &Classes,
     options: &AnalysisOptions,
     progress: &dyn Progress,
+    timings: &Timings,
 ) -> Result<()> {
     classes.check_rows(analysis.n)?;
     let c = classes.num_classes();
     analysis.num_classes = Some(c);
-    analysis.class_alignment = match class_alignment(labelled, classes, options.alpha, progress) {
+    let (n, d) = (analysis.n as f64, analysis.dim as f64);
+    let counts = classes.counts();
+    let same_class_pairs: f64 = counts
+        .iter()
+        .map(|&k| k as f64 * (k as f64 - 1.0) / 2.0)
+        .sum();
+    let element = std::mem::size_of::<F>() as f64;
+    let alignment_work = match options.alpha == 2.0 {
+        true => Work::Bytes(n * d * element),
+        false => gemm_work::<F>(same_class_pairs, 1.0, d),
+    };
+    let aligned = timings.time("class alignment", alignment_work, || {
+        class_alignment(labelled, classes, options.alpha, progress)
+    });
+    analysis.class_alignment = match aligned {
         Ok(value) => Some(value),
         Err(GeometryError::Labels { what }) => {
             analysis.warnings.push(what);
@@ -448,6 +498,16 @@ fn class_metrics<F: Real>(
         }
         Err(other) => return Err(other),
     };
+    let per_class_work = match (0..c).all(|k| {
+        matches!(
+            options.estimator(counts[k], k as u64),
+            Estimator::Exact { .. }
+        )
+    }) {
+        true => gemm_work::<F>(same_class_pairs, 1.0, d),
+        false => Work::Unmodelled,
+    };
+    let started = std::time::Instant::now();
     analysis.uniformity_per_class = (0..c)
         .map(|k| {
             let members = classes.members(k);
@@ -462,8 +522,22 @@ fn class_metrics<F: Real>(
         })
         .collect::<Result<Vec<_>>>()?;
 
-    let stats = class_stats(raw, classes)?;
-    let collapsed = collapse(raw, classes, &stats, input.classifier)?;
+    if options.parts.uniformity {
+        timings.record(
+            "per-class uniformity",
+            started.elapsed().as_secs_f64(),
+            per_class_work,
+        );
+    }
+    // Class means (one pass) and each class's scatter (dsyrk, N D^2 in all).
+    let stats = timings.time("class statistics", Work::DoubleFlops(n * d * d), || {
+        class_stats(raw, classes)
+    })?;
+    // Distances of every row to every class mean (an N x C x D product in f64).
+    let collapse_work = gemm_work::<f64>(n, c as f64, d);
+    let collapsed = timings.time("collapse (nearest class mean)", collapse_work, || {
+        collapse(raw, classes, &stats, input.classifier)
+    })?;
     analysis.warnings.extend(collapsed.warnings.iter().cloned());
     analysis.collapse = Some(collapsed);
     if c >= 2 {
@@ -473,10 +547,23 @@ fn class_metrics<F: Real>(
         }
     }
     let split = input.knn_split.cloned().unwrap_or(KnnSplit::LeaveOneOut);
+    let references = match &split {
+        KnnSplit::LeaveOneOut => n,
+        KnnSplit::TrainTest { train, .. } => train.len() as f64,
+    };
+    let queries = match &split {
+        KnnSplit::LeaveOneOut => n,
+        KnnSplit::TrainTest { test, .. } => test.len() as f64,
+    }
+    .min(options.knn.max_queries as f64);
     analysis.knn = options
         .parts
         .knn
-        .then(|| knn_accuracy(labelled, classes.labels(), c, &split, &options.knn))
+        .then(|| {
+            timings.time("kNN", gemm_work::<F>(queries, references, d), || {
+                knn_accuracy(labelled, classes.labels(), c, &split, &options.knn)
+            })
+        })
         .transpose()?;
     if let Some(knn) = &analysis.knn {
         if knn.queries < knn.candidates {
@@ -506,13 +593,9 @@ fn class_metrics<F: Real>(
         })
         .collect();
     if let (Some(fine), true) = (input.subclasses, options.parts.knn) {
-        analysis.subclasses = Some(subclass_structure(
-            labelled,
-            raw,
-            classes,
-            fine,
-            &options.knn,
-        )?);
+        analysis.subclasses = Some(timings.time("subclasses", Work::Unmodelled, || {
+            subclass_structure(labelled, raw, classes, fine, &options.knn)
+        })?);
     }
     Ok(())
 }

@@ -32,12 +32,13 @@ mod spectrum;
 pub mod state;
 mod stats;
 mod tiles;
+pub mod timings;
 mod uniformity;
 
 pub use alignment::{alignment, class_alignment, Alignment};
 pub use analysis::{
-    analyze, default_memory_limit, memory_estimate, Analysis, AnalysisInput, AnalysisOptions,
-    MemoryEstimate, DEFAULT_MAX_EXACT, DEFAULT_SAMPLED_PAIRS, MAX_SAMPLED_PAIRS,
+    analyze, analyze_timed, default_memory_limit, memory_estimate, Analysis, AnalysisInput,
+    AnalysisOptions, MemoryEstimate, DEFAULT_MAX_EXACT, DEFAULT_SAMPLED_PAIRS, MAX_SAMPLED_PAIRS,
 };
 pub use cka::{linear_cka, CkaState, CKA_STATE_VERSION};
 pub use classes::Classes;

@@ -292,6 +292,14 @@ impl Values<'_> {
         }
     }
 
+    /// Bytes per element (4 or 8).
+    pub fn element_size(&self) -> usize {
+        match self {
+            Values::F32(_) => 4,
+            Values::F64(_) => 8,
+        }
+    }
+
     /// The values as an owned f64 matrix.
     pub fn to_f64(&self) -> Array2<f64> {
         match self {

@@ -3,13 +3,15 @@
 
 use crate::error::{PipelineError, Result};
 use crate::inputs::{load_inputs, InputSpec, InputSummary, Inputs, Values};
+use embgeom_geometry::timings::{StageTime, Timings, Work};
 use embgeom_geometry::{
-    analyze, check_finite, class_mean_cosines, figure_data, normalize_rows, Analysis,
+    analyze_timed, check_finite, class_mean_cosines, figure_data, normalize_rows, Analysis,
     AnalysisInput, AnalysisOptions, Classes, Classifier, FigureData, GeometryError, KnnSplit,
     Progress, Real,
 };
 use embgeom_io::{LabelValues, Labels};
 use ndarray::{Array1, Array2, CowArray, Ix2};
+use std::path::PathBuf;
 
 /// What to compute besides the analysis.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -33,6 +35,8 @@ pub struct Run {
     pub mean_cosines: Option<Array2<f64>>,
     /// Class labels, as loaded.
     pub labels: Option<Labels>,
+    /// Wall time and work of every stage (loading, normalising, each metric).
+    pub timings: Vec<StageTime>,
 }
 
 /// Use `threads` worker threads for the rest of the process (results do not depend on it).
@@ -64,8 +68,34 @@ pub fn run_analysis(
     progress: &dyn Progress,
 ) -> Result<Run> {
     options.validate()?;
+    let started = std::time::Instant::now();
     let inputs = Inputs::from_loaded(load_inputs(spec)?, spec.embeddings.as_deref())?;
-    analyze_inputs(inputs, spec.normalize, options, extras, progress)
+    let loaded = started.elapsed().as_secs_f64();
+    // Reading and decoding: the files' bytes in, the decoded matrices out.
+    let file_bytes: u64 = spec
+        .embeddings
+        .iter()
+        .map(PathBuf::as_path)
+        .chain(spec.side_files())
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum();
+    let decoded: usize = inputs
+        .embeddings
+        .iter()
+        .chain(&inputs.views)
+        .map(|r| r.values.dim().0 * r.values.dim().1 * r.values.element_size())
+        .sum();
+    let mut run = analyze_inputs(inputs, spec.normalize, options, extras, progress)?;
+    run.timings.insert(
+        0,
+        StageTime {
+            stage: "load".into(),
+            seconds: loaded,
+            work: Work::Bytes(file_bytes as f64 + decoded as f64),
+        },
+    );
+    Ok(run)
 }
 
 /// Check and analyse inputs from files or from a caller's arrays (which are read in place:
@@ -103,8 +133,9 @@ pub fn analyze_inputs(
         split: split.as_ref(),
         subclasses: subclasses.as_ref(),
     };
+    let timings = Timings::default();
     let (analysis, figures, mean_cosines) = match f32_matrices(matrices) {
-        Ok(m) => typed.analyze(m, options, extras, progress)?,
+        Ok(m) => typed.analyze(m, options, extras, progress, &timings)?,
         Err(mixed) => {
             let m = mixed
                 .into_iter()
@@ -113,7 +144,7 @@ pub fn analyze_inputs(
                     Values::F32(a) => CowArray::from(a.mapv(f64::from)),
                 })
                 .collect();
-            typed.analyze(m, options, extras, progress)?
+            typed.analyze(m, options, extras, progress, &timings)?
         }
     };
     Ok(Run {
@@ -122,6 +153,7 @@ pub fn analyze_inputs(
         figures,
         mean_cosines,
         labels: inputs.labels,
+        timings: timings.stages(),
     })
 }
 
@@ -238,12 +270,20 @@ impl Typed<'_> {
         options: &AnalysisOptions,
         extras: Extras,
         progress: &dyn Progress,
+        timings: &Timings,
     ) -> Result<Computed> {
-        let prepared = matrices
-            .into_iter()
-            .zip(self.sources)
-            .map(|(m, source)| prepare(m, source, self.normalize))
-            .collect::<Result<Vec<_>>>()?;
+        // Each element read, checked, and (normalising) its norm summed and a scaled copy
+        // written.
+        let elements: usize = matrices.iter().map(|m| m.len()).sum();
+        let passes = if self.normalize { 3.0 } else { 1.0 };
+        let bytes = passes * (elements * std::mem::size_of::<F>()) as f64;
+        let prepared = timings.time("validate and normalise", Work::Bytes(bytes), || {
+            matrices
+                .into_iter()
+                .zip(self.sources)
+                .map(|(m, source)| prepare(m, source, self.normalize))
+                .collect::<Result<Vec<_>>>()
+        })?;
         let all: Vec<&CowArray<F, Ix2>> = prepared.iter().map(|(rows, _)| rows).collect();
         // Rows of extreme scale (entries beyond 2^+-200) would overflow or underflow the f64
         // scatters of the class statistics: those run on the rows divided by a power of two
@@ -275,11 +315,13 @@ impl Typed<'_> {
             subclasses: self.subclasses,
         };
         let mut analysis =
-            analyze(&input, options, progress).map_err(|e| match (&e, self.classifier) {
-                (GeometryError::ShapeMismatch { .. }, Some(_)) => {
-                    PipelineError::of("classifier")(e)
+            analyze_timed(&input, options, progress, timings).map_err(|e| {
+                match (&e, self.classifier) {
+                    (GeometryError::ShapeMismatch { .. }, Some(_)) => {
+                        PipelineError::of("classifier")(e)
+                    }
+                    _ => PipelineError::of(self.sources[0].as_str())(e),
                 }
-                _ => PipelineError::of(self.sources[0].as_str())(e),
             })?;
         let stats_rows = input.raw.unwrap_or(all[0].view());
         let mut figures = extras

@@ -598,6 +598,7 @@ impl ShardJob {
             figures: None,
             mean_cosines: None,
             labels: None,
+            timings: Vec::new(),
         })
     }
 

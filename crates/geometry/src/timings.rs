@@ -1,0 +1,145 @@
+//! Wall time per stage of an analysis, with the work each stage does (floating-point
+//! operations in f32 or f64, or bytes moved), so that each stage can be set against its bound:
+//! its flops over the machine's measured GEMM rate, or its bytes over its memory bandwidth.
+
+use crate::tiles::single_threaded_blas;
+use ndarray::linalg::general_mat_mul;
+use ndarray::Array2;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::sync::Mutex;
+use std::time::Instant;
+
+/// What a stage does, for its bound.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Work {
+    /// Floating-point operations in f32 (bound: the sgemm rate).
+    SingleFlops(f64),
+    /// Floating-point operations in f64 (bound: the dgemm rate).
+    DoubleFlops(f64),
+    /// Bytes read and written (bound: the memory bandwidth).
+    Bytes(f64),
+    /// No model of the work (the stage is small, or irregular).
+    Unmodelled,
+}
+
+/// One stage's wall time and work.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StageTime {
+    /// The stage.
+    pub stage: String,
+    /// Wall seconds.
+    pub seconds: f64,
+    /// What it did.
+    pub work: Work,
+}
+
+/// The stages of one analysis, in the order they ran (thread-safe).
+#[derive(Debug, Default)]
+pub struct Timings {
+    stages: Mutex<Vec<StageTime>>,
+}
+
+impl Timings {
+    /// Run `f` as stage `stage` doing `work`, and record its wall time.
+    pub fn time<T>(&self, stage: &str, work: Work, f: impl FnOnce() -> T) -> T {
+        let started = Instant::now();
+        let out = f();
+        self.record(stage, started.elapsed().as_secs_f64(), work);
+        out
+    }
+
+    /// Record a stage timed elsewhere.
+    pub fn record(&self, stage: &str, seconds: f64, work: Work) {
+        if let Ok(mut stages) = self.stages.lock() {
+            stages.push(StageTime {
+                stage: stage.to_string(),
+                seconds,
+                work,
+            });
+        }
+    }
+
+    /// The stages so far.
+    pub fn stages(&self) -> Vec<StageTime> {
+        self.stages.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+}
+
+/// The machine's rates that bound the stages.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Rates {
+    /// f32 GEMM, every core (GFLOP/s).
+    pub sgemm_gflops: f64,
+    /// f64 GEMM, every core (GFLOP/s).
+    pub dgemm_gflops: f64,
+    /// Memory bandwidth of a parallel copy (GB/s, bytes read plus written).
+    pub bandwidth_gbs: f64,
+    /// Threads used.
+    pub threads: usize,
+}
+
+impl Rates {
+    /// Measure: every thread multiplies 512^3 blocks with a single-threaded BLAS call (as the
+    /// kernels do), in f32 and f64, best of 3; a parallel copy of 256 MB for the bandwidth.
+    pub fn measure() -> Rates {
+        single_threaded_blas();
+        let threads = rayon::current_num_threads();
+        fn gemm_rate<F: crate::Real>(threads: usize) -> f64 {
+            let n = 512;
+            let a = Array2::<F>::from_elem((n, n), F::from_f64(0.5));
+            let mut best = f64::INFINITY;
+            for _ in 0..3 {
+                let started = Instant::now();
+                (0..threads).into_par_iter().for_each(|_| {
+                    let mut c = Array2::<F>::zeros((n, n));
+                    general_mat_mul(F::one(), &a, &a, F::zero(), &mut c);
+                });
+                best = best.min(started.elapsed().as_secs_f64());
+            }
+            2.0 * (n * n * n * threads) as f64 / best / 1e9
+        }
+        let bandwidth = {
+            let len = 32 << 20;
+            let source = vec![1.0f64; len];
+            let mut target = vec![0.0f64; len];
+            let mut best = f64::INFINITY;
+            for _ in 0..3 {
+                let started = Instant::now();
+                target
+                    .par_chunks_mut(1 << 16)
+                    .zip(source.par_chunks(1 << 16))
+                    .for_each(|(t, s)| t.copy_from_slice(s));
+                best = best.min(started.elapsed().as_secs_f64());
+            }
+            std::hint::black_box(&target);
+            (2 * len * 8) as f64 / best / 1e9
+        };
+        Rates {
+            sgemm_gflops: gemm_rate::<f32>(threads),
+            dgemm_gflops: gemm_rate::<f64>(threads),
+            bandwidth_gbs: bandwidth,
+            threads,
+        }
+    }
+
+    /// The seconds `work` needs at these rates (`None`: unmodelled).
+    pub fn bound(&self, work: Work) -> Option<f64> {
+        match work {
+            Work::SingleFlops(f) => Some(f / (self.sgemm_gflops * 1e9)),
+            Work::DoubleFlops(f) => Some(f / (self.dgemm_gflops * 1e9)),
+            Work::Bytes(b) => Some(b / (self.bandwidth_gbs * 1e9)),
+            Work::Unmodelled => None,
+        }
+    }
+}
+
+/// `2 m n k` flops of an `m x k` by `k x n` product, in the precision of `F`.
+pub(crate) fn gemm_work<F: crate::Real>(m: f64, n: f64, k: f64) -> Work {
+    let flops = 2.0 * m * n * k;
+    match std::mem::size_of::<F>() {
+        4 => Work::SingleFlops(flops),
+        _ => Work::DoubleFlops(flops),
+    }
+}
