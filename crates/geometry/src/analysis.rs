@@ -437,8 +437,7 @@ pub fn analyze_timed<F: Real>(
             raw,
             classes,
             options,
-            progress,
-            timings,
+            (progress, timings),
         )?;
     }
     check_finite_results(&analysis)?;
@@ -470,8 +469,7 @@ fn class_metrics<F: Real>(
     raw: ArrayView2<F>,
     classes: &Classes,
     options: &AnalysisOptions,
-    progress: &dyn Progress,
-    timings: &Timings,
+    (progress, timings): (&dyn Progress, &Timings),
 ) -> Result<()> {
     classes.check_rows(analysis.n)?;
     let c = classes.num_classes();
