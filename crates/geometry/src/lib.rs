@@ -55,7 +55,7 @@ pub use knn::{
 };
 pub use per_class::{subclass_structure, PerClass, Subclasses, SubclassesOfClass};
 pub use progress::{NoProgress, Progress};
-pub use real::Real;
+pub use real::{kernel, Kernel, Real};
 pub use rows::{check_finite, normalize_rows, row_norms};
 pub use simplex::{canonical_simplex, simplex_angles, vertex_distances, SimplexAngles};
 pub use spectrum::{

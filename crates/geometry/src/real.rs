@@ -47,13 +47,53 @@ impl Real for f32 {
         value as f32
     }
     fn row_exp_sum(gram: &mut [f32], row_sq: f32, col_sq: &[f32], minus_t: f32) -> (f64, f64) {
-        #[cfg(target_arch = "x86_64")]
-        if std::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2, checked just above.
-            return unsafe { row_exp_sum_f32_avx2(gram, row_sq, col_sq, minus_t) };
+        match kernel() {
+            // SAFETY: `kernel` picks a SIMD kernel only where the CPU supports it.
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512 => unsafe { row_exp_sum_f32_avx512(gram, row_sq, col_sq, minus_t) },
+            // SAFETY: as above.
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2 => unsafe { row_exp_sum_f32_avx2(gram, row_sq, col_sq, minus_t) },
+            _ => row_exp_sum_f32(gram, row_sq, col_sq, minus_t),
         }
-        row_exp_sum_f32(gram, row_sq, col_sq, minus_t)
     }
+}
+
+/// The f32 uniformity row kernels; all return the same bits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kernel {
+    /// Sixteen lanes (AVX-512F).
+    Avx512,
+    /// Eight lanes (AVX2).
+    Avx2,
+    /// Plain Rust in 8-lane blocks.
+    Portable,
+}
+
+/// The kernel in use: the widest the CPU supports, or the one `EMBGEOM_KERNEL`
+/// (`avx512`, `avx2`, `portable`) names when the CPU supports it (for benchmarks); chosen once.
+pub fn kernel() -> Kernel {
+    static CHOSEN: std::sync::OnceLock<Kernel> = std::sync::OnceLock::new();
+    *CHOSEN.get_or_init(|| {
+        #[cfg(target_arch = "x86_64")]
+        let (avx512, avx2) = (
+            std::is_x86_feature_detected!("avx512f"),
+            std::is_x86_feature_detected!("avx2"),
+        );
+        #[cfg(not(target_arch = "x86_64"))]
+        let (avx512, avx2) = (false, false);
+        let best = match (avx512, avx2) {
+            (true, _) => Kernel::Avx512,
+            (false, true) => Kernel::Avx2,
+            _ => Kernel::Portable,
+        };
+        match std::env::var("EMBGEOM_KERNEL").as_deref() {
+            Ok("portable") => Kernel::Portable,
+            Ok("avx2") if avx2 => Kernel::Avx2,
+            Ok("avx512") if avx512 => Kernel::Avx512,
+            _ => best,
+        }
+    })
 }
 
 /// [`row_exp_sum_f32`] with AVX2 intrinsics: the same IEEE operations in the same order on
@@ -122,6 +162,111 @@ unsafe fn row_exp_sum_f32_avx2(
         .map(|k| f64::from(exp_f32_nonpositive(*g.add(k) - shift)))
         .sum();
     (f64::from(shift), sums.iter().sum::<f64>() + tail)
+}
+
+/// [`row_exp_sum_f32`] with AVX-512 intrinsics on sixteen lanes: the same IEEE operations in
+/// the same order (no FMA), and the exponentials of each 16-lane block added to the same eight
+/// f64 accumulators as two 8-lane blocks in turn, so it returns the same bits as the portable
+/// and AVX2 versions.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn row_exp_sum_f32_avx512(
+    gram: &mut [f32],
+    row_sq: f32,
+    col_sq: &[f32],
+    minus_t: f32,
+) -> (f64, f64) {
+    use std::arch::x86_64::*;
+    const WIDE: usize = 2 * LANES;
+    let len = gram.len().min(col_sq.len());
+    if len == 0 {
+        return (f64::NEG_INFINITY, 0.0);
+    }
+    let (wide, blocks) = (len / WIDE * WIDE, len / LANES * LANES);
+    let (vrow, vminus_t, two, zero) = (
+        _mm512_set1_ps(row_sq),
+        _mm512_set1_ps(minus_t),
+        _mm512_set1_ps(2.0),
+        _mm512_setzero_ps(),
+    );
+    let mut vmax = _mm512_set1_ps(f32::NEG_INFINITY);
+    let g = gram.as_mut_ptr();
+    let sq = col_sq.as_ptr();
+    let mut i = 0;
+    while i < wide {
+        // SAFETY: i + 16 <= len for both slices.
+        let d2 = _mm512_sub_ps(
+            _mm512_add_ps(vrow, _mm512_loadu_ps(sq.add(i))),
+            _mm512_mul_ps(two, _mm512_loadu_ps(g.add(i))),
+        );
+        let e = _mm512_mul_ps(vminus_t, _mm512_max_ps(d2, zero));
+        _mm512_storeu_ps(g.add(i), e);
+        vmax = _mm512_max_ps(e, vmax);
+        i += WIDE;
+    }
+    let mut max_lanes = [0.0f32; WIDE];
+    _mm512_storeu_ps(max_lanes.as_mut_ptr(), vmax);
+    let mut shift = max_lanes
+        .iter()
+        .fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m });
+    // Every access to `gram` below goes through `g`, so no slice borrow invalidates it.
+    for k in wide..len {
+        // SAFETY: k < len for both slices.
+        let e = row_exponent(*g.add(k), row_sq, *sq.add(k), minus_t);
+        *g.add(k) = e;
+        shift = if e > shift { e } else { shift };
+    }
+    let vshift = _mm512_set1_ps(shift);
+    let mut sums = _mm512_setzero_pd();
+    let mut i = 0;
+    while i < wide {
+        let e = exp16_nonpositive(_mm512_sub_ps(_mm512_loadu_ps(g.add(i)), vshift));
+        let low = _mm512_castps512_ps256(e);
+        let high = _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(e)));
+        sums = _mm512_add_pd(sums, _mm512_cvtps_pd(low));
+        sums = _mm512_add_pd(sums, _mm512_cvtps_pd(high));
+        i += WIDE;
+    }
+    let mut lanes = [0.0f64; LANES];
+    _mm512_storeu_pd(lanes.as_mut_ptr(), sums);
+    // A last 8-lane block, as the portable version takes it.
+    if blocks > wide {
+        for (k, lane) in lanes.iter_mut().enumerate() {
+            *lane += f64::from(exp_f32_nonpositive(*g.add(wide + k) - shift));
+        }
+    }
+    // SAFETY: k < len.
+    let tail: f64 = (blocks..len)
+        .map(|k| f64::from(exp_f32_nonpositive(*g.add(k) - shift)))
+        .sum();
+    (f64::from(shift), lanes.iter().sum::<f64>() + tail)
+}
+
+/// Sixteen lanes of [`exp_f32_nonpositive`], operation for operation.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn exp16_nonpositive(x: std::arch::x86_64::__m512) -> std::arch::x86_64::__m512 {
+    use std::arch::x86_64::*;
+    let c = _mm512_set1_ps;
+    let x = _mm512_max_ps(_mm512_min_ps(x, c(0.0)), c(EXP_MIN));
+    let shifted = _mm512_add_ps(_mm512_mul_ps(x, c(EXP_LOG2E)), c(EXP_ROUND));
+    let n = _mm512_sub_ps(shifted, c(EXP_ROUND));
+    let r = _mm512_sub_ps(
+        _mm512_sub_ps(x, _mm512_mul_ps(n, c(EXP_LN2_HI))),
+        _mm512_mul_ps(n, c(EXP_LN2_LO)),
+    );
+    let r2 = _mm512_mul_ps(r, r);
+    let mut p = c(EXP_POLY[0]);
+    for &coefficient in &EXP_POLY[1..] {
+        p = _mm512_add_ps(_mm512_mul_ps(p, r), c(coefficient));
+    }
+    let y = _mm512_add_ps(_mm512_add_ps(_mm512_mul_ps(p, r2), r), c(1.0));
+    let n_int = _mm512_sub_epi32(
+        _mm512_castps_si512(shifted),
+        _mm512_set1_epi32(EXP_ROUND_BITS),
+    );
+    let scale = _mm512_slli_epi32::<23>(_mm512_add_epi32(n_int, _mm512_set1_epi32(127)));
+    _mm512_mul_ps(y, _mm512_castsi512_ps(scale))
 }
 
 /// Eight lanes of [`exp_f32_nonpositive`], operation for operation.
@@ -294,5 +439,33 @@ mod tests {
         );
         let (empty_shift, empty_sum) = f32::row_exp_sum(&mut [], 1.0, &[], -2.0);
         assert_eq!((empty_shift, empty_sum), (f64::NEG_INFINITY, 0.0));
+    }
+
+    /// The AVX-512, AVX2 and portable kernels return the same bits for every length (16-lane
+    /// blocks, a last 8-lane block, a scalar tail), where the CPU has them.
+    #[test]
+    fn the_simd_kernels_return_the_portable_bits() {
+        for n in (0..70).chain([255, 256, 257, 1000, 1001, 4099]) {
+            let gram: Vec<f32> = (0..n)
+                .map(|k| ((k * 37 % 101) as f32 / 50.0) - 1.0)
+                .collect();
+            let sq: Vec<f32> = (0..n).map(|k| 1.0 + (k % 7) as f32 * 0.03).collect();
+            let want = row_exp_sum_f32(&mut gram.clone(), 1.02, &sq, -2.0);
+            #[cfg(target_arch = "x86_64")]
+            {
+                if std::is_x86_feature_detected!("avx2") {
+                    // SAFETY: AVX2 is present.
+                    let got = unsafe { row_exp_sum_f32_avx2(&mut gram.clone(), 1.02, &sq, -2.0) };
+                    assert_eq!(got, want, "AVX2, n = {n}");
+                }
+                if std::is_x86_feature_detected!("avx512f") {
+                    // SAFETY: AVX-512F is present.
+                    let got = unsafe { row_exp_sum_f32_avx512(&mut gram.clone(), 1.02, &sq, -2.0) };
+                    assert_eq!(got, want, "AVX-512, n = {n}");
+                } else {
+                    println!("AVX-512 not on this CPU: its kernel was not compared");
+                }
+            }
+        }
     }
 }
