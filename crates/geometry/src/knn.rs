@@ -115,6 +115,15 @@ impl TopK {
         self.items.truncate(self.k);
     }
 
+    /// The k-th best similarity once k neighbours are held, else minus infinity: nothing
+    /// below it can enter.
+    fn floor(&self) -> f64 {
+        match self.items.len() == self.k {
+            true => self.items[self.k - 1].sim,
+            false => f64::NEG_INFINITY,
+        }
+    }
+
     /// The best k of both (the top k of the union of their references).
     pub fn merge(&mut self, other: &TopK) {
         for item in &other.items {
@@ -157,16 +166,24 @@ pub(crate) fn top_neighbours<F: Real>(
                 let mut out = sims.slice_mut(s![.., ..end - start]);
                 general_mat_mul(F::one(), &q, &r.t(), F::zero(), &mut out);
                 for (qi, top) in tops.iter_mut().enumerate() {
+                    // Only a similarity at or above the current k-th best can enter: a plain
+                    // comparison rejects the rest (the ties are settled by `offer`).
+                    let mut floor = top.floor();
                     for (j, &sim) in out.row(qi).iter().enumerate() {
+                        let sim = sim.as_f64();
+                        if sim < floor {
+                            continue;
+                        }
                         let index = (references.index)(start + j);
                         if index == block[qi] {
                             continue;
                         }
                         top.offer(Neighbour {
-                            sim: sim.as_f64(),
+                            sim,
                             index,
                             label: (references.label)(start + j),
                         });
+                        floor = top.floor();
                     }
                 }
             }
