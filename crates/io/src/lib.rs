@@ -18,7 +18,7 @@ mod write;
 pub use array::{ArrayData, ClassNames, Embeddings, LabelValues, Labels, Matrix, RawArray};
 pub use error::{IoError, Result};
 pub use json_lines::JsonLines;
-pub use npy::{npy_bytes, npy_bytes_f32, npy_shape, parse_npy};
+pub use npy::{npy_bytes, npy_bytes_f32, npy_shape, parse_npy, read_npy};
 pub use npz::Npz;
 pub use safetensors_file::SafetensorsFile;
 pub use table::Table;
@@ -327,7 +327,7 @@ fn open(path: &Path, selection: &Selection) -> Result<Opened> {
     }
     check_regular_file(path)?;
     Ok(match extension.as_str() {
-        "npy" => Opened::Npy(parse_npy(&read_bytes(path)?, &name)?),
+        "npy" => Opened::Npy(read_npy(path)?),
         "npz" => Opened::Keyed(name.clone(), Box::new(Npz::new(read_bytes(path)?, &name)?)),
         "safetensors" => Opened::Keyed(
             name.clone(),

@@ -93,9 +93,9 @@ fn parse_header(bytes: &[u8], source: &str) -> Result<NpyHeader> {
     })
 }
 
-/// The shape of an `.npy` file from its header alone (the data are not read); a file shorter
-/// than its header says is an error.
-pub fn npy_shape(path: &Path) -> Result<Vec<usize>> {
+/// The header of the `.npy` file `path` (read alone), the file positioned at its data, and
+/// the file's length; a file shorter than its header says is an error.
+fn read_header(path: &Path) -> Result<(NpyHeader, std::fs::File)> {
     use std::io::Read;
     let source = path.display().to_string();
     crate::check_regular_file(path)?;
@@ -117,7 +117,8 @@ pub fn npy_shape(path: &Path) -> Result<Vec<usize>> {
         }
         _ => prefix.len() as u64,
     };
-    file.take(header_len.saturating_sub(prefix.len() as u64))
+    file.by_ref()
+        .take(header_len.saturating_sub(prefix.len() as u64))
         .read_to_end(&mut prefix)
         .map_err(io_error)?;
     let header = parse_header(&prefix, &source)?;
@@ -133,7 +134,49 @@ pub fn npy_shape(path: &Path) -> Result<Vec<usize>> {
             ),
         });
     }
-    Ok(header.shape)
+    // The bytes read so far may run past the header into the data: start the data there.
+    use std::io::Seek;
+    file.seek(std::io::SeekFrom::Start(header.data_start as u64))
+        .map_err(io_error)?;
+    Ok((header, file))
+}
+
+/// The shape of an `.npy` file from its header alone (the data are not read); a file shorter
+/// than its header says is an error.
+pub fn npy_shape(path: &Path) -> Result<Vec<usize>> {
+    Ok(read_header(path)?.0.shape)
+}
+
+/// Read an `.npy` file. Little-endian f32 in C order (what embeddings usually are) is read
+/// straight into its array, with no second copy of the file's bytes; anything else is decoded
+/// from the bytes by [`parse_npy`].
+pub fn read_npy(path: &Path) -> Result<RawArray> {
+    use std::io::Read;
+    let (header, mut file) = read_header(path)?;
+    let direct = header.dtype.kind == Kind::Float
+        && header.dtype.size == 4
+        && !header.dtype.big_endian
+        && (!header.fortran || header.shape.len() < 2)
+        && cfg!(target_endian = "little");
+    if !direct {
+        let bytes = std::fs::read(path).map_err(|source| IoError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        return parse_npy(&bytes, &path.display().to_string());
+    }
+    let mut values = vec![0.0f32; header.data_bytes / 4];
+    file.read_exact(bytemuck::cast_slice_mut(&mut values))
+        .map_err(|source| IoError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+    Ok(RawArray {
+        source: path.display().to_string(),
+        dtype: header.dtype.name(),
+        shape: header.shape,
+        data: ArrayData::F32(values),
+    })
 }
 
 /// Parse the bytes of an `.npy` file; `source` names it in messages.

@@ -423,3 +423,27 @@ fn npz_extras_by_default_key_and_table_split_column() {
         LabelValues::Text(vec!["train".into(), "test".into()])
     );
 }
+
+#[test]
+fn f32_npy_is_read_straight_into_its_array() {
+    let dir = tempfile::tempdir().unwrap();
+    let values: Vec<f32> = (0..600).map(|k| k as f32 * 0.25 - 7.0).collect();
+    let bytes = npy_bytes_f32(&[200, 3], &values);
+    let path = write(dir.path(), "x.npy", &bytes);
+    let direct = read_npy(&path).unwrap();
+    assert_eq!(
+        direct,
+        parse_npy(&bytes, &path.display().to_string()).unwrap()
+    );
+    assert_eq!(npy_shape(&path).unwrap(), vec![200, 3]);
+    let cut = write(dir.path(), "cut.npy", &bytes[..bytes.len() - 5]);
+    let error = read_npy(&cut).unwrap_err().to_string();
+    assert!(error.contains("cut.npy: truncated file"), "{error}");
+    // Other dtypes and orders take the decoding path.
+    let fortran = write(
+        dir.path(),
+        "f.npy",
+        &npy("<f4", "(2, 3)", true, &bytes[bytes.len() - 24..]),
+    );
+    assert_eq!(read_npy(&fortran).unwrap().shape, vec![2, 3]);
+}
