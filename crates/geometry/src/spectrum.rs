@@ -16,7 +16,7 @@ pub const RANKME_EPSILON: f64 = 1e-7;
 
 /// The round-off level of a D x D second-moment matrix whose data have squared scale
 /// `scale` (e.g. the mean squared row norm): `D eps max(lambda_max, scale)`.
-pub(crate) fn round_off(d: usize, top: f64, scale: f64) -> f64 {
+fn round_off(d: usize, top: f64, scale: f64) -> f64 {
     d as f64 * f64::EPSILON * top.max(scale)
 }
 
@@ -222,36 +222,52 @@ pub struct Spectrum {
 pub fn spectrum<F: Real>(unit: ArrayView2<F>, raw: ArrayView2<F>) -> Result<Spectrum> {
     single_threaded_blas();
     let n = raw.nrows();
-    let d = raw.ncols();
     let cov = covariance(unit)?;
-    let unit_scale = mean_squared_norm(unit);
+    let raw_mean = column_means(raw);
+    let raw_centred = scatter(raw, &all_rows(n), raw_mean.view());
+    // X^T X = centred scatter + N m m^T: a sum of positive terms, no cancellation.
+    let m = raw_mean.view().insert_axis(ndarray::Axis(1));
+    let uncentred = &raw_centred + &(m.dot(&m.t()) * n as f64);
+    spectrum_of(
+        &cov,
+        mean_squared_norm(unit),
+        &raw_centred,
+        &uncentred,
+        mean_squared_norm(raw) * n as f64,
+    )
+}
+
+/// The dimensional-collapse metrics from second moments: the normalised rows' covariance
+/// `unit_cov` (their mean squared norm `unit_scale`), and the raw rows' centred scatter and
+/// uncentred Gram `X^T X` (their total squared norm `raw_scale`); the scales set the
+/// round-off levels below which an eigenvalue is 0.
+pub(crate) fn spectrum_of(
+    unit_cov: &Array2<f64>,
+    unit_scale: f64,
+    raw_centred: &Array2<f64>,
+    raw_uncentred: &Array2<f64>,
+    raw_scale: f64,
+) -> Result<Spectrum> {
+    let d = unit_cov.nrows();
     let floor = round_off(d, 0.0, unit_scale);
-    let normalized_std = cov
+    let normalized_std = unit_cov
         .diag()
         .iter()
         .map(|&v| if v > floor { v.sqrt() } else { 0.0 })
         .sum::<f64>()
         / d as f64;
-    let eigenvalues = symmetric_eigenvalues(&cov, unit_scale)?;
-    let raw_scale = mean_squared_norm(raw) * n as f64;
-    let raw_mean = column_means(raw);
-    let raw_centred = scatter(raw, &all_rows(n), raw_mean.view());
-    let centred_singular: Vec<f64> = symmetric_eigenvalues(&raw_centred, raw_scale)?
-        .into_iter()
-        .map(f64::sqrt)
-        .collect();
-    // X^T X = centred scatter + N m m^T: a sum of positive terms, no cancellation.
-    let m = raw_mean.view().insert_axis(ndarray::Axis(1));
-    let uncentred = &raw_centred + &(m.dot(&m.t()) * n as f64);
-    let raw_singular: Vec<f64> = symmetric_eigenvalues(&uncentred, raw_scale)?
-        .into_iter()
-        .map(f64::sqrt)
-        .collect();
+    let eigenvalues = symmetric_eigenvalues(unit_cov, unit_scale)?;
+    let singular = |m: &Array2<f64>| -> Result<Vec<f64>> {
+        Ok(symmetric_eigenvalues(m, raw_scale)?
+            .into_iter()
+            .map(f64::sqrt)
+            .collect())
+    };
     Ok(Spectrum {
         alpha_req: alpha_req(&eigenvalues),
         eigenvalues,
-        effective_rank: effective_rank(&centred_singular),
-        rankme: rankme(&raw_singular),
+        effective_rank: effective_rank(&singular(raw_centred)?),
+        rankme: rankme(&singular(raw_uncentred)?),
         normalized_std,
         normalized_std_reference: 1.0 / (d as f64).sqrt(),
     })

@@ -33,9 +33,7 @@ use crate::rows::normalize_rows;
 use crate::scatter::{all_rows, scatter};
 use crate::simplex::{simplex_angles, SimplexAngles};
 use crate::spectrum::column_means;
-use crate::spectrum::{
-    alpha_req, effective_rank, rankme, round_off, symmetric_eigenvalues, AlphaReq, Spectrum,
-};
+use crate::spectrum::{spectrum_of, AlphaReq, Spectrum};
 use crate::stats::ClassStats;
 use crate::tiles::map_row_chunks;
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis};
@@ -480,7 +478,6 @@ impl State {
     /// The dimensional-collapse metrics of the rows, as [`crate::spectrum`] computes them from
     /// the rows themselves (the same round-off levels).
     pub fn spectrum(&self) -> Result<Spectrum> {
-        let d = self.dim;
         if self.n < 2 {
             return Err(GeometryError::TooFewRows {
                 metric: "a state",
@@ -489,40 +486,15 @@ impl State {
             });
         }
         let n = self.n as f64;
-        // Spectrum of the normalised rows.
         let unit_cov = centred(&self.unit_moment, &self.unit_sum, n) / (n - 1.0);
         let unit_scale = Self::uncentred(&self.unit_moment, &self.unit_sum, &self.unit_shift, n)
             .diag()
             .sum()
             / n;
-        let floor = round_off(d, 0.0, unit_scale);
-        let normalized_std = unit_cov
-            .diag()
-            .iter()
-            .map(|&v| if v > floor { v.sqrt() } else { 0.0 })
-            .sum::<f64>()
-            / d as f64;
-        let eigenvalues = symmetric_eigenvalues(&unit_cov, unit_scale)?;
-        // Singular values of the centred and of the raw rows.
         let gram = Self::uncentred(&self.raw_moment, &self.raw_sum, &self.shift, n);
         let raw_scale = gram.diag().sum();
         let raw_scatter = centred(&self.raw_moment, &self.raw_sum, n);
-        let centred_singular: Vec<f64> = symmetric_eigenvalues(&raw_scatter, raw_scale)?
-            .iter()
-            .map(|v| v.sqrt())
-            .collect();
-        let raw_singular: Vec<f64> = symmetric_eigenvalues(&gram, raw_scale)?
-            .iter()
-            .map(|v| v.sqrt())
-            .collect();
-        Ok(Spectrum {
-            alpha_req: alpha_req(&eigenvalues),
-            eigenvalues,
-            effective_rank: effective_rank(&centred_singular),
-            rankme: rankme(&raw_singular),
-            normalized_std,
-            normalized_std_reference: 1.0 / (d as f64).sqrt(),
-        })
+        spectrum_of(&unit_cov, unit_scale, &raw_scatter, &gram, raw_scale)
     }
 
     /// Label-positive alignment with alpha = 2: over the pairs `i < j` of each class,

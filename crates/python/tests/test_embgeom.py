@@ -34,7 +34,9 @@ def needs(module: str):
         pytest.skip(f"{module} is not installed: {error}")
 
 
-def cli(*args: str) -> dict:
+def embgeom_binary() -> str:
+    """The built embgeom binary; without it the test is skipped with the reason shown, except
+    under CI, where it fails."""
     binary = os.environ.get("EMBGEOM_BIN") or str(
         Path(os.environ.get("CARGO_TARGET_DIR", Path.home() / ".cache/embgeom-target"))
         / "release" / "embgeom")
@@ -42,6 +44,11 @@ def cli(*args: str) -> dict:
         if CI:
             pytest.fail(f"the embgeom binary is required under CI: {binary}")
         pytest.skip(f"the embgeom binary is not built: {binary}")
+    return binary
+
+
+def cli(*args: str) -> dict:
+    binary = embgeom_binary()
     out = subprocess.run([binary, "analyze", *args, "--json", "-"], cwd=ROOT,
                          capture_output=True, text=True, check=True)
     return json.loads(out.stdout)

@@ -14,9 +14,8 @@ import numpy as np
 import pytest
 
 import embgeom
-from test_embgeom import CI, needs, same_leaves
+from test_embgeom import embgeom_binary, needs, same_leaves
 
-ROOT = Path(__file__).resolve().parents[3]
 
 
 def write_shards(root: Path, sizes=(700, 1, 499, 1300, 500), d: int = 24, dtype=np.float64):
@@ -100,13 +99,7 @@ def test_a_bad_shard_stops_the_ray_run_with_its_name(tmp_path, ray_cluster):
 
 def test_the_cli_runs_the_shard_tasks_on_ray(tmp_path):
     needs("ray")
-    binary = os.environ.get("EMBGEOM_BIN") or str(
-        Path(os.environ.get("CARGO_TARGET_DIR", Path.home() / ".cache/embgeom-target"))
-        / "release" / "embgeom")
-    if not Path(binary).exists():
-        if CI:
-            pytest.fail(f"the embgeom binary is required under CI: {binary}")
-        pytest.skip(f"the embgeom binary is not built: {binary}")
+    binary = embgeom_binary()
     write_shards(tmp_path / "set", sizes=(300, 200, 500))
     env = dict(os.environ, EMBGEOM_PYTHON=sys.executable)
 
