@@ -34,9 +34,48 @@ fn check_alpha(alpha: f64) -> Result<()> {
     }
 }
 
-/// `L_align = mean_i ||x_i - y_i||^alpha` over row-matched views; with V > 2 views the mean
-/// over all view pairs `v < w` (each view pair contributes N pairs).
-pub fn alignment<F: Real>(views: &[ArrayView2<F>], alpha: f64) -> Result<Alignment> {
+/// A mergeable part of the view alignment: `sum ||x_i - y_i||^alpha` over some rows (a
+/// shard, a batch) and every view pair, and the pairs summed. Parts of disjoint rows merge
+/// into the alignment of all of them.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct AlignmentPart {
+    /// `sum ||x_i - y_i||^alpha`.
+    pub sum: f64,
+    /// Positive pairs summed.
+    pub pairs: u64,
+    /// The exponent alpha.
+    pub alpha: f64,
+}
+
+impl AlignmentPart {
+    /// Both parts together; their alphas must agree.
+    pub fn merge(self, other: AlignmentPart) -> Result<AlignmentPart> {
+        if self.alpha != other.alpha {
+            return Err(GeometryError::InvalidParameter {
+                name: "alpha",
+                value: other.alpha,
+                reason: "alignment parts of different alphas do not merge",
+            });
+        }
+        Ok(AlignmentPart {
+            sum: self.sum + other.sum,
+            pairs: self.pairs + other.pairs,
+            alpha: self.alpha,
+        })
+    }
+
+    /// The alignment of the pairs summed (`None` without pairs).
+    pub fn value(&self) -> Option<Alignment> {
+        (self.pairs > 0).then(|| Alignment {
+            value: self.sum / self.pairs as f64,
+            alpha: self.alpha,
+            pairs: self.pairs,
+        })
+    }
+}
+
+/// The alignment part of row-matched views (every view pair `v < w`, N pairs each).
+pub fn alignment_part<F: Real>(views: &[ArrayView2<F>], alpha: f64) -> Result<AlignmentPart> {
     check_alpha(alpha)?;
     if views.len() < 2 {
         return Err(GeometryError::TooFewRows {
@@ -55,30 +94,31 @@ pub fn alignment<F: Real>(views: &[ArrayView2<F>], alpha: f64) -> Result<Alignme
         });
     }
     let n = shape.0;
-    if n == 0 {
-        return Err(GeometryError::TooFewRows {
-            metric: "alignment",
-            needed: 1,
-            got: 0,
-        });
-    }
     let half_alpha = alpha / 2.0;
-    let mut total = 0.0;
+    let mut sum = 0.0;
     let mut pairs = 0u64;
     for (v, a) in views.iter().enumerate() {
         for b in &views[v + 1..] {
-            total += sum_row_chunks(n, |rows| {
+            sum += sum_row_chunks(n, |rows| {
                 rows.map(|i| squared_distance(a.row(i), b.row(i)).powf(half_alpha))
                     .sum()
             });
             pairs += n as u64;
         }
     }
-    Ok(Alignment {
-        value: total / pairs as f64,
-        alpha,
-        pairs,
-    })
+    Ok(AlignmentPart { sum, pairs, alpha })
+}
+
+/// `L_align = mean_i ||x_i - y_i||^alpha` over row-matched views; with V > 2 views the mean
+/// over all view pairs `v < w` (each view pair contributes N pairs).
+pub fn alignment<F: Real>(views: &[ArrayView2<F>], alpha: f64) -> Result<Alignment> {
+    alignment_part(views, alpha)?
+        .value()
+        .ok_or(GeometryError::TooFewRows {
+            metric: "alignment",
+            needed: 1,
+            got: 0,
+        })
 }
 
 /// Label-positive alignment: mean of `||x_i - x_j||^alpha` over all same-class pairs `i < j`.

@@ -35,7 +35,7 @@ mod tiles;
 pub mod timings;
 mod uniformity;
 
-pub use alignment::{alignment, class_alignment, Alignment};
+pub use alignment::{alignment, alignment_part, class_alignment, Alignment, AlignmentPart};
 pub use analysis::{
     analyze, analyze_timed, default_memory_limit, memory_estimate, Analysis, AnalysisInput,
     AnalysisOptions, MemoryEstimate, DEFAULT_MAX_EXACT, DEFAULT_SAMPLED_PAIRS, MAX_SAMPLED_PAIRS,

@@ -359,3 +359,32 @@ fn cka_states_merged_in_any_order_equal_the_cka_of_all_rows() {
     }
     assert!(CkaState::new(12, 7).merge(&CkaState::new(3, 7)).is_err());
 }
+
+#[test]
+fn view_alignment_parts_of_shards_merge_into_the_alignment() {
+    use embgeom_geometry::{alignment, alignment_part};
+    let x = normalize_rows(gaussian(500, 12, 31).view()).unwrap();
+    let y = normalize_rows((gaussian(500, 12, 32) * 0.3 + &x).view()).unwrap();
+    let z = normalize_rows((gaussian(500, 12, 33) * 0.3 + &x).view()).unwrap();
+    for alpha in [2.0, 1.0] {
+        let want = alignment(&[x.view(), y.view(), z.view()], alpha).unwrap();
+        let cuts = [0, 1, 170, 171, 499, 500];
+        let merged = cuts
+            .windows(2)
+            .rev()
+            .map(|w| {
+                let part = |m: &Array2<f64>| m.slice(s![w[0]..w[1], ..]).to_owned();
+                let (a, b, c) = (part(&x), part(&y), part(&z));
+                alignment_part(&[a.view(), b.view(), c.view()], alpha).unwrap()
+            })
+            .reduce(|a, b| a.merge(b).unwrap())
+            .unwrap()
+            .value()
+            .unwrap();
+        assert_eq!(merged.pairs, want.pairs);
+        close(merged.value, want.value, "view alignment");
+    }
+    let one = alignment_part(&[x.view(), y.view()], 2.0).unwrap();
+    let other = alignment_part(&[x.view(), y.view()], 1.0).unwrap();
+    assert!(one.merge(other).is_err(), "alphas differ");
+}
