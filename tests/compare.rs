@@ -156,6 +156,22 @@ fn an_input_against_itself_and_a_rotated_copy() {
         "{csv}"
     );
 
+    // An existing --json file is not replaced without --force.
+    let json_path = dir.path().join("same.json").display().to_string();
+    let error = fails(&[
+        "compare",
+        &path("x.npy"),
+        &path("x.npy"),
+        "--name",
+        "a",
+        "--name",
+        "b",
+        "--out",
+        &path("again"),
+        "--json",
+        &json_path,
+    ]);
+    assert!(error.contains("exists; pass --force"), "{error}");
     // Bad uses are named.
     let error = fails(&["compare", &path("x.npy")]);
     assert!(error.contains("two or more inputs"), "{error}");

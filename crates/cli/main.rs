@@ -64,7 +64,7 @@ struct CompareArgs {
     /// Output folder [default: reports/compare-NAME1-vs-NAME2...].
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
-    /// Replace an output folder that holds something else.
+    /// Replace an output folder that holds something else, and an existing --json file.
     #[arg(long)]
     force: bool,
     /// Also write the comparison document (embgeom.compare/1) to PATH, or to stdout with '-'.
@@ -340,6 +340,11 @@ fn compare_command(args: &CompareArgs) -> Result<()> {
         dir,
         force: args.force,
     };
+    if let Some(path) = args.json.as_deref().filter(|p| *p != "-") {
+        if Path::new(path).exists() && !args.force {
+            bail!("{path} exists; pass --force to replace it");
+        }
+    }
     let compared = compare(&inputs, &options, &output, &TerminalProgress::stderr())?;
     let json = serde_json::to_string_pretty(&compared.document)?;
     match args.json.as_deref() {
