@@ -238,6 +238,21 @@ fn a_bad_shard_or_layout_is_named() {
         error.contains("--ray analyses a directory of shards"),
         "{error}"
     );
+    // A training run's folder is not a sharded dataset.
+    let error = fails(&["analyze", "data/fashion-supcon"]);
+    assert!(
+        error.contains("a training run (its manifest.json lists checkpoints)"),
+        "{error}"
+    );
+    let run = dir.path().join("run");
+    std::fs::create_dir(&run).unwrap();
+    std::fs::copy(
+        dir.path().join("flat/emb_000.npy"),
+        run.join("ckpt_epoch_1.npy"),
+    )
+    .unwrap();
+    let error = fails(&["analyze", &run.display().to_string()]);
+    assert!(error.contains("named like checkpoints"), "{error}");
     let empty = dir.path().join("empty");
     std::fs::create_dir(&empty).unwrap();
     let error = fails(&["analyze", &empty.display().to_string()]);

@@ -161,6 +161,16 @@ impl ShardedDataset {
                 dir.display()
             ))),
         };
+        // A training run's folder holds checkpoints of the same rows, not shards of one set.
+        let manifest = std::fs::read_to_string(dir.join("manifest.json")).unwrap_or_default();
+        let is_run = serde_json::from_str::<serde_json::Value>(&manifest)
+            .is_ok_and(|m| m.get("checkpoints").is_some());
+        if is_run {
+            return Err(PipelineError::Inputs(format!(
+                "{}: a training run (its manifest.json lists checkpoints), not a sharded dataset: follow it with embgeom track, or analyze one checkpoint",
+                dir.display()
+            )));
+        }
         let classifier = file_of(&spec.classifier, "classifier")?;
         let bias = file_of(&spec.bias, "classifier bias")?;
         let embedding_dir = ["img_emb", "embeddings", "emb"]
@@ -174,6 +184,15 @@ impl ShardedDataset {
             [] => {
                 return Err(PipelineError::Inputs(format!(
                     "{}: no numbered shards (files such as emb_0.npy, emb_1.npy or img_emb/img_emb_0.npy)",
+                    dir.display()
+                )))
+            }
+            [only] if ["ckpt", "checkpoint", "epoch", "step"]
+                .iter()
+                .any(|w| only.to_ascii_lowercase().contains(w)) =>
+            {
+                return Err(PipelineError::Inputs(format!(
+                    "{}: the numbered files are named like checkpoints ({only}_N), not shards: follow them with embgeom track, or analyze one",
                     dir.display()
                 )))
             }
