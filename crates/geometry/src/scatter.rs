@@ -63,20 +63,7 @@ pub(crate) fn scatter<F: Real>(
     let per_stripe = rows.len().div_ceil(stripe_count(d)).max(1);
     let partials: Vec<Array2<f64>> = rows
         .par_chunks(per_stripe)
-        .map(|stripe| {
-            let mut sum = Array2::<f64>::zeros((d, d));
-            let mut z = Array2::<f64>::zeros((CHUNK_ROWS, d));
-            for chunk in stripe.chunks(CHUNK_ROWS) {
-                for (r, &i) in chunk.iter().enumerate() {
-                    let out = z.row_mut(r);
-                    for ((dst, v), m) in out.into_iter().zip(x.row(i)).zip(mean.iter()) {
-                        *dst = v.as_f64() - m;
-                    }
-                }
-                syrk_add(z.slice(ndarray::s![..chunk.len(), ..]), &mut sum);
-            }
-            sum
-        })
+        .map(|stripe| upper_scatter(x, stripe, mean))
         .collect();
     let mut total = Array2::<f64>::zeros((d, d));
     for partial in partials {
@@ -84,6 +71,29 @@ pub(crate) fn scatter<F: Real>(
     }
     symmetrize(&mut total);
     total
+}
+
+/// The upper triangle of `sum_{i in rows} (x_i - m)(x_i - m)^T` on this thread: the centred
+/// rows in chunks of [`CHUNK_ROWS`], each added by `dsyrk` into one accumulator. Callers that
+/// are already parallel (one class per task) use it directly, without stripes.
+pub(crate) fn upper_scatter<F: Real>(
+    x: ArrayView2<F>,
+    rows: &[usize],
+    mean: ArrayView1<f64>,
+) -> Array2<f64> {
+    let d = x.ncols();
+    let mut sum = Array2::<f64>::zeros((d, d));
+    let mut z = Array2::<f64>::zeros((CHUNK_ROWS.min(rows.len()).max(1), d));
+    for chunk in rows.chunks(CHUNK_ROWS) {
+        for (r, &i) in chunk.iter().enumerate() {
+            let out = z.row_mut(r);
+            for ((dst, v), m) in out.into_iter().zip(x.row(i)).zip(mean.iter()) {
+                *dst = v.as_f64() - m;
+            }
+        }
+        syrk_add(z.slice(ndarray::s![..chunk.len(), ..]), &mut sum);
+    }
+    sum
 }
 
 /// `0..n` as row indices.

@@ -5,7 +5,7 @@
 use crate::classes::Classes;
 use crate::error::Result;
 use crate::real::Real;
-use crate::scatter::{scatter, stripe_count, symmetrize, syrk_add};
+use crate::scatter::{stripe_count, symmetrize, syrk_add, upper_scatter};
 use crate::spectrum::{effective_rank, symmetric_eigenvalues};
 use crate::tiles::single_threaded_blas;
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis};
@@ -66,7 +66,9 @@ fn class_scatter<F: Real>(
         symmetrize(&mut s);
         (s, z.dot(&z.t()))
     } else {
-        let s = scatter(x, rows, mean);
+        // One accumulator: the classes are already spread over the threads.
+        let mut s = upper_scatter(x, rows, mean);
+        symmetrize(&mut s);
         (s.clone(), s)
     };
     let singular = symmetric_eigenvalues(&square, scale)?
