@@ -156,38 +156,25 @@ fn an_input_against_itself_and_a_rotated_copy() {
         "{csv}"
     );
 
+    // The same file twice with extra arguments; bad uses are named.
+    let twice = |extra: &[&str]| {
+        let mut args = vec!["compare".to_string(), path("x.npy"), path("x.npy")];
+        args.extend(extra.iter().map(|a| a.to_string()));
+        fails(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    };
     // An existing --json file is not replaced without --force.
     let json_path = dir.path().join("same.json").display().to_string();
-    let error = fails(&[
-        "compare",
-        &path("x.npy"),
-        &path("x.npy"),
-        "--name",
-        "a",
-        "--name",
-        "b",
-        "--out",
-        &path("again"),
-        "--json",
-        &json_path,
+    let again = path("again");
+    let error = twice(&[
+        "--name", "a", "--name", "b", "--out", &again, "--json", &json_path,
     ]);
     assert!(error.contains("exists; pass --force"), "{error}");
-    // Bad uses are named.
     let error = fails(&["compare", &path("x.npy")]);
     assert!(error.contains("two or more inputs"), "{error}");
-    let error = fails(&["compare", &path("x.npy"), &path("x.npy"), "--name", "a"]);
+    let error = twice(&["--name", "a"]);
     assert!(error.contains("1 --name for 2 inputs"), "{error}");
-    let error = fails(&[
-        "compare",
-        &path("x.npy"),
-        &path("x.npy"),
-        "--name",
-        "a",
-        "--name",
-        "a",
-        "--out",
-        &path("dup"),
-    ]);
+    let dup = path("dup");
+    let error = twice(&["--name", "a", "--name", "a", "--out", &dup]);
     assert!(error.contains("two inputs are named \"a\""), "{error}");
 }
 

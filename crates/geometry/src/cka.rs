@@ -6,7 +6,7 @@ use crate::error::{GeometryError, Result};
 use crate::real::Real;
 use crate::scatter::{all_rows, scatter};
 use crate::spectrum::column_means;
-use crate::state::{decode, encode};
+use crate::state::{decode, encode, move_moment, move_sum};
 use crate::tiles::{map_row_chunks, single_threaded_blas};
 use ndarray::{s, Array1, Array2, ArrayView2};
 use serde::{Deserialize, Serialize};
@@ -149,36 +149,29 @@ impl CkaState {
     /// `M_to = M + d_x s_y^T + s_x d_y^T + n d_x d_y^T` and `s_to = s + n d`.
     fn recentred(&self, to_x: &[f64], to_y: &[f64]) -> CkaState {
         let n = self.n as f64;
-        let delta =
-            |from: &[f64], to: &[f64]| Array1::from_iter(from.iter().zip(to).map(|(a, b)| a - b));
+        let delta = |from: &[f64], to: &[f64]| -> Vec<f64> {
+            from.iter().zip(to).map(|(a, b)| a - b).collect()
+        };
         let (dx, dy) = (delta(&self.shift_x, to_x), delta(&self.shift_y, to_y));
-        let (sx, sy) = (
-            Array1::from(self.sum_x.clone()),
-            Array1::from(self.sum_y.clone()),
-        );
-        let outer = |a: &Array1<f64>, b: &Array1<f64>| {
-            a.view()
-                .insert_axis(ndarray::Axis(1))
-                .dot(&b.view().insert_axis(ndarray::Axis(0)))
-        };
-        let moved = |m: &Array2<f64>,
-                     da: &Array1<f64>,
-                     sa: &Array1<f64>,
-                     db: &Array1<f64>,
-                     sb: &Array1<f64>| {
-            m + &outer(da, sb) + &outer(sa, db) + &(outer(da, db) * n)
-        };
-        CkaState {
-            n: self.n,
-            dims: self.dims,
-            shift_x: to_x.to_vec(),
-            shift_y: to_y.to_vec(),
-            sum_x: (&sx + &(&dx * n)).to_vec(),
-            sum_y: (&sy + &(&dy * n)).to_vec(),
-            xx: moved(&self.xx, &dx, &sx, &dx, &sx),
-            yy: moved(&self.yy, &dy, &sy, &dy, &sy),
-            xy: moved(&self.xy, &dx, &sx, &dy, &sy),
+        let (sx, sy) = (&self.sum_x, &self.sum_y);
+        let mut out = self.clone();
+        for (m, (da, sa, db, sb)) in [
+            (&mut out.xx, (&dx, sx, &dx, sx)),
+            (&mut out.yy, (&dy, sy, &dy, sy)),
+            (&mut out.xy, (&dx, sx, &dy, sy)),
+        ] {
+            // A row-major copy (the moments are built that way; the copy costs D^2).
+            let mut standard = m.as_standard_layout().into_owned();
+            if let Some(slice) = standard.as_slice_mut() {
+                move_moment(slice, da, sa, db, sb, n);
+            }
+            *m = standard;
         }
+        move_sum(&mut out.sum_x, &dx, n);
+        move_sum(&mut out.sum_y, &dy, n);
+        out.shift_x = to_x.to_vec();
+        out.shift_y = to_y.to_vec();
+        out
     }
 
     /// Merge another state of the same dimensions into this one.

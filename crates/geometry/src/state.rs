@@ -207,14 +207,34 @@ fn shifted_sum<F: Real>(x: ArrayView2<F>, shift: ArrayView1<f64>) -> Array1<f64>
 /// Moments about `from` re-expressed about `to`: with `delta = from - to`,
 /// `M_to = M_from + delta s^T + s delta^T + n delta delta^T`, `s_to = s_from + n delta`.
 fn recentre(sum: &mut [f64], moment: &mut [f64], n: f64, from: &[f64], to: &[f64]) {
-    let d = from.len();
     let delta: Vec<f64> = from.iter().zip(to).map(|(a, b)| a - b).collect();
-    for i in 0..d {
-        for j in 0..d {
-            moment[i * d + j] += delta[i] * sum[j] + sum[i] * delta[j] + n * delta[i] * delta[j];
+    move_moment(moment, &delta, sum, &delta, sum, n);
+    move_sum(sum, &delta, n);
+}
+
+/// A (cross) moment `sum (a - from_a)(b - from_b)^T` (row-major, `delta_b.len()` columns)
+/// re-expressed about shifts moved by `delta_a`, `delta_b`, with `sum_a`, `sum_b` the sums
+/// about the old shifts: `M += delta_a sum_b^T + sum_a delta_b^T + n delta_a delta_b^T`.
+pub(crate) fn move_moment(
+    moment: &mut [f64],
+    delta_a: &[f64],
+    sum_a: &[f64],
+    delta_b: &[f64],
+    sum_b: &[f64],
+    n: f64,
+) {
+    let cols = delta_b.len();
+    for i in 0..delta_a.len() {
+        for j in 0..cols {
+            moment[i * cols + j] +=
+                delta_a[i] * sum_b[j] + sum_a[i] * delta_b[j] + n * delta_a[i] * delta_b[j];
         }
     }
-    for (s, dl) in sum.iter_mut().zip(&delta) {
+}
+
+/// `sum (x - from)` re-expressed about a shift moved by `delta`: `s += n delta`.
+pub(crate) fn move_sum(sum: &mut [f64], delta: &[f64], n: f64) {
+    for (s, dl) in sum.iter_mut().zip(delta) {
         *s += n * dl;
     }
 }
@@ -396,12 +416,8 @@ impl State {
             // sum (h - to) = sum (h - from) + n delta; ||.||^2 grows accordingly.
             let cross: f64 = class.raw.iter().zip(&delta).map(|(s, d)| s * d).sum();
             let shift_sq: f64 = delta.iter().map(|d| d * d).sum();
-            let raw: Vec<f64> = class
-                .raw
-                .iter()
-                .zip(&delta)
-                .map(|(s, d)| s + nc * d)
-                .collect();
+            let mut raw = class.raw.clone();
+            move_sum(&mut raw, &delta, nc);
             let squares = class.raw_squares + 2.0 * cross + nc * shift_sq;
             let mine = self
                 .classes
