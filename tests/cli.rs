@@ -477,7 +477,12 @@ fn timings_report_every_stage_against_its_bound() {
     let doc = json(&["analyze", "data/digits.npz", "--timings"]);
     let timings = &doc["timings"];
     let rates = &timings["rates"];
-    for rate in ["sgemm_gflops", "dgemm_gflops", "bandwidth_gbs"] {
+    for rate in [
+        "sgemm_gflops",
+        "dgemm_gflops",
+        "eigen_gflops",
+        "bandwidth_gbs",
+    ] {
         assert!(rates[rate].as_f64().unwrap() > 0.0, "{rate}: {rates}");
     }
     let stages: Vec<&str> = timings["stages"]
@@ -492,7 +497,8 @@ fn timings_report_every_stage_against_its_bound() {
         "alignment",
         "uniformity",
         "spectrum",
-        "class statistics",
+        "class scatters",
+        "class eigenvalues",
         "kNN",
     ] {
         assert!(stages.contains(&stage), "{stage} missing from {stages:?}");
@@ -503,19 +509,39 @@ fn timings_report_every_stage_against_its_bound() {
             assert!(ratio > 0.0 && ratio.is_finite(), "{stage}");
         }
     }
-    let uniformity = timings["stages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["stage"] == "uniformity")
-        .unwrap();
+    let stage = |name: &str| {
+        timings["stages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["stage"] == name)
+            .unwrap()
+            .clone()
+    };
+    let uniformity = stage("uniformity");
     // Two views of 1,797 rows, D = 64: each the half Gram matrix, N(N-1)/2 x 2D flops.
     assert_eq!(
         uniformity["work"]["flops"].as_f64().unwrap(),
         1797.0 * 1796.0 / 2.0 * 2.0 * 64.0
     );
+    // One eigendecomposition of side min(n_c, D) = 64 per class: 10 x 4/3 x 64^3 flops.
+    let eigen = stage("class eigenvalues");
+    let expected = 10.0 * 4.0 / 3.0 * 64f64.powi(3);
+    let flops = eigen["work"]["flops"].as_f64().unwrap();
+    assert!((flops - expected).abs() < 1e-6 * expected, "{eigen}");
+    // Peak memory against the input file's size.
+    let memory = &timings["memory"];
+    let input = std::fs::metadata("data/digits.npz").unwrap().len();
+    assert_eq!(memory["input_bytes"].as_u64(), Some(input), "{memory}");
+    let resident = memory["peak_resident_bytes"].as_u64().unwrap();
+    let anonymous = memory["peak_anonymous_bytes"].as_u64().unwrap();
+    assert!(
+        resident > 0 && anonymous > 0 && anonymous <= resident,
+        "{memory}"
+    );
     let table = succeeds(&["analyze", "data/digits.npz", "--timings"]);
     assert!(table.contains("stage timings (bounds: sgemm"), "{table}");
+    assert!(table.contains("peak memory: "), "{table}");
     // Without --timings the document has no timings.
     assert!(json(&["analyze", "data/digits.npz"])
         .get("timings")

@@ -14,7 +14,7 @@ use embgeom_geometry::sharded::DEFAULT_SAMPLE_ROWS;
 use embgeom_io::write_atomic;
 use embgeom_pipeline::{
     analysis_document, machine_rates, run_analysis, text_table, timings_document, timings_table,
-    Extras, Run, ShardJob, ShardedDataset,
+    Extras, MemoryWatch, Run, ShardJob, ShardedDataset,
 };
 use embgeom_report::{compare, report, CompareInput, CompareOptions, ReportOptions};
 use embgeom_track::{run_names, Check, RoundOutcome, TrackOptions, Watch};
@@ -175,6 +175,7 @@ fn analyze_command(args: &AnalyzeArgs) -> Result<()> {
     let (mut document, mut table) = match (sharded, &args.ray) {
         (None, Some(_)) => bail!("--ray analyses a directory of shards; give one as EMBEDDINGS"),
         (None, None) => {
+            let watch = args.timings.then(MemoryWatch::start);
             let run = run_analysis(
                 &spec,
                 &options,
@@ -182,10 +183,18 @@ fn analyze_command(args: &AnalyzeArgs) -> Result<()> {
                 &TerminalProgress::stderr(),
             )?;
             let (mut document, mut table) = rendered(&run);
-            if args.timings {
+            if let Some(watch) = watch {
+                let input_bytes = spec
+                    .embeddings
+                    .iter()
+                    .chain(&spec.views)
+                    .filter_map(|p| std::fs::metadata(p).ok())
+                    .map(|m| m.len())
+                    .sum();
+                let memory = watch.finish(input_bytes);
                 let rates = machine_rates();
-                document["timings"] = timings_document(&run.timings, &rates);
-                table.push_str(&timings_table(&run.timings, &rates));
+                document["timings"] = timings_document(&run.timings, &rates, memory.as_ref());
+                table.push_str(&timings_table(&run.timings, &rates, memory.as_ref()));
             }
             (document, table)
         }

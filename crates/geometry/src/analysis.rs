@@ -10,11 +10,12 @@ use crate::progress::Progress;
 use crate::real::Real;
 use crate::simplex::{simplex_angles, vertex_distances, SimplexAngles};
 use crate::spectrum::{spectrum, Spectrum};
-use crate::stats::{class_means, class_stats};
+use crate::stats::{class_means, class_stats_timed};
 use crate::tiles::DEFAULT_TILE;
 use crate::timings::{gemm_work, Timings, Work};
 use crate::uniformity::{uniformity, Estimator, Uniformity};
 use ndarray::{ArrayView2, Axis};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 /// Pairs drawn by the sampled uniformity when N exceeds `max_exact` and no count is given.
@@ -335,11 +336,13 @@ pub fn analyze<F: Real>(
 }
 
 /// The work of the uniformity of `n` rows of `d` dimensions with `estimator`: the half Gram
-/// matrix when exact (the pairs sampled are not modelled).
+/// matrix when exact; when sampled, the two rows each pair reads.
 fn uniformity_work<F: Real>(n: usize, d: usize, estimator: Estimator) -> Work {
     match estimator {
         Estimator::Exact { .. } => gemm_work::<F>(n as f64 * (n as f64 - 1.0) / 2.0, 1.0, d as f64),
-        Estimator::Sampled { .. } => Work::Unmodelled,
+        Estimator::Sampled { pairs, .. } => {
+            Work::Bytes(pairs as f64 * 2.0 * (d * std::mem::size_of::<F>()) as f64)
+        }
     }
 }
 
@@ -506,7 +509,10 @@ fn class_metrics<F: Real>(
         false => Work::Unmodelled,
     };
     let started = std::time::Instant::now();
+    // Classes in parallel (each value is computed as alone: the same bits), so that many
+    // small classes keep every thread busy.
     analysis.uniformity_per_class = (0..c)
+        .into_par_iter()
         .map(|k| {
             let members = classes.members(k);
             let name = classes.names()[k].clone();
@@ -527,10 +533,8 @@ fn class_metrics<F: Real>(
             per_class_work,
         );
     }
-    // Class means (one pass) and each class's scatter (dsyrk, N D^2 in all).
-    let stats = timings.time("class statistics", Work::DoubleFlops(n * d * d), || {
-        class_stats(raw, classes)
-    })?;
+    // Class means (one pass), each class's scatter (dsyrk, N D^2 in all) and eigenvalues.
+    let stats = class_stats_timed(raw, classes, timings)?;
     // Distances of every row to every class mean (an N x C x D product in f64).
     let collapse_work = gemm_work::<f64>(n, c as f64, d);
     let collapsed = timings.time("collapse (nearest class mean)", collapse_work, || {

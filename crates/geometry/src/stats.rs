@@ -8,6 +8,7 @@ use crate::real::Real;
 use crate::scatter::{stripe_count, symmetrize, syrk_add, upper_scatter};
 use crate::spectrum::{effective_rank, symmetric_eigenvalues};
 use crate::tiles::single_threaded_blas;
+use crate::timings::{Timings, Work};
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis};
 use rayon::prelude::*;
 
@@ -46,6 +47,24 @@ impl ClassStats {
     }
 }
 
+/// Seconds of thread time spent in the two kinds of work of [`class_stats_timed`].
+#[derive(Debug, Default)]
+struct ThreadSeconds {
+    scatters: std::sync::atomic::AtomicU64,
+    eigenvalues: std::sync::atomic::AtomicU64,
+}
+
+impl ThreadSeconds {
+    /// Run `f`, adding its wall time on this thread to `counter` (nanoseconds).
+    fn add<T>(counter: &std::sync::atomic::AtomicU64, f: impl FnOnce() -> T) -> T {
+        let started = std::time::Instant::now();
+        let out = f();
+        let nanos = started.elapsed().as_nanos() as u64;
+        counter.fetch_add(nanos, std::sync::atomic::Ordering::Relaxed);
+        out
+    }
+}
+
 /// Scatter of one class's rows about its mean (D x D) and the singular values of the centred
 /// rows: from the `n x n` Gram matrix when the class has fewer rows than dimensions, else from
 /// the scatter itself.
@@ -53,28 +72,35 @@ fn class_scatter<F: Real>(
     x: ArrayView2<F>,
     rows: &[usize],
     mean: ArrayView1<f64>,
+    seconds: &ThreadSeconds,
 ) -> Result<(Array2<f64>, Vec<f64>)> {
     let d = x.ncols();
-    let scale: f64 = rows
-        .iter()
-        .map(|&i| x.row(i).iter().map(|v| v.as_f64().powi(2)).sum::<f64>())
-        .sum();
-    let (scatter_c, square) = if rows.len() < d {
-        let z = Array2::from_shape_fn((rows.len(), d), |(r, j)| x[[rows[r], j]].as_f64() - mean[j]);
-        let mut s = Array2::<f64>::zeros((d, d));
-        syrk_add(z.view(), &mut s);
-        symmetrize(&mut s);
-        (s, z.dot(&z.t()))
-    } else {
-        // One accumulator: the classes are already spread over the threads.
-        let mut s = upper_scatter(x, rows, mean);
-        symmetrize(&mut s);
-        (s.clone(), s)
-    };
-    let singular = symmetric_eigenvalues(&square, scale)?
-        .into_iter()
-        .map(f64::sqrt)
-        .collect();
+    let (scale, scatter_c, square) = ThreadSeconds::add(&seconds.scatters, || {
+        let scale: f64 = rows
+            .iter()
+            .map(|&i| crate::rows::squared_norm(x.row(i)))
+            .sum();
+        if rows.len() < d {
+            let z =
+                Array2::from_shape_fn((rows.len(), d), |(r, j)| x[[rows[r], j]].as_f64() - mean[j]);
+            let mut s = Array2::<f64>::zeros((d, d));
+            syrk_add(z.view(), &mut s);
+            symmetrize(&mut s);
+            let gram = z.dot(&z.t());
+            (scale, s, gram)
+        } else {
+            // One accumulator: the classes are already spread over the threads.
+            let mut s = upper_scatter(x, rows, mean);
+            symmetrize(&mut s);
+            (scale, s.clone(), s)
+        }
+    });
+    let singular = ThreadSeconds::add(&seconds.eigenvalues, || {
+        symmetric_eigenvalues(&square, scale)
+    })?
+    .into_iter()
+    .map(f64::sqrt)
+    .collect();
     Ok((scatter_c, singular))
 }
 
@@ -83,9 +109,34 @@ fn class_scatter<F: Real>(
 /// scatter (summed into `Sigma_W` over fixed groups of classes, in order), `Var_c = tr/n_c`
 /// and its effective rank.
 pub fn class_stats<F: Real>(x: ArrayView2<F>, classes: &Classes) -> Result<ClassStats> {
+    class_stats_timed(x, classes, &Timings::default())
+}
+
+/// Values-only symmetric eigendecompositions of side `m` cost about `4/3 m^3` flops (the
+/// reduction to tridiagonal form; the tridiagonal QR is `O(m^2)`).
+pub fn eigen_work(sides: impl IntoIterator<Item = usize>) -> Work {
+    Work::EigenFlops(
+        sides
+            .into_iter()
+            .map(|m| 4.0 / 3.0 * (m as f64).powi(3))
+            .sum(),
+    )
+}
+
+/// [`class_stats`], recording two stages in `timings`: `class scatters` (the means and each
+/// class's scatter, `N D^2` f64 flops) and `class eigenvalues` (one symmetric
+/// eigendecomposition of side `min(n_c, D)` per class). The two run interleaved on every
+/// thread, so the wall time is split between them in proportion to their thread time.
+pub fn class_stats_timed<F: Real>(
+    x: ArrayView2<F>,
+    classes: &Classes,
+    timings: &Timings,
+) -> Result<ClassStats> {
     single_threaded_blas();
+    let started = std::time::Instant::now();
+    let seconds = ThreadSeconds::default();
     let counts = classes.counts();
-    let means = class_means(x, classes);
+    let means = ThreadSeconds::add(&seconds.scatters, || class_means(x, classes));
     let global_mean = means.mean_axis(Axis(0)).expect("at least one class");
     let (c, d) = (classes.num_classes(), x.ncols());
     let all: Vec<usize> = (0..c).collect();
@@ -97,7 +148,7 @@ pub fn class_stats<F: Real>(x: ArrayView2<F>, classes: &Classes) -> Result<Class
             let mut per_class = Vec::with_capacity(group.len());
             for &k in group {
                 let members = classes.members(k);
-                let (s, singular) = class_scatter(x, members, means.row(k))?;
+                let (s, singular) = class_scatter(x, members, means.row(k), &seconds)?;
                 let variance = s.diag().sum() / members.len() as f64;
                 let rank = (members.len() >= 2).then(|| effective_rank(&singular));
                 sum += &s;
@@ -117,6 +168,27 @@ pub fn class_stats<F: Real>(x: ArrayView2<F>, classes: &Classes) -> Result<Class
         }
     }
     within_covariance /= x.nrows() as f64;
+    let wall = started.elapsed().as_secs_f64();
+    let load = std::sync::atomic::Ordering::Relaxed;
+    let (scatters, eigenvalues) = (
+        seconds.scatters.load(load) as f64,
+        seconds.eigenvalues.load(load) as f64,
+    );
+    let eigen_share = match scatters + eigenvalues > 0.0 {
+        true => eigenvalues / (scatters + eigenvalues),
+        false => 0.0,
+    };
+    let n = x.nrows() as f64;
+    timings.record(
+        "class scatters",
+        wall * (1.0 - eigen_share),
+        Work::DoubleFlops(n * (d * d) as f64),
+    );
+    timings.record(
+        "class eigenvalues",
+        wall * eigen_share,
+        eigen_work(counts.iter().map(|&k| k.min(d))),
+    );
     Ok(ClassStats {
         counts,
         means,

@@ -18,6 +18,9 @@ pub enum Work {
     SingleFlops(f64),
     /// Floating-point operations in f64 (bound: the dgemm rate).
     DoubleFlops(f64),
+    /// Floating-point operations of symmetric eigendecompositions in f64 (bound: the rate of
+    /// LAPACK's `dsyevd` on 512 x 512 matrices, one per thread).
+    EigenFlops(f64),
     /// Bytes read and written (bound: the memory bandwidth).
     Bytes(f64),
     /// No model of the work (the stage is small, or irregular).
@@ -74,6 +77,9 @@ pub struct Rates {
     pub sgemm_gflops: f64,
     /// f64 GEMM, every core (GFLOP/s).
     pub dgemm_gflops: f64,
+    /// Values-only symmetric eigendecompositions (`dsyevd`) of side 512 in f64, one per
+    /// thread at once (GFLOP/s, counting `4/3 m^3` flops each).
+    pub eigen_gflops: f64,
     /// Memory bandwidth of a parallel copy (GB/s, bytes read plus written).
     pub bandwidth_gbs: f64,
     /// Threads used.
@@ -82,7 +88,8 @@ pub struct Rates {
 
 impl Rates {
     /// Measure: every thread multiplies 512^3 blocks with a single-threaded BLAS call (as the
-    /// kernels do), in f32 and f64, best of 3; a parallel copy of 256 MB for the bandwidth.
+    /// kernels do), in f32 and f64, best of 3; every thread computes the eigenvalues of a
+    /// 512 x 512 symmetric matrix, best of 3; a parallel copy of 256 MB for the bandwidth.
     pub fn measure() -> Rates {
         single_threaded_blas();
         let threads = rayon::current_num_threads();
@@ -116,9 +123,28 @@ impl Rates {
             std::hint::black_box(&target);
             (2 * len * 8) as f64 / best / 1e9
         };
+        let eigen = {
+            let m = 512;
+            // Symmetric with a spread spectrum: a diagonal ramp plus a smooth coupling.
+            let a = Array2::<f64>::from_shape_fn((m, m), |(i, j)| {
+                let coupling = ((i * j) % 17) as f64 / 17.0;
+                coupling + if i == j { (i + 1) as f64 } else { 0.0 }
+            });
+            let mut best = f64::INFINITY;
+            for _ in 0..3 {
+                let started = Instant::now();
+                (0..threads).into_par_iter().for_each(|_| {
+                    let values = crate::spectrum::symmetric_eigenvalues(&a, 1.0);
+                    std::hint::black_box(values.ok());
+                });
+                best = best.min(started.elapsed().as_secs_f64());
+            }
+            4.0 / 3.0 * (m * m * m * threads) as f64 / best / 1e9
+        };
         Rates {
             sgemm_gflops: gemm_rate::<f32>(threads),
             dgemm_gflops: gemm_rate::<f64>(threads),
+            eigen_gflops: eigen,
             bandwidth_gbs: bandwidth,
             threads,
         }
@@ -129,6 +155,7 @@ impl Rates {
         match work {
             Work::SingleFlops(f) => Some(f / (self.sgemm_gflops * 1e9)),
             Work::DoubleFlops(f) => Some(f / (self.dgemm_gflops * 1e9)),
+            Work::EigenFlops(f) => Some(f / (self.eigen_gflops * 1e9)),
             Work::Bytes(b) => Some(b / (self.bandwidth_gbs * 1e9)),
             Work::Unmodelled => None,
         }

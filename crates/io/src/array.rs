@@ -1,7 +1,72 @@
 //! Arrays as read from a file, before they are interpreted as embeddings, views or labels.
 
 use crate::error::{IoError, Result};
-use ndarray::{Array2, Axis};
+use ndarray::{Array2, ArrayView2, Axis};
+use std::sync::Arc;
+
+/// Little-endian f32 values read in place from a memory-mapped file: the pages are the page
+/// cache's own (shared with the file, dropped by the kernel under memory pressure and read
+/// back on demand), never copied into the process. The file must not change while mapped.
+#[derive(Clone)]
+pub struct MappedF32 {
+    map: Arc<memmap2::Mmap>,
+    start: usize,
+    len: usize,
+}
+
+impl MappedF32 {
+    /// The `len` values at byte `start` of `map`, when they lie inside it at an address
+    /// aligned for f32 (a mapping starts on a page boundary, so `start` must be a multiple
+    /// of 4).
+    pub(crate) fn new(map: memmap2::Mmap, start: usize, len: usize) -> Option<MappedF32> {
+        let end = len.checked_mul(4)?.checked_add(start)?;
+        let bytes = map.get(start..end)?;
+        bytemuck::try_cast_slice::<u8, f32>(bytes).ok()?;
+        Some(MappedF32 {
+            map: Arc::new(map),
+            start,
+            len,
+        })
+    }
+
+    /// The values.
+    pub fn as_slice(&self) -> &[f32] {
+        // In range and aligned: checked by `new`.
+        bytemuck::cast_slice(&self.map[self.start..self.start + 4 * self.len])
+    }
+}
+
+impl std::fmt::Debug for MappedF32 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "MappedF32 {{ len: {} }}", self.len)
+    }
+}
+
+impl PartialEq for MappedF32 {
+    fn eq(&self, other: &MappedF32) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+/// An (N, D) matrix of f32 read in place from a memory-mapped file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MappedMatrix {
+    values: MappedF32,
+    shape: (usize, usize),
+}
+
+impl MappedMatrix {
+    /// (N, D).
+    pub fn dim(&self) -> (usize, usize) {
+        self.shape
+    }
+
+    /// The rows, borrowed from the mapping.
+    pub fn view(&self) -> ArrayView2<'_, f32> {
+        ArrayView2::from_shape(self.shape, self.values.as_slice())
+            .expect("shape checked when the matrix was made")
+    }
+}
 
 /// Elements of an array, widened to the type embgeom computes in.
 #[derive(Debug, Clone, PartialEq)]
@@ -10,6 +75,8 @@ pub enum ArrayData {
     F32(Vec<f32>),
     /// f64.
     F64(Vec<f64>),
+    /// f32 read in place from a memory-mapped file.
+    Mapped(MappedF32),
     /// Signed or unsigned integers and booleans.
     Int(Vec<i64>),
     /// Strings (labels).
@@ -22,6 +89,7 @@ impl ArrayData {
         match self {
             ArrayData::F32(v) => v.len(),
             ArrayData::F64(v) => v.len(),
+            ArrayData::Mapped(m) => m.len,
             ArrayData::Int(v) => v.len(),
             ArrayData::Text(v) => v.len(),
         }
@@ -53,6 +121,8 @@ pub enum Matrix {
     F32(Array2<f32>),
     /// Stored as f64 or as integers.
     F64(Array2<f64>),
+    /// Stored as little-endian f32 in C order, read in place from a memory-mapped file.
+    Mapped(MappedMatrix),
 }
 
 impl Matrix {
@@ -61,6 +131,7 @@ impl Matrix {
         match self {
             Matrix::F32(a) => a.dim(),
             Matrix::F64(a) => a.dim(),
+            Matrix::Mapped(m) => m.dim(),
         }
     }
 
@@ -69,6 +140,7 @@ impl Matrix {
         match self {
             Matrix::F32(a) => a.mapv(f64::from),
             Matrix::F64(a) => a,
+            Matrix::Mapped(m) => m.view().mapv(f64::from),
         }
     }
 }
@@ -218,6 +290,7 @@ impl RawArray {
         match self.data {
             ArrayData::F32(v) => Ok(v.into_iter().map(f64::from).collect()),
             ArrayData::F64(v) => Ok(v),
+            ArrayData::Mapped(m) => Ok(m.as_slice().iter().map(|&v| f64::from(v)).collect()),
             ArrayData::Int(v) => Ok(v.into_iter().map(|x| x as f64).collect()),
             ArrayData::Text(_) => Err(IoError::UnknownDtype {
                 path: self.source,
@@ -245,6 +318,13 @@ impl RawArray {
         let matrix = match self.data {
             ArrayData::F32(v) => {
                 Matrix::F32(Array2::from_shape_vec((n, d), v).map_err(bad_length)?)
+            }
+            ArrayData::Mapped(values) => {
+                ArrayView2::from_shape((n, d), values.as_slice()).map_err(bad_length)?;
+                Matrix::Mapped(MappedMatrix {
+                    values,
+                    shape: (n, d),
+                })
             }
             _ => {
                 Matrix::F64(Array2::from_shape_vec((n, d), self.values_f64()?).map_err(bad_length)?)
@@ -277,6 +357,12 @@ impl RawArray {
                 .into_iter()
                 .map(Matrix::F32)
                 .collect(),
+            ArrayData::Mapped(values) => {
+                split_views(values.as_slice().to_vec(), (n, v, d), &source)?
+                    .into_iter()
+                    .map(Matrix::F32)
+                    .collect()
+            }
             _ => split_views(self.values_f64()?, (n, v, d), &source)?
                 .into_iter()
                 .map(Matrix::F64)
@@ -315,7 +401,7 @@ impl RawArray {
         let values = match self.data {
             ArrayData::Int(v) => LabelValues::Int(v),
             ArrayData::Text(v) => LabelValues::Text(v),
-            ArrayData::F32(_) | ArrayData::F64(_) => {
+            ArrayData::F32(_) | ArrayData::F64(_) | ArrayData::Mapped(_) => {
                 let values = self.values_f64()?;
                 if let Some(row) = values
                     .iter()

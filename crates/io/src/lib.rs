@@ -15,7 +15,10 @@ mod table;
 mod torch_file;
 mod write;
 
-pub use array::{ArrayData, ClassNames, Embeddings, LabelValues, Labels, Matrix, RawArray};
+pub use array::{
+    ArrayData, ClassNames, Embeddings, LabelValues, Labels, MappedF32, MappedMatrix, Matrix,
+    RawArray,
+};
 pub use error::{IoError, Result};
 pub use json_lines::JsonLines;
 pub use npy::{npy_bytes, npy_bytes_f32, npy_shape, parse_npy, read_npy};

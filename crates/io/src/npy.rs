@@ -1,7 +1,7 @@
 //! NumPy `.npy` files (format versions 1, 2 and 3): f16/f32/f64, integers, booleans and
 //! fixed-width strings, C or Fortran order, either byte order.
 
-use crate::array::{ArrayData, RawArray};
+use crate::array::{ArrayData, MappedF32, RawArray};
 use crate::error::{IoError, Result};
 use half::f16;
 use std::path::Path;
@@ -147,36 +147,48 @@ pub fn npy_shape(path: &Path) -> Result<Vec<usize>> {
     Ok(read_header(path)?.0.shape)
 }
 
-/// Read an `.npy` file. Little-endian f32 in C order (what embeddings usually are) is read
-/// straight into its array, with no second copy of the file's bytes; anything else is decoded
-/// from the bytes by [`parse_npy`].
+/// Read an `.npy` file. Little-endian f32 in C order (what embeddings usually are) is
+/// memory-mapped and used in place ([`ArrayData::Mapped`]): no copy of the values is made,
+/// and their pages stay the page cache's. Anything else (f16, bf16, f64, integers, Fortran
+/// order, big-endian) is decoded from a mapping of the file into its array, without a copy of
+/// the file's bytes; where a file cannot be mapped it is read.
 pub fn read_npy(path: &Path) -> Result<RawArray> {
-    use std::io::Read;
-    let (header, mut file) = read_header(path)?;
+    let (header, file) = read_header(path)?;
+    let source = path.display().to_string();
+    let io_error = |e: std::io::Error| IoError::Read {
+        path: source.clone(),
+        source: e,
+    };
+    // Safety: the mapping is read-only and private; like every reader of memory-mapped files
+    // (NumPy's `mmap_mode` included) embgeom requires that the file is not changed while it
+    // is read. `read_header` checked that the file holds the header's data bytes.
+    let map = unsafe { memmap2::MmapOptions::new().populate().map(&file) };
+    let Ok(map) = map else {
+        let bytes = std::fs::read(path).map_err(io_error)?;
+        return parse_npy(&bytes, &source);
+    };
     let direct = header.dtype.kind == Kind::Float
         && header.dtype.size == 4
         && !header.dtype.big_endian
         && (!header.fortran || header.shape.len() < 2)
         && cfg!(target_endian = "little");
     if !direct {
-        let bytes = std::fs::read(path).map_err(|source| IoError::Read {
-            path: path.display().to_string(),
-            source,
-        })?;
-        return parse_npy(&bytes, &path.display().to_string());
+        return parse_npy(&map, &source);
     }
-    let mut values = vec![0.0f32; header.data_bytes / 4];
-    file.read_exact(bytemuck::cast_slice_mut(&mut values))
-        .map_err(|source| IoError::Read {
-            path: path.display().to_string(),
+    let (start, len) = (header.data_start, header.data_bytes / 4);
+    match MappedF32::new(map, start, len) {
+        Some(values) => Ok(RawArray {
             source,
-        })?;
-    Ok(RawArray {
-        source: path.display().to_string(),
-        dtype: header.dtype.name(),
-        shape: header.shape,
-        data: ArrayData::F32(values),
-    })
+            dtype: header.dtype.name(),
+            shape: header.shape,
+            data: ArrayData::Mapped(values),
+        }),
+        // A header whose length leaves the data unaligned for f32: decode a copy.
+        None => {
+            let bytes = std::fs::read(path).map_err(io_error)?;
+            parse_npy(&bytes, &source)
+        }
+    }
 }
 
 /// Parse the bytes of an `.npy` file; `source` names it in messages.
@@ -390,6 +402,7 @@ fn fortran_to_c(data: ArrayData, shape: &[usize]) -> ArrayData {
     }
     match data {
         ArrayData::F32(v) => ArrayData::F32(reorder(v, shape)),
+        ArrayData::Mapped(m) => ArrayData::F32(reorder(m.as_slice().to_vec(), shape)),
         ArrayData::F64(v) => ArrayData::F64(reorder(v, shape)),
         ArrayData::Int(v) => ArrayData::Int(reorder(v, shape)),
         ArrayData::Text(v) => ArrayData::Text(reorder(v, shape)),

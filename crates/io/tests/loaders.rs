@@ -32,6 +32,7 @@ fn f32_values(e: &Embeddings) -> Vec<f32> {
     match &e.matrix {
         Matrix::F32(a) => a.iter().cloned().collect(),
         Matrix::F64(a) => a.iter().map(|&v| v as f32).collect(),
+        Matrix::Mapped(m) => m.view().iter().cloned().collect(),
     }
 }
 
@@ -425,16 +426,44 @@ fn npz_extras_by_default_key_and_table_split_column() {
 }
 
 #[test]
-fn f32_npy_is_read_straight_into_its_array() {
+fn f32_npy_is_memory_mapped_and_used_in_place() {
     let dir = tempfile::tempdir().unwrap();
     let values: Vec<f32> = (0..600).map(|k| k as f32 * 0.25 - 7.0).collect();
     let bytes = npy_bytes_f32(&[200, 3], &values);
     let path = write(dir.path(), "x.npy", &bytes);
     let direct = read_npy(&path).unwrap();
+    let ArrayData::Mapped(mapped) = &direct.data else {
+        panic!("an f32 .npy is mapped, got {:?}", direct.data)
+    };
+    assert_eq!(mapped.as_slice(), values.as_slice());
+    let decoded = parse_npy(&bytes, &path.display().to_string()).unwrap();
+    assert_eq!(decoded.data, ArrayData::F32(values.clone()));
     assert_eq!(
-        direct,
-        parse_npy(&bytes, &path.display().to_string()).unwrap()
+        (&direct.shape, &direct.dtype),
+        (&decoded.shape, &decoded.dtype)
     );
+    let loaded = embeddings(&path);
+    assert!(matches!(loaded.matrix, Matrix::Mapped(_)));
+    assert_eq!(loaded.matrix.dim(), (200, 3));
+    assert_eq!(f32_values(&loaded), values);
+    // A header whose length leaves the data unaligned for f32 is decoded into memory.
+    let mut odd = b"\x93NUMPY\x01\x00".to_vec();
+    let header = "{'descr': '<f4', 'fortran_order': False, 'shape': (200, 3), } \n";
+    odd.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    odd.extend_from_slice(header.as_bytes());
+    assert_ne!(odd.len() % 4, 0);
+    odd.extend_from_slice(&bytes[bytes.len() - 2400..]);
+    let odd = write(dir.path(), "odd.npy", &odd);
+    let unaligned = read_npy(&odd).unwrap();
+    assert_eq!(unaligned.data, ArrayData::F32(values.clone()));
+    // f16 is decoded from the mapping into f32.
+    let halves: Vec<u8> = values
+        .iter()
+        .flat_map(|&v| f16::from_f32(v).to_le_bytes())
+        .collect();
+    let half_path = write(dir.path(), "h.npy", &npy("<f2", "(200, 3)", false, &halves));
+    assert!(matches!(embeddings(&half_path).matrix, Matrix::F32(_)));
+    assert_eq!(f32_values(&embeddings(&half_path)), values);
     assert_eq!(npy_shape(&path).unwrap(), vec![200, 3]);
     let cut = write(dir.path(), "cut.npy", &bytes[..bytes.len() - 5]);
     let error = read_npy(&cut).unwrap_err().to_string();

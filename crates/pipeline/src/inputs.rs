@@ -4,10 +4,10 @@
 use crate::error::{PipelineError, Result};
 use embgeom_io::{
     load, load_array, load_class_names, load_labels, manifest_class_names, ClassNames, Embeddings,
-    LabelValues, Labels, Loaded, Matrix, Selection, BIAS_KEY, CLASSIFIER_KEY, SPLIT_KEY,
-    SUBCLASSES_KEY,
+    LabelValues, Labels, Loaded, MappedMatrix, Matrix, Selection, BIAS_KEY, CLASSIFIER_KEY,
+    SPLIT_KEY, SUBCLASSES_KEY,
 };
-use ndarray::{Array2, CowArray, Ix2};
+use ndarray::{Array2, ArrayView2, CowArray, Ix2};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -273,14 +273,16 @@ fn named(labels: Labels, spec: &InputSpec, stored: Option<ClassNames>) -> Result
     }
 }
 
-/// Element values of a matrix: owned (read from a file) or borrowed (a caller's array, used
-/// in place).
+/// Element values of a matrix: owned (read from a file), mapped (an f32 `.npy` used in
+/// place) or borrowed (a caller's array, used in place).
 #[derive(Debug)]
 pub enum Values<'a> {
     /// Stored as f16, bf16 or f32: computed in f32.
     F32(CowArray<'a, f32, Ix2>),
     /// Stored as f64 or integers: computed in f64.
     F64(CowArray<'a, f64, Ix2>),
+    /// Stored as f32 in a memory-mapped file: computed in f32, read in place.
+    Mapped(MappedMatrix),
 }
 
 impl Values<'_> {
@@ -289,13 +291,14 @@ impl Values<'_> {
         match self {
             Values::F32(a) => a.dim(),
             Values::F64(a) => a.dim(),
+            Values::Mapped(m) => m.dim(),
         }
     }
 
     /// Bytes per element (4 or 8).
     pub fn element_size(&self) -> usize {
         match self {
-            Values::F32(_) => 4,
+            Values::F32(_) | Values::Mapped(_) => 4,
             Values::F64(_) => 8,
         }
     }
@@ -305,6 +308,16 @@ impl Values<'_> {
         match self {
             Values::F32(a) => a.mapv(f64::from),
             Values::F64(a) => a.to_owned(),
+            Values::Mapped(m) => m.view().mapv(f64::from),
+        }
+    }
+
+    /// The f32 values, borrowed; `None` for f64.
+    pub fn f32_view(&self) -> Option<ArrayView2<'_, f32>> {
+        match self {
+            Values::F32(a) => Some(a.view()),
+            Values::Mapped(m) => Some(m.view()),
+            Values::F64(_) => None,
         }
     }
 }
@@ -325,6 +338,7 @@ impl Rows<'static> {
         let values = match e.matrix {
             Matrix::F32(a) => Values::F32(CowArray::from(a)),
             Matrix::F64(a) => Values::F64(CowArray::from(a)),
+            Matrix::Mapped(m) => Values::Mapped(m),
         };
         Rows {
             source: e.source,

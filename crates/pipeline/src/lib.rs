@@ -20,4 +20,4 @@ pub use error::{PipelineError, Result};
 pub use inputs::{load_inputs, InputSpec, InputSummary, Inputs, Rows, Source, Values};
 pub use run::{analyze_inputs, run_analysis, set_threads, Extras, Run};
 pub use sharded::{Shard, ShardJob, ShardedDataset};
-pub use timings::{machine_rates, timings_document, timings_table};
+pub use timings::{machine_rates, timings_document, timings_table, MemoryPeaks, MemoryWatch};

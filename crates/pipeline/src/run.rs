@@ -80,10 +80,12 @@ pub fn run_analysis(
         .filter_map(|p| std::fs::metadata(p).ok())
         .map(|m| m.len())
         .sum();
+    // Memory-mapped rows are used in place: nothing decoded.
     let decoded: usize = inputs
         .embeddings
         .iter()
         .chain(&inputs.views)
+        .filter(|r| !matches!(r.values, Values::Mapped(_)))
         .map(|r| r.values.dim().0 * r.values.dim().1 * r.values.element_size())
         .sum();
     let mut run = analyze_inputs(inputs, spec.normalize, options, extras, progress)?;
@@ -134,14 +136,19 @@ pub fn analyze_inputs(
         subclasses: subclasses.as_ref(),
     };
     let timings = Timings::default();
-    let (analysis, figures, mean_cosines) = match f32_matrices(matrices) {
-        Ok(m) => typed.analyze(m, options, extras, progress, &timings)?,
-        Err(mixed) => {
-            let m = mixed
-                .into_iter()
+    // Borrowed: the matrices (owned, mapped or the caller's) stay where they are.
+    let single: Option<Vec<CowArray<f32, Ix2>>> = matrices
+        .iter()
+        .map(|m| m.f32_view().map(CowArray::from))
+        .collect();
+    let (analysis, figures, mean_cosines) = match single {
+        Some(m) => typed.analyze(m, options, extras, progress, &timings)?,
+        None => {
+            let m = matrices
+                .iter()
                 .map(|v| match v {
-                    Values::F64(a) => a,
-                    Values::F32(a) => CowArray::from(a.mapv(f64::from)),
+                    Values::F64(a) => CowArray::from(a.view()),
+                    other => CowArray::from(other.to_f64()),
                 })
                 .collect();
             typed.analyze(m, options, extras, progress, &timings)?
@@ -230,22 +237,6 @@ pub(crate) fn extreme_scale<F: Real>(rows: &CowArray<F, Ix2>) -> Option<f64> {
     let safe = 2f64.powi(-200)..=2f64.powi(200);
     (largest > 0.0 && largest.is_finite() && !safe.contains(&largest))
         .then(|| f64::from_bits(largest.to_bits() & 0x7ff0_0000_0000_0000).max(f64::from_bits(1)))
-}
-
-/// The matrices as f32 when every one is stored in f32 (or narrower), else all of them back.
-fn f32_matrices(
-    matrices: Vec<Values>,
-) -> std::result::Result<Vec<CowArray<f32, Ix2>>, Vec<Values>> {
-    if !matrices.iter().all(|m| matches!(m, Values::F32(_))) {
-        return Err(matrices);
-    }
-    Ok(matrices
-        .into_iter()
-        .filter_map(|m| match m {
-            Values::F32(a) => Some(a),
-            Values::F64(_) => None,
-        })
-        .collect())
 }
 
 /// The analysis of one set of typed matrices and the extras asked for.

@@ -418,7 +418,7 @@ impl ShardJob {
         let loaded =
             Inputs::from_loaded(load_inputs(&dataset.spec(first))?, Some(&first.embeddings))?;
         let (single_precision, dtype) = match &loaded.embeddings {
-            Some(e) => (matches!(e.values, Values::F32(_)), e.dtype.clone()),
+            Some(e) => (e.values.f32_view().is_some(), e.dtype.clone()),
             None => {
                 return Err(PipelineError::Inputs(format!(
                     "{}: holds no embeddings",
@@ -470,10 +470,21 @@ impl ShardJob {
                 "{source}: holds no embeddings"
             )));
         };
+        // A shard is one of many and held briefly: mapped rows are copied into memory.
         match (rows.values, self.single_precision) {
             (Values::F32(a), true) => Ok(LoadedShard::Single(self.prepared(a, &source, labels)?)),
+            (Values::Mapped(m), true) => Ok(LoadedShard::Single(self.prepared(
+                CowArray::from(m.view().to_owned()),
+                &source,
+                labels,
+            )?)),
             (Values::F32(a), false) => Ok(LoadedShard::Double(self.prepared(
                 CowArray::from(a.mapv(f64::from)),
+                &source,
+                labels,
+            )?)),
+            (Values::Mapped(m), false) => Ok(LoadedShard::Double(self.prepared(
+                CowArray::from(m.view().mapv(f64::from)),
                 &source,
                 labels,
             )?)),

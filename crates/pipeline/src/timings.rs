@@ -3,8 +3,103 @@
 //! measured once per machine and cached.
 
 use embgeom_geometry::timings::{Rates, StageTime, Work};
+use serde::Serialize;
 use serde_json::{json, Value};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// Resident memory of this process (`/proc/self/status`, Linux): `(VmRSS, RssAnon, RssFile,
+/// VmHWM)` in bytes.
+fn resident_memory() -> Option<(u64, u64, u64, u64)> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let field = |name: &str| -> Option<u64> {
+        let line = status.lines().find(|l| l.starts_with(name))?;
+        let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kib * 1024)
+    };
+    Some((
+        field("VmRSS:")?,
+        field("RssAnon:")?,
+        field("RssFile:")?,
+        field("VmHWM:")?,
+    ))
+}
+
+/// The peak memory of a run, against the size of its input.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct MemoryPeaks {
+    /// Bytes of the input files (embeddings and views).
+    pub input_bytes: u64,
+    /// Peak resident memory (`VmHWM`): every page mapped in, the file pages of a memory-mapped
+    /// input (page cache) included.
+    pub peak_resident_bytes: u64,
+    /// Peak anonymous memory (`RssAnon`, sampled every 5 ms): what the process itself
+    /// allocated, the page cache aside.
+    pub peak_anonymous_bytes: u64,
+    /// File pages mapped when the anonymous memory peaked (`RssFile`).
+    pub file_bytes_at_peak: u64,
+}
+
+/// Samples the memory of this process in a thread until [`MemoryWatch::finish`].
+#[derive(Debug)]
+pub struct MemoryWatch {
+    stop: Arc<AtomicBool>,
+    sampler: JoinHandle<(u64, u64)>,
+}
+
+impl MemoryWatch {
+    /// Start sampling.
+    pub fn start() -> MemoryWatch {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let sampler = std::thread::spawn(move || {
+            let mut peak = (0u64, 0u64);
+            loop {
+                if let Some((_, anonymous, file, _)) = resident_memory() {
+                    if anonymous > peak.0 {
+                        peak = (anonymous, file);
+                    }
+                }
+                if flag.load(Ordering::Relaxed) {
+                    return peak;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        });
+        MemoryWatch { stop, sampler }
+    }
+
+    /// Stop sampling; `None` where `/proc/self/status` is not readable (not Linux).
+    pub fn finish(self, input_bytes: u64) -> Option<MemoryPeaks> {
+        self.stop.store(true, Ordering::Relaxed);
+        let (anonymous, file) = self.sampler.join().ok()?;
+        let (_, _, _, high_water) = resident_memory()?;
+        Some(MemoryPeaks {
+            input_bytes,
+            peak_resident_bytes: high_water,
+            peak_anonymous_bytes: anonymous,
+            file_bytes_at_peak: file,
+        })
+    }
+}
+
+/// The lines of the stage table on memory.
+fn memory_lines(peaks: &MemoryPeaks) -> String {
+    let input = peaks.input_bytes.max(1) as f64;
+    let gb = |b: u64| b as f64 / 1e9;
+    format!(
+        "peak memory: {:.2} GB resident ({:.2}x the input's {:.2} GB), of which {:.2} GB anonymous ({:.2}x; the page cache aside) and {:.2} GB mapped file pages\n",
+        gb(peaks.peak_resident_bytes),
+        peaks.peak_resident_bytes as f64 / input,
+        gb(peaks.input_bytes),
+        gb(peaks.peak_anonymous_bytes),
+        peaks.peak_anonymous_bytes as f64 / input,
+        gb(peaks.file_bytes_at_peak),
+    )
+}
 
 /// Where the measured rates of this machine are kept: one file per CPU model and thread count.
 fn rates_file(threads: usize) -> Option<PathBuf> {
@@ -23,7 +118,7 @@ fn rates_file(threads: usize) -> Option<PathBuf> {
         .collect();
     Some(
         base.join("embgeom")
-            .join(format!("rates-{model}-{threads}.json")),
+            .join(format!("rates-v2-{model}-{threads}.json")),
     )
 }
 
@@ -55,17 +150,25 @@ fn work_json(work: Work) -> Value {
     match work {
         Work::SingleFlops(f) => json!({"flops": f, "precision": "f32"}),
         Work::DoubleFlops(f) => json!({"flops": f, "precision": "f64"}),
+        Work::EigenFlops(f) => {
+            json!({"flops": f, "precision": "f64", "kind": "eigendecomposition"})
+        }
         Work::Bytes(b) => json!({"bytes": b}),
         Work::Unmodelled => Value::Null,
     }
 }
 
-/// The `timings` object of the analysis document: the rates, and per stage its seconds,
-/// work, bound and ratio (seconds over bound).
-pub fn timings_document(stages: &[StageTime], rates: &Rates) -> Value {
+/// The `timings` object of the analysis document: the rates, per stage its seconds, work,
+/// bound and ratio (seconds over bound), and the peak memory when measured.
+pub fn timings_document(
+    stages: &[StageTime],
+    rates: &Rates,
+    memory: Option<&MemoryPeaks>,
+) -> Value {
     let total: f64 = stages.iter().map(|s| s.seconds).sum();
     json!({
         "rates": rates,
+        "memory": memory,
         "total_seconds": total,
         "stages": stages.iter().map(|s| {
             let bound = rates.bound(s.work);
@@ -81,16 +184,17 @@ pub fn timings_document(stages: &[StageTime], rates: &Rates) -> Value {
 }
 
 /// The stage table for people.
-pub fn timings_table(stages: &[StageTime], rates: &Rates) -> String {
+pub fn timings_table(stages: &[StageTime], rates: &Rates, memory: Option<&MemoryPeaks>) -> String {
     let mut out = format!(
-        "\nstage timings (bounds: sgemm {:.0} GFLOP/s, dgemm {:.0} GFLOP/s, memory {:.1} GB/s, {} threads)\n{:<30} {:>10} {:>14} {:>10} {:>7}\n",
-        rates.sgemm_gflops, rates.dgemm_gflops, rates.bandwidth_gbs, rates.threads,
+        "\nstage timings (bounds: sgemm {:.0} GFLOP/s, dgemm {:.0} GFLOP/s, eigenvalues {:.1} GFLOP/s, memory {:.1} GB/s, {} threads)\n{:<30} {:>10} {:>14} {:>10} {:>7}\n",
+        rates.sgemm_gflops, rates.dgemm_gflops, rates.eigen_gflops, rates.bandwidth_gbs, rates.threads,
         "stage", "seconds", "work", "bound s", "ratio"
     );
     for s in stages {
         let work = match s.work {
             Work::SingleFlops(f) => format!("{:.2e} f32", f),
             Work::DoubleFlops(f) => format!("{:.2e} f64", f),
+            Work::EigenFlops(f) => format!("{:.2e} eig", f),
             Work::Bytes(b) => format!("{:.2e} B", b),
             Work::Unmodelled => "-".into(),
         };
@@ -108,5 +212,8 @@ pub fn timings_table(stages: &[StageTime], rates: &Rates) -> String {
     }
     let total: f64 = stages.iter().map(|s| s.seconds).sum();
     out.push_str(&format!("{:<30} {:>10.3}\n", "total", total));
+    if let Some(peaks) = memory {
+        out.push_str(&memory_lines(peaks));
+    }
     out
 }
