@@ -3,7 +3,9 @@
 //! and (b) the time the half Gram matrix takes at the sgemm rate measured in the same run;
 //! then N = 100,000 exact in a child process whose peak memory is read from the kernel.
 //!
-//! Run: `cargo bench --bench uniformity` (Python with NumPy and SciPy or PyTorch for (a)).
+//! Run: `cargo bench --bench uniformity` (Python with NumPy and SciPy or PyTorch for (a));
+//! `cargo bench --bench uniformity -- --kernel-only` times the exact kernel alone at
+//! N = 20,000 and 100,000 against the bound (`EMBGEOM_KERNEL` picks the kernel).
 
 use embgeom_geometry::{
     normalize_rows, uniformity_exact, uniformity_sampled, NoProgress, DEFAULT_TILE,
@@ -51,6 +53,40 @@ fn child_large(n: usize) {
     println!("{seconds} {} {}", u.value, peak_rss_mib());
 }
 
+/// The half Gram matrix of `n` rows at the sgemm rate: `N(N-1)/2 x 2D` flops (about `N^2 D`).
+fn gemm_bound(n: usize, peak: f64) -> f64 {
+    (n * n * D) as f64 / peak
+}
+
+/// The exact kernel at N = 20,000 (in process, median of 3) and 100,000 (a child process)
+/// against the half-Gram bound.
+fn kernel_against_bound(peak: f64) {
+    println!("| exact uniformity, D = {D} | seconds | GEMM bound (s) | ratio | value |");
+    println!("|---|---|---|---|---|");
+    let n = 20_000;
+    let x = unit_rows(n, D, 3);
+    let (seconds, u) = median_seconds(3, || {
+        uniformity_exact(x.view(), T, DEFAULT_TILE, &NoProgress).expect("exact")
+    });
+    let bound = gemm_bound(n, peak);
+    println!(
+        "| N = {n} | {seconds:.3} | {bound:.3} | {:.2} | {:.16} |",
+        seconds / bound,
+        u.value
+    );
+    let large = 100_000;
+    match child(&["--child-large", &large.to_string()]).as_slice() {
+        [seconds, value, _] => {
+            let bound = gemm_bound(large, peak);
+            println!(
+                "| N = {large} | {seconds:.3} | {bound:.3} | {:.2} | {value:.16} |",
+                seconds / bound
+            );
+        }
+        _ => println!("| N = {large}: child run failed | | | | |"),
+    }
+}
+
 fn python_reference(x: &Array2<f32>) -> Option<(String, f64, f64)> {
     let dir = tempfile::tempdir().ok()?;
     let path = dir.path().join("x.npy");
@@ -71,14 +107,22 @@ fn main() {
     }
     let threads = rayon::current_num_threads();
     let peak = sgemm_peak();
-    println!("threads: {threads}; sgemm rate: {:.1} GFLOP/s", peak / 1e9);
+    println!(
+        "threads: {threads}; sgemm rate: {:.1} GFLOP/s; kernel: {:?}",
+        peak / 1e9,
+        embgeom_geometry::kernel()
+    );
+    if args.iter().any(|a| a == "--kernel-only") {
+        kernel_against_bound(peak);
+        return;
+    }
 
     let n = 20_000;
     let x = unit_rows(n, D, 3);
     let (ours, u) = median_seconds(3, || {
         uniformity_exact(x.view(), T, DEFAULT_TILE, &NoProgress).expect("exact")
     });
-    let gemm_bound = (n * n * D) as f64 / peak; // N(N+1)/2 x D multiply-adds ~ N^2 D flops
+    let gemm_bound = gemm_bound(n, peak);
     let (sampled, s) = median_seconds(3, || {
         uniformity_sampled(x.view(), T, 10_000_000, 0).expect("sampled")
     });

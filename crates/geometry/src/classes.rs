@@ -91,11 +91,12 @@ impl Classes {
                 let mut sum = vec![0.0f64; d];
                 let mut sum_sq = 0.0f64;
                 for &i in rows {
-                    for (s, v) in sum.iter_mut().zip(x.row(i)) {
-                        let v = v.as_f64();
-                        *s += v;
-                        sum_sq += v * v;
+                    let row = x.row(i);
+                    let row = crate::rows::contiguous(&row);
+                    for (s, v) in sum.iter_mut().zip(row.iter()) {
+                        *s += v.as_f64();
                     }
+                    sum_sq += crate::rows::lane_sum(&row, &row, |v, _| v.as_f64().powi(2));
                 }
                 (sum, sum_sq)
             })

@@ -56,13 +56,13 @@ pub use knn::{
 pub use per_class::{subclass_structure, PerClass, Subclasses, SubclassesOfClass};
 pub use progress::{NoProgress, Progress};
 pub use real::{kernel, Kernel, Real};
-pub use rows::{check_finite, normalize_rows, row_norms};
+pub use rows::{check_finite, largest_magnitude, normalize_rows, row_norms};
 pub use simplex::{canonical_simplex, simplex_angles, vertex_distances, SimplexAngles};
 pub use spectrum::{
     alpha_req, column_means, covariance, effective_rank, mean_squared_norm, rankme, spectrum,
     symmetric_eigenvalues, AlphaReq, Spectrum, ALPHA_REQ_RANKS, RANKME_EPSILON,
 };
-pub use stats::{class_means, class_stats, ClassStats};
+pub use stats::{class_means, class_stats, class_stats_timed, eigen_work, ClassStats};
 pub use tiles::DEFAULT_TILE;
 pub use uniformity::{
     uniformity, uniformity_exact, uniformity_part, uniformity_sampled, Estimator, Method,

@@ -46,18 +46,13 @@ const LANES: usize = 8;
 #[inline]
 pub(crate) fn lane_sum<F: Copy>(a: &[F], b: &[F], term: impl Fn(F, F) -> f64) -> f64 {
     let mut lanes = [0.0f64; LANES];
-    let (mut blocks_a, mut blocks_b) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
-    for (block_a, block_b) in (&mut blocks_a).zip(&mut blocks_b) {
-        for ((sum, &u), &v) in lanes.iter_mut().zip(block_a).zip(block_b) {
-            *sum += term(u, v);
+    let ((blocks_a, tail_a), (blocks_b, tail_b)) = (a.as_chunks::<LANES>(), b.as_chunks::<LANES>());
+    for (block_a, block_b) in blocks_a.iter().zip(blocks_b) {
+        for lane in 0..LANES {
+            lanes[lane] += term(block_a[lane], block_b[lane]);
         }
     }
-    let tails = blocks_a.remainder().iter().zip(blocks_b.remainder());
-    for ((sum, &u), &v) in lanes
-        .iter_mut()
-        .zip(tails.clone().map(|t| t.0))
-        .zip(tails.map(|t| t.1))
-    {
+    for ((sum, &u), &v) in lanes.iter_mut().zip(tail_a).zip(tail_b) {
         *sum += term(u, v);
     }
     let ((p, q), (r, s)) = (
@@ -65,6 +60,23 @@ pub(crate) fn lane_sum<F: Copy>(a: &[F], b: &[F], term: impl Fn(F, F) -> f64) ->
         (lanes[2] + lanes[6], lanes[3] + lanes[7]),
     );
     (p + r) + (q + s)
+}
+
+/// `max_k |a_k|` in f64 (0 for no element), vectorised; exact in any order (a NaN is
+/// skipped: check finiteness first).
+pub fn largest_magnitude<F: Real>(a: &[F]) -> f64 {
+    let mut lanes = [0.0f64; LANES];
+    let (blocks, tail) = a.as_chunks::<LANES>();
+    for block in blocks {
+        for lane in 0..LANES {
+            let v = block[lane].as_f64().abs();
+            lanes[lane] = if v > lanes[lane] { v } else { lanes[lane] };
+        }
+    }
+    for (m, v) in lanes.iter_mut().zip(tail) {
+        *m = m.max(v.as_f64().abs());
+    }
+    lanes.into_iter().fold(0.0f64, f64::max)
 }
 
 /// The power of two `2^e` with `m / 2^e` in `[1, 2)` for `m > 0` finite (for subnormal `m`,
@@ -81,17 +93,7 @@ pub(crate) fn power_of_two_below(m: f64) -> f64 {
 /// so that the sum of squares neither overflows nor underflows for any finite row.
 fn scaled_norm<F: Real>(row: ndarray::ArrayView1<F>) -> (f64, f64) {
     let row = contiguous(&row);
-    // The maximum is exact in any order (the entries are finite).
-    let largest = row
-        .chunks(LANES)
-        .fold([0.0f64; LANES], |mut m, block| {
-            for (m, v) in m.iter_mut().zip(block) {
-                *m = m.max(v.as_f64().abs());
-            }
-            m
-        })
-        .into_iter()
-        .fold(0.0f64, f64::max);
+    let largest = largest_magnitude(&row);
     if largest == 0.0 || !largest.is_finite() {
         return (1.0, largest);
     }
@@ -211,12 +213,6 @@ pub(crate) fn large_zeroed<F: Real>(len: usize) -> Vec<F> {
         }
     }
     values
-}
-
-/// `||a||^2` accumulated in f64 ([`lane_sum`]).
-pub(crate) fn squared_norm<F: Real>(a: ndarray::ArrayView1<F>) -> f64 {
-    let a = contiguous(&a);
-    lane_sum(&a, &a, |u, _| u.as_f64().powi(2))
 }
 
 /// `||a - b||^2` accumulated in f64 ([`lane_sum`]).

@@ -8,7 +8,7 @@ use ndarray::{Array2, ArrayView1, ArrayView2};
 use rayon::prelude::*;
 
 /// Rows converted to f64 per GEMM call.
-const CHUNK_ROWS: usize = 256;
+const CHUNK_ROWS: usize = 1024;
 /// Upper bound of the memory held by the stripes' partial sums.
 const STRIPE_BYTES: usize = 256 << 20;
 
@@ -37,11 +37,18 @@ pub(crate) fn syrk_add(z: ArrayView2<f64>, c: &mut Array2<f64>) {
     }
 }
 
-/// Copy the upper triangle of a square matrix onto its lower triangle.
+/// Copy the upper triangle of a square matrix onto its lower triangle (in square blocks, so
+/// that the column reads stay in cache).
 pub(crate) fn symmetrize(c: &mut Array2<f64>) {
-    for i in 0..c.nrows() {
-        for j in 0..i {
-            c[[i, j]] = c[[j, i]];
+    const BLOCK: usize = 64;
+    let n = c.nrows();
+    for bi in (0..n).step_by(BLOCK) {
+        for bj in (0..=bi).step_by(BLOCK) {
+            for i in bi..(bi + BLOCK).min(n) {
+                for j in bj..(bj + BLOCK).min(i) {
+                    c[[i, j]] = c[[j, i]];
+                }
+            }
         }
     }
 }
@@ -84,10 +91,12 @@ pub(crate) fn upper_scatter<F: Real>(
     let d = x.ncols();
     let mut sum = Array2::<f64>::zeros((d, d));
     let mut z = Array2::<f64>::zeros((CHUNK_ROWS.min(rows.len()).max(1), d));
+    let mean = mean.to_vec();
     for chunk in rows.chunks(CHUNK_ROWS) {
-        for (r, &i) in chunk.iter().enumerate() {
-            let out = z.row_mut(r);
-            for ((dst, v), m) in out.into_iter().zip(x.row(i)).zip(mean.iter()) {
+        for (out, &i) in z.outer_iter_mut().zip(chunk) {
+            let row = x.row(i);
+            let row = crate::rows::contiguous(&row);
+            for ((dst, v), m) in out.into_iter().zip(row.iter()).zip(&mean) {
                 *dst = v.as_f64() - m;
             }
         }

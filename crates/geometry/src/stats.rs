@@ -75,11 +75,7 @@ fn class_scatter<F: Real>(
     seconds: &ThreadSeconds,
 ) -> Result<(Array2<f64>, Vec<f64>)> {
     let d = x.ncols();
-    let (scale, scatter_c, square) = ThreadSeconds::add(&seconds.scatters, || {
-        let scale: f64 = rows
-            .iter()
-            .map(|&i| crate::rows::squared_norm(x.row(i)))
-            .sum();
+    let (scatter_c, gram) = ThreadSeconds::add(&seconds.scatters, || {
         if rows.len() < d {
             let z =
                 Array2::from_shape_fn((rows.len(), d), |(r, j)| x[[rows[r], j]].as_f64() - mean[j]);
@@ -87,16 +83,20 @@ fn class_scatter<F: Real>(
             syrk_add(z.view(), &mut s);
             symmetrize(&mut s);
             let gram = z.dot(&z.t());
-            (scale, s, gram)
+            (s, Some(gram))
         } else {
             // One accumulator: the classes are already spread over the threads.
             let mut s = upper_scatter(x, rows, mean);
             symmetrize(&mut s);
-            (scale, s.clone(), s)
+            (s, None)
         }
     });
+    // The round-off reference: sum_i ||x_i||^2 = tr(scatter) + n ||m||^2, without a pass.
+    let scale = scatter_c.diag().sum() + rows.len() as f64 * mean.dot(&mean);
+    // The smaller square: the n x n Gram matrix, or the scatter itself.
+    let square = gram.as_ref().unwrap_or(&scatter_c);
     let singular = ThreadSeconds::add(&seconds.eigenvalues, || {
-        symmetric_eigenvalues(&square, scale)
+        symmetric_eigenvalues(square, scale)
     })?
     .into_iter()
     .map(f64::sqrt)

@@ -23,6 +23,15 @@ pub enum Work {
     EigenFlops(f64),
     /// Bytes read and written (bound: the memory bandwidth).
     Bytes(f64),
+    /// Bytes read, and bytes written to newly allocated memory (bound: the bytes read over the
+    /// memory bandwidth plus the bytes written over the rate of first writes to new memory,
+    /// which includes the kernel's page faults and zeroing).
+    NewCopy {
+        /// Bytes read.
+        read: f64,
+        /// Bytes written to new memory.
+        written: f64,
+    },
     /// No model of the work (the stage is small, or irregular).
     Unmodelled,
 }
@@ -82,6 +91,8 @@ pub struct Rates {
     pub eigen_gflops: f64,
     /// Memory bandwidth of a parallel copy (GB/s, bytes read plus written).
     pub bandwidth_gbs: f64,
+    /// First writes to newly allocated memory, in parallel (GB/s).
+    pub new_memory_gbs: f64,
     /// Threads used.
     pub threads: usize,
 }
@@ -89,7 +100,8 @@ pub struct Rates {
 impl Rates {
     /// Measure: every thread multiplies 512^3 blocks with a single-threaded BLAS call (as the
     /// kernels do), in f32 and f64, best of 3; every thread computes the eigenvalues of a
-    /// 512 x 512 symmetric matrix, best of 3; a parallel copy of 256 MB for the bandwidth.
+    /// 512 x 512 symmetric matrix, best of 3; a parallel copy of 256 MB for the bandwidth;
+    /// a parallel fill of 256 MB newly allocated (as large buffers are), best of 3.
     pub fn measure() -> Rates {
         single_threaded_blas();
         let threads = rayon::current_num_threads();
@@ -141,7 +153,20 @@ impl Rates {
             }
             4.0 / 3.0 * (m * m * m * threads) as f64 / best / 1e9
         };
+        let new_memory = {
+            let len = 64 << 20;
+            let mut best = f64::INFINITY;
+            for _ in 0..3 {
+                let started = Instant::now();
+                let mut fresh = crate::rows::large_zeroed::<f32>(len);
+                fresh.par_chunks_mut(1 << 16).for_each(|c| c.fill(1.0));
+                best = best.min(started.elapsed().as_secs_f64());
+                std::hint::black_box(&fresh);
+            }
+            (len * 4) as f64 / best / 1e9
+        };
         Rates {
+            new_memory_gbs: new_memory,
             sgemm_gflops: gemm_rate::<f32>(threads),
             dgemm_gflops: gemm_rate::<f64>(threads),
             eigen_gflops: eigen,
@@ -157,6 +182,9 @@ impl Rates {
             Work::DoubleFlops(f) => Some(f / (self.dgemm_gflops * 1e9)),
             Work::EigenFlops(f) => Some(f / (self.eigen_gflops * 1e9)),
             Work::Bytes(b) => Some(b / (self.bandwidth_gbs * 1e9)),
+            Work::NewCopy { read, written } => {
+                Some(read / (self.bandwidth_gbs * 1e9) + written / (self.new_memory_gbs * 1e9))
+            }
             Work::Unmodelled => None,
         }
     }

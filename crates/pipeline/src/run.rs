@@ -5,12 +5,13 @@ use crate::error::{PipelineError, Result};
 use crate::inputs::{load_inputs, InputSpec, InputSummary, Inputs, Values};
 use embgeom_geometry::timings::{StageTime, Timings, Work};
 use embgeom_geometry::{
-    analyze_timed, check_finite, class_mean_cosines, figure_data, normalize_rows, Analysis,
-    AnalysisInput, AnalysisOptions, Classes, Classifier, FigureData, GeometryError, KnnSplit,
-    Progress, Real,
+    analyze_timed, check_finite, class_mean_cosines, figure_data, largest_magnitude,
+    normalize_rows, Analysis, AnalysisInput, AnalysisOptions, Classes, Classifier, FigureData,
+    GeometryError, KnnSplit, Progress, Real,
 };
 use embgeom_io::{LabelValues, Labels};
 use ndarray::{Array1, Array2, CowArray, Ix2};
+use rayon::prelude::*;
 use std::path::PathBuf;
 
 /// What to compute besides the analysis.
@@ -233,7 +234,13 @@ pub(crate) fn prepare<'a, F: Real>(
 /// A power of two to divide the raw rows by when their largest entry is beyond 2^+-200 (their
 /// squares and scatters would leave f64's range), else `None`.
 pub(crate) fn extreme_scale<F: Real>(rows: &CowArray<F, Ix2>) -> Option<f64> {
-    let largest = rows.iter().fold(0.0f64, |m, v| m.max(v.as_f64().abs()));
+    let largest = match rows.as_slice() {
+        Some(values) => values
+            .par_chunks(1 << 16)
+            .map(largest_magnitude)
+            .reduce(|| 0.0, f64::max),
+        None => rows.iter().fold(0.0f64, |m, v| m.max(v.as_f64().abs())),
+    };
     let safe = 2f64.powi(-200)..=2f64.powi(200);
     (largest > 0.0 && largest.is_finite() && !safe.contains(&largest))
         .then(|| f64::from_bits(largest.to_bits() & 0x7ff0_0000_0000_0000).max(f64::from_bits(1)))
@@ -263,12 +270,18 @@ impl Typed<'_> {
         progress: &dyn Progress,
         timings: &Timings,
     ) -> Result<Computed> {
-        // Each element read, checked, and (normalising) its norm summed and a scaled copy
-        // written.
+        // Each element read and checked; normalising, read twice more (its row's norm, then
+        // its scaled value) and a scaled copy written to new memory.
         let elements: usize = matrices.iter().map(|m| m.len()).sum();
-        let passes = if self.normalize { 3.0 } else { 1.0 };
-        let bytes = passes * (elements * std::mem::size_of::<F>()) as f64;
-        let prepared = timings.time("validate and normalise", Work::Bytes(bytes), || {
+        let bytes = (elements * std::mem::size_of::<F>()) as f64;
+        let work = match self.normalize {
+            true => Work::NewCopy {
+                read: 3.0 * bytes,
+                written: bytes,
+            },
+            false => Work::Bytes(bytes),
+        };
+        let prepared = timings.time("validate and normalise", work, || {
             matrices
                 .into_iter()
                 .zip(self.sources)

@@ -118,7 +118,7 @@ fn rates_file(threads: usize) -> Option<PathBuf> {
         .collect();
     Some(
         base.join("embgeom")
-            .join(format!("rates-v2-{model}-{threads}.json")),
+            .join(format!("rates-v3-{model}-{threads}.json")),
     )
 }
 
@@ -154,6 +154,9 @@ fn work_json(work: Work) -> Value {
             json!({"flops": f, "precision": "f64", "kind": "eigendecomposition"})
         }
         Work::Bytes(b) => json!({"bytes": b}),
+        Work::NewCopy { read, written } => {
+            json!({"bytes": read + written, "bytes_read": read, "bytes_to_new_memory": written})
+        }
         Work::Unmodelled => Value::Null,
     }
 }
@@ -186,8 +189,8 @@ pub fn timings_document(
 /// The stage table for people.
 pub fn timings_table(stages: &[StageTime], rates: &Rates, memory: Option<&MemoryPeaks>) -> String {
     let mut out = format!(
-        "\nstage timings (bounds: sgemm {:.0} GFLOP/s, dgemm {:.0} GFLOP/s, eigenvalues {:.1} GFLOP/s, memory {:.1} GB/s, {} threads)\n{:<30} {:>10} {:>14} {:>10} {:>7}\n",
-        rates.sgemm_gflops, rates.dgemm_gflops, rates.eigen_gflops, rates.bandwidth_gbs, rates.threads,
+        "\nstage timings (bounds: sgemm {:.0} GFLOP/s, dgemm {:.0} GFLOP/s, eigenvalues {:.1} GFLOP/s, memory {:.1} GB/s, new memory {:.1} GB/s, {} threads)\n{:<30} {:>10} {:>14} {:>10} {:>7}\n",
+        rates.sgemm_gflops, rates.dgemm_gflops, rates.eigen_gflops, rates.bandwidth_gbs, rates.new_memory_gbs, rates.threads,
         "stage", "seconds", "work", "bound s", "ratio"
     );
     for s in stages {
@@ -196,6 +199,7 @@ pub fn timings_table(stages: &[StageTime], rates: &Rates, memory: Option<&Memory
             Work::DoubleFlops(f) => format!("{:.2e} f64", f),
             Work::EigenFlops(f) => format!("{:.2e} eig", f),
             Work::Bytes(b) => format!("{:.2e} B", b),
+            Work::NewCopy { read, written } => format!("{:.2e} B", read + written),
             Work::Unmodelled => "-".into(),
         };
         let bound = rates.bound(s.work);
