@@ -547,3 +547,63 @@ fn timings_report_every_stage_against_its_bound() {
         .get("timings")
         .is_none());
 }
+
+#[test]
+fn a_mapped_npy_gives_the_values_of_a_read_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (x, labels) = digits_rows();
+    let rows = write_npy(dir.path(), "x.npy", &[x.len() / 64, 64], &x);
+    let labels_path = dir.path().join("labels.txt");
+    std::fs::write(&labels_path, labels).unwrap();
+    let labels_path = labels_path.display().to_string();
+    let args = [
+        "analyze",
+        &rows,
+        "--labels",
+        &labels_path,
+        "--timings",
+        "--json",
+        "-",
+    ];
+    let run = |mmap: &str| -> Value {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_embgeom"))
+            .args(args)
+            .env("EMBGEOM_MMAP", mmap)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let (mapped, read) = (run("on"), run("off"));
+    assert_eq!(mapped["metrics"], read["metrics"]);
+    assert_eq!(mapped["per_class"], read["per_class"]);
+    // Loading: the files' bytes, plus the decoded matrix only when it was read.
+    let load = |doc: &Value| {
+        doc["timings"]["stages"][0]["work"]["bytes"]
+            .as_f64()
+            .unwrap()
+    };
+    let file_bytes = (std::fs::metadata(&rows).unwrap().len()
+        + std::fs::metadata(&labels_path).unwrap().len()) as f64;
+    assert_eq!(load(&mapped), file_bytes);
+    assert_eq!(load(&read), file_bytes + (x.len() * 4) as f64);
+}
+
+/// The bundled digits as f32 rows (N x 64, row-major) and their labels, one per line.
+fn digits_rows() -> (Vec<f32>, String) {
+    let text = std::fs::read_to_string("data/digits.csv").unwrap();
+    let mut values = Vec::new();
+    let mut labels = String::new();
+    for line in text.lines().skip(1) {
+        let fields: Vec<&str> = line.split(',').collect();
+        let (pixels, label) = fields.split_at(64);
+        values.extend(pixels.iter().map(|v| v.parse::<f32>().unwrap()));
+        labels.push_str(label[0]);
+        labels.push('\n');
+    }
+    (values, labels)
+}

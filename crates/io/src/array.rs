@@ -18,15 +18,11 @@ impl MappedF32 {
     /// The `len` values at byte `start` of `map`, when they lie inside it at an address
     /// aligned for f32 (a mapping starts on a page boundary, so `start` must be a multiple
     /// of 4).
-    pub(crate) fn new(map: memmap2::Mmap, start: usize, len: usize) -> Option<MappedF32> {
+    pub(crate) fn new(map: Arc<memmap2::Mmap>, start: usize, len: usize) -> Option<MappedF32> {
         let end = len.checked_mul(4)?.checked_add(start)?;
         let bytes = map.get(start..end)?;
         bytemuck::try_cast_slice::<u8, f32>(bytes).ok()?;
-        Some(MappedF32 {
-            map: Arc::new(map),
-            start,
-            len,
-        })
+        Some(MappedF32 { map, start, len })
     }
 
     /// The values.

@@ -23,7 +23,7 @@ pub use error::{IoError, Result};
 pub use json_lines::JsonLines;
 pub use npy::{npy_bytes, npy_bytes_f32, npy_shape, parse_npy, read_npy};
 pub use npz::Npz;
-pub use safetensors_file::SafetensorsFile;
+pub use safetensors_file::{FileBytes, SafetensorsFile};
 pub use table::Table;
 pub use torch_file::{is_torch_zip, TorchFile};
 pub use write::{commit_temporary, temporary_path, write_atomic, write_table, Column};
@@ -318,6 +318,33 @@ fn read_bytes(path: &Path) -> Result<Vec<u8>> {
     })
 }
 
+/// A read-only private mapping of `file`, its pages read in at once; `None` where the file
+/// cannot be mapped, or where the environment variable `EMBGEOM_MMAP` is `off` (then files
+/// are read). Like every reader of mapped files (NumPy's `mmap_mode` included), embgeom
+/// requires that a mapped file is not rewritten while it is read: a file truncated under
+/// its mapping ends the process with SIGBUS.
+pub(crate) fn map_file(file: &std::fs::File) -> Option<std::sync::Arc<memmap2::Mmap>> {
+    if std::env::var("EMBGEOM_MMAP").is_ok_and(|v| v == "off") {
+        return None;
+    }
+    // Safety: the mapping is read-only and private, and the file must not change while it is
+    // mapped (above); every access is bounds-checked against the mapping's length.
+    let map = unsafe { memmap2::MmapOptions::new().populate().map(file) };
+    map.ok().map(std::sync::Arc::new)
+}
+
+/// The file's bytes, mapped (read where it cannot be mapped).
+fn map_bytes(path: &Path) -> Result<FileBytes> {
+    let file = std::fs::File::open(path).map_err(|source| IoError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    match map_file(&file) {
+        Some(map) => Ok(FileBytes::Mapped(map)),
+        None => read_bytes(path).map(FileBytes::Read),
+    }
+}
+
 fn open(path: &Path, selection: &Selection) -> Result<Opened> {
     let name = path.display().to_string();
     let extension = path
@@ -334,7 +361,7 @@ fn open(path: &Path, selection: &Selection) -> Result<Opened> {
         "npz" => Opened::Keyed(name.clone(), Box::new(Npz::new(read_bytes(path)?, &name)?)),
         "safetensors" => Opened::Keyed(
             name.clone(),
-            Box::new(SafetensorsFile::new(read_bytes(path)?, &name)?),
+            Box::new(SafetensorsFile::new(map_bytes(path)?, &name)?),
         ),
         "csv" => Opened::Table(Table::read_csv(path, !selection.no_header)?),
         "parquet" | "pq" => Opened::Table(Table::read_parquet(path)?),

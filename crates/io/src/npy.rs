@@ -159,11 +159,8 @@ pub fn read_npy(path: &Path) -> Result<RawArray> {
         path: source.clone(),
         source: e,
     };
-    // Safety: the mapping is read-only and private; like every reader of memory-mapped files
-    // (NumPy's `mmap_mode` included) embgeom requires that the file is not changed while it
-    // is read. `read_header` checked that the file holds the header's data bytes.
-    let map = unsafe { memmap2::MmapOptions::new().populate().map(&file) };
-    let Ok(map) = map else {
+    // `read_header` checked that the file holds the header's data bytes.
+    let Some(map) = crate::map_file(&file) else {
         let bytes = std::fs::read(path).map_err(io_error)?;
         return parse_npy(&bytes, &source);
     };

@@ -1,19 +1,39 @@
 //! `.safetensors` files (Hugging Face): f16, bf16, f32, f64 and integer tensors by name.
 
-use crate::array::{ArrayData, RawArray};
+use crate::array::{ArrayData, MappedF32, RawArray};
 use crate::error::{IoError, Result};
 use half::{bf16, f16};
 use safetensors::{Dtype, SafeTensors};
+use std::sync::Arc;
+
+/// The bytes of a file: read into memory, or memory-mapped.
+pub enum FileBytes {
+    /// Read.
+    Read(Vec<u8>),
+    /// Mapped (the page cache's pages, used in place).
+    Mapped(Arc<memmap2::Mmap>),
+}
+
+impl std::ops::Deref for FileBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            FileBytes::Read(bytes) => bytes,
+            FileBytes::Mapped(map) => map,
+        }
+    }
+}
 
 /// An opened `.safetensors` file.
 pub struct SafetensorsFile {
     path: String,
-    bytes: Vec<u8>,
+    bytes: FileBytes,
 }
 
 impl SafetensorsFile {
-    /// Validate the header of the file held in `bytes`; `path` names it in messages.
-    pub fn new(bytes: Vec<u8>, path: &str) -> Result<SafetensorsFile> {
+    /// Validate the header of the file held in `bytes`; `path` names it in messages. From a
+    /// mapping, f32 tensors are used in place ([`ArrayData::Mapped`]); the others are decoded.
+    pub fn new(bytes: FileBytes, path: &str) -> Result<SafetensorsFile> {
         SafeTensors::deserialize(&bytes).map_err(|e| IoError::Corrupt {
             path: path.to_string(),
             what: format!("not a valid .safetensors file (truncated or bad header?): {e}"),
@@ -63,7 +83,11 @@ impl SafetensorsFile {
                 "bf16",
                 ArrayData::F32(decode(bytes, |b| bf16::from_le_bytes(b).to_f32())),
             ),
-            Dtype::F32 => ("f32", ArrayData::F32(decode(bytes, f32::from_le_bytes))),
+            Dtype::F32 => (
+                "f32",
+                self.mapped_f32(bytes)
+                    .unwrap_or_else(|| ArrayData::F32(decode(bytes, f32::from_le_bytes))),
+            ),
             Dtype::F64 => ("f64", ArrayData::F64(decode(bytes, f64::from_le_bytes))),
             Dtype::I64 => ("i64", ArrayData::Int(decode(bytes, i64::from_le_bytes))),
             Dtype::I32 => (
@@ -100,5 +124,18 @@ impl SafetensorsFile {
             shape: view.shape().to_vec(),
             data,
         }))
+    }
+
+    /// The f32 values at `data` in place, when the file is mapped, the machine little-endian
+    /// and the data aligned for f32.
+    fn mapped_f32(&self, data: &[u8]) -> Option<ArrayData> {
+        let FileBytes::Mapped(map) = &self.bytes else {
+            return None;
+        };
+        if cfg!(target_endian = "big") {
+            return None;
+        }
+        let start = (data.as_ptr() as usize).checked_sub(map.as_ptr() as usize)?;
+        MappedF32::new(Arc::clone(map), start, data.len() / 4).map(ArrayData::Mapped)
     }
 }

@@ -233,6 +233,12 @@ fn safetensors_in_every_float_type() {
         let e = loaded.embeddings.unwrap();
         assert_eq!(e.dtype, name);
         assert_eq!(f32_values(&e), VALUES.to_vec(), "{name}");
+        // f32 is used in place from the mapped file; the other types are decoded.
+        assert_eq!(
+            matches!(e.matrix, Matrix::Mapped(_)),
+            name == "f32",
+            "{name}"
+        );
         assert_eq!(loaded.labels.unwrap().values, LabelValues::Int(vec![1, 2]));
     }
     let path = dir.path().join("x.safetensors");
