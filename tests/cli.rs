@@ -556,28 +556,8 @@ fn a_mapped_npy_gives_the_values_of_a_read_one() {
     let labels_path = dir.path().join("labels.txt");
     std::fs::write(&labels_path, labels).unwrap();
     let labels_path = labels_path.display().to_string();
-    let args = [
-        "analyze",
-        &rows,
-        "--labels",
-        &labels_path,
-        "--timings",
-        "--json",
-        "-",
-    ];
-    let run = |mmap: &str| -> Value {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_embgeom"))
-            .args(args)
-            .env("EMBGEOM_MMAP", mmap)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
-    };
+    let args = ["analyze", &rows, "--labels", &labels_path, "--timings"];
+    let run = |mmap: &str| json_with_env(&args, &[("EMBGEOM_MMAP", mmap)]);
     let (mapped, read) = (run("on"), run("off"));
     assert_eq!(mapped["metrics"], read["metrics"]);
     assert_eq!(mapped["per_class"], read["per_class"]);

@@ -6,8 +6,14 @@ use std::process::{Command, Output};
 
 /// Run `embgeom` in the source tree (so `data/...` paths work).
 pub fn embgeom(args: &[&str]) -> Output {
+    embgeom_with_env(args, &[])
+}
+
+/// [`embgeom`] with environment variables set.
+pub fn embgeom_with_env(args: &[&str], env: &[(&str, &str)]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_embgeom"))
         .args(args)
+        .envs(env.iter().copied())
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .expect("run embgeom")
@@ -15,9 +21,14 @@ pub fn embgeom(args: &[&str]) -> Output {
 
 /// Run with `--json -`, expect success, return the document.
 pub fn json(args: &[&str]) -> Value {
+    json_with_env(args, &[])
+}
+
+/// [`json`] with environment variables set.
+pub fn json_with_env(args: &[&str], env: &[(&str, &str)]) -> Value {
     let mut all = args.to_vec();
     all.extend(["--json", "-"]);
-    let out = embgeom(&all);
+    let out = embgeom_with_env(&all, env);
     assert!(
         out.status.success(),
         "{}",
