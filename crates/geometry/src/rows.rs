@@ -223,3 +223,69 @@ pub(crate) fn squared_distance<F: Real>(
     let (a, b) = (contiguous(&a), contiguous(&b));
     lane_sum(&a, &b, |u, v| (u.as_f64() - v.as_f64()).powi(2))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A deterministic stream of values of mixed sign and magnitude.
+    fn values(seed: u64, len: usize) -> Vec<f64> {
+        let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        (0..len)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                let unit = (state >> 11) as f64 / (1u64 << 53) as f64 - 0.5;
+                unit * 10f64.powi((state % 7) as i32 - 3)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn lane_sums_agree_with_a_plain_sum_for_every_length() {
+        for len in 0..70 {
+            let (a, b) = (values(len as u64, len), values(1000 + len as u64, len));
+            let plain: f64 = a.iter().zip(&b).map(|(u, v)| (u - v) * (u - v)).sum();
+            let lanes = lane_sum(&a, &b, |u, v| (u - v) * (u - v));
+            assert!((lanes - plain).abs() <= 1e-14 * plain.max(1e-300), "{len}");
+            // The partial sums are combined in one fixed order.
+            assert_eq!(
+                lanes.to_bits(),
+                lane_sum(&a, &b, |u, v| (u - v) * (u - v)).to_bits()
+            );
+        }
+    }
+
+    #[test]
+    fn largest_magnitude_is_the_maximum_absolute_value() {
+        for len in 0..40 {
+            let a: Vec<f32> = values(7 + len as u64, len)
+                .iter()
+                .map(|&v| v as f32)
+                .collect();
+            let plain = a.iter().fold(0.0f64, |m, &v| m.max(f64::from(v).abs()));
+            assert_eq!(largest_magnitude(&a), plain, "{len}");
+        }
+    }
+
+    #[test]
+    fn multiplying_by_an_exact_inverse_is_dividing() {
+        let numbers = values(3, 2000);
+        for exponent in -1074..=1023 {
+            let s = 2f64.powi(exponent);
+            let Some(inverse) = exact_inverse(s) else {
+                continue;
+            };
+            for &v in &numbers {
+                for v in [v, v * 1e-300, v * 1e300] {
+                    assert_eq!(
+                        (v * inverse).to_bits(),
+                        (v / s).to_bits(),
+                        "{v} / 2^{exponent}"
+                    );
+                }
+            }
+        }
+    }
+}
