@@ -19,6 +19,33 @@ pub trait Real: LinalgScalar + Float + Debug + Send + Sync + 'static {
     ///
     /// `gram` is scratch: it is overwritten. An empty row returns `(-inf, 0)`.
     fn row_exp_sum(gram: &mut [Self], row_sq: Self, col_sq: &[Self], minus_t: Self) -> (f64, f64);
+    /// `C = A A^T` on and above the diagonal of `C` (BLAS `ssyrk`/`dsyrk`: half the products
+    /// of a GEMM, equal to its upper triangle up to the order of the sums), both row-major:
+    /// `A` is `n x k` with rows `lda` apart, `C` is `n x n` with rows `ldc` apart.
+    ///
+    /// # Safety
+    /// `a` must be valid for reads of `n` rows of `k` elements `lda` apart, `c` for writes of
+    /// `n` rows of `n` elements `ldc` apart, and every size must fit in an `i32`.
+    unsafe fn gram_upper(n: usize, k: usize, a: *const Self, lda: usize, c: *mut Self, ldc: usize);
+}
+
+/// The arguments of `cblas_?syrk` for `C = A A^T` on the upper triangle, row-major.
+macro_rules! syrk_upper {
+    ($f:ident, $n:expr, $k:expr, $a:expr, $lda:expr, $c:expr, $ldc:expr) => {
+        cblas_sys::$f(
+            cblas_sys::CblasRowMajor,
+            cblas_sys::CblasUpper,
+            cblas_sys::CblasNoTrans,
+            $n as i32,
+            $k as i32,
+            1.0,
+            $a,
+            $lda as i32,
+            0.0,
+            $c,
+            $ldc as i32,
+        )
+    };
 }
 
 impl Real for f64 {
@@ -27,6 +54,10 @@ impl Real for f64 {
     }
     fn from_f64(value: f64) -> Self {
         value
+    }
+    unsafe fn gram_upper(n: usize, k: usize, a: *const f64, lda: usize, c: *mut f64, ldc: usize) {
+        // SAFETY: the caller's contract.
+        unsafe { syrk_upper!(cblas_dsyrk, n, k, a, lda, c, ldc) }
     }
     fn row_exp_sum(gram: &mut [f64], row_sq: f64, col_sq: &[f64], minus_t: f64) -> (f64, f64) {
         let mut shift = f64::NEG_INFINITY;
@@ -45,6 +76,10 @@ impl Real for f32 {
     }
     fn from_f64(value: f64) -> Self {
         value as f32
+    }
+    unsafe fn gram_upper(n: usize, k: usize, a: *const f32, lda: usize, c: *mut f32, ldc: usize) {
+        // SAFETY: the caller's contract.
+        unsafe { syrk_upper!(cblas_ssyrk, n, k, a, lda, c, ldc) }
     }
     fn row_exp_sum(gram: &mut [f32], row_sq: f32, col_sq: &[f32], minus_t: f32) -> (f64, f64) {
         match kernel() {

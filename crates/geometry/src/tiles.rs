@@ -106,7 +106,10 @@ where
                 let mut gram = buffer.slice_mut(s![..rows.len(), ..cols.len()]);
                 let a = x.slice(s![rows.clone(), ..]);
                 let b = y.slice(s![cols.clone(), ..]);
-                general_mat_mul(F::one(), &a, &b.t(), F::zero(), &mut gram);
+                match same && bi == bj {
+                    true => diagonal_block(a, &mut gram),
+                    false => general_mat_mul(F::one(), &a, &b.t(), F::zero(), &mut gram),
+                }
                 let result = kernel(GramTile {
                     gram,
                     row_sq: &x_sq[rows],
@@ -119,6 +122,31 @@ where
         )
         .collect();
     out
+}
+
+/// The upper triangle (the diagonal included) of the Gram block `a a^T` of a block on the
+/// diagonal, by `syrk`: half the products of a GEMM (the kernels read only the pairs above the
+/// diagonal). Rows that are not contiguous take a GEMM. Single-threaded like every BLAS call
+/// here, so the bits do not depend on the thread count.
+fn diagonal_block<F: Real>(a: ArrayView2<F>, gram: &mut ndarray::ArrayViewMut2<F>) {
+    let (n, k) = a.dim();
+    let rows_contiguous = a.strides()[1] == 1 && a.strides()[0] >= k as isize;
+    let gram_rows_contiguous = gram.strides()[1] == 1 && gram.strides()[0] >= n as isize;
+    let fits = i32::try_from(a.strides()[0].max(gram.strides()[0]).max(k as isize)).is_ok();
+    if n == 0
+        || k == 0
+        || !rows_contiguous
+        || !gram_rows_contiguous
+        || !fits
+        || gram.dim() != (n, n)
+    {
+        general_mat_mul(F::one(), &a, &a.t(), F::zero(), gram);
+        return;
+    }
+    let (lda, ldc) = (a.strides()[0] as usize, gram.strides()[0] as usize);
+    // SAFETY: `a` holds n rows of k elements lda apart and `gram` n rows of n elements ldc
+    // apart (checked above), and the sizes fit in an i32.
+    unsafe { F::gram_upper(n, k, a.as_ptr(), lda, gram.as_mut_ptr(), ldc) };
 }
 
 /// Number of blocks [`map_gram_tiles`] visits for the `n` rows of one matrix.
