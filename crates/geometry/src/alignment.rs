@@ -163,7 +163,7 @@ pub fn class_alignment<F: Real>(
         progress.start("label-positive alignment", total_tiles);
         let mut total = 0.0;
         for c in 0..classes.num_classes() {
-            let rows = x.select(ndarray::Axis(0), classes.members(c));
+            let rows = crate::rows::gather_rows(x, classes.members(c));
             let sq = squared_norms(rows.view());
             let tiles = map_gram_tiles(
                 rows.view(),

@@ -14,7 +14,7 @@ use crate::stats::{class_means, class_stats_timed};
 use crate::tiles::DEFAULT_TILE;
 use crate::timings::{gemm_work, Timings, Work};
 use crate::uniformity::{uniformity, Estimator, Uniformity};
-use ndarray::{ArrayView2, Axis};
+use ndarray::ArrayView2;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -519,7 +519,7 @@ fn class_metrics<F: Real>(
             if members.len() < 2 || !options.parts.uniformity {
                 return Ok((name, None));
             }
-            let rows = labelled.select(Axis(0), members);
+            let rows = crate::rows::gather_rows(labelled, members);
             let estimator = options.estimator(members.len(), k as u64);
             let value = uniformity(rows.view(), options.t, estimator, &crate::NoProgress)?;
             Ok((name, Some(value)))

@@ -90,7 +90,10 @@ impl Classes {
             .map(|rows| {
                 let mut sum = vec![0.0f64; d];
                 let mut sum_sq = 0.0f64;
-                for &i in rows {
+                for (r, &i) in rows.iter().enumerate() {
+                    if let Some(&ahead) = rows.get(r + crate::rows::FETCH_AHEAD) {
+                        crate::rows::prefetch_row(x.row(ahead));
+                    }
                     let row = x.row(i);
                     let row = crate::rows::contiguous(&row);
                     for (s, v) in sum.iter_mut().zip(row.iter()) {

@@ -215,6 +215,41 @@ pub(crate) fn large_zeroed<F: Real>(len: usize) -> Vec<F> {
     values
 }
 
+/// How many rows (or pairs of rows) ahead the loops over rows far apart in memory fetch.
+pub(crate) const FETCH_AHEAD: usize = 4;
+
+/// Ask the CPU to bring a contiguous row into cache (a hint: no effect on any value).
+pub(crate) fn prefetch_row<F: Real>(row: ndarray::ArrayView1<F>) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(values) = row.as_slice() {
+        let bytes = std::mem::size_of_val(values);
+        let start = values.as_ptr().cast::<i8>();
+        for offset in (0..bytes).step_by(64) {
+            // Safety: a prefetch never faults and reads nothing architecturally; the address
+            // lies inside the row.
+            unsafe {
+                std::arch::x86_64::_mm_prefetch(start.add(offset), std::arch::x86_64::_MM_HINT_T0)
+            };
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = row;
+}
+
+/// The rows `rows` of `x`, in that order, as a new matrix (`x.select(Axis(0), rows)`, with
+/// the rows a few ahead fetched while one is copied: they may lie far apart in memory).
+pub(crate) fn gather_rows<F: Real>(x: ArrayView2<F>, rows: &[usize]) -> Array2<F> {
+    let d = x.ncols();
+    let mut out = Vec::with_capacity(rows.len() * d);
+    for (r, &i) in rows.iter().enumerate() {
+        if let Some(&ahead) = rows.get(r + FETCH_AHEAD) {
+            prefetch_row(x.row(ahead));
+        }
+        out.extend(x.row(i).iter().copied());
+    }
+    Array2::from_shape_vec((rows.len(), d), out).expect("rows x d values")
+}
+
 /// `||a - b||^2` accumulated in f64 ([`lane_sum`]).
 pub(crate) fn squared_distance<F: Real>(
     a: ndarray::ArrayView1<F>,

@@ -93,7 +93,11 @@ pub(crate) fn upper_scatter<F: Real>(
     let mut z = Array2::<f64>::zeros((CHUNK_ROWS.min(rows.len()).max(1), d));
     let mean = mean.to_vec();
     for chunk in rows.chunks(CHUNK_ROWS) {
-        for (out, &i) in z.outer_iter_mut().zip(chunk) {
+        for (r, (out, &i)) in z.outer_iter_mut().zip(chunk).enumerate() {
+            // The rows of a class lie all over the input: fetch a few ahead.
+            if let Some(&ahead) = chunk.get(r + crate::rows::FETCH_AHEAD) {
+                crate::rows::prefetch_row(x.row(ahead));
+            }
             let row = x.row(i);
             let row = crate::rows::contiguous(&row);
             for ((dst, v), m) in out.into_iter().zip(row.iter()).zip(&mean) {

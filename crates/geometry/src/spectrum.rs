@@ -93,11 +93,14 @@ pub fn symmetric_eigenvalues(a: &Array2<f64>, scale: f64) -> Result<Vec<f64>> {
 /// Column means of `x` in f64.
 pub fn column_means<F: Real>(x: ArrayView2<F>) -> Array1<f64> {
     let partials = map_row_chunks(x.nrows(), |range| {
-        let mut sums = Array1::<f64>::zeros(x.ncols());
+        let mut sums = vec![0.0f64; x.ncols()];
         for i in range {
-            sums.zip_mut_with(&x.row(i), |s, v| *s += v.as_f64());
+            let row = x.row(i);
+            for (s, v) in sums.iter_mut().zip(crate::rows::contiguous(&row).iter()) {
+                *s += v.as_f64();
+            }
         }
-        sums
+        Array1::from(sums)
     });
     let mut total = Array1::<f64>::zeros(x.ncols());
     for partial in partials {

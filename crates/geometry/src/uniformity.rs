@@ -9,7 +9,7 @@
 use crate::error::{GeometryError, Result};
 use crate::progress::Progress;
 use crate::real::Real;
-use crate::rows::{squared_distance, squared_norms};
+use crate::rows::{prefetch_row, squared_distance, squared_norms, FETCH_AHEAD};
 use crate::sampling::PairSampler;
 use crate::tiles::{gram_tile_count, map_gram_tiles, GramTile};
 use ndarray::ArrayView2;
@@ -304,27 +304,6 @@ pub fn uniformity_exact<F: Real>(
     })
 }
 
-/// How many pairs ahead [`uniformity_sampled`] fetches rows.
-const PREFETCH_AHEAD: usize = 4;
-
-/// Ask the CPU to bring a contiguous row into cache (a hint: no effect on any value).
-fn prefetch_row<F: Real>(row: ndarray::ArrayView1<F>) {
-    #[cfg(target_arch = "x86_64")]
-    if let Some(values) = row.as_slice() {
-        let bytes = std::mem::size_of_val(values);
-        let start = values.as_ptr().cast::<i8>();
-        for offset in (0..bytes).step_by(64) {
-            // Safety: a prefetch never faults and reads nothing architecturally; the address
-            // lies inside the row.
-            unsafe {
-                std::arch::x86_64::_mm_prefetch(start.add(offset), std::arch::x86_64::_MM_HINT_T0)
-            };
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = row;
-}
-
 /// Pairs drawn per independent generator stream in [`uniformity_sampled`].
 const PAIRS_PER_STREAM: u64 = 1 << 16;
 
@@ -363,7 +342,7 @@ pub fn uniformity_sampled<F: Real>(
                 .iter()
                 .enumerate()
                 .map(|(k, &(i, j))| {
-                    if let Some(&(a, b)) = pairs.get(k + PREFETCH_AHEAD) {
+                    if let Some(&(a, b)) = pairs.get(k + FETCH_AHEAD) {
                         prefetch_row(x.row(a));
                         prefetch_row(x.row(b));
                     }
