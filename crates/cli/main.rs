@@ -488,6 +488,14 @@ fn track_command(args: &TrackArgs) -> Result<bool> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Track(args) = &cli.command {
+        if args.watch {
+            // A trainer may rewrite a checkpoint while a watch reads it, and a file truncated
+            // under its mapping ends the process: a watch reads files instead of mapping
+            // them (set before any other thread exists).
+            std::env::set_var("EMBGEOM_MMAP", "off");
+        }
+    }
     let result = match cli.command {
         Command::Analyze(args) => analyze_command(&args).map(|()| true),
         Command::Report(args) => report_command(&args).map(|()| true),
