@@ -23,6 +23,9 @@ pub const DEFAULT_MAX_QUERIES: usize = 10_000;
 /// Queries per GEMM block: each block packs every reference block once, so larger blocks
 /// spend less of the time packing (256 spent about a fifth of the kNN time in it).
 const QUERY_BLOCK: usize = 1024;
+/// Reference blocks per task: queries are matched against stripes of this many blocks in
+/// parallel.
+const STRIPE_BLOCKS: usize = 64;
 /// Similarities tested against the floor at once in the scan of a block.
 const SCAN_GROUP: usize = 32;
 const REFERENCE_BLOCK: usize = 2048;
@@ -158,56 +161,92 @@ pub(crate) fn top_neighbours<F: Real>(
 ) -> Vec<TopK> {
     single_threaded_blas();
     let total = references.rows.nrows();
-    let blocks: Vec<Vec<TopK>> = query_index
-        .par_chunks(QUERY_BLOCK)
-        .enumerate()
-        .map(|(b, block)| {
+    // Tasks: every block of queries against every stripe of references (a fixed partition:
+    // the same whatever the thread count), so that a few queries still keep every thread
+    // busy; each query's stripes merge into its top k exactly.
+    let stripes = total.div_ceil(STRIPE_BLOCKS * REFERENCE_BLOCK).max(1);
+    let query_blocks: Vec<&[u64]> = query_index.chunks(QUERY_BLOCK).collect();
+    let tasks: Vec<(usize, usize)> = (0..query_blocks.len())
+        .flat_map(|b| (0..stripes).map(move |stripe| (b, stripe)))
+        .collect();
+    let partial: Vec<Vec<TopK>> = tasks
+        .par_iter()
+        .map(|&(b, stripe)| {
+            let block = query_blocks[b];
             let q = queries.slice(s![b * QUERY_BLOCK..b * QUERY_BLOCK + block.len(), ..]);
-            let mut tops: Vec<TopK> = (0..block.len()).map(|_| TopK::new(k)).collect();
-            let mut sims = Array2::<F>::zeros((block.len(), REFERENCE_BLOCK.min(total)));
-            for start in (0..total).step_by(REFERENCE_BLOCK) {
-                let end = (start + REFERENCE_BLOCK).min(total);
-                let r = references.rows.slice(s![start..end, ..]);
-                let mut out = sims.slice_mut(s![.., ..end - start]);
-                general_mat_mul(F::one(), &q, &r.t(), F::zero(), &mut out);
-                for (qi, top) in tops.iter_mut().enumerate() {
-                    // Only a similarity at or above the current k-th best can enter: a plain
-                    // comparison rejects the rest (the ties are settled by `offer`), first for
-                    // whole groups of SCAN_GROUP similarities at once (the floor only rises,
-                    // so a group below it at its start holds no candidate).
-                    let mut floor = top.floor();
-                    let row = out.row(qi);
-                    let row = contiguous(&row);
-                    for (g, group) in row.chunks(SCAN_GROUP).enumerate() {
-                        // The floor is a similarity of the element type, or -inf: exact in F.
-                        let floor_f = F::from_f64(floor);
-                        if !group.iter().fold(false, |hit, &sim| hit | (sim >= floor_f)) {
-                            continue;
-                        }
-                        for (offset, &sim) in group.iter().enumerate() {
-                            let sim = sim.as_f64();
-                            if sim < floor {
-                                continue;
-                            }
-                            let j = g * SCAN_GROUP + offset;
-                            let index = (references.index)(start + j);
-                            if index == block[qi] {
-                                continue;
-                            }
-                            top.offer(Neighbour {
-                                sim,
-                                index,
-                                label: (references.label)(start + j),
-                            });
-                            floor = top.floor();
-                        }
-                    }
-                }
-            }
-            tops
+            let first = stripe * STRIPE_BLOCKS * REFERENCE_BLOCK;
+            let last = (first + STRIPE_BLOCKS * REFERENCE_BLOCK).min(total);
+            scan_references(q, block, references, first..last, k)
         })
         .collect();
-    blocks.into_iter().flatten().collect()
+    let mut partial = partial.into_iter();
+    let mut tops = Vec::with_capacity(query_index.len());
+    for _ in 0..query_blocks.len() {
+        let mut block_tops = partial.next().unwrap_or_default();
+        for _ in 1..stripes {
+            for (top, other) in block_tops
+                .iter_mut()
+                .zip(partial.next().unwrap_or_default())
+            {
+                top.merge(&other);
+            }
+        }
+        tops.extend(block_tops);
+    }
+    tops
+}
+
+/// The top `k` among references `range` of each query row of `q` (global indices `block`),
+/// from GEMM blocks of [`REFERENCE_BLOCK`] references.
+fn scan_references<F: Real>(
+    q: ArrayView2<F>,
+    block: &[u64],
+    references: &References<F>,
+    range: std::ops::Range<usize>,
+    k: usize,
+) -> Vec<TopK> {
+    let mut tops: Vec<TopK> = (0..block.len()).map(|_| TopK::new(k)).collect();
+    let mut sims = Array2::<F>::zeros((block.len(), REFERENCE_BLOCK.min(range.len())));
+    for start in range.clone().step_by(REFERENCE_BLOCK) {
+        let end = (start + REFERENCE_BLOCK).min(range.end);
+        let r = references.rows.slice(s![start..end, ..]);
+        let mut out = sims.slice_mut(s![.., ..end - start]);
+        general_mat_mul(F::one(), &q, &r.t(), F::zero(), &mut out);
+        for (qi, top) in tops.iter_mut().enumerate() {
+            // Only a similarity at or above the current k-th best can enter: a plain
+            // comparison rejects the rest (the ties are settled by `offer`), first for
+            // whole groups of SCAN_GROUP similarities at once (the floor only rises, so a
+            // group below it at its start holds no candidate).
+            let mut floor = top.floor();
+            let row = out.row(qi);
+            let row = contiguous(&row);
+            for (g, group) in row.chunks(SCAN_GROUP).enumerate() {
+                // The floor is a similarity of the element type, or -inf: exact in F.
+                let floor_f = F::from_f64(floor);
+                if !group.iter().fold(false, |hit, &sim| hit | (sim >= floor_f)) {
+                    continue;
+                }
+                for (offset, &sim) in group.iter().enumerate() {
+                    let sim = sim.as_f64();
+                    if sim < floor {
+                        continue;
+                    }
+                    let j = g * SCAN_GROUP + offset;
+                    let index = (references.index)(start + j);
+                    if index == block[qi] {
+                        continue;
+                    }
+                    top.offer(Neighbour {
+                        sim,
+                        index,
+                        label: (references.label)(start + j),
+                    });
+                    floor = top.floor();
+                }
+            }
+        }
+    }
+    tops
 }
 
 /// Weighted kNN accuracy of unit rows `x` with class `labels` (indices `< num_classes`).
@@ -306,4 +345,45 @@ pub(crate) fn vote(top: &TopK, num_classes: usize, temperature: f64) -> u32 {
         }
     }
     winner as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Rows on a circle in 3-D with many exact ties (angles repeat), labels by position.
+    fn rows(n: usize) -> Array2<f32> {
+        Array2::from_shape_fn((n, 3), |(i, j)| {
+            let angle = (i % 997) as f32 * 0.0063;
+            match j {
+                0 => angle.cos(),
+                1 => angle.sin(),
+                _ => 0.25,
+            }
+        })
+    }
+
+    #[test]
+    fn stripes_of_references_merge_into_the_top_k_of_one_scan() {
+        // More references than two stripes, so that queries meet three stripes.
+        let n = 2 * STRIPE_BLOCKS * REFERENCE_BLOCK + 1234;
+        let x = rows(n);
+        let index = |j: usize| j as u64;
+        let label = |j: usize| (j % 7) as u32;
+        let references = References {
+            rows: x.view(),
+            index: &index,
+            label: &label,
+        };
+        let query_index: Vec<u64> = (0..1100u64).map(|q| q * 211 % n as u64).collect();
+        let queries = Array2::from_shape_fn((query_index.len(), 3), |(q, j)| {
+            x[[query_index[q] as usize, j]]
+        });
+        let striped = top_neighbours(queries.view(), &query_index, &references, 20);
+        for (b, block) in query_index.chunks(QUERY_BLOCK).enumerate() {
+            let q = queries.slice(s![b * QUERY_BLOCK..b * QUERY_BLOCK + block.len(), ..]);
+            let whole = scan_references(q, block, &references, 0..n, 20);
+            assert_eq!(whole, striped[b * QUERY_BLOCK..b * QUERY_BLOCK + block.len()]);
+        }
+    }
 }
