@@ -383,7 +383,10 @@ mod tests {
         for (b, block) in query_index.chunks(QUERY_BLOCK).enumerate() {
             let q = queries.slice(s![b * QUERY_BLOCK..b * QUERY_BLOCK + block.len(), ..]);
             let whole = scan_references(q, block, &references, 0..n, 20);
-            assert_eq!(whole, striped[b * QUERY_BLOCK..b * QUERY_BLOCK + block.len()]);
+            assert_eq!(
+                whole,
+                striped[b * QUERY_BLOCK..b * QUERY_BLOCK + block.len()]
+            );
         }
     }
 }

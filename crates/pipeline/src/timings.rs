@@ -43,11 +43,18 @@ pub struct MemoryPeaks {
     pub file_bytes_at_peak: u64,
 }
 
-/// Samples the memory of this process in a thread until [`MemoryWatch::finish`].
+/// Samples the memory of this process in a thread until [`MemoryWatch::finish`] (or until
+/// it is dropped).
 #[derive(Debug)]
 pub struct MemoryWatch {
     stop: Arc<AtomicBool>,
-    sampler: JoinHandle<(u64, u64)>,
+    sampler: Option<JoinHandle<(u64, u64)>>,
+}
+
+impl Drop for MemoryWatch {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
 }
 
 impl MemoryWatch {
@@ -69,13 +76,16 @@ impl MemoryWatch {
                 std::thread::sleep(Duration::from_millis(5));
             }
         });
-        MemoryWatch { stop, sampler }
+        MemoryWatch {
+            stop,
+            sampler: Some(sampler),
+        }
     }
 
     /// Stop sampling; `None` where `/proc/self/status` is not readable (not Linux).
-    pub fn finish(self, input_bytes: u64) -> Option<MemoryPeaks> {
+    pub fn finish(mut self, input_bytes: u64) -> Option<MemoryPeaks> {
         self.stop.store(true, Ordering::Relaxed);
-        let (anonymous, file) = self.sampler.join().ok()?;
+        let (anonymous, file) = self.sampler.take()?.join().ok()?;
         let (_, _, _, high_water) = resident_memory()?;
         Some(MemoryPeaks {
             input_bytes,
@@ -220,4 +230,23 @@ pub fn timings_table(stages: &[StageTime], rates: &Rates, memory: Option<&Memory
         out.push_str(&memory_lines(peaks));
     }
     out
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_watch_sees_memory_allocated_while_it_runs() {
+        let watch = MemoryWatch::start();
+        let before = resident_memory().expect("/proc/self/status").1;
+        let block = vec![1u8; 256 << 20];
+        std::thread::sleep(Duration::from_millis(50));
+        let peaks = watch.finish(1 << 20).expect("/proc/self/status");
+        std::hint::black_box(&block);
+        assert!(peaks.peak_anonymous_bytes >= before + (200 << 20), "{peaks:?}");
+        assert!(peaks.peak_resident_bytes >= peaks.peak_anonymous_bytes, "{peaks:?}");
+        assert_eq!(peaks.input_bytes, 1 << 20);
+        assert!(memory_lines(&peaks).starts_with("peak memory: "));
+    }
 }
