@@ -244,8 +244,14 @@ mod tests {
         std::thread::sleep(Duration::from_millis(50));
         let peaks = watch.finish(1 << 20).expect("/proc/self/status");
         std::hint::black_box(&block);
-        assert!(peaks.peak_anonymous_bytes >= before + (200 << 20), "{peaks:?}");
-        assert!(peaks.peak_resident_bytes >= peaks.peak_anonymous_bytes, "{peaks:?}");
+        assert!(
+            peaks.peak_anonymous_bytes >= before + (200 << 20),
+            "{peaks:?}"
+        );
+        assert!(
+            peaks.peak_resident_bytes >= peaks.peak_anonymous_bytes,
+            "{peaks:?}"
+        );
         assert_eq!(peaks.input_bytes, 1 << 20);
         assert!(memory_lines(&peaks).starts_with("peak memory: "));
     }
