@@ -105,33 +105,37 @@ impl Rates {
     pub fn measure() -> Rates {
         single_threaded_blas();
         let threads = rayon::current_num_threads();
+        /// The shortest of three timed runs of `run`, in seconds.
+        fn best_of_3(mut run: impl FnMut()) -> f64 {
+            (0..3)
+                .map(|_| {
+                    let started = Instant::now();
+                    run();
+                    started.elapsed().as_secs_f64()
+                })
+                .fold(f64::INFINITY, f64::min)
+        }
         fn gemm_rate<F: crate::Real>(threads: usize) -> f64 {
             let n = 512;
             let a = Array2::<F>::from_elem((n, n), F::from_f64(0.5));
-            let mut best = f64::INFINITY;
-            for _ in 0..3 {
-                let started = Instant::now();
+            let best = best_of_3(|| {
                 (0..threads).into_par_iter().for_each(|_| {
                     let mut c = Array2::<F>::zeros((n, n));
                     general_mat_mul(F::one(), &a, &a, F::zero(), &mut c);
-                });
-                best = best.min(started.elapsed().as_secs_f64());
-            }
+                })
+            });
             2.0 * (n * n * n * threads) as f64 / best / 1e9
         }
         let bandwidth = {
             let len = 32 << 20;
             let source = vec![1.0f64; len];
             let mut target = vec![0.0f64; len];
-            let mut best = f64::INFINITY;
-            for _ in 0..3 {
-                let started = Instant::now();
+            let best = best_of_3(|| {
                 target
                     .par_chunks_mut(1 << 16)
                     .zip(source.par_chunks(1 << 16))
-                    .for_each(|(t, s)| t.copy_from_slice(s));
-                best = best.min(started.elapsed().as_secs_f64());
-            }
+                    .for_each(|(t, s)| t.copy_from_slice(s))
+            });
             std::hint::black_box(&target);
             (2 * len * 8) as f64 / best / 1e9
         };
@@ -142,27 +146,21 @@ impl Rates {
                 let coupling = ((i * j) % 17) as f64 / 17.0;
                 coupling + if i == j { (i + 1) as f64 } else { 0.0 }
             });
-            let mut best = f64::INFINITY;
-            for _ in 0..3 {
-                let started = Instant::now();
+            let best = best_of_3(|| {
                 (0..threads).into_par_iter().for_each(|_| {
                     let values = crate::spectrum::symmetric_eigenvalues(&a, 1.0);
                     std::hint::black_box(values.ok());
-                });
-                best = best.min(started.elapsed().as_secs_f64());
-            }
+                })
+            });
             4.0 / 3.0 * (m * m * m * threads) as f64 / best / 1e9
         };
         let new_memory = {
             let len = 64 << 20;
-            let mut best = f64::INFINITY;
-            for _ in 0..3 {
-                let started = Instant::now();
+            let best = best_of_3(|| {
                 let mut fresh = crate::rows::large_zeroed::<f32>(len);
                 fresh.par_chunks_mut(1 << 16).for_each(|c| c.fill(1.0));
-                best = best.min(started.elapsed().as_secs_f64());
                 std::hint::black_box(&fresh);
-            }
+            });
             (len * 4) as f64 / best / 1e9
         };
         Rates {

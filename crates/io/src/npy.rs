@@ -155,14 +155,17 @@ pub fn npy_shape(path: &Path) -> Result<Vec<usize>> {
 pub fn read_npy(path: &Path) -> Result<RawArray> {
     let (header, file) = read_header(path)?;
     let source = path.display().to_string();
-    let io_error = |e: std::io::Error| IoError::Read {
-        path: source.clone(),
-        source: e,
+    // The fallback: the whole file read into memory, then decoded.
+    let decode_read = || {
+        let bytes = std::fs::read(path).map_err(|e| IoError::Read {
+            path: source.clone(),
+            source: e,
+        })?;
+        parse_npy(&bytes, &source)
     };
     // `read_header` checked that the file holds the header's data bytes.
     let Some(map) = crate::map_file(&file) else {
-        let bytes = std::fs::read(path).map_err(io_error)?;
-        return parse_npy(&bytes, &source);
+        return decode_read();
     };
     let direct = header.dtype.kind == Kind::Float
         && header.dtype.size == 4
@@ -175,16 +178,13 @@ pub fn read_npy(path: &Path) -> Result<RawArray> {
     let (start, len) = (header.data_start, header.data_bytes / 4);
     match MappedF32::new(map, start, len) {
         Some(values) => Ok(RawArray {
-            source,
+            source: source.clone(),
             dtype: header.dtype.name(),
             shape: header.shape,
             data: ArrayData::Mapped(values),
         }),
         // A header whose length leaves the data unaligned for f32: decode a copy.
-        None => {
-            let bytes = std::fs::read(path).map_err(io_error)?;
-            parse_npy(&bytes, &source)
-        }
+        None => decode_read(),
     }
 }
 
