@@ -18,6 +18,7 @@ mod classes;
 mod collapse;
 mod error;
 mod figure_data;
+mod gram_exp;
 mod knn;
 mod per_class;
 mod progress;
@@ -49,13 +50,14 @@ pub use figure_data::{
     stratified_rows, uniform_sphere_uniformity, FigureData, PairDistances, Projection,
     FIGURE_MAX_PAIRS, FIGURE_MAX_PER_CLASS, FIGURE_MAX_POINTS,
 };
+pub use gram_exp::{kernel, supported_kernels, Kernel};
 pub use knn::{
     knn_accuracy, KnnAccuracy, KnnOptions, KnnSplit, Neighbour, TopK, DEFAULT_K,
     DEFAULT_MAX_QUERIES, DEFAULT_TEMPERATURE,
 };
 pub use per_class::{subclass_structure, PerClass, Subclasses, SubclassesOfClass};
 pub use progress::{NoProgress, Progress};
-pub use real::{kernel, Kernel, Real};
+pub use real::{Real, UniformityBlocks};
 pub use rows::{check_finite, largest_magnitude, normalize_rows, row_norms};
 pub use simplex::{canonical_simplex, simplex_angles, vertex_distances, SimplexAngles};
 pub use spectrum::{

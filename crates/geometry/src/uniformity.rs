@@ -7,6 +7,7 @@
 //! log-sum-exp, or estimated from K uniformly drawn pairs with a delta-method standard error.
 
 use crate::error::{GeometryError, Result};
+use crate::gram_exp::block_side;
 use crate::progress::Progress;
 use crate::real::Real;
 use crate::rows::{prefetch_row, squared_distance, squared_norms, FETCH_AHEAD};
@@ -105,12 +106,14 @@ impl LogSumExp {
     }
 }
 
-/// Squared distances of rows this large overflow the element type (the Gram tiles are in
-/// f32 for f32 input): an error rather than a wrong value. Unit rows are always in range.
-fn check_magnitude<F: Real>(x: ArrayView2<F>) -> Result<()> {
+/// Squared distances of rows this large, or exponents `-t ||x_i - x_j||^2` this large, overflow
+/// the element type (the Gram products are in f32 for f32 input): an error rather than a wrong
+/// value. Unit rows are always in range for every `t` below `1e37`.
+fn check_magnitude<F: Real>(x: ArrayView2<F>, t: f64) -> Result<()> {
     let largest = crate::rows::row_norms(x).into_iter().fold(0.0f64, f64::max);
-    let limit = (F::max_value().as_f64() / 8.0).sqrt();
-    match largest <= limit {
+    let limit = F::max_value().as_f64() / 8.0;
+    let reach = 4.0 * largest * largest;
+    match largest <= limit.sqrt() && t * reach <= limit {
         true => Ok(()),
         false => Err(GeometryError::NonFiniteResult {
             metric: "uniformity",
@@ -151,9 +154,21 @@ pub fn uniformity<F: Real>(
     }
 }
 
-/// `(shift, sum exp(e - shift), count)` of one Gram tile's pair exponents
+/// `(m, sum_c exp(e_c - m))` of one f64 Gram tile row, `e_c = minus_t * max(0, row_sq +
+/// col_sq[c] - 2 gram[c])` and `m = max_c e_c` (`(-inf, 0)` when empty). `gram` is scratch.
+fn row_exp_sum(gram: &mut [f64], row_sq: f64, col_sq: &[f64], minus_t: f64) -> (f64, f64) {
+    let mut shift = f64::NEG_INFINITY;
+    for (g, &sq) in gram.iter_mut().zip(col_sq) {
+        let d2 = row_sq + sq - 2.0 * *g;
+        *g = minus_t * if d2 > 0.0 { d2 } else { 0.0 };
+        shift = if *g > shift { *g } else { shift };
+    }
+    (shift, gram.iter().map(|&e| (e - shift).exp()).sum())
+}
+
+/// `(shift, sum exp(e - shift), count)` of one f64 Gram tile's pair exponents
 /// `e = -t ||x_i - x_j||^2` (on a diagonal tile, the pairs above it only).
-fn tile_log_sum_exp<F: Real>(mut block: GramTile<F>, minus_t: F) -> LogSumExp {
+fn tile_log_sum_exp(mut block: GramTile<f64>, minus_t: f64) -> LogSumExp {
     let diagonal = block.diagonal;
     block
         .gram
@@ -163,7 +178,7 @@ fn tile_log_sum_exp<F: Real>(mut block: GramTile<F>, minus_t: F) -> LogSumExp {
         .map(|(r, row)| {
             let row = row.into_slice().expect("Gram tile rows are contiguous");
             let start = if diagonal { (r + 1).min(row.len()) } else { 0 };
-            let (shift, sum) = F::row_exp_sum(
+            let (shift, sum) = row_exp_sum(
                 &mut row[start..],
                 block.row_sq[r],
                 &block.col_sq[start..],
@@ -179,18 +194,50 @@ fn tile_log_sum_exp<F: Real>(mut block: GramTile<F>, minus_t: F) -> LogSumExp {
         .fold(LogSumExp::EMPTY, LogSumExp::merge)
 }
 
+/// [`Real::uniformity_blocks`] for f64 rows: `dgemm` tiles of the Gram matrix (in a buffer per
+/// thread), each tile's `sum exp(-t d^2)` accumulated relative to the largest exponent of each
+/// of its rows.
+pub(crate) fn gram_tile_parts(
+    x: ArrayView2<f64>,
+    y: Option<ArrayView2<f64>>,
+    t: f64,
+    tile: usize,
+    progress: &dyn Progress,
+) -> Vec<UniformityPart> {
+    let x_sq = squared_norms(x);
+    let y_sq = y.map(squared_norms);
+    let other = y.zip(y_sq.as_deref());
+    map_gram_tiles(x, &x_sq, other, tile, progress, |block| {
+        tile_log_sum_exp(block, -t)
+    })
+    .into_iter()
+    .map(UniformityPart::from)
+    .collect()
+}
+
 /// A mergeable part of the exact uniformity: `log sum exp(-t ||x_i - x_j||^2)` over some of
 /// the pairs, kept as `(shift, sum exp(e - shift), pairs)`. Parts of disjoint pair sets (the
 /// pairs within each shard, and between each two shards) merge into the exact value of all
 /// of them, in any order up to rounding.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct UniformityPart {
-    /// The largest exponent seen.
+    /// The reference exponent `s` of `sum` (the largest exponent seen, or 0 where the fused
+    /// f32 kernel proved that no term can underflow).
     pub shift: f64,
     /// `sum exp(e - shift)`.
     pub sum: f64,
     /// Pairs summed.
     pub pairs: u64,
+}
+
+impl From<LogSumExp> for UniformityPart {
+    fn from(sum: LogSumExp) -> UniformityPart {
+        UniformityPart {
+            shift: sum.shift,
+            sum: sum.sum,
+            pairs: sum.count,
+        }
+    }
 }
 
 impl UniformityPart {
@@ -203,12 +250,7 @@ impl UniformityPart {
 
     /// Both parts together.
     pub fn merge(self, other: UniformityPart) -> UniformityPart {
-        let merged = self.log_sum_exp().merge(other.log_sum_exp());
-        UniformityPart {
-            shift: merged.shift,
-            sum: merged.sum,
-            pairs: merged.count,
-        }
+        UniformityPart::from(self.log_sum_exp().merge(other.log_sum_exp()))
     }
 
     /// `L_unif` over the pairs summed (`None` without pairs).
@@ -227,7 +269,7 @@ impl UniformityPart {
 }
 
 /// The uniformity part of the pairs within `a` (`b = None`: pairs `i < j`) or between `a` and
-/// `b` (every pair), from Gram tiles of side `tile` as in [`uniformity_exact`].
+/// `b` (every pair), from Gram blocks of side `tile` as in [`uniformity_exact`].
 pub fn uniformity_part<F: Real>(
     a: ArrayView2<F>,
     b: Option<ArrayView2<F>>,
@@ -235,47 +277,30 @@ pub fn uniformity_part<F: Real>(
     tile: usize,
 ) -> Result<UniformityPart> {
     check_parameters(2, t)?;
-    check_magnitude(a)?;
-    let minus_t = F::from_f64(-t);
-    let a_sq = squared_norms(a);
-    let partials = match b {
-        None => map_gram_tiles(a, &a_sq, None, tile, &crate::NoProgress, |block| {
-            tile_log_sum_exp(block, minus_t)
-        }),
-        Some(b) => {
-            check_magnitude(b)?;
-            if b.ncols() != a.ncols() {
-                return Err(GeometryError::ShapeMismatch {
-                    what: format!("shards of {} and {} dimensions", a.ncols(), b.ncols()),
-                });
-            }
-            let b_sq = squared_norms(b);
-            map_gram_tiles(
-                a,
-                &a_sq,
-                Some((b, &b_sq)),
-                tile,
-                &crate::NoProgress,
-                |block| tile_log_sum_exp(block, minus_t),
-            )
+    check_magnitude(a, t)?;
+    if let Some(b) = b {
+        check_magnitude(b, t)?;
+        if b.ncols() != a.ncols() {
+            return Err(GeometryError::ShapeMismatch {
+                what: format!("shards of {} and {} dimensions", a.ncols(), b.ncols()),
+            });
         }
-    };
-    let total = partials
+    }
+    let tile = block_side(tile);
+    Ok((F::UNIFORMITY_BLOCKS)(a, b, t, tile, &crate::NoProgress)
         .into_iter()
-        .fold(LogSumExp::EMPTY, LogSumExp::merge);
-    Ok(UniformityPart {
-        shift: total.shift,
-        sum: total.sum,
-        pairs: total.count,
-    })
+        .fold(UniformityPart::EMPTY, UniformityPart::merge))
 }
 
 /// Exact `L_unif` over all `N(N-1)/2` pairs.
 ///
-/// `||x_i - x_j||^2 = ||x_i||^2 + ||x_j||^2 - 2 x_i.x_j` is formed from GEMM tiles of the Gram
-/// matrix (in the element type), each tile's `sum exp(-t d^2)` is accumulated in f64 relative
-/// to the tile's largest exponent, and the tiles are merged in a fixed order with a stable
-/// log-sum-exp. Memory beyond the input: one `tile x tile` block per thread.
+/// `||x_i - x_j||^2 = ||x_i||^2 + ||x_j||^2 - 2 x_i.x_j` is formed from the Gram products of
+/// blocks of `tile x tile` pairs (`tile` rounded up to a multiple of 32), in the element type;
+/// each block's `sum exp(-t d^2)` is accumulated in f64 relative to a reference exponent, and
+/// the blocks are merged in a fixed order with a stable log-sum-exp. f32 rows take the fused
+/// kernel ([`crate::kernel`]: products exponentiated in registers, no Gram tile stored; memory
+/// beyond the input: one packed copy of the rows); f64 rows take `dgemm` tiles (one
+/// `tile x tile` buffer per thread).
 pub fn uniformity_exact<F: Real>(
     x: ArrayView2<F>,
     t: f64,
@@ -284,22 +309,19 @@ pub fn uniformity_exact<F: Real>(
 ) -> Result<Uniformity> {
     let n = x.nrows();
     check_parameters(n, t)?;
-    check_magnitude(x)?;
-    let sq = squared_norms(x);
-    let minus_t = F::from_f64(-t);
+    check_magnitude(x, t)?;
+    let tile = block_side(tile);
     progress.start("uniformity (exact)", gram_tile_count(n, tile));
-    let partials = map_gram_tiles(x, &sq, None, tile, progress, |block| {
-        tile_log_sum_exp(block, minus_t)
-    });
+    let partials = (F::UNIFORMITY_BLOCKS)(x, None, t, tile, progress);
     progress.finish();
     let total = partials
         .into_iter()
-        .fold(LogSumExp::EMPTY, LogSumExp::merge);
+        .fold(UniformityPart::EMPTY, UniformityPart::merge);
     Ok(Uniformity {
-        value: total.log_mean(),
+        value: total.log_sum_exp().log_mean(),
         t,
         method: Method::Exact,
-        pairs: total.count,
+        pairs: total.pairs,
         stderr: None,
     })
 }
@@ -321,7 +343,7 @@ pub fn uniformity_sampled<F: Real>(
 ) -> Result<Uniformity> {
     let n = x.nrows();
     check_parameters(n, t)?;
-    check_magnitude(x)?;
+    check_magnitude(x, t)?;
     if !(2..=crate::analysis::MAX_SAMPLED_PAIRS).contains(&pairs) {
         return Err(GeometryError::InvalidParameter {
             name: "pairs",
