@@ -6,9 +6,15 @@ use ndarray::{ArrayView2, LinalgScalar};
 use num_traits::Float;
 use std::fmt::Debug;
 
-/// [`Real::UNIFORMITY_BLOCKS`]: `(x, y, t, tile, progress)` to the part of every block.
-pub type UniformityBlocks<F> =
-    fn(ArrayView2<F>, Option<ArrayView2<F>>, f64, usize, &dyn Progress) -> Vec<UniformityPart>;
+/// [`Real::UNIFORMITY_BLOCKS`]: `(x, y, t, tile, progress)` to the part of every block, or
+/// the error of a row that is not finite or too large.
+pub type UniformityBlocks<F> = fn(
+    ArrayView2<F>,
+    Option<ArrayView2<F>>,
+    f64,
+    usize,
+    &dyn Progress,
+) -> crate::Result<Vec<UniformityPart>>;
 
 /// An embedding element type: `f32` or `f64`.
 ///

@@ -91,8 +91,15 @@ pub(crate) fn power_of_two_below(m: f64) -> f64 {
 
 /// `(s, ||x / s||)` for a row: `s` a power of two near its largest entry (1 for a zero row),
 /// so that the sum of squares neither overflows nor underflows for any finite row.
+///
+/// For f32 rows `s` is 1: their squares can neither overflow nor underflow in f64, and scaling
+/// by a power of two commutes with every rounding then, so the norm has the same bits without
+/// the pass for the largest entry.
 fn scaled_norm<F: Real>(row: ndarray::ArrayView1<F>) -> (f64, f64) {
     let row = contiguous(&row);
+    if F::max_value().as_f64() <= f64::from(f32::MAX) {
+        return (1.0, lane_sum(&row, &row, |v, _| v.as_f64().powi(2)).sqrt());
+    }
     let largest = largest_magnitude(&row);
     if largest == 0.0 || !largest.is_finite() {
         return (1.0, largest);

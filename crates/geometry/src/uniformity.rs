@@ -10,7 +10,7 @@ use crate::error::{GeometryError, Result};
 use crate::gram_exp::block_side;
 use crate::progress::Progress;
 use crate::real::Real;
-use crate::rows::{prefetch_row, squared_distance, squared_norms, FETCH_AHEAD};
+use crate::rows::{prefetch_row, squared_distance, FETCH_AHEAD};
 use crate::sampling::PairSampler;
 use crate::tiles::{gram_tile_count, map_gram_tiles, GramTile};
 use ndarray::ArrayView2;
@@ -108,9 +108,18 @@ impl LogSumExp {
 
 /// Squared distances of rows this large, or exponents `-t ||x_i - x_j||^2` this large, overflow
 /// the element type (the Gram products are in f32 for f32 input): an error rather than a wrong
-/// value. Unit rows are always in range for every `t` below `1e37`.
+/// value. Unit rows are always in range for every `t` below `1e37`. A row that is not finite is
+/// an error naming its first non-finite entry.
 fn check_magnitude<F: Real>(x: ArrayView2<F>, t: f64) -> Result<()> {
-    let largest = crate::rows::row_norms(x).into_iter().fold(0.0f64, f64::max);
+    check_norms(x, &crate::rows::row_norms(x), t)
+}
+
+/// [`check_magnitude`] from the rows' norms.
+pub(crate) fn check_norms<F: Real>(x: ArrayView2<F>, norms: &[f64], t: f64) -> Result<()> {
+    if norms.iter().any(|n| !n.is_finite()) {
+        crate::rows::check_finite(x)?;
+    }
+    let largest = norms.iter().cloned().fold(0.0f64, f64::max);
     let limit = F::max_value().as_f64() / 8.0;
     let reach = 4.0 * largest * largest;
     match largest <= limit.sqrt() && t * reach <= limit {
@@ -203,16 +212,21 @@ pub(crate) fn gram_tile_parts(
     t: f64,
     tile: usize,
     progress: &dyn Progress,
-) -> Vec<UniformityPart> {
-    let x_sq = squared_norms(x);
-    let y_sq = y.map(squared_norms);
+) -> Result<Vec<UniformityPart>> {
+    let checked_squares = |rows: ArrayView2<f64>| -> Result<Vec<f64>> {
+        let norms = crate::rows::row_norms(rows);
+        check_norms(rows, &norms, t)?;
+        Ok(norms.into_iter().map(|n| n * n).collect())
+    };
+    let x_sq = checked_squares(x)?;
+    let y_sq = y.map(checked_squares).transpose()?;
     let other = y.zip(y_sq.as_deref());
-    map_gram_tiles(x, &x_sq, other, tile, progress, |block| {
+    Ok(map_gram_tiles(x, &x_sq, other, tile, progress, |block| {
         tile_log_sum_exp(block, -t)
     })
     .into_iter()
     .map(UniformityPart::from)
-    .collect()
+    .collect())
 }
 
 /// A mergeable part of the exact uniformity: `log sum exp(-t ||x_i - x_j||^2)` over some of
@@ -277,9 +291,7 @@ pub fn uniformity_part<F: Real>(
     tile: usize,
 ) -> Result<UniformityPart> {
     check_parameters(2, t)?;
-    check_magnitude(a, t)?;
     if let Some(b) = b {
-        check_magnitude(b, t)?;
         if b.ncols() != a.ncols() {
             return Err(GeometryError::ShapeMismatch {
                 what: format!("shards of {} and {} dimensions", a.ncols(), b.ncols()),
@@ -287,7 +299,7 @@ pub fn uniformity_part<F: Real>(
         }
     }
     let tile = block_side(tile);
-    Ok((F::UNIFORMITY_BLOCKS)(a, b, t, tile, &crate::NoProgress)
+    Ok((F::UNIFORMITY_BLOCKS)(a, b, t, tile, &crate::NoProgress)?
         .into_iter()
         .fold(UniformityPart::EMPTY, UniformityPart::merge))
 }
@@ -309,10 +321,9 @@ pub fn uniformity_exact<F: Real>(
 ) -> Result<Uniformity> {
     let n = x.nrows();
     check_parameters(n, t)?;
-    check_magnitude(x, t)?;
     let tile = block_side(tile);
     progress.start("uniformity (exact)", gram_tile_count(n, tile));
-    let partials = (F::UNIFORMITY_BLOCKS)(x, None, t, tile, progress);
+    let partials = (F::UNIFORMITY_BLOCKS)(x, None, t, tile, progress)?;
     progress.finish();
     let total = partials
         .into_iter()

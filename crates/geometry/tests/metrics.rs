@@ -301,6 +301,32 @@ fn bad_inputs_are_errors_that_name_the_row() {
         uniformity_exact(y.slice(ndarray::s![..1, ..]), 2.0, 8, &NoProgress),
         Err(GeometryError::TooFewRows { .. })
     ));
+    // A NaN reaching the exact uniformity (f64 tiles or the fused f32 kernel) is named, and
+    // exponents beyond the element type's range are an error, never a NaN.
+    let mut z = y.clone();
+    z[[7, 1]] = f64::NAN;
+    let z32 = z.mapv(|v| v as f32);
+    for result in [
+        uniformity_exact(z.view(), 2.0, 8, &NoProgress),
+        uniformity_exact(z32.view(), 2.0, 8, &NoProgress),
+    ] {
+        assert!(
+            matches!(
+                result,
+                Err(GeometryError::NonFinite {
+                    row: 7,
+                    column: 1,
+                    ..
+                })
+            ),
+            "{result:?}"
+        );
+    }
+    let y32 = y.mapv(|v| v as f32);
+    assert!(matches!(
+        uniformity_exact(y32.view(), 1e38, 8, &NoProgress),
+        Err(GeometryError::NonFiniteResult { .. })
+    ));
     assert!(matches!(
         alignment(&[y.view(), y.slice(ndarray::s![..5, ..])], 2.0),
         Err(GeometryError::ShapeMismatch { .. })
