@@ -4,7 +4,8 @@
 #      every metric: the stage table with each stage's work, bound and ratio, the peak memory
 #      against the input, and the wall time and peak resident memory of the process;
 #   2. the exact uniformity kernel against its half-Gram GEMM bound at N = 20,000 and 100,000,
-#      D = 128, for every kernel this CPU has (`cargo bench --bench uniformity -- --kernel-only`).
+#      D = 128, for every kernel this CPU has (`cargo bench --bench uniformity -- --kernel-only`;
+#      the portable kernel at N = 5,000 only: on x86-64 its FMA is a libm call).
 # The data (class means on a sphere of radius 2 plus unit Gaussian noise; seed 0) are written
 # once to $EMBGEOM_BENCH_DATA (default ~/.cache/embgeom-bench) with NumPy. About 5 minutes.
 #   benches/stages.sh [--rows N]      (a smaller N for a quick look)
@@ -68,7 +69,7 @@ awk -v s="$started" -v e="$ended" -v k="$peak_kib" -v b="$input_bytes" 'BEGIN {
 echo
 echo "== 2. exact uniformity kernel against the GEMM bound"
 kernels="portable"
-grep -qw avx2 /proc/cpuinfo && kernels="avx2 $kernels"
+grep -qw avx2 /proc/cpuinfo && grep -qw fma /proc/cpuinfo && kernels="avx2 $kernels"
 grep -qw avx512f /proc/cpuinfo && kernels="avx512 $kernels"
 for kernel in $kernels; do
   echo "-- EMBGEOM_KERNEL=$kernel"
