@@ -96,10 +96,7 @@ impl Classes {
                     }
                     let row = x.row(i);
                     let row = crate::rows::contiguous(&row);
-                    for (s, v) in sum.iter_mut().zip(row.iter()) {
-                        *s += v.as_f64();
-                    }
-                    sum_sq += crate::rows::lane_sum(&row, &row, |v, _| v.as_f64().powi(2));
+                    sum_sq += crate::rows::add_row(&mut sum, &row);
                 }
                 (sum, sum_sq)
             })

@@ -553,7 +553,7 @@ mod x86 {
     /// [`pair_exponent`] on sixteen lanes, in place of the products. (Loops rather than
     /// closures, which would not inherit the caller's target features.)
     #[inline(always)]
-    unsafe fn exponents_in_registers(tile: &MicroTile, acc: &mut Accumulators) {
+    unsafe fn exponents_in_registers(tile: &MicroTile, mut acc: Accumulators) -> Accumulators {
         let two_t = _mm512_set1_ps(tile.two_t);
         let zero = _mm512_setzero_ps();
         let ub = [
@@ -567,6 +567,7 @@ mod x86 {
                 *value = _mm512_min_ps(_mm512_fmadd_ps(*value, two_t, u), zero);
             }
         }
+        acc
     }
 
     fn check(tile: &MicroTile) {
@@ -582,8 +583,8 @@ mod x86 {
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn exponents_avx512(tile: &MicroTile, e: &mut Exponents) {
         check(tile);
-        let mut acc = gram_avx512(tile, 0..tile.dim, [[_mm512_setzero_ps(); 2]; GROUP]);
-        exponents_in_registers(tile, &mut acc);
+        let gram = gram_avx512(tile, 0..tile.dim, [[_mm512_setzero_ps(); 2]; GROUP]);
+        let acc = exponents_in_registers(tile, gram);
         for (r, row) in acc.iter().enumerate() {
             for (h, &value) in row.iter().enumerate() {
                 _mm512_storeu_ps(e.as_mut_ptr().add(r * PANEL + h * HALF), value);
@@ -641,12 +642,16 @@ mod x86 {
                 let Some(masks) = masks else { continue };
                 let tile = pair.micro_tile(g);
                 check(&tile);
-                let mut acc = gram_avx512(&tile, ks.clone(), partial[g]);
+                let start = match chunk {
+                    0 => [[_mm512_setzero_ps(); 2]; GROUP],
+                    _ => partial[g],
+                };
+                let acc = gram_avx512(&tile, ks.clone(), start);
                 match chunk + 1 < chunks {
                     true => partial[g] = acc,
                     false => {
-                        exponents_in_registers(&tile, &mut acc);
-                        add_rows::<SHIFTED>(&acc, shift, masks, sums);
+                        let exponents = exponents_in_registers(&tile, acc);
+                        add_rows::<SHIFTED>(exponents, shift, masks, sums);
                     }
                 }
             }
@@ -657,28 +662,35 @@ mod x86 {
     /// [`sum_exponentials_portable`].
     #[inline(always)]
     unsafe fn add_rows<const SHIFTED: bool>(
-        exponents: &Accumulators,
+        exponents: Accumulators,
         shift: f32,
         masks: &Masks,
         sums: &mut [f64; LANES],
     ) {
         let (vshift, floor) = (_mm512_set1_ps(shift), _mm512_set1_ps(EXP_MIN));
-        let mut total = _mm512_loadu_pd(sums.as_ptr());
-        for (r, row) in exponents.iter().enumerate() {
-            let mut terms = *row;
-            for term in terms.iter_mut() {
-                if SHIFTED {
-                    *term = _mm512_max_ps(_mm512_sub_ps(*term, vshift), floor);
+        // Every row's exponentials first (independent work, unrolled), then the sums in order.
+        let mut pairs = [_mm512_setzero_ps(); GROUP];
+        macro_rules! row_pairs {
+            ($($r:literal)*) => {$(
+                let mut terms = exponents[$r];
+                for term in terms.iter_mut() {
+                    if SHIFTED {
+                        *term = _mm512_max_ps(_mm512_sub_ps(*term, vshift), floor);
+                    }
+                    *term = exp16(*term);
                 }
-                *term = exp16(*term);
-            }
-            if let Some(masks) = masks {
-                terms[0] = _mm512_maskz_mov_ps(masks[r] as u16, terms[0]);
-                terms[1] = _mm512_maskz_mov_ps((masks[r] >> HALF) as u16, terms[1]);
-            }
-            let pairs = _mm512_add_ps(terms[0], terms[1]);
-            let high = _mm512_extractf64x4_pd::<1>(_mm512_castps_pd(pairs));
-            total = _mm512_add_pd(total, _mm512_cvtps_pd(_mm512_castps512_ps256(pairs)));
+                if let Some(masks) = masks {
+                    terms[0] = _mm512_maskz_mov_ps(masks[$r] as u16, terms[0]);
+                    terms[1] = _mm512_maskz_mov_ps((masks[$r] >> HALF) as u16, terms[1]);
+                }
+                pairs[$r] = _mm512_add_ps(terms[0], terms[1]);
+            )*};
+        }
+        row_pairs!(0 1 2 3 4 5 6 7);
+        let mut total = _mm512_loadu_pd(sums.as_ptr());
+        for pair in pairs {
+            let high = _mm512_extractf64x4_pd::<1>(_mm512_castps_pd(pair));
+            total = _mm512_add_pd(total, _mm512_cvtps_pd(_mm512_castps512_ps256(pair)));
             total = _mm512_add_pd(total, _mm512_cvtps_pd(_mm256_castpd_ps(high)));
         }
         _mm512_storeu_pd(sums.as_mut_ptr(), total);
