@@ -96,7 +96,8 @@ impl Classes {
                     }
                     let row = x.row(i);
                     let row = crate::rows::contiguous(&row);
-                    sum_sq += crate::rows::add_row(&mut sum, &row);
+                    crate::rows::add_row(&mut sum, &row);
+                    sum_sq += crate::rows::sum_of_squares(&row);
                 }
                 (sum, sum_sq)
             })

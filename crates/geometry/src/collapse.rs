@@ -7,9 +7,11 @@ use crate::classes::Classes;
 use crate::error::{GeometryError, Result};
 use crate::real::Real;
 use crate::stats::ClassStats;
-use crate::tiles::{map_row_chunks, single_threaded_blas};
+use crate::tiles::{single_threaded_blas, ROW_CHUNK};
+use ndarray::linalg::general_mat_mul;
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
 use ndarray_linalg::{Eigh, UPLO};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 /// A linear classifier `argmax_c (w_c . h + b_c)`: weights C x D and optional biases.
@@ -127,27 +129,55 @@ pub(crate) fn predictions<F: Real>(
     classifier: Option<&Classifier>,
 ) -> (Vec<u32>, Option<Vec<u32>>) {
     let mean_sq: Array1<f64> = means.rows().into_iter().map(|r| r.dot(&r)).collect();
-    let chunks = map_row_chunks(x.nrows(), |range| {
-        let block = x.slice(ndarray::s![range, ..]).mapv(Real::as_f64);
-        let scores = block.dot(&means.t());
-        let nearest: Vec<u32> = scores
-            .rows()
-            .into_iter()
-            .map(|s| argmin(s.iter().zip(mean_sq.iter()).map(|(dot, sq)| sq - 2.0 * dot)))
-            .collect();
-        let predicted = classifier.map(|w| {
-            let logits = block.dot(&w.weights.t());
-            logits
-                .rows()
-                .into_iter()
-                .map(|row| match &w.bias {
-                    Some(b) => argmin(row.iter().zip(b.iter()).map(|(l, b)| -(l + b))),
-                    None => argmin(row.iter().map(|l| -l)),
-                })
-                .collect::<Vec<u32>>()
-        });
-        (nearest, predicted)
-    });
+    let (n, d) = x.dim();
+    // Each thread widens its chunks of rows into one f64 buffer and multiplies them into one
+    // buffer of scores: no new memory per chunk. The chunks and their products are those of
+    // `map_row_chunks`, so are the bits.
+    let outputs = classifier.map_or(0, |w| w.weights.nrows());
+    let chunks: Vec<(Vec<u32>, Option<Vec<u32>>)> = (0..n.div_ceil(ROW_CHUNK))
+        .into_par_iter()
+        .map_init(
+            || {
+                let rows = ROW_CHUNK.min(n);
+                (
+                    Array2::<f64>::zeros((rows, d)),
+                    Array2::<f64>::zeros((rows, means.nrows())),
+                    Array2::<f64>::zeros((rows, outputs)),
+                )
+            },
+            |(block, scores, logits), chunk| {
+                let range = chunk * ROW_CHUNK..((chunk + 1) * ROW_CHUNK).min(n);
+                let rows = range.len();
+                let mut block = block.slice_mut(ndarray::s![..rows, ..]);
+                for (out, i) in block.outer_iter_mut().zip(range) {
+                    let out = out
+                        .into_slice()
+                        .expect("rows of a new matrix are contiguous");
+                    crate::rows::widen_row(out, &crate::rows::contiguous(&x.row(i)));
+                }
+                let mut scores = scores.slice_mut(ndarray::s![..rows, ..]);
+                general_mat_mul(1.0, &block, &means.t(), 0.0, &mut scores);
+                let nearest: Vec<u32> = scores
+                    .rows()
+                    .into_iter()
+                    .map(|s| argmin(s.iter().zip(mean_sq.iter()).map(|(dot, sq)| sq - 2.0 * dot)))
+                    .collect();
+                let predicted = classifier.map(|w| {
+                    let mut logits = logits.slice_mut(ndarray::s![..rows, ..]);
+                    general_mat_mul(1.0, &block, &w.weights.t(), 0.0, &mut logits);
+                    logits
+                        .rows()
+                        .into_iter()
+                        .map(|row| match &w.bias {
+                            Some(b) => argmin(row.iter().zip(b.iter()).map(|(l, b)| -(l + b))),
+                            None => argmin(row.iter().map(|l| -l)),
+                        })
+                        .collect::<Vec<u32>>()
+                });
+                (nearest, predicted)
+            },
+        )
+        .collect();
     let nearest = chunks.iter().flat_map(|(n, _)| n.iter().cloned()).collect();
     let predicted = classifier.map(|_| {
         chunks

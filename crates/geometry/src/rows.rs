@@ -105,13 +105,35 @@ widened! {
 }
 
 widened! {
-    /// `sum_k += row_k` in f64, and the row's `sum_k row_k^2` ([`lane_sum`]).
-    pub(crate) fn add_row<F: Real>(sum: &mut [f64], row: &[F]) -> f64 {
+    /// `sum_k += row_k` in f64.
+    pub(crate) fn add_row<F: Real>(sum: &mut [f64], row: &[F]) -> () {
         for (s, v) in sum.iter_mut().zip(row) {
             *s += v.as_f64();
         }
-        lane_sum(row, row, |v, _| v.as_f64().powi(2))
     }
+}
+
+widened! {
+    /// `out_k = row_k - mean_k` in f64.
+    pub(crate) fn centre_row<F: Real>(out: &mut [f64], row: &[F], mean: &[f64]) -> () {
+        for ((o, v), m) in out.iter_mut().zip(row).zip(mean) {
+            *o = v.as_f64() - m;
+        }
+    }
+}
+
+widened! {
+    /// `out_k = row_k` in f64.
+    pub(crate) fn widen_row<F: Real>(out: &mut [f64], row: &[F]) -> () {
+        for (o, v) in out.iter_mut().zip(row) {
+            *o = v.as_f64();
+        }
+    }
+}
+
+/// `sum_k row_k^2` in f64 ([`lane_sum`]).
+pub(crate) fn sum_of_squares<F: Real>(row: &[F]) -> f64 {
+    scaled_squares(row, 1.0)
 }
 
 /// `max_k |a_k|` in f64 (0 for no element), vectorised; exact in any order (a NaN is
@@ -150,7 +172,7 @@ pub(crate) fn power_of_two_below(m: f64) -> f64 {
 fn scaled_norm<F: Real>(row: ndarray::ArrayView1<F>) -> (f64, f64) {
     let row = contiguous(&row);
     if F::max_value().as_f64() <= f64::from(f32::MAX) {
-        return (1.0, scaled_squares(&row, 1.0).sqrt());
+        return (1.0, sum_of_squares(&row).sqrt());
     }
     let largest = largest_magnitude(&row);
     if largest == 0.0 || !largest.is_finite() {

@@ -98,11 +98,10 @@ pub(crate) fn upper_scatter<F: Real>(
             if let Some(&ahead) = chunk.get(r + crate::rows::FETCH_AHEAD) {
                 crate::rows::prefetch_row(x.row(ahead));
             }
-            let row = x.row(i);
-            let row = crate::rows::contiguous(&row);
-            for ((dst, v), m) in out.into_iter().zip(row.iter()).zip(&mean) {
-                *dst = v.as_f64() - m;
-            }
+            let out = out
+                .into_slice()
+                .expect("rows of a new matrix are contiguous");
+            crate::rows::centre_row(out, &crate::rows::contiguous(&x.row(i)), &mean);
         }
         syrk_add(z.slice(ndarray::s![..chunk.len(), ..]), &mut sum);
     }

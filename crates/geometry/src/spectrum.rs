@@ -95,10 +95,7 @@ pub fn column_means<F: Real>(x: ArrayView2<F>) -> Array1<f64> {
     let partials = map_row_chunks(x.nrows(), |range| {
         let mut sums = vec![0.0f64; x.ncols()];
         for i in range {
-            let row = x.row(i);
-            for (s, v) in sums.iter_mut().zip(crate::rows::contiguous(&row).iter()) {
-                *s += v.as_f64();
-            }
+            crate::rows::add_row(&mut sums, &crate::rows::contiguous(&x.row(i)));
         }
         Array1::from(sums)
     });

@@ -77,8 +77,14 @@ fn class_scatter<F: Real>(
     let d = x.ncols();
     let (scatter_c, gram) = ThreadSeconds::add(&seconds.scatters, || {
         if rows.len() < d {
-            let z =
-                Array2::from_shape_fn((rows.len(), d), |(r, j)| x[[rows[r], j]].as_f64() - mean[j]);
+            let mean = mean.to_vec();
+            let mut z = Array2::<f64>::zeros((rows.len(), d));
+            for (out, &i) in z.outer_iter_mut().zip(rows) {
+                let out = out
+                    .into_slice()
+                    .expect("rows of a new matrix are contiguous");
+                crate::rows::centre_row(out, &crate::rows::contiguous(&x.row(i)), &mean);
+            }
             let mut s = Array2::<f64>::zeros((d, d));
             syrk_add(z.view(), &mut s);
             symmetrize(&mut s);
