@@ -7,7 +7,7 @@
 #      D = 128, for every kernel this CPU has (`cargo bench --bench uniformity -- --kernel-only`;
 #      the portable kernel at N = 5,000 only: on x86-64 its FMA is a libm call).
 # The data (class means on a sphere of radius 2 plus unit Gaussian noise; seed 0) are written
-# once to $EMBGEOM_BENCH_DATA (default ~/.cache/embgeom-bench) with NumPy. About 5 minutes.
+# once to $EMBGEOM_BENCH_DATA (default ~/.cache/embgeom-bench) with NumPy. About 6 minutes.
 #   benches/stages.sh [--rows N]      (a smaller N for a quick look)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -55,9 +55,11 @@ echo "== 1. embgeom analyze --timings: $rows x 512 f32 ($input_bytes bytes), C =
 # Read the file once so that every run starts from the page cache.
 cat "$x" > /dev/null
 report="$(mktemp)"
-trap 'rm -f "$report"' EXIT
+trap 'rm -rf "$report" "${rates_dir:-}"' EXIT
 started=$(date +%s.%N)
-/usr/bin/time -f "%M" -o "$report.rss" "$bin" analyze "$x" --labels "$labels" --timings \
+# A new cache directory: the machine's rates (the bounds) are measured in this run.
+rates_dir="$(mktemp -d)"
+XDG_CACHE_HOME="$rates_dir" /usr/bin/time -f "%M" -o "$report.rss" "$bin" analyze "$x" --labels "$labels" --timings \
   | sed -n '/^stage timings/,$p'
 ended=$(date +%s.%N)
 peak_kib=$(tail -n 1 "$report.rss")

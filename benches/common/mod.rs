@@ -63,9 +63,27 @@ pub fn write_npy(path: &Path, x: &Array2<f32>) {
 
 /// Run `benches/<script>` with python3 and parse its last stdout line as JSON; `None` (with a
 /// note on stderr) when Python or its packages are missing.
+/// The Python to run references with: `$EMBGEOM_PYTHON`, else the project's venv
+/// (`scripts/python.sh` makes it), else `python3`.
+fn interpreter() -> std::ffi::OsString {
+    if let Some(python) = std::env::var_os("EMBGEOM_PYTHON") {
+        return python;
+    }
+    let venv = std::env::var_os("EMBGEOM_VENV")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache/embgeom-py")))
+        .map(|dir| dir.join("bin/python"));
+    match venv {
+        Some(python) if python.exists() => python.into_os_string(),
+        _ => "python3".into(),
+    }
+}
+
+/// Run `benches/{script}` with `args`; its last line of output as JSON (`None`, with the reason
+/// on stderr, when it fails).
 pub fn python(script: &str, args: &[&str]) -> Option<serde_json::Value> {
     let path = format!("{}/benches/{script}", env!("CARGO_MANIFEST_DIR"));
-    let out = Command::new("python3")
+    let out = Command::new(interpreter())
         .arg(&path)
         .args(args)
         .output()
