@@ -157,10 +157,11 @@ pub(crate) fn predictions<F: Real>(
                 }
                 let mut scores = scores.slice_mut(ndarray::s![..rows, ..]);
                 general_mat_mul(1.0, &block, &means.t(), 0.0, &mut scores);
+                let mean_sq = mean_sq.as_slice().expect("a new vector is contiguous");
                 let nearest: Vec<u32> = scores
                     .rows()
                     .into_iter()
-                    .map(|s| argmin(s.iter().zip(mean_sq.iter()).map(|(dot, sq)| sq - 2.0 * dot)))
+                    .map(|s| nearest_mean(s.as_slice().expect("rows of a buffer"), mean_sq))
                     .collect();
                 let predicted = classifier.map(|w| {
                     let mut logits = logits.slice_mut(ndarray::s![..rows, ..]);
@@ -186,6 +187,40 @@ pub(crate) fn predictions<F: Real>(
             .collect()
     });
     (nearest, predicted)
+}
+
+crate::rows::widened! {
+    /// `argmin_c (||mu_c||^2 - 2 h.mu_c)` from the products `dots[c] = h.mu_c` and the squared
+    /// norms `mean_sq`: [`argmin`]'s answer (the first index on ties), found in eight lanes
+    /// (lane `l` keeps the first smallest of the indices `l mod 8`, then the smallest value
+    /// with the smallest index wins), so that it vectorises.
+    fn nearest_mean(dots: &[f64], mean_sq: &[f64]) -> u32 {
+        const LANES: usize = 8;
+        let (mut values, mut indices) = ([f64::INFINITY; LANES], [0u32; LANES]);
+        let mut offer = |lane: usize, c: usize, value: f64| {
+            let better = value < values[lane];
+            values[lane] = if better { value } else { values[lane] };
+            indices[lane] = if better { c as u32 } else { indices[lane] };
+        };
+        let ((dot_blocks, dot_tail), (sq_blocks, sq_tail)) =
+            (dots.as_chunks::<LANES>(), mean_sq.as_chunks::<LANES>());
+        for (block, (dot, sq)) in dot_blocks.iter().zip(sq_blocks).enumerate() {
+            for lane in 0..LANES {
+                offer(lane, block * LANES + lane, sq[lane] - 2.0 * dot[lane]);
+            }
+        }
+        let start = dot_blocks.len() * LANES;
+        for (lane, (dot, sq)) in dot_tail.iter().zip(sq_tail).enumerate() {
+            offer(lane, start + lane, sq - 2.0 * dot);
+        }
+        let mut winner = (0u32, f64::INFINITY);
+        for (&c, &value) in indices.iter().zip(&values) {
+            if value < winner.1 || (value == winner.1 && c < winner.0) {
+                winner = (c, value);
+            }
+        }
+        winner.0
+    }
 }
 
 /// Index of the smallest value, the first one on ties.
@@ -360,4 +395,41 @@ pub fn collapse_from_stats(
             .push("two class means coincide: CDNV is undefined".into());
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The eight-lane search returns the sequential first minimum for every length, with ties
+    /// (within and across lanes), infinities and NaNs.
+    #[test]
+    fn nearest_mean_is_the_first_smallest() {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut draw = |levels: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % levels) as f64
+        };
+        for len in 0..70 {
+            for trial in 0..20 {
+                let levels = if trial % 2 == 0 { 3 } else { 1000 };
+                let dots: Vec<f64> = (0..len).map(|_| draw(levels) - 1.0).collect();
+                let mut mean_sq: Vec<f64> = (0..len).map(|_| draw(levels)).collect();
+                if trial % 5 == 4 && len > 2 {
+                    mean_sq[len / 2] = f64::INFINITY;
+                    mean_sq[len / 3] = f64::NAN;
+                }
+                let want = argmin(dots.iter().zip(&mean_sq).map(|(d, sq)| sq - 2.0 * d));
+                assert_eq!(
+                    nearest_mean(&dots, &mean_sq),
+                    want,
+                    "len {len}, trial {trial}"
+                );
+            }
+        }
+        let infinite = [f64::INFINITY; 11];
+        assert_eq!(nearest_mean(&[0.0; 11], &infinite), 0);
+    }
 }

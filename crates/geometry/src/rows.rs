@@ -69,17 +69,17 @@ pub(crate) fn lane_sum<F: Copy>(a: &[F], b: &[F], term: impl Fn(F, F) -> f64) ->
 macro_rules! widened {
     (
         $(#[$doc:meta])*
-        $vis:vis fn $name:ident<$f:ident: $bound:path>($($arg:ident: $ty:ty),*) -> $ret:ty
+        $vis:vis fn $name:ident$(<$f:ident: $bound:path>)?($($arg:ident: $ty:ty),*) -> $ret:ty
         $body:block
     ) => {
         $(#[$doc])*
-        $vis fn $name<$f: $bound>($($arg: $ty),*) -> $ret {
+        $vis fn $name$(<$f: $bound>)?($($arg: $ty),*) -> $ret {
             #[inline(always)]
-            fn body<$f: $bound>($($arg: $ty),*) -> $ret $body
+            fn body$(<$f: $bound>)?($($arg: $ty),*) -> $ret $body
             #[cfg(target_arch = "x86_64")]
             if std::is_x86_feature_detected!("avx512f") {
                 #[target_feature(enable = "avx512f")]
-                unsafe fn wide<$f: $bound>($($arg: $ty),*) -> $ret {
+                unsafe fn wide$(<$f: $bound>)?($($arg: $ty),*) -> $ret {
                     body($($arg),*)
                 }
                 // SAFETY: AVX-512F is present.
@@ -89,6 +89,8 @@ macro_rules! widened {
         }
     };
 }
+
+pub(crate) use widened;
 
 widened! {
     /// `sum_k (a_k - b_k)^2` in f64 ([`lane_sum`]).
