@@ -10,7 +10,7 @@ use crate::error::{GeometryError, Result};
 use crate::gram_exp::block_side;
 use crate::progress::Progress;
 use crate::real::Real;
-use crate::rows::{prefetch_row, squared_distance, FETCH_AHEAD};
+use crate::rows::{prefetch_row_l2, squared_distance, PAIRS_AHEAD};
 use crate::sampling::PairSampler;
 use crate::tiles::{gram_tile_count, map_gram_tiles, GramTile};
 use ndarray::ArrayView2;
@@ -375,9 +375,9 @@ pub fn uniformity_sampled<F: Real>(
                 .iter()
                 .enumerate()
                 .map(|(k, &(i, j))| {
-                    if let Some(&(a, b)) = pairs.get(k + FETCH_AHEAD) {
-                        prefetch_row(x.row(a));
-                        prefetch_row(x.row(b));
+                    if let Some(&(a, b)) = pairs.get(k + PAIRS_AHEAD) {
+                        prefetch_row_l2(x.row(a));
+                        prefetch_row_l2(x.row(b));
                     }
                     -t * squared_distance(x.row(i), x.row(j))
                 })
