@@ -9,7 +9,7 @@
 //! - the exponent `e = min(0, fma(g, 2t, u_i + u_j))` with `u_i = -t ||x_i||^2` (the norm
 //!   accumulated in f64, the product rounded once to f32): that is
 //!   `-t max(0, ||x_i||^2 + ||x_j||^2 - 2 x_i.x_j)` in one rounding less;
-//! - `exp(e - s)` in f32 ([`exp_nonpositive`], about 1 ulp) relative to a reference exponent
+//! - `exp(e - s)` in f32 ([`exp_nonpositive`], at most 8.8e-8 relative error) relative to a reference exponent
 //!   `s`: `s = 0` when the norms bound every exponent of the tile from below by -80 (unit rows
 //!   with `t <= 20`: no term can underflow), otherwise the tile's largest exponent, found by a
 //!   first pass over the tile;
@@ -362,7 +362,7 @@ const EXP_POLY: [f32; 6] = [
 
 /// `exp(x)` in f32 for `-87 <= x <= 0`, with fused multiply-adds: `x = n ln2 + r` (Cody-Waite,
 /// `n` the nearest integer to `x log2(e)`), `exp(r) = 1 + r p(r)` by Horner, times `2^n`.
-/// Within 1.5 ulp of `exp`.
+/// At most 8.8e-8 relative error over [-87, 0] (measured by the test below, which bounds it by 2e-7).
 #[inline(always)]
 fn exp_nonpositive(x: f32) -> f32 {
     let n = x.mul_add(EXP_LOG2E, EXP_ROUND) - EXP_ROUND;
