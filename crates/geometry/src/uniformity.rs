@@ -203,7 +203,7 @@ fn tile_log_sum_exp(mut block: GramTile<f64>, minus_t: f64) -> LogSumExp {
         .fold(LogSumExp::EMPTY, LogSumExp::merge)
 }
 
-/// [`Real::uniformity_blocks`] for f64 rows: `dgemm` tiles of the Gram matrix (in a buffer per
+/// [`Real::UNIFORMITY_BLOCKS`] for f64 rows: `dgemm` tiles of the Gram matrix (in a buffer per
 /// thread), each tile's `sum exp(-t d^2)` accumulated relative to the largest exponent of each
 /// of its rows.
 pub(crate) fn gram_tile_parts(
