@@ -171,20 +171,19 @@ pub(crate) fn power_of_two_below(m: f64) -> f64 {
 /// For f32 rows `s` is 1: their squares can neither overflow nor underflow in f64, and scaling
 /// by a power of two commutes with every rounding then, so the norm has the same bits without
 /// the pass for the largest entry.
-fn scaled_norm<F: Real>(row: ndarray::ArrayView1<F>) -> (f64, f64) {
-    let row = contiguous(&row);
+fn scaled_norm<F: Real>(row: &[F]) -> (f64, f64) {
     if F::max_value().as_f64() <= f64::from(f32::MAX) {
-        return (1.0, sum_of_squares(&row).sqrt());
+        return (1.0, sum_of_squares(row).sqrt());
     }
-    let largest = largest_magnitude(&row);
+    let largest = largest_magnitude(row);
     if largest == 0.0 || !largest.is_finite() {
         return (1.0, largest);
     }
     let scale = power_of_two_below(largest);
     let inverse = exact_inverse(scale);
     let sum = match inverse {
-        Some(inverse) => scaled_squares(&row, inverse),
-        None => lane_sum(&row, &row, |v, _| (v.as_f64() / scale).powi(2)),
+        Some(inverse) => scaled_squares(row, inverse),
+        None => lane_sum(row, row, |v, _| (v.as_f64() / scale).powi(2)),
     };
     (scale, sum.sqrt())
 }
@@ -212,7 +211,7 @@ pub fn row_norms<F: Real>(x: ArrayView2<F>) -> Vec<f64> {
     map_row_chunks(x.nrows(), |range| {
         range
             .map(|i| {
-                let (scale, norm) = scaled_norm(x.row(i));
+                let (scale, norm) = scaled_norm(&contiguous(&x.row(i)));
                 norm * scale
             })
             .collect::<Vec<f64>>()
@@ -224,43 +223,99 @@ pub fn row_norms<F: Real>(x: ArrayView2<F>) -> Vec<f64> {
 /// unit hypersphere). A row of norm 0 or with a non-finite entry is an error naming the row.
 /// Rows are divided as `(x_i / s) / ||x_i / s||` with `s` a power of two, so rows of any
 /// finite scale (1e-300 or 1e300) normalise.
+///
+/// One pass: each row is checked, its norm taken and its scaled copy written while it is in
+/// the first-level cache, in parallel over fixed blocks of rows (elementwise: the same bits
+/// whatever the thread count). When a block meets a bad row, the whole input is checked
+/// again in order, so the error is the one [`check_finite`] and then the first zero row give.
 pub fn normalize_rows<F: Real>(x: ArrayView2<F>) -> Result<Array2<F>> {
-    check_finite(x)?;
-    let scaled: Vec<(f64, f64)> = map_row_chunks(x.nrows(), |range| {
-        range.map(|i| scaled_norm(x.row(i))).collect::<Vec<_>>()
-    })
-    .concat();
-    if let Some(row) = scaled.iter().position(|&(_, n)| n == 0.0 || !n.is_finite()) {
-        return Err(GeometryError::ZeroNorm { row });
-    }
-    // Each row written once, in parallel over fixed blocks of rows (elementwise: the same
-    // bits whatever the thread count).
     let (n, d) = x.dim();
     let mut values = large_zeroed(n * d);
-    values
+    let all_good = values
         .par_chunks_mut((ROW_CHUNK * d).max(1))
         .enumerate()
-        .for_each(|(c, block)| {
-            for (r, out) in block.chunks_mut(d.max(1)).enumerate() {
-                let i = c * ROW_CHUNK + r;
-                let (scale, norm) = scaled[i];
-                let row = x.row(i);
+        .map(|(c, block)| {
+            block.chunks_mut(d.max(1)).enumerate().all(|(r, out)| {
+                let row = x.row(c * ROW_CHUNK + r);
                 let row = contiguous(&row);
-                match exact_inverse(scale) {
-                    Some(inverse) => {
-                        for (o, v) in out.iter_mut().zip(row.iter()) {
-                            *o = F::from_f64(v.as_f64() * inverse / norm);
-                        }
-                    }
-                    None => {
-                        for (o, v) in out.iter_mut().zip(row.iter()) {
-                            *o = F::from_f64(v.as_f64() / scale / norm);
-                        }
-                    }
+                let (scale, norm) = scaled_norm(&row);
+                // For f32 rows a finite norm means finite entries (their squares cannot
+                // overflow f64); wider rows are checked entry by entry.
+                let finite = norm.is_finite()
+                    && (F::max_value().as_f64() <= f64::from(f32::MAX) || all_finite(&row));
+                if !finite || norm == 0.0 {
+                    return false;
                 }
+                match exact_inverse(scale) {
+                    Some(inverse) => scale_row(out, &row, inverse, norm),
+                    None => divide_row(out, &row, scale, norm),
+                }
+                true
+            })
+        })
+        .collect::<Vec<bool>>();
+    if all_good.iter().all(|&good| good) {
+        return Ok(Array2::from_shape_vec((n, d), values).expect("n x d values"));
+    }
+    check_finite(x)?;
+    let row = (0..n)
+        .find(|&i| scaled_norm(&contiguous(&x.row(i))).1 == 0.0)
+        .expect("a block stopped at a zero row");
+    Err(GeometryError::ZeroNorm { row })
+}
+
+/// Whether every entry is finite (branch-free).
+fn all_finite<F: Real>(row: &[F]) -> bool {
+    row.iter().fold(true, |ok, v| ok & v.is_finite())
+}
+
+widened! {
+    /// `out_k = (row_k * inverse) / norm`, rounded to the element type.
+    ///
+    /// For f32 rows the quotient is first taken as a product by `1 / norm` (a division costs
+    /// a quarter of this pass): that product is within 3 f64 ulps of the f64 quotient, so
+    /// both round to the same f32 unless the product lies within 8 ulps of the midpoint
+    /// between two f32s (or below 2^-125, where f32 drops more bits). A row with such an
+    /// entry, about one in 10^5 at D = 512, is divided instead: the same bits either way.
+    fn scale_row<F: Real>(out: &mut [F], row: &[F], inverse: f64, norm: f64) -> () {
+        if F::max_value().as_f64() <= f64::from(f32::MAX) {
+            let reciprocal = 1.0 / norm;
+            let mut ambiguous = false;
+            for (o, v) in out.iter_mut().zip(row) {
+                let quotient = v.as_f64() * inverse * reciprocal;
+                ambiguous |= near_f32_rounding_midpoint(quotient);
+                *o = F::from_f64(quotient);
             }
-        });
-    Ok(Array2::from_shape_vec((n, d), values).expect("n x d values"))
+            if !ambiguous {
+                return;
+            }
+        }
+        for (o, v) in out.iter_mut().zip(row) {
+            *o = F::from_f64(v.as_f64() * inverse / norm);
+        }
+    }
+}
+
+/// Whether rounding `q` (finite) to f32 could change when `q` moves by up to 8 f64 ulps: its
+/// 29 bits below f32's precision lie within 8 of the midpoint pattern `1 << 28`, or `q` is
+/// nonzero and below 2^-125 in magnitude (f32's subnormal range, where more bits drop).
+#[inline(always)]
+fn near_f32_rounding_midpoint(q: f64) -> bool {
+    const DROPPED: u64 = (1 << 29) - 1;
+    const MIDPOINT: u64 = 1 << 28;
+    const WINDOW: u64 = 8;
+    /// The bits of 2^-125.
+    const SMALLEST_SAFE: u64 = 0x3820_0000_0000_0000;
+    let magnitude = q.to_bits() & !(1 << 63);
+    let near_midpoint = (magnitude & DROPPED).wrapping_sub(MIDPOINT - WINDOW) <= 2 * WINDOW;
+    near_midpoint | ((magnitude != 0) & (magnitude < SMALLEST_SAFE))
+}
+
+/// `out_k = (row_k / scale) / norm` (a scale whose inverse is not a normal f64).
+fn divide_row<F: Real>(out: &mut [F], row: &[F], scale: f64, norm: f64) {
+    for (o, v) in out.iter_mut().zip(row) {
+        *o = F::from_f64(v.as_f64() / scale / norm);
+    }
 }
 
 /// `||x_i||^2` of every row, accumulated in f64 and stored in the element type.
@@ -401,6 +456,41 @@ mod tests {
             let plain = a.iter().fold(0.0f64, |m, &v| m.max(f64::from(v).abs()));
             assert_eq!(largest_magnitude(&a), plain, "{len}");
         }
+    }
+
+    #[test]
+    fn scaled_f32_rows_round_as_the_f64_quotient_even_next_to_a_midpoint() {
+        // Quotients 7 / norm aimed at the f32 midpoint 1 + 2^-24 and the f64 values around
+        // it: the product by 1 / norm rounds to the other f32 for some of them, which the
+        // check must catch.
+        let midpoint = 1.0 + 2f64.powi(-24);
+        let aimed = 7.0 / midpoint;
+        let mut product_would_differ = 0;
+        for step in -40i64..=40 {
+            let norm = f64::from_bits((aimed.to_bits() as i64 + step) as u64);
+            let quotient = (7.0 / norm) as f32;
+            if (7.0 * (1.0 / norm)) as f32 != quotient {
+                product_would_differ += 1;
+            }
+            let mut out = [0.0f32; 9];
+            scale_row(&mut out, &[7.0f32; 9], 1.0, norm);
+            assert!(out.iter().all(|&o| o == quotient), "step {step}");
+        }
+        assert!(product_would_differ > 0);
+        // Random rows: the same bits as the division.
+        let numbers = values(17, 200_000);
+        for (k, row) in numbers.chunks(100).enumerate() {
+            let row: Vec<f32> = row.iter().map(|&v| v as f32).collect();
+            let norm = (sum_of_squares(&row).sqrt()) * (1.0 + k as f64 * 1e-3);
+            let mut out = vec![0.0f32; row.len()];
+            scale_row(&mut out, &row, 1.0, norm);
+            for (o, v) in out.iter().zip(&row) {
+                assert_eq!(o.to_bits(), ((f64::from(*v) / norm) as f32).to_bits());
+            }
+        }
+        // Zeros are exact, tiny quotients go through the division.
+        assert!(!near_f32_rounding_midpoint(0.0) && !near_f32_rounding_midpoint(-0.0));
+        assert!(near_f32_rounding_midpoint(1e-40) && !near_f32_rounding_midpoint(0.75));
     }
 
     #[test]

@@ -278,6 +278,58 @@ fn sampled_estimate_agrees_with_exact_within_its_standard_error() {
 }
 
 #[test]
+fn normalising_divides_each_row_by_its_norm_and_names_the_first_bad_row_in_any_block() {
+    // More rows than one parallel block (4,096), f32 and f64: each output is the row's entry
+    // over its f64 norm, rounded once to the element type.
+    let x = unit_gaussian(9_000, 5, 11).mapv(|v| 3.0 * v);
+    let unit = normalize_rows(x.view()).unwrap();
+    let x32 = x.mapv(|v| v as f32);
+    let unit32 = normalize_rows(x32.view()).unwrap();
+    for i in 0..x.nrows() {
+        let norm = x.row(i).iter().map(|v| v * v).sum::<f64>().sqrt();
+        let norm32 = x32
+            .row(i)
+            .iter()
+            .map(|&v| f64::from(v).powi(2))
+            .sum::<f64>()
+            .sqrt();
+        for j in 0..x.ncols() {
+            assert!((unit[[i, j]] - x[[i, j]] / norm).abs() <= 4e-16, "{i} {j}");
+            assert_eq!(
+                unit32[[i, j]],
+                (f64::from(x32[[i, j]]) / norm32) as f32,
+                "{i} {j}"
+            );
+        }
+    }
+    // A zero row in one block and a non-finite entry in a later one: the non-finite entry
+    // is named, as the whole input is checked for finiteness first.
+    let mut bad = x.clone();
+    bad.row_mut(5_000).fill(0.0);
+    assert_eq!(
+        normalize_rows(bad.view()),
+        Err(GeometryError::ZeroNorm { row: 5_000 })
+    );
+    bad[[8_000, 3]] = f64::INFINITY;
+    for result in [
+        normalize_rows(bad.view()),
+        normalize_rows(bad.mapv(|v| v as f32).view()).map(|u| u.mapv(f64::from)),
+    ] {
+        assert!(
+            matches!(
+                result,
+                Err(GeometryError::NonFinite {
+                    row: 8_000,
+                    column: 3,
+                    ..
+                })
+            ),
+            "{result:?}"
+        );
+    }
+}
+
+#[test]
 fn bad_inputs_are_errors_that_name_the_row() {
     let mut x = unit_gaussian(10, 3, 1);
     x.row_mut(6).fill(0.0);

@@ -234,6 +234,10 @@ pub(crate) fn prepare<'a, F: Real>(
 /// A power of two to divide the raw rows by when their largest entry is beyond 2^+-200 (their
 /// squares and scatters would leave f64's range), else `None`.
 pub(crate) fn extreme_scale<F: Real>(rows: &CowArray<F, Ix2>) -> Option<f64> {
+    // Nonzero f32 magnitudes lie in [2^-149, 2^128): never extreme, no pass needed.
+    if F::max_value().as_f64() <= f64::from(f32::MAX) {
+        return None;
+    }
     let largest = match rows.as_slice() {
         Some(values) => values
             .par_chunks(1 << 16)
@@ -270,13 +274,13 @@ impl Typed<'_> {
         progress: &dyn Progress,
         timings: &Timings,
     ) -> Result<Computed> {
-        // Each element read and checked; normalising, read twice more (its row's norm, then
-        // its scaled value) and a scaled copy written to new memory.
+        // Each element read and checked; normalising, a scaled copy written to new memory in
+        // the same pass (each row's norm and its scaled values are taken from the cache).
         let elements: usize = matrices.iter().map(|m| m.len()).sum();
         let bytes = (elements * std::mem::size_of::<F>()) as f64;
         let work = match self.normalize {
             true => Work::NewCopy {
-                read: 3.0 * bytes,
+                read: bytes,
                 written: bytes,
             },
             false => Work::Bytes(bytes),
