@@ -2,7 +2,7 @@
 //! pairs, either row-matched views or, from labels, all same-class pairs ("label-positive"
 //! alignment).
 
-use crate::classes::Classes;
+use crate::classes::{ClassSums, Classes};
 use crate::error::{GeometryError, Result};
 use crate::progress::Progress;
 use crate::real::Real;
@@ -133,6 +133,18 @@ pub fn class_alignment<F: Real>(
     alpha: f64,
     progress: &dyn Progress,
 ) -> Result<Alignment> {
+    class_alignment_with_sums(x, classes, alpha, None, progress)
+}
+
+/// [`class_alignment`], given the classes' sums of `x` ([`Classes::class_sums`]) when they are
+/// already computed: alpha = 2 needs nothing else.
+pub(crate) fn class_alignment_with_sums<F: Real>(
+    x: ArrayView2<F>,
+    classes: &Classes,
+    alpha: f64,
+    sums: Option<&ClassSums>,
+    progress: &dyn Progress,
+) -> Result<Alignment> {
     check_alpha(alpha)?;
     classes.check_rows(x.nrows())?;
     let counts = classes.counts();
@@ -146,7 +158,14 @@ pub fn class_alignment<F: Real>(
         });
     }
     let total = if alpha == 2.0 {
-        let (sums, sums_sq) = classes.class_sums(x);
+        let computed;
+        let (sums, sums_sq) = match sums {
+            Some(sums) => sums,
+            None => {
+                computed = classes.class_sums(x);
+                &computed
+            }
+        };
         counts
             .iter()
             .enumerate()

@@ -1,7 +1,7 @@
 //! The `analyze` pipeline: which metrics apply to which inputs, and which estimator each uses.
 
-use crate::alignment::{alignment, class_alignment, Alignment};
-use crate::classes::Classes;
+use crate::alignment::{alignment, class_alignment_with_sums, Alignment};
+use crate::classes::{ClassSums, Classes};
 use crate::collapse::{collapse, Classifier, Collapse};
 use crate::error::{GeometryError, Result};
 use crate::knn::{knn_accuracy, KnnAccuracy, KnnOptions, KnnSplit};
@@ -10,7 +10,7 @@ use crate::progress::Progress;
 use crate::real::Real;
 use crate::simplex::{simplex_angles, vertex_distances, SimplexAngles};
 use crate::spectrum::{spectrum, Spectrum};
-use crate::stats::{class_means, class_stats_timed};
+use crate::stats::{class_means, class_stats_of_means, means_of_sums};
 use crate::tiles::DEFAULT_TILE;
 use crate::timings::{gemm_work, Timings, Work};
 use crate::uniformity::{uniformity, Estimator, Uniformity};
@@ -488,9 +488,18 @@ fn class_metrics<F: Real>(
         true => Work::Bytes(n * d * element),
         false => gemm_work::<F>(same_class_pairs, 1.0, d),
     };
-    let aligned = timings.time("class alignment", alignment_work, || {
-        class_alignment(labelled, classes, options.alpha, progress)
+    // The class sums of the labelled rows serve the label alignment (alpha = 2), the simplex
+    // angles' class means and, when the labelled rows are the raw ones, the class statistics.
+    let (aligned, labelled_sums) = timings.time("class alignment", alignment_work, || {
+        let sums = (options.alpha == 2.0).then(|| classes.class_sums(labelled));
+        let aligned =
+            class_alignment_with_sums(labelled, classes, options.alpha, sums.as_ref(), progress);
+        (aligned, sums)
     });
+    let labelled_means = |sums: &Option<ClassSums>| match sums {
+        Some((sums, _)) => means_of_sums(sums, classes),
+        None => class_means(labelled, classes),
+    };
     analysis.class_alignment = match aligned {
         Ok(value) => Some(value),
         Err(GeometryError::Labels { what }) => {
@@ -534,16 +543,20 @@ fn class_metrics<F: Real>(
         );
     }
     // Class means (one pass), each class's scatter (dsyrk, N D^2 in all) and eigenvalues.
-    let stats = class_stats_timed(raw, classes, timings)?;
-    // Distances of every row to every class mean (an N x C x D product in f64).
-    let collapse_work = gemm_work::<f64>(n, c as f64, d);
+    let raw_is_labelled = input.raw.is_none();
+    let known_means =
+        (raw_is_labelled && labelled_sums.is_some()).then(|| labelled_means(&labelled_sums));
+    let stats = class_stats_of_means(raw, classes, known_means, timings)?;
+    // Distances of every row to every class mean: an N x C x D product, in f32 for f32 rows
+    // (near-ties multiplied again in f64), else in f64.
+    let collapse_work = gemm_work::<F>(n, c as f64, d);
     let collapsed = timings.time("collapse (nearest class mean)", collapse_work, || {
         collapse(raw, classes, &stats, input.classifier)
     })?;
     analysis.warnings.extend(collapsed.warnings.iter().cloned());
     analysis.collapse = Some(collapsed);
     if c >= 2 {
-        match simplex_angles(class_means(labelled, classes).view()) {
+        match simplex_angles(labelled_means(&labelled_sums).view()) {
             Ok(angles) => analysis.simplex_angles = Some(angles),
             Err(e) => analysis.warnings.push(format!("simplex angles: {e}")),
         }

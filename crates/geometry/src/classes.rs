@@ -5,6 +5,9 @@ use crate::real::Real;
 use ndarray::{Array1, Array2, ArrayView2};
 use rayon::prelude::*;
 
+/// Per-class sums `S_c` (C x D) and sums of squared norms (C), from [`Classes::class_sums`].
+pub type ClassSums = (Array2<f64>, Array1<f64>);
+
 /// Class labels of N rows as indices `0..C`, with a display name per class.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Classes {
@@ -82,7 +85,7 @@ impl Classes {
 
     /// Per-class sums `S_c = sum_{i in c} x_i` (C x D) and sums of squared norms
     /// `sum_{i in c} ||x_i||^2`, accumulated in f64 in row order within each class.
-    pub fn class_sums<F: Real>(&self, x: ArrayView2<F>) -> (Array2<f64>, Array1<f64>) {
+    pub fn class_sums<F: Real>(&self, x: ArrayView2<F>) -> ClassSums {
         let d = x.ncols();
         let per_class: Vec<(Vec<f64>, f64)> = self
             .members

@@ -123,48 +123,51 @@ fn cosines(m: &Array2<f64>) -> Option<Array2<f64>> {
 
 /// Nearest class mean of every row (`argmin_c ||h - mu_c||`, ties to the lower index) and,
 /// with a classifier, its prediction `argmax_c (w_c . h + b_c)`.
+///
+/// The scores `||mu_c||^2 - 2 h.mu_c` are f64 products of the rows and the means. For f32
+/// rows they are first taken in f32 (half the time of f64 products): a row whose f32 nearest
+/// mean beats the second nearest by more than twice [`F32ScoreBound`] (the largest difference
+/// between an f32 and an f64 score, whatever the order of the sums) has the same nearest mean
+/// in f64; the others, near-ties, are multiplied again in f64.
 pub(crate) fn predictions<F: Real>(
     x: ArrayView2<F>,
     means: &Array2<f64>,
     classifier: Option<&Classifier>,
 ) -> (Vec<u32>, Option<Vec<u32>>) {
     let mean_sq: Array1<f64> = means.rows().into_iter().map(|r| r.dot(&r)).collect();
+    let mean_sq = mean_sq.as_slice().expect("a new vector is contiguous");
     let (n, d) = x.dim();
-    // Each thread widens its chunks of rows into one f64 buffer and multiplies them into one
-    // buffer of scores: no new memory per chunk. The chunks and their products are those of
+    let screen = (F::max_value().as_f64() <= f64::from(f32::MAX))
+        .then(|| F32ScoreBound::new(means, mean_sq))
+        .flatten();
+    let means32 = screen.as_ref().map(|_| means.mapv(|v| v as f32));
+    let mean_sq32: Vec<f32> = mean_sq.iter().map(|&v| v as f32).collect();
+    // Each thread widens (or copies) its chunks of rows into one buffer and multiplies them
+    // into one buffer of scores: no new memory per chunk. The chunks are those of
     // `map_row_chunks`, so are the bits.
     let outputs = classifier.map_or(0, |w| w.weights.nrows());
+    let c = means.nrows();
     let chunks: Vec<(Vec<u32>, Option<Vec<u32>>)> = (0..n.div_ceil(ROW_CHUNK))
         .into_par_iter()
         .map_init(
-            || {
-                let rows = ROW_CHUNK.min(n);
-                (
-                    Array2::<f64>::zeros((rows, d)),
-                    Array2::<f64>::zeros((rows, means.nrows())),
-                    Array2::<f64>::zeros((rows, outputs)),
-                )
-            },
-            |(block, scores, logits), chunk| {
-                let range = chunk * ROW_CHUNK..((chunk + 1) * ROW_CHUNK).min(n);
-                let rows = range.len();
-                let mut block = block.slice_mut(ndarray::s![..rows, ..]);
-                for (out, i) in block.outer_iter_mut().zip(range) {
-                    let out = out
-                        .into_slice()
-                        .expect("rows of a new matrix are contiguous");
-                    crate::rows::widen_row(out, &crate::rows::contiguous(&x.row(i)));
+            || ScoreBuffers::new(ROW_CHUNK.min(n), d, c, outputs, screen.is_some()),
+            |buffers, chunk| {
+                let rows: Vec<usize> =
+                    (chunk * ROW_CHUNK..((chunk + 1) * ROW_CHUNK).min(n)).collect();
+                let ScoreBuffers {
+                    rows64,
+                    scores64,
+                    logits,
+                    rows32,
+                    scores32,
+                } = buffers;
+                // Every row in f64 when a product in f64 needs them all.
+                if classifier.is_some() || screen.is_none() {
+                    widen_into(rows64, x, &rows);
                 }
-                let mut scores = scores.slice_mut(ndarray::s![..rows, ..]);
-                general_mat_mul(1.0, &block, &means.t(), 0.0, &mut scores);
-                let mean_sq = mean_sq.as_slice().expect("a new vector is contiguous");
-                let nearest: Vec<u32> = scores
-                    .rows()
-                    .into_iter()
-                    .map(|s| nearest_mean(s.as_slice().expect("rows of a buffer"), mean_sq))
-                    .collect();
                 let predicted = classifier.map(|w| {
-                    let mut logits = logits.slice_mut(ndarray::s![..rows, ..]);
+                    let block = rows64.slice(ndarray::s![..rows.len(), ..]);
+                    let mut logits = logits.slice_mut(ndarray::s![..rows.len(), ..]);
                     general_mat_mul(1.0, &block, &w.weights.t(), 0.0, &mut logits);
                     logits
                         .rows()
@@ -175,6 +178,45 @@ pub(crate) fn predictions<F: Real>(
                         })
                         .collect::<Vec<u32>>()
                 });
+                let nearest = match (&screen, &means32) {
+                    (Some(bound), Some(means32)) => {
+                        let mut block = rows32.slice_mut(ndarray::s![..rows.len(), ..]);
+                        let mut norms = Vec::with_capacity(rows.len());
+                        for (out, &i) in block.outer_iter_mut().zip(&rows) {
+                            let row = x.row(i);
+                            let row = crate::rows::contiguous(&row);
+                            norms.push(crate::rows::sum_of_squares(&row).sqrt());
+                            for (o, v) in out.into_iter().zip(row.iter()) {
+                                *o = v.as_f64() as f32;
+                            }
+                        }
+                        let mut scores = scores32.slice_mut(ndarray::s![..rows.len(), ..]);
+                        general_mat_mul(1.0, &block, &means32.t(), 0.0, &mut scores);
+                        let mut nearest = Vec::with_capacity(rows.len());
+                        let mut near_ties = Vec::new();
+                        for (r, (s, &norm)) in scores.rows().into_iter().zip(&norms).enumerate() {
+                            let s = s.as_slice().expect("rows of a buffer");
+                            let (best, lead) = screened_nearest_mean(s, &mean_sq32);
+                            // A NaN lead is a near-tie too.
+                            let decided = lead > 2.0 * bound.of_row(norm);
+                            if !decided {
+                                near_ties.push(r);
+                            }
+                            nearest.push(best);
+                        }
+                        if !near_ties.is_empty() {
+                            let tied: Vec<usize> = near_ties.iter().map(|&r| rows[r]).collect();
+                            widen_into(rows64, x, &tied);
+                            let again =
+                                nearest_of_widened(rows64, tied.len(), means, mean_sq, scores64);
+                            for (&r, best) in near_ties.iter().zip(again) {
+                                nearest[r] = best;
+                            }
+                        }
+                        nearest
+                    }
+                    _ => nearest_of_widened(rows64, rows.len(), means, mean_sq, scores64),
+                };
                 (nearest, predicted)
             },
         )
@@ -189,6 +231,160 @@ pub(crate) fn predictions<F: Real>(
     (nearest, predicted)
 }
 
+/// One thread's buffers of [`predictions`], reused from chunk to chunk.
+struct ScoreBuffers {
+    /// Rows widened to f64 (up to a chunk).
+    rows64: Array2<f64>,
+    /// f64 scores of those rows.
+    scores64: Array2<f64>,
+    /// Classifier logits of a chunk.
+    logits: Array2<f64>,
+    /// A chunk's rows in f32 (none without the f32 screen).
+    rows32: Array2<f32>,
+    /// Their f32 products with the means.
+    scores32: Array2<f32>,
+}
+
+impl ScoreBuffers {
+    fn new(rows: usize, d: usize, c: usize, outputs: usize, screen: bool) -> Self {
+        let screened = if screen { rows } else { 0 };
+        ScoreBuffers {
+            rows64: Array2::zeros((rows, d)),
+            scores64: Array2::zeros((rows, c)),
+            logits: Array2::zeros((rows, outputs)),
+            rows32: Array2::zeros((screened, d)),
+            scores32: Array2::zeros((screened, c)),
+        }
+    }
+}
+
+/// Widen the rows `rows` of `x` to f64 into the first rows of `buffer`.
+fn widen_into<F: Real>(buffer: &mut Array2<f64>, x: ArrayView2<F>, rows: &[usize]) {
+    for (out, &i) in buffer.outer_iter_mut().zip(rows) {
+        let out = out
+            .into_slice()
+            .expect("rows of a new matrix are contiguous");
+        crate::rows::widen_row(out, &crate::rows::contiguous(&x.row(i)));
+    }
+}
+
+/// [`nearest_mean`] of the first `rows` rows of `widened` from their f64 products with the
+/// means (into `scores`).
+fn nearest_of_widened(
+    widened: &Array2<f64>,
+    rows: usize,
+    means: &Array2<f64>,
+    mean_sq: &[f64],
+    scores: &mut Array2<f64>,
+) -> Vec<u32> {
+    let block = widened.slice(ndarray::s![..rows, ..]);
+    let mut scores = scores.slice_mut(ndarray::s![..rows, ..]);
+    general_mat_mul(1.0, &block, &means.t(), 0.0, &mut scores);
+    scores
+        .rows()
+        .into_iter()
+        .map(|s| nearest_mean(s.as_slice().expect("rows of a buffer"), mean_sq))
+        .collect()
+}
+
+/// A bound on `|s32_c - s_c|` for every class `c` of one row `h`, where `s_c = ||mu_c||^2 -
+/// 2 h.mu_c` exactly and `s32_c` is computed in f32 from f32 rows, the means rounded to f32
+/// and `||mu_c||^2` rounded to f32, with the sum over the D coordinates in any order; plus the
+/// same bound for the f64 computation. With `A = ||h|| max_c ||mu_c||` (Cauchy-Schwarz bounds
+/// `sum_k |h_k mu_ck|` by it), `u = 2^-24`, `gamma_D = D u / (1 - D u)`:
+/// `2 (u + gamma_D (1 + u)) A + (4 D + 4)(1 + ||h||) 2^-149` (the products, their sums and
+/// the means' rounding, an absolute term for subnormal values) `+ u ||mu||^2 + u (||mu||^2 + 2 A)` (rounding the squared
+/// norm and the difference), plus `(D + 4) 2^-53 (||mu||^2 + 2 A)` for the f64 scores; all
+/// times 1.01.
+#[derive(Debug, Clone, Copy)]
+struct F32ScoreBound {
+    /// `max_c ||mu_c||`.
+    largest_mean: f64,
+    /// `max_c ||mu_c||^2`.
+    largest_sq: f64,
+    d: f64,
+}
+
+impl F32ScoreBound {
+    /// The bound for these means, or `None` when f32 products could overflow (means or rows
+    /// beyond 1e18 in norm are scored in f64 only).
+    fn new(means: &Array2<f64>, mean_sq: &[f64]) -> Option<Self> {
+        let largest_sq = mean_sq.iter().cloned().fold(0.0f64, f64::max);
+        let d = means.ncols() as f64;
+        let unit = 2f64.powi(-24);
+        (largest_sq <= 1e36 && d * unit < 0.01).then_some(F32ScoreBound {
+            largest_mean: largest_sq.sqrt(),
+            largest_sq,
+            d,
+        })
+    }
+
+    /// The bound for a row of norm `norm` (infinite for rows whose products could overflow).
+    fn of_row(&self, norm: f64) -> f64 {
+        let in_range = norm <= 1e18;
+        if !in_range {
+            return f64::INFINITY;
+        }
+        let u = 2f64.powi(-24);
+        let gamma = self.d * u / (1.0 - self.d * u);
+        let a = norm * self.largest_mean;
+        // Subnormal f32 products, means and scores: absolute errors of at most 2^-149 each.
+        let underflow = (4.0 * self.d + 4.0) * (1.0 + norm) * 2f64.powi(-149);
+        let products = 2.0 * (u + gamma * (1.0 + u)) * a + underflow;
+        let rounding = u * self.largest_sq + u * (self.largest_sq + 2.0 * a);
+        let f64_scores = (self.d + 4.0) * 2f64.powi(-53) * (self.largest_sq + 2.0 * a);
+        1.01 * (products + rounding + f64_scores)
+    }
+}
+
+/// `offer(lane, c, sq_c - two * p_c)` for every class `c` in lane `c mod LANES`: blocks of
+/// `LANES` classes (so that the lanes vectorise), then the tail.
+#[inline(always)]
+fn scan_scores<T, const LANES: usize>(
+    products: &[T],
+    mean_sq: &[T],
+    two: T,
+    mut offer: impl FnMut(usize, usize, T),
+) where
+    T: Copy + std::ops::Sub<Output = T> + std::ops::Mul<Output = T>,
+{
+    let ((product_blocks, product_tail), (sq_blocks, sq_tail)) =
+        (products.as_chunks::<LANES>(), mean_sq.as_chunks::<LANES>());
+    for (block, (p, sq)) in product_blocks.iter().zip(sq_blocks).enumerate() {
+        for lane in 0..LANES {
+            offer(lane, block * LANES + lane, sq[lane] - two * p[lane]);
+        }
+    }
+    let start = product_blocks.len() * LANES;
+    for (lane, (&p, &sq)) in product_tail.iter().zip(sq_tail).enumerate() {
+        offer(lane, start + lane, sq - two * p);
+    }
+}
+
+crate::rows::widened! {
+    /// The f32 nearest mean `argmin_c (sq_c - 2 s_c)` of one row's f32 products `s` and its
+    /// lead over the second nearest (0 on a tie), found in sixteen lanes.
+    fn screened_nearest_mean(products: &[f32], mean_sq: &[f32]) -> (u32, f64) {
+        const LANES: usize = 16;
+        let mut best = [f32::INFINITY; LANES];
+        let mut second = [f32::INFINITY; LANES];
+        let mut index = [0u32; LANES];
+        scan_scores::<f32, LANES>(products, mean_sq, 2.0, |lane, c, value| {
+            let better = value < best[lane];
+            let runner_up = if value < second[lane] { value } else { second[lane] };
+            second[lane] = if better { best[lane] } else { runner_up };
+            best[lane] = if better { value } else { best[lane] };
+            index[lane] = if better { c as u32 } else { index[lane] };
+        });
+        let lane = (0..LANES).fold(0, |b, l| if best[l] < best[b] { l } else { b });
+        let runner_up = (0..LANES)
+            .filter(|&l| l != lane)
+            .map(|l| best[l])
+            .fold(second[lane], f32::min);
+        (index[lane], f64::from(runner_up) - f64::from(best[lane]))
+    }
+}
+
 crate::rows::widened! {
     /// `argmin_c (||mu_c||^2 - 2 h.mu_c)` from the products `dots[c] = h.mu_c` and the squared
     /// norms `mean_sq`: [`argmin`]'s answer (the first index on ties), found in eight lanes
@@ -197,22 +393,11 @@ crate::rows::widened! {
     fn nearest_mean(dots: &[f64], mean_sq: &[f64]) -> u32 {
         const LANES: usize = 8;
         let (mut values, mut indices) = ([f64::INFINITY; LANES], [0u32; LANES]);
-        let mut offer = |lane: usize, c: usize, value: f64| {
+        scan_scores::<f64, LANES>(dots, mean_sq, 2.0, |lane, c, value| {
             let better = value < values[lane];
             values[lane] = if better { value } else { values[lane] };
             indices[lane] = if better { c as u32 } else { indices[lane] };
-        };
-        let ((dot_blocks, dot_tail), (sq_blocks, sq_tail)) =
-            (dots.as_chunks::<LANES>(), mean_sq.as_chunks::<LANES>());
-        for (block, (dot, sq)) in dot_blocks.iter().zip(sq_blocks).enumerate() {
-            for lane in 0..LANES {
-                offer(lane, block * LANES + lane, sq[lane] - 2.0 * dot[lane]);
-            }
-        }
-        let start = dot_blocks.len() * LANES;
-        for (lane, (dot, sq)) in dot_tail.iter().zip(sq_tail).enumerate() {
-            offer(lane, start + lane, sq - 2.0 * dot);
-        }
+        });
         let mut winner = (0u32, f64::INFINITY);
         for (&c, &value) in indices.iter().zip(&values) {
             if value < winner.1 || (value == winner.1 && c < winner.0) {
@@ -431,5 +616,79 @@ mod tests {
         }
         let infinite = [f64::INFINITY; 11];
         assert_eq!(nearest_mean(&[0.0; 11], &infinite), 0);
+    }
+
+    /// The sixteen-lane f32 search returns the first smallest score and its lead over the
+    /// next one (0 on a tie), for every length.
+    #[test]
+    fn screened_nearest_mean_is_the_smallest_and_its_lead() {
+        for len in 1..70usize {
+            let products: Vec<f32> = (0..len).map(|c| ((c * 37) % 23) as f32 * 0.25).collect();
+            let mean_sq: Vec<f32> = (0..len).map(|c| ((c * 11) % 7) as f32).collect();
+            let scores: Vec<f64> = products
+                .iter()
+                .zip(&mean_sq)
+                .map(|(p, sq)| f64::from(sq - 2.0 * p))
+                .collect();
+            let best = argmin(scores.iter().cloned());
+            let runner_up = scores
+                .iter()
+                .enumerate()
+                .filter(|&(c, _)| c != best as usize)
+                .map(|(_, &v)| v)
+                .fold(f64::INFINITY, f64::min);
+            let (got, lead) = screened_nearest_mean(&products, &mean_sq);
+            assert_eq!(lead, runner_up - scores[best as usize], "len {len}");
+            if lead > 0.0 {
+                assert_eq!(got, best, "len {len}");
+            }
+        }
+    }
+
+    /// Rows a hair from the midpoint of two class means, on both sides (f32 rows, so the f32
+    /// screen runs): every nearest mean is the one of the f64 scores, the near-ties among
+    /// them decided again in f64; and the bound holds on every f32 score.
+    #[test]
+    fn f32_screened_nearest_means_are_those_of_the_f64_scores() {
+        let (d, c) = (64, 5);
+        let wave = |i: usize, k: usize| ((i * 7 + k * 13) % 17) as f64 / 17.0 - 0.5;
+        let means = Array2::from_shape_fn((c, d), |(i, k)| wave(i, k) * (1.0 + i as f64));
+        let mut rows = Vec::new();
+        for step in 0..400 {
+            let (a, b) = (step % c, (step + 1 + step / c) % c);
+            let (a, b) = if a == b { (a, (b + 1) % c) } else { (a, b) };
+            // From the midpoint towards a (even steps) or b, by 1e-9 to 1e-5 of the gap.
+            let towards = 10f64.powf(-9.0 + (step % 9) as f64 * 0.5);
+            let sign = if step % 2 == 0 { 1.0 } else { -1.0 };
+            for k in 0..d {
+                let mid = 0.5 * (means[[a, k]] + means[[b, k]]);
+                let pull = sign * towards * (means[[a, k]] - means[[b, k]]);
+                rows.push((mid + pull) as f32);
+            }
+        }
+        let x32 = Array2::from_shape_vec((rows.len() / d, d), rows).unwrap();
+        let x64 = x32.mapv(f64::from);
+        let (screened, _) = predictions(x32.view(), &means, None);
+        let (exact, _) = predictions(x64.view(), &means, None);
+        assert_eq!(screened, exact);
+        // The f32 scores stay within the bound of the f64 ones, and some rows are near-ties.
+        let mean_sq: Vec<f64> = means.rows().into_iter().map(|r| r.dot(&r)).collect();
+        let bound = F32ScoreBound::new(&means, &mean_sq).unwrap();
+        let means32 = means.mapv(|v| v as f32);
+        let mut near_ties = 0;
+        for (row32, row64) in x32.rows().into_iter().zip(x64.rows()) {
+            let norm = row64.dot(&row64).sqrt();
+            for (k, &sq) in mean_sq.iter().enumerate() {
+                let s32 = (sq as f32) - 2.0 * row32.dot(&means32.row(k));
+                let s64 = sq - 2.0 * row64.dot(&means.row(k));
+                assert!((f64::from(s32) - s64).abs() <= bound.of_row(norm));
+            }
+            let products: Vec<f32> = (0..c).map(|k| row32.dot(&means32.row(k))).collect();
+            let sq32: Vec<f32> = mean_sq.iter().map(|&v| v as f32).collect();
+            if screened_nearest_mean(&products, &sq32).1 <= 2.0 * bound.of_row(norm) {
+                near_ties += 1;
+            }
+        }
+        assert!(near_ties >= 50, "{near_ties} near-ties");
     }
 }

@@ -42,7 +42,7 @@ pub use analysis::{
     AnalysisOptions, MemoryEstimate, DEFAULT_MAX_EXACT, DEFAULT_SAMPLED_PAIRS, MAX_SAMPLED_PAIRS,
 };
 pub use cka::{linear_cka, CkaState, CKA_STATE_VERSION};
-pub use classes::Classes;
+pub use classes::{ClassSums, Classes};
 pub use collapse::{cdnv, collapse, collapse_from_stats, nc1, Cdnv, Classifier, Collapse};
 pub use error::{GeometryError, Result};
 pub use figure_data::{

@@ -138,11 +138,24 @@ pub fn class_stats_timed<F: Real>(
     classes: &Classes,
     timings: &Timings,
 ) -> Result<ClassStats> {
+    class_stats_of_means(x, classes, None, timings)
+}
+
+/// [`class_stats_timed`], given the class means of `x` when they are already computed.
+pub(crate) fn class_stats_of_means<F: Real>(
+    x: ArrayView2<F>,
+    classes: &Classes,
+    means: Option<Array2<f64>>,
+    timings: &Timings,
+) -> Result<ClassStats> {
     single_threaded_blas();
     let started = std::time::Instant::now();
     let seconds = ThreadSeconds::default();
     let counts = classes.counts();
-    let means = ThreadSeconds::add(&seconds.scatters, || class_means(x, classes));
+    let means = match means {
+        Some(means) => means,
+        None => ThreadSeconds::add(&seconds.scatters, || class_means(x, classes)),
+    };
     let global_mean = means.mean_axis(Axis(0)).expect("at least one class");
     let (c, d) = (classes.num_classes(), x.ncols());
     let all: Vec<usize> = (0..c).collect();
@@ -207,7 +220,11 @@ pub fn class_stats_timed<F: Real>(
 
 /// Means of the rows of each class: `(1/n_c) sum_{i in c} x_i` (C x D).
 pub fn class_means<F: Real>(x: ArrayView2<F>, classes: &Classes) -> Array2<f64> {
-    let (sums, _) = classes.class_sums(x);
+    means_of_sums(&classes.class_sums(x).0, classes)
+}
+
+/// `S_c / n_c` for every class, from the class sums `S_c` (C x D).
+pub(crate) fn means_of_sums(sums: &Array2<f64>, classes: &Classes) -> Array2<f64> {
     let counts = Array1::from_iter(classes.counts().into_iter().map(|n| n as f64));
     sums / &counts.insert_axis(Axis(1))
 }
