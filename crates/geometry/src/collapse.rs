@@ -246,11 +246,13 @@ struct ScoreBuffers {
 }
 
 impl ScoreBuffers {
+    /// With the f32 screen, the f64 buffers start empty and grow to the rows that need them
+    /// (the near-ties, or every row for a classifier).
     fn new(rows: usize, d: usize, c: usize, outputs: usize, screen: bool) -> Self {
-        let screened = if screen { rows } else { 0 };
+        let (screened, widened) = if screen { (rows, 0) } else { (0, rows) };
         ScoreBuffers {
-            rows64: Array2::zeros((rows, d)),
-            scores64: Array2::zeros((rows, c)),
+            rows64: Array2::zeros((widened, d)),
+            scores64: Array2::zeros((widened, c)),
             logits: Array2::zeros((rows, outputs)),
             rows32: Array2::zeros((screened, d)),
             scores32: Array2::zeros((screened, c)),
@@ -258,8 +260,16 @@ impl ScoreBuffers {
     }
 }
 
+/// Grow `buffer` to at least `rows` rows (its contents are overwritten before use).
+fn at_least_rows(buffer: &mut Array2<f64>, rows: usize) {
+    if buffer.nrows() < rows {
+        *buffer = Array2::zeros((rows, buffer.ncols()));
+    }
+}
+
 /// Widen the rows `rows` of `x` to f64 into the first rows of `buffer`.
 fn widen_into<F: Real>(buffer: &mut Array2<f64>, x: ArrayView2<F>, rows: &[usize]) {
+    at_least_rows(buffer, rows.len());
     for (out, &i) in buffer.outer_iter_mut().zip(rows) {
         let out = out
             .into_slice()
@@ -278,6 +288,7 @@ fn nearest_of_widened(
     scores: &mut Array2<f64>,
 ) -> Vec<u32> {
     let block = widened.slice(ndarray::s![..rows, ..]);
+    at_least_rows(scores, rows);
     let mut scores = scores.slice_mut(ndarray::s![..rows, ..]);
     general_mat_mul(1.0, &block, &means.t(), 0.0, &mut scores);
     scores
@@ -670,6 +681,14 @@ mod tests {
         let x64 = x32.mapv(f64::from);
         let (screened, _) = predictions(x32.view(), &means, None);
         let (exact, _) = predictions(x64.view(), &means, None);
+        assert_eq!(screened, exact);
+        // With a classifier too (its logits in f64 from every row).
+        let classifier = Classifier {
+            weights: means.mapv(|v| v * 0.5 + 0.01),
+            bias: Some(Array1::from_shape_fn(c, |k| k as f64 * 0.1)),
+        };
+        let screened = predictions(x32.view(), &means, Some(&classifier));
+        let exact = predictions(x64.view(), &means, Some(&classifier));
         assert_eq!(screened, exact);
         // The f32 scores stay within the bound of the f64 ones, and some rows are near-ties.
         let mean_sq: Vec<f64> = means.rows().into_iter().map(|r| r.dot(&r)).collect();
