@@ -137,7 +137,7 @@ pub(crate) fn predictions<F: Real>(
     let mean_sq: Array1<f64> = means.rows().into_iter().map(|r| r.dot(&r)).collect();
     let mean_sq = mean_sq.as_slice().expect("a new vector is contiguous");
     let (n, d) = x.dim();
-    let screen = (F::max_value().as_f64() <= f64::from(f32::MAX))
+    let screen = F::SINGLE
         .then(|| F32ScoreBound::new(means, mean_sq))
         .flatten();
     let means32 = screen.as_ref().map(|_| means.mapv(|v| v as f32));

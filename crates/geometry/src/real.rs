@@ -25,6 +25,9 @@ pub trait Real: LinalgScalar + Float + Debug + Send + Sync + 'static {
     fn as_f64(self) -> f64;
     /// Narrow from `f64` (rounding to nearest for `f32`).
     fn from_f64(value: f64) -> Self;
+    /// Whether this is `f32`: its squares and products of up to 2^24 terms cannot overflow or
+    /// underflow an `f64` sum, and its magnitudes lie in `[2^-149, 2^128)`.
+    const SINGLE: bool;
     /// The exact uniformity part, `log sum exp(-t ||x_i - x_j||^2)` kept as `(shift, sum,
     /// pairs)`, of every Gram block of side `tile`: the pairs `i < j` within `x` (`y = None`,
     /// blocks `I <= J`) or every pair of a row of `x` and a row of `y`, in row-major block
@@ -60,6 +63,7 @@ macro_rules! syrk_upper {
 }
 
 impl Real for f64 {
+    const SINGLE: bool = false;
     const UNIFORMITY_BLOCKS: UniformityBlocks<f64> = crate::uniformity::gram_tile_parts;
     fn as_f64(self) -> f64 {
         self
@@ -74,6 +78,7 @@ impl Real for f64 {
 }
 
 impl Real for f32 {
+    const SINGLE: bool = true;
     const UNIFORMITY_BLOCKS: UniformityBlocks<f32> = crate::gram_exp::block_parts;
     fn as_f64(self) -> f64 {
         f64::from(self)

@@ -172,7 +172,7 @@ pub(crate) fn power_of_two_below(m: f64) -> f64 {
 /// by a power of two commutes with every rounding then, so the norm has the same bits without
 /// the pass for the largest entry.
 fn scaled_norm<F: Real>(row: &[F]) -> (f64, f64) {
-    if F::max_value().as_f64() <= f64::from(f32::MAX) {
+    if F::SINGLE {
         return (1.0, sum_of_squares(row).sqrt());
     }
     let largest = largest_magnitude(row);
@@ -241,8 +241,7 @@ pub fn normalize_rows<F: Real>(x: ArrayView2<F>) -> Result<Array2<F>> {
                 let (scale, norm) = scaled_norm(&row);
                 // For f32 rows a finite norm means finite entries (their squares cannot
                 // overflow f64); wider rows are checked entry by entry.
-                let finite = norm.is_finite()
-                    && (F::max_value().as_f64() <= f64::from(f32::MAX) || all_finite(&row));
+                let finite = norm.is_finite() && (F::SINGLE || all_finite(&row));
                 if !finite || norm == 0.0 {
                     return false;
                 }
@@ -278,7 +277,7 @@ widened! {
     /// between two f32s (or below 2^-125, where f32 drops more bits). A row with such an
     /// entry, about one in 10^5 at D = 512, is divided instead: the same bits either way.
     fn scale_row<F: Real>(out: &mut [F], row: &[F], inverse: f64, norm: f64) -> () {
-        if F::max_value().as_f64() <= f64::from(f32::MAX) {
+        if F::SINGLE {
             let reciprocal = 1.0 / norm;
             let mut ambiguous = false;
             for (o, v) in out.iter_mut().zip(row) {

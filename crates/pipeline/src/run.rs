@@ -235,7 +235,7 @@ pub(crate) fn prepare<'a, F: Real>(
 /// squares and scatters would leave f64's range), else `None`.
 pub(crate) fn extreme_scale<F: Real>(rows: &CowArray<F, Ix2>) -> Option<f64> {
     // Nonzero f32 magnitudes lie in [2^-149, 2^128): never extreme, no pass needed.
-    if F::max_value().as_f64() <= f64::from(f32::MAX) {
+    if F::SINGLE {
         return None;
     }
     let largest = match rows.as_slice() {
