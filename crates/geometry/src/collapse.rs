@@ -137,11 +137,7 @@ pub(crate) fn predictions<F: Real>(
     let mean_sq: Array1<f64> = means.rows().into_iter().map(|r| r.dot(&r)).collect();
     let mean_sq = mean_sq.as_slice().expect("a new vector is contiguous");
     let (n, d) = x.dim();
-    let screen = F::SINGLE
-        .then(|| F32ScoreBound::new(means, mean_sq))
-        .flatten();
-    let means32 = screen.as_ref().map(|_| means.mapv(|v| v as f32));
-    let mean_sq32: Vec<f32> = mean_sq.iter().map(|&v| v as f32).collect();
+    let screen = F::SINGLE.then(|| F32Screen::new(means, mean_sq)).flatten();
     // Each thread widens (or copies) its chunks of rows into one buffer and multiplies them
     // into one buffer of scores: no new memory per chunk. The chunks are those of
     // `map_row_chunks`, so are the bits.
@@ -178,32 +174,9 @@ pub(crate) fn predictions<F: Real>(
                         })
                         .collect::<Vec<u32>>()
                 });
-                let nearest = match (&screen, &means32) {
-                    (Some(bound), Some(means32)) => {
-                        let mut block = rows32.slice_mut(ndarray::s![..rows.len(), ..]);
-                        let mut norms = Vec::with_capacity(rows.len());
-                        for (out, &i) in block.outer_iter_mut().zip(&rows) {
-                            let row = x.row(i);
-                            let row = crate::rows::contiguous(&row);
-                            norms.push(crate::rows::sum_of_squares(&row).sqrt());
-                            for (o, v) in out.into_iter().zip(row.iter()) {
-                                *o = v.as_f64() as f32;
-                            }
-                        }
-                        let mut scores = scores32.slice_mut(ndarray::s![..rows.len(), ..]);
-                        general_mat_mul(1.0, &block, &means32.t(), 0.0, &mut scores);
-                        let mut nearest = Vec::with_capacity(rows.len());
-                        let mut near_ties = Vec::new();
-                        for (r, (s, &norm)) in scores.rows().into_iter().zip(&norms).enumerate() {
-                            let s = s.as_slice().expect("rows of a buffer");
-                            let (best, lead) = screened_nearest_mean(s, &mean_sq32);
-                            // A NaN lead is a near-tie too.
-                            let decided = lead > 2.0 * bound.of_row(norm);
-                            if !decided {
-                                near_ties.push(r);
-                            }
-                            nearest.push(best);
-                        }
+                let nearest = match &screen {
+                    Some(screen) => {
+                        let (mut nearest, near_ties) = screen.nearest(x, &rows, rows32, scores32);
                         if !near_ties.is_empty() {
                             let tied: Vec<usize> = near_ties.iter().map(|&r| rows[r]).collect();
                             widen_into(rows64, x, &tied);
@@ -215,7 +188,7 @@ pub(crate) fn predictions<F: Real>(
                         }
                         nearest
                     }
-                    _ => nearest_of_widened(rows64, rows.len(), means, mean_sq, scores64),
+                    None => nearest_of_widened(rows64, rows.len(), means, mean_sq, scores64),
                 };
                 (nearest, predicted)
             },
@@ -296,6 +269,62 @@ fn nearest_of_widened(
         .into_iter()
         .map(|s| nearest_mean(s.as_slice().expect("rows of a buffer"), mean_sq))
         .collect()
+}
+
+/// The f32 screen of [`predictions`]: the means and their squared norms rounded to f32, and
+/// the bound on the f32 scores' error.
+struct F32Screen {
+    bound: F32ScoreBound,
+    means: Array2<f32>,
+    mean_sq: Vec<f32>,
+}
+
+impl F32Screen {
+    /// `None` when the means are too large for f32 products ([`F32ScoreBound::new`]).
+    fn new(means: &Array2<f64>, mean_sq: &[f64]) -> Option<Self> {
+        Some(F32Screen {
+            bound: F32ScoreBound::new(means, mean_sq)?,
+            means: means.mapv(|v| v as f32),
+            mean_sq: mean_sq.iter().map(|&v| v as f32).collect(),
+        })
+    }
+
+    /// The f32 nearest mean of each of the rows `rows` of `x` (copied into `rows32`, scored
+    /// into `scores32`), and the positions in `rows` of the near-ties, whose lead over the
+    /// second nearest is not more than twice the bound (or NaN): their f64 nearest mean may
+    /// differ.
+    fn nearest<F: Real>(
+        &self,
+        x: ArrayView2<F>,
+        rows: &[usize],
+        rows32: &mut Array2<f32>,
+        scores32: &mut Array2<f32>,
+    ) -> (Vec<u32>, Vec<usize>) {
+        let mut block = rows32.slice_mut(ndarray::s![..rows.len(), ..]);
+        let mut norms = Vec::with_capacity(rows.len());
+        for (out, &i) in block.outer_iter_mut().zip(rows) {
+            let row = x.row(i);
+            let row = crate::rows::contiguous(&row);
+            norms.push(crate::rows::sum_of_squares(&row).sqrt());
+            for (o, v) in out.into_iter().zip(row.iter()) {
+                *o = v.as_f64() as f32;
+            }
+        }
+        let mut scores = scores32.slice_mut(ndarray::s![..rows.len(), ..]);
+        general_mat_mul(1.0, &block, &self.means.t(), 0.0, &mut scores);
+        let mut nearest = Vec::with_capacity(rows.len());
+        let mut near_ties = Vec::new();
+        for (r, (s, &norm)) in scores.rows().into_iter().zip(&norms).enumerate() {
+            let s = s.as_slice().expect("rows of a buffer");
+            let (best, lead) = screened_nearest_mean(s, &self.mean_sq);
+            let decided = lead > 2.0 * self.bound.of_row(norm);
+            if !decided {
+                near_ties.push(r);
+            }
+            nearest.push(best);
+        }
+        (nearest, near_ties)
+    }
 }
 
 /// A bound on `|s32_c - s_c|` for every class `c` of one row `h`, where `s_c = ||mu_c||^2 -
