@@ -61,8 +61,8 @@ pub use real::{Real, UniformityBlocks};
 pub use rows::{check_finite, largest_magnitude, normalize_rows, row_norms};
 pub use simplex::{canonical_simplex, simplex_angles, vertex_distances, SimplexAngles};
 pub use spectrum::{
-    alpha_req, column_means, covariance, effective_rank, mean_squared_norm, rankme, spectrum,
-    symmetric_eigenvalues, AlphaReq, Spectrum, ALPHA_REQ_RANKS, RANKME_EPSILON,
+    alpha_req, column_means, covariance, effective_rank, rankme, spectrum, symmetric_eigenvalues,
+    AlphaReq, Spectrum, ALPHA_REQ_RANKS, RANKME_EPSILON,
 };
 pub use stats::{class_means, class_stats, class_stats_timed, eigen_work, ClassStats};
 pub use tiles::DEFAULT_TILE;

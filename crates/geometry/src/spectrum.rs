@@ -4,11 +4,10 @@
 
 use crate::error::{GeometryError, Result};
 use crate::real::Real;
-use crate::rows::row_norms;
 use crate::scatter::{all_rows, scatter};
 use crate::tiles::map_row_chunks;
 use crate::tiles::single_threaded_blas;
-use ndarray::{Array1, Array2, ArrayView2};
+use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
 use serde::{Deserialize, Serialize};
 
 /// `epsilon` added to the normalised singular values in RankMe.
@@ -106,13 +105,15 @@ pub fn column_means<F: Real>(x: ArrayView2<F>) -> Array1<f64> {
     total / x.nrows() as f64
 }
 
-/// `(1/N) sum_i ||x_i||^2`.
-pub fn mean_squared_norm<F: Real>(x: ArrayView2<F>) -> f64 {
-    row_norms(x).iter().map(|n| n * n).sum::<f64>() / x.nrows().max(1) as f64
-}
-
 /// Centred covariance with `N - 1` in the denominator, D x D.
 pub fn covariance<F: Real>(x: ArrayView2<F>) -> Result<Array2<f64>> {
+    let (centred, _) = centred_scatter(x)?;
+    Ok(centred / (x.nrows() as f64 - 1.0))
+}
+
+/// The scatter `sum_i (x_i - m)(x_i - m)^T` about the column means `m`, and `m`; at least two
+/// rows.
+fn centred_scatter<F: Real>(x: ArrayView2<F>) -> Result<(Array2<f64>, Array1<f64>)> {
     let n = x.nrows();
     if n < 2 {
         return Err(GeometryError::TooFewRows {
@@ -122,7 +123,13 @@ pub fn covariance<F: Real>(x: ArrayView2<F>) -> Result<Array2<f64>> {
         });
     }
     let mean = column_means(x);
-    Ok(scatter(x, &all_rows(n), mean.view()) / (n as f64 - 1.0))
+    Ok((scatter(x, &all_rows(n), mean.view()), mean))
+}
+
+/// `sum_i ||x_i||^2` of `n` rows from their scatter about their mean `m`: `tr(scatter) +
+/// n ||m||^2` (a sum of positive terms; a round-off reference without a pass over the rows).
+pub(crate) fn total_squared_norm(scatter: &Array2<f64>, mean: ArrayView1<f64>, n: usize) -> f64 {
+    scatter.diag().sum() + n as f64 * mean.dot(&mean)
 }
 
 /// `exp(-sum_k p_k log p_k)` with `0 log 0 = 0`.
@@ -222,19 +229,15 @@ pub struct Spectrum {
 pub fn spectrum<F: Real>(unit: ArrayView2<F>, raw: ArrayView2<F>) -> Result<Spectrum> {
     single_threaded_blas();
     let n = raw.nrows();
-    let cov = covariance(unit)?;
-    let raw_mean = column_means(raw);
-    let raw_centred = scatter(raw, &all_rows(n), raw_mean.view());
+    let (unit_centred, unit_mean) = centred_scatter(unit)?;
+    let unit_scale = total_squared_norm(&unit_centred, unit_mean.view(), n) / n as f64;
+    let cov = unit_centred / (n as f64 - 1.0);
+    let (raw_centred, raw_mean) = centred_scatter(raw)?;
     // X^T X = centred scatter + N m m^T: a sum of positive terms, no cancellation.
     let m = raw_mean.view().insert_axis(ndarray::Axis(1));
     let uncentred = &raw_centred + &(m.dot(&m.t()) * n as f64);
-    spectrum_of(
-        &cov,
-        mean_squared_norm(unit),
-        &raw_centred,
-        &uncentred,
-        mean_squared_norm(raw) * n as f64,
-    )
+    let raw_scale = total_squared_norm(&raw_centred, raw_mean.view(), n);
+    spectrum_of(&cov, unit_scale, &raw_centred, &uncentred, raw_scale)
 }
 
 /// The dimensional-collapse metrics from second moments: the normalised rows' covariance

@@ -6,7 +6,7 @@ use crate::classes::Classes;
 use crate::error::Result;
 use crate::real::Real;
 use crate::scatter::{stripe_count, symmetrize, syrk_add, upper_scatter};
-use crate::spectrum::{effective_rank, symmetric_eigenvalues};
+use crate::spectrum::{effective_rank, symmetric_eigenvalues, total_squared_norm};
 use crate::tiles::single_threaded_blas;
 use crate::timings::{Timings, Work};
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis};
@@ -97,8 +97,8 @@ fn class_scatter<F: Real>(
             (s, None)
         }
     });
-    // The round-off reference: sum_i ||x_i||^2 = tr(scatter) + n ||m||^2, without a pass.
-    let scale = scatter_c.diag().sum() + rows.len() as f64 * mean.dot(&mean);
+    // The round-off reference: sum_i ||x_i||^2, without a pass.
+    let scale = total_squared_norm(&scatter_c, mean, rows.len());
     // The smaller square: the n x n Gram matrix, or the scatter itself.
     let square = gram.as_ref().unwrap_or(&scatter_c);
     let singular = ThreadSeconds::add(&seconds.eigenvalues, || {
