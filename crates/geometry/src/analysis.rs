@@ -4,7 +4,7 @@ use crate::alignment::{alignment, class_alignment_with_sums, Alignment};
 use crate::classes::{ClassSums, Classes};
 use crate::collapse::{collapse, Classifier, Collapse};
 use crate::error::{GeometryError, Result};
-use crate::knn::{knn_accuracy, KnnAccuracy, KnnOptions, KnnSplit};
+use crate::knn::{knn_accuracy, knn_screen, KnnAccuracy, KnnOptions, KnnScreen, KnnSplit};
 use crate::per_class::{subclass_structure, PerClass, Subclasses};
 use crate::progress::Progress;
 use crate::real::Real;
@@ -575,7 +575,11 @@ fn class_metrics<F: Real>(
         .parts
         .knn
         .then(|| {
-            timings.time("kNN", gemm_work::<F>(queries, references, d), || {
+            let work = match knn_screen::<F>() {
+                KnnScreen::Amx => Work::TileFlops(2.0 * queries * references * d),
+                KnnScreen::Gemm => gemm_work::<F>(queries, references, d),
+            };
+            timings.time("kNN", work, || {
                 knn_accuracy(labelled, classes.labels(), c, &split, &options.knn)
             })
         })

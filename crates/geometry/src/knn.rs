@@ -6,7 +6,7 @@
 use crate::error::{GeometryError, Result};
 use crate::figure_data::stratified_rows;
 use crate::real::Real;
-use crate::rows::contiguous;
+use crate::rows::{contiguous, row_norms};
 use crate::tiles::single_threaded_blas;
 use ndarray::linalg::general_mat_mul;
 use ndarray::{s, Array2, ArrayView2, Axis, CowArray};
@@ -20,15 +20,23 @@ pub const DEFAULT_TEMPERATURE: f64 = 0.07;
 /// Default cap on the number of queries (a seeded subset beyond it).
 pub const DEFAULT_MAX_QUERIES: usize = 10_000;
 
-/// Queries per GEMM block: each block packs every reference block once, so larger blocks
-/// spend less of the time packing (256 spent about a fifth of the kNN time in it).
+/// Queries per block: each block packs every reference block once (GEMM's packing, or the
+/// bfloat16 panels of the AMX screen), so larger blocks spend less of the time packing (256
+/// spent about a fifth of the GEMM kNN time in it).
 const QUERY_BLOCK: usize = 1024;
 /// Reference blocks per task: queries are matched against stripes of this many blocks in
 /// parallel.
 const STRIPE_BLOCKS: usize = 64;
 /// Similarities tested against the floor at once in the scan of a block.
 const SCAN_GROUP: usize = 32;
+/// The AMX screen's stripes are this many times longer (fewer stripes, fewer references
+/// rescored before each stripe's k-th best similarity settles).
+const AMX_STRIPE_FACTOR: usize = 4;
+/// References per GEMM block.
 const REFERENCE_BLOCK: usize = 2048;
+/// References per block of the AMX screen (512 KB in bfloat16 at D = 512, so that they, a
+/// block of queries and a panel of products stay in the second-level cache).
+const AMX_BLOCK: usize = 512;
 
 /// Which rows are queried against which.
 #[derive(Debug, Clone, PartialEq)]
@@ -150,21 +158,108 @@ pub(crate) struct References<'a, F> {
     pub label: &'a (dyn Fn(usize) -> u32 + Sync),
 }
 
-/// The top `k` references of every query row (cosine = dot product of unit rows), computed in
-/// GEMM blocks of 1024 queries x 2048 references; a reference with the query's own global index
-/// is skipped (leave-one-out).
+/// How the similarities of a block of references are screened before the exact ones are
+/// taken: a screen gives every similarity to within a proven margin, so that only the
+/// references it cannot rule out are rescored exactly (`sum_k q_k x_k` in f64); every screen
+/// finds the same neighbours with the same similarities.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum KnnScreen {
+    /// Intel AMX tiles (`TDPBF16PS`) on bfloat16 copies of f32 rows: within
+    /// `(2^-7 + 2^-16 + gamma_D) ||q|| ||x||` of the exact dot product.
+    Amx,
+    /// BLAS GEMM in the rows' own precision: within `gamma_(D+1) ||q|| ||x||`, with
+    /// `gamma_n = n u / (1 - n u)` and `u` the unit round-off of the rows' type.
+    Gemm,
+}
+
+/// The screen for rows of type `F`: AMX tiles for f32 rows where the CPU has AMX-BF16 and the
+/// operating system grants the tile state, unless `EMBGEOM_KNN_SCREEN=gemm` (for benchmarks);
+/// else GEMM. Decided once.
+pub fn knn_screen<F: Real>() -> KnnScreen {
+    static GEMM_ASKED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let gemm_asked =
+        *GEMM_ASKED.get_or_init(|| std::env::var("EMBGEOM_KNN_SCREEN").as_deref() == Ok("gemm"));
+    match F::SINGLE && !gemm_asked && crate::amx::available() {
+        true => KnnScreen::Amx,
+        false => KnnScreen::Gemm,
+    }
+}
+
+/// The exact similarity of the kNN search, `sum_k q_k x_k` accumulated in f64 in a fixed order
+/// ([`lane_sum`](crate::rows::lane_sum)): for f32 rows every product is exact, and the result
+/// is within `D 2^-53 ||q|| ||x||` of the true dot product; the same bits on every machine.
+fn exact_similarity<F: Real>(q: &[F], x: &[F]) -> f64 {
+    crate::rows::lane_dot(q, x)
+}
+
+/// The margin of a screen: `|screened - exact similarity|` is at most this for rows of norms
+/// `a` and `b` (the screen's error plus that of [`exact_similarity`], times 1.01 for the
+/// norms' own round-off); infinite where the rows are too large for the screen's arithmetic
+/// (then every reference is rescored).
+fn screen_margin<F: Real>(screen: KnnScreen, a: f64, b: f64, depth: usize) -> f64 {
+    let limit = match (screen, F::SINGLE) {
+        (KnnScreen::Amx, _) | (KnnScreen::Gemm, true) => 2f64.powi(50),
+        (KnnScreen::Gemm, false) => 2f64.powi(400),
+    };
+    if !(a <= limit && b <= limit) {
+        return f64::INFINITY;
+    }
+    let k = depth as f64;
+    let exact = (k + 2.0) * 2f64.powi(-53) * a * b + k * 2f64.powi(-1060);
+    let screened = match screen {
+        KnnScreen::Amx => crate::amx::bf16_error(a, b, depth.next_multiple_of(crate::amx::STEP)),
+        KnnScreen::Gemm => {
+            let u = F::epsilon().as_f64() / 2.0;
+            let gamma = (k + 1.0) * u / (1.0 - (k + 1.0) * u);
+            gamma * a * b + (k + 1.0) * F::min_positive_value().as_f64()
+        }
+    };
+    1.01 * (screened + exact)
+}
+
+/// The largest value of type `S` at or below `t` (`t` not NaN).
+fn at_or_below<S: Real>(t: f64) -> S {
+    let v = S::from_f64(t);
+    match v.as_f64() > t {
+        true => v - (v.abs() * S::epsilon()).max(S::min_positive_value()),
+        false => v,
+    }
+}
+
+/// The top `k` references of every query row, by [`exact_similarity`] (the cosine for unit
+/// rows; ties to the lower global index), screened by [`knn_screen`]; a reference with the
+/// query's own global index is skipped (leave-one-out).
 pub(crate) fn top_neighbours<F: Real>(
     queries: ArrayView2<F>,
     query_index: &[u64],
     references: &References<F>,
     k: usize,
 ) -> Vec<TopK> {
+    top_neighbours_screened(queries, query_index, references, k, knn_screen::<F>())
+}
+
+/// [`top_neighbours`] with the given screen (AMX only where [`crate::amx::available`]).
+fn top_neighbours_screened<F: Real>(
+    queries: ArrayView2<F>,
+    query_index: &[u64],
+    references: &References<F>,
+    k: usize,
+    screen: KnnScreen,
+) -> Vec<TopK> {
     single_threaded_blas();
     let total = references.rows.nrows();
+    let norms = Norms {
+        queries: row_norms(queries),
+        references: row_norms(references.rows),
+    };
     // Tasks: every block of queries against every stripe of references (a fixed partition:
     // the same whatever the thread count), so that a few queries still keep every thread
     // busy; each query's stripes merge into its top k exactly.
-    let stripes = total.div_ceil(STRIPE_BLOCKS * REFERENCE_BLOCK).max(1);
+    let stripe_len = match screen {
+        KnnScreen::Amx => AMX_STRIPE_FACTOR * STRIPE_BLOCKS * REFERENCE_BLOCK,
+        KnnScreen::Gemm => STRIPE_BLOCKS * REFERENCE_BLOCK,
+    };
+    let stripes = total.div_ceil(stripe_len).max(1);
     let query_blocks: Vec<&[u64]> = query_index.chunks(QUERY_BLOCK).collect();
     let tasks: Vec<(usize, usize)> = (0..query_blocks.len())
         .flat_map(|b| (0..stripes).map(move |stripe| (b, stripe)))
@@ -173,10 +268,18 @@ pub(crate) fn top_neighbours<F: Real>(
         .par_iter()
         .map(|&(b, stripe)| {
             let block = query_blocks[b];
-            let q = queries.slice(s![b * QUERY_BLOCK..b * QUERY_BLOCK + block.len(), ..]);
-            let first = stripe * STRIPE_BLOCKS * REFERENCE_BLOCK;
-            let last = (first + STRIPE_BLOCKS * REFERENCE_BLOCK).min(total);
-            scan_references(q, block, references, first..last, k)
+            let rows = b * QUERY_BLOCK..b * QUERY_BLOCK + block.len();
+            let first = stripe * stripe_len;
+            let last = (first + stripe_len).min(total);
+            let scan = Scan {
+                queries: queries.slice(s![rows.clone(), ..]),
+                query_norms: &norms.queries[rows],
+                block,
+                references,
+                reference_norms: &norms.references,
+                screen,
+            };
+            scan.references(first..last, k)
         })
         .collect();
     let mut partial = partial.into_iter();
@@ -196,57 +299,133 @@ pub(crate) fn top_neighbours<F: Real>(
     tops
 }
 
-/// The top `k` among references `range` of each query row of `q` (global indices `block`),
-/// from GEMM blocks of [`REFERENCE_BLOCK`] references.
-fn scan_references<F: Real>(
-    q: ArrayView2<F>,
-    block: &[u64],
-    references: &References<F>,
-    range: std::ops::Range<usize>,
-    k: usize,
-) -> Vec<TopK> {
-    let mut tops: Vec<TopK> = (0..block.len()).map(|_| TopK::new(k)).collect();
-    let mut sims = Array2::<F>::zeros((block.len(), REFERENCE_BLOCK.min(range.len())));
-    for start in range.clone().step_by(REFERENCE_BLOCK) {
-        let end = (start + REFERENCE_BLOCK).min(range.end);
-        let r = references.rows.slice(s![start..end, ..]);
-        let mut out = sims.slice_mut(s![.., ..end - start]);
-        general_mat_mul(F::one(), &q, &r.t(), F::zero(), &mut out);
-        for (qi, top) in tops.iter_mut().enumerate() {
-            // Only a similarity at or above the current k-th best can enter: a plain
-            // comparison rejects the rest (the ties are settled by `offer`), first for
-            // whole groups of SCAN_GROUP similarities at once (the floor only rises, so a
-            // group below it at its start holds no candidate).
-            let mut floor = top.floor();
-            let row = out.row(qi);
-            let row = contiguous(&row);
+/// Row norms of the queries and the references (the screens' margins).
+struct Norms {
+    queries: Vec<f64>,
+    references: Vec<f64>,
+}
+
+/// A block of queries matched against references.
+struct Scan<'a, 'r, F> {
+    queries: ArrayView2<'a, F>,
+    query_norms: &'a [f64],
+    /// Global index of each query.
+    block: &'a [u64],
+    references: &'a References<'r, F>,
+    reference_norms: &'a [f64],
+    screen: KnnScreen,
+}
+
+impl<F: Real> Scan<'_, '_, F> {
+    /// The top `k` among references `range` of each query, screened in blocks of
+    /// [`REFERENCE_BLOCK`] references (GEMM) or [`AMX_BLOCK`] (tiles, 32 queries at a time).
+    fn references(&self, range: std::ops::Range<usize>, k: usize) -> Vec<TopK> {
+        let mut tops: Vec<TopK> = (0..self.block.len()).map(|_| TopK::new(k)).collect();
+        let depth = self.queries.ncols();
+        let margins = |start: usize, end: usize| {
+            let widest = self.reference_norms[start..end]
+                .iter()
+                .fold(0.0f64, |m, &v| m.max(v));
+            self.query_norms
+                .iter()
+                .map(|&a| screen_margin::<F>(self.screen, a, widest, depth))
+                .collect::<Vec<f64>>()
+        };
+        match self.screen {
+            KnnScreen::Amx => {
+                use crate::amx::{Bf16Rows, Tiles, STEP};
+                let queries = Bf16Rows::queries(self.queries);
+                let mut packed = Bf16Rows::reference_buffer();
+                let mut panel = Vec::new();
+                for start in range.clone().step_by(AMX_BLOCK) {
+                    let end = (start + AMX_BLOCK).min(range.end);
+                    packed.fill_references(self.references.rows.slice(s![start..end, ..]));
+                    panel.resize(STEP * packed.rows(), 0.0f32);
+                    let margins = margins(start, end);
+                    let tiles = Tiles::configure();
+                    for first in (0..self.block.len()).step_by(STEP) {
+                        tiles.products(&queries, first, &packed, &mut panel);
+                        let sims = ArrayView2::from_shape((STEP, packed.rows()), &panel)
+                            .expect("a panel of 32 rows");
+                        let rows = (self.block.len() - first).min(STEP);
+                        self.rescore(
+                            sims.slice(s![..rows, ..end - start]),
+                            first,
+                            start,
+                            &margins,
+                            &mut tops,
+                        );
+                    }
+                }
+            }
+            KnnScreen::Gemm => {
+                let q = self.queries;
+                let mut sims =
+                    Array2::<F>::zeros((self.block.len(), REFERENCE_BLOCK.min(range.len())));
+                for start in range.clone().step_by(REFERENCE_BLOCK) {
+                    let end = (start + REFERENCE_BLOCK).min(range.end);
+                    let r = self.references.rows.slice(s![start..end, ..]);
+                    let mut out = sims.slice_mut(s![.., ..end - start]);
+                    general_mat_mul(F::one(), &q, &r.t(), F::zero(), &mut out);
+                    self.rescore(out.view(), 0, start, &margins(start, end), &mut tops);
+                }
+            }
+        }
+        tops
+    }
+
+    /// Offer the references of screened similarities `sims` (queries `first..`, references
+    /// `start..`) that can enter a top k, with their exact similarities. Only a screened
+    /// similarity at or above the k-th best exact one minus the margin can: a comparison
+    /// rejects the rest, first for whole groups of [`SCAN_GROUP`] at once (the floor only
+    /// rises, so a group below it at its start holds no candidate).
+    fn rescore<S: Real>(
+        &self,
+        sims: ArrayView2<S>,
+        first: usize,
+        start: usize,
+        margins: &[f64],
+        tops: &mut [TopK],
+    ) {
+        for (r, row) in sims.outer_iter().enumerate() {
+            let qi = first + r;
+            let (top, margin) = (&mut tops[qi], margins[qi]);
+            let query = self.queries.row(qi);
+            let query = contiguous(&query);
+            // Rows too large for the screen's arithmetic: every reference is rescored.
+            let everything = margin.is_infinite();
+            let mut threshold = top.floor() - margin;
+            let mut threshold_s = at_or_below::<S>(threshold);
+            let row = row.to_slice().expect("rows of a standard-layout panel");
             for (g, group) in row.chunks(SCAN_GROUP).enumerate() {
-                // The floor is a similarity of the element type, or -inf: exact in F.
-                let floor_f = F::from_f64(floor);
-                if !group.iter().fold(false, |hit, &sim| hit | (sim >= floor_f)) {
+                if !everything
+                    && !group
+                        .iter()
+                        .fold(false, |hit, &sim| hit | (sim >= threshold_s))
+                {
                     continue;
                 }
                 for (offset, &sim) in group.iter().enumerate() {
-                    let sim = sim.as_f64();
-                    if sim < floor {
+                    if !everything && sim.as_f64() < threshold {
                         continue;
                     }
-                    let j = g * SCAN_GROUP + offset;
-                    let index = (references.index)(start + j);
-                    if index == block[qi] {
+                    let j = start + g * SCAN_GROUP + offset;
+                    let index = (self.references.index)(j);
+                    if index == self.block[qi] {
                         continue;
                     }
+                    let reference = self.references.rows.row(j);
                     top.offer(Neighbour {
-                        sim,
+                        sim: exact_similarity(&query, &contiguous(&reference)),
                         index,
-                        label: (references.label)(start + j),
+                        label: (self.references.label)(j),
                     });
-                    floor = top.floor();
+                    threshold = top.floor() - margin;
+                    threshold_s = at_or_below::<S>(threshold);
                 }
             }
         }
     }
-    tops
 }
 
 /// Weighted kNN accuracy of unit rows `x` with class `labels` (indices `< num_classes`).
@@ -363,30 +542,211 @@ mod tests {
         })
     }
 
-    #[test]
-    fn stripes_of_references_merge_into_the_top_k_of_one_scan() {
-        // More references than two stripes, so that queries meet three stripes.
-        let n = 2 * STRIPE_BLOCKS * REFERENCE_BLOCK + 1234;
-        let x = rows(n);
+    /// Every query's k best references by exact similarity (ties to the lower index),
+    /// computed pair by pair.
+    fn brute_force<F: Real>(
+        queries: ArrayView2<F>,
+        ids: &[u64],
+        x: ArrayView2<F>,
+        k: usize,
+    ) -> Vec<Vec<(f64, u64)>> {
+        queries
+            .outer_iter()
+            .zip(ids)
+            .map(|(q, &own)| {
+                let mut all: Vec<(f64, u64)> = x
+                    .outer_iter()
+                    .enumerate()
+                    .filter(|&(j, _)| j as u64 != own)
+                    .map(|(j, r)| (exact_similarity(&contiguous(&q), &contiguous(&r)), j as u64))
+                    .collect();
+                all.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+                all.truncate(k);
+                all
+            })
+            .collect()
+    }
+
+    /// The screens available here (GEMM always; AMX for f32 rows where the CPU has it).
+    fn screens<F: Real>() -> Vec<KnnScreen> {
+        let mut screens = vec![KnnScreen::Gemm];
+        match F::SINGLE && crate::amx::available() {
+            true => screens.push(KnnScreen::Amx),
+            false => {
+                println!("no AMX tiles for these rows or on this CPU: the AMX screen was not run")
+            }
+        }
+        screens
+    }
+
+    /// Rows `x` with clusters of near-duplicates (differences far below the screens' margins,
+    /// so that only the rescoring can order them), exact duplicates (ties), and ragged shapes;
+    /// every screen returns the brute-force top k, similarities included.
+    fn check_screens<F: Real>(x: &Array2<F>, k: usize) {
+        with_references(x, 5, |references| check_screens_of(x, references, k));
+    }
+
+    /// `f` of the references `x` (global index = row, class = row mod `classes`).
+    fn with_references<F: Real, T>(
+        x: &Array2<F>,
+        classes: u32,
+        f: impl FnOnce(&References<F>) -> T,
+    ) -> T {
         let index = |j: usize| j as u64;
-        let label = |j: usize| (j % 7) as u32;
-        let references = References {
+        let label = |j: usize| j as u32 % classes;
+        f(&References {
             rows: x.view(),
             index: &index,
             label: &label,
+        })
+    }
+
+    fn check_screens_of<F: Real>(x: &Array2<F>, references: &References<F>, k: usize) {
+        let n = x.nrows();
+        let ids: Vec<u64> = (0..n as u64).step_by(7).collect();
+        let queries = x.select(
+            Axis(0),
+            &ids.iter().map(|&i| i as usize).collect::<Vec<_>>(),
+        );
+        let expected = brute_force(queries.view(), &ids, x.view(), k);
+        for screen in screens::<F>() {
+            let tops = top_neighbours_screened(queries.view(), &ids, references, k, screen);
+            for (top, want) in tops.iter().zip(&expected) {
+                let got: Vec<(f64, u64)> = top.items.iter().map(|n| (n.sim, n.index)).collect();
+                assert_eq!(&got, want, "{screen:?}");
+            }
+        }
+    }
+
+    /// Unit rows near a few centres: many references within 1e-6 of each other.
+    fn clustered<F: Real>(n: usize, d: usize, scale: f64) -> Array2<F> {
+        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        let mut uniform = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 11) as f64 / (1u64 << 53) as f64 - 0.5
         };
+        let centres: Vec<Vec<f64>> = (0..4)
+            .map(|_| (0..d).map(|_| uniform()).collect())
+            .collect();
+        let mut x = Array2::<F>::zeros((n, d));
+        for (i, mut row) in x.outer_iter_mut().enumerate() {
+            let spread = [1e-7, 1e-3, 0.3][i % 3];
+            let centre = &centres[i % 4];
+            let values: Vec<f64> = centre.iter().map(|c| c + spread * uniform()).collect();
+            let norm = values.iter().map(|v| v * v).sum::<f64>().sqrt();
+            for (o, v) in row.iter_mut().zip(&values) {
+                *o = F::from_f64(scale * v / norm);
+            }
+        }
+        // Exact duplicates: ties settled by index.
+        for i in (0..n).step_by(11).skip(1) {
+            let copy = x.row(i - 1).to_owned();
+            x.row_mut(i).assign(&copy);
+        }
+        x
+    }
+
+    #[test]
+    fn every_screen_finds_the_exact_top_k_of_f32_rows() {
+        for (n, d, k) in [(700, 40, 20), (300, 513, 7), (97, 3, 100), (650, 64, 1)] {
+            check_screens(&clustered::<f32>(n, d, 1.0), k);
+        }
+    }
+
+    #[test]
+    fn every_screen_finds_the_exact_top_k_of_f64_rows() {
+        check_screens(&clustered::<f64>(500, 33, 1.0), 20);
+    }
+
+    /// Rows beyond the screens' range (norms near 1e30 in f32, whose products overflow in f32)
+    /// and f64 rows near 1e150 are rescored in full; tiny rows (norms 1e-30) still order correctly.
+    #[test]
+    fn rows_out_of_the_screens_range_are_rescored() {
+        check_screens(&clustered::<f32>(300, 16, 1e30), 10);
+        check_screens(&clustered::<f32>(300, 16, 1e-30), 10);
+        check_screens(&clustered::<f64>(200, 16, 1e150), 10);
+    }
+
+    /// The screens' margins hold for every pair of random rows of mixed scales.
+    #[test]
+    fn screened_similarities_are_within_their_margin() {
+        let x = clustered::<f32>(200, 300, 1.0);
+        let y = x.mapv(|v| v * 3.7);
+        let depth = x.ncols();
+        let norms = (row_norms(x.view()), row_norms(y.view()));
+        for screen in screens::<f32>() {
+            let sims: Array2<f32> = match screen {
+                KnnScreen::Gemm => x.dot(&y.t()),
+                KnnScreen::Amx => {
+                    use crate::amx::{Bf16Rows, Tiles, STEP};
+                    let q = Bf16Rows::queries(x.view());
+                    let mut r = Bf16Rows::reference_buffer();
+                    r.fill_references(y.view());
+                    let tiles = Tiles::configure();
+                    let mut out = Array2::<f32>::zeros((q.rows(), r.rows()));
+                    for first in (0..x.nrows()).step_by(STEP) {
+                        let mut panel = vec![0.0f32; STEP * r.rows()];
+                        tiles.products(&q, first, &r, &mut panel);
+                        let panel = Array2::from_shape_vec((STEP, r.rows()), panel).unwrap();
+                        out.slice_mut(s![first..first + STEP, ..]).assign(&panel);
+                    }
+                    out.slice(s![..x.nrows(), ..y.nrows()]).to_owned()
+                }
+            };
+            let mut widest = 0.0f64;
+            for i in 0..x.nrows() {
+                for j in 0..y.nrows() {
+                    let exact = exact_similarity(&contiguous(&x.row(i)), &contiguous(&y.row(j)));
+                    let margin = screen_margin::<f32>(screen, norms.0[i], norms.1[j], depth);
+                    let error = (f64::from(sims[[i, j]]) - exact).abs();
+                    assert!(error <= margin, "{screen:?} {i} {j}: {error} > {margin}");
+                    widest = widest.max(error / margin);
+                }
+            }
+            // The margin is not loose by orders of magnitude.
+            assert!(widest > 0.01, "{screen:?}: {widest}");
+        }
+    }
+
+    #[test]
+    fn a_threshold_is_rounded_down() {
+        for t in [0.1f64, -0.3, 1.0 - 1e-12, 1e-40, -1e-45, 0.0] {
+            let v = at_or_below::<f32>(t);
+            assert!(f64::from(v) <= t, "{t}");
+            assert!(f64::from(v) > t - 1e-6 * t.abs() - 1e-44, "{t}");
+        }
+        assert_eq!(at_or_below::<f32>(f64::NEG_INFINITY), f32::NEG_INFINITY);
+    }
+
+    #[test]
+    fn stripes_of_references_merge_into_the_top_k_of_one_scan() {
+        // More references than two stripes of either screen, so that queries meet three.
+        let n = 2 * AMX_STRIPE_FACTOR * STRIPE_BLOCKS * REFERENCE_BLOCK + 1234;
+        let x = rows(n);
         let query_index: Vec<u64> = (0..1100u64).map(|q| q * 211 % n as u64).collect();
         let queries = Array2::from_shape_fn((query_index.len(), 3), |(q, j)| {
             x[[query_index[q] as usize, j]]
         });
-        let striped = top_neighbours(queries.view(), &query_index, &references, 20);
-        for (b, block) in query_index.chunks(QUERY_BLOCK).enumerate() {
-            let q = queries.slice(s![b * QUERY_BLOCK..b * QUERY_BLOCK + block.len(), ..]);
-            let whole = scan_references(q, block, &references, 0..n, 20);
-            assert_eq!(
-                whole,
-                striped[b * QUERY_BLOCK..b * QUERY_BLOCK + block.len()]
-            );
-        }
+        let (query_norms, reference_norms) = (row_norms(queries.view()), row_norms(x.view()));
+        with_references(&x, 7, |references| {
+            for screen in screens::<f32>() {
+                let striped =
+                    top_neighbours_screened(queries.view(), &query_index, references, 20, screen);
+                for (b, block) in query_index.chunks(QUERY_BLOCK).enumerate() {
+                    let rows = b * QUERY_BLOCK..b * QUERY_BLOCK + block.len();
+                    let scan = Scan {
+                        queries: queries.slice(s![rows.clone(), ..]),
+                        query_norms: &query_norms[rows.clone()],
+                        block,
+                        references,
+                        reference_norms: &reference_norms,
+                        screen,
+                    };
+                    assert_eq!(scan.references(0..n, 20), striped[rows], "{screen:?}");
+                }
+            }
+        });
     }
 }

@@ -11,6 +11,7 @@
 extern crate blas_src;
 
 mod alignment;
+mod amx;
 mod analysis;
 pub mod catalogue;
 mod cka;
@@ -52,8 +53,8 @@ pub use figure_data::{
 };
 pub use gram_exp::{kernel, supported_kernels, Kernel};
 pub use knn::{
-    knn_accuracy, KnnAccuracy, KnnOptions, KnnSplit, Neighbour, TopK, DEFAULT_K,
-    DEFAULT_MAX_QUERIES, DEFAULT_TEMPERATURE,
+    knn_accuracy, knn_screen, KnnAccuracy, KnnOptions, KnnScreen, KnnSplit, Neighbour, TopK,
+    DEFAULT_K, DEFAULT_MAX_QUERIES, DEFAULT_TEMPERATURE,
 };
 pub use per_class::{subclass_structure, PerClass, Subclasses, SubclassesOfClass};
 pub use progress::{NoProgress, Progress};

@@ -100,6 +100,13 @@ widened! {
 }
 
 widened! {
+    /// `sum_k a_k b_k` in f64 ([`lane_sum`]; for f32 rows every product is exact).
+    pub(crate) fn lane_dot<F: Real>(a: &[F], b: &[F]) -> f64 {
+        lane_sum(a, b, |u, v| u.as_f64() * v.as_f64())
+    }
+}
+
+widened! {
     /// `sum_k (v_k * inverse)^2` in f64 ([`lane_sum`]; `inverse` a power of two, or 1).
     fn scaled_squares<F: Real>(row: &[F], inverse: f64) -> f64 {
         lane_sum(row, row, |v, _| (v.as_f64() * inverse).powi(2))

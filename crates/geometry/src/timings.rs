@@ -18,6 +18,9 @@ pub enum Work {
     SingleFlops(f64),
     /// Floating-point operations in f64 (bound: the dgemm rate).
     DoubleFlops(f64),
+    /// Floating-point operations of bfloat16 products in AMX tiles, summed in f32 (bound: the
+    /// rate of those tiles).
+    TileFlops(f64),
     /// Floating-point operations of symmetric eigendecompositions in f64 (bound: the rate of
     /// LAPACK's `dsyevd` on 512 x 512 matrices, one per thread).
     EigenFlops(f64),
@@ -89,6 +92,8 @@ pub struct Rates {
     /// Values-only symmetric eigendecompositions (`dsyevd`) of side 512 in f64, one per
     /// thread at once (GFLOP/s, counting `4/3 m^3` flops each).
     pub eigen_gflops: f64,
+    /// bfloat16 products in AMX tiles, every core (GFLOP/s; `None` without AMX).
+    pub tile_gflops: Option<f64>,
     /// Memory bandwidth of a parallel copy (GB/s, bytes read plus written).
     pub bandwidth_gbs: f64,
     /// First writes to newly allocated memory, in parallel (GB/s).
@@ -101,7 +106,9 @@ impl Rates {
     /// Measure: every thread multiplies 512^3 blocks with a single-threaded BLAS call (as the
     /// kernels do), in f32 and f64, best of 3; every thread computes the eigenvalues of a
     /// 512 x 512 symmetric matrix, best of 3; a parallel copy of 256 MB for the bandwidth;
-    /// a parallel fill of 256 MB newly allocated (as large buffers are), best of 3.
+    /// a parallel fill of 256 MB newly allocated (as large buffers are), best of 3; where the
+    /// CPU has AMX, every thread multiplies 1024 x 512 by 512 x 512 in bfloat16 tiles eight times
+    /// (as the kNN screen does), best of 3.
     pub fn measure() -> Rates {
         single_threaded_blas();
         let threads = rayon::current_num_threads();
@@ -168,6 +175,14 @@ impl Rates {
             sgemm_gflops: gemm_rate::<f32>(threads),
             dgemm_gflops: gemm_rate::<f64>(threads),
             eigen_gflops: eigen,
+            tile_gflops: crate::amx::available().then(|| {
+                let seconds = best_of_3(|| {
+                    (0..threads).into_par_iter().for_each(|_| {
+                        std::hint::black_box(crate::amx::tile_products(1024, 512, 512, 8));
+                    })
+                });
+                2.0 * (8 * 1024 * 512 * 512 * threads) as f64 / seconds / 1e9
+            }),
             bandwidth_gbs: bandwidth,
             threads,
         }
@@ -178,6 +193,7 @@ impl Rates {
         match work {
             Work::SingleFlops(f) => Some(f / (self.sgemm_gflops * 1e9)),
             Work::DoubleFlops(f) => Some(f / (self.dgemm_gflops * 1e9)),
+            Work::TileFlops(f) => self.tile_gflops.map(|rate| f / (rate * 1e9)),
             Work::EigenFlops(f) => Some(f / (self.eigen_gflops * 1e9)),
             Work::Bytes(b) => Some(b / (self.bandwidth_gbs * 1e9)),
             Work::NewCopy { read, written } => {

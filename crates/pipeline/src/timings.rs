@@ -128,7 +128,7 @@ fn rates_file(threads: usize) -> Option<PathBuf> {
         .collect();
     Some(
         base.join("embgeom")
-            .join(format!("rates-v3-{model}-{threads}.json")),
+            .join(format!("rates-v4-{model}-{threads}.json")),
     )
 }
 
@@ -163,6 +163,7 @@ fn work_json(work: Work) -> Value {
         Work::EigenFlops(f) => {
             json!({"flops": f, "precision": "f64", "kind": "eigendecomposition"})
         }
+        Work::TileFlops(f) => json!({"flops": f, "precision": "bf16", "kind": "amx tiles"}),
         Work::Bytes(b) => json!({"bytes": b}),
         Work::NewCopy { read, written } => {
             json!({"bytes": read + written, "bytes_read": read, "bytes_to_new_memory": written})
@@ -199,8 +200,10 @@ pub fn timings_document(
 /// The stage table for people.
 pub fn timings_table(stages: &[StageTime], rates: &Rates, memory: Option<&MemoryPeaks>) -> String {
     let mut out = format!(
-        "\nstage timings (bounds: sgemm {:.0} GFLOP/s, dgemm {:.0} GFLOP/s, eigenvalues {:.1} GFLOP/s, memory {:.1} GB/s, new memory {:.1} GB/s, {} threads)\n{:<30} {:>10} {:>14} {:>10} {:>7}\n",
-        rates.sgemm_gflops, rates.dgemm_gflops, rates.eigen_gflops, rates.bandwidth_gbs, rates.new_memory_gbs, rates.threads,
+        "\nstage timings (bounds: sgemm {:.0} GFLOP/s, dgemm {:.0} GFLOP/s, {}eigenvalues {:.1} GFLOP/s, memory {:.1} GB/s, new memory {:.1} GB/s, {} threads)\n{:<30} {:>10} {:>14} {:>10} {:>7}\n",
+        rates.sgemm_gflops, rates.dgemm_gflops,
+        rates.tile_gflops.map_or_else(String::new, |t| format!("AMX bf16 tiles {t:.0} GFLOP/s, ")),
+        rates.eigen_gflops, rates.bandwidth_gbs, rates.new_memory_gbs, rates.threads,
         "stage", "seconds", "work", "bound s", "ratio"
     );
     for s in stages {
@@ -208,6 +211,7 @@ pub fn timings_table(stages: &[StageTime], rates: &Rates, memory: Option<&Memory
             Work::SingleFlops(f) => format!("{:.2e} f32", f),
             Work::DoubleFlops(f) => format!("{:.2e} f64", f),
             Work::EigenFlops(f) => format!("{:.2e} eig", f),
+            Work::TileFlops(f) => format!("{:.2e} bf16", f),
             Work::Bytes(b) => format!("{:.2e} B", b),
             Work::NewCopy { read, written } => format!("{:.2e} B", read + written),
             Work::Unmodelled => "-".into(),
