@@ -5,9 +5,11 @@
 #      against the input, and the wall time and peak resident memory of the process;
 #   2. the exact uniformity kernel against its half-Gram GEMM bound at N = 20,000 and 100,000,
 #      D = 128, for every kernel this CPU has (`cargo bench --bench uniformity -- --kernel-only`;
-#      the portable kernel at N = 5,000 only: on x86-64 its FMA is a libm call).
+#      the portable kernel at N = 5,000 only: on x86-64 its FMA is a libm call);
+#   3. the kNN search screened by AMX tiles against the same search screened by sgemm
+#      (`cargo bench --bench knn`: 200,000 x 512, 2,000 queries; sgemm alone without AMX).
 # The data (class means on a sphere of radius 2 plus unit Gaussian noise; seed 0) are written
-# once to $EMBGEOM_BENCH_DATA (default ~/.cache/embgeom-bench) with NumPy. About 6 minutes.
+# once to $EMBGEOM_BENCH_DATA (default ~/.cache/embgeom-bench) with NumPy. About 7 minutes.
 #   benches/stages.sh [--rows N]      (a smaller N for a quick look)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -78,3 +80,7 @@ for kernel in $kernels; do
   EMBGEOM_KERNEL="$kernel" cargo bench --quiet --manifest-path "$root/Cargo.toml" \
     --bench uniformity -- --kernel-only
 done
+
+echo
+echo "== 3. kNN: the AMX screen against the sgemm screen"
+cargo bench --quiet --manifest-path "$root/Cargo.toml" --bench knn

@@ -101,8 +101,17 @@ pub fn python(script: &str, args: &[&str]) -> Option<serde_json::Value> {
 
 /// Run this bench binary again with `args` and parse the numbers it prints.
 pub fn child(args: &[&str]) -> Vec<f64> {
+    child_with_env(args, &[])
+}
+
+/// [`child`] with environment variables `env` set.
+pub fn child_with_env(args: &[&str], env: &[(&str, &str)]) -> Vec<f64> {
     let exe = std::env::current_exe().expect("bench binary");
-    let out = Command::new(exe).args(args).output().expect("child run");
+    let out = Command::new(exe)
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .expect("child run");
     if !out.status.success() {
         eprintln!(
             "child {args:?} failed: {}",
