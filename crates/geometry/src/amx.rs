@@ -154,8 +154,10 @@ impl Bf16Rows {
 }
 
 /// The tile configuration of this thread, loaded while the value lives (`LDTILECFG`, then
-/// `TILERELEASE` on drop): eight tiles of 16 rows x 64 bytes.
-pub(crate) struct Tiles(());
+/// `TILERELEASE` on drop): eight tiles of 16 rows x 64 bytes. The tiles are per-thread state:
+/// while a value lives, its thread must not run other work that uses tiles (no rayon call
+/// that could run another task on this thread).
+pub(crate) struct Tiles(std::marker::PhantomData<*const ()>);
 
 #[repr(C, align(64))]
 struct TileConfig {
@@ -185,7 +187,8 @@ impl Tiles {
         unsafe {
             std::arch::asm!("ldtilecfg [{}]", in(reg) &config as *const TileConfig);
         }
-        Tiles(())
+        // Not Send: the configuration belongs to this thread.
+        Tiles(std::marker::PhantomData)
     }
 
     /// `out[m][n] = a_(first + m) . b_n` for 32 queries from `first` (a multiple of 32) and
