@@ -69,15 +69,54 @@ fn bf16_pair(a: f32, b: f32) -> u32 {
     (bf16_high(a) >> 16) | bf16_high(b)
 }
 
-/// The coordinate pairs of `row` in bfloat16 into `out` (`out[p]` = coordinates `2p`,
-/// `2p + 1`; a last odd coordinate paired with 0).
-fn pairs_of<F: Real>(row: &[F], out: &mut [u32]) {
-    let (pairs, odd) = row.as_chunks::<2>();
-    for (o, &[a, b]) in out.iter_mut().zip(pairs) {
-        *o = bf16_pair(a.as_f64() as f32, b.as_f64() as f32);
+crate::rows::widened! {
+    /// The coordinate pairs of `row` in bfloat16 into `out` (`out[p]` = coordinates `2p`,
+    /// `2p + 1`; a last odd coordinate paired with 0).
+    fn pairs_of<F: Real>(row: &[F], out: &mut [u32]) -> () {
+        let (pairs, odd) = row.as_chunks::<2>();
+        for (o, &[a, b]) in out.iter_mut().zip(pairs) {
+            *o = bf16_pair(a.as_f64() as f32, b.as_f64() as f32);
+        }
+        if let [last] = odd {
+            out[pairs.len()] = bf16_pair(last.as_f64() as f32, 0.0);
+        }
     }
-    if let [last] = odd {
-        out[pairs.len()] = bf16_pair(last.as_f64() as f32, 0.0);
+}
+
+crate::rows::widened! {
+    /// `panel[p][lane] = rows[lane][p]` for the 16 rows of `half` pairs each in `rows`: the
+    /// pair-interleaved panel the tiles read.
+    fn interleave(rows: &[u32], panel: &mut [u32], half: usize) -> () {
+        for (p, out) in panel.chunks_exact_mut(16).enumerate().take(half) {
+            for (lane, o) in out.iter_mut().enumerate() {
+                *o = rows[lane * half + p];
+            }
+        }
+    }
+}
+
+/// A bound of the form `product a b + sum (a + b) + constant` on an error, for rows of norms
+/// `a` and `b`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct ErrorBound {
+    pub(crate) product: f64,
+    pub(crate) sum: f64,
+    pub(crate) constant: f64,
+}
+
+impl ErrorBound {
+    /// The bound for rows of norms `a` and `b`.
+    pub(crate) fn at(&self, a: f64, b: f64) -> f64 {
+        self.product * a * b + self.sum * (a + b) + self.constant
+    }
+
+    /// Both bounds added, times `factor`.
+    pub(crate) fn plus(&self, other: &ErrorBound, factor: f64) -> ErrorBound {
+        ErrorBound {
+            product: factor * (self.product + other.product),
+            sum: factor * (self.sum + other.sum),
+            constant: factor * (self.constant + other.constant),
+        }
     }
 }
 
@@ -85,14 +124,17 @@ fn pairs_of<F: Real>(row: &[F], out: &mut [u32]) {
 /// side rounded to 8 significant bits (relative `2^-8` per coordinate, so `(2^-7 + 2^-16)
 /// sum |a_k b_k|` for the products, with `sum |a_k b_k| <= a b`), the f32 sums (`gamma_depth`
 /// of the rounded products), and an absolute term for subnormals, which the tiles flush to 0
-/// (at most `2^-126` per input and per step).
-pub(crate) fn bf16_error(a: f64, b: f64, depth: usize) -> f64 {
+/// (at most `2^-126` per input and per step): `2^-120 (depth + sqrt(depth) (a + b))`.
+pub(crate) fn bf16_error(depth: usize) -> ErrorBound {
     let k = depth as f64;
     let u32 = f64::from(f32::EPSILON) / 2.0;
     let gamma = k * u32 / (1.0 - k * u32);
     let rounded = (1.0 + 2f64.powi(-8)).powi(2);
-    (2f64.powi(-7) + 2f64.powi(-16) + gamma * rounded) * a * b
-        + 2f64.powi(-120) * (k + k.sqrt() * (a + b))
+    ErrorBound {
+        product: 2f64.powi(-7) + 2f64.powi(-16) + gamma * rounded,
+        sum: 2f64.powi(-120) * k.sqrt(),
+        constant: 2f64.powi(-120) * k,
+    }
 }
 
 /// Rows rounded to bfloat16, padded, in one of the two layouts, as pairs of coordinates.
@@ -137,13 +179,19 @@ impl Bf16Rows {
         self.pairs.clear();
         self.pairs.resize(rows * depth / 2, 0);
         (self.rows, self.depth) = (rows, depth);
-        let mut row_pairs = vec![0u32; depth / 2];
-        for (i, row) in x.outer_iter().enumerate() {
-            pairs_of(&contiguous(&row), &mut row_pairs);
-            let panel = &mut self.pairs[(i / 16) * 8 * depth..][..8 * depth];
-            for (slot, &pair) in panel[i % 16..].iter_mut().step_by(16).zip(&row_pairs) {
-                *slot = pair;
+        let half = depth / 2;
+        // Sixteen rows' pairs side by side, then interleaved into their panel.
+        let mut panel_rows = vec![0u32; 16 * half];
+        for (first, panel) in (0..x.nrows())
+            .step_by(16)
+            .zip(self.pairs.chunks_exact_mut(16 * half))
+        {
+            let lanes = (x.nrows() - first).min(16);
+            panel_rows[lanes * half..].fill(0);
+            for (lane, out) in panel_rows.chunks_exact_mut(half).take(lanes).enumerate() {
+                pairs_of(&contiguous(&x.row(first + lane)), out);
             }
+            interleave(&panel_rows, panel, half);
         }
     }
 
@@ -352,7 +400,7 @@ mod tests {
                         let norm = |r: ndarray::ArrayView1<f32>| {
                             r.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>().sqrt()
                         };
-                        let bound = bf16_error(norm(q.row(a)), norm(x.row(b)), packed_x.depth);
+                        let bound = bf16_error(packed_x.depth).at(norm(q.row(a)), norm(x.row(b)));
                         let got = f64::from(out[(a - first) * packed_x.rows() + b]);
                         assert!(
                             (got - exact).abs() <= bound,

@@ -20,9 +20,8 @@ pub const DEFAULT_TEMPERATURE: f64 = 0.07;
 /// Default cap on the number of queries (a seeded subset beyond it).
 pub const DEFAULT_MAX_QUERIES: usize = 10_000;
 
-/// Queries per block: each block packs every reference block once (GEMM's packing, or the
-/// bfloat16 panels of the AMX screen), so larger blocks spend less of the time packing (256
-/// spent about a fifth of the GEMM kNN time in it).
+/// Queries per GEMM block: each block packs every reference block once, so larger blocks
+/// spend less of the time packing (256 spent about a fifth of the kNN time in it).
 const QUERY_BLOCK: usize = 1024;
 /// Reference blocks per task: queries are matched against stripes of this many blocks in
 /// parallel.
@@ -32,6 +31,10 @@ const SCAN_GROUP: usize = 32;
 /// The AMX screen's stripes are this many times longer (fewer stripes, fewer references
 /// rescored before each stripe's k-th best similarity settles).
 const AMX_STRIPE_FACTOR: usize = 4;
+/// Queries per block of the AMX screen (10,000 queries at 1M x 512: 12.4 s against 13.5-14.5 s
+/// with blocks of 1,024, which read the references from memory twice as often; 4,096 left
+/// the threads unevenly loaded).
+const AMX_QUERY_BLOCK: usize = 2048;
 /// References per GEMM block.
 const REFERENCE_BLOCK: usize = 2048;
 /// References per block of the AMX screen (512 KB in bfloat16 at D = 512, so that they, a
@@ -192,29 +195,61 @@ fn exact_similarity<F: Real>(q: &[F], x: &[F]) -> f64 {
     crate::rows::lane_dot(q, x)
 }
 
-/// The margin of a screen: `|screened - exact similarity|` is at most this for rows of norms
-/// `a` and `b` (the screen's error plus that of [`exact_similarity`], times 1.01 for the
-/// norms' own round-off); infinite where the rows are too large for the screen's arithmetic
-/// (then every reference is rescored).
-fn screen_margin<F: Real>(screen: KnnScreen, a: f64, b: f64, depth: usize) -> f64 {
-    let limit = match (screen, F::SINGLE) {
-        (KnnScreen::Amx, _) | (KnnScreen::Gemm, true) => 2f64.powi(50),
-        (KnnScreen::Gemm, false) => 2f64.powi(400),
-    };
-    if !(a <= limit && b <= limit) {
-        return f64::INFINITY;
-    }
-    let k = depth as f64;
-    let exact = (k + 2.0) * 2f64.powi(-53) * a * b + k * 2f64.powi(-1060);
-    let screened = match screen {
-        KnnScreen::Amx => crate::amx::bf16_error(a, b, depth.next_multiple_of(crate::amx::STEP)),
-        KnnScreen::Gemm => {
-            let u = F::epsilon().as_f64() / 2.0;
-            let gamma = (k + 1.0) * u / (1.0 - (k + 1.0) * u);
-            gamma * a * b + (k + 1.0) * F::min_positive_value().as_f64()
+/// The margin of a screen: `|screened - exact similarity|` is at most [`Margin::of`] the rows'
+/// norms `a` and `b` (the screen's error plus that of [`exact_similarity`], times 1.01 for
+/// the norms' own round-off); infinite where the rows are too large for the screen's
+/// arithmetic (then every reference is rescored).
+#[derive(Debug, Clone, Copy)]
+struct Margin {
+    bound: crate::amx::ErrorBound,
+    /// Norms beyond this are not screened.
+    limit: f64,
+}
+
+impl Margin {
+    fn new<F: Real>(screen: KnnScreen, depth: usize) -> Margin {
+        let k = depth as f64;
+        let exact = crate::amx::ErrorBound {
+            product: (k + 2.0) * 2f64.powi(-53),
+            sum: 0.0,
+            constant: k * 2f64.powi(-1060),
+        };
+        let (screened, limit) = match screen {
+            KnnScreen::Amx => (
+                crate::amx::bf16_error(depth.next_multiple_of(crate::amx::STEP)),
+                2f64.powi(50),
+            ),
+            KnnScreen::Gemm => {
+                let u = F::epsilon().as_f64() / 2.0;
+                let gamma = (k + 1.0) * u / (1.0 - (k + 1.0) * u);
+                let bound = crate::amx::ErrorBound {
+                    product: gamma,
+                    sum: 0.0,
+                    constant: (k + 1.0) * F::min_positive_value().as_f64(),
+                };
+                (
+                    bound,
+                    if F::SINGLE {
+                        2f64.powi(50)
+                    } else {
+                        2f64.powi(400)
+                    },
+                )
+            }
+        };
+        Margin {
+            bound: screened.plus(&exact, 1.01),
+            limit,
         }
-    };
-    1.01 * (screened + exact)
+    }
+
+    /// The margin for rows of norms `a` and `b`.
+    fn of(&self, a: f64, b: f64) -> f64 {
+        match a <= self.limit && b <= self.limit {
+            true => self.bound.at(a, b),
+            false => f64::INFINITY,
+        }
+    }
 }
 
 /// The largest value of type `S` at or below `t` (`t` not NaN).
@@ -260,7 +295,13 @@ fn top_neighbours_screened<F: Real>(
         KnnScreen::Gemm => STRIPE_BLOCKS * REFERENCE_BLOCK,
     };
     let stripes = total.div_ceil(stripe_len).max(1);
-    let query_blocks: Vec<&[u64]> = query_index.chunks(QUERY_BLOCK).collect();
+    // The AMX screen packs each block of references into bfloat16 once per block of queries,
+    // reading it from memory: larger blocks of queries read the references less often.
+    let query_block = match screen {
+        KnnScreen::Amx => AMX_QUERY_BLOCK,
+        KnnScreen::Gemm => QUERY_BLOCK,
+    };
+    let query_blocks: Vec<&[u64]> = query_index.chunks(query_block).collect();
     let tasks: Vec<(usize, usize)> = (0..query_blocks.len())
         .flat_map(|b| (0..stripes).map(move |stripe| (b, stripe)))
         .collect();
@@ -268,7 +309,7 @@ fn top_neighbours_screened<F: Real>(
         .par_iter()
         .map(|&(b, stripe)| {
             let block = query_blocks[b];
-            let rows = b * QUERY_BLOCK..b * QUERY_BLOCK + block.len();
+            let rows = b * query_block..b * query_block + block.len();
             let first = stripe * stripe_len;
             let last = (first + stripe_len).min(total);
             let scan = Scan {
@@ -321,14 +362,14 @@ impl<F: Real> Scan<'_, '_, F> {
     /// [`REFERENCE_BLOCK`] references (GEMM) or [`AMX_BLOCK`] (tiles, 32 queries at a time).
     fn references(&self, range: std::ops::Range<usize>, k: usize) -> Vec<TopK> {
         let mut tops: Vec<TopK> = (0..self.block.len()).map(|_| TopK::new(k)).collect();
-        let depth = self.queries.ncols();
+        let margin = Margin::new::<F>(self.screen, self.queries.ncols());
         let margins = |start: usize, end: usize| {
             let widest = self.reference_norms[start..end]
                 .iter()
                 .fold(0.0f64, |m, &v| m.max(v));
             self.query_norms
                 .iter()
-                .map(|&a| screen_margin::<F>(self.screen, a, widest, depth))
+                .map(|&a| margin.of(a, widest))
                 .collect::<Vec<f64>>()
         };
         match self.screen {
@@ -674,9 +715,9 @@ mod tests {
     fn screened_similarities_are_within_their_margin() {
         let x = clustered::<f32>(200, 300, 1.0);
         let y = x.mapv(|v| v * 3.7);
-        let depth = x.ncols();
         let norms = (row_norms(x.view()), row_norms(y.view()));
         for screen in screens::<f32>() {
+            let margin = Margin::new::<f32>(screen, x.ncols());
             let sims: Array2<f32> = match screen {
                 KnnScreen::Gemm => x.dot(&y.t()),
                 KnnScreen::Amx => {
@@ -699,7 +740,7 @@ mod tests {
             for i in 0..x.nrows() {
                 for j in 0..y.nrows() {
                     let exact = exact_similarity(&contiguous(&x.row(i)), &contiguous(&y.row(j)));
-                    let margin = screen_margin::<f32>(screen, norms.0[i], norms.1[j], depth);
+                    let margin = margin.of(norms.0[i], norms.1[j]);
                     let error = (f64::from(sims[[i, j]]) - exact).abs();
                     assert!(error <= margin, "{screen:?} {i} {j}: {error} > {margin}");
                     widest = widest.max(error / margin);
