@@ -28,7 +28,7 @@ const QUERY_BLOCK: usize = 1024;
 const STRIPE_BLOCKS: usize = 64;
 /// Similarities tested against the floor at once in the scan of a block.
 const SCAN_GROUP: usize = 32;
-/// The AMX screen's stripes are this many times longer (fewer stripes, fewer references
+/// The AMX screen's stripes are up to this many times longer (fewer stripes, fewer references
 /// rescored before each stripe's k-th best similarity settles).
 const AMX_STRIPE_FACTOR: usize = 4;
 /// Queries per block of the AMX screen (10,000 queries at 1M x 512: 12.4 s against 13.5-14.5 s
@@ -287,20 +287,34 @@ fn top_neighbours_screened<F: Real>(
         queries: row_norms(queries),
         references: row_norms(references.rows),
     };
-    // Tasks: every block of queries against every stripe of references (a fixed partition:
-    // the same whatever the thread count), so that a few queries still keep every thread
-    // busy; each query's stripes merge into its top k exactly.
-    let stripe_len = match screen {
-        KnnScreen::Amx => AMX_STRIPE_FACTOR * STRIPE_BLOCKS * REFERENCE_BLOCK,
-        KnnScreen::Gemm => STRIPE_BLOCKS * REFERENCE_BLOCK,
-    };
-    let stripes = total.div_ceil(stripe_len).max(1);
     // The AMX screen packs each block of references into bfloat16 once per block of queries,
     // reading it from memory: larger blocks of queries read the references less often.
     let query_block = match screen {
         KnnScreen::Amx => AMX_QUERY_BLOCK,
         KnnScreen::Gemm => QUERY_BLOCK,
     };
+    // Tasks: every block of queries against every stripe of references, so that a few queries
+    // still keep every thread busy; each query's stripes merge into its exact top k (a total
+    // order: similarity, then index), so the partition changes no result. GEMM's stripes are
+    // fixed; the AMX screen's are longer (fewer references rescored before each stripe's k-th
+    // best settles), but at least two tasks per thread.
+    let stripe_len = match screen {
+        KnnScreen::Amx => {
+            let blocks = query_index.len().div_ceil(query_block).max(1);
+            let wanted = (2 * rayon::current_num_threads()).div_ceil(blocks);
+            let stripes = total
+                .div_ceil(AMX_STRIPE_FACTOR * STRIPE_BLOCKS * REFERENCE_BLOCK)
+                .max(wanted)
+                .min(total.div_ceil(AMX_BLOCK))
+                .max(1);
+            total
+                .div_ceil(stripes)
+                .next_multiple_of(AMX_BLOCK)
+                .max(AMX_BLOCK)
+        }
+        KnnScreen::Gemm => STRIPE_BLOCKS * REFERENCE_BLOCK,
+    };
+    let stripes = total.div_ceil(stripe_len).max(1);
     let query_blocks: Vec<&[u64]> = query_index.chunks(query_block).collect();
     let tasks: Vec<(usize, usize)> = (0..query_blocks.len())
         .flat_map(|b| (0..stripes).map(move |stripe| (b, stripe)))
@@ -694,6 +708,34 @@ mod tests {
         for (n, d, k) in [(700, 40, 20), (300, 513, 7), (97, 3, 100), (650, 64, 1)] {
             check_screens(&clustered::<f32>(n, d, 1.0), k);
         }
+    }
+
+    /// The AMX screen's partition follows the thread count; its results do not.
+    #[test]
+    fn the_neighbours_do_not_depend_on_the_thread_count() {
+        let x = clustered::<f32>(3000, 24, 1.0);
+        let ids: Vec<u64> = (0..3000u64).step_by(13).collect();
+        let queries = x.select(
+            Axis(0),
+            &ids.iter().map(|&i| i as usize).collect::<Vec<_>>(),
+        );
+        with_references(&x, 5, |references| {
+            for screen in screens::<f32>() {
+                let tops: Vec<Vec<TopK>> = [1, 2, 3, 8]
+                    .into_iter()
+                    .map(|threads| {
+                        let pool = rayon::ThreadPoolBuilder::new()
+                            .num_threads(threads)
+                            .build()
+                            .expect("a thread pool");
+                        pool.install(|| {
+                            top_neighbours_screened(queries.view(), &ids, references, 20, screen)
+                        })
+                    })
+                    .collect();
+                assert!(tops.windows(2).all(|w| w[0] == w[1]), "{screen:?}");
+            }
+        });
     }
 
     #[test]
