@@ -94,9 +94,7 @@ impl Classes {
                 let mut sum = vec![0.0f64; d];
                 let mut sum_sq = 0.0f64;
                 for (r, &i) in rows.iter().enumerate() {
-                    if let Some(&ahead) = rows.get(r + crate::rows::FETCH_AHEAD) {
-                        crate::rows::prefetch_row(x.row(ahead));
-                    }
+                    crate::rows::fetch_ahead(x, rows, r);
                     let row = x.row(i);
                     let row = crate::rows::contiguous(&row);
                     crate::rows::add_row(&mut sum, &row);

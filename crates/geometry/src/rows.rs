@@ -48,10 +48,61 @@ pub(crate) fn lane_sum<F: Copy>(a: &[F], b: &[F], term: impl Fn(F, F) -> f64) ->
     let mut lanes = [0.0f64; LANES];
     let ((blocks_a, tail_a), (blocks_b, tail_b)) = (a.as_chunks::<LANES>(), b.as_chunks::<LANES>());
     for (block_a, block_b) in blocks_a.iter().zip(blocks_b) {
-        for lane in 0..LANES {
-            lanes[lane] += term(block_a[lane], block_b[lane]);
-        }
+        add_block(&mut lanes, block_a, block_b, &term);
     }
+    finish_lanes(lanes, tail_a, tail_b, &term)
+}
+
+/// [`lane_sum`] of four pairs of slices at once (every slice of one length), each sum with
+/// the same operations in the same order as alone, so the same bits: the four chains of
+/// additions are independent, and a core overlaps them where one chain waits on its last
+/// addition.
+#[inline(always)]
+pub(crate) fn four_lane_sums<F: Copy>(
+    a: [&[F]; 4],
+    b: [&[F]; 4],
+    term: impl Fn(F, F) -> f64,
+) -> [f64; 4] {
+    let mut lanes = [[0.0f64; LANES]; 4];
+    let ([a0, a1, a2, a3], [b0, b1, b2, b3]) = (
+        a.map(|a| a.as_chunks::<LANES>()),
+        b.map(|b| b.as_chunks::<LANES>()),
+    );
+    let blocks = a0.0.iter().zip(b0.0).zip(a1.0.iter().zip(b1.0));
+    let blocks = blocks.zip(a2.0.iter().zip(b2.0).zip(a3.0.iter().zip(b3.0)));
+    for (((p, q), (r, s)), ((u, v), (w, z))) in blocks {
+        let [first, second, third, fourth] = &mut lanes;
+        add_block(first, p, q, &term);
+        add_block(second, r, s, &term);
+        add_block(third, u, v, &term);
+        add_block(fourth, w, z, &term);
+    }
+    let tails = [(a0.1, b0.1), (a1.1, b1.1), (a2.1, b2.1), (a3.1, b3.1)];
+    std::array::from_fn(|p| finish_lanes(lanes[p], tails[p].0, tails[p].1, &term))
+}
+
+/// One block of [`LANES`] terms into the partial sums.
+#[inline(always)]
+fn add_block<F: Copy>(
+    lanes: &mut [f64; LANES],
+    a: &[F; LANES],
+    b: &[F; LANES],
+    term: &impl Fn(F, F) -> f64,
+) {
+    for lane in 0..LANES {
+        lanes[lane] += term(a[lane], b[lane]);
+    }
+}
+
+/// The last terms (fewer than [`LANES`]) into the first partial sums, then the partial sums
+/// added in a fixed order.
+#[inline(always)]
+fn finish_lanes<F: Copy>(
+    mut lanes: [f64; LANES],
+    tail_a: &[F],
+    tail_b: &[F],
+    term: &impl Fn(F, F) -> f64,
+) -> f64 {
     for ((sum, &u), &v) in lanes.iter_mut().zip(tail_a).zip(tail_b) {
         *sum += term(u, v);
     }
@@ -96,6 +147,14 @@ widened! {
     /// `sum_k (a_k - b_k)^2` in f64 ([`lane_sum`]).
     fn slice_squared_distance<F: Real>(a: &[F], b: &[F]) -> f64 {
         lane_sum(a, b, |u, v| (u.as_f64() - v.as_f64()).powi(2))
+    }
+}
+
+widened! {
+    /// [`slice_squared_distance`] of four pairs of slices at once, the same bits as each alone
+    /// ([`four_lane_sums`]).
+    pub(crate) fn four_squared_distances<F: Real>(a: [&[F]; 4], b: [&[F]; 4]) -> [f64; 4] {
+        four_lane_sums(a, b, |u, v| (u.as_f64() - v.as_f64()).powi(2))
     }
 }
 
@@ -235,9 +294,15 @@ pub fn row_norms<F: Real>(x: ArrayView2<F>) -> Vec<f64> {
 /// the first-level cache, in parallel over fixed blocks of rows (elementwise: the same bits
 /// whatever the thread count). When a block meets a bad row, the whole input is checked
 /// again in order, so the error is the one [`check_finite`] and then the first zero row give.
+///
+/// The copy goes into ordinary pages, not pages advised for huge pages: where free memory is
+/// handed back to a virtual machine's host (as on this project's machine), the kernel's huge
+/// pages come from memory the host must back again on first write. 1M x 512 f32: 2.3-3.6 s
+/// in huge pages, 0.6-0.7 s in 4 KiB pages (while the sampled uniformity's random reads of
+/// its rows took 2.9 s in huge pages and 3.3 s in 4 KiB pages, with more TLB misses).
 pub fn normalize_rows<F: Real>(x: ArrayView2<F>) -> Result<Array2<F>> {
     let (n, d) = x.dim();
-    let mut values = large_zeroed(n * d);
+    let mut values = vec![F::zero(); n * d];
     let all_good = values
         .par_chunks_mut((ROW_CHUNK * d).max(1))
         .enumerate()
@@ -332,35 +397,14 @@ pub(crate) fn squared_norms<F: Real>(x: ArrayView2<F>) -> Vec<F> {
         .collect()
 }
 
-/// `len` zeros, in memory the kernel may back with huge pages (Linux `MADV_HUGEPAGE`) when
-/// it is large: a few thousand page faults instead of one per 4 KiB when it is first written,
-/// and fewer TLB misses when rows are read in random order. It changes no value.
-pub(crate) fn large_zeroed<F: Real>(len: usize) -> Vec<F> {
-    let values = vec![F::zero(); len];
-    #[cfg(target_os = "linux")]
-    {
-        const HUGE: usize = 2 << 20;
-        let bytes = std::mem::size_of_val(values.as_slice());
-        if bytes >= 4 * HUGE {
-            // The whole 2 MiB pages inside the allocation; advice only, so a refusal is
-            // harmless and ignored.
-            let start = values.as_ptr() as usize;
-            let first = start.next_multiple_of(HUGE);
-            let end = (start + bytes) / HUGE * HUGE;
-            if end > first {
-                // Safety: the range lies inside `values`' allocation; the advice changes
-                // neither its contents nor its validity.
-                unsafe {
-                    libc::madvise(first as *mut libc::c_void, end - first, libc::MADV_HUGEPAGE);
-                }
-            }
-        }
-    }
-    values
-}
-
 /// How many rows ahead the gathers of a class's rows (far apart in memory) fetch.
 pub(crate) const FETCH_AHEAD: usize = 4;
+
+/// How many rows ahead of its use the sampled uniformity fetches the first line of a row
+/// ([`prefetch_first_line`]), so that its page's address is translated (a TLB miss and a page
+/// walk) before the whole row is fetched. 10^7 random 2 KB rows of a 2 GB matrix read at
+/// 15 -> 17 GB/s in 2 MiB pages, 12 -> 14.5-15 GB/s in 4 KiB pages; 64 to 256 ahead alike.
+pub(crate) const TRANSLATE_AHEAD: usize = 128;
 
 /// How many pairs ahead the sampled uniformity fetches its rows, into the second-level cache:
 /// 10^7 pairs of 1M x 512 rows took 3.4 s fetched 4 ahead into the first-level cache, 3.0 s
@@ -396,15 +440,37 @@ fn prefetch<const HINT: i32, F: Real>(row: ndarray::ArrayView1<F>) {
     let _ = row;
 }
 
+/// Before a gather uses row `rows[r]` of `x`: fetch the row [`FETCH_AHEAD`] ahead into the
+/// first-level cache (a hint: no effect on any value).
+pub(crate) fn fetch_ahead<F: Real>(x: ArrayView2<F>, rows: &[usize], r: usize) {
+    if let Some(&ahead) = rows.get(r + FETCH_AHEAD) {
+        prefetch_row(x.row(ahead));
+    }
+}
+
+/// Fetch the first cache line of a row into the second-level cache, which translates its
+/// page's address (a hint: no effect on any value).
+pub(crate) fn prefetch_first_line<F: Real>(row: ndarray::ArrayView1<F>) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(first) = row.as_slice().and_then(|values| values.first()) {
+        // Safety: a prefetch never faults and reads nothing architecturally.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T2 }>(
+                (first as *const F).cast::<i8>(),
+            )
+        };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = row;
+}
+
 /// The rows `rows` of `x`, in that order, as a new matrix (`x.select(Axis(0), rows)`, with
 /// the rows a few ahead fetched while one is copied: they may lie far apart in memory).
 pub(crate) fn gather_rows<F: Real>(x: ArrayView2<F>, rows: &[usize]) -> Array2<F> {
     let d = x.ncols();
     let mut out = Vec::with_capacity(rows.len() * d);
     for (r, &i) in rows.iter().enumerate() {
-        if let Some(&ahead) = rows.get(r + FETCH_AHEAD) {
-            prefetch_row(x.row(ahead));
-        }
+        fetch_ahead(x, rows, r);
         out.extend(x.row(i).iter().copied());
     }
     Array2::from_shape_vec((rows.len(), d), out).expect("rows x d values")
@@ -417,6 +483,35 @@ pub(crate) fn squared_distance<F: Real>(
 ) -> f64 {
     let (a, b) = (contiguous(&a), contiguous(&b));
     slice_squared_distance(&a, &b)
+}
+
+/// `||x_i - x_j||^2` of the pairs (`out` as long as `pairs`), each accumulated in f64 as by
+/// [`squared_distance`] (the same bits), four at once where the rows are contiguous.
+pub(crate) fn squared_distances<F: Real>(
+    x: ArrayView2<F>,
+    pairs: &[(usize, usize)],
+    out: &mut [f64],
+) {
+    for (four, out) in pairs.chunks(4).zip(out.chunks_mut(4)) {
+        let slices = |pick: fn(&(usize, usize)) -> usize| -> Option<[&[F]; 4]> {
+            let mut rows: [&[F]; 4] = [&[]; 4];
+            if four.len() != 4 {
+                return None;
+            }
+            for (row, pair) in rows.iter_mut().zip(four) {
+                *row = x.row(pick(pair)).to_slice()?;
+            }
+            Some(rows)
+        };
+        match (slices(|p| p.0), slices(|p| p.1)) {
+            (Some(a), Some(b)) => out.copy_from_slice(&four_squared_distances(a, b)),
+            _ => {
+                for (d, &(i, j)) in out.iter_mut().zip(four) {
+                    *d = squared_distance(x.row(i), x.row(j));
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -449,6 +544,47 @@ mod tests {
                 lanes.to_bits(),
                 lane_sum(&a, &b, |u, v| (u - v) * (u - v)).to_bits()
             );
+        }
+    }
+
+    #[test]
+    fn four_sums_at_once_give_the_bits_of_each_alone() {
+        for len in 0..70 {
+            let a: Vec<Vec<f64>> = (0..4).map(|p| values(10 * len as u64 + p, len)).collect();
+            let b: Vec<Vec<f64>> = (0..4).map(|p| values(5000 + p + len as u64, len)).collect();
+            let term = |u: f64, v: f64| (u - v) * (u - v);
+            let four = four_lane_sums(
+                [&a[0], &a[1], &a[2], &a[3]],
+                [&b[0], &b[1], &b[2], &b[3]],
+                term,
+            );
+            for p in 0..4 {
+                assert_eq!(
+                    four[p].to_bits(),
+                    lane_sum(&a[p], &b[p], term).to_bits(),
+                    "{len} {p}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn squared_distances_of_pairs_are_those_of_each_pair() {
+        // f32 rows of a ragged width; pairs in groups of four and a remainder, and a view
+        // whose rows are not contiguous (every other column), which takes one pair at a time.
+        let (n, d) = (23, 37);
+        let numbers: Vec<f32> = values(3, n * d).iter().map(|&v| v as f32).collect();
+        let x = ndarray::Array2::from_shape_vec((n, d), numbers).unwrap();
+        let pairs: Vec<(usize, usize)> = (0..11).map(|k| (k * 7 % n, (k * 5 + 3) % n)).collect();
+        for view in [x.view(), x.slice(ndarray::s![.., ..;2])] {
+            let mut out = vec![0.0; pairs.len()];
+            squared_distances(view, &pairs, &mut out);
+            for (&(i, j), d) in pairs.iter().zip(&out) {
+                assert_eq!(
+                    d.to_bits(),
+                    squared_distance(view.row(i), view.row(j)).to_bits()
+                );
+            }
         }
     }
 

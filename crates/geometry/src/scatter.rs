@@ -95,9 +95,7 @@ pub(crate) fn upper_scatter<F: Real>(
     for chunk in rows.chunks(CHUNK_ROWS) {
         for (r, (out, &i)) in z.outer_iter_mut().zip(chunk).enumerate() {
             // The rows of a class lie all over the input: fetch a few ahead.
-            if let Some(&ahead) = chunk.get(r + crate::rows::FETCH_AHEAD) {
-                crate::rows::prefetch_row(x.row(ahead));
-            }
+            crate::rows::fetch_ahead(x, chunk, r);
             let out = out
                 .into_slice()
                 .expect("rows of a new matrix are contiguous");

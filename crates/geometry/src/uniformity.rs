@@ -10,7 +10,9 @@ use crate::error::{GeometryError, Result};
 use crate::gram_exp::block_side;
 use crate::progress::Progress;
 use crate::real::Real;
-use crate::rows::{prefetch_row_l2, squared_distance, PAIRS_AHEAD};
+use crate::rows::{
+    prefetch_first_line, prefetch_row_l2, squared_distances, PAIRS_AHEAD, TRANSLATE_AHEAD,
+};
 use crate::sampling::PairSampler;
 use crate::tiles::{gram_tile_count, map_gram_tiles, GramTile};
 use ndarray::ArrayView2;
@@ -371,17 +373,25 @@ pub fn uniformity_sampled<F: Real>(
             let pairs: Vec<(usize, usize)> = (0..draws).map(|_| sampler.next_pair()).collect();
             // The rows of a pair a few pairs ahead are fetched while this one is computed:
             // the rows are far apart in memory, and their latency, not their bytes, limits.
-            let exponents: Vec<f64> = pairs
-                .iter()
-                .enumerate()
-                .map(|(k, &(i, j))| {
+            // The first lines of pairs further ahead are fetched first (their pages'
+            // addresses translated). Four pairs at a time: four independent chains of sums.
+            let mut exponents = vec![0.0f64; pairs.len()];
+            for (group, (four, out)) in pairs.chunks(4).zip(exponents.chunks_mut(4)).enumerate() {
+                for k in 4 * group..4 * group + four.len() {
                     if let Some(&(a, b)) = pairs.get(k + PAIRS_AHEAD) {
                         prefetch_row_l2(x.row(a));
                         prefetch_row_l2(x.row(b));
                     }
-                    -t * squared_distance(x.row(i), x.row(j))
-                })
-                .collect();
+                    if let Some(&(a, b)) = pairs.get(k + TRANSLATE_AHEAD / 2) {
+                        prefetch_first_line(x.row(a));
+                        prefetch_first_line(x.row(b));
+                    }
+                }
+                squared_distances(x, four, out);
+                for e in out.iter_mut() {
+                    *e *= -t;
+                }
+            }
             let shift = exponents.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
             let (sum, sum_sq) = exponents.iter().fold((0.0, 0.0), |(s, s2), &e| {
                 let v = (e - shift).exp();

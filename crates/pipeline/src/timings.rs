@@ -128,7 +128,7 @@ fn rates_file(threads: usize) -> Option<PathBuf> {
         .collect();
     Some(
         base.join("embgeom")
-            .join(format!("rates-v4-{model}-{threads}.json")),
+            .join(format!("rates-v5-{model}-{threads}.json")),
     )
 }
 
