@@ -295,11 +295,12 @@ pub fn row_norms<F: Real>(x: ArrayView2<F>) -> Vec<f64> {
 /// whatever the thread count). When a block meets a bad row, the whole input is checked
 /// again in order, so the error is the one [`check_finite`] and then the first zero row give.
 ///
-/// The copy goes into ordinary pages, not pages advised for huge pages: where free memory is
-/// handed back to a virtual machine's host (as on this project's machine), the kernel's huge
-/// pages come from memory the host must back again on first write. 1M x 512 f32: 2.3-3.6 s
-/// in huge pages, 0.6-0.7 s in 4 KiB pages (while the sampled uniformity's random reads of
-/// its rows took 2.9 s in huge pages and 3.3 s in 4 KiB pages, with more TLB misses).
+/// The copy goes into ordinary pages, not pages advised for huge pages: on this project's
+/// virtual machine the first write to huge pages ran at 0.7-2 GB/s, nearly all of it the
+/// kernel zeroing them (`clear_page_erms` under `do_huge_pmd_anonymous_page`, memory its host
+/// had to back again), against 3.5-4.2 GB/s in 4 KiB pages. 1M x 512 f32: 2.3-3.9 s in huge
+/// pages, 0.6-0.8 s in 4 KiB pages (while the sampled uniformity's random reads of its rows
+/// took 2.9 s in huge pages and 3.3 s in 4 KiB pages, with more TLB misses).
 pub fn normalize_rows<F: Real>(x: ArrayView2<F>) -> Result<Array2<F>> {
     let (n, d) = x.dim();
     let mut values = vec![F::zero(); n * d];
