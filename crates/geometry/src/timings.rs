@@ -107,10 +107,9 @@ impl Rates {
     /// kernels do), in f32 and f64, best of 3; every thread computes the eigenvalues of a
     /// 512 x 512 symmetric matrix, best of 3; a parallel copy of 256 MB for the bandwidth;
     /// a parallel fill of 256 MB newly allocated in ordinary pages (as the normalised copy is),
-    /// best of 3; where the
-    /// CPU has AMX, every thread at once multiplies 1024 x 512 by 512 x 512 in bfloat16 tiles 64
-    /// times (as the kNN screen does), timing its own products: the sum of the threads' rates,
-    /// best of 3.
+    /// best of 3; where the CPU has AMX, every thread at once multiplies 1024 x 512 by
+    /// 512 x 512 in bfloat16 tiles 64 times (as the kNN screen does), timing its own products:
+    /// the sum of the threads' rates, best of 3.
     pub fn measure() -> Rates {
         single_threaded_blas();
         let threads = rayon::current_num_threads();
