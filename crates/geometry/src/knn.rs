@@ -432,8 +432,9 @@ impl<F: Real> Scan<'_, '_, F> {
     /// Offer the references of screened similarities `sims` (queries `first..`, references
     /// `start..`) that can enter a top k, with their exact similarities. Only a screened
     /// similarity at or above the k-th best exact one minus the margin can: a comparison
-    /// rejects the rest, first for whole groups of [`SCAN_GROUP`] at once (the floor only
-    /// rises, so a group below it at its start holds no candidate).
+    /// rejects the rest, [`SCAN_GROUP`] at once with AVX-512 where the CPU has it
+    /// ([`first_at_or_above`]; the floor only rises, so a value below it when scanned is no
+    /// candidate).
     fn rescore<S: Real>(
         &self,
         sims: ArrayView2<S>,
@@ -452,34 +453,49 @@ impl<F: Real> Scan<'_, '_, F> {
             let mut threshold = top.floor() - margin;
             let mut threshold_s = at_or_below::<S>(threshold);
             let row = row.to_slice().expect("rows of a standard-layout panel");
-            for (g, group) in row.chunks(SCAN_GROUP).enumerate() {
-                if !everything
-                    && !group
-                        .iter()
-                        .fold(false, |hit, &sim| hit | (sim >= threshold_s))
-                {
+            // From the first column at or above the threshold to the next.
+            let mut next = 0;
+            while next < row.len() {
+                let column = match everything {
+                    true => next,
+                    false => match first_at_or_above(&row[next..], threshold_s) {
+                        Some(offset) => next + offset,
+                        None => break,
+                    },
+                };
+                next = column + 1;
+                if !everything && row[column].as_f64() < threshold {
                     continue;
                 }
-                for (offset, &sim) in group.iter().enumerate() {
-                    if !everything && sim.as_f64() < threshold {
-                        continue;
-                    }
-                    let j = start + g * SCAN_GROUP + offset;
-                    let index = (self.references.index)(j);
-                    if index == self.block[qi] {
-                        continue;
-                    }
-                    let reference = self.references.rows.row(j);
-                    top.offer(Neighbour {
-                        sim: exact_similarity(&query, &contiguous(&reference)),
-                        index,
-                        label: (self.references.label)(j),
-                    });
-                    threshold = top.floor() - margin;
-                    threshold_s = at_or_below::<S>(threshold);
+                let j = start + column;
+                let index = (self.references.index)(j);
+                if index == self.block[qi] {
+                    continue;
                 }
+                let reference = self.references.rows.row(j);
+                top.offer(Neighbour {
+                    sim: exact_similarity(&query, &contiguous(&reference)),
+                    index,
+                    label: (self.references.label)(j),
+                });
+                threshold = top.floor() - margin;
+                threshold_s = at_or_below::<S>(threshold);
             }
         }
+    }
+}
+
+crate::rows::widened! {
+    /// The index of the first of `values` at or above `threshold` (`None` if none), testing
+    /// [`SCAN_GROUP`] values at once: most groups hold none.
+    fn first_at_or_above<S: Real>(values: &[S], threshold: S) -> Option<usize> {
+        for (g, group) in values.chunks(SCAN_GROUP).enumerate() {
+            if group.iter().fold(false, |hit, &v| hit | (v >= threshold)) {
+                let offset = group.iter().position(|&v| v >= threshold);
+                return offset.map(|offset| g * SCAN_GROUP + offset);
+            }
+        }
+        None
     }
 }
 
@@ -801,6 +817,27 @@ mod tests {
             assert!(f64::from(v) > t - 1e-6 * t.abs() - 1e-44, "{t}");
         }
         assert_eq!(at_or_below::<f32>(f64::NEG_INFINITY), f32::NEG_INFINITY);
+    }
+
+    #[test]
+    fn the_scan_finds_the_first_value_at_or_above_the_threshold() {
+        let values: Vec<f32> = (0..150u32)
+            .map(|i| ((i * 37 + 11) % 101) as f32 / 100.0 - 0.5)
+            .collect();
+        for len in [0, 1, 31, 32, 33, 64, 95, 150] {
+            for threshold in [-1.0f32, -0.5, 0.0, 0.49, 0.5, 2.0, f32::NEG_INFINITY] {
+                let values = &values[..len];
+                let plain = values.iter().position(|&v| v >= threshold);
+                assert_eq!(
+                    first_at_or_above(values, threshold),
+                    plain,
+                    "{len} {threshold}"
+                );
+                let wide: Vec<f64> = values.iter().map(|&v| f64::from(v)).collect();
+                let plain = wide.iter().position(|&v| v >= f64::from(threshold));
+                assert_eq!(first_at_or_above(&wide, f64::from(threshold)), plain);
+            }
+        }
     }
 
     #[test]
