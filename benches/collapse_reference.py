@@ -1,5 +1,5 @@
 """Straightforward NumPy implementation of embgeom's class-collapse and spectrum metrics, for
-benches/collapse.rs: the formulas of docs/metrics.md written the way a notebook
+benches/collapse.rs: the formulas of docs/src/reference/metrics.md written the way a notebook
 would (float64, per-class loops, np.cov, SVDs), timed without the loading.
 
 Usage: collapse_reference.py X.npy Y.npy; prints one JSON line.

@@ -6,7 +6,7 @@
 # Needs only: the embgeom-train binary ($EMBGEOM_TRAIN), the embgeom binary ($EMBGEOM, for the
 # analysis; optional), a Python with PyTorch 2.11 ($PYTHON, default python3; its libtorch is the
 # one the binary loads) and data/digits.csv. No Rust, no network: copy those files to a GPU
-# machine and run it there (see README, "GPU check").
+# machine and run it there (see docs/src/development/parity.md, "The GPU check").
 #
 # On CUDA: batch sizes 512 and 2048, f32 and f16 autocast, 50 timed steps after 3 warm-up ones.
 # On CPU: batch sizes 128 and 512, f32, 5 timed steps (the GPU rows are reported as not measured).

@@ -1,7 +1,7 @@
 //! Neural-collapse metrics (Papyan, Han & Donoho, PNAS 2020, "Prevalence of neural collapse
 //! during the terminal phase of deep learning training") and the class-distance normalised
 //! variance (Galanti, Gyorgy & Hutter, ICLR 2022), with the conventions of
-//! `docs/metrics.md` (the unweighted global mean, two-pass variances, NC3 squared).
+//! `docs/src/reference/metrics.md` (the unweighted global mean, two-pass variances, NC3 squared).
 
 use crate::classes::Classes;
 use crate::error::{GeometryError, Result};

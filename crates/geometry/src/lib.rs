@@ -1,4 +1,4 @@
-//! Geometry metrics of learned embeddings, with the conventions of `docs/metrics.md`:
+//! Geometry metrics of learned embeddings, with the conventions of `docs/src/reference/metrics.md`:
 //! Wang & Isola's alignment and uniformity (exact, tiled and parallel, or sampled),
 //! label-positive alignment and per-class uniformity; neural collapse (NC1-NC4, CDNV), Graf
 //! et al.'s simplex angles and the ETF distance; the covariance spectrum, effective rank,

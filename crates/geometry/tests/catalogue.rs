@@ -27,12 +27,15 @@ fn keys_are_unique_and_details_name_their_metric() {
 
 #[test]
 fn every_metric_is_documented_in_docs_metrics_md() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/metrics.md");
-    let doc = std::fs::read_to_string(path).expect("docs/metrics.md");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/src/reference/metrics.md"
+    );
+    let doc = std::fs::read_to_string(path).expect("docs/src/reference/metrics.md");
     for m in metrics() {
         assert!(
             doc.contains(&format!("`{}`", m.key)),
-            "docs/metrics.md does not define `{}`",
+            "docs/src/reference/metrics.md does not define `{}`",
             m.key
         );
     }
