@@ -51,8 +51,7 @@ fn main() {
     let run_seed: u64 = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(1);
     let binary = env!("CARGO_BIN_EXE_embgeom");
     let dir = tempfile::tempdir().expect("tempdir");
-    let partner = dir.path().join("partner.npy");
-    std::fs::write(&partner, fuzz::label_partner()).expect("write");
+    fuzz::write_partners(dir.path());
     let seeds = fuzz::seeds();
     let start = Instant::now();
     let mut counts = std::collections::BTreeMap::new();
@@ -60,17 +59,8 @@ fn main() {
     for index in 0..mutants {
         let seed = &seeds[(index % seeds.len() as u64) as usize];
         let (bytes, what) = fuzz::mutant(seed, run_seed, index);
-        let path = dir.path().join(seed.name);
-        std::fs::write(&path, &bytes).expect("write");
         let mut command = vec!["analyze".to_string()];
-        match seed.labels {
-            true => command.extend([
-                partner.display().to_string(),
-                "--labels".into(),
-                path.display().to_string(),
-            ]),
-            false => command.push(path.display().to_string()),
-        }
+        command.extend(fuzz::place(seed, &bytes, dir.path()).args());
         command.extend(["--json".into(), "-".into()]);
         let status = run(binary, &command);
         let key = status.map_or_else(|| "timeout".to_string(), |s| s.to_string());
@@ -78,7 +68,7 @@ fn main() {
         if !matches!(status, Some(0) | Some(2)) {
             failures.push(format!("{} mutant {index} ({what}): {status:?}", seed.name));
             let keep = dir.path().join(format!("failure-{index}-{}", seed.name));
-            let _ = std::fs::copy(&path, keep);
+            let _ = std::fs::write(keep, &bytes);
         }
     }
     let seconds = start.elapsed().as_secs_f64();

@@ -15,11 +15,19 @@ const PER_SEED: u64 = 300;
 const RUN_SEED: u64 = 0x00E3_B6E0_F022;
 const SLOW: Duration = Duration::from_secs(5);
 
+/// The pipeline's inputs for a placed mutant.
+fn spec_of(placed: fuzz::Placed) -> InputSpec {
+    InputSpec {
+        labels: placed.labels,
+        class_names: placed.class_names,
+        ..InputSpec::file(&placed.embeddings)
+    }
+}
+
 #[test]
 fn mutants_of_every_format_never_panic_or_hang() {
     let dir = tempfile::tempdir().unwrap();
-    let partner = dir.path().join("partner.npy");
-    std::fs::write(&partner, fuzz::label_partner()).unwrap();
+    fuzz::write_partners(dir.path());
     let options = AnalysisOptions::default();
     let extras = Extras {
         figures: true,
@@ -31,17 +39,9 @@ fn mutants_of_every_format_never_panic_or_hang() {
         .unwrap_or(PER_SEED);
     let (mut results, mut errors, mut failures) = (0, 0, Vec::new());
     for seed in fuzz::seeds() {
-        let path = dir.path().join(seed.name);
         for index in 0..per_seed {
             let (bytes, what) = fuzz::mutant(&seed, RUN_SEED, index);
-            std::fs::write(&path, &bytes).unwrap();
-            let spec = match seed.labels {
-                true => InputSpec {
-                    labels: Some(path.clone()),
-                    ..InputSpec::file(&partner)
-                },
-                false => InputSpec::file(&path),
-            };
+            let spec = spec_of(fuzz::place(&seed, &bytes, dir.path()));
             let start = Instant::now();
             let outcome = embgeom_io::quiet_panics(|| {
                 run_analysis(&spec, &options, extras, &NoProgress).map(|run| run.analysis)
@@ -52,7 +52,7 @@ fn mutants_of_every_format_never_panic_or_hang() {
                 Ok(Err(error)) => {
                     errors += 1;
                     let message = error.to_string();
-                    if !(message.contains(seed.name) || message.contains("partner.npy")) {
+                    if !(message.contains(seed.name) || message.contains("partner")) {
                         failures.push(format!(
                             "{} mutant {index} ({what}): the error does not name the file: {message}",
                             seed.name
@@ -86,18 +86,9 @@ fn mutants_of_every_format_never_panic_or_hang() {
 #[test]
 fn every_seed_is_valid() {
     let dir = tempfile::tempdir().unwrap();
-    let partner = dir.path().join("partner.npy");
-    std::fs::write(&partner, fuzz::label_partner()).unwrap();
+    fuzz::write_partners(dir.path());
     for seed in fuzz::seeds() {
-        let path = dir.path().join(seed.name);
-        std::fs::write(&path, &seed.bytes).unwrap();
-        let spec = match seed.labels {
-            true => InputSpec {
-                labels: Some(path.clone()),
-                ..InputSpec::file(&partner)
-            },
-            false => InputSpec::file(&path),
-        };
+        let spec = spec_of(fuzz::place(&seed, &seed.bytes, dir.path()));
         let run = run_analysis(
             &spec,
             &AnalysisOptions::default(),

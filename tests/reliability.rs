@@ -35,6 +35,18 @@ fn clustered(scale: f64) -> (Vec<f64>, Vec<i64>) {
     (values, labels)
 }
 
+/// The exit status and standard error of a child whose stderr is piped.
+fn finished(mut child: std::process::Child) -> (std::process::ExitStatus, String) {
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    (child.wait().unwrap(), stderr)
+}
+
 fn f64_bytes(values: &[f64]) -> Vec<u8> {
     values.iter().flat_map(|v| v.to_le_bytes()).collect()
 }
@@ -76,14 +88,7 @@ fn a_closed_stdout_ends_quietly() {
         .spawn()
         .unwrap();
     drop(child.stdout.take());
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
-    let status = child.wait().unwrap();
+    let (status, stderr) = finished(child);
     assert_eq!(status.code(), Some(0), "{stderr}");
     assert!(stderr.is_empty(), "{stderr}");
 }
@@ -400,13 +405,202 @@ fn work_too_large_for_the_memory_limit_is_refused_before_it_starts() {
             && message.contains("--memory-limit"),
         "{message}"
     );
+    // The class count drives it: the labels are named, not the embeddings.
+    assert!(message.contains("labels.txt"), "{message}");
+    assert!(!message.contains("many.npy"), "{message}");
+    assert!(message.contains("fewer classes"), "{message}");
     // 20,000 columns: the D x D scatters are the problem.
     let wide = d.join("wide.npy");
     std::fs::write(&wide, npy_bytes_f32(&[3, 20_000], &vec![1.0; 60_000])).unwrap();
     let message = fails(&["analyze", wide.to_str().unwrap(), "--memory-limit", "4G"]);
     assert!(message.contains("D = 20000"), "{message}");
+    assert!(message.contains("wide.npy"), "{message}");
     assert!(
         fails(&["analyze", wide.to_str().unwrap(), "--memory-limit", "4Q"])
             .contains("unknown unit")
     );
+}
+
+/// What a path is now, links not followed.
+fn kind_of(path: &Path) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    let kind = std::fs::symlink_metadata(path).unwrap().file_type();
+    match () {
+        _ if kind.is_symlink() => "link",
+        _ if kind.is_char_device() => "char device",
+        _ if kind.is_fifo() => "fifo",
+        _ if kind.is_file() => "file",
+        _ => "other",
+    }
+}
+
+/// A private device node (`mknod` in a temporary folder, never the real `/dev`): `None` where
+/// this user may not make one (not root), which fails under CI.
+fn device_node(path: &Path, major: u32, minor: u32) -> Option<()> {
+    let name = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+    let device = libc::makedev(major, minor);
+    // Safety: a valid C string; mknod only creates the node.
+    let made = unsafe { libc::mknod(name.as_ptr(), libc::S_IFCHR | 0o666, device) } == 0;
+    if !made {
+        let why = std::io::Error::last_os_error();
+        assert!(
+            std::env::var("CI").is_err(),
+            "cannot make a device node under CI: {why}"
+        );
+        eprintln!(
+            "SKIP device nodes: mknod {}: {why} (run as root)",
+            path.display()
+        );
+    }
+    made.then_some(())
+}
+
+#[test]
+fn outputs_write_through_devices_and_never_replace_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (null, full) = (d.join("null"), d.join("full"));
+    if device_node(&null, 1, 3).is_none() || device_node(&full, 1, 7).is_none() {
+        return;
+    }
+    let null_arg = null.to_str().unwrap();
+    // A device is written through, with or without --force, and stays a device.
+    for force in [false, true] {
+        let mut args = vec!["analyze", "data/digits.npz", "--json", null_arg];
+        if force {
+            args.push("--force");
+        }
+        succeeds(&args);
+        assert_eq!(kind_of(&null), "char device");
+    }
+    // The same for every command that writes a file.
+    succeeds(&[
+        "compare",
+        "data/fashion-supcon/ckpt_epoch_0001.safetensors",
+        "data/fashion-supcon/ckpt_epoch_0012.safetensors",
+        "--out",
+        d.join("compare").to_str().unwrap(),
+        "--json",
+        null_arg,
+    ]);
+    assert_eq!(kind_of(&null), "char device");
+    // A device that refuses the bytes is an error naming it (exit 2), and stays a device.
+    let message = fails(&[
+        "analyze",
+        "data/digits.npz",
+        "--json",
+        full.to_str().unwrap(),
+    ]);
+    assert!(
+        message.contains(full.to_str().unwrap()) && message.contains("No space left"),
+        "{message}"
+    );
+    assert_eq!(kind_of(&full), "char device");
+    // Every file of a report written into a folder whose files are devices.
+    let report = d.join("report");
+    succeeds(&[
+        "report",
+        "data/digits.npz",
+        "--out",
+        report.to_str().unwrap(),
+    ]);
+    let index = report.join("index.html");
+    std::fs::remove_file(&index).unwrap();
+    device_node(&index, 1, 3).unwrap();
+    let figure = std::fs::read_dir(report.join("figures"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "png"))
+        .unwrap();
+    std::fs::remove_file(&figure).unwrap();
+    device_node(&figure, 1, 3).unwrap();
+    succeeds(&[
+        "report",
+        "data/digits.npz",
+        "--out",
+        report.to_str().unwrap(),
+    ]);
+    assert_eq!(kind_of(&index), "char device");
+    assert_eq!(kind_of(&figure), "char device");
+}
+
+#[test]
+fn outputs_stream_into_a_fifo() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("pipe");
+    let name = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // Safety: a valid C string.
+    assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o600) }, 0);
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read_to_string(fifo).unwrap())
+    };
+    succeeds(&[
+        "analyze",
+        "data/digits.npz",
+        "--json",
+        fifo.to_str().unwrap(),
+    ]);
+    let document: Value = serde_json::from_str(&reader.join().unwrap()).unwrap();
+    assert_eq!(document["schema"], "embgeom.analysis/1");
+    assert_eq!(kind_of(&fifo), "fifo");
+}
+
+#[test]
+fn a_linked_output_replaces_its_target_and_stays_a_link() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (target, link) = (d.join("target.json"), d.join("link.json"));
+    std::fs::write(&target, "old").unwrap();
+    std::os::unix::fs::symlink("target.json", &link).unwrap();
+    let link_arg = link.to_str().unwrap();
+    // The target is a file the user has: replaced only when asked.
+    assert!(fails(&["analyze", "data/digits.npz", "--json", link_arg]).contains("--force"));
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "old");
+    succeeds(&["analyze", "data/digits.npz", "--json", link_arg, "--force"]);
+    assert_eq!(kind_of(&link), "link");
+    let document: Value = serde_json::from_str(&std::fs::read_to_string(&target).unwrap()).unwrap();
+    assert_eq!(document["schema"], "embgeom.analysis/1");
+    // Nothing but the two is left in the folder (no temporary file).
+    assert_eq!(std::fs::read_dir(d).unwrap().count(), 2);
+}
+
+#[test]
+fn a_mapped_input_truncated_during_a_run_is_an_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shrinking.npy");
+    // Large enough that the analysis runs for a while after the file is mapped.
+    let (n, d) = (60_000, 128);
+    let rows: Vec<f32> = (0..n * d)
+        .map(|k| ((k * 2_654_435_761usize) % 1_000) as f32 / 500.0 - 1.0)
+        .collect();
+    let bytes = npy_bytes_f32(&[n, d], &rows);
+    std::fs::write(&path, &bytes).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_embgeom"))
+        .args(["analyze", path.to_str().unwrap(), "--json", "-"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the file is mapped (and so being read).
+    let maps = format!("/proc/{}/maps", child.id());
+    let started = std::time::Instant::now();
+    while !std::fs::read_to_string(&maps).is_ok_and(|m| m.contains("shrinking.npy")) {
+        assert!(
+            started.elapsed().as_secs() < 60,
+            "the input was never mapped"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    // Truncate in place, then write it back: the mapping's pages vanish, then return.
+    let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    file.set_len(128).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    std::fs::write(&path, &bytes).unwrap();
+    let (status, stderr) = finished(child);
+    // Exit 2 and the file named, whichever stage the change met (never SIGBUS, 135).
+    assert_eq!(status.code(), Some(2), "{status:?}: {stderr}");
+    assert!(stderr.contains("shrinking.npy"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
 }

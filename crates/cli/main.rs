@@ -11,7 +11,7 @@ use anyhow::{bail, Context, Result};
 use args::{AnalysisFlags, InputFlags, MetricFlags, OutputFlags};
 use clap::{Parser, Subcommand};
 use embgeom_geometry::sharded::DEFAULT_SAMPLE_ROWS;
-use embgeom_io::write_atomic;
+use embgeom_io::{would_replace, write_output};
 use embgeom_pipeline::{
     analysis_document, machine_rates, run_analysis, text_table, timings_document, timings_table,
     Extras, MemoryWatch, Run, ShardJob, ShardedDataset,
@@ -163,7 +163,7 @@ fn analyze_command(args: &AnalyzeArgs) -> Result<()> {
         Some(path) => Some(PathBuf::from(path)),
     };
     if let Some(path) = &json_file {
-        if path.exists() && !args.force {
+        if would_replace(path) && !args.force {
             bail!("{} exists; pass --force to replace it", path.display());
         }
     }
@@ -215,7 +215,7 @@ fn analyze_command(args: &AnalyzeArgs) -> Result<()> {
     match (&args.json, &json_file) {
         (Some(_), None) => emit(&format!("{json}\n")),
         (_, Some(path)) => {
-            write_atomic(path, format!("{json}\n").as_bytes())?;
+            write_output(path, format!("{json}\n").as_bytes())?;
             emit(&table)
         }
         (None, None) => emit(&table),
@@ -239,7 +239,7 @@ fn run_on_ray(job: &ShardJob, address: &str) -> Result<(serde_json::Value, Strin
         base.with_extension("job.json"),
         base.with_extension("out.json"),
     );
-    write_atomic(&job_file, job.to_json().as_bytes())?;
+    write_output(&job_file, job.to_json().as_bytes())?;
     let status = std::process::Command::new(&python)
         .args(["-m", "embgeom.ray", "--address", address, "--job"])
         .arg(&job_file)
@@ -350,7 +350,7 @@ fn compare_command(args: &CompareArgs) -> Result<()> {
         force: args.force,
     };
     if let Some(path) = args.json.as_deref().filter(|p| *p != "-") {
-        if Path::new(path).exists() && !args.force {
+        if would_replace(Path::new(path)) && !args.force {
             bail!("{path} exists; pass --force to replace it");
         }
     }
@@ -359,7 +359,7 @@ fn compare_command(args: &CompareArgs) -> Result<()> {
     match args.json.as_deref() {
         Some("-") => emit(&format!("{json}\n"))?,
         Some(path) => {
-            write_atomic(Path::new(path), format!("{json}\n").as_bytes())?;
+            write_output(Path::new(path), format!("{json}\n").as_bytes())?;
             emit(&compared.table)?;
         }
         None => emit(&compared.table)?,
@@ -506,8 +506,21 @@ fn main() -> ExitCode {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", message_of(&error));
             ExitCode::from(2)
         }
     }
+}
+
+/// The error and its causes, each cause once: a cause that its parent's message already
+/// quotes (`cannot read: No such file`) is not repeated.
+fn message_of(error: &anyhow::Error) -> String {
+    let mut message = error.to_string();
+    for cause in error.chain().skip(1) {
+        let cause = cause.to_string();
+        if !message.contains(&cause) {
+            message = format!("{message}: {cause}");
+        }
+    }
+    message
 }

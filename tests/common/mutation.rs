@@ -6,13 +6,109 @@
 #![allow(dead_code)]
 
 use std::io::Write;
+use std::path::{Path, PathBuf};
 
-/// A seed file: its name (the extension selects the reader), bytes, and whether it is a
-/// labels file (read with `--labels` next to [`label_partner`]).
+/// A seed file: its name (the extension selects the reader), bytes, and which input it is.
 pub struct Seed {
     pub name: &'static str,
     pub bytes: Vec<u8>,
-    pub labels: bool,
+    pub role: Role,
+}
+
+/// Which input a seed is given as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// The embeddings file (with whatever else it holds).
+    Embeddings,
+    /// A labels file (`--labels`), next to the partner embeddings.
+    Labels,
+    /// A class names file (`--class-names`), next to the partner embeddings and labels.
+    ClassNames,
+    /// The `dataset_info.json` of a Hugging Face `save_to_disk` folder, the folder being the
+    /// embeddings input (its Arrow shard is the reader fixture's).
+    DatasetInfo,
+}
+
+/// The inputs of one run of a mutant, as files.
+pub struct Placed {
+    pub embeddings: PathBuf,
+    pub labels: Option<PathBuf>,
+    pub class_names: Option<PathBuf>,
+}
+
+impl Placed {
+    /// The same inputs as `analyze` arguments.
+    pub fn args(&self) -> Vec<String> {
+        let mut args = vec![self.embeddings.display().to_string()];
+        for (flag, path) in [
+            ("--labels", &self.labels),
+            ("--class-names", &self.class_names),
+        ] {
+            if let Some(path) = path {
+                args.extend([flag.to_string(), path.display().to_string()]);
+            }
+        }
+        args
+    }
+}
+
+/// Write the partner files a seed is read with into `dir` (once per run).
+pub fn write_partners(dir: &Path) {
+    std::fs::write(dir.join("partner.npy"), label_partner()).expect("write the partner");
+    std::fs::write(
+        dir.join("partner-labels.npy"),
+        npy("<i8", false, &format!("({ROWS},)"), &i64_bytes(&labels())),
+    )
+    .expect("write the partner labels");
+    let hf = dir.join("hf");
+    std::fs::create_dir_all(&hf).expect("create the dataset folder");
+    for (name, bytes) in HF_FILES {
+        std::fs::write(hf.join(name), bytes).expect("write the dataset folder");
+    }
+}
+
+/// The files of the Hugging Face fixture other than `dataset_info.json`.
+const HF_FILES: [(&str, &[u8]); 2] = [
+    (
+        "data-00000-of-00001.arrow",
+        include_bytes!("../fixtures/readers/hf-dataset/data-00000-of-00001.arrow"),
+    ),
+    (
+        "state.json",
+        include_bytes!("../fixtures/readers/hf-dataset/state.json"),
+    ),
+];
+
+/// Write `bytes` as `seed` into `dir` (where [`write_partners`] wrote) and say what to run.
+pub fn place(seed: &Seed, bytes: &[u8], dir: &Path) -> Placed {
+    let path = match seed.role {
+        Role::DatasetInfo => dir.join("hf").join(seed.name),
+        _ => dir.join(seed.name),
+    };
+    std::fs::write(&path, bytes).expect("write the mutant");
+    let partner = dir.join("partner.npy");
+    match seed.role {
+        Role::Embeddings => Placed {
+            embeddings: path,
+            labels: None,
+            class_names: None,
+        },
+        Role::Labels => Placed {
+            embeddings: partner,
+            labels: Some(path),
+            class_names: None,
+        },
+        Role::ClassNames => Placed {
+            embeddings: partner,
+            labels: Some(dir.join("partner-labels.npy")),
+            class_names: Some(path),
+        },
+        Role::DatasetInfo => Placed {
+            embeddings: dir.join("hf"),
+            labels: None,
+            class_names: None,
+        },
+    }
 }
 
 /// Rows of the generated seeds (labels seeds have as many values); the PyTorch, Arrow and
@@ -199,10 +295,13 @@ pub fn seeds() -> Vec<Seed> {
             cell
         })
         .collect();
-    let seed = |name, bytes, labels| Seed {
+    let seed = |name, bytes, labels: bool| Seed {
         name,
         bytes,
-        labels,
+        role: match labels {
+            true => Role::Labels,
+            false => Role::Embeddings,
+        },
     };
     let fixtures: [(&'static str, &'static [u8]); 5] = [
         ("dict.pt", include_bytes!("../fixtures/readers/dict.pt")),
@@ -296,6 +395,18 @@ pub fn seeds() -> Vec<Seed> {
         ),
     ];
     all.extend(fixtures.map(|(name, bytes)| seed(name, bytes.to_vec(), false)));
+    let names = |name, bytes: &[u8]| Seed {
+        name,
+        bytes: bytes.to_vec(),
+        role: Role::ClassNames,
+    };
+    all.push(names("names.txt", b"alpha\nbeta\ngamma\n"));
+    all.push(names("names.json", br#"["alpha", "beta", "gamma"]"#));
+    all.push(Seed {
+        name: "dataset_info.json",
+        bytes: include_bytes!("../fixtures/readers/hf-dataset/dataset_info.json").to_vec(),
+        role: Role::DatasetInfo,
+    });
     all
 }
 

@@ -3,7 +3,7 @@
 use crate::alignment::{alignment, class_alignment_with_sums, Alignment};
 use crate::classes::{ClassSums, Classes};
 use crate::collapse::{collapse, Classifier, Collapse};
-use crate::error::{GeometryError, Result};
+use crate::error::{GeometryError, MemoryDriver, Result};
 use crate::knn::{knn_accuracy, knn_screen, KnnAccuracy, KnnOptions, KnnScreen, KnnSplit};
 use crate::per_class::{subclass_structure, PerClass, Subclasses};
 use crate::progress::Progress;
@@ -109,6 +109,17 @@ pub struct MemoryEstimate {
 }
 
 impl MemoryEstimate {
+    /// Which part is largest (ties go to the classes, then the dimensions).
+    pub fn driver(&self) -> MemoryDriver {
+        if self.class_pairs >= self.dimension_pairs && self.class_pairs >= self.rows {
+            MemoryDriver::Classes
+        } else if self.dimension_pairs >= self.rows {
+            MemoryDriver::Dimensions
+        } else {
+            MemoryDriver::Rows
+        }
+    }
+
     /// The total in bytes.
     pub fn total(&self) -> u64 {
         self.class_pairs
@@ -166,15 +177,26 @@ fn check_memory(n: usize, d: usize, c: usize, limit: Option<u64>) -> Result<()> 
     if estimate.total() <= limit {
         return Ok(());
     }
+    let driver = estimate.driver();
+    let advice = match driver {
+        MemoryDriver::Classes => {
+            "the C x C class pairs are the largest part: use fewer classes (coarser labels)"
+        }
+        MemoryDriver::Dimensions => "the D x D matrices are the largest part: use fewer dimensions",
+        MemoryDriver::Rows => {
+            "the per-row work is the largest part: analyse fewer rows (a sample, or shards)"
+        }
+    };
     Err(GeometryError::MemoryLimit {
         what: format!(
-            "N = {n}, D = {d}, C = {c} needs about {} ({} for the C x C class pairs, {} for the D x D scatters and eigendecompositions, {} for the per-row work), more than the limit of {} ({whose}); raise --memory-limit, or reduce the number of classes or dimensions",
+            "N = {n}, D = {d}, C = {c} needs about {} ({} for the C x C class pairs, {} for the D x D scatters and eigendecompositions, {} for the per-row work), more than the limit of {} ({whose}); {advice}, or raise --memory-limit",
             gigabytes(estimate.total()),
             gigabytes(estimate.class_pairs),
             gigabytes(estimate.dimension_pairs),
             gigabytes(estimate.rows),
             gigabytes(limit),
         ),
+        driver,
     })
 }
 

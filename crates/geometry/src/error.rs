@@ -38,9 +38,10 @@ pub enum GeometryError {
     /// A metric overflowed or is undefined for this input.
     #[error("{metric} is not finite ({value}): the values overflow in its formula; L2-normalise the rows (drop --no-normalize) or use smaller parameters")]
     NonFiniteResult { metric: &'static str, value: f64 },
-    /// The analysis would need more memory than allowed.
+    /// The analysis would need more memory than allowed; `driver` says which input's size
+    /// makes it so.
     #[error("too large for the memory limit: {what}")]
-    MemoryLimit { what: String },
+    MemoryLimit { what: String, driver: MemoryDriver },
     /// A linear-algebra routine failed.
     #[error("numerical failure: {what}")]
     Numerical { what: String },
@@ -50,6 +51,18 @@ pub enum GeometryError {
     /// The labels do not fit the rows.
     #[error("labels: {what}")]
     Labels { what: String },
+}
+
+/// The largest part of an analysis's working memory, and so the input that drives it: the
+/// labels (classes), the embeddings' width (dimensions) or their length (rows).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemoryDriver {
+    /// The C x C class pairs: the labels' class count.
+    Classes,
+    /// The D x D matrices: the embeddings' dimension.
+    Dimensions,
+    /// The per-row work: the number of rows.
+    Rows,
 }
 
 /// A number as people write it: `1e39` rather than forty digits.

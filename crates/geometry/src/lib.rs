@@ -45,7 +45,7 @@ pub use analysis::{
 pub use cka::{linear_cka, CkaState, CKA_STATE_VERSION};
 pub use classes::{ClassSums, Classes};
 pub use collapse::{cdnv, collapse, collapse_from_stats, nc1, Cdnv, Classifier, Collapse};
-pub use error::{GeometryError, Result};
+pub use error::{GeometryError, MemoryDriver, Result};
 pub use figure_data::{
     class_mean_cosines, distances_to_class_means, figure_data, pair_distances, pca_projection,
     stratified_rows, uniform_sphere_uniformity, FigureData, PairDistances, Projection,

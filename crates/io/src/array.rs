@@ -1,15 +1,18 @@
 //! Arrays as read from a file, before they are interpreted as embeddings, views or labels.
 
 use crate::error::{IoError, Result};
+use crate::guarded_map::GuardedMap;
 use ndarray::{Array2, ArrayView2, Axis};
 use std::sync::Arc;
 
 /// Little-endian f32 values read in place from a memory-mapped file: the pages are the page
 /// cache's own (shared with the file, dropped by the kernel under memory pressure and read
-/// back on demand), never copied into the process. The file must not change while mapped.
+/// back on demand), never copied into the process. A file that changes while mapped reads as
+/// zeros past its new end instead of ending the process; [`MappedF32::check_unchanged`] says
+/// whether it did.
 #[derive(Clone)]
 pub struct MappedF32 {
-    map: Arc<memmap2::Mmap>,
+    map: Arc<GuardedMap>,
     start: usize,
     len: usize,
 }
@@ -18,7 +21,7 @@ impl MappedF32 {
     /// The `len` values at byte `start` of `map`, when they lie inside it at an address
     /// aligned for f32 (a mapping starts on a page boundary, so `start` must be a multiple
     /// of 4).
-    pub(crate) fn new(map: Arc<memmap2::Mmap>, start: usize, len: usize) -> Option<MappedF32> {
+    pub(crate) fn new(map: Arc<GuardedMap>, start: usize, len: usize) -> Option<MappedF32> {
         let end = len.checked_mul(4)?.checked_add(start)?;
         let bytes = map.get(start..end)?;
         bytemuck::try_cast_slice::<u8, f32>(bytes).ok()?;
@@ -29,6 +32,12 @@ impl MappedF32 {
     pub fn as_slice(&self) -> &[f32] {
         // In range and aligned: checked by `new`.
         bytemuck::cast_slice(&self.map[self.start..self.start + 4 * self.len])
+    }
+
+    /// `Ok` while the values read so far are the file's as mapped; an error naming the file
+    /// when it was truncated or rewritten in place since. Call it after using the values.
+    pub fn check_unchanged(&self) -> Result<()> {
+        self.map.check_unchanged()
     }
 }
 
@@ -55,6 +64,12 @@ impl MappedMatrix {
     /// (N, D).
     pub fn dim(&self) -> (usize, usize) {
         self.shape
+    }
+
+    /// `Ok` while the rows read so far are the file's as mapped (see
+    /// [`MappedF32::check_unchanged`]).
+    pub fn check_unchanged(&self) -> Result<()> {
+        self.values.check_unchanged()
     }
 
     /// The rows, borrowed from the mapping.
@@ -131,12 +146,16 @@ impl Matrix {
         }
     }
 
-    /// The same values as f64.
-    pub fn into_f64(self) -> Array2<f64> {
+    /// The same values as f64; an error naming the file when mapped values changed while
+    /// they were read.
+    pub fn into_f64(self) -> Result<Array2<f64>> {
         match self {
-            Matrix::F32(a) => a.mapv(f64::from),
-            Matrix::F64(a) => a,
-            Matrix::Mapped(m) => m.view().mapv(f64::from),
+            Matrix::F32(a) => Ok(a.mapv(f64::from)),
+            Matrix::F64(a) => Ok(a),
+            Matrix::Mapped(m) => {
+                let values = m.view().mapv(f64::from);
+                m.check_unchanged().map(|()| values)
+            }
         }
     }
 }
@@ -286,7 +305,10 @@ impl RawArray {
         match self.data {
             ArrayData::F32(v) => Ok(v.into_iter().map(f64::from).collect()),
             ArrayData::F64(v) => Ok(v),
-            ArrayData::Mapped(m) => Ok(m.as_slice().iter().map(|&v| f64::from(v)).collect()),
+            ArrayData::Mapped(m) => {
+                let values = m.as_slice().iter().map(|&v| f64::from(v)).collect();
+                m.check_unchanged().map(|()| values)
+            }
             ArrayData::Int(v) => Ok(v.into_iter().map(|x| x as f64).collect()),
             ArrayData::Text(_) => Err(IoError::UnknownDtype {
                 path: self.source,
@@ -354,7 +376,9 @@ impl RawArray {
                 .map(Matrix::F32)
                 .collect(),
             ArrayData::Mapped(values) => {
-                split_views(values.as_slice().to_vec(), (n, v, d), &source)?
+                let copied = values.as_slice().to_vec();
+                values.check_unchanged()?;
+                split_views(copied, (n, v, d), &source)?
                     .into_iter()
                     .map(Matrix::F32)
                     .collect()

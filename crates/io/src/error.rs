@@ -19,6 +19,9 @@ pub enum IoError {
         #[source]
         source: std::io::Error,
     },
+    /// An output could not be written (see [`embgeom_write`]).
+    #[error(transparent)]
+    Output(#[from] embgeom_write::WriteError),
     /// The path is not a regular file (a directory, FIFO, socket or device).
     #[error("{path}: not a regular file ({kind}); embgeom reads regular files only")]
     NotAFile { path: String, kind: &'static str },
@@ -54,6 +57,9 @@ pub enum IoError {
     /// A value is missing or invalid.
     #[error("{path}: {what}")]
     Value { path: String, what: String },
+    /// A memory-mapped input was truncated or rewritten in place while it was read.
+    #[error("{path}: the file changed while it was read (truncated or rewritten in place); nothing was computed from it. Write a new file under another name and rename it into place, or analyse a copy")]
+    Changed { path: String },
 }
 
 /// Result alias of the io crate.

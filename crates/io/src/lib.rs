@@ -7,6 +7,7 @@
 mod array;
 mod arrow_check;
 mod error;
+mod guarded_map;
 mod json_lines;
 mod npy;
 mod npz;
@@ -19,14 +20,16 @@ pub use array::{
     ArrayData, ClassNames, Embeddings, LabelValues, Labels, MappedF32, MappedMatrix, Matrix,
     RawArray,
 };
+pub use embgeom_write::{would_replace, write_output, write_output_with, WriteError};
 pub use error::{IoError, Result};
+pub use guarded_map::GuardedMap;
 pub use json_lines::JsonLines;
 pub use npy::{npy_bytes, npy_bytes_f32, npy_shape, parse_npy, read_npy};
 pub use npz::Npz;
 pub use safetensors_file::{FileBytes, SafetensorsFile};
 pub use table::Table;
 pub use torch_file::{is_torch_zip, TorchFile};
-pub use write::{commit_temporary, temporary_path, write_atomic, write_table, Column};
+pub use write::{write_table, Column};
 
 use std::panic::AssertUnwindSafe;
 use std::path::Path;
@@ -318,19 +321,14 @@ fn read_bytes(path: &Path) -> Result<Vec<u8>> {
     })
 }
 
-/// A read-only private mapping of `file`, its pages read in at once; `None` where the file
-/// cannot be mapped, or where the environment variable `EMBGEOM_MMAP` is `off` (then files
-/// are read). Like every reader of mapped files (NumPy's `mmap_mode` included), embgeom
-/// requires that a mapped file is not rewritten while it is read: a file truncated under
-/// its mapping ends the process with SIGBUS.
-pub(crate) fn map_file(file: &std::fs::File) -> Option<std::sync::Arc<memmap2::Mmap>> {
+/// A read-only private mapping of `file` (named `path` in messages), its pages read in at
+/// once and guarded against the file changing ([`GuardedMap`]); `None` where the file cannot
+/// be mapped, or where the environment variable `EMBGEOM_MMAP` is `off` (then files are read).
+pub(crate) fn map_file(file: &std::fs::File, path: &str) -> Option<std::sync::Arc<GuardedMap>> {
     if std::env::var("EMBGEOM_MMAP").is_ok_and(|v| v == "off") {
         return None;
     }
-    // Safety: the mapping is read-only and private, and the file must not change while it is
-    // mapped (above); every access is bounds-checked against the mapping's length.
-    let map = unsafe { memmap2::MmapOptions::new().populate().map(file) };
-    map.ok().map(std::sync::Arc::new)
+    GuardedMap::new(file, path).map(std::sync::Arc::new)
 }
 
 /// The file's bytes, mapped (read where it cannot be mapped).
@@ -339,7 +337,7 @@ fn map_bytes(path: &Path) -> Result<FileBytes> {
         path: path.display().to_string(),
         source,
     })?;
-    match map_file(&file) {
+    match map_file(&file, &path.display().to_string()) {
         Some(map) => Ok(FileBytes::Mapped(map)),
         None => read_bytes(path).map(FileBytes::Read),
     }

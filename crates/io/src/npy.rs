@@ -164,7 +164,7 @@ pub fn read_npy(path: &Path) -> Result<RawArray> {
         parse_npy(&bytes, &source)
     };
     // `read_header` checked that the file holds the header's data bytes.
-    let Some(map) = crate::map_file(&file) else {
+    let Some(map) = crate::map_file(&file, &source) else {
         return decode_read();
     };
     let direct = header.dtype.kind == Kind::Float
@@ -173,7 +173,9 @@ pub fn read_npy(path: &Path) -> Result<RawArray> {
         && (!header.fortran || header.shape.len() < 2)
         && cfg!(target_endian = "little");
     if !direct {
-        return parse_npy(&map, &source);
+        let parsed = parse_npy(&map, &source);
+        map.check_unchanged()?;
+        return parsed;
     }
     let (start, len) = (header.data_start, header.data_bytes / 4);
     match MappedF32::new(map, start, len) {

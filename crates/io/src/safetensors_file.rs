@@ -11,7 +11,7 @@ pub enum FileBytes {
     /// Read.
     Read(Vec<u8>),
     /// Mapped (the page cache's pages, used in place).
-    Mapped(Arc<memmap2::Mmap>),
+    Mapped(Arc<crate::guarded_map::GuardedMap>),
 }
 
 impl std::ops::Deref for FileBytes {
@@ -44,25 +44,36 @@ impl SafetensorsFile {
         })
     }
 
-    fn tensors(&self) -> SafeTensors<'_> {
-        SafeTensors::deserialize(&self.bytes).expect("validated in new")
+    /// The tensors of the header validated in `new`; a mapped file that no longer parses has
+    /// changed since (see [`crate::GuardedMap`]).
+    fn tensors(&self) -> Result<SafeTensors<'_>> {
+        SafeTensors::deserialize(&self.bytes).map_err(|_| IoError::Changed {
+            path: self.path.clone(),
+        })
+    }
+
+    /// `Ok` unless the file is mapped and changed since it was mapped.
+    fn check_unchanged(&self) -> Result<()> {
+        match &self.bytes {
+            FileBytes::Mapped(map) => map.check_unchanged(),
+            FileBytes::Read(_) => Ok(()),
+        }
     }
 
     /// Names of the tensors, sorted.
     pub fn keys(&self) -> Vec<String> {
-        let mut keys: Vec<String> = self
-            .tensors()
-            .names()
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        // A file that changed under its mapping lists no keys (reading one says why).
+        let mut keys: Vec<String> = self.tensors().map_or_else(
+            |_| Vec::new(),
+            |t| t.names().iter().map(|s| s.to_string()).collect(),
+        );
         keys.sort();
         keys
     }
 
     /// Read the tensor named `key`, if it exists.
     pub fn get(&self, key: &str) -> Result<Option<RawArray>> {
-        let tensors = self.tensors();
+        let tensors = self.tensors()?;
         let Ok(view) = tensors.tensor(key) else {
             return Ok(None);
         };
@@ -118,6 +129,10 @@ impl SafetensorsFile {
                 })
             }
         };
+        // Decoded from the mapping: the bytes read must be the file's.
+        if !matches!(data, ArrayData::Mapped(_)) {
+            self.check_unchanged()?;
+        }
         Ok(Some(RawArray {
             source,
             dtype: dtype.into(),

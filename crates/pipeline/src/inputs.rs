@@ -312,6 +312,15 @@ impl Values<'_> {
         }
     }
 
+    /// `Ok` unless the values are mapped from a file that was truncated or rewritten in place
+    /// since (the error names the file); call it after using them.
+    pub fn check_unchanged(&self) -> Result<()> {
+        match self {
+            Values::Mapped(m) => Ok(m.check_unchanged()?),
+            Values::F32(_) | Values::F64(_) => Ok(()),
+        }
+    }
+
     /// The f32 values, borrowed; `None` for f64.
     pub fn f32_view(&self) -> Option<ArrayView2<'_, f32>> {
         match self {

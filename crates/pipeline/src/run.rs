@@ -7,7 +7,7 @@ use embgeom_geometry::timings::{StageTime, Timings, Work};
 use embgeom_geometry::{
     analyze_timed, check_finite, class_mean_cosines, figure_data, largest_magnitude,
     normalize_rows, Analysis, AnalysisInput, AnalysisOptions, Classes, Classifier, FigureData,
-    GeometryError, KnnSplit, Progress, Real,
+    GeometryError, KnnSplit, MemoryDriver, Progress, Real,
 };
 use embgeom_io::{LabelValues, Labels};
 use ndarray::{Array1, Array2, CowArray, Ix2};
@@ -116,10 +116,17 @@ pub fn analyze_inputs(
     let classes = inputs.labels.as_ref().map(classes_of).transpose()?;
     let subclasses = inputs.subclasses.as_ref().map(classes_of).transpose()?;
     let split = inputs.split.as_ref().map(knn_split).transpose()?;
-    let classifier = inputs.classifier.as_ref().map(|w| Classifier {
-        weights: w.values.to_f64(),
-        bias: inputs.bias.as_ref().map(|(_, b)| Array1::from(b.clone())),
-    });
+    let classifier = inputs
+        .classifier
+        .as_ref()
+        .map(|w| {
+            let weights = w.values.to_f64();
+            w.values.check_unchanged().map(|()| Classifier {
+                weights,
+                bias: inputs.bias.as_ref().map(|(_, b)| Array1::from(b.clone())),
+            })
+        })
+        .transpose()?;
     let has_embeddings = inputs.embeddings.is_some();
     let (sources, matrices): (Vec<String>, Vec<Values>) = inputs
         .embeddings
@@ -129,6 +136,7 @@ pub fn analyze_inputs(
         .unzip();
     let typed = Typed {
         sources: &sources,
+        labels_source: inputs.labels.as_ref().map(|l| l.source.as_str()),
         has_embeddings,
         normalize,
         classes: classes.as_ref(),
@@ -142,8 +150,8 @@ pub fn analyze_inputs(
         .iter()
         .map(|m| m.f32_view().map(CowArray::from))
         .collect();
-    let (analysis, figures, mean_cosines) = match single {
-        Some(m) => typed.analyze(m, options, extras, progress, &timings)?,
+    let analysed = match single {
+        Some(m) => typed.analyze(m, options, extras, progress, &timings),
         None => {
             let m = matrices
                 .iter()
@@ -152,9 +160,15 @@ pub fn analyze_inputs(
                     other => CowArray::from(other.to_f64()),
                 })
                 .collect();
-            typed.analyze(m, options, extras, progress, &timings)?
+            typed.analyze(m, options, extras, progress, &timings)
         }
     };
+    // A mapped file that changed under the run: its error, not what was computed (or what
+    // failed) on the changed bytes.
+    for matrix in &matrices {
+        matrix.check_unchanged()?;
+    }
+    let (analysis, figures, mean_cosines) = analysed?;
     Ok(Run {
         analysis,
         summary,
@@ -257,6 +271,7 @@ type Computed = (Analysis, Option<FigureData>, Option<Array2<f64>>);
 /// views) come in typed.
 struct Typed<'a> {
     sources: &'a [String],
+    labels_source: Option<&'a str>,
     has_embeddings: bool,
     normalize: bool,
     classes: Option<&'a Classes>,
@@ -322,15 +337,23 @@ impl Typed<'_> {
             knn_split: self.split,
             subclasses: self.subclasses,
         };
-        let mut analysis =
-            analyze_timed(&input, options, progress, timings).map_err(|e| {
-                match (&e, self.classifier) {
-                    (GeometryError::ShapeMismatch { .. }, Some(_)) => {
-                        PipelineError::of("classifier")(e)
-                    }
-                    _ => PipelineError::of(self.sources[0].as_str())(e),
+        let mut analysis = analyze_timed(&input, options, progress, timings).map_err(|e| {
+            match (&e, self.classifier, self.labels_source) {
+                (GeometryError::ShapeMismatch { .. }, Some(_), _) => {
+                    PipelineError::of("classifier")(e)
                 }
-            })?;
+                // Refused for the class count: the labels drive it.
+                (
+                    GeometryError::MemoryLimit {
+                        driver: MemoryDriver::Classes,
+                        ..
+                    },
+                    _,
+                    Some(labels),
+                ) => PipelineError::of(labels)(e),
+                _ => PipelineError::of(self.sources[0].as_str())(e),
+            }
+        })?;
         let stats_rows = input.raw.unwrap_or(all[0].view());
         let mut figures = extras
             .figures

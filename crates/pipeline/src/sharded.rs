@@ -470,30 +470,31 @@ impl ShardJob {
                 "{source}: holds no embeddings"
             )));
         };
-        // A shard is one of many and held briefly: mapped rows are copied into memory.
-        match (rows.values, self.single_precision) {
-            (Values::F32(a), true) => Ok(LoadedShard::Single(self.prepared(a, &source, labels)?)),
-            (Values::Mapped(m), true) => Ok(LoadedShard::Single(self.prepared(
-                CowArray::from(m.view().to_owned()),
+        // A shard is one of many and held briefly: mapped rows are copied into memory (and
+        // checked unchanged once copied).
+        let single = match rows.values {
+            Values::F64(_) if self.single_precision => {
+                return Err(PipelineError::Inputs(format!(
+                    "{source}: stores {} but the first shard stores {}: every shard must store f32 (or narrower), or every shard f64",
+                    rows.dtype, self.dtype
+                )))
+            }
+            Values::F64(a) => return Ok(LoadedShard::Double(self.prepared(a, &source, labels)?)),
+            Values::F32(a) => a,
+            Values::Mapped(m) => {
+                let copied = m.view().to_owned();
+                m.check_unchanged()?;
+                CowArray::from(copied)
+            }
+        };
+        Ok(match self.single_precision {
+            true => LoadedShard::Single(self.prepared(single, &source, labels)?),
+            false => LoadedShard::Double(self.prepared(
+                CowArray::from(single.mapv(f64::from)),
                 &source,
                 labels,
-            )?)),
-            (Values::F32(a), false) => Ok(LoadedShard::Double(self.prepared(
-                CowArray::from(a.mapv(f64::from)),
-                &source,
-                labels,
-            )?)),
-            (Values::Mapped(m), false) => Ok(LoadedShard::Double(self.prepared(
-                CowArray::from(m.view().mapv(f64::from)),
-                &source,
-                labels,
-            )?)),
-            (Values::F64(a), false) => Ok(LoadedShard::Double(self.prepared(a, &source, labels)?)),
-            (Values::F64(_), true) => Err(PipelineError::Inputs(format!(
-                "{source}: stores {} but the first shard stores {}: every shard must store f32 (or narrower), or every shard f64",
-                rows.dtype, self.dtype
-            ))),
-        }
+            )?),
+        })
     }
 
     /// The error of a task on shard `shard`, named by its file.
@@ -538,7 +539,7 @@ impl ShardJob {
                 weights: load_array(path, None, &[CLASSIFIER_KEY], &selection)?
                     .into_embeddings()?
                     .matrix
-                    .into_f64(),
+                    .into_f64()?,
                 bias: match &self.dataset.bias {
                     None => None,
                     Some(bias) => Some(Array1::from(

@@ -150,7 +150,7 @@ pub fn machine_rates() -> Rates {
             let _ = std::fs::create_dir_all(dir);
         }
         if let Ok(text) = serde_json::to_string(&rates) {
-            let _ = embgeom_io::write_atomic(&file, text.as_bytes());
+            let _ = embgeom_io::write_output(&file, text.as_bytes());
         }
     }
     rates

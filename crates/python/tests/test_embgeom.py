@@ -336,3 +336,33 @@ def test_accumulator_states_merge_pickle_and_match_the_analysis():
         embgeom.Accumulator.from_bytes(bytes(data))
     with pytest.raises(embgeom.EmbgeomError, match="every batch must carry labels"):
         embgeom.Accumulator().update(x[:10], y[:10]).update(x[10:20])
+
+
+def test_a_mapped_file_truncated_during_analysis_raises_and_the_interpreter_lives(tmp_path):
+    """The file is truncated once it is mapped (seen in /proc/self/maps), while the analysis
+    runs in another thread: the call raises EmbgeomError naming it instead of SIGBUS ending
+    the interpreter, and the next call works."""
+    import threading
+
+    path = tmp_path / "shrinking.npy"
+    rows = np.random.default_rng(0).standard_normal((60_000, 128)).astype(np.float32)
+    np.save(path, rows)
+    outcome = {}
+
+    def run():
+        try:
+            outcome["result"] = embgeom.analyze_file(path)
+        except embgeom.EmbgeomError as error:
+            outcome["error"] = str(error)
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    deadline = time.monotonic() + 60
+    while "shrinking.npy" not in Path("/proc/self/maps").read_text():
+        assert worker.is_alive() and time.monotonic() < deadline, "the file was never mapped"
+        time.sleep(0.002)
+    os.truncate(path, 128)
+    worker.join()
+    assert "error" in outcome, outcome
+    assert "shrinking.npy" in outcome["error"] and "changed while it was read" in outcome["error"]
+    assert embgeom.analyze_file(DIGITS).n == 1797

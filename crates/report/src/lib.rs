@@ -47,6 +47,12 @@ pub enum ReportError {
     Draw { figure: &'static str, what: String },
 }
 
+impl From<embgeom_io::WriteError> for ReportError {
+    fn from(error: embgeom_io::WriteError) -> ReportError {
+        ReportError::Output(error.into())
+    }
+}
+
 /// Everything a report shows.
 pub struct Report<'a> {
     /// Page title.
@@ -91,7 +97,7 @@ pub(crate) fn write(
     bytes: &[u8],
     files: &mut Vec<PathBuf>,
 ) -> Result<(), ReportError> {
-    embgeom_io::write_atomic(path, bytes)?;
+    embgeom_io::write_output(path, bytes)?;
     files.push(path.to_path_buf());
     Ok(())
 }
@@ -120,7 +126,7 @@ pub fn claim_folder(dir: &Path, signature: &str, force: bool) -> Result<(), Repo
         path: dir.display().to_string(),
         source,
     })?;
-    embgeom_io::write_atomic(&dir.join(MARKER), signature.as_bytes())?;
+    embgeom_io::write_output(&dir.join(MARKER), signature.as_bytes())?;
     Ok(())
 }
 
@@ -163,13 +169,11 @@ pub(crate) fn render(plot: &impl Plot, png: &Path) -> Result<String, ReportError
         let root = SVGBackend::with_string(&mut svg, plot.size()).into_drawing_area();
         plot.draw_on(&root).map_err(draw_error)?;
     }
-    let temporary = embgeom_io::temporary_path(png);
-    {
-        let root = BitMapBackend::new(&temporary, plot.size()).into_drawing_area();
+    embgeom_io::write_output_with(png, |temporary: &Path| {
+        let root = BitMapBackend::new(temporary, plot.size()).into_drawing_area();
         plot.draw_on(&root).map_err(draw_error)?;
-        root.present().map_err(|e| draw_error(e.to_string()))?;
-    }
-    embgeom_io::commit_temporary(&temporary, png)?;
+        root.present().map_err(|e| draw_error(e.to_string()))
+    })?;
     Ok(svg)
 }
 

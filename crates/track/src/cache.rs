@@ -108,7 +108,8 @@ impl Cache {
             path: path.display().to_string(),
             what: e.to_string(),
         })?;
-        Ok(embgeom_io::write_atomic(path, text.as_bytes())?)
+        embgeom_io::write_output(path, text.as_bytes()).map_err(embgeom_io::IoError::from)?;
+        Ok(())
     }
 }
 

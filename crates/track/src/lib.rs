@@ -308,7 +308,7 @@ fn load_rows(path: &Path, spec: &InputSpec) -> Result<Array2<f64>> {
         .embeddings
         .or(loaded.views.into_iter().next())
         .ok_or_else(|| TrackError::Rows(format!("{}: no embeddings", path.display())))?;
-    Ok(Matrix::into_f64(matrix.matrix))
+    Ok(Matrix::into_f64(matrix.matrix)?)
 }
 
 /// CKA with the previous and with the last checkpoint, per checkpoint.

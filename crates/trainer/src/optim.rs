@@ -121,8 +121,10 @@ impl Optimiser {
             tensors.push((format!("first.{name}"), first.to_device(tch::Device::Cpu)));
             tensors.push((format!("second.{name}"), second.to_device(tch::Device::Cpu)));
         }
-        Tensor::write_safetensors(&tensors, path)
-            .with_context(|| format!("cannot write {}", path.display()))
+        embgeom_write::write_output_with(path, |temporary: &Path| {
+            Tensor::write_safetensors(&tensors, temporary)
+                .with_context(|| format!("cannot write {}", path.display()))
+        })
     }
 
     /// Restore the state saved by [`Optimiser::save`]; every variable must be there.

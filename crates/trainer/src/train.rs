@@ -9,6 +9,7 @@ use crate::model::Encoder;
 use crate::optim::Optimiser;
 pub use crate::optim::Optimizer;
 use anyhow::{bail, Context, Result};
+use embgeom_write::{write_output, write_output_with};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -259,8 +260,10 @@ fn write_checkpoint(
         }
     }
     let name = format!("ckpt_epoch_{epoch:04}.safetensors");
-    Tensor::write_safetensors(&tensors, config.out.join(&name))
-        .with_context(|| format!("cannot write {name}"))?;
+    write_output_with(&config.out.join(&name), |temporary: &Path| {
+        Tensor::write_safetensors(&tensors, temporary)
+            .with_context(|| format!("cannot write {name}"))
+    })?;
     Ok(name)
 }
 
@@ -408,16 +411,20 @@ pub fn train(config: &Config, data: &Dataset) -> Result<Vec<f64>> {
         if epoch % config.eval_every == 0 || epoch == config.epochs {
             let ce = (config.loss == Loss::Ce).then_some(&classifier);
             let file = write_checkpoint(config, &eval, &encoder, ce, epoch)?;
-            vs.save(&model_path)
-                .with_context(|| format!("cannot write {}", model_path.display()))?;
+            write_output_with(&model_path, |temporary: &Path| {
+                vs.save(temporary)
+                    .with_context(|| format!("cannot write {}", model_path.display()))
+            })?;
             optimizer.save(&optimizer_path)?;
             manifest["checkpoints"]
                 .as_array_mut()
                 .expect("checkpoints list")
                 .push(json!({"step": epoch * batches, "epoch": epoch, "loss": mean, "wall_seconds": started.elapsed().as_secs_f64(), "path": file}));
             manifest["epochs_done"] = json!(epoch);
-            std::fs::write(&manifest_path, serde_json::to_string_pretty(&manifest)?)
-                .with_context(|| format!("cannot write {}", manifest_path.display()))?;
+            write_output(
+                &manifest_path,
+                serde_json::to_string_pretty(&manifest)?.as_bytes(),
+            )?;
         }
     }
     bar.finish_and_clear();
