@@ -11,6 +11,7 @@ use embgeom_geometry::sharded::{
     ShardPlan, Summary, UniformityBlock,
 };
 use embgeom_geometry::state::LabelKey;
+use embgeom_geometry::Merge;
 use embgeom_geometry::{
     analyze, normalize_rows, Analysis, AnalysisInput, AnalysisOptions, Classes, Classifier,
     KnnOptions, Method, NoProgress,
@@ -99,7 +100,7 @@ fn sharded(
         let part = Summary::from_bytes(&part.to_bytes()).unwrap();
         match summary.as_mut() {
             None => summary = Some(part),
-            Some(summary) => summary.merge(&part, &plan).unwrap(),
+            Some(summary) => summary.merge(&part).unwrap(),
         }
     }
     let summary = summary.unwrap();
@@ -146,7 +147,10 @@ fn sharded(
         let block = UniformityBlock::from_bytes(&block.to_bytes()).unwrap();
         blocks = Some(match blocks {
             None => block,
-            Some(merged) => merged.merge(&block),
+            Some(mut merged) => {
+                merged.merge(&block).unwrap();
+                merged
+            }
         });
     }
     finalize::<f64>(&plan, &summary, &context, &second.unwrap(), blocks.as_ref()).unwrap()

@@ -5,6 +5,7 @@ mod common;
 
 use common::{classes_of, gaussian};
 use embgeom_geometry::state::{LabelKey, State, StateMetrics};
+use embgeom_geometry::Merge;
 use embgeom_geometry::{analyze, normalize_rows, AnalysisInput, AnalysisOptions, NoProgress};
 use ndarray::{s, Array2};
 

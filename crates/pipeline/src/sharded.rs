@@ -18,6 +18,7 @@ use embgeom_geometry::sharded::{
     ShardOptions, ShardPlan, Summary, UniformityBlock,
 };
 use embgeom_geometry::state::LabelKey;
+use embgeom_geometry::Merge;
 use embgeom_geometry::{AnalysisOptions, Classifier, Progress, Real};
 use embgeom_io::{count_rows, load_array, LabelValues, Labels, CLASSIFIER_KEY};
 use ndarray::{Array1, ArrayView2, CowArray, Ix2};
@@ -643,7 +644,7 @@ impl ShardJob {
             let part = self.summarize(shard)?;
             match summary.as_mut() {
                 None => summary = Some(part),
-                Some(s) => s.merge(&part, &self.plan).map_err(PipelineError::of(
+                Some(s) => s.merge(&part).map_err(PipelineError::of(
                     self.shard(shard)?.embeddings.display().to_string(),
                 ))?,
             }
@@ -669,10 +670,10 @@ impl ShardJob {
             progress.start("shards: uniformity pairs", blocks.len() as u64);
             for (a, b) in blocks {
                 let block = self.uniformity_block(&context, a, b)?;
-                merged = Some(match merged {
-                    None => block,
-                    Some(m) => m.merge(&block),
-                });
+                match merged.as_mut() {
+                    None => merged = Some(block),
+                    Some(m) => m.merge(&block)?,
+                }
                 progress.advance(1);
             }
             progress.finish();

@@ -128,7 +128,7 @@ fn rates_file(threads: usize) -> Option<PathBuf> {
         .collect();
     Some(
         base.join("embgeom")
-            .join(format!("rates-v5-{model}-{threads}.json")),
+            .join(format!("rates-v6-{model}-{threads}.json")),
     )
 }
 
@@ -168,6 +168,17 @@ fn work_json(work: Work) -> Value {
         Work::NewCopy { read, written } => {
             json!({"bytes": read + written, "bytes_read": read, "bytes_to_new_memory": written})
         }
+        Work::Gather {
+            rows,
+            bytes,
+            flops,
+            single,
+        } => json!({
+            "rows_gathered": rows,
+            "bytes": bytes,
+            "flops": flops,
+            "precision": if single { "f32" } else { "f64" },
+        }),
         Work::Unmodelled => Value::Null,
     }
 }
@@ -200,10 +211,11 @@ pub fn timings_document(
 /// The stage table for people.
 pub fn timings_table(stages: &[StageTime], rates: &Rates, memory: Option<&MemoryPeaks>) -> String {
     let mut out = format!(
-        "\nstage timings (bounds: sgemm {:.0} GFLOP/s, dgemm {:.0} GFLOP/s, {}eigenvalues {:.1} GFLOP/s, memory {:.1} GB/s, new memory {:.1} GB/s, {} threads)\n{:<30} {:>10} {:>14} {:>10} {:>7}\n",
+        "\nstage timings (bounds: sgemm {:.0} GFLOP/s, dgemm {:.0} GFLOP/s, {}eigenvalues {:.1} GFLOP/s, memory {:.1} GB/s, new memory {:.1} GB/s, random rows {:.0} M/s and {:.1} GB/s, {} threads)\n{:<30} {:>10} {:>14} {:>10} {:>7}\n",
         rates.sgemm_gflops, rates.dgemm_gflops,
         rates.tile_gflops.map_or_else(String::new, |t| format!("AMX bf16 tiles {t:.0} GFLOP/s, ")),
-        rates.eigen_gflops, rates.bandwidth_gbs, rates.new_memory_gbs, rates.threads,
+        rates.eigen_gflops, rates.bandwidth_gbs, rates.new_memory_gbs,
+        rates.random_rows_per_s / 1e6, rates.random_read_gbs, rates.threads,
         "stage", "seconds", "work", "bound s", "ratio"
     );
     for s in stages {
@@ -214,6 +226,7 @@ pub fn timings_table(stages: &[StageTime], rates: &Rates, memory: Option<&Memory
             Work::TileFlops(f) => format!("{:.2e} bf16", f),
             Work::Bytes(b) => format!("{:.2e} B", b),
             Work::NewCopy { read, written } => format!("{:.2e} B", read + written),
+            Work::Gather { rows, .. } => format!("{:.2e} rows", rows),
             Work::Unmodelled => "-".into(),
         };
         let bound = rates.bound(s.work);

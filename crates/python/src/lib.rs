@@ -9,6 +9,7 @@
 use embgeom_geometry::catalogue::{self, CATALOGUE};
 use embgeom_geometry::sharded::{Context, SecondPass, Summary, UniformityBlock};
 use embgeom_geometry::state::LabelKey;
+use embgeom_geometry::Merge;
 use embgeom_geometry::{Analysis, AnalysisOptions, KnnOptions, Progress, DEFAULT_TILE};
 use embgeom_io::{LabelValues, Labels};
 use embgeom_pipeline::{
@@ -492,21 +493,9 @@ struct PyShardJob {
     job: ShardJob,
 }
 
-/// Concatenation of the versioned bytes of task results into one merged result.
-fn merged<T>(
-    parts: Vec<Vec<u8>>,
-    decode: impl Fn(&[u8]) -> embgeom_geometry::Result<T>,
-    mut merge: impl FnMut(&mut T, &T) -> embgeom_geometry::Result<()>,
-) -> PyResult<T> {
-    let mut out: Option<T> = None;
-    for bytes in parts {
-        let part = decode(&bytes).map_err(error)?;
-        match out.as_mut() {
-            None => out = Some(part),
-            Some(out) => merge(out, &part).map_err(error)?,
-        }
-    }
-    out.ok_or_else(|| error("nothing to merge"))
+/// The merge of task results given as versioned bytes, in order.
+fn merged<T: Merge>(parts: Vec<Vec<u8>>) -> PyResult<T> {
+    T::merge_bytes(&parts).map_err(error)
 }
 
 fn bytes(py: Python<'_>, data: Vec<u8>) -> Bound<'_, pyo3::types::PyBytes> {
@@ -610,8 +599,7 @@ impl PyShardJob {
         py: Python<'py>,
         parts: Vec<Vec<u8>>,
     ) -> PyResult<Bound<'py, pyo3::types::PyBytes>> {
-        let plan = &self.job.plan;
-        let summary = py.detach(|| merged(parts, Summary::from_bytes, |a, b| a.merge(b, plan)))?;
+        let summary: Summary = py.detach(|| merged(parts))?;
         Ok(bytes(py, summary.to_bytes()))
     }
 
@@ -651,7 +639,7 @@ impl PyShardJob {
         py: Python<'py>,
         parts: Vec<Vec<u8>>,
     ) -> PyResult<Bound<'py, pyo3::types::PyBytes>> {
-        let second = py.detach(|| merged(parts, SecondPass::from_bytes, |a, b| a.merge(b)))?;
+        let second: SecondPass = py.detach(|| merged(parts))?;
         Ok(bytes(py, second.to_bytes()))
     }
 
@@ -676,12 +664,7 @@ impl PyShardJob {
         py: Python<'py>,
         parts: Vec<Vec<u8>>,
     ) -> PyResult<Bound<'py, pyo3::types::PyBytes>> {
-        let block = py.detach(|| {
-            merged(parts, UniformityBlock::from_bytes, |a, b| {
-                *a = a.merge(b);
-                Ok(())
-            })
-        })?;
+        let block: UniformityBlock = py.detach(|| merged(parts))?;
         Ok(bytes(py, block.to_bytes()))
     }
 

@@ -1,86 +1,17 @@
-//! Wall time per stage of an analysis, with the work each stage does (floating-point
-//! operations in f32 or f64, or bytes moved), so that each stage can be set against its bound:
-//! its flops over the machine's measured GEMM rate, or its bytes over its memory bandwidth.
+//! The machine's rates that bound the stages of an analysis (`analyze --timings`), measured
+//! with the kernels the stages run.
 
-use crate::tiles::single_threaded_blas;
+use crate::kernels::amx;
+use crate::kernels::real::Element;
+use crate::kernels::rows::{prefetch_row_l2, PAIRS_AHEAD};
+use crate::kernels::tiles::single_threaded_blas;
+use crate::kernels::timings::Work;
+use crate::metrics::spectrum::symmetric_eigenvalues;
 use ndarray::linalg::general_mat_mul;
-use ndarray::Array2;
+use ndarray::{Array2, ArrayView1};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
-use std::sync::Mutex;
 use std::time::Instant;
-
-/// What a stage does, for its bound.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Work {
-    /// Floating-point operations in f32 (bound: the sgemm rate).
-    SingleFlops(f64),
-    /// Floating-point operations in f64 (bound: the dgemm rate).
-    DoubleFlops(f64),
-    /// Floating-point operations of bfloat16 products in AMX tiles, summed in f32 (bound: the
-    /// rate of those tiles).
-    TileFlops(f64),
-    /// Floating-point operations of symmetric eigendecompositions in f64 (bound: the rate of
-    /// LAPACK's `dsyevd` on 512 x 512 matrices, one per thread).
-    EigenFlops(f64),
-    /// Bytes read and written (bound: the memory bandwidth).
-    Bytes(f64),
-    /// Bytes read, and bytes written to newly allocated memory (bound: the bytes read over the
-    /// memory bandwidth plus the bytes written over the rate of first writes to new memory,
-    /// which includes the kernel's page faults and zeroing).
-    NewCopy {
-        /// Bytes read.
-        read: f64,
-        /// Bytes written to new memory.
-        written: f64,
-    },
-    /// No model of the work (the stage is small, or irregular).
-    Unmodelled,
-}
-
-/// One stage's wall time and work.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct StageTime {
-    /// The stage.
-    pub stage: String,
-    /// Wall seconds.
-    pub seconds: f64,
-    /// What it did.
-    pub work: Work,
-}
-
-/// The stages of one analysis, in the order they ran (thread-safe).
-#[derive(Debug, Default)]
-pub struct Timings {
-    stages: Mutex<Vec<StageTime>>,
-}
-
-impl Timings {
-    /// Run `f` as stage `stage` doing `work`, and record its wall time.
-    pub fn time<T>(&self, stage: &str, work: Work, f: impl FnOnce() -> T) -> T {
-        let started = Instant::now();
-        let out = f();
-        self.record(stage, started.elapsed().as_secs_f64(), work);
-        out
-    }
-
-    /// Record a stage timed elsewhere.
-    pub fn record(&self, stage: &str, seconds: f64, work: Work) {
-        if let Ok(mut stages) = self.stages.lock() {
-            stages.push(StageTime {
-                stage: stage.to_string(),
-                seconds,
-                work,
-            });
-        }
-    }
-
-    /// The stages so far.
-    pub fn stages(&self) -> Vec<StageTime> {
-        self.stages.lock().map(|s| s.clone()).unwrap_or_default()
-    }
-}
 
 /// The machine's rates that bound the stages.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -98,6 +29,12 @@ pub struct Rates {
     pub bandwidth_gbs: f64,
     /// First writes to newly allocated memory, in parallel (GB/s).
     pub new_memory_gbs: f64,
+    /// Rows of 64 bytes read in random order from 512 MB, every thread at once (rows/s): the
+    /// latency bound of gathering short rows.
+    pub random_rows_per_s: f64,
+    /// Rows of 2 KiB read in random order from 512 MB, every thread at once (GB/s): the
+    /// bandwidth bound of gathering long rows.
+    pub random_read_gbs: f64,
     /// Threads used.
     pub threads: usize,
 }
@@ -113,17 +50,7 @@ impl Rates {
     pub fn measure() -> Rates {
         single_threaded_blas();
         let threads = rayon::current_num_threads();
-        /// The shortest of three timed runs of `run`, in seconds.
-        fn best_of_3(mut run: impl FnMut()) -> f64 {
-            (0..3)
-                .map(|_| {
-                    let started = Instant::now();
-                    run();
-                    started.elapsed().as_secs_f64()
-                })
-                .fold(f64::INFINITY, f64::min)
-        }
-        fn gemm_rate<F: crate::Real>(threads: usize) -> f64 {
+        fn gemm_rate<F: Element>(threads: usize) -> f64 {
             let n = 512;
             let a = Array2::<F>::from_elem((n, n), F::from_f64(0.5));
             let best = best_of_3(|| {
@@ -156,7 +83,7 @@ impl Rates {
             });
             let best = best_of_3(|| {
                 (0..threads).into_par_iter().for_each(|_| {
-                    let values = crate::spectrum::symmetric_eigenvalues(&a, 1.0);
+                    let values = symmetric_eigenvalues(&a, 1.0);
                     std::hint::black_box(values.ok());
                 })
             });
@@ -171,8 +98,11 @@ impl Rates {
             });
             (len * 4) as f64 / best / 1e9
         };
+        let (random_rows, random_read) = random_reads(threads);
         Rates {
             new_memory_gbs: new_memory,
+            random_rows_per_s: random_rows,
+            random_read_gbs: random_read,
             sgemm_gflops: gemm_rate::<f32>(threads),
             dgemm_gflops: gemm_rate::<f64>(threads),
             eigen_gflops: eigen,
@@ -181,10 +111,10 @@ impl Rates {
             // rates, which differ where cores are shared (here one thread's tiles ran at
             // about 1,000 GFLOP/s while the other's ran at 500). 64 sweeps (about 70 ms):
             // eight gave 370-1,570 GFLOP/s from run to run.
-            tile_gflops: crate::amx::available().then(|| {
+            tile_gflops: amx::available().then(|| {
                 (0..3)
                     .map(|_| {
-                        rayon::broadcast(|_| crate::amx::tile_rate(1024, 512, 512, 64))
+                        rayon::broadcast(|_| amx::tile_rate(1024, 512, 512, 64))
                             .into_iter()
                             .sum::<f64>()
                     })
@@ -206,16 +136,77 @@ impl Rates {
             Work::NewCopy { read, written } => {
                 Some(read / (self.bandwidth_gbs * 1e9) + written / (self.new_memory_gbs * 1e9))
             }
+            Work::Gather {
+                rows,
+                bytes,
+                flops,
+                single,
+            } => {
+                let gemm = match single {
+                    true => self.sgemm_gflops,
+                    false => self.dgemm_gflops,
+                };
+                let read =
+                    (rows / self.random_rows_per_s).max(bytes / (self.random_read_gbs * 1e9));
+                Some(read + flops / (gemm * 1e9))
+            }
             Work::Unmodelled => None,
         }
     }
 }
 
-/// `2 m n k` flops of an `m x k` by `k x n` product, in the precision of `F`.
-pub(crate) fn gemm_work<F: crate::Real>(m: f64, n: f64, k: f64) -> Work {
-    let flops = 2.0 * m * n * k;
-    match std::mem::size_of::<F>() {
-        4 => Work::SingleFlops(flops),
-        _ => Work::DoubleFlops(flops),
-    }
+/// `(rows/s, GB/s)` of reading rows in random order from 512 MB, every thread at once: rows of
+/// 64 bytes (one cache line: the latency bound) and of 2 KiB (the bandwidth bound), each the
+/// best of three timed runs. Each thread reads its own seeded sequence of rows, fetching each
+/// [`PAIRS_AHEAD`] rows ahead as the gathers do, and sums one value of every cache line (so the
+/// reads are not elided); the rows are in ordinary, already written pages.
+fn random_reads(threads: usize) -> (f64, f64) {
+    let len = 128 << 20;
+    let table: Vec<f32> = (0..len).map(|i| (i % 7) as f32).collect();
+    let rate = |row: usize, reads: usize| -> f64 {
+        let rows = len / row;
+        let seconds = best_of_3(|| {
+            let sums: Vec<f32> = (0..threads)
+                .into_par_iter()
+                .map(|t| {
+                    let mut state = 0x9E37_79B9_7F4A_7C15u64 ^ t as u64;
+                    let starts: Vec<usize> = (0..reads)
+                        .map(|_| {
+                            state = state
+                                .wrapping_mul(6_364_136_223_846_793_005)
+                                .wrapping_add(1);
+                            ((state >> 33) as usize % rows) * row
+                        })
+                        .collect();
+                    let row_at = |start: usize| ArrayView1::from(&table[start..start + row]);
+                    let mut sum = 0.0f32;
+                    for (i, &start) in starts.iter().enumerate() {
+                        // Fetched ahead as the gathers fetch theirs (more misses in flight).
+                        if let Some(&ahead) = starts.get(i + PAIRS_AHEAD) {
+                            prefetch_row_l2(row_at(ahead));
+                        }
+                        // One value of every cache line: the reads, not the adds, bound it.
+                        sum += row_at(start).iter().step_by(16).sum::<f32>();
+                    }
+                    sum
+                })
+                .collect();
+            std::hint::black_box(sums);
+        });
+        (reads * threads) as f64 / seconds
+    };
+    let rows_per_s = rate(16, 1 << 20);
+    let long_rows_per_s = rate(512, 1 << 16);
+    (rows_per_s, long_rows_per_s * 2048.0 / 1e9)
+}
+
+/// The shortest of three timed runs of `run`, in seconds.
+fn best_of_3(mut run: impl FnMut()) -> f64 {
+    (0..3)
+        .map(|_| {
+            let started = Instant::now();
+            run();
+            started.elapsed().as_secs_f64()
+        })
+        .fold(f64::INFINITY, f64::min)
 }

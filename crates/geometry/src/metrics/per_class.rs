@@ -2,12 +2,12 @@
 //! "Perfectly balanced: improving transfer and robustness of supervised contrastive
 //! learning"): does the embedding keep the fine labels apart within each coarse class?
 
-use crate::classes::Classes;
-use crate::collapse::cdnv;
 use crate::error::Result;
-use crate::knn::{knn_accuracy, KnnOptions, KnnSplit};
-use crate::real::Real;
-use crate::stats::class_stats;
+use crate::kernels::classes::Classes;
+use crate::metrics::collapse::cdnv;
+use crate::metrics::knn::{knn_accuracy, KnnOptions, KnnSplit};
+use crate::metrics::real::Real;
+use crate::metrics::stats::class_stats;
 use ndarray::{ArrayView2, Axis};
 use serde::{Deserialize, Serialize};
 

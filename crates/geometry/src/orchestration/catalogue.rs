@@ -15,8 +15,9 @@
 //! assert!(CATALOGUE.iter().all(|m| !m.key.is_empty()));
 //! ```
 
-use crate::analysis::Analysis;
-use crate::spectrum::{ALPHA_REQ_RANKS, RANKME_EPSILON};
+use crate::error::{GeometryError, Result};
+use crate::metrics::spectrum::{ALPHA_REQ_RANKS, RANKME_EPSILON};
+use crate::orchestration::analysis::Analysis;
 use serde_json::{json, Map, Value};
 
 /// A paper a metric comes from.
@@ -837,3 +838,20 @@ pub static CATALOGUE: &[Metric] = &[
         json: Fields::None,
     },
 ];
+
+/// No metric is ever a silent NaN or infinity: a value that overflowed (e.g. unnormalised rows
+/// near the largest float with `--no-normalize`) is an error that names the metric.
+pub(crate) fn check_finite_results(analysis: &Analysis) -> Result<()> {
+    let scalars = CATALOGUE
+        .iter()
+        .filter_map(|m| m.value(analysis).map(|v| (m.key, v)));
+    let eigenvalues = analysis
+        .spectrum
+        .eigenvalues
+        .iter()
+        .map(|&v| ("spectrum", v));
+    match scalars.chain(eigenvalues).find(|(_, v)| !v.is_finite()) {
+        Some((metric, value)) => Err(GeometryError::NonFiniteResult { metric, value }),
+        None => Ok(()),
+    }
+}

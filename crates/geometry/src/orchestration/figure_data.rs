@@ -2,14 +2,14 @@
 //! the normalised rows, class-mean cosines, distances to class means, and the analytic
 //! reference values of the alignment-uniformity plane. No plotting here.
 
-use crate::classes::Classes;
 use crate::error::{GeometryError, Result};
-use crate::real::Real;
-use crate::rows::squared_distance;
-use crate::sampling::PairSampler;
-use crate::spectrum::{column_means, covariance};
-use crate::stats::class_means;
-use crate::tiles::single_threaded_blas;
+use crate::kernels::classes::Classes;
+use crate::kernels::rows::squared_distance;
+use crate::kernels::sampling::{stratified_rows, PairSampler};
+use crate::kernels::tiles::single_threaded_blas;
+use crate::metrics::real::Real;
+use crate::metrics::spectrum::{column_means, covariance};
+use crate::metrics::stats::class_means;
 use ndarray::{Array2, ArrayView2, Axis};
 use ndarray_linalg::{Eigh, UPLO};
 
@@ -176,52 +176,13 @@ pub fn pca_projection<F: Real>(
     };
     let rows = stratified_rows(n, classes, max_points, seed);
     let mean = column_means(x);
-    let selected = x.select(Axis(0), &rows).mapv(Real::as_f64) - &mean;
+    let selected = x.select(Axis(0), &rows).mapv(F::as_f64) - &mean;
     Ok(Projection {
         points: selected.dot(&axes),
         rows,
         explained,
         total: n,
     })
-}
-
-/// All rows when `n <= max`, else about `max` rows: each class keeps its share (at least one
-/// row), drawn without replacement by a seeded generator; increasing order.
-pub fn stratified_rows(n: usize, classes: Option<&Classes>, max: usize, seed: u64) -> Vec<usize> {
-    if n <= max {
-        return (0..n).collect();
-    }
-    let mut chosen = Vec::with_capacity(max + classes.map_or(1, Classes::num_classes));
-    match classes {
-        Some(c) => {
-            for k in 0..c.num_classes() {
-                let members = c.members(k);
-                let take = ((members.len() * max) / n).max(1).min(members.len());
-                let positions = partial_shuffle(members.len(), take, seed, k as u64 + 1);
-                chosen.extend(positions.into_iter().map(|p| members[p]));
-            }
-        }
-        None => chosen = partial_shuffle(n, max.max(1).min(n), seed, 1),
-    }
-    chosen.sort_unstable();
-    chosen
-}
-
-/// The first `take` entries of a seeded Fisher-Yates shuffle of `0..len` (stream `stream`),
-/// in O(take) memory: only the swapped positions are stored.
-fn partial_shuffle(len: usize, take: usize, seed: u64, stream: u64) -> Vec<usize> {
-    let mut sampler = PairSampler::new(seed, stream, len.max(2));
-    let mut swapped = std::collections::HashMap::<usize, usize>::with_capacity(2 * take);
-    let mut out = Vec::with_capacity(take);
-    for i in 0..take {
-        let j = i + sampler.below((len - i) as u64) as usize;
-        let at_i = *swapped.get(&i).unwrap_or(&i);
-        let at_j = *swapped.get(&j).unwrap_or(&j);
-        swapped.insert(j, at_i);
-        swapped.insert(i, at_j);
-        out.push(at_j);
-    }
-    out
 }
 
 /// Cosines between the centred class means `mu_c - mu_G` (C x C).

@@ -2,8 +2,8 @@
 //! BLAS `dsyrk` over a fixed partition of the rows: memory O(D^2) per stripe, whatever N, and
 //! the same bits whatever the thread count.
 
-use crate::real::Real;
-use crate::tiles::single_threaded_blas;
+use crate::kernels::real::Element;
+use crate::kernels::tiles::single_threaded_blas;
 use ndarray::{Array2, ArrayView1, ArrayView2};
 use rayon::prelude::*;
 
@@ -60,7 +60,7 @@ pub(crate) fn stripe_count(d: usize) -> usize {
 }
 
 /// `sum_{i in rows} (x_i - m)(x_i - m)^T` (D x D, symmetric), `rows` in the given order.
-pub(crate) fn scatter<F: Real>(
+pub(crate) fn scatter<F: Element>(
     x: ArrayView2<F>,
     rows: &[usize],
     mean: ArrayView1<f64>,
@@ -83,7 +83,7 @@ pub(crate) fn scatter<F: Real>(
 /// The upper triangle of `sum_{i in rows} (x_i - m)(x_i - m)^T` on this thread: the centred
 /// rows in chunks of [`CHUNK_ROWS`], each added by `dsyrk` into one accumulator. Callers that
 /// are already parallel (one class per task) use it directly, without stripes.
-pub(crate) fn upper_scatter<F: Real>(
+pub(crate) fn upper_scatter<F: Element>(
     x: ArrayView2<F>,
     rows: &[usize],
     mean: ArrayView1<f64>,
@@ -95,11 +95,15 @@ pub(crate) fn upper_scatter<F: Real>(
     for chunk in rows.chunks(CHUNK_ROWS) {
         for (r, (out, &i)) in z.outer_iter_mut().zip(chunk).enumerate() {
             // The rows of a class lie all over the input: fetch a few ahead.
-            crate::rows::fetch_ahead(x, chunk, r);
+            crate::kernels::rows::fetch_ahead(x, chunk, r);
             let out = out
                 .into_slice()
                 .expect("rows of a new matrix are contiguous");
-            crate::rows::centre_row(out, &crate::rows::contiguous(&x.row(i)), &mean);
+            crate::kernels::rows::centre_row(
+                out,
+                &crate::kernels::rows::contiguous(&x.row(i)),
+                &mean,
+            );
         }
         syrk_add(z.slice(ndarray::s![..chunk.len(), ..]), &mut sum);
     }

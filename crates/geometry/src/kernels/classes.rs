@@ -1,7 +1,7 @@
 //! Class membership of rows, and per-class sums.
 
 use crate::error::{GeometryError, Result};
-use crate::real::Real;
+use crate::kernels::real::Element;
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
 use rayon::prelude::*;
 
@@ -90,7 +90,7 @@ impl Classes {
     /// order, adding those of its classes: the rows are read from memory once, front to back,
     /// instead of gathered class by class from all over the input. A class's sum is the same
     /// whatever `T`.
-    pub fn class_sums<F: Real>(&self, x: ArrayView2<F>) -> ClassSums {
+    pub fn class_sums<F: Element>(&self, x: ArrayView2<F>) -> ClassSums {
         let (classes, d) = (self.num_classes(), x.ncols());
         let tasks = rayon::current_num_threads().clamp(1, classes.max(1));
         let owned: Vec<(Vec<f64>, Vec<f64>)> = (0..tasks)
@@ -105,9 +105,9 @@ impl Classes {
                     }
                     let slot = label / tasks;
                     let row = x.row(i);
-                    let row = crate::rows::contiguous(&row);
-                    crate::rows::add_row(&mut sums[slot * d..(slot + 1) * d], &row);
-                    sums_sq[slot] += crate::rows::sum_of_squares(&row);
+                    let row = crate::kernels::rows::contiguous(&row);
+                    crate::kernels::rows::add_row(&mut sums[slot * d..(slot + 1) * d], &row);
+                    sums_sq[slot] += crate::kernels::rows::sum_of_squares(&row);
                 }
                 (sums, sums_sq)
             })
@@ -162,7 +162,7 @@ mod tests {
                     for (s, &v) in plain.row_mut(c).iter_mut().zip(&row) {
                         *s += f64::from(v);
                     }
-                    plain_sq[c] += crate::rows::sum_of_squares(&row);
+                    plain_sq[c] += crate::kernels::rows::sum_of_squares(&row);
                 }
             }
             for threads in [1, 2, 3, 8] {

@@ -4,7 +4,7 @@
 //! simplex.
 
 use crate::error::{GeometryError, Result};
-use crate::tiles::single_threaded_blas;
+use crate::kernels::tiles::single_threaded_blas;
 use ndarray::{Array2, ArrayView2};
 use ndarray_linalg::SVD;
 use serde::{Deserialize, Serialize};

@@ -2,12 +2,12 @@
 //! pairs, either row-matched views or, from labels, all same-class pairs ("label-positive"
 //! alignment).
 
-use crate::classes::{ClassSums, Classes};
 use crate::error::{GeometryError, Result};
+use crate::kernels::classes::{ClassSums, Classes};
+use crate::kernels::rows::{squared_distance, squared_norms};
+use crate::kernels::tiles::{gram_tile_count, map_gram_tiles, sum_row_chunks, DEFAULT_TILE};
+use crate::metrics::real::Real;
 use crate::progress::Progress;
-use crate::real::Real;
-use crate::rows::{squared_distance, squared_norms};
-use crate::tiles::{gram_tile_count, map_gram_tiles, sum_row_chunks, DEFAULT_TILE};
 use ndarray::ArrayView2;
 use serde::{Deserialize, Serialize};
 
@@ -182,7 +182,7 @@ pub(crate) fn class_alignment_with_sums<F: Real>(
         progress.start("label-positive alignment", total_tiles);
         let mut total = 0.0;
         for c in 0..classes.num_classes() {
-            let rows = crate::rows::gather_rows(x, classes.members(c));
+            let rows = crate::kernels::rows::gather_rows(x, classes.members(c));
             let sq = squared_norms(rows.view());
             let tiles = map_gram_tiles(
                 rows.view(),

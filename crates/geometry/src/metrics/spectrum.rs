@@ -3,10 +3,10 @@
 //! (Agrawal et al., NeurIPS 2022) and the std of normalised outputs (Chen & He, SimSiam 2021).
 
 use crate::error::{GeometryError, Result};
-use crate::real::Real;
-use crate::scatter::{all_rows, scatter};
-use crate::tiles::map_row_chunks;
-use crate::tiles::single_threaded_blas;
+use crate::kernels::scatter::{all_rows, scatter};
+use crate::kernels::tiles::map_row_chunks;
+use crate::kernels::tiles::single_threaded_blas;
+use crate::metrics::real::Real;
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
 use serde::{Deserialize, Serialize};
 
@@ -94,7 +94,7 @@ pub fn column_means<F: Real>(x: ArrayView2<F>) -> Array1<f64> {
     let partials = map_row_chunks(x.nrows(), |range| {
         let mut sums = vec![0.0f64; x.ncols()];
         for i in range {
-            crate::rows::add_row(&mut sums, &crate::rows::contiguous(&x.row(i)));
+            crate::kernels::rows::add_row(&mut sums, &crate::kernels::rows::contiguous(&x.row(i)));
         }
         Array1::from(sums)
     });

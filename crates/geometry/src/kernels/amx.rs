@@ -11,8 +11,8 @@
 //! `C[m][n] += sum_k A[m][k] B[k][n]` over a 16 x 16 tile of f32 per instruction; a
 //! micro-tile is 32 queries x 32 references in four such tiles.
 
-use crate::real::Real;
-use crate::rows::contiguous;
+use crate::kernels::real::Element;
+use crate::kernels::rows::contiguous;
 use ndarray::ArrayView2;
 
 /// Rows and coordinates are padded to multiples of this (two tiles of 16 rows; 32 bfloat16
@@ -69,10 +69,10 @@ fn bf16_pair(a: f32, b: f32) -> u32 {
     (bf16_high(a) >> 16) | bf16_high(b)
 }
 
-crate::rows::widened! {
+crate::kernels::rows::widened! {
     /// The coordinate pairs of `row` in bfloat16 into `out` (`out[p]` = coordinates `2p`,
     /// `2p + 1`; a last odd coordinate paired with 0).
-    fn pairs_of<F: Real>(row: &[F], out: &mut [u32]) -> () {
+    fn pairs_of<F: Element>(row: &[F], out: &mut [u32]) -> () {
         let (pairs, odd) = row.as_chunks::<2>();
         for (o, &[a, b]) in out.iter_mut().zip(pairs) {
             *o = bf16_pair(a.as_f64() as f32, b.as_f64() as f32);
@@ -83,7 +83,7 @@ crate::rows::widened! {
     }
 }
 
-crate::rows::widened! {
+crate::kernels::rows::widened! {
     /// `panel[p][lane] = rows[lane][p]` for the 16 rows of `half` pairs each in `rows`: the
     /// pair-interleaved panel the tiles read.
     fn interleave(rows: &[u32], panel: &mut [u32], half: usize) -> () {
@@ -148,7 +148,7 @@ pub(crate) struct Bf16Rows {
 
 impl Bf16Rows {
     /// Queries, row-major.
-    pub(crate) fn queries<F: Real>(x: ArrayView2<F>) -> Bf16Rows {
+    pub(crate) fn queries<F: Element>(x: ArrayView2<F>) -> Bf16Rows {
         let (rows, depth) = (
             x.nrows().next_multiple_of(STEP),
             x.ncols().next_multiple_of(STEP),
@@ -171,7 +171,7 @@ impl Bf16Rows {
 
     /// References in panels of 16 rows, pair-interleaved (`panel[p][row]`), reusing the
     /// buffer.
-    pub(crate) fn fill_references<F: Real>(&mut self, x: ArrayView2<F>) {
+    pub(crate) fn fill_references<F: Element>(&mut self, x: ArrayView2<F>) {
         let (rows, depth) = (
             x.nrows().next_multiple_of(STEP),
             x.ncols().next_multiple_of(STEP),

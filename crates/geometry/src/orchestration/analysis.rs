@@ -1,20 +1,20 @@
 //! The `analyze` pipeline: which metrics apply to which inputs, and which estimator each uses.
 
-use crate::alignment::{alignment, class_alignment_with_sums, Alignment};
-use crate::classes::{ClassSums, Classes};
-use crate::collapse::{collapse, Classifier, Collapse};
 use crate::error::{GeometryError, MemoryDriver, Result};
-use crate::knn::{knn_accuracy, knn_screen, KnnAccuracy, KnnOptions, KnnScreen, KnnSplit};
-use crate::per_class::{subclass_structure, PerClass, Subclasses};
+use crate::kernels::classes::{ClassSums, Classes};
+use crate::kernels::tiles::DEFAULT_TILE;
+use crate::kernels::timings::{gather_work, gemm_work, Timings, Work};
+use crate::metrics::alignment::{alignment, class_alignment_with_sums, Alignment};
+use crate::metrics::collapse::{collapse, Classifier, Collapse};
+use crate::metrics::knn::{knn_accuracy, knn_screen, KnnAccuracy, KnnOptions, KnnScreen, KnnSplit};
+use crate::metrics::per_class::{subclass_structure, PerClass, Subclasses};
+use crate::metrics::real::Real;
+use crate::metrics::simplex::{simplex_angles, vertex_distances, SimplexAngles};
+use crate::metrics::spectrum::{spectrum, Spectrum};
+use crate::metrics::stats::{class_means, class_stats_of_means, means_of_sums, ClassStats};
+use crate::metrics::uniformity::{uniformity, Estimator, Uniformity, MAX_SAMPLED_PAIRS};
 use crate::progress::Progress;
-use crate::real::Real;
-use crate::simplex::{simplex_angles, vertex_distances, SimplexAngles};
-use crate::spectrum::{spectrum, Spectrum};
-use crate::stats::{class_means, class_stats_of_means, means_of_sums};
-use crate::tiles::DEFAULT_TILE;
-use crate::timings::{gemm_work, Timings, Work};
-use crate::uniformity::{uniformity, Estimator, Uniformity};
-use ndarray::ArrayView2;
+use ndarray::{Array2, ArrayView2};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -83,9 +83,6 @@ impl Default for AnalysisOptions {
     }
 }
 
-/// Most pairs the sampled uniformity draws (`--pairs`): about an hour of work on two cores.
-pub const MAX_SAMPLED_PAIRS: u64 = 100_000_000_000;
-
 fn out_of_range(name: &'static str, value: f64, reason: &'static str) -> GeometryError {
     GeometryError::InvalidParameter {
         name,
@@ -140,7 +137,7 @@ pub fn memory_estimate(n: usize, d: usize, c: usize) -> MemoryEstimate {
         dimension_pairs: d.saturating_mul(d).saturating_mul(8 * (12 + threads)),
         rows: n.saturating_mul(32).saturating_add(
             threads
-                .saturating_mul(crate::tiles::ROW_CHUNK as u64)
+                .saturating_mul(crate::kernels::tiles::ROW_CHUNK as u64)
                 .saturating_mul(c.max(1))
                 .saturating_mul(8),
         ),
@@ -344,32 +341,20 @@ impl Analysis {
     }
 }
 
-/// Run every metric that applies to `input`.
-///
-/// Uniformity is taken on the views when they are given (the per-view average, as Wang &
-/// Isola's reference code reports it), else on the embeddings. Label metrics use the
-/// embeddings when given, else the first view.
-pub fn analyze<F: Real>(
-    input: &AnalysisInput<F>,
-    options: &AnalysisOptions,
-    progress: &dyn Progress,
-) -> Result<Analysis> {
-    analyze_timed(input, options, progress, &Timings::default())
-}
-
 /// The work of the uniformity of `n` rows of `d` dimensions with `estimator`: the half Gram
 /// matrix when exact; when sampled, the two rows each pair reads.
 fn uniformity_work<F: Real>(n: usize, d: usize, estimator: Estimator) -> Work {
     match estimator {
         Estimator::Exact { .. } => gemm_work::<F>(n as f64 * (n as f64 - 1.0) / 2.0, 1.0, d as f64),
         Estimator::Sampled { pairs, .. } => {
-            Work::Bytes(pairs as f64 * 2.0 * (d * std::mem::size_of::<F>()) as f64)
+            gather_work::<F>(2.0 * pairs as f64, d as f64, 2.0 * pairs as f64 * d as f64)
         }
     }
 }
 
-/// [`analyze`], recording the wall time and the work of every stage in `timings`.
-pub fn analyze_timed<F: Real>(
+/// [`crate::orchestration::entry::analyze_timed`] before its check that every value is
+/// finite.
+pub(crate) fn analyze_unchecked<F: Real>(
     input: &AnalysisInput<F>,
     options: &AnalysisOptions,
     progress: &dyn Progress,
@@ -465,25 +450,7 @@ pub fn analyze_timed<F: Real>(
             (progress, timings),
         )?;
     }
-    check_finite_results(&analysis)?;
     Ok(analysis)
-}
-
-/// No metric is ever a silent NaN or infinity: a value that overflowed (e.g. unnormalised rows
-/// near the largest float with `--no-normalize`) is an error that names the metric.
-fn check_finite_results(analysis: &Analysis) -> Result<()> {
-    let scalars = crate::catalogue::CATALOGUE
-        .iter()
-        .filter_map(|m| m.value(analysis).map(|v| (m.key, v)));
-    let eigenvalues = analysis
-        .spectrum
-        .eigenvalues
-        .iter()
-        .map(|&v| ("spectrum", v));
-    match scalars.chain(eigenvalues).find(|(_, v)| !v.is_finite()) {
-        Some((metric, value)) => Err(GeometryError::NonFiniteResult { metric, value }),
-        None => Ok(()),
-    }
 }
 
 /// The metrics that need labels.
@@ -498,16 +465,14 @@ fn class_metrics<F: Real>(
 ) -> Result<()> {
     classes.check_rows(analysis.n)?;
     let c = classes.num_classes();
-    analysis.num_classes = Some(c);
     let (n, d) = (analysis.n as f64, analysis.dim as f64);
     let counts = classes.counts();
     let same_class_pairs: f64 = counts
         .iter()
         .map(|&k| k as f64 * (k as f64 - 1.0) / 2.0)
         .sum();
-    let element = std::mem::size_of::<F>() as f64;
     let alignment_work = match options.alpha == 2.0 {
-        true => Work::Bytes(n * d * element),
+        true => gather_work::<F>(n, d, n * d),
         false => gemm_work::<F>(same_class_pairs, 1.0, d),
     };
     // The class sums of the labelled rows serve the label alignment (alpha = 2), the simplex
@@ -530,30 +495,38 @@ fn class_metrics<F: Real>(
         }
         Err(other) => return Err(other),
     };
-    let per_class_work = match (0..c).all(|k| {
-        matches!(
-            options.estimator(counts[k], k as u64),
-            Estimator::Exact { .. }
-        )
-    }) {
-        true => gemm_work::<F>(same_class_pairs, 1.0, d),
-        false => Work::Unmodelled,
-    };
+    // Each class's rows gathered, then its half Gram matrix (exact), or its sampled pairs'
+    // two rows each.
+    let (gathered, per_class_flops) = (0..c)
+        .filter(|&k| counts[k] >= 2)
+        .map(|k| match options.estimator(counts[k], k as u64) {
+            Estimator::Exact { .. } => {
+                let n_c = counts[k] as f64;
+                (n_c, n_c * (n_c - 1.0) * d)
+            }
+            Estimator::Sampled { pairs, .. } => (2.0 * pairs as f64, 2.0 * pairs as f64 * d),
+        })
+        .fold((0.0, 0.0), |(r, f), (rows, flops)| (r + rows, f + flops));
+    let per_class_work = gather_work::<F>(gathered, d, per_class_flops);
     let started = std::time::Instant::now();
     // Classes in parallel (each value is computed as alone: the same bits), so that many
     // small classes keep every thread busy.
-    analysis.uniformity_per_class = (0..c)
+    let uniformity_per_class = (0..c)
         .into_par_iter()
         .map(|k| {
             let members = classes.members(k);
-            let name = classes.names()[k].clone();
             if members.len() < 2 || !options.parts.uniformity {
-                return Ok((name, None));
+                return Ok(None);
             }
-            let rows = crate::rows::gather_rows(labelled, members);
+            let rows = crate::kernels::rows::gather_rows(labelled, members);
             let estimator = options.estimator(members.len(), k as u64);
-            let value = uniformity(rows.view(), options.t, estimator, &crate::NoProgress)?;
-            Ok((name, Some(value)))
+            let value = uniformity(
+                rows.view(),
+                options.t,
+                estimator,
+                &crate::progress::NoProgress,
+            )?;
+            Ok(Some(value))
         })
         .collect::<Result<Vec<_>>>()?;
 
@@ -575,14 +548,6 @@ fn class_metrics<F: Real>(
     let collapsed = timings.time("collapse (nearest class mean)", collapse_work, || {
         collapse(raw, classes, &stats, input.classifier)
     })?;
-    analysis.warnings.extend(collapsed.warnings.iter().cloned());
-    analysis.collapse = Some(collapsed);
-    if c >= 2 {
-        match simplex_angles(labelled_means(&labelled_sums).view()) {
-            Ok(angles) => analysis.simplex_angles = Some(angles),
-            Err(e) => analysis.warnings.push(format!("simplex angles: {e}")),
-        }
-    }
     let split = input.knn_split.cloned().unwrap_or(KnnSplit::LeaveOneOut);
     let references = match &split {
         KnnSplit::LeaveOneOut => n,
@@ -593,7 +558,7 @@ fn class_metrics<F: Real>(
         KnnSplit::TrainTest { test, .. } => test.len() as f64,
     }
     .min(options.knn.max_queries as f64);
-    analysis.knn = options
+    let knn = options
         .parts
         .knn
         .then(|| {
@@ -606,39 +571,86 @@ fn class_metrics<F: Real>(
             })
         })
         .transpose()?;
-    if let Some(knn) = &analysis.knn {
-        if knn.queries < knn.candidates {
-            analysis.warnings.push(format!(
-                "kNN accuracy uses a seeded subset of {} of {} queries (exact neighbours among all references)",
-                knn.queries, knn.candidates
-            ));
-        }
-    }
-
-    let vertices = if c >= 2 {
-        vertex_distances(stats.centred_means().view()).ok()
-    } else {
-        None
-    };
-    analysis.per_class = (0..c)
-        .map(|k| PerClass {
-            name: classes.names()[k].clone(),
-            count: stats.counts[k],
-            within_variance: stats.within_variance[k],
-            vertex_distance: vertices.as_ref().map(|(d, _)| d[k]),
-            nearest_vertex: vertices
-                .as_ref()
-                .map(|(_, v)| classes.names()[v[k]].clone()),
-            effective_rank: stats.effective_ranks[k],
-            uniformity: analysis.uniformity_per_class[k].1.as_ref().map(|u| u.value),
-        })
-        .collect();
+    analysis.add_classes(ClassResults {
+        names: classes.names(),
+        stats: &stats,
+        collapse: collapsed,
+        simplex_means: labelled_means(&labelled_sums),
+        uniformity_per_class,
+        knn,
+    });
     if let (Some(fine), true) = (input.subclasses, options.parts.knn) {
         analysis.subclasses = Some(timings.time("subclasses", Work::Unmodelled, || {
             subclass_structure(labelled, raw, classes, fine, &options.knn)
         })?);
     }
     Ok(())
+}
+
+/// What either driver (one matrix, or the merged shards) computed for the labelled classes.
+pub(crate) struct ClassResults<'a> {
+    /// The class names, in class order.
+    pub names: &'a [String],
+    /// Counts, means and within-class variances of the raw rows.
+    pub stats: &'a ClassStats,
+    /// NC1-NC4, CDNV and the nearest-class-mean accuracy.
+    pub collapse: Collapse,
+    /// The class means the simplex angles are taken between (of the labelled rows).
+    pub simplex_means: Array2<f64>,
+    /// Each class's uniformity (`None` for a class of one row, or not computed).
+    pub uniformity_per_class: Vec<Option<Uniformity>>,
+    /// The kNN accuracy, when computed.
+    pub knn: Option<KnnAccuracy>,
+}
+
+impl Analysis {
+    /// Add the class metrics, their warnings and the per-class table: the one assembly of
+    /// the single-matrix analysis and of the sharded one.
+    pub(crate) fn add_classes(&mut self, results: ClassResults) {
+        let ClassResults {
+            names,
+            stats,
+            collapse,
+            simplex_means,
+            uniformity_per_class,
+            knn,
+        } = results;
+        let c = names.len();
+        self.num_classes = Some(c);
+        self.warnings.extend(collapse.warnings.iter().cloned());
+        self.collapse = Some(collapse);
+        if c >= 2 {
+            match simplex_angles(simplex_means.view()) {
+                Ok(angles) => self.simplex_angles = Some(angles),
+                Err(e) => self.warnings.push(format!("simplex angles: {e}")),
+            }
+        }
+        if let Some(knn) = &knn {
+            if knn.queries < knn.candidates {
+                self.warnings.push(format!(
+                    "kNN accuracy uses a seeded subset of {} of {} queries (exact neighbours among all references)",
+                    knn.queries, knn.candidates
+                ));
+            }
+        }
+        self.knn = knn;
+        let vertices = match c >= 2 {
+            true => vertex_distances(stats.centred_means().view()).ok(),
+            false => None,
+        };
+        self.per_class = (0..c)
+            .map(|k| PerClass {
+                name: names[k].clone(),
+                count: stats.counts[k],
+                within_variance: stats.within_variance[k],
+                vertex_distance: vertices.as_ref().map(|(d, _)| d[k]),
+                nearest_vertex: vertices.as_ref().map(|(_, v)| names[v[k]].clone()),
+                effective_rank: stats.effective_ranks[k],
+                uniformity: uniformity_per_class[k].as_ref().map(|u| u.value),
+            })
+            .collect();
+        self.uniformity_per_class = names.iter().cloned().zip(uniformity_per_class).collect();
+    }
 }
 
 /// `(1/V) sum_v L_unif(view v)`; a sampled standard error combines as `sqrt(sum se^2) / V`.

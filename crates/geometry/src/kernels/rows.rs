@@ -1,13 +1,13 @@
 //! Row-wise preparation: finiteness checks, L2 normalisation and squared norms.
 
 use crate::error::{GeometryError, Result};
-use crate::real::Real;
-use crate::tiles::{map_row_chunks, ROW_CHUNK};
+use crate::kernels::real::Element;
+use crate::kernels::tiles::{map_row_chunks, ROW_CHUNK};
 use ndarray::{Array2, ArrayView2};
 use rayon::prelude::*;
 
 /// Check that every entry is finite; the error names the first bad row and column.
-pub fn check_finite<F: Real>(x: ArrayView2<F>) -> Result<()> {
+pub fn check_finite<F: Element>(x: ArrayView2<F>) -> Result<()> {
     let first_bad = map_row_chunks(x.nrows(), |range| {
         range.into_iter().find_map(|i| {
             let row = x.row(i);
@@ -145,7 +145,7 @@ pub(crate) use widened;
 
 widened! {
     /// `sum_k (a_k - b_k)^2` in f64 ([`lane_sum`]).
-    fn slice_squared_distance<F: Real>(a: &[F], b: &[F]) -> f64 {
+    fn slice_squared_distance<F: Element>(a: &[F], b: &[F]) -> f64 {
         lane_sum(a, b, |u, v| (u.as_f64() - v.as_f64()).powi(2))
     }
 }
@@ -153,28 +153,28 @@ widened! {
 widened! {
     /// [`slice_squared_distance`] of four pairs of slices at once, the same bits as each alone
     /// ([`four_lane_sums`]).
-    pub(crate) fn four_squared_distances<F: Real>(a: [&[F]; 4], b: [&[F]; 4]) -> [f64; 4] {
+    pub(crate) fn four_squared_distances<F: Element>(a: [&[F]; 4], b: [&[F]; 4]) -> [f64; 4] {
         four_lane_sums(a, b, |u, v| (u.as_f64() - v.as_f64()).powi(2))
     }
 }
 
 widened! {
     /// `sum_k a_k b_k` in f64 ([`lane_sum`]; for f32 rows every product is exact).
-    pub(crate) fn lane_dot<F: Real>(a: &[F], b: &[F]) -> f64 {
+    pub(crate) fn lane_dot<F: Element>(a: &[F], b: &[F]) -> f64 {
         lane_sum(a, b, |u, v| u.as_f64() * v.as_f64())
     }
 }
 
 widened! {
     /// `sum_k (v_k * inverse)^2` in f64 ([`lane_sum`]; `inverse` a power of two, or 1).
-    fn scaled_squares<F: Real>(row: &[F], inverse: f64) -> f64 {
+    fn scaled_squares<F: Element>(row: &[F], inverse: f64) -> f64 {
         lane_sum(row, row, |v, _| (v.as_f64() * inverse).powi(2))
     }
 }
 
 widened! {
     /// `sum_k += row_k` in f64.
-    pub(crate) fn add_row<F: Real>(sum: &mut [f64], row: &[F]) -> () {
+    pub(crate) fn add_row<F: Element>(sum: &mut [f64], row: &[F]) -> () {
         for (s, v) in sum.iter_mut().zip(row) {
             *s += v.as_f64();
         }
@@ -183,7 +183,7 @@ widened! {
 
 widened! {
     /// `out_k = row_k - mean_k` in f64.
-    pub(crate) fn centre_row<F: Real>(out: &mut [f64], row: &[F], mean: &[f64]) -> () {
+    pub(crate) fn centre_row<F: Element>(out: &mut [f64], row: &[F], mean: &[f64]) -> () {
         for ((o, v), m) in out.iter_mut().zip(row).zip(mean) {
             *o = v.as_f64() - m;
         }
@@ -192,7 +192,7 @@ widened! {
 
 widened! {
     /// `out_k = row_k` in f64.
-    pub(crate) fn widen_row<F: Real>(out: &mut [f64], row: &[F]) -> () {
+    pub(crate) fn widen_row<F: Element>(out: &mut [f64], row: &[F]) -> () {
         for (o, v) in out.iter_mut().zip(row) {
             *o = v.as_f64();
         }
@@ -200,13 +200,13 @@ widened! {
 }
 
 /// `sum_k row_k^2` in f64 ([`lane_sum`]).
-pub(crate) fn sum_of_squares<F: Real>(row: &[F]) -> f64 {
+pub(crate) fn sum_of_squares<F: Element>(row: &[F]) -> f64 {
     scaled_squares(row, 1.0)
 }
 
 /// `max_k |a_k|` in f64 (0 for no element), vectorised; exact in any order (a NaN is
 /// skipped: check finiteness first).
-pub fn largest_magnitude<F: Real>(a: &[F]) -> f64 {
+pub fn largest_magnitude<F: Element>(a: &[F]) -> f64 {
     let mut lanes = [0.0f64; LANES];
     let (blocks, tail) = a.as_chunks::<LANES>();
     for block in blocks {
@@ -237,7 +237,7 @@ pub(crate) fn power_of_two_below(m: f64) -> f64 {
 /// For f32 rows `s` is 1: their squares can neither overflow nor underflow in f64, and scaling
 /// by a power of two commutes with every rounding then, so the norm has the same bits without
 /// the pass for the largest entry.
-fn scaled_norm<F: Real>(row: &[F]) -> (f64, f64) {
+fn scaled_norm<F: Element>(row: &[F]) -> (f64, f64) {
     if F::SINGLE {
         return (1.0, sum_of_squares(row).sqrt());
     }
@@ -262,7 +262,7 @@ fn exact_inverse(s: f64) -> Option<f64> {
 }
 
 /// The row's elements as one slice: borrowed when contiguous, else copied.
-pub(crate) fn contiguous<'a, F: Real>(
+pub(crate) fn contiguous<'a, F: Element>(
     row: &'a ndarray::ArrayView1<'a, F>,
 ) -> std::borrow::Cow<'a, [F]> {
     match row.as_slice() {
@@ -273,7 +273,7 @@ pub(crate) fn contiguous<'a, F: Real>(
 
 /// L2 norm of every row, accumulated in f64 with a power-of-two scaling (exact for every
 /// row whose squares stay in range; no overflow or underflow for any finite row).
-pub fn row_norms<F: Real>(x: ArrayView2<F>) -> Vec<f64> {
+pub fn row_norms<F: Element>(x: ArrayView2<F>) -> Vec<f64> {
     map_row_chunks(x.nrows(), |range| {
         range
             .map(|i| {
@@ -301,7 +301,7 @@ pub fn row_norms<F: Real>(x: ArrayView2<F>) -> Vec<f64> {
 /// had to back again), against 3.5-4.2 GB/s in 4 KiB pages. 1M x 512 f32: 2.3-3.9 s in huge
 /// pages, 0.6-0.8 s in 4 KiB pages (while the sampled uniformity's random reads of its rows
 /// took 2.9 s in huge pages and 3.3 s in 4 KiB pages, with more TLB misses).
-pub fn normalize_rows<F: Real>(x: ArrayView2<F>) -> Result<Array2<F>> {
+pub fn normalize_rows<F: Element>(x: ArrayView2<F>) -> Result<Array2<F>> {
     let (n, d) = x.dim();
     let mut values = vec![F::zero(); n * d];
     let all_good = values
@@ -337,7 +337,7 @@ pub fn normalize_rows<F: Real>(x: ArrayView2<F>) -> Result<Array2<F>> {
 }
 
 /// Whether every entry is finite (branch-free).
-fn all_finite<F: Real>(row: &[F]) -> bool {
+fn all_finite<F: Element>(row: &[F]) -> bool {
     row.iter().fold(true, |ok, v| ok & v.is_finite())
 }
 
@@ -349,7 +349,7 @@ widened! {
     /// both round to the same f32 unless the product lies within 8 ulps of the midpoint
     /// between two f32s (or below 2^-125, where f32 drops more bits). A row with such an
     /// entry, about one in 10^5 at D = 512, is divided instead: the same bits either way.
-    fn scale_row<F: Real>(out: &mut [F], row: &[F], inverse: f64, norm: f64) -> () {
+    fn scale_row<F: Element>(out: &mut [F], row: &[F], inverse: f64, norm: f64) -> () {
         if F::SINGLE {
             let reciprocal = 1.0 / norm;
             let mut ambiguous = false;
@@ -384,14 +384,14 @@ fn near_f32_rounding_midpoint(q: f64) -> bool {
 }
 
 /// `out_k = (row_k / scale) / norm` (a scale whose inverse is not a normal f64).
-fn divide_row<F: Real>(out: &mut [F], row: &[F], scale: f64, norm: f64) {
+fn divide_row<F: Element>(out: &mut [F], row: &[F], scale: f64, norm: f64) {
     for (o, v) in out.iter_mut().zip(row) {
         *o = F::from_f64(v.as_f64() / scale / norm);
     }
 }
 
 /// `||x_i||^2` of every row, accumulated in f64 and stored in the element type.
-pub(crate) fn squared_norms<F: Real>(x: ArrayView2<F>) -> Vec<F> {
+pub(crate) fn squared_norms<F: Element>(x: ArrayView2<F>) -> Vec<F> {
     row_norms(x)
         .into_iter()
         .map(|n| F::from_f64(n * n))
@@ -415,18 +415,18 @@ pub(crate) const PAIRS_AHEAD: usize = 12;
 
 /// Ask the CPU to bring a contiguous row into its first-level cache (a hint: no effect on any
 /// value).
-pub(crate) fn prefetch_row<F: Real>(row: ndarray::ArrayView1<F>) {
+pub(crate) fn prefetch_row<F: Element>(row: ndarray::ArrayView1<F>) {
     prefetch::<3, F>(row)
 }
 
 /// [`prefetch_row`] into the second-level cache.
-pub(crate) fn prefetch_row_l2<F: Real>(row: ndarray::ArrayView1<F>) {
+pub(crate) fn prefetch_row_l2<F: Element>(row: ndarray::ArrayView1<F>) {
     prefetch::<1, F>(row)
 }
 
 /// `_mm_prefetch` of every cache line of a contiguous row with hint `HINT` (3: first-level
 /// cache, 1: second-level).
-fn prefetch<const HINT: i32, F: Real>(row: ndarray::ArrayView1<F>) {
+fn prefetch<const HINT: i32, F: Element>(row: ndarray::ArrayView1<F>) {
     #[cfg(target_arch = "x86_64")]
     if let Some(values) = row.as_slice() {
         let bytes = std::mem::size_of_val(values);
@@ -443,7 +443,7 @@ fn prefetch<const HINT: i32, F: Real>(row: ndarray::ArrayView1<F>) {
 
 /// Before a gather uses row `rows[r]` of `x`: fetch the row [`FETCH_AHEAD`] ahead into the
 /// first-level cache (a hint: no effect on any value).
-pub(crate) fn fetch_ahead<F: Real>(x: ArrayView2<F>, rows: &[usize], r: usize) {
+pub(crate) fn fetch_ahead<F: Element>(x: ArrayView2<F>, rows: &[usize], r: usize) {
     if let Some(&ahead) = rows.get(r + FETCH_AHEAD) {
         prefetch_row(x.row(ahead));
     }
@@ -451,7 +451,7 @@ pub(crate) fn fetch_ahead<F: Real>(x: ArrayView2<F>, rows: &[usize], r: usize) {
 
 /// Fetch the first cache line of a row into the second-level cache, which translates its
 /// page's address (a hint: no effect on any value).
-pub(crate) fn prefetch_first_line<F: Real>(row: ndarray::ArrayView1<F>) {
+pub(crate) fn prefetch_first_line<F: Element>(row: ndarray::ArrayView1<F>) {
     #[cfg(target_arch = "x86_64")]
     if let Some(first) = row.as_slice().and_then(|values| values.first()) {
         // Safety: a prefetch never faults and reads nothing architecturally.
@@ -467,7 +467,7 @@ pub(crate) fn prefetch_first_line<F: Real>(row: ndarray::ArrayView1<F>) {
 
 /// The rows `rows` of `x`, in that order, as a new matrix (`x.select(Axis(0), rows)`, with
 /// the rows a few ahead fetched while one is copied: they may lie far apart in memory).
-pub(crate) fn gather_rows<F: Real>(x: ArrayView2<F>, rows: &[usize]) -> Array2<F> {
+pub(crate) fn gather_rows<F: Element>(x: ArrayView2<F>, rows: &[usize]) -> Array2<F> {
     let d = x.ncols();
     let mut out = Vec::with_capacity(rows.len() * d);
     for (r, &i) in rows.iter().enumerate() {
@@ -478,7 +478,7 @@ pub(crate) fn gather_rows<F: Real>(x: ArrayView2<F>, rows: &[usize]) -> Array2<F
 }
 
 /// `||a - b||^2` accumulated in f64 ([`lane_sum`]).
-pub(crate) fn squared_distance<F: Real>(
+pub(crate) fn squared_distance<F: Element>(
     a: ndarray::ArrayView1<F>,
     b: ndarray::ArrayView1<F>,
 ) -> f64 {
@@ -488,7 +488,7 @@ pub(crate) fn squared_distance<F: Real>(
 
 /// `||x_i - x_j||^2` of the pairs (`out` as long as `pairs`), each accumulated in f64 as by
 /// [`squared_distance`] (the same bits), four at once where the rows are contiguous.
-pub(crate) fn squared_distances<F: Real>(
+pub(crate) fn squared_distances<F: Element>(
     x: ArrayView2<F>,
     pairs: &[(usize, usize)],
     out: &mut [f64],

@@ -1,26 +1,15 @@
 //! The floating-point element types embeddings are stored in (f32 and f64).
 
-use crate::progress::Progress;
-use crate::uniformity::UniformityPart;
-use ndarray::{ArrayView2, LinalgScalar};
+use ndarray::LinalgScalar;
 use num_traits::Float;
 use std::fmt::Debug;
 
-/// [`Real::UNIFORMITY_BLOCKS`]: `(x, y, t, tile, progress)` to the part of every block, or
-/// the error of a row that is not finite or too large.
-pub type UniformityBlocks<F> = fn(
-    ArrayView2<F>,
-    Option<ArrayView2<F>>,
-    f64,
-    usize,
-    &dyn Progress,
-) -> crate::Result<Vec<UniformityPart>>;
-
-/// An embedding element type: `f32` or `f64`.
+/// An embedding element type, `f32` or `f64`, as the kernels see it: numbers only (the
+/// metrics add their kernels to it in [`crate::metrics::real::Real`]).
 ///
 /// Gram products are computed in this type (BLAS `sgemm` or `dgemm`, or the fused f32
 /// uniformity kernel); every sum over rows or pairs is accumulated in `f64`.
-pub trait Real: LinalgScalar + Float + Debug + Send + Sync + 'static {
+pub trait Element: LinalgScalar + Float + Debug + Send + Sync + 'static {
     /// Widen to `f64`.
     fn as_f64(self) -> f64;
     /// Narrow from `f64` (rounding to nearest for `f32`).
@@ -28,11 +17,6 @@ pub trait Real: LinalgScalar + Float + Debug + Send + Sync + 'static {
     /// Whether this is `f32`: its squares and products of up to 2^24 terms cannot overflow or
     /// underflow an `f64` sum, and its magnitudes lie in `[2^-149, 2^128)`.
     const SINGLE: bool;
-    /// The exact uniformity part, `log sum exp(-t ||x_i - x_j||^2)` kept as `(shift, sum,
-    /// pairs)`, of every Gram block of side `tile`: the pairs `i < j` within `x` (`y = None`,
-    /// blocks `I <= J`) or every pair of a row of `x` and a row of `y`, in row-major block
-    /// order. f32 rows take the fused kernel of [`crate::kernel`]; f64 rows take `dgemm` tiles.
-    const UNIFORMITY_BLOCKS: UniformityBlocks<Self>;
     /// `C = A A^T` on and above the diagonal of `C` (BLAS `ssyrk`/`dsyrk`: half the products
     /// of a GEMM, equal to its upper triangle up to the order of the sums), both row-major:
     /// `A` is `n x k` with rows `lda` apart, `C` is `n x n` with rows `ldc` apart.
@@ -62,9 +46,8 @@ macro_rules! syrk_upper {
     };
 }
 
-impl Real for f64 {
+impl Element for f64 {
     const SINGLE: bool = false;
-    const UNIFORMITY_BLOCKS: UniformityBlocks<f64> = crate::uniformity::gram_tile_parts;
     fn as_f64(self) -> f64 {
         self
     }
@@ -77,9 +60,8 @@ impl Real for f64 {
     }
 }
 
-impl Real for f32 {
+impl Element for f32 {
     const SINGLE: bool = true;
-    const UNIFORMITY_BLOCKS: UniformityBlocks<f32> = crate::gram_exp::block_parts;
     fn as_f64(self) -> f64 {
         f64::from(self)
     }

@@ -22,8 +22,8 @@
 //! on the thread count either.
 
 use crate::error::Result;
+use crate::kernels::logsumexp::{check_norms, UniformityPart};
 use crate::progress::Progress;
-use crate::uniformity::{check_norms, UniformityPart};
 use ndarray::ArrayView2;
 use rayon::prelude::*;
 use std::ops::Range;
@@ -108,7 +108,7 @@ struct PackedRows {
 impl PackedRows {
     /// Pack `x`, after checking its norms ([`check_norms`]).
     fn new(x: ArrayView2<f32>, t: f64) -> Result<PackedRows> {
-        let norms = crate::rows::row_norms(x);
+        let norms = crate::kernels::rows::row_norms(x);
         check_norms(x, &norms, t)?;
         let (rows, dim) = x.dim();
         let panels = rows.div_ceil(PANEL);

@@ -4,10 +4,10 @@
 //! never holding an N x N matrix.
 
 use crate::error::{GeometryError, Result};
-use crate::figure_data::stratified_rows;
-use crate::real::Real;
-use crate::rows::{contiguous, row_norms};
-use crate::tiles::single_threaded_blas;
+use crate::kernels::rows::{contiguous, row_norms};
+use crate::kernels::sampling::stratified_rows;
+use crate::kernels::tiles::single_threaded_blas;
+use crate::metrics::real::Real;
 use ndarray::linalg::general_mat_mul;
 use ndarray::{s, Array2, ArrayView2, Axis, CowArray};
 use rayon::prelude::*;
@@ -182,17 +182,17 @@ pub fn knn_screen<F: Real>() -> KnnScreen {
     static GEMM_ASKED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     let gemm_asked =
         *GEMM_ASKED.get_or_init(|| std::env::var("EMBGEOM_KNN_SCREEN").as_deref() == Ok("gemm"));
-    match F::SINGLE && !gemm_asked && crate::amx::available() {
+    match F::SINGLE && !gemm_asked && crate::kernels::amx::available() {
         true => KnnScreen::Amx,
         false => KnnScreen::Gemm,
     }
 }
 
 /// The exact similarity of the kNN search, `sum_k q_k x_k` accumulated in f64 in a fixed order
-/// ([`lane_sum`](crate::rows::lane_sum)): for f32 rows every product is exact, and the result
+/// ([`lane_sum`](crate::kernels::rows::lane_sum)): for f32 rows every product is exact, and the result
 /// is within `D 2^-53 ||q|| ||x||` of the true dot product; the same bits on every machine.
 fn exact_similarity<F: Real>(q: &[F], x: &[F]) -> f64 {
-    crate::rows::lane_dot(q, x)
+    crate::kernels::rows::lane_dot(q, x)
 }
 
 /// The margin of a screen: `|screened - exact similarity|` is at most [`Margin::of`] the rows'
@@ -201,7 +201,7 @@ fn exact_similarity<F: Real>(q: &[F], x: &[F]) -> f64 {
 /// arithmetic (then every reference is rescored).
 #[derive(Debug, Clone, Copy)]
 struct Margin {
-    bound: crate::amx::ErrorBound,
+    bound: crate::kernels::amx::ErrorBound,
     /// Norms beyond this are not screened.
     limit: f64,
 }
@@ -209,20 +209,20 @@ struct Margin {
 impl Margin {
     fn new<F: Real>(screen: KnnScreen, depth: usize) -> Margin {
         let k = depth as f64;
-        let exact = crate::amx::ErrorBound {
+        let exact = crate::kernels::amx::ErrorBound {
             product: (k + 2.0) * 2f64.powi(-53),
             sum: 0.0,
             constant: k * 2f64.powi(-1060),
         };
         let (screened, limit) = match screen {
             KnnScreen::Amx => (
-                crate::amx::bf16_error(depth.next_multiple_of(crate::amx::STEP)),
+                crate::kernels::amx::bf16_error(depth.next_multiple_of(crate::kernels::amx::STEP)),
                 2f64.powi(50),
             ),
             KnnScreen::Gemm => {
                 let u = F::epsilon().as_f64() / 2.0;
                 let gamma = (k + 1.0) * u / (1.0 - (k + 1.0) * u);
-                let bound = crate::amx::ErrorBound {
+                let bound = crate::kernels::amx::ErrorBound {
                     product: gamma,
                     sum: 0.0,
                     constant: (k + 1.0) * F::min_positive_value().as_f64(),
@@ -273,7 +273,7 @@ pub(crate) fn top_neighbours<F: Real>(
     top_neighbours_screened(queries, query_index, references, k, knn_screen::<F>())
 }
 
-/// [`top_neighbours`] with the given screen (AMX only where [`crate::amx::available`]).
+/// [`top_neighbours`] with the given screen (AMX only where [`crate::kernels::amx::available`]).
 fn top_neighbours_screened<F: Real>(
     queries: ArrayView2<F>,
     query_index: &[u64],
@@ -388,7 +388,7 @@ impl<F: Real> Scan<'_, '_, F> {
         };
         match self.screen {
             KnnScreen::Amx => {
-                use crate::amx::{Bf16Rows, Tiles, STEP};
+                use crate::kernels::amx::{Bf16Rows, Tiles, STEP};
                 let queries = Bf16Rows::queries(self.queries);
                 let mut packed = Bf16Rows::reference_buffer();
                 let mut panel = Vec::new();
@@ -485,7 +485,7 @@ impl<F: Real> Scan<'_, '_, F> {
     }
 }
 
-crate::rows::widened! {
+crate::kernels::rows::widened! {
     /// The index of the first of `values` at or above `threshold` (`None` if none), testing
     /// [`SCAN_GROUP`] values at once: most groups hold none.
     fn first_at_or_above<S: Real>(values: &[S], threshold: S) -> Option<usize> {
@@ -641,7 +641,7 @@ mod tests {
     /// The screens available here (GEMM always; AMX for f32 rows where the CPU has it).
     fn screens<F: Real>() -> Vec<KnnScreen> {
         let mut screens = vec![KnnScreen::Gemm];
-        match F::SINGLE && crate::amx::available() {
+        match F::SINGLE && crate::kernels::amx::available() {
             true => screens.push(KnnScreen::Amx),
             false => {
                 println!("no AMX tiles for these rows or on this CPU: the AMX screen was not run")
@@ -779,7 +779,7 @@ mod tests {
             let sims: Array2<f32> = match screen {
                 KnnScreen::Gemm => x.dot(&y.t()),
                 KnnScreen::Amx => {
-                    use crate::amx::{Bf16Rows, Tiles, STEP};
+                    use crate::kernels::amx::{Bf16Rows, Tiles, STEP};
                     let q = Bf16Rows::queries(x.view());
                     let mut r = Bf16Rows::reference_buffer();
                     r.fill_references(y.view());

@@ -2,13 +2,13 @@
 //! mean, the within-class covariance `Sigma_W`, and per class the variance `Var_c` and the
 //! effective rank of the centred rows.
 
-use crate::classes::Classes;
 use crate::error::Result;
-use crate::real::Real;
-use crate::scatter::{stripe_count, symmetrize, syrk_add, upper_scatter};
-use crate::spectrum::{effective_rank, symmetric_eigenvalues, total_squared_norm};
-use crate::tiles::single_threaded_blas;
-use crate::timings::{Timings, Work};
+use crate::kernels::classes::Classes;
+use crate::kernels::scatter::{stripe_count, symmetrize, syrk_add, upper_scatter};
+use crate::kernels::tiles::single_threaded_blas;
+use crate::kernels::timings::{Timings, Work};
+use crate::metrics::real::Real;
+use crate::metrics::spectrum::{effective_rank, symmetric_eigenvalues, total_squared_norm};
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis};
 use rayon::prelude::*;
 
@@ -83,7 +83,11 @@ fn class_scatter<F: Real>(
                 let out = out
                     .into_slice()
                     .expect("rows of a new matrix are contiguous");
-                crate::rows::centre_row(out, &crate::rows::contiguous(&x.row(i)), &mean);
+                crate::kernels::rows::centre_row(
+                    out,
+                    &crate::kernels::rows::contiguous(&x.row(i)),
+                    &mean,
+                );
             }
             let mut s = Array2::<f64>::zeros((d, d));
             syrk_add(z.view(), &mut s);
@@ -201,7 +205,13 @@ pub(crate) fn class_stats_of_means<F: Real>(
     timings.record(
         "class scatters",
         wall * (1.0 - eigen_share),
-        Work::DoubleFlops(n * (d * d) as f64),
+        // Each class's rows gathered (widened to f64), then its scatter by dsyrk.
+        Work::Gather {
+            rows: n,
+            bytes: n * (d * std::mem::size_of::<F>()) as f64,
+            flops: n * (d * d) as f64,
+            single: false,
+        },
     );
     timings.record(
         "class eigenvalues",

@@ -20,24 +20,24 @@
 //! the sampled uniformity (a sample of rows rather than of pairs) and the per-class effective
 //! ranks (not computed: they need a D x D scatter per class).
 
-use crate::alignment::Alignment;
-use crate::analysis::{Analysis, AnalysisOptions};
-use crate::collapse::{collapse_from_stats, predictions, Classifier, Collapse};
 use crate::error::{GeometryError, Result};
-use crate::figure_data::stratified_rows;
-use crate::knn::{check_options, top_neighbours, vote, KnnAccuracy, References, TopK};
-use crate::per_class::PerClass;
-use crate::real::Real;
-use crate::simplex::{simplex_angles, vertex_distances};
-use crate::state::{decode, encode, LabelKey, State};
-use crate::uniformity::{uniformity_part, Method, Uniformity, UniformityPart};
+use crate::kernels::logsumexp::UniformityPart;
+use crate::kernels::merge::{decode, encode, Merge};
+use crate::kernels::sampling::stratified_rows;
+use crate::metrics::alignment::Alignment;
+use crate::metrics::collapse::{collapse_from_stats, predictions, Classifier, Collapse};
+use crate::metrics::knn::{check_options, top_neighbours, vote, KnnAccuracy, References, TopK};
+use crate::metrics::real::Real;
+use crate::metrics::state::{LabelKey, State};
+use crate::metrics::uniformity::{uniformity_part, Method, Uniformity};
+use crate::orchestration::analysis::{Analysis, AnalysisOptions, ClassResults};
 use ndarray::{Array1, Array2, ArrayView2, Axis};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
 /// Version of the serialised task results; results of another version are refused.
-pub const SHARDED_VERSION: u32 = 1;
+pub const SHARDED_VERSION: u32 = 2;
 
 /// Rows in the seeded sample of the sampled uniformity (all pairs among them: about 5 * 10^7).
 pub const DEFAULT_SAMPLE_ROWS: usize = 10_000;
@@ -233,6 +233,8 @@ pub struct Summary {
     queries: Vec<CarriedRow>,
     /// Shards summarised.
     shards: u64,
+    /// Rows kept in the uniformity sample (the bottom-k keys), from the plan.
+    sample_rows: usize,
 }
 
 /// Summarise shard `shard` of `plan`: `unit` are the rows the sphere metrics use (normalised
@@ -264,35 +266,11 @@ pub fn summarize<F: Real>(
         keys,
         queries: carried_rows(unit, offset, labels, &plan.queries()),
         shards: 1,
+        sample_rows: plan.options.sample_rows,
     })
 }
 
 impl Summary {
-    /// Merge another shard's (or merged) summary into this one.
-    pub fn merge(&mut self, other: &Summary, plan: &ShardPlan) -> Result<()> {
-        self.state.merge(&other.state)?;
-        self.keys = bottom_k(&self.keys, &other.keys, plan.options.sample_rows);
-        self.queries.extend(other.queries.iter().cloned());
-        self.queries.sort_by_key(|q| q.index);
-        self.shards += other.shards;
-        Ok(())
-    }
-
-    /// The summary as bytes (versioned).
-    pub fn to_bytes(&self) -> Vec<u8> {
-        encode(b"EMBGSUMM", SHARDED_VERSION, self)
-    }
-
-    /// A summary from [`Summary::to_bytes`].
-    pub fn from_bytes(bytes: &[u8]) -> Result<Summary> {
-        decode(
-            bytes,
-            b"EMBGSUMM",
-            SHARDED_VERSION,
-            "an embgeom shard summary",
-        )
-    }
-
     /// The merged state.
     pub fn state(&self) -> &State {
         &self.state
@@ -361,6 +339,22 @@ impl Summary {
             query_labels,
             sample,
         })
+    }
+}
+
+impl Merge for Summary {
+    const MAGIC: [u8; 8] = *b"EMBGSUMM";
+    const VERSION: u32 = SHARDED_VERSION;
+    const WHAT: &'static str = "an embgeom shard summary";
+
+    /// Merge another shard's (or merged) summary into this one.
+    fn merge(&mut self, other: &Summary) -> Result<()> {
+        self.state.merge(&other.state)?;
+        self.keys = bottom_k(&self.keys, &other.keys, self.sample_rows);
+        self.queries.extend(other.queries.iter().cloned());
+        self.queries.sort_by_key(|q| q.index);
+        self.shards += other.shards;
+        Ok(())
     }
 }
 
@@ -460,9 +454,13 @@ pub struct SecondPass {
     sample: Vec<CarriedRow>,
 }
 
-impl SecondPass {
+impl Merge for SecondPass {
+    const MAGIC: [u8; 8] = *b"EMBGPAS2";
+    const VERSION: u32 = SHARDED_VERSION;
+    const WHAT: &'static str = "an embgeom second pass";
+
     /// Merge another shard's (or merged) second pass into this one.
-    pub fn merge(&mut self, other: &SecondPass) -> Result<()> {
+    fn merge(&mut self, other: &SecondPass) -> Result<()> {
         if self.tops.len() != other.tops.len() {
             return Err(GeometryError::ShapeMismatch {
                 what: format!(
@@ -480,21 +478,6 @@ impl SecondPass {
         self.sample.extend(other.sample.iter().cloned());
         self.sample.sort_by_key(|r| r.index);
         Ok(())
-    }
-
-    /// The second pass as bytes (versioned).
-    pub fn to_bytes(&self) -> Vec<u8> {
-        encode(b"EMBGPAS2", SHARDED_VERSION, self)
-    }
-
-    /// A second pass from [`SecondPass::to_bytes`].
-    pub fn from_bytes(bytes: &[u8]) -> Result<SecondPass> {
-        decode(
-            bytes,
-            b"EMBGPAS2",
-            SHARDED_VERSION,
-            "an embgeom second pass",
-        )
     }
 }
 
@@ -568,9 +551,13 @@ pub struct UniformityBlock {
     pub classes: Vec<UniformityPart>,
 }
 
-impl UniformityBlock {
+impl Merge for UniformityBlock {
+    const MAGIC: [u8; 8] = *b"EMBGUNIF";
+    const VERSION: u32 = SHARDED_VERSION;
+    const WHAT: &'static str = "an embgeom uniformity block";
+
     /// Both blocks together (exact, in any order up to rounding).
-    pub fn merge(&self, other: &UniformityBlock) -> UniformityBlock {
+    fn merge(&mut self, other: &UniformityBlock) -> Result<()> {
         let classes = match (self.classes.is_empty(), other.classes.is_empty()) {
             (true, _) => other.classes.clone(),
             (_, true) => self.classes.clone(),
@@ -581,25 +568,11 @@ impl UniformityBlock {
                 .map(|(a, b)| a.merge(*b))
                 .collect(),
         };
-        UniformityBlock {
+        *self = UniformityBlock {
             all: self.all.merge(other.all),
             classes,
-        }
-    }
-
-    /// The block as bytes (versioned).
-    pub fn to_bytes(&self) -> Vec<u8> {
-        encode(b"EMBGUNIF", SHARDED_VERSION, self)
-    }
-
-    /// A block from [`UniformityBlock::to_bytes`].
-    pub fn from_bytes(bytes: &[u8]) -> Result<UniformityBlock> {
-        decode(
-            bytes,
-            b"EMBGUNIF",
-            SHARDED_VERSION,
-            "an embgeom uniformity block",
-        )
+        };
+        Ok(())
     }
 }
 
@@ -723,19 +696,28 @@ fn sample_uniformity<F: Real>(
             ));
         }
     }
-    let merge = |skip: Option<usize>| {
-        blocks
+    let merge = |skip: Option<usize>| -> Result<Option<UniformityBlock>> {
+        let mut merged: Option<UniformityBlock> = None;
+        let kept = blocks
             .iter()
-            .filter(|((i, j), _)| skip.is_none_or(|s| *i != s && *j != s))
-            .fold(None::<UniformityBlock>, |acc, (_, b)| match acc {
-                None => Some(b.clone()),
-                Some(acc) => Some(acc.merge(b)),
-            })
+            .filter(|((i, j), _)| skip.is_none_or(|s| *i != s && *j != s));
+        for (_, block) in kept {
+            match merged.as_mut() {
+                None => merged = Some(block.clone()),
+                Some(all) => all.merge(block)?,
+            }
+        }
+        Ok(merged)
     };
-    let Some(total) = merge(None) else {
+    let Some(total) = merge(None)? else {
         return Ok((None, vec![None; c]));
     };
-    let leave_out: Vec<UniformityBlock> = (0..g).filter_map(|s| merge(Some(s))).collect();
+    let leave_out: Vec<UniformityBlock> = (0..g)
+        .map(|s| merge(Some(s)))
+        .collect::<Result<Vec<_>>>()?
+        .into_iter()
+        .flatten()
+        .collect();
     let jackknife = |values: Vec<Option<f64>>| -> Option<f64> {
         let values: Vec<f64> = values.into_iter().collect::<Option<Vec<f64>>>()?;
         if values.len() < 2 {
@@ -814,7 +796,6 @@ pub fn finalize<F: Real>(
         return Ok(analysis);
     };
     let c = names.len();
-    analysis.num_classes = Some(c);
     analysis.class_alignment = match (plan.options.alpha == 2.0, state.class_alignment()) {
         (true, Some(value)) => Some(Alignment {
             value,
@@ -852,62 +833,42 @@ pub fn finalize<F: Real>(
         &names,
         classifier.as_ref(),
     )?;
-    analysis.warnings.extend(collapsed.warnings.iter().cloned());
-    analysis.collapse = Some(collapsed);
-    if c >= 2 {
-        match simplex_angles(state.unit_class_means().view()) {
-            Ok(angles) => analysis.simplex_angles = Some(angles),
-            Err(e) => analysis.warnings.push(format!("simplex angles: {e}")),
-        }
-    }
-    if plan.options.knn && !second.tops.is_empty() {
-        check_options(&crate::knn::KnnOptions {
-            k: plan.options.knn_k,
-            temperature: plan.options.knn_temperature,
-            max_queries: plan.options.knn_queries,
-            seed: plan.options.knn_seed,
-        })?;
-        let correct = second
-            .tops
-            .iter()
-            .zip(&context.query_labels)
-            .filter(|(top, &label)| vote(top, c, plan.options.knn_temperature) == label)
-            .count();
-        let queries = second.tops.len();
-        analysis.knn = Some(KnnAccuracy {
-            value: correct as f64 / queries as f64,
-            k: plan.options.knn_k.min(n.saturating_sub(1) as usize).max(1),
-            temperature: plan.options.knn_temperature,
-            queries,
-            candidates: n as usize,
-            split: "leave-one-out".into(),
-        });
-        if (queries as u64) < n {
-            analysis.warnings.push(format!(
-                "kNN accuracy uses a seeded subset of {queries} of {n} queries (exact neighbours among all references)"
-            ));
-        }
-    }
-    analysis.uniformity_per_class = names
-        .iter()
-        .enumerate()
-        .map(|(k, name)| (name.clone(), per_class_uniformity.get(k).cloned().flatten()))
-        .collect();
-    let vertices = match c >= 2 {
-        true => vertex_distances(stats.centred_means().view()).ok(),
+    let knn = match plan.options.knn && !second.tops.is_empty() {
         false => None,
+        true => {
+            check_options(&crate::metrics::knn::KnnOptions {
+                k: plan.options.knn_k,
+                temperature: plan.options.knn_temperature,
+                max_queries: plan.options.knn_queries,
+                seed: plan.options.knn_seed,
+            })?;
+            let correct = second
+                .tops
+                .iter()
+                .zip(&context.query_labels)
+                .filter(|(top, &label)| vote(top, c, plan.options.knn_temperature) == label)
+                .count();
+            let queries = second.tops.len();
+            Some(KnnAccuracy {
+                value: correct as f64 / queries as f64,
+                k: plan.options.knn_k.min(n.saturating_sub(1) as usize).max(1),
+                temperature: plan.options.knn_temperature,
+                queries,
+                candidates: n as usize,
+                split: "leave-one-out".into(),
+            })
+        }
     };
-    analysis.per_class = (0..c)
-        .map(|k| PerClass {
-            name: names[k].clone(),
-            count: stats.counts[k],
-            within_variance: stats.within_variance[k],
-            vertex_distance: vertices.as_ref().map(|(d, _)| d[k]),
-            nearest_vertex: vertices.as_ref().map(|(_, v)| names[v[k]].clone()),
-            effective_rank: None,
-            uniformity: analysis.uniformity_per_class[k].1.as_ref().map(|u| u.value),
-        })
-        .collect();
+    analysis.add_classes(ClassResults {
+        names: &names,
+        stats: &stats,
+        collapse: collapsed,
+        simplex_means: state.unit_class_means(),
+        uniformity_per_class: (0..c)
+            .map(|k| per_class_uniformity.get(k).cloned().flatten())
+            .collect(),
+        knn,
+    });
     analysis
         .warnings
         .push("per-class effective ranks are not computed for sharded datasets (they need a D x D scatter per class)".into());

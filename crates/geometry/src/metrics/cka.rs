@@ -3,11 +3,12 @@
 //! `CKA(X, Y) = ||Y^T X||_F^2 / (||X^T X||_F ||Y^T Y||_F)` on column-centred X and Y.
 
 use crate::error::{GeometryError, Result};
-use crate::real::Real;
-use crate::scatter::{all_rows, scatter};
-use crate::spectrum::column_means;
-use crate::state::{decode, encode, move_moment, move_sum};
-use crate::tiles::{map_row_chunks, single_threaded_blas};
+use crate::kernels::merge::Merge;
+use crate::kernels::scatter::{all_rows, scatter};
+use crate::kernels::tiles::{map_row_chunks, single_threaded_blas};
+use crate::metrics::real::Real;
+use crate::metrics::spectrum::column_means;
+use crate::metrics::state::{move_moment, move_sum};
 use ndarray::{s, Array1, Array2, ArrayView2};
 use serde::{Deserialize, Serialize};
 
@@ -33,8 +34,8 @@ pub fn linear_cka<F: Real, G: Real>(x: ArrayView2<F>, y: ArrayView2<G>) -> Resul
     let sxx = scatter(x, &rows, mx.view());
     let syy = scatter(y, &rows, my.view());
     let partials = map_row_chunks(n, |range| {
-        let cx = x.slice(s![range.clone(), ..]).mapv(Real::as_f64) - &mx;
-        let cy = y.slice(s![range, ..]).mapv(Real::as_f64) - &my;
+        let cx = x.slice(s![range.clone(), ..]).mapv(F::as_f64) - &mx;
+        let cy = y.slice(s![range, ..]).mapv(G::as_f64) - &my;
         cx.t().dot(&cy)
     });
     let mut cross = Array2::<f64>::zeros((x.ncols(), y.ncols()));
@@ -66,11 +67,11 @@ pub struct CkaState {
     sum_y: Vec<f64>,
     /// `sum (x - shift_x)(x - shift_x)^T`, the same for y, and the cross moment
     /// `sum (x - shift_x)(y - shift_y)^T`.
-    #[serde(with = "crate::serde_rows")]
+    #[serde(with = "crate::kernels::serde_rows")]
     xx: Array2<f64>,
-    #[serde(with = "crate::serde_rows")]
+    #[serde(with = "crate::kernels::serde_rows")]
     yy: Array2<f64>,
-    #[serde(with = "crate::serde_rows")]
+    #[serde(with = "crate::kernels::serde_rows")]
     xy: Array2<f64>,
 }
 
@@ -124,8 +125,8 @@ impl CkaState {
             ndarray::ArrayView1::from(&self.shift_y),
         );
         let partials = map_row_chunks(n, |range| {
-            let cx = x.slice(s![range.clone(), ..]).mapv(Real::as_f64) - sx;
-            let cy = y.slice(s![range, ..]).mapv(Real::as_f64) - sy;
+            let cx = x.slice(s![range.clone(), ..]).mapv(F::as_f64) - sx;
+            let cy = y.slice(s![range, ..]).mapv(G::as_f64) - sy;
             (
                 cx.t().dot(&cx),
                 cy.t().dot(&cy),
@@ -174,39 +175,6 @@ impl CkaState {
         out
     }
 
-    /// Merge another state of the same dimensions into this one.
-    pub fn merge(&mut self, other: &CkaState) -> Result<()> {
-        if other.dims != self.dims {
-            return Err(GeometryError::ShapeMismatch {
-                what: format!(
-                    "merging CKA states of {:?} and {:?} dimensions",
-                    other.dims, self.dims
-                ),
-            });
-        }
-        if other.n == 0 {
-            return Ok(());
-        }
-        if self.n == 0 {
-            *self = other.clone();
-            return Ok(());
-        }
-        let other = other.recentred(&self.shift_x, &self.shift_y);
-        self.xx += &other.xx;
-        self.yy += &other.yy;
-        self.xy += &other.xy;
-        self.sum_x
-            .iter_mut()
-            .zip(&other.sum_x)
-            .for_each(|(a, b)| *a += b);
-        self.sum_y
-            .iter_mut()
-            .zip(&other.sum_y)
-            .for_each(|(a, b)| *a += b);
-        self.n += other.n;
-        Ok(())
-    }
-
     /// Linear CKA of every row summarised: the centred moments `S = M - s s'^T / n` in
     /// `||S_xy||_F^2 / (||S_xx||_F ||S_yy||_F)`.
     pub fn finalize(&self) -> Result<f64> {
@@ -243,20 +211,49 @@ impl CkaState {
         }
         Ok(frobenius_sq(&sxy) / denominator)
     }
+}
 
-    /// The state as versioned bytes.
-    pub fn to_bytes(&self) -> Vec<u8> {
-        encode(b"EMBGCKAS", CKA_STATE_VERSION, self)
+impl Merge for CkaState {
+    const MAGIC: [u8; 8] = *b"EMBGCKAS";
+    const VERSION: u32 = CKA_STATE_VERSION;
+    const WHAT: &'static str = "an embgeom CKA state";
+
+    /// Merge another state of the same dimensions into this one.
+    fn merge(&mut self, other: &CkaState) -> Result<()> {
+        if other.dims != self.dims {
+            return Err(GeometryError::ShapeMismatch {
+                what: format!(
+                    "merging CKA states of {:?} and {:?} dimensions",
+                    other.dims, self.dims
+                ),
+            });
+        }
+        if other.n == 0 {
+            return Ok(());
+        }
+        if self.n == 0 {
+            *self = other.clone();
+            return Ok(());
+        }
+        let other = other.recentred(&self.shift_x, &self.shift_y);
+        self.xx += &other.xx;
+        self.yy += &other.yy;
+        self.xy += &other.xy;
+        self.sum_x
+            .iter_mut()
+            .zip(&other.sum_x)
+            .for_each(|(a, b)| *a += b);
+        self.sum_y
+            .iter_mut()
+            .zip(&other.sum_y)
+            .for_each(|(a, b)| *a += b);
+        self.n += other.n;
+        Ok(())
     }
 
-    /// A state from [`CkaState::to_bytes`].
-    pub fn from_bytes(bytes: &[u8]) -> Result<CkaState> {
-        let state: CkaState = decode(
-            bytes,
-            b"EMBGCKAS",
-            CKA_STATE_VERSION,
-            "an embgeom CKA state",
-        )?;
+    /// The decoded state, once its sizes are checked to agree.
+    fn checked(self) -> Result<CkaState> {
+        let state = self;
         let (dx, dy) = state.dims;
         let fits = state.xx.dim() == (dx, dx)
             && state.yy.dim() == (dy, dy)

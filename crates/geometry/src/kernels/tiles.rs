@@ -4,8 +4,8 @@
 //! Work is split into a fixed list of pieces whose results are combined in a fixed order, so
 //! results do not depend on the number of threads.
 
+use crate::kernels::real::Element;
 use crate::progress::Progress;
-use crate::real::Real;
 use ndarray::linalg::general_mat_mul;
 use ndarray::{s, Array2, ArrayView2};
 use rayon::prelude::*;
@@ -30,7 +30,7 @@ pub(crate) struct GramTile<'a, F> {
     pub diagonal: bool,
 }
 
-impl<F: Real> GramTile<'_, F> {
+impl<F: Element> GramTile<'_, F> {
     /// Replace every pair entry by `f(d2)`, with the squared distance
     /// `d2 = max(0, |x_i|^2 + |x_j|^2 - 2 x_i.x_j)`, and return the rows as slices over the
     /// pairs `i < j` only.
@@ -83,7 +83,7 @@ pub(crate) fn map_gram_tiles<F, T, K>(
     kernel: K,
 ) -> Vec<T>
 where
-    F: Real,
+    F: Element,
     T: Send,
     K: Fn(GramTile<F>) -> T + Sync,
 {
@@ -128,7 +128,7 @@ where
 /// diagonal, by `syrk`: half the products of a GEMM (the kernels read only the pairs above the
 /// diagonal). Rows that are not contiguous take a GEMM. Single-threaded like every BLAS call
 /// here, so the bits do not depend on the thread count.
-fn diagonal_block<F: Real>(a: ArrayView2<F>, gram: &mut ndarray::ArrayViewMut2<F>) {
+fn diagonal_block<F: Element>(a: ArrayView2<F>, gram: &mut ndarray::ArrayViewMut2<F>) {
     let (n, k) = a.dim();
     let rows_contiguous = a.strides()[1] == 1 && a.strides()[0] >= k as isize;
     let gram_rows_contiguous = gram.strides()[1] == 1 && gram.strides()[0] >= n as isize;

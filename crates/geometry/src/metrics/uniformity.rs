@@ -7,14 +7,15 @@
 //! log-sum-exp, or estimated from K uniformly drawn pairs with a delta-method standard error.
 
 use crate::error::{GeometryError, Result};
-use crate::gram_exp::block_side;
-use crate::progress::Progress;
-use crate::real::Real;
-use crate::rows::{
+use crate::kernels::gram_exp::block_side;
+use crate::kernels::logsumexp::{check_norms, LogSumExp, UniformityPart};
+use crate::kernels::rows::{
     prefetch_first_line, prefetch_row_l2, squared_distances, PAIRS_AHEAD, TRANSLATE_AHEAD,
 };
-use crate::sampling::PairSampler;
-use crate::tiles::{gram_tile_count, map_gram_tiles, GramTile};
+use crate::kernels::sampling::PairSampler;
+use crate::kernels::tiles::gram_tile_count;
+use crate::metrics::real::Real;
+use crate::progress::Progress;
 use ndarray::ArrayView2;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -67,70 +68,12 @@ pub struct Uniformity {
     pub stderr: Option<f64>,
 }
 
-/// A running `log(sum exp(e_k))` kept as `(shift, sum exp(e_k - shift))`, plus the sum of
-/// squares for the sampled estimator's variance, merged in a fixed order.
-#[derive(Debug, Clone, Copy)]
-struct LogSumExp {
-    shift: f64,
-    sum: f64,
-    sum_sq: f64,
-    count: u64,
-}
-
-impl LogSumExp {
-    const EMPTY: LogSumExp = LogSumExp {
-        shift: f64::NEG_INFINITY,
-        sum: 0.0,
-        sum_sq: 0.0,
-        count: 0,
-    };
-
-    fn merge(self, other: LogSumExp) -> LogSumExp {
-        if other.count == 0 {
-            return self;
-        }
-        if self.count == 0 {
-            return other;
-        }
-        let shift = self.shift.max(other.shift);
-        let (a, b) = ((self.shift - shift).exp(), (other.shift - shift).exp());
-        LogSumExp {
-            shift,
-            sum: self.sum * a + other.sum * b,
-            sum_sq: self.sum_sq * a * a + other.sum_sq * b * b,
-            count: self.count + other.count,
-        }
-    }
-
-    /// `log( (1/count) sum exp(e_k) )`.
-    fn log_mean(&self) -> f64 {
-        self.shift + (self.sum / self.count as f64).ln()
-    }
-}
-
 /// Squared distances of rows this large, or exponents `-t ||x_i - x_j||^2` this large, overflow
 /// the element type (the Gram products are in f32 for f32 input): an error rather than a wrong
 /// value. Unit rows are always in range for every `t` below `1e37`. A row that is not finite is
 /// an error naming its first non-finite entry.
 fn check_magnitude<F: Real>(x: ArrayView2<F>, t: f64) -> Result<()> {
-    check_norms(x, &crate::rows::row_norms(x), t)
-}
-
-/// [`check_magnitude`] from the rows' norms.
-pub(crate) fn check_norms<F: Real>(x: ArrayView2<F>, norms: &[f64], t: f64) -> Result<()> {
-    if norms.iter().any(|n| !n.is_finite()) {
-        crate::rows::check_finite(x)?;
-    }
-    let largest = norms.iter().cloned().fold(0.0f64, f64::max);
-    let limit = F::max_value().as_f64() / 8.0;
-    let reach = 4.0 * largest * largest;
-    match largest <= limit.sqrt() && t * reach <= limit {
-        true => Ok(()),
-        false => Err(GeometryError::NonFiniteResult {
-            metric: "uniformity",
-            value: f64::INFINITY,
-        }),
-    }
+    check_norms(x, &crate::kernels::rows::row_norms(x), t)
 }
 
 fn check_parameters(n: usize, t: f64) -> Result<()> {
@@ -165,125 +108,6 @@ pub fn uniformity<F: Real>(
     }
 }
 
-/// `(m, sum_c exp(e_c - m))` of one f64 Gram tile row, `e_c = minus_t * max(0, row_sq +
-/// col_sq[c] - 2 gram[c])` and `m = max_c e_c` (`(-inf, 0)` when empty). `gram` is scratch.
-fn row_exp_sum(gram: &mut [f64], row_sq: f64, col_sq: &[f64], minus_t: f64) -> (f64, f64) {
-    let mut shift = f64::NEG_INFINITY;
-    for (g, &sq) in gram.iter_mut().zip(col_sq) {
-        let d2 = row_sq + sq - 2.0 * *g;
-        *g = minus_t * if d2 > 0.0 { d2 } else { 0.0 };
-        shift = if *g > shift { *g } else { shift };
-    }
-    (shift, gram.iter().map(|&e| (e - shift).exp()).sum())
-}
-
-/// `(shift, sum exp(e - shift), count)` of one f64 Gram tile's pair exponents
-/// `e = -t ||x_i - x_j||^2` (on a diagonal tile, the pairs above it only).
-fn tile_log_sum_exp(mut block: GramTile<f64>, minus_t: f64) -> LogSumExp {
-    let diagonal = block.diagonal;
-    block
-        .gram
-        .rows_mut()
-        .into_iter()
-        .enumerate()
-        .map(|(r, row)| {
-            let row = row.into_slice().expect("Gram tile rows are contiguous");
-            let start = if diagonal { (r + 1).min(row.len()) } else { 0 };
-            let (shift, sum) = row_exp_sum(
-                &mut row[start..],
-                block.row_sq[r],
-                &block.col_sq[start..],
-                minus_t,
-            );
-            LogSumExp {
-                shift,
-                sum,
-                sum_sq: 0.0,
-                count: (row.len() - start) as u64,
-            }
-        })
-        .fold(LogSumExp::EMPTY, LogSumExp::merge)
-}
-
-/// [`Real::UNIFORMITY_BLOCKS`] for f64 rows: `dgemm` tiles of the Gram matrix (in a buffer per
-/// thread), each tile's `sum exp(-t d^2)` accumulated relative to the largest exponent of each
-/// of its rows.
-pub(crate) fn gram_tile_parts(
-    x: ArrayView2<f64>,
-    y: Option<ArrayView2<f64>>,
-    t: f64,
-    tile: usize,
-    progress: &dyn Progress,
-) -> Result<Vec<UniformityPart>> {
-    let checked_squares = |rows: ArrayView2<f64>| -> Result<Vec<f64>> {
-        let norms = crate::rows::row_norms(rows);
-        check_norms(rows, &norms, t)?;
-        Ok(norms.into_iter().map(|n| n * n).collect())
-    };
-    let x_sq = checked_squares(x)?;
-    let y_sq = y.map(checked_squares).transpose()?;
-    let other = y.zip(y_sq.as_deref());
-    Ok(map_gram_tiles(x, &x_sq, other, tile, progress, |block| {
-        tile_log_sum_exp(block, -t)
-    })
-    .into_iter()
-    .map(UniformityPart::from)
-    .collect())
-}
-
-/// A mergeable part of the exact uniformity: `log sum exp(-t ||x_i - x_j||^2)` over some of
-/// the pairs, kept as `(shift, sum exp(e - shift), pairs)`. Parts of disjoint pair sets (the
-/// pairs within each shard, and between each two shards) merge into the exact value of all
-/// of them, in any order up to rounding.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct UniformityPart {
-    /// The reference exponent `s` of `sum` (the largest exponent seen, or 0 where the fused
-    /// f32 kernel proved that no term can underflow).
-    pub shift: f64,
-    /// `sum exp(e - shift)`.
-    pub sum: f64,
-    /// Pairs summed.
-    pub pairs: u64,
-}
-
-impl From<LogSumExp> for UniformityPart {
-    fn from(sum: LogSumExp) -> UniformityPart {
-        UniformityPart {
-            shift: sum.shift,
-            sum: sum.sum,
-            pairs: sum.count,
-        }
-    }
-}
-
-impl UniformityPart {
-    /// No pair.
-    pub const EMPTY: UniformityPart = UniformityPart {
-        shift: f64::NEG_INFINITY,
-        sum: 0.0,
-        pairs: 0,
-    };
-
-    /// Both parts together.
-    pub fn merge(self, other: UniformityPart) -> UniformityPart {
-        UniformityPart::from(self.log_sum_exp().merge(other.log_sum_exp()))
-    }
-
-    /// `L_unif` over the pairs summed (`None` without pairs).
-    pub fn value(&self) -> Option<f64> {
-        (self.pairs > 0).then(|| self.log_sum_exp().log_mean())
-    }
-
-    fn log_sum_exp(&self) -> LogSumExp {
-        LogSumExp {
-            shift: self.shift,
-            sum: self.sum,
-            sum_sq: 0.0,
-            count: self.pairs,
-        }
-    }
-}
-
 /// The uniformity part of the pairs within `a` (`b = None`: pairs `i < j`) or between `a` and
 /// `b` (every pair), from Gram blocks of side `tile` as in [`uniformity_exact`].
 pub fn uniformity_part<F: Real>(
@@ -301,9 +125,11 @@ pub fn uniformity_part<F: Real>(
         }
     }
     let tile = block_side(tile);
-    Ok((F::UNIFORMITY_BLOCKS)(a, b, t, tile, &crate::NoProgress)?
-        .into_iter()
-        .fold(UniformityPart::EMPTY, UniformityPart::merge))
+    Ok(
+        (F::UNIFORMITY_BLOCKS)(a, b, t, tile, &crate::progress::NoProgress)?
+            .into_iter()
+            .fold(UniformityPart::EMPTY, UniformityPart::merge),
+    )
 }
 
 /// Exact `L_unif` over all `N(N-1)/2` pairs.
@@ -339,6 +165,9 @@ pub fn uniformity_exact<F: Real>(
     })
 }
 
+/// Most pairs the sampled uniformity draws (`--pairs`): about an hour of work on two cores.
+pub const MAX_SAMPLED_PAIRS: u64 = 100_000_000_000;
+
 /// Pairs drawn per independent generator stream in [`uniformity_sampled`].
 const PAIRS_PER_STREAM: u64 = 1 << 16;
 
@@ -357,7 +186,7 @@ pub fn uniformity_sampled<F: Real>(
     let n = x.nrows();
     check_parameters(n, t)?;
     check_magnitude(x, t)?;
-    if !(2..=crate::analysis::MAX_SAMPLED_PAIRS).contains(&pairs) {
+    if !(2..=MAX_SAMPLED_PAIRS).contains(&pairs) {
         return Err(GeometryError::InvalidParameter {
             name: "pairs",
             value: pairs as f64,

@@ -3,11 +3,11 @@
 //! variance (Galanti, Gyorgy & Hutter, ICLR 2022), with the conventions of
 //! `docs/src/reference/metrics.md` (the unweighted global mean, two-pass variances, NC3 squared).
 
-use crate::classes::Classes;
 use crate::error::{GeometryError, Result};
-use crate::real::Real;
-use crate::stats::ClassStats;
-use crate::tiles::{single_threaded_blas, ROW_CHUNK};
+use crate::kernels::classes::Classes;
+use crate::kernels::tiles::{single_threaded_blas, ROW_CHUNK};
+use crate::metrics::real::Real;
+use crate::metrics::stats::ClassStats;
 use ndarray::linalg::general_mat_mul;
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
 use ndarray_linalg::{Eigh, UPLO};
@@ -62,7 +62,7 @@ pub struct Cdnv {
     #[serde(rename = "value")]
     pub mean: f64,
     /// The C x C matrix (0 on the diagonal), serialised as a list of rows.
-    #[serde(with = "crate::serde_rows")]
+    #[serde(with = "crate::kernels::serde_rows")]
     pub matrix: Array2<f64>,
 }
 
@@ -247,7 +247,7 @@ fn widen_into<F: Real>(buffer: &mut Array2<f64>, x: ArrayView2<F>, rows: &[usize
         let out = out
             .into_slice()
             .expect("rows of a new matrix are contiguous");
-        crate::rows::widen_row(out, &crate::rows::contiguous(&x.row(i)));
+        crate::kernels::rows::widen_row(out, &crate::kernels::rows::contiguous(&x.row(i)));
     }
 }
 
@@ -304,8 +304,8 @@ impl F32Screen {
         let mut norms = Vec::with_capacity(rows.len());
         for (out, &i) in block.outer_iter_mut().zip(rows) {
             let row = x.row(i);
-            let row = crate::rows::contiguous(&row);
-            norms.push(crate::rows::sum_of_squares(&row).sqrt());
+            let row = crate::kernels::rows::contiguous(&row);
+            norms.push(crate::kernels::rows::sum_of_squares(&row).sqrt());
             for (o, v) in out.into_iter().zip(row.iter()) {
                 *o = v.as_f64() as f32;
             }
@@ -401,7 +401,7 @@ fn scan_scores<T, const LANES: usize>(
     }
 }
 
-crate::rows::widened! {
+crate::kernels::rows::widened! {
     /// The f32 nearest mean `argmin_c (sq_c - 2 s_c)` of one row's f32 products `s` and its
     /// lead over the second nearest (0 on a tie), found in sixteen lanes.
     fn screened_nearest_mean(products: &[f32], mean_sq: &[f32]) -> (u32, f64) {
@@ -425,7 +425,7 @@ crate::rows::widened! {
     }
 }
 
-crate::rows::widened! {
+crate::kernels::rows::widened! {
     /// `argmin_c (||mu_c||^2 - 2 h.mu_c)` from the products `dots[c] = h.mu_c` and the squared
     /// norms `mean_sq`: [`argmin`]'s answer (the first index on ties), found in eight lanes
     /// (lane `l` keeps the first smallest of the indices `l mod 8`, then the smallest value

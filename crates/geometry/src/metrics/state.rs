@@ -7,10 +7,11 @@
 //! Second moments are kept about a fixed shift (the first batch's mean) to limit
 //! cancellation; merging re-centres exactly. Metrics that need the rows again (exact
 //! uniformity, kNN and nearest-class-mean accuracy) are not part of a state: the sharded
-//! analysis ([`crate::sharded`]) adds them in a second pass.
+//! analysis ([`crate::orchestration::sharded`]) adds them in a second pass.
 //!
 //! ```
 //! use embgeom_geometry::state::{LabelKey, State};
+//! use embgeom_geometry::Merge;
 //! use ndarray::array;
 //!
 //! let (a, b) = (array![[1.0f64, 0.2], [0.1, 1.0]], array![[0.9f64, -0.3], [-0.2, 1.1]]);
@@ -26,23 +27,23 @@
 //! # Ok::<(), embgeom_geometry::GeometryError>(())
 //! ```
 
-use crate::collapse::{collapse_from_stats, Collapse};
 use crate::error::{GeometryError, Result};
-use crate::real::Real;
-use crate::rows::normalize_rows;
-use crate::scatter::{all_rows, scatter};
-use crate::simplex::{simplex_angles, SimplexAngles};
-use crate::spectrum::column_means;
-use crate::spectrum::{spectrum_of, AlphaReq, Spectrum};
-use crate::stats::ClassStats;
-use crate::tiles::map_row_chunks;
+use crate::kernels::merge::Merge;
+use crate::kernels::rows::normalize_rows;
+use crate::kernels::scatter::{all_rows, scatter};
+use crate::kernels::tiles::map_row_chunks;
+use crate::metrics::collapse::{collapse_from_stats, Collapse};
+use crate::metrics::real::Real;
+use crate::metrics::simplex::{simplex_angles, SimplexAngles};
+use crate::metrics::spectrum::column_means;
+use crate::metrics::spectrum::{spectrum_of, AlphaReq, Spectrum};
+use crate::metrics::stats::ClassStats;
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// Version of the serialised form; bytes of another version are refused.
 pub const STATE_VERSION: u32 = 2;
-const MAGIC: &[u8; 8] = b"EMBGSTAT";
 
 /// A class label: an integer or a name. Classes are ordered as the analysis orders them:
 /// integers numerically, names lexically.
@@ -72,43 +73,6 @@ impl From<&str> for LabelKey {
 impl From<i64> for LabelKey {
     fn from(value: i64) -> Self {
         LabelKey::Int(value)
-    }
-}
-
-/// `magic`, the little-endian `version`, then the value in bincode's standard encoding.
-pub(crate) fn encode<T: Serialize>(magic: &[u8; 8], version: u32, value: &T) -> Vec<u8> {
-    let mut out = magic.to_vec();
-    out.extend_from_slice(&version.to_le_bytes());
-    // Encoding plain data into a Vec cannot fail.
-    if let Ok(body) = bincode::serde::encode_to_vec(value, bincode::config::standard()) {
-        out.extend_from_slice(&body);
-    }
-    out
-}
-
-/// The value of [`encode`]'s bytes; other data, another version or trailing bytes are an
-/// error naming `what`.
-pub(crate) fn decode<T: serde::de::DeserializeOwned>(
-    bytes: &[u8],
-    magic: &[u8; 8],
-    version: u32,
-    what: &str,
-) -> Result<T> {
-    let bad = |what: String| GeometryError::InvalidState { what };
-    if bytes.len() < 12 || &bytes[..8] != magic {
-        return Err(bad(format!("not {what}")));
-    }
-    let found = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
-    if found != version {
-        return Err(bad(format!(
-            "{what} of version {found}; this embgeom reads version {version}"
-        )));
-    }
-    let config = bincode::config::standard().with_limit::<{ 1 << 34 }>();
-    match bincode::serde::decode_from_slice(&bytes[12..], config) {
-        Ok((value, used)) if used == bytes.len() - 12 => Ok(value),
-        Ok(_) => Err(bad(format!("a corrupt {what}: trailing bytes"))),
-        Err(e) => Err(bad(format!("a corrupt {what}: {e}"))),
     }
 }
 
@@ -367,107 +331,6 @@ impl State {
         Ok(())
     }
 
-    /// Merge another state into this one (exact; the order does not matter beyond rounding).
-    pub fn merge(&mut self, other: &State) -> Result<()> {
-        if other.dim != self.dim {
-            return Err(GeometryError::ShapeMismatch {
-                what: format!(
-                    "merging a state of {} dimensions into one of {}",
-                    other.dim, self.dim
-                ),
-            });
-        }
-        if other.n == 0 {
-            return Ok(());
-        }
-        if self.n == 0 {
-            *self = other.clone();
-            return Ok(());
-        }
-        if self.classes.is_empty() != other.classes.is_empty() {
-            return Err(GeometryError::Labels {
-                what: "merging a labelled state with an unlabelled one".into(),
-            });
-        }
-        let mut other = other.clone();
-        let n = other.n as f64;
-        recentre(
-            &mut other.raw_sum,
-            &mut other.raw_moment,
-            n,
-            &other.shift,
-            &self.shift,
-        );
-        recentre(
-            &mut other.unit_sum,
-            &mut other.unit_moment,
-            n,
-            &other.unit_shift,
-            &self.unit_shift,
-        );
-        let delta: Vec<f64> = other
-            .shift
-            .iter()
-            .zip(&self.shift)
-            .map(|(a, b)| a - b)
-            .collect();
-        for (name, class) in other.classes {
-            let nc = class.n as f64;
-            // sum (h - to) = sum (h - from) + n delta; ||.||^2 grows accordingly.
-            let cross: f64 = class.raw.iter().zip(&delta).map(|(s, d)| s * d).sum();
-            let shift_sq: f64 = delta.iter().map(|d| d * d).sum();
-            let mut raw = class.raw.clone();
-            move_sum(&mut raw, &delta, nc);
-            let squares = class.raw_squares + 2.0 * cross + nc * shift_sq;
-            let mine = self
-                .classes
-                .entry(name)
-                .or_insert_with(|| ClassSums::empty(delta.len()));
-            mine.n += class.n;
-            mine.raw_squares += squares;
-            mine.unit_squares += class.unit_squares;
-            add_to(&mut mine.raw, raw.iter());
-            add_to(&mut mine.unit, class.unit.iter());
-        }
-        add_to(&mut self.raw_sum, other.raw_sum.iter());
-        add_to(&mut self.raw_moment, other.raw_moment.iter());
-        add_to(&mut self.unit_sum, other.unit_sum.iter());
-        add_to(&mut self.unit_moment, other.unit_moment.iter());
-        self.n += other.n;
-        Ok(())
-    }
-
-    /// The state as bytes: a magic tag, the version, then the binary fields (8 bytes per
-    /// value: about `16 D^2 + 16 C D` bytes).
-    pub fn to_bytes(&self) -> Vec<u8> {
-        encode(MAGIC, STATE_VERSION, self)
-    }
-
-    /// A state from [`State::to_bytes`]; other data or another version is an error.
-    pub fn from_bytes(bytes: &[u8]) -> Result<State> {
-        let bad = |what: String| GeometryError::InvalidState { what };
-        let state: State = decode(bytes, MAGIC, STATE_VERSION, "an embgeom state")?;
-        let d = state.dim;
-        let sizes_ok = [
-            &state.shift,
-            &state.unit_shift,
-            &state.raw_sum,
-            &state.unit_sum,
-        ]
-        .iter()
-        .all(|v| v.len() == d)
-            && state.raw_moment.len() == d * d
-            && state.unit_moment.len() == d * d
-            && state
-                .classes
-                .values()
-                .all(|c| c.raw.len() == d && c.unit.len() == d);
-        match sizes_ok {
-            true => Ok(state),
-            false => Err(bad("a corrupt embgeom state: sizes disagree".into())),
-        }
-    }
-
     /// The classes in class order (empty without labels).
     pub fn class_keys(&self) -> Vec<LabelKey> {
         self.classes.keys().cloned().collect()
@@ -491,7 +354,7 @@ impl State {
         out
     }
 
-    /// The dimensional-collapse metrics of the rows, as [`crate::spectrum`] computes them from
+    /// The dimensional-collapse metrics of the rows, as [`crate::metrics::spectrum`] computes them from
     /// the rows themselves (the same round-off levels).
     pub fn spectrum(&self) -> Result<Spectrum> {
         if self.n < 2 {
@@ -622,5 +485,106 @@ impl State {
             }
         }
         Ok(out)
+    }
+}
+
+impl Merge for State {
+    const MAGIC: [u8; 8] = *b"EMBGSTAT";
+    const VERSION: u32 = STATE_VERSION;
+    const WHAT: &'static str = "an embgeom state";
+
+    /// Merge another state into this one (exact; the order does not matter beyond rounding).
+    fn merge(&mut self, other: &State) -> Result<()> {
+        if other.dim != self.dim {
+            return Err(GeometryError::ShapeMismatch {
+                what: format!(
+                    "merging a state of {} dimensions into one of {}",
+                    other.dim, self.dim
+                ),
+            });
+        }
+        if other.n == 0 {
+            return Ok(());
+        }
+        if self.n == 0 {
+            *self = other.clone();
+            return Ok(());
+        }
+        if self.classes.is_empty() != other.classes.is_empty() {
+            return Err(GeometryError::Labels {
+                what: "merging a labelled state with an unlabelled one".into(),
+            });
+        }
+        let mut other = other.clone();
+        let n = other.n as f64;
+        recentre(
+            &mut other.raw_sum,
+            &mut other.raw_moment,
+            n,
+            &other.shift,
+            &self.shift,
+        );
+        recentre(
+            &mut other.unit_sum,
+            &mut other.unit_moment,
+            n,
+            &other.unit_shift,
+            &self.unit_shift,
+        );
+        let delta: Vec<f64> = other
+            .shift
+            .iter()
+            .zip(&self.shift)
+            .map(|(a, b)| a - b)
+            .collect();
+        for (name, class) in other.classes {
+            let nc = class.n as f64;
+            // sum (h - to) = sum (h - from) + n delta; ||.||^2 grows accordingly.
+            let cross: f64 = class.raw.iter().zip(&delta).map(|(s, d)| s * d).sum();
+            let shift_sq: f64 = delta.iter().map(|d| d * d).sum();
+            let mut raw = class.raw.clone();
+            move_sum(&mut raw, &delta, nc);
+            let squares = class.raw_squares + 2.0 * cross + nc * shift_sq;
+            let mine = self
+                .classes
+                .entry(name)
+                .or_insert_with(|| ClassSums::empty(delta.len()));
+            mine.n += class.n;
+            mine.raw_squares += squares;
+            mine.unit_squares += class.unit_squares;
+            add_to(&mut mine.raw, raw.iter());
+            add_to(&mut mine.unit, class.unit.iter());
+        }
+        add_to(&mut self.raw_sum, other.raw_sum.iter());
+        add_to(&mut self.raw_moment, other.raw_moment.iter());
+        add_to(&mut self.unit_sum, other.unit_sum.iter());
+        add_to(&mut self.unit_moment, other.unit_moment.iter());
+        self.n += other.n;
+        Ok(())
+    }
+
+    /// The decoded state, once its sizes are checked to agree.
+    fn checked(self) -> Result<State> {
+        let bad = |what: String| GeometryError::InvalidState { what };
+        let state = self;
+        let d = state.dim;
+        let sizes_ok = [
+            &state.shift,
+            &state.unit_shift,
+            &state.raw_sum,
+            &state.unit_sum,
+        ]
+        .iter()
+        .all(|v| v.len() == d)
+            && state.raw_moment.len() == d * d
+            && state.unit_moment.len() == d * d
+            && state
+                .classes
+                .values()
+                .all(|c| c.raw.len() == d && c.unit.len() == d);
+        match sizes_ok {
+            true => Ok(state),
+            false => Err(bad("a corrupt embgeom state: sizes disagree".into())),
+        }
     }
 }

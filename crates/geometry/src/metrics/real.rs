@@ -1,0 +1,38 @@
+//! The element types the metrics compute on: [`Element`] with its exact uniformity kernel.
+
+use crate::error::Result;
+use crate::kernels::logsumexp::UniformityPart;
+use crate::kernels::real::Element;
+use crate::progress::Progress;
+use ndarray::ArrayView2;
+
+/// [`Real::UNIFORMITY_BLOCKS`]: `(x, y, t, tile, progress)` to the part of every block, or
+/// the error of a row that is not finite or too large.
+pub type UniformityBlocks<F> = fn(
+    ArrayView2<F>,
+    Option<ArrayView2<F>>,
+    f64,
+    usize,
+    &dyn Progress,
+) -> Result<Vec<UniformityPart>>;
+
+/// An embedding element type (`f32` or `f64`) with its exact uniformity kernel.
+///
+/// Gram products are computed in this type (BLAS `sgemm` or `dgemm`, or the fused f32
+/// uniformity kernel); every sum over rows or pairs is accumulated in `f64`.
+pub trait Real: Element {
+    /// The exact uniformity part, `log sum exp(-t ||x_i - x_j||^2)` kept as `(shift, sum,
+    /// pairs)`, of every Gram block of side `tile`: the pairs `i < j` within `x` (`y = None`,
+    /// blocks `I <= J`) or every pair of a row of `x` and a row of `y`, in row-major block
+    /// order. f32 rows take the fused kernel of [`crate::kernels::gram_exp`]; f64 rows take
+    /// `dgemm` tiles ([`crate::kernels::logsumexp`]).
+    const UNIFORMITY_BLOCKS: UniformityBlocks<Self>;
+}
+
+impl Real for f64 {
+    const UNIFORMITY_BLOCKS: UniformityBlocks<f64> = crate::kernels::logsumexp::gram_tile_parts;
+}
+
+impl Real for f32 {
+    const UNIFORMITY_BLOCKS: UniformityBlocks<f32> = crate::kernels::gram_exp::block_parts;
+}

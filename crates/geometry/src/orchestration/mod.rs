@@ -1,0 +1,10 @@
+//! The top layer: one analysis from its inputs (stages, timings, memory limit), the sharded
+//! analysis's tasks, the numbers behind the figures, the metric catalogue, the machine's
+//! rates, and the public entry points.
+
+pub(crate) mod analysis;
+pub mod catalogue;
+pub(crate) mod entry;
+pub(crate) mod figure_data;
+pub(crate) mod rates;
+pub mod sharded;
