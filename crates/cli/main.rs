@@ -230,32 +230,46 @@ fn rendered(run: &Run) -> (serde_json::Value, String) {
     )
 }
 
-/// Run a sharded job's tasks on Ray through `python -m embgeom.ray`, which writes the
-/// analysis document and table as JSON.
+/// Run a sharded job's tasks on Ray through `python -m embgeom.ray`: the job goes to its
+/// standard input and the analysis document and table come back as the last line of its
+/// standard output (JSON), with no file between; its standard error is the user's.
 fn run_on_ray(job: &ShardJob, address: &str) -> Result<(serde_json::Value, String)> {
+    use std::io::Write;
+    use std::process::Stdio;
     let python = std::env::var("EMBGEOM_PYTHON").unwrap_or_else(|_| "python3".into());
-    let base = std::env::temp_dir().join(format!("embgeom-ray-{}", std::process::id()));
-    let (job_file, out_file) = (
-        base.with_extension("job.json"),
-        base.with_extension("out.json"),
-    );
-    write_output(&job_file, job.to_json().as_bytes())?;
-    let status = std::process::Command::new(&python)
-        .args(["-m", "embgeom.ray", "--address", address, "--job"])
-        .arg(&job_file)
-        .arg("--out")
-        .arg(&out_file)
-        .status();
-    let _ = std::fs::remove_file(&job_file);
-    let status = status.with_context(|| {
-        format!("cannot run {python} (set EMBGEOM_PYTHON to a Python with embgeom and ray)")
-    })?;
-    let output = std::fs::read_to_string(&out_file);
-    let _ = std::fs::remove_file(&out_file);
-    if !status.success() {
-        bail!("the Ray run failed ({status}); its error is above");
+    let mut child = std::process::Command::new(&python)
+        .args([
+            "-m",
+            "embgeom.ray",
+            "--address",
+            address,
+            "--job",
+            "-",
+            "--out",
+            "-",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .with_context(|| {
+            format!("cannot run {python} (set EMBGEOM_PYTHON to a Python with embgeom and ray)")
+        })?;
+    if let Some(mut stdin) = child.stdin.take() {
+        // A child that exits early closes the pipe: its own error says why.
+        let _ = stdin.write_all(job.to_json().as_bytes());
     }
-    let output: serde_json::Value = serde_json::from_str(&output?)?;
+    let output = child.wait_with_output()?;
+    if !output.status.success() {
+        bail!("the Ray run failed ({}); its error is above", output.status);
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let last = stdout
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("");
+    let output: serde_json::Value = serde_json::from_str(last)
+        .with_context(|| format!("{python} -m embgeom.ray did not end with its result"))?;
     let table = output["table"].as_str().unwrap_or_default().to_string();
     Ok((output["document"].clone(), table))
 }

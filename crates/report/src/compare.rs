@@ -3,12 +3,12 @@
 //! metric's ideal, overlaid and side-by-side figures, and, when the inputs hold the same items
 //! in the same order, linear CKA between each pair and the per-class changes.
 
+use crate::error::ReportError;
 use crate::figures::{axes, fail, font, series_labels, Context, Drawn, Figure};
 use crate::html::{escape, CSS};
+use crate::page::{claim_folder, figure_block, figures_folder, write, Plot, MARKER};
+use crate::report::Written;
 use crate::style::CLASS_COLOURS;
-use crate::{
-    claim_folder, figure_block, figures_folder, write, Plot, ReportError, Written, MARKER,
-};
 use embgeom_geometry::catalogue::{metrics, Direction, Metric};
 use embgeom_geometry::{linear_cka, Analysis, AnalysisOptions, Progress};
 use embgeom_pipeline::{

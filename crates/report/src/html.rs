@@ -1,7 +1,7 @@
 //! The self-contained HTML page: inline CSS and SVG, no scripts, no network.
 
 use crate::figures::Figure;
-use crate::{RenderedFigure, Report};
+use crate::report::{RenderedFigure, Report};
 use embgeom_geometry::catalogue::shown_groups;
 use embgeom_geometry::Analysis;
 

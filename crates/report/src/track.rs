@@ -2,10 +2,12 @@
 //! alignment-uniformity trajectory, the spectrum over steps, class-mean cosines at the first
 //! and last checkpoint, CKA over steps, and the per-checkpoint table.
 
+use crate::error::ReportError;
 use crate::figures::{axes, class_matrix, fail, font, series_labels, Drawn, HeatKind};
 use crate::html::{escape, CSS};
+use crate::page::{figure_block, figures_folder, write, Plot, MARKER};
+use crate::report::Written;
 use crate::style::{sequential, CLASS_COLOURS, OKABE_BLUE, VERMILLION};
-use crate::{figure_block, figures_folder, write, Plot, ReportError, Written, MARKER};
 use ndarray::Array2;
 use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
@@ -45,7 +47,7 @@ pub struct Trajectory {
     pub inputs: Vec<(String, String)>,
     /// `--fail-if` results: (check, passed, explanation).
     pub checks: Vec<(String, bool, String)>,
-    /// Identifies the options; see [`crate::Report::signature`].
+    /// Identifies the options; see [`crate::report::Report::signature`].
     pub signature: String,
 }
 
@@ -557,7 +559,7 @@ fn cell(v: Option<f64>) -> String {
 }
 
 /// Write the tracking page and its figures into `dir` (the tables are written by the caller,
-/// which has checked the folder with [`crate::check_folder`]).
+/// which has checked the folder with [`crate::page::check_folder`]).
 pub fn write_trajectory(dir: &Path, t: &Trajectory) -> Result<Written, ReportError> {
     let figures_dir = figures_folder(dir)?;
     let mut files = Vec::new();

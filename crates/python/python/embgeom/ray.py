@@ -158,22 +158,32 @@ def analyze(path: Any, *, address: Optional[str] = None, key: Optional[str] = No
 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m embgeom.ray", description=__doc__.splitlines()[0])
-    parser.add_argument("--job", required=True, help="a shard job (JSON) written by embgeom analyze")
+    parser.add_argument("--job", required=True,
+                        help="a shard job (JSON) written by embgeom analyze; - reads it from stdin")
     parser.add_argument("--address", default="auto", help="Ray address, or 'local'")
-    parser.add_argument("--out", required=True, help="where to write the document and table (JSON)")
+    parser.add_argument("--out", required=True,
+                        help="where to write the document and table (JSON); - writes them to "
+                             "stdout as its last line")
     parser.add_argument("--max-retries", type=int, default=3)
     parser.add_argument("--cpus-per-task", type=int, default=1)
     args = parser.parse_args(argv)
-    with open(args.job) as handle:
-        job = _embgeom.ShardJob.from_json(handle.read())
+    if args.job == "-":
+        job = _embgeom.ShardJob.from_json(sys.stdin.read())
+    else:
+        with open(args.job) as handle:
+            job = _embgeom.ShardJob.from_json(handle.read())
     try:
         _connect(args.address, None)
         result = run(job, max_retries=args.max_retries, cpus_per_task=args.cpus_per_task)
     except EmbgeomError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    with open(args.out, "w") as handle:
-        json.dump({"document": result.to_dict(), "table": str(result)}, handle)
+    output = json.dumps({"document": result.to_dict(), "table": str(result)})
+    if args.out == "-":
+        print(output, flush=True)
+    else:
+        with open(args.out, "w") as handle:
+            handle.write(output)
     return 0
 
 
