@@ -9,6 +9,10 @@ pub trait Progress: Sync {
     fn start(&self, stage: &str, total: u64);
     /// `units` more units of the current stage are done.
     fn advance(&self, units: u64);
+    /// A unit of work of the current stage begins. A front end that stops a computation (on
+    /// Ctrl-C) unwinds here, so that the units not yet begun are skipped, not computed; by
+    /// default nothing happens.
+    fn begin_unit(&self) {}
     /// The current stage is done.
     fn finish(&self);
     /// What is being worked on now (e.g. a file name); ignored unless overridden.

@@ -512,6 +512,7 @@ pub(crate) fn block_parts(
     Ok(pieces
         .par_iter()
         .map(|&(i, j)| {
+            progress.begin_unit();
             let part = block_part(kernel, &a, b, range(i, na), range(j, nb), same && i == j, t);
             progress.advance(1);
             part

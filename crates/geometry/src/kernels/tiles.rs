@@ -102,6 +102,7 @@ where
         .map_init(
             || Array2::<F>::zeros((tile, tile)),
             |buffer, &(bi, bj)| {
+                progress.begin_unit();
                 let (rows, cols) = (block_range(bi, nx), block_range(bj, ny));
                 let mut gram = buffer.slice_mut(s![..rows.len(), ..cols.len()]);
                 let a = x.slice(s![rows.clone(), ..]);
