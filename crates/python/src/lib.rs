@@ -4,18 +4,26 @@
 //! or DLPack objects into them) and are read in place: f32 and f64 rows in C order are not
 //! copied. Every computation runs with the GIL released, polls for Ctrl-C (raising
 //! `KeyboardInterrupt`), and turns every Rust error into `embgeom.EmbgeomError` (a
-//! `ValueError`) with the CLI's message; no panic reaches Python.
+//! `ValueError`) with the CLI's message; no panic reaches Python. No message shows the
+//! contents of an array.
+//!
+//! An analysis comes back as a [`PyRun`] (`embgeom._embgeom.Run`): its document, catalogue
+//! rows, text table and HTML, and (when computed) the report's figures, drawn on demand.
 
 use embgeom_geometry::catalogue::{self, CATALOGUE};
 use embgeom_geometry::sharded::{Context, SecondPass, Summary, UniformityBlock};
-use embgeom_geometry::state::LabelKey;
+use embgeom_geometry::state::{LabelKey, State};
 use embgeom_geometry::Merge;
-use embgeom_geometry::{Analysis, AnalysisOptions, KnnOptions, Progress, DEFAULT_TILE};
+use embgeom_geometry::{
+    collapse_from_stats, simplex_angles, Alignment, Analysis, AnalysisOptions, Collapse,
+    FigureData, KnnOptions, Progress, DEFAULT_TILE,
+};
 use embgeom_io::{LabelValues, Labels};
 use embgeom_pipeline::{
-    analysis_document, analyze_inputs, text_table, Extras, InputSpec, Inputs, PipelineError, Rows,
-    Run, ShardJob, ShardedDataset, Source, Values,
+    analysis_document, analyze_inputs, text_table, Extras, InputSpec, InputSummary, Inputs,
+    PipelineError, Rows, Run, ShardJob, ShardedDataset, Source, Values,
 };
+use embgeom_report::{CompareInput, CompareOptions, Figure, ReportOptions};
 use ndarray::CowArray;
 use numpy::{PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
 use pyo3::create_exception;
@@ -51,6 +59,9 @@ impl Progress for Interruptible {
         self.check();
     }
     fn advance(&self, _units: u64) {
+        self.check();
+    }
+    fn begin_unit(&self) {
         self.check();
     }
     fn finish(&self) {}
@@ -205,24 +216,136 @@ fn catalogue_row(m: &catalogue::Metric, analysis: Option<&Analysis>) -> serde_js
     row
 }
 
-/// The analysis as `(document JSON, catalogue rows JSON, text table)`.
-fn rendered(run: &Run) -> (String, String, String) {
-    let document = analysis_document(&run.analysis, &run.summary).to_string();
-    let rows: Vec<serde_json::Value> = CATALOGUE
-        .iter()
-        .map(|m| catalogue_row(m, Some(&run.analysis)))
-        .collect();
-    let table = text_table(&run.analysis, &run.summary);
-    (document, serde_json::Value::from(rows).to_string(), table)
+/// What extras an analysis computes: the numbers behind the report's figures, or nothing.
+fn extras(figures: bool) -> Extras {
+    Extras {
+        figures,
+        ..Extras::default()
+    }
 }
 
-/// Analyse in-memory arrays: every metric of `embgeom analyze`.
+/// An analysis done: every metric, the inputs' summary and, when asked for, the numbers behind
+/// the report's figures, with the options it ran with.
+#[pyclass(name = "Run", module = "embgeom._embgeom", frozen)]
+struct PyRun {
+    run: Run,
+    options: AnalysisOptions,
+}
+
+impl PyRun {
+    /// The numbers behind the figures, or why there are none.
+    fn figure_data(&self) -> PyResult<&FigureData> {
+        self.run.figures.as_ref().ok_or_else(|| {
+            error("this analysis holds no figure data: run embgeom.analyze or analyze_file with figures=True (an Accumulator's or a sharded analysis has none)")
+        })
+    }
+}
+
+#[pymethods]
+impl PyRun {
+    /// The `embgeom.analysis/1` document as JSON.
+    fn document(&self) -> String {
+        analysis_document(&self.run.analysis, &self.run.summary).to_string()
+    }
+
+    /// One JSON row per catalogued metric: its catalogue entry with value, ideal and definition.
+    fn rows(&self) -> String {
+        let rows: Vec<serde_json::Value> = CATALOGUE
+            .iter()
+            .map(|m| catalogue_row(m, Some(&self.run.analysis)))
+            .collect();
+        serde_json::Value::from(rows).to_string()
+    }
+
+    /// The table of `embgeom analyze`.
+    fn table(&self) -> String {
+        text_table(&self.run.analysis, &self.run.summary)
+    }
+
+    /// The metric table and warnings as an HTML fragment (escaped).
+    fn html(&self) -> String {
+        embgeom_report::analysis_html(&self.run.analysis, &self.run.summary)
+    }
+
+    /// The report's figures drawn as SVG in memory: `(drawn, skipped)`, `drawn` as
+    /// `(id, title, caption, svg)` in page order, `skipped` as `(id, title, why)`.
+    #[allow(clippy::type_complexity)]
+    fn figures(
+        &self,
+        py: Python<'_>,
+    ) -> PyResult<(
+        Vec<(String, String, String, String)>,
+        Vec<(String, String, String)>,
+    )> {
+        let data = self.figure_data()?;
+        let analysis = &self.run.analysis;
+        let figures = py
+            .detach(|| embgeom_report::render_figures(analysis, data))
+            .map_err(error)?;
+        let drawn = figures
+            .drawn
+            .into_iter()
+            .map(|f| {
+                let (id, title) = (f.figure.id().into(), f.figure.title().into());
+                (id, title, f.caption, f.svg)
+            })
+            .collect();
+        let skipped = figures
+            .skipped
+            .iter()
+            .map(|(f, why)| (f.id().into(), f.title().into(), why.to_string()))
+            .collect();
+        Ok((drawn, skipped))
+    }
+
+    /// Draw figure `figure` (its id) into `path`: PNG for a `.png` name, SVG for `.svg`.
+    fn write_figure(&self, py: Python<'_>, figure: &str, path: PathBuf) -> PyResult<()> {
+        let data = self.figure_data()?;
+        let figure = Figure::from_id(figure).ok_or_else(|| {
+            let ids: Vec<&str> = Figure::ALL.iter().map(|f| f.id()).collect();
+            error(format!("no figure {figure:?}; figures: {}", ids.join(", ")))
+        })?;
+        let analysis = &self.run.analysis;
+        py.detach(|| embgeom_report::write_figure(analysis, data, figure, &path))
+            .map_err(error)
+    }
+
+    /// Write the report (`index.html`, the figures, `analysis.json`, `metrics.csv`) into
+    /// `out`, as `embgeom report` does; returns the path of `index.html`.
+    #[pyo3(signature = (out, name, force=false))]
+    fn write_report(
+        &self,
+        py: Python<'_>,
+        out: PathBuf,
+        name: String,
+        force: bool,
+    ) -> PyResult<String> {
+        self.figure_data()?;
+        let output = ReportOptions {
+            dir: out,
+            name,
+            force,
+        };
+        let written = py
+            .detach(|| embgeom_report::write_run_report(&self.run, &self.options, &output))
+            .map_err(error)?;
+        Ok(written.index.display().to_string())
+    }
+}
+
+/// A finished run for Python; `options` sign its report (a sharded or an accumulated analysis,
+/// which has no figure data and so no report, passes the defaults).
+fn finished(run: Run, options: AnalysisOptions) -> PyRun {
+    PyRun { run, options }
+}
+
+/// Analyse in-memory arrays: every metric of `embgeom analyze` and, with `figures`, the
+/// numbers behind the report's figures.
 ///
-/// Returns `(document, catalogue_rows, table, in_place)`: the `embgeom.analysis/1` document
-/// and the catalogue rows as JSON, the text table, and whether the embeddings were read in
-/// place (not copied).
+/// Returns `(run, in_place)`: the analysis and whether the embeddings were read in place (not
+/// copied).
 #[pyfunction]
-#[pyo3(signature = (embeddings=None, views=None, labels=None, classifier=None, bias=None, split=None, subclasses=None, normalize=true, **kwargs))]
+#[pyo3(signature = (embeddings=None, views=None, labels=None, classifier=None, bias=None, split=None, subclasses=None, normalize=true, figures=false, **kwargs))]
 #[allow(clippy::too_many_arguments)]
 fn analyze<'py>(
     py: Python<'py>,
@@ -234,8 +357,9 @@ fn analyze<'py>(
     split: Option<Bound<'py, PyAny>>,
     subclasses: Option<Bound<'py, PyAny>>,
     normalize: bool,
+    figures: bool,
     kwargs: Option<&Bound<'py, PyDict>>,
-) -> PyResult<(String, String, String, bool)> {
+) -> PyResult<(PyRun, bool)> {
     let options = options(kwargs)?;
     let embeddings = embeddings
         .map(|e| Matrix::extract(&e, "embeddings"))
@@ -268,16 +392,16 @@ fn analyze<'py>(
         subclasses: self::labels(subclasses.as_ref(), "subclasses")?,
     };
     let run = interruptible(py, |progress| {
-        analyze_inputs(inputs, normalize, &options, Extras::default(), progress)
+        analyze_inputs(inputs, normalize, &options, extras(figures), progress)
             .map_err(|e| e.to_string())
     })?;
-    let (document, rows, table) = rendered(&run);
-    Ok((document, rows, table, in_place))
+    Ok((finished(run, options), in_place))
 }
 
-/// Analyse files, as `embgeom analyze FILE` does; returns `(document, catalogue_rows, table)`.
+/// Analyse files, as `embgeom analyze FILE` does (with `figures`, also the numbers behind the
+/// report's figures).
 #[pyfunction]
-#[pyo3(signature = (path, labels=None, views=None, key=None, label_key=None, classifier=None, normalize=true, **kwargs))]
+#[pyo3(signature = (path, labels=None, views=None, key=None, label_key=None, classifier=None, normalize=true, figures=false, **kwargs))]
 #[allow(clippy::too_many_arguments)]
 fn analyze_file(
     py: Python<'_>,
@@ -288,8 +412,9 @@ fn analyze_file(
     label_key: Option<String>,
     classifier: Option<String>,
     normalize: bool,
+    figures: bool,
     kwargs: Option<&Bound<'_, PyDict>>,
-) -> PyResult<(String, String, String)> {
+) -> PyResult<PyRun> {
     let options = options(kwargs)?;
     let spec = InputSpec {
         embeddings: path,
@@ -302,10 +427,10 @@ fn analyze_file(
         ..InputSpec::default()
     };
     let run = interruptible(py, |progress| {
-        embgeom_pipeline::run_analysis(&spec, &options, Extras::default(), progress)
+        embgeom_pipeline::run_analysis(&spec, &options, extras(figures), progress)
             .map_err(|e| e.to_string())
     })?;
-    Ok(rendered(&run))
+    Ok(finished(run, options))
 }
 
 /// Write a report of a file (`embgeom report`); returns the path of `index.html`.
@@ -329,7 +454,7 @@ fn report(
         normalize,
         ..InputSpec::default()
     };
-    let output = embgeom_report::ReportOptions {
+    let output = ReportOptions {
         dir: out,
         name,
         force,
@@ -340,10 +465,11 @@ fn report(
     Ok(written.index.display().to_string())
 }
 
-/// One `embgeom track` pass over a run; returns a dict with the counts, the page and the
-/// check results.
+/// One `embgeom track` pass over a run (named `name`, by default its folder's name); returns a
+/// dict with the counts, the page and the check results.
 #[pyfunction]
-#[pyo3(signature = (run, out, labels=None, checks=None, force=false, **kwargs))]
+#[pyo3(signature = (run, out, labels=None, checks=None, force=false, name=None, **kwargs))]
+#[allow(clippy::too_many_arguments)]
 fn track<'py>(
     py: Python<'py>,
     run: String,
@@ -351,6 +477,7 @@ fn track<'py>(
     labels: Option<PathBuf>,
     checks: Option<Vec<String>>,
     force: bool,
+    name: Option<String>,
     kwargs: Option<&Bound<'py, PyDict>>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let analysis = options(kwargs)?;
@@ -359,6 +486,7 @@ fn track<'py>(
         .iter()
         .map(|c| c.parse().map_err(error))
         .collect::<PyResult<Vec<embgeom_track::Check>>>()?;
+    let defaults = embgeom_track::TrackOptions::new(&run);
     let options = embgeom_track::TrackOptions {
         inputs: InputSpec {
             labels,
@@ -366,9 +494,10 @@ fn track<'py>(
         },
         analysis,
         out,
+        name: name.unwrap_or(defaults.name.clone()),
         checks,
         force,
-        ..embgeom_track::TrackOptions::new(&run)
+        ..defaults
     };
     let outcome = interruptible(py, |progress| {
         embgeom_track::track(&options, progress).map_err(|e| e.to_string())
@@ -393,6 +522,47 @@ fn track<'py>(
     Ok(result)
 }
 
+/// Compare files side by side, as `embgeom compare` does: `inputs` are `(name, path)` pairs
+/// (two or more), `labels` a labels file for every input. Returns a dict with the path of the
+/// page (`index`), the `embgeom.compare/1` document as JSON (`document`) and the text table.
+#[pyfunction]
+#[pyo3(signature = (inputs, out, title, labels=None, force=false, **kwargs))]
+fn compare<'py>(
+    py: Python<'py>,
+    inputs: Vec<(String, PathBuf)>,
+    out: PathBuf,
+    title: String,
+    labels: Option<PathBuf>,
+    force: bool,
+    kwargs: Option<&Bound<'py, PyDict>>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let options = options(kwargs)?;
+    let inputs: Vec<CompareInput> = inputs
+        .into_iter()
+        .map(|(name, path)| CompareInput {
+            name,
+            spec: InputSpec {
+                embeddings: Some(path),
+                labels: labels.clone(),
+                ..InputSpec::default()
+            },
+        })
+        .collect();
+    let output = CompareOptions {
+        dir: out,
+        title,
+        force,
+    };
+    let compared = interruptible(py, |progress| {
+        embgeom_report::compare(&inputs, &options, &output, progress).map_err(|e| e.to_string())
+    })?;
+    let result = PyDict::new(py);
+    result.set_item("index", compared.written.index.display().to_string())?;
+    result.set_item("document", compared.document.to_string())?;
+    result.set_item("table", compared.table)?;
+    Ok(result)
+}
+
 /// The metric catalogue as JSON: key, name, group, level, direction, reading, paper, link.
 #[pyfunction]
 fn catalogue_json() -> String {
@@ -406,10 +576,56 @@ fn label_key(value: &Bound<'_, PyAny>) -> PyResult<LabelKey> {
         return Ok(LabelKey::Int(v));
     }
     value.extract::<String>().map(LabelKey::Text).map_err(|_| {
+        let kind = value
+            .get_type()
+            .name()
+            .map_or_else(|_| "value".to_string(), |n| n.to_string());
         error(format!(
-            "labels: {value} is neither an integer nor a string"
+            "labels: a {kind} is neither an integer nor a string"
         ))
     })
+}
+
+/// What an accumulator's analysis leaves out.
+const NOT_IN_A_STATE: &str = "an Accumulator keeps sufficient statistics only: uniformity, kNN accuracy, nearest-class-mean accuracy and the per-class table need the rows (embgeom.analyze)";
+
+/// The analysis of the rows a state summarised: the spectrum and, with labels, label-positive
+/// alignment (alpha = 2), NC1-NC2, ETF distance, CDNV and simplex angles, as the sharded
+/// analysis finalises them; nearest-class-mean accuracy is not defined by a state (NaN, shown
+/// as null).
+fn state_analysis(state: &State) -> embgeom_geometry::Result<Analysis> {
+    let mut analysis = Analysis::of_spectrum(state.rows() as usize, state.dim(), state.spectrum()?);
+    if let Some((names, stats)) = state.class_stats() {
+        analysis.num_classes = Some(names.len());
+        analysis.class_alignment = state.class_alignment().map(|value| Alignment {
+            value,
+            alpha: 2.0,
+            pairs: stats
+                .counts
+                .iter()
+                .map(|&n| (n as u64) * (n as u64).saturating_sub(1) / 2)
+                .sum(),
+        });
+        let collapse = collapse_from_stats(
+            Collapse {
+                ncc_accuracy: f64::NAN,
+                ..Collapse::default()
+            },
+            &stats,
+            &names,
+            None,
+        )?;
+        analysis.warnings.extend(collapse.warnings.iter().cloned());
+        analysis.collapse = Some(collapse);
+        if names.len() >= 2 {
+            match simplex_angles(state.unit_class_means().view()) {
+                Ok(angles) => analysis.simplex_angles = Some(angles),
+                Err(e) => analysis.warnings.push(format!("simplex angles: {e}")),
+            }
+        }
+    }
+    analysis.warnings.push(NOT_IN_A_STATE.into());
+    Ok(analysis)
 }
 
 /// A mergeable partial state (`embgeom_geometry::state::State`); see `embgeom.Accumulator`.
@@ -473,10 +689,29 @@ impl PyState {
             .map_err(error)
     }
 
-    /// The metrics as JSON.
-    fn finalize(&self) -> PyResult<String> {
-        let metrics = self.state.finalize().map_err(error)?;
-        serde_json::to_string(&metrics).map_err(error)
+    /// The analysis of every row summarised (see `state_analysis`).
+    fn finalize(&self) -> PyResult<PyRun> {
+        let analysis = state_analysis(&self.state).map_err(error)?;
+        let summary = InputSummary {
+            embeddings: Some("Accumulator".into()),
+            views: Vec::new(),
+            labels: analysis.num_classes.map(|_| "labels".into()),
+            classifier: None,
+            split: None,
+            subclasses: None,
+            class_names: None,
+            dtype: "f64".into(),
+            normalized: true,
+        };
+        let run = Run {
+            analysis,
+            summary,
+            figures: None,
+            mean_cosines: None,
+            labels: None,
+            timings: Vec::new(),
+        };
+        Ok(finished(run, AnalysisOptions::default()))
     }
 
     /// Rows summarised so far.
@@ -668,7 +903,7 @@ impl PyShardJob {
         Ok(bytes(py, block.to_bytes()))
     }
 
-    /// The analysis from the merged results: `(document, catalogue_rows, table)`.
+    /// The analysis from the merged results.
     #[pyo3(signature = (summary, context, second, block=None))]
     fn finalize(
         &self,
@@ -677,7 +912,7 @@ impl PyShardJob {
         context: Vec<u8>,
         second: Vec<u8>,
         block: Option<Vec<u8>>,
-    ) -> PyResult<(String, String, String)> {
+    ) -> PyResult<PyRun> {
         let job = &self.job;
         let run = py
             .detach(|| {
@@ -693,14 +928,14 @@ impl PyShardJob {
                 )
             })
             .map_err(error)?;
-        Ok(rendered(&run))
+        Ok(finished(run, AnalysisOptions::default()))
     }
 
-    /// The whole analysis in this process, one shard at a time: `(document, rows, table)`.
-    fn run(&self, py: Python<'_>) -> PyResult<(String, String, String)> {
+    /// The whole analysis in this process, one shard at a time.
+    fn run(&self, py: Python<'_>) -> PyResult<PyRun> {
         let job = &self.job;
         let run = interruptible(py, |progress| job.run(progress).map_err(|e| e.to_string()))?;
-        Ok(rendered(&run))
+        Ok(finished(run, AnalysisOptions::default()))
     }
 }
 
@@ -712,7 +947,9 @@ fn _embgeom(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(analyze_file, m)?)?;
     m.add_function(wrap_pyfunction!(report, m)?)?;
     m.add_function(wrap_pyfunction!(track, m)?)?;
+    m.add_function(wrap_pyfunction!(compare, m)?)?;
     m.add_function(wrap_pyfunction!(catalogue_json, m)?)?;
+    m.add_class::<PyRun>()?;
     m.add_class::<PyState>()?;
     m.add_class::<PyShardJob>()?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;

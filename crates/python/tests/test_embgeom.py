@@ -263,10 +263,11 @@ def test_report_and_track_run_the_cli_engines(tmp_path):
     assert outcome["checkpoints"] == 12 and outcome["checks"][0][1]
 
 
-def test_the_stubs_match_the_compiled_module():
+def test_the_stubs_match_the_compiled_module_and_the_result_class():
     needs("mypy")
     out = subprocess.run([sys.executable, "-m", "mypy.stubtest", "embgeom._embgeom",
-                          "--ignore-missing-stub"], capture_output=True, text=True)
+                          "embgeom.analysis", "--ignore-missing-stub"],
+                         capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
 
 
@@ -313,6 +314,7 @@ def test_accumulator_states_merge_pickle_and_match_the_analysis():
     y = np.arange(3000) % 6
     x = (means[y] + rng.standard_normal((3000, 20))).astype(np.float32)
     whole = embgeom.Accumulator().update(x, y).finalize()
+    assert isinstance(whole, embgeom.Analysis)
     cuts = [0, 700, 1500, 1501, 3000]
     parts = [embgeom.Accumulator().update(x[a:b], y[a:b]) for a, b in zip(cuts, cuts[1:])]
     for order in ([0, 1, 2, 3], [3, 2, 1, 0], [2, 0, 3, 1]):
@@ -320,16 +322,22 @@ def test_accumulator_states_merge_pickle_and_match_the_analysis():
         for k in order:
             merged.merge(pickle.loads(pickle.dumps(parts[k])))
         got = merged.finalize()
-        assert got["n"] == 3000 and got["num_classes"] == 6
+        assert got.n == 3000 and got.num_classes == 6
         for key in ("nc1", "nc1_quotient", "etf_distance", "cdnv", "effective_rank", "rankme",
                     "normalized_std", "class_alignment", "nc2_equinorm"):
-            assert got[key] == pytest.approx(whole[key], rel=1e-12), key
+            assert got.value(key) == pytest.approx(whole.value(key), rel=1e-12), key
     full = embgeom.analyze(x, labels=y)
     for key in ("nc1", "etf_distance", "cdnv", "effective_rank", "rankme", "normalized_std",
-                "class_alignment", "nc2_equiangularity", "nc2_max_angle"):
-        assert whole[key] == pytest.approx(getattr(full, key), rel=1e-9), key
-    assert whole["simplex_angles"]["value"] == pytest.approx(full.simplex_angles, rel=1e-9)
-    assert np.allclose(whole["eigenvalues"], full.spectrum, rtol=1e-9, atol=1e-15)
+                "class_alignment", "nc2_equiangularity", "nc2_max_angle", "simplex_angles",
+                "simplex_angles.mean_norm", "spectrum.top_share", "alpha_req"):
+        assert whole.value(key) == pytest.approx(full.value(key), rel=1e-9), key
+    assert np.allclose(whole.spectrum, full.spectrum, rtol=1e-9, atol=1e-15)
+    # What needs the rows is absent, and the result says why.
+    assert whole.uniformity is None and whole.knn_accuracy is None
+    assert whole.ncc_accuracy is None and whole.to_dict()["metrics"]["ncc_accuracy"]["value"] is None
+    assert any("need the rows" in w for w in whole.warnings)
+    assert "<table" in whole._repr_html_() and "NaN" not in whole._repr_html_()
+    assert "NC1" in str(whole)
     with pytest.raises(embgeom.EmbgeomError, match="version 7"):
         data = bytearray(parts[0].to_bytes())
         data[8:12] = (7).to_bytes(4, "little")

@@ -617,19 +617,7 @@ fn write_page(
                 figure: "compare",
                 what: "no figure data was computed".into(),
             })?;
-            let (names, counts) = a
-                .run
-                .analysis
-                .per_class
-                .iter()
-                .map(|p| (p.name.clone(), p.count))
-                .unzip();
-            Ok(Context {
-                analysis: &a.run.analysis,
-                data,
-                names,
-                counts,
-            })
+            Ok(Context::new(&a.run.analysis, data))
         })
         .collect::<Result<Vec<_>, ReportError>>()?;
     let mut files = Vec::new();

@@ -33,7 +33,23 @@ pub struct Context<'a> {
     pub counts: Vec<usize>,
 }
 
-impl Context<'_> {
+impl<'a> Context<'a> {
+    /// The context of `analysis` and the numbers behind its figures: the class names and row
+    /// counts come from its per-class table.
+    pub fn new(analysis: &'a Analysis, data: &'a FigureData) -> Context<'a> {
+        let (names, counts) = analysis
+            .per_class
+            .iter()
+            .map(|p| (p.name.clone(), p.count))
+            .unzip();
+        Context {
+            analysis,
+            data,
+            names,
+            counts,
+        }
+    }
+
     fn labelled(&self) -> bool {
         !self.names.is_empty()
     }
@@ -86,6 +102,11 @@ impl Figure {
         Figure::Cdnv,
         Figure::Scatter,
     ];
+
+    /// The figure whose [`Figure::id`] is `id`.
+    pub fn from_id(id: &str) -> Option<Figure> {
+        Figure::ALL.into_iter().find(|f| f.id() == id)
+    }
 
     /// File stem of the figure.
     pub fn id(self) -> &'static str {

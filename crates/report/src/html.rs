@@ -4,6 +4,7 @@ use crate::figures::Figure;
 use crate::report::{RenderedFigure, Report};
 use embgeom_geometry::catalogue::shown_groups;
 use embgeom_geometry::Analysis;
+use embgeom_pipeline::InputSummary;
 
 /// Escape text for HTML.
 pub(crate) fn escape(text: &str) -> String {
@@ -46,6 +47,58 @@ fn metric_tables(a: &Analysis) -> String {
         }
         h.push_str("</table>\n");
     }
+    h
+}
+
+/// The analysis as an HTML fragment for a notebook (Jupyter's `_repr_html_`): a line on the
+/// input, one table of every metric shown by `embgeom analyze` (grouped as there; name and key,
+/// value, ideal, how to read it; the definition with its parameters as a tooltip) and the
+/// warnings. A value that is not a number (what an accumulated analysis cannot give) shows as
+/// absent. Every text is escaped; styles are inline, nothing leaks into the notebook.
+pub fn analysis_html(a: &Analysis, inputs: &InputSummary) -> String {
+    let classes = a
+        .num_classes
+        .map(|c| format!(", {c} classes"))
+        .unwrap_or_default();
+    let normalised = match inputs.normalized {
+        true => "L2-normalised",
+        false => "not normalised",
+    };
+    let cell = "style=\"text-align:left;vertical-align:top\"";
+    let value = "style=\"text-align:right;vertical-align:top;font-variant-numeric:tabular-nums;white-space:nowrap\"";
+    let mut h = format!(
+        "<div class=\"embgeom-analysis\">\n<p><strong>embgeom analysis</strong> of {}: {} &times; {} ({}{classes}, {normalised})</p>\n<table>\n<thead><tr><th {cell}>metric</th><th {value}>value</th><th {value}>ideal</th><th {cell}>reading</th></tr></thead>\n<tbody>\n",
+        escape(&inputs.source()),
+        a.n,
+        a.dim,
+        escape(&inputs.dtype),
+    );
+    for (group, shown) in shown_groups(a) {
+        h.push_str(&format!(
+            "<tr><th colspan=\"4\" {cell}>{}</th></tr>\n",
+            escape(group.title())
+        ));
+        for m in shown {
+            h.push_str(&format!(
+                "<tr><td {cell} title=\"{}\">{} <code>{}</code></td><td {value}>{}</td><td {value}>{}</td><td {cell}>{}</td></tr>\n",
+                escape(&m.definition(a)),
+                escape(m.name),
+                escape(m.key),
+                number(m.value(a).filter(|v| !v.is_nan())),
+                number(m.ideal(a)),
+                escape(m.reading),
+            ));
+        }
+    }
+    h.push_str("</tbody>\n</table>\n");
+    if !a.warnings.is_empty() {
+        h.push_str("<p><strong>Warnings</strong></p>\n<ul>\n");
+        for w in &a.warnings {
+            h.push_str(&format!("<li>{}</li>\n", escape(w)));
+        }
+        h.push_str("</ul>\n");
+    }
+    h.push_str("</div>\n");
     h
 }
 

@@ -14,8 +14,10 @@ mod track;
 pub use compare::{compare, CompareInput, CompareOptions, Compared, COMPARE_SCHEMA};
 pub use error::ReportError;
 pub use figures::{Context, Figure};
+pub use html::analysis_html;
 pub use page::{check_folder, claim_folder};
 pub use report::{
-    metrics_csv, report, write_report, RenderedFigure, Report, ReportOptions, Written,
+    metrics_csv, render_figures, report, write_figure, write_report, write_run_report, Figures,
+    RenderedFigure, Report, ReportOptions, Written,
 };
 pub use track::{write_trajectory, Cosines, RunTrajectory, Trajectory};

@@ -61,22 +61,37 @@ pub(crate) trait Plot {
     fn draw_on<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> figures::Drawn;
 }
 
-/// Draw `plot` as an SVG string and as a PNG file.
-pub(crate) fn render(plot: &impl Plot, png: &Path) -> Result<String, ReportError> {
-    let draw_error = |what: String| ReportError::Draw {
-        figure: plot.id(),
-        what,
-    };
+/// The error of `plot` failing to draw.
+fn draw_error(plot: &impl Plot) -> impl Fn(String) -> ReportError {
+    let figure = plot.id();
+    move |what| ReportError::Draw { figure, what }
+}
+
+/// Draw `plot` as an SVG string.
+pub(crate) fn svg(plot: &impl Plot) -> Result<String, ReportError> {
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, plot.size()).into_drawing_area();
-        plot.draw_on(&root).map_err(draw_error)?;
+        plot.draw_on(&root).map_err(draw_error(plot))?;
     }
-    embgeom_io::write_output_with(png, |temporary: &Path| {
+    Ok(svg)
+}
+
+/// Draw `plot` as a PNG file.
+pub(crate) fn png(plot: &impl Plot, path: &Path) -> Result<(), ReportError> {
+    let draw_error = draw_error(plot);
+    embgeom_io::write_output_with(path, |temporary: &Path| {
         let root = BitMapBackend::new(temporary, plot.size()).into_drawing_area();
-        plot.draw_on(&root).map_err(draw_error)?;
+        plot.draw_on(&root).map_err(&draw_error)?;
         root.present().map_err(|e| draw_error(e.to_string()))
     })?;
+    Ok(())
+}
+
+/// Draw `plot` as an SVG string and as a PNG file.
+pub(crate) fn render(plot: &impl Plot, png_path: &Path) -> Result<String, ReportError> {
+    let svg = svg(plot)?;
+    png(plot, png_path)?;
     Ok(svg)
 }
 

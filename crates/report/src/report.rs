@@ -3,10 +3,11 @@
 use crate::error::ReportError;
 use crate::figures::{self, Context, Figure};
 use crate::html;
-use crate::page::{check_folder, figures_folder, render, write, Plot, MARKER};
+use crate::page::{check_folder, figures_folder, png, svg, write, Plot, MARKER};
+use crate::style;
 use embgeom_geometry::catalogue::scalar_values;
 use embgeom_geometry::{Analysis, AnalysisOptions, FigureData, Progress};
-use embgeom_pipeline::{analysis_document, run_analysis, Extras, InputSpec, InputSummary};
+use embgeom_pipeline::{analysis_document, run_analysis, Extras, InputSpec, InputSummary, Run};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use serde_json::{json, Value};
@@ -36,6 +37,15 @@ pub struct RenderedFigure {
     pub figure: Figure,
     pub svg: String,
     pub caption: String,
+}
+
+/// The figures of a report, drawn in memory: those that apply to the analysis, in page order,
+/// and the others with why they were not drawn.
+pub struct Figures {
+    /// The drawn figures.
+    pub drawn: Vec<RenderedFigure>,
+    /// Figures not drawn and why.
+    pub skipped: Vec<(Figure, &'static str)>,
 }
 
 /// The files a report consists of.
@@ -76,43 +86,95 @@ pub fn metrics_csv(analysis: &Analysis) -> String {
     out
 }
 
+/// The figures of a report of `analysis`, from the numbers behind them (`data`), drawn as SVG
+/// strings in memory: nothing is written.
+///
+/// ```
+/// use embgeom_geometry::{AnalysisOptions, NoProgress};
+/// use embgeom_pipeline::{run_analysis, Extras, InputSpec};
+///
+/// # let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/digits.npz");
+/// let extras = Extras { figures: true, ..Extras::default() };
+/// let run = run_analysis(&InputSpec::file(path), &AnalysisOptions::default(), extras, &NoProgress)?;
+/// let figures = embgeom_report::render_figures(&run.analysis, run.figures.as_ref().unwrap())?;
+/// assert!(figures.drawn.iter().all(|f| f.svg.starts_with("<svg")));
+/// # Ok::<(), embgeom_report::ReportError>(())
+/// ```
+pub fn render_figures(analysis: &Analysis, data: &FigureData) -> Result<Figures, ReportError> {
+    style::register_font();
+    let ctx = Context::new(analysis, data);
+    let mut figures = Figures {
+        drawn: Vec::new(),
+        skipped: Vec::new(),
+    };
+    for figure in Figure::ALL {
+        match figure.applies(&ctx) {
+            Err(reason) => figures.skipped.push((figure, reason)),
+            Ok(()) => figures.drawn.push(RenderedFigure {
+                figure,
+                svg: svg(&FigurePlot { figure, ctx: &ctx })?,
+                caption: figure.caption(&ctx),
+            }),
+        }
+    }
+    Ok(figures)
+}
+
+/// Draw one figure of a report of `analysis` into `path`: PNG when its name ends in `.png`,
+/// SVG when it ends in `.svg` (the same SVG as [`render_figures`] and the report's file).
+pub fn write_figure(
+    analysis: &Analysis,
+    data: &FigureData,
+    figure: Figure,
+    path: &Path,
+) -> Result<(), ReportError> {
+    style::register_font();
+    let ctx = Context::new(analysis, data);
+    figure.applies(&ctx).map_err(|why| ReportError::Draw {
+        figure: figure.id(),
+        what: format!("not drawn for this analysis: {why}"),
+    })?;
+    let plot = FigurePlot { figure, ctx: &ctx };
+    let extension = path.extension().and_then(|e| e.to_str());
+    match extension.map(str::to_ascii_lowercase).as_deref() {
+        Some("png") => png(&plot, path),
+        Some("svg") => Ok(embgeom_io::write_output(path, svg(&plot)?.as_bytes())?),
+        _ => Err(ReportError::Write {
+            path: path.display().to_string(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "a figure is written as .svg or .png",
+            ),
+        }),
+    }
+}
+
 /// Write the report into `dir` (created if needed).
 pub fn write_report(dir: &Path, report: &Report, force: bool) -> Result<Written, ReportError> {
     check_folder(dir, &report.signature, force)?;
     let figures_dir = figures_folder(dir)?;
-    let (names, counts) = report
-        .analysis
-        .per_class
-        .iter()
-        .map(|p| (p.name.clone(), p.count))
-        .unzip();
-    let ctx = Context {
-        analysis: report.analysis,
-        data: report.data,
-        names,
-        counts,
-    };
+    let Figures {
+        drawn: rendered,
+        skipped,
+    } = render_figures(report.analysis, report.data)?;
+    let ctx = Context::new(report.analysis, report.data);
     let mut files = Vec::new();
-    let mut rendered = Vec::new();
-    let mut skipped = Vec::new();
-    for figure in Figure::ALL {
-        if let Err(reason) = figure.applies(&ctx) {
-            skipped.push((figure, reason));
-            continue;
-        }
-        let png = figures_dir.join(format!("{}.png", figure.id()));
-        let svg = render(&FigurePlot { figure, ctx: &ctx }, &png)?;
-        files.push(png);
+    for drawn in &rendered {
+        let id = drawn.figure.id();
+        let png_path = figures_dir.join(format!("{id}.png"));
+        png(
+            &FigurePlot {
+                figure: drawn.figure,
+                ctx: &ctx,
+            },
+            &png_path,
+        )?;
+        files.push(png_path);
         write(
-            &figures_dir.join(format!("{}.svg", figure.id())),
-            svg.as_bytes(),
+            &figures_dir.join(format!("{id}.svg")),
+            drawn.svg.as_bytes(),
             &mut files,
         )?;
-        rendered.push(RenderedFigure {
-            figure,
-            svg,
-            caption: figure.caption(&ctx),
-        });
     }
     let json = serde_json::to_string_pretty(report.json).expect("JSON values serialise");
     write(&dir.join("analysis.json"), json.as_bytes(), &mut files)?;
@@ -196,6 +258,18 @@ pub fn report(
         ..Extras::default()
     };
     let run = run_analysis(spec, options, extras, progress)?;
+    write_run_report(&run, options, output)
+}
+
+/// Write the report of an analysis already run, with the numbers behind the figures
+/// (`Extras { figures: true, .. }`), into `output.dir`, as [`report`] does; `options` are the
+/// options it ran with (with the inputs, they identify the report). For inputs that are not
+/// files: the caller's arrays through [`embgeom_pipeline::analyze_inputs`].
+pub fn write_run_report(
+    run: &Run,
+    options: &AnalysisOptions,
+    output: &ReportOptions,
+) -> Result<Written, ReportError> {
     let json = analysis_document(&run.analysis, &run.summary);
     let figures = run.figures.as_ref().ok_or_else(|| ReportError::Draw {
         figure: "report",

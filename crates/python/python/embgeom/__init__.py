@@ -13,22 +13,34 @@ alpha-ReQ) and kNN accuracy, computed by embgeom's Rust engine (the same one as 
 True
 >>> embgeom.uniformity(x) == result.uniformity
 True
+
+In a notebook the result shows itself as a table, ``result.figures()`` draws the report's
+figures inline, and :func:`report`, :func:`compare` and :func:`track` take arrays as well as
+files.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any, Dict, Iterable, List, Optional, Sequence
+import os
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union, cast
 
 from . import _embgeom
-from ._convert import as_labels, as_rows
+from ._convert import ArrayLike, PathLike, as_labels, as_path, as_rows, is_path
 from ._embgeom import EmbgeomError
+from ._staging import staging
+from .analysis import Analysis, Figure, Figures
 
 __all__ = [
     "Accumulator",
     "Analysis",
+    "ArrayLike",
     "EmbgeomError",
+    "Figure",
+    "Figures",
     "Monitor",
+    "PathLike",
     "alignment",
     "analyze",
     "analyze_file",
@@ -36,6 +48,7 @@ __all__ = [
     "catalogue",
     "cdnv",
     "class_alignment",
+    "compare",
     "effective_rank",
     "etf_distance",
     "knn_accuracy",
@@ -61,100 +74,6 @@ _OPTIONS = (
     "knn",
 )
 
-
-class Analysis:
-    """The result of :func:`analyze`: every metric as an attribute (``result.nc1``,
-    ``result.uniformity``, ...; ``None`` when it does not apply), the ``embgeom.analysis/1``
-    document (:meth:`to_dict`, identical to ``embgeom analyze --json``) and tables.
-
-    Attributes: ``n``, ``dim``, ``num_classes``, ``warnings``, ``in_place`` (the rows were
-    read where they are, not copied), and one per catalogued metric (see :func:`catalogue`).
-    """
-
-    def __init__(self, document: Dict[str, Any], rows: List[Dict[str, Any]], table: str,
-                 in_place: bool = False) -> None:
-        self._document = document
-        self._rows = rows
-        self._table = table
-        self.in_place = in_place
-
-    @property
-    def n(self) -> int:
-        """Items (rows per view)."""
-        return self._document["n"]
-
-    @property
-    def dim(self) -> int:
-        """Embedding dimension D."""
-        return self._document["dim"]
-
-    @property
-    def num_classes(self) -> Optional[int]:
-        """C, when labels were given."""
-        return self._document["num_classes"]
-
-    @property
-    def warnings(self) -> List[str]:
-        """What limits the meaning of the results, or why a metric is absent."""
-        return list(self._document["warnings"])
-
-    @property
-    def per_class(self) -> List[Dict[str, Any]]:
-        """The per-class table (n, within-class variance, vertex distance, ...)."""
-        return list(self._document["metrics"]["per_class"] or [])
-
-    @property
-    def spectrum(self) -> List[float]:
-        """Eigenvalues (decreasing) of the normalised rows' centred covariance."""
-        return list(self._document["metrics"]["spectrum"]["eigenvalues"])
-
-    def value(self, metric: str) -> Optional[float]:
-        """The value of a catalogued metric by key (``"nc1"``, ``"simplex_angles.mean_norm"``)."""
-        for row in self._rows:
-            if row["metric"] == metric:
-                return row["value"]
-        raise KeyError(f"no metric {metric!r}; metrics: {', '.join(r['metric'] for r in self._rows)}")
-
-    def __getattr__(self, name: str) -> Optional[float]:
-        if name.startswith("_"):
-            raise AttributeError(name)
-        try:
-            return self.value(name)
-        except KeyError as error:
-            raise AttributeError(str(error)) from None
-
-    def to_dict(self) -> Dict[str, Any]:
-        """The ``embgeom.analysis/1`` document, as ``embgeom analyze --json`` writes it."""
-        return json.loads(json.dumps(self._document))
-
-    def metrics(self) -> List[Dict[str, Any]]:
-        """One row per catalogued metric: metric, name, group, level, value, ideal,
-        direction, reading, definition (with the parameters used), paper, link."""
-        return [dict(row) for row in self._rows]
-
-    def to_pandas(self):
-        """The metric rows as a pandas DataFrame (needs pandas)."""
-        import pandas
-
-        return pandas.DataFrame(self.metrics())
-
-    def to_polars(self):
-        """The metric rows as a polars DataFrame (needs polars)."""
-        import polars
-
-        return polars.DataFrame(self.metrics())
-
-    def scalars(self) -> Dict[str, float]:
-        """Every metric that has a value, ``{key: value}``: what a logger wants."""
-        return {r["metric"]: r["value"] for r in self._rows if r["value"] is not None}
-
-    def __str__(self) -> str:
-        return self._table
-
-    def __repr__(self) -> str:
-        return f"<embgeom.Analysis n={self.n} dim={self.dim} classes={self.num_classes}>"
-
-
 def _options(kwargs: Dict[str, Any]) -> Dict[str, Any]:
     unknown = sorted(set(kwargs) - set(_OPTIONS))
     if unknown:
@@ -162,21 +81,54 @@ def _options(kwargs: Dict[str, Any]) -> Dict[str, Any]:
     return {k: v for k, v in kwargs.items() if v is not None}
 
 
-def analyze(x=None, labels=None, views: Optional[Sequence[Any]] = None, classifier=None,
-            bias=None, split=None, subclasses=None, normalize: bool = True,
-            **options: Any) -> Analysis:
+def _optional_path(value: Any, name: str) -> Optional[str]:
+    return None if value is None else as_path(value, name)
+
+
+def analyze(x: Optional[ArrayLike] = None, labels: Optional[ArrayLike] = None,
+            views: Optional[Sequence[ArrayLike]] = None, classifier: Optional[ArrayLike] = None,
+            bias: Optional[ArrayLike] = None, split: Optional[ArrayLike] = None,
+            subclasses: Optional[ArrayLike] = None, normalize: bool = True,
+            figures: bool = False, **options: Any) -> Analysis:
     """Every metric of ``embgeom analyze`` on in-memory arrays.
 
-    ``x``: (N, D) embeddings (NumPy array, PyTorch tensor, list, anything with
-    ``__array__`` or DLPack); ``views``: row-matched views of the same items (two or more);
-    ``labels``, ``split`` (``"train"``/``"test"``) and ``subclasses``: one per row, integers
-    or strings; ``classifier`` (C x D) and ``bias`` (C). Rows are L2-normalised unless
-    ``normalize=False``. Options: ``alpha`` (2), ``t`` (2), ``pairs``, ``max_exact``
-    (200000), ``seed`` (0), ``knn_k`` (20), ``knn_temperature`` (0.07), ``knn_queries``
-    (10000), ``memory_limit`` (bytes); ``uniformity=False`` or ``knn=False`` skip those
-    costly parts. f32 and f64 rows in C order are read in place.
+    f32 and f64 rows in C order are read in place, not copied; other dtypes, Fortran order and
+    lists are converted once; PyTorch tensors are detached and moved to the CPU.
+
+    Args:
+        x: (N, D) embeddings.
+        labels: One class label per row, integers or strings.
+        views: Row-matched views of the same items (two or more), each (N, D); alignment
+            needs them.
+        classifier: (C, D) classifier weights, for NC2-NC4.
+        bias: (C,) classifier biases.
+        split: ``"train"`` or ``"test"`` per row: kNN accuracy of the test rows among the
+            train rows.
+        subclasses: One subclass label per row.
+        normalize: L2-normalise the rows first (as the CLI does unless ``--no-normalize``).
+        figures: Also compute the numbers behind the report's figures, so that
+            :meth:`Analysis.figures` and :meth:`Analysis.report` work (costs about one more
+            pass over the rows and a PCA).
+        **options: The CLI's metric options: ``alpha`` (2), ``t`` (2), ``pairs``,
+            ``max_exact`` (200000), ``seed`` (0), ``knn_k`` (20), ``knn_temperature``
+            (0.07), ``knn_queries`` (10000), ``memory_limit`` (bytes); ``uniformity=False``
+            or ``knn=False`` skip those costly parts.
+
+    Returns:
+        The :class:`Analysis`: every metric as an attribute; in Jupyter, a table.
+
+    Raises:
+        EmbgeomError: An input that cannot be analysed (shape, NaN, labels that do not
+            match); the message names the input and the row, never the values.
+        TypeError: An unknown option.
+
+    Example:
+        >>> result = embgeom.analyze(x, labels=y, figures=True)
+        >>> result.nc1
+        0.41...
+        >>> result.figures()["spectrum"]            # in Jupyter: the figure
     """
-    document, rows, table, in_place = _embgeom.analyze(
+    run, in_place = _embgeom.analyze(
         None if x is None else as_rows(x, "embeddings"),
         None if views is None else [as_rows(v, f"views[{i}]") for i, v in enumerate(views)],
         as_labels(labels, "labels"),
@@ -185,126 +137,451 @@ def analyze(x=None, labels=None, views: Optional[Sequence[Any]] = None, classifi
         as_labels(split, "split"),
         as_labels(subclasses, "subclasses"),
         normalize,
+        figures,
         **_options(options),
     )
-    return Analysis(json.loads(document), json.loads(rows), table, in_place)
+    return Analysis(run, in_place)
 
 
-def analyze_file(path, labels=None, views=None, key=None, label_key=None, classifier=None,
-                 normalize: bool = True, **options: Any) -> Analysis:
-    """``embgeom analyze PATH``: a file of any supported format (npy, npz, safetensors,
-    parquet, csv), with labels, views and a classifier stored in it or given as files."""
-    document, rows, table = _embgeom.analyze_file(
-        None if path is None else str(path),
-        None if labels is None else str(labels),
-        None if views is None else [str(v) for v in views],
-        key, label_key, None if classifier is None else str(classifier), normalize,
+def analyze_file(path: PathLike, labels: Optional[PathLike] = None,
+                 views: Optional[Sequence[PathLike]] = None, key: Optional[str] = None,
+                 label_key: Optional[str] = None, classifier: Optional[PathLike] = None,
+                 normalize: bool = True, figures: bool = False, **options: Any) -> Analysis:
+    """``embgeom analyze PATH``: every metric of a file of any supported format.
+
+    Args:
+        path: The embeddings: ``.npy``, ``.npz``, ``.safetensors``, ``.parquet``, ``.csv``
+            (labels, views and a classifier stored in it are found by name).
+        labels: A labels file.
+        views: Files of row-matched views.
+        key: The array or column of the embeddings in ``path``.
+        label_key: The array or column of the labels.
+        classifier: A file of (C, D) classifier weights.
+        normalize: L2-normalise the rows first.
+        figures: Also compute the numbers behind the report's figures (see
+            :func:`analyze`).
+        **options: The options of :func:`analyze`.
+
+    Returns:
+        The :class:`Analysis`, equal to ``embgeom analyze PATH --json``.
+
+    Raises:
+        EmbgeomError: A file that cannot be read or analysed (the message names it).
+
+    Example:
+        >>> embgeom.analyze_file("data/digits.npz").num_classes
+        10
+    """
+    run = _embgeom.analyze_file(
+        as_path(path, "path"),
+        _optional_path(labels, "labels"),
+        None if views is None else [as_path(v, f"views[{i}]") for i, v in enumerate(views)],
+        key, label_key, _optional_path(classifier, "classifier"), normalize, figures,
         **_options(options),
     )
-    return Analysis(json.loads(document), json.loads(rows), table)
+    return Analysis(run)
 
 
-def analyze_sharded(path, key: Optional[str] = None, label_key: Optional[str] = None,
-                    classifier=None, bias=None, normalize: bool = True,
-                    sample_rows: int = 10_000, **options: Any) -> Analysis:
+def analyze_sharded(path: PathLike, key: Optional[str] = None, label_key: Optional[str] = None,
+                    classifier: Optional[PathLike] = None, bias: Optional[PathLike] = None,
+                    normalize: bool = True, sample_rows: int = 10_000,
+                    **options: Any) -> Analysis:
     """``embgeom analyze DIR``: every metric of a directory of numbered shards, read one
-    shard (or shard pair) at a time in this process.
+    shard (or shard pair) at a time in this process. On a Ray cluster:
+    :func:`embgeom.ray.analyze`.
 
-    Layouts: LAION's ``DIR/img_emb/img_emb_N.npy`` with ``DIR/metadata/metadata_N.parquet``
-    (labels from the column ``label_key``), or ``DIR/<name>_N.<ext>`` with label shards
-    ``DIR/labels_N.<ext>`` or a label column in each shard. Uniformity is exact over shard
-    pairs up to ``max_exact`` rows, else every pair of a seeded sample of ``sample_rows``
-    rows. On a Ray cluster: :func:`embgeom.ray.analyze`.
+    Args:
+        path: The folder. Layouts: LAION's ``DIR/img_emb/img_emb_N.npy`` with
+            ``DIR/metadata/metadata_N.parquet``, or ``DIR/<name>_N.<ext>`` with label shards
+            ``DIR/labels_N.<ext>`` or a label column in each shard.
+        key: The array or column of the embeddings in each shard.
+        label_key: The label column (of the metadata or label shards).
+        classifier: A file of classifier weights.
+        bias: A file of classifier biases.
+        normalize: L2-normalise the rows first.
+        sample_rows: Above ``max_exact`` rows, uniformity is over every pair of a seeded
+            sample of this many rows.
+        **options: The options of :func:`analyze`.
+
+    Returns:
+        The :class:`Analysis` (without figure data).
+
+    Raises:
+        EmbgeomError: A shard that cannot be read or analysed (the message names it).
+
+    Example:
+        >>> embgeom.analyze_sharded("laion/", label_key="label").uniformity
+        -3.1...
     """
     job = _embgeom.ShardJob(
-        str(path), key, label_key, None if classifier is None else str(classifier),
-        None if bias is None else str(bias), normalize, sample_rows, **_options(options))
-    document, rows, table = job.run()
-    return Analysis(json.loads(document), json.loads(rows), table)
+        as_path(path, "path"), key, label_key, _optional_path(classifier, "classifier"),
+        _optional_path(bias, "bias"), normalize, sample_rows, **_options(options))
+    return Analysis(job.run())
 
 
-def _single(metric: str, parts: Dict[str, bool], x, labels=None, **kwargs: Any) -> Optional[float]:
+def _single(metric: str, parts: Dict[str, Any], x: ArrayLike, labels: Optional[ArrayLike] = None,
+            **kwargs: Any) -> Optional[float]:
     """One metric, from the same engine as :func:`analyze` (equal to its value to the last
     bit), skipping the costly parts the metric does not need."""
     return analyze(x, labels=labels, **kwargs, **parts).value(metric)
 
 
-_NO_KNN = {"knn": False}
-_NO_UNIFORMITY = {"uniformity": False, "knn": False}
+def _always(value: Optional[float]) -> float:
+    """A metric the engine computes for every input it accepts (it raises otherwise)."""
+    return cast(float, value)
 
 
-def uniformity(x, t: float = 2.0, normalize: bool = True, **options: Any) -> float:
+_NO_KNN: Dict[str, Any] = {"knn": False}
+_NO_UNIFORMITY: Dict[str, Any] = {"uniformity": False, "knn": False}
+
+
+def uniformity(x: ArrayLike, t: float = 2.0, normalize: bool = True,
+               **options: Any) -> float:
     """Wang & Isola's uniformity ``log mean_{i<j} exp(-t ||x_i - x_j||^2)`` over all pairs
-    (exact, tiled; sampled above ``max_exact`` rows or with ``pairs``)."""
-    return _single("uniformity", _NO_KNN, x, t=t, normalize=normalize, **options)
+    (exact, tiled; sampled above ``max_exact`` rows or with ``pairs``).
+
+    Args:
+        x: (N, D) embeddings.
+        t: The kernel's scale.
+        normalize: L2-normalise the rows first.
+        **options: The options of :func:`analyze`.
+
+    Returns:
+        The uniformity (lower is more uniform), equal to :func:`analyze`'s.
+
+    Example:
+        >>> embgeom.uniformity(x) < 0
+        True
+    """
+    return _always(_single("uniformity", _NO_KNN, x, t=t, normalize=normalize, **options))
 
 
-def alignment(x, y, alpha: float = 2.0, normalize: bool = True) -> float:
-    """Wang & Isola's alignment ``mean_i ||x_i - y_i||^alpha`` of row-matched views."""
-    return analyze(views=[x, y], alpha=alpha, normalize=normalize,
-                   **_NO_UNIFORMITY).value("alignment")
+def alignment(x: ArrayLike, y: ArrayLike, alpha: float = 2.0, normalize: bool = True) -> float:
+    """Wang & Isola's alignment ``mean_i ||x_i - y_i||^alpha`` of row-matched views.
+
+    Args:
+        x: (N, D) first view.
+        y: (N, D) second view, row ``i`` the same item as ``x``'s.
+        alpha: The exponent.
+        normalize: L2-normalise the rows first.
+
+    Returns:
+        The alignment (lower is better aligned).
+
+    Example:
+        >>> embgeom.alignment(x, x) == 0
+        True
+    """
+    return _always(analyze(views=[x, y], alpha=alpha, normalize=normalize,
+                           **_NO_UNIFORMITY).value("alignment"))
 
 
-def class_alignment(x, labels, alpha: float = 2.0, normalize: bool = True) -> float:
-    """Label-positive alignment: ``mean ||x_i - x_j||^alpha`` over same-class pairs."""
+def class_alignment(x: ArrayLike, labels: ArrayLike, alpha: float = 2.0,
+                    normalize: bool = True) -> Optional[float]:
+    """Label-positive alignment: ``mean ||x_i - x_j||^alpha`` over same-class pairs.
+
+    Args:
+        x: (N, D) embeddings.
+        labels: One class label per row.
+        alpha: The exponent.
+        normalize: L2-normalise the rows first.
+
+    Returns:
+        The alignment of same-class pairs, ``None`` without a class of two rows.
+
+    Example:
+        >>> embgeom.class_alignment(x, y) > 0
+        True
+    """
     return _single("class_alignment", _NO_UNIFORMITY, x, labels, alpha=alpha, normalize=normalize)
 
 
-def nc1(x, labels, normalize: bool = True) -> Optional[float]:
-    """NC1 ``tr(Sigma_W Sigma_B^+)/C`` (Papyan et al. 2020) on the raw rows."""
+def nc1(x: ArrayLike, labels: ArrayLike, normalize: bool = True) -> Optional[float]:
+    """NC1 ``tr(Sigma_W Sigma_B^+)/C`` (Papyan et al. 2020) on the raw rows.
+
+    Args:
+        x: (N, D) embeddings.
+        labels: One class label per row.
+        normalize: L2-normalise the rows first.
+
+    Returns:
+        NC1 (0 = collapsed), ``None`` with fewer than two classes.
+
+    Example:
+        >>> embgeom.nc1(x, y) >= 0
+        True
+    """
     return _single("nc1", _NO_UNIFORMITY, x, labels, normalize=normalize)
 
 
-def etf_distance(x, labels, normalize: bool = True) -> Optional[float]:
-    """``||G/||G||_F - (I - 11^T/C)/sqrt(C-1)||_F`` of the centred class means."""
+def etf_distance(x: ArrayLike, labels: ArrayLike, normalize: bool = True) -> Optional[float]:
+    """``||G/||G||_F - (I - 11^T/C)/sqrt(C-1)||_F`` of the centred class means.
+
+    Args:
+        x: (N, D) embeddings.
+        labels: One class label per row.
+        normalize: L2-normalise the rows first.
+
+    Returns:
+        The distance to a simplex ETF (0 = one), ``None`` with fewer than two classes.
+
+    Example:
+        >>> embgeom.etf_distance(x, y) >= 0
+        True
+    """
     return _single("etf_distance", _NO_UNIFORMITY, x, labels, normalize=normalize)
 
 
-def cdnv(x, labels, normalize: bool = True) -> Optional[float]:
-    """Mean class-distance normalised variance (Galanti et al. 2022)."""
+def cdnv(x: ArrayLike, labels: ArrayLike, normalize: bool = True) -> Optional[float]:
+    """Mean class-distance normalised variance (Galanti et al. 2022).
+
+    Args:
+        x: (N, D) embeddings.
+        labels: One class label per row.
+        normalize: L2-normalise the rows first.
+
+    Returns:
+        The mean CDNV over class pairs (0 = collapsed), ``None`` with fewer than two
+        classes with distinct means.
+
+    Example:
+        >>> embgeom.cdnv(x, y) >= 0
+        True
+    """
     return _single("cdnv", _NO_UNIFORMITY, x, labels, normalize=normalize)
 
 
-def rankme(x, normalize: bool = True) -> float:
-    """RankMe (Garrido et al. 2023): entropy of the raw singular values, ``eps = 1e-7``."""
-    return _single("rankme", _NO_UNIFORMITY, x, normalize=normalize)
+def rankme(x: ArrayLike, normalize: bool = True) -> float:
+    """RankMe (Garrido et al. 2023): entropy of the raw singular values, ``eps = 1e-7``.
+
+    Args:
+        x: (N, D) embeddings.
+        normalize: L2-normalise the rows first.
+
+    Returns:
+        RankMe, between 1 and D (higher = less dimensional collapse).
+
+    Example:
+        >>> 1 <= embgeom.rankme(x) <= x.shape[1]
+        True
+    """
+    return _always(_single("rankme", _NO_UNIFORMITY, x, normalize=normalize))
 
 
-def effective_rank(x, normalize: bool = True) -> float:
-    """Effective rank (Roy & Vetterli 2007) of the centred raw rows."""
-    return _single("effective_rank", _NO_UNIFORMITY, x, normalize=normalize)
+def effective_rank(x: ArrayLike, normalize: bool = True) -> float:
+    """Effective rank (Roy & Vetterli 2007) of the centred raw rows.
+
+    Args:
+        x: (N, D) embeddings.
+        normalize: L2-normalise the rows first.
+
+    Returns:
+        The effective rank, between 1 and D.
+
+    Example:
+        >>> 1 <= embgeom.effective_rank(x) <= x.shape[1]
+        True
+    """
+    return _always(_single("effective_rank", _NO_UNIFORMITY, x, normalize=normalize))
 
 
-def knn_accuracy(x, labels, knn_k: int = 20, knn_temperature: float = 0.07,
-                 normalize: bool = True, **options: Any) -> float:
-    """Cosine kNN accuracy with ``exp(sim/T)`` votes, leave-one-out."""
+def knn_accuracy(x: ArrayLike, labels: ArrayLike, knn_k: int = 20, knn_temperature: float = 0.07,
+                 normalize: bool = True, **options: Any) -> Optional[float]:
+    """Cosine kNN accuracy with ``exp(sim/T)`` votes, leave-one-out.
+
+    Args:
+        x: (N, D) embeddings.
+        labels: One class label per row.
+        knn_k: Neighbours per query.
+        knn_temperature: The votes' temperature T.
+        normalize: L2-normalise the rows first.
+        **options: The options of :func:`analyze`.
+
+    Returns:
+        The fraction of rows whose neighbours vote for their class.
+
+    Example:
+        >>> 0 <= embgeom.knn_accuracy(x, y) <= 1
+        True
+    """
     return _single("knn_accuracy", {"uniformity": False}, x, labels, knn_k=knn_k,
                    knn_temperature=knn_temperature, normalize=normalize, **options)
 
 
 def catalogue() -> List[Dict[str, Any]]:
-    """Every metric: key, name, group, level, direction, reading, paper and link."""
+    """Every metric embgeom measures.
+
+    Returns:
+        One dict per metric: ``metric`` (its key; the :class:`Analysis` attribute is the key
+        with ``.`` written ``_``), name, group, level, direction, reading, paper and link.
+
+    Example:
+        >>> [m["metric"] for m in embgeom.catalogue()][:2]
+        ['alignment', 'uniformity']
+    """
     return json.loads(_embgeom.catalogue_json())
 
 
-def report(path, out, name: Optional[str] = None, labels=None, force: bool = False,
+def report(x: Union[ArrayLike, PathLike], out: PathLike, name: Optional[str] = None,
+           labels: Union[ArrayLike, PathLike, None] = None, force: bool = False,
            normalize: bool = True, **options: Any) -> str:
-    """``embgeom report PATH``: the figures and the self-contained HTML page in ``out``;
-    returns the path of ``index.html``."""
-    import os
+    """``embgeom report``: the figures and the self-contained HTML page in a folder.
 
-    name = name or os.path.splitext(os.path.basename(str(path)))[0]
-    return _embgeom.report(str(path), str(out), name,
-                           None if labels is None else str(labels), force, normalize,
-                           **_options(options))
+    An array is analysed in memory and nothing but the report folder is written. For more
+    inputs (views, a classifier), analyse first and call :meth:`Analysis.report`.
+
+    Args:
+        x: (N, D) embeddings, or a file of them (with labels and views stored in it).
+        out: The report folder (created if needed).
+        name: The report's name, in its title (default: the file's stem, or the folder's
+            name for an array).
+        labels: One class label per row (with an array), or a labels file (with a file).
+        force: Replace a folder that holds a different report or other files.
+        normalize: L2-normalise the rows first.
+        **options: The options of :func:`analyze`.
+
+    Returns:
+        The path of ``index.html``.
+
+    Raises:
+        EmbgeomError: An input that cannot be analysed, or ``out`` holds something else and
+            ``force`` is not set.
+
+    Example:
+        >>> embgeom.report(x, labels=y, out="reports/mine")
+        'reports/mine/index.html'
+    """
+    out = as_path(out, "out")
+    if is_path(x):
+        path = as_path(x, "x")
+        return _embgeom.report(path, out, name or Path(path).stem,
+                               _optional_path(labels, "labels"), force, normalize,
+                               **_options(options))
+    # A labels file with an array is refused by as_labels, with its message.
+    result = analyze(x, labels=cast(Optional[ArrayLike], labels), normalize=normalize,
+                     figures=True, **options)
+    return result.report(out, name=name, force=force)
 
 
-def track(run, out, labels=None, checks: Iterable[str] = (), force: bool = False,
-          **options: Any) -> Dict[str, Any]:
-    """One ``embgeom track RUN`` pass: every metric over a run's checkpoints (cached), with
-    CKA, tables, figures and checks (``"nc1 increased"``, ``"rankme < 10"``)."""
-    return _embgeom.track(str(run), str(out), None if labels is None else str(labels),
-                          list(checks), force, **_options(options))
+def _named(inputs: Union[Sequence[Any], Mapping[str, Any]]) -> List[Tuple[str, Any]]:
+    """``(name, input)`` pairs: a mapping's keys, else each file's stem or ``input-K``, made
+    unique with ``-K`` as ``embgeom compare`` does."""
+    if isinstance(inputs, Mapping):
+        return [(str(k), v) for k, v in inputs.items()]
+    if is_path(inputs) or not isinstance(inputs, Sequence):
+        raise EmbgeomError("inputs: expected a list (or a dict by name) of two or more arrays "
+                           f"or files, got {type(inputs).__name__}")
+    stems = [Path(as_path(v, "input")).stem if is_path(v) else f"input-{k + 1}"
+             for k, v in enumerate(inputs)]
+    return [(s if stems.count(s) == 1 else f"{s}-{k + 1}", v)
+            for k, (s, v) in enumerate(zip(stems, inputs))]
+
+
+def compare(inputs: Union[Sequence[Union[ArrayLike, PathLike]],
+                          Mapping[str, Union[ArrayLike, PathLike]]],
+            out: PathLike, labels: Union[ArrayLike, PathLike, None] = None,
+            title: Optional[str] = None, force: bool = False, **options: Any) -> Dict[str, Any]:
+    """``embgeom compare``: several embedding sets (runs, losses, checkpoints, models) side by
+    side, with the differences to the first, overlaid figures and, for the same items in the
+    same order, linear CKA and the per-class changes.
+
+    Arrays are written to a private temporary folder for the engine and removed afterwards:
+    nothing but the report folder is left.
+
+    Args:
+        inputs: Two or more (N, D) arrays or files, in a list (named by file stem, or
+            ``input-1``, ``input-2``, ... for arrays) or in a dict by name.
+        out: The report folder (created if needed).
+        labels: One class label per row for every input (an array), or a labels file.
+        title: The page's title (default: ``embgeom compare: A vs B``).
+        force: Replace a folder that holds a different report or other files.
+        **options: The options of :func:`analyze`.
+
+    Returns:
+        ``index`` (the path of ``index.html``), ``document`` (the ``embgeom.compare/1``
+        document) and ``table`` (the table ``embgeom compare`` prints).
+
+    Raises:
+        EmbgeomError: Fewer than two inputs, an input that cannot be analysed, or ``out``
+            holds something else and ``force`` is not set.
+
+    Example:
+        >>> outcome = embgeom.compare({"supcon": a, "simclr": b}, labels=y, out="reports/cmp")
+        >>> outcome["index"]
+        'reports/cmp/index.html'
+    """
+    out = as_path(out, "out")
+    named = _named(inputs)
+    title = title or f"embgeom compare: {' vs '.join(n for n, _ in named)}"
+    with staging(out) as stage:
+        files = [(n, as_path(v, f"inputs[{n!r}]") if is_path(v)
+                  else stage.rows(v, f"inputs[{n!r}]", f"input-{k}.npy"))
+                 for k, (n, v) in enumerate(named)]
+        label_file = (None if labels is None else as_path(labels, "labels") if is_path(labels)
+                      else stage.labels(labels, "labels", "labels.npy"))
+        outcome = _embgeom.compare(files, out, title, label_file, force, **_options(options))
+    return {**outcome, "document": json.loads(outcome["document"])}
+
+
+def track(run: Union[PathLike, Sequence[ArrayLike], Mapping[float, ArrayLike]], out: PathLike,
+          labels: Union[ArrayLike, PathLike, None] = None, checks: Iterable[str] = (),
+          force: bool = False, name: Optional[str] = None, **options: Any) -> Dict[str, Any]:
+    """One ``embgeom track`` pass: every metric over a run's checkpoints (cached in ``out``),
+    with CKA between consecutive checkpoints, tables, figures and CI checks.
+
+    Arrays are written to a private temporary folder for the engine and removed afterwards:
+    nothing but the report folder is left.
+
+    Args:
+        run: A run folder (or glob) of checkpoint files, or the checkpoints as arrays: a
+            list in training order (steps 0, 1, ...) or a dict by step.
+        out: The report folder (created if needed).
+        labels: One class label per row of every checkpoint (an array), or a labels file.
+        checks: Conditions that fail the run (``embgeom track --fail-if``), such as
+            ``"nc1 increased"`` (from the first to the last checkpoint) or ``"rankme < 10"``
+            (at the last).
+        force: Replace a folder that holds a different report or other files.
+        name: The run's name on the page (default: the run folder's name, or the report
+            folder's name for arrays).
+        **options: The options of :func:`analyze`.
+
+    Returns:
+        ``checkpoints``, ``analysed`` and ``cached`` (counts), ``index`` (the page),
+        ``checks`` (``(check, passed, detail)``: passed when the condition does not hold)
+        and ``failed`` (``(checkpoint, why)``: checkpoints that could not be read).
+
+    Raises:
+        EmbgeomError: No checkpoints, a check that cannot be parsed, or ``out`` holds
+            something else and ``force`` is not set.
+
+    Example:
+        >>> outcome = embgeom.track([x_epoch1, x_epoch2, x_epoch3], labels=y,
+        ...                         out="reports/run", checks=["nc1 increased"])
+        >>> outcome["checks"][0][1]
+        True
+    """
+    out = as_path(out, "out")
+    checks = list(checks)
+    if is_path(run):
+        return _embgeom.track(as_path(run, "run"), out, _optional_path(labels, "labels"),
+                              checks, force, name, **_options(options))
+    if isinstance(run, Mapping):
+        steps = list(run.items())
+    elif isinstance(run, Sequence):
+        steps = list(enumerate(run))
+    else:
+        raise EmbgeomError("run: expected a run folder, or a list (or a dict by step) of "
+                           f"checkpoint arrays, got {type(run).__name__}")
+    with staging(out) as stage:
+        (stage.folder / "run").mkdir()
+        manifest = [{"step": float(step),
+                     "path": Path(stage.rows(x, f"run[{step!r}]", f"run/{k:06d}.npy")).name}
+                    for k, (step, x) in enumerate(steps)]
+        (stage.folder / "run" / "manifest.json").write_text(json.dumps(manifest))
+        label_file = (None if labels is None else as_path(labels, "labels") if is_path(labels)
+                      else stage.labels(labels, "labels", "labels.npy"))
+        return _embgeom.track(str(stage.folder / "run"), out, label_file, checks, force,
+                              name or Path(os.path.abspath(out)).name, **_options(options))
 
 
 from .accumulator import Accumulator  # noqa: E402

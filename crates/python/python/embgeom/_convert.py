@@ -1,15 +1,41 @@
 """Turning what users hold (NumPy arrays, PyTorch tensors, lists, ``__array__`` or DLPack
 objects) into the arrays the Rust core reads: float32 or float64, 2-D; labels as int64 or a
-list of strings."""
+list of strings; paths as strings. No error message shows an array's contents."""
 
 from __future__ import annotations
 
+import os
 import warnings
-from typing import Any, List, Optional, Union
+from typing import TYPE_CHECKING, Any, List, Optional, Union, overload
 
 import numpy as np
+import numpy.typing as npt
 
 from ._embgeom import EmbgeomError
+
+if TYPE_CHECKING:
+    from typing_extensions import TypeIs
+
+ArrayLike = npt.ArrayLike
+"""What embgeom reads as an array: a NumPy array, a PyTorch tensor, a (nested) list, anything
+with ``__array__``, or a DLPack object."""
+
+PathLike = Union[str, os.PathLike[str]]
+"""A file or folder: a ``str`` or an ``os.PathLike`` such as ``pathlib.Path``."""
+
+
+def is_path(value: Any) -> TypeIs[Union[str, os.PathLike[str]]]:
+    """Whether ``value`` names a file or folder (``str`` or ``os.PathLike``)."""
+    return isinstance(value, (str, os.PathLike))
+
+
+def as_path(value: Any, name: str) -> str:
+    """``value`` as a path string; anything else (an array, say) is an error that names its
+    type, never its contents."""
+    if not is_path(value):
+        raise EmbgeomError(f"{name}: expected a path (str or os.PathLike), got "
+                           f"{type(value).__name__}")
+    return os.fspath(value)
 
 
 def _from_torch(x: Any, name: str) -> Optional[np.ndarray]:
@@ -30,6 +56,9 @@ def as_rows(x: Any, name: str, vector: bool = False) -> np.ndarray:
     """``x`` as a float32 or float64 array, 2-D (1-D with ``vector``). float32 and float64
     arrays pass through unchanged (read in place when C-contiguous); float16 becomes float32,
     integers float64."""
+    if is_path(x):
+        raise EmbgeomError(f"{name}: expected an array, got a path (files are read by "
+                           "embgeom.analyze_file)")
     array = _from_torch(x, name)
     if array is None:
         if not isinstance(x, np.ndarray) and hasattr(x, "__dlpack__") and not hasattr(x, "__array__"):
@@ -49,10 +78,21 @@ def as_rows(x: Any, name: str, vector: bool = False) -> np.ndarray:
     return array
 
 
+@overload
+def as_labels(labels: None, name: str) -> None: ...
+
+
+@overload
+def as_labels(labels: ArrayLike, name: str) -> Union[np.ndarray, List[str]]: ...
+
+
 def as_labels(labels: Any, name: str) -> Union[None, np.ndarray, List[str]]:
     """Labels (one per row) as int64 (integers, or integral floats) or a list of strings."""
     if labels is None:
         return None
+    if is_path(labels):
+        raise EmbgeomError(f"{name}: expected one label per row, got a path (a labels file "
+                           "goes with a file of embeddings)")
     array = _from_torch(labels, name)
     if array is None:
         array = np.asarray(labels)

@@ -22,7 +22,18 @@ from .monitor import Monitor
 
 
 class GeometryCallback(pl.Callback):
-    """Gather embeddings from the step outputs and log their geometry once per epoch."""
+    """Gather embeddings from the step outputs and log their geometry once per epoch.
+
+    Args:
+        key: The key of the embeddings in the dict a step returns.
+        label_key: The key of the labels in it.
+        stage: ``"train"`` (``training_step``) or ``"validation"`` (``validation_step``).
+        max_rows: Rows gathered per epoch at most (the most recent are kept).
+        **options: The options of :func:`embgeom.analyze`.
+
+    Example:
+        >>> trainer = Trainer(callbacks=[GeometryCallback(key="embeddings")])
+    """
 
     def __init__(self, key: str = "embeddings", label_key: str = "labels",
                  stage: str = "train", max_rows: int = 50_000, **options: Any) -> None:

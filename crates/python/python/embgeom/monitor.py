@@ -8,27 +8,36 @@ from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
 
-from ._convert import as_labels, as_rows
+from ._convert import ArrayLike, as_labels, as_rows
 
 
 class Monitor:
     """Measure embedding geometry during training.
 
-    >>> monitor = Monitor(log=print, every=100)           # every 100 steps
-    >>> for step, (x, y) in enumerate(loader):            # doctest: +SKIP
-    ...     z = model(x)
-    ...     monitor.update(z, y)                           # gathers (detached, on CPU)
-    ...     monitor.step(step)                             # reports every 100 steps
+    Each report calls ``log(scalars, step)`` with ``{"geometry/<metric>": value}``, keeps it
+    in ``history`` and clears the gathered rows.
 
-    With ``holdout=(x, y)`` and ``embed=model_fn``, each report embeds the held-out batch
-    instead of using the gathered rows. Each report calls ``log(scalars, step)`` with
-    ``{"geometry/<metric>": value}`` (prefix configurable), keeps it in ``history``, and
-    clears the gathered rows. ``max_rows`` caps what is gathered (the most recent rows are
-    kept). Options (``t``, ``knn_k``, ...) go to :func:`embgeom.analyze`.
+    Args:
+        log: Called with the scalars and the step at each report (a logger, ``print``).
+        every: Report every this many steps (:meth:`step`); ``None``: only when asked
+            (:meth:`report`).
+        holdout: A held-out batch ``x`` or ``(x, y)``: each report measures it (embedded by
+            ``embed``) instead of the gathered rows.
+        embed: Turns the held-out inputs into embeddings (the model's encoder).
+        prefix: Prefix of the scalars' names.
+        max_rows: Rows gathered at most (the most recent are kept).
+        **options: The options of :func:`embgeom.analyze` (``t``, ``knn_k``, ...).
+
+    Example:
+        >>> monitor = embgeom.Monitor(log=print, every=100)
+        >>> for step, (x, y) in enumerate(loader):
+        ...     monitor.update(model(x), y)             # gathers (detached, on the CPU)
+        ...     monitor.step(step)                      # reports every 100 steps
     """
 
     def __init__(self, log: Optional[Callable[[Dict[str, float], int], Any]] = None,
-                 every: Optional[int] = None, holdout=None, embed: Optional[Callable] = None,
+                 every: Optional[int] = None, holdout: Any = None,
+                 embed: Optional[Callable[[Any], ArrayLike]] = None,
                  prefix: str = "geometry/", max_rows: int = 50_000, **options: Any) -> None:
         self.log = log
         self.every = every
@@ -41,8 +50,16 @@ class Monitor:
         self._rows: List[np.ndarray] = []
         self._labels: List[Any] = []
 
-    def update(self, embeddings, labels=None) -> None:
-        """Gather a batch of embeddings (and labels) for the next report."""
+    def update(self, embeddings: ArrayLike, labels: Optional[ArrayLike] = None) -> None:
+        """Gather a batch for the next report.
+
+        Args:
+            embeddings: (B, D) rows (copied: the caller may reuse its buffer).
+            labels: One class label per row.
+
+        Example:
+            >>> monitor.update(z, y)
+        """
         rows = np.array(as_rows(embeddings, "embeddings"), copy=True)
         self._rows.append(rows)
         if labels is not None:
@@ -55,13 +72,35 @@ class Monitor:
                 self._labels.pop(0)
 
     def step(self, step: int) -> Optional[Dict[str, float]]:
-        """Report when ``step`` is a multiple of ``every``; returns the scalars if it did."""
+        """Report when ``step`` is a multiple of ``every``.
+
+        Args:
+            step: The training step.
+
+        Returns:
+            The scalars when it reported, else ``None``.
+
+        Example:
+            >>> monitor.step(100)["geometry/nc1"]
+            0.41...
+        """
         if self.every and step % self.every == 0:
             return self.report(step)
         return None
 
     def report(self, step: int) -> Optional[Dict[str, float]]:
-        """Compute the geometry now (e.g. at the end of an epoch) and log it."""
+        """Compute the geometry now (e.g. at the end of an epoch) and log it.
+
+        Args:
+            step: The step (or epoch) the scalars are logged at.
+
+        Returns:
+            The scalars, or ``None`` with nothing gathered and no held-out batch.
+
+        Example:
+            >>> monitor.report(epoch)["geometry/uniformity"]
+            -3.2...
+        """
         from . import analyze
 
         if self.holdout is not None:

@@ -33,8 +33,11 @@ import sys
 import time
 from typing import Any, Callable, Dict, List, Optional
 
-from . import Analysis, _embgeom, _options
+from . import Analysis, PathLike, _embgeom, _options
+from ._convert import as_path
 from ._embgeom import EmbgeomError
+
+__all__ = ["analyze", "main", "run"]
 
 
 def _summarize(job: Any, shard: int) -> bytes:
@@ -71,9 +74,27 @@ def _gather(ray: Any, refs: List[Any], merge: Callable[[List[bytes]], bytes]) ->
 
 def run(job: Any, max_retries: int = 3, cpus_per_task: int = 1,
         timings: Optional[Dict[str, float]] = None) -> Analysis:
-    """Run a :class:`embgeom._embgeom.ShardJob` on the Ray cluster this process is connected
-    to (``ray.init`` was called). ``timings``, when given, receives the wall seconds of each
-    round (``first pass``, ``second pass``, ``uniformity pairs``, ``finalize``)."""
+    """Run a sharded analysis on the Ray cluster this process is connected to (``ray.init``
+    was called).
+
+    Args:
+        job: An :class:`embgeom._embgeom.ShardJob`.
+        max_retries: Retries of a task whose worker dies.
+        cpus_per_task: Threads of each task.
+        timings: A dict that receives the wall seconds of each round (``first pass``,
+            ``second pass``, ``uniformity pairs``, ``finalize``).
+
+    Returns:
+        The :class:`embgeom.Analysis` (without figure data).
+
+    Raises:
+        EmbgeomError: A shard that cannot be read or analysed (the message names it).
+
+    Example:
+        >>> ray.init(address="auto")
+        >>> embgeom.ray.run(embgeom._embgeom.ShardJob("laion/")).uniformity
+        -3.1...
+    """
     import ray
 
     clock = {"last": time.perf_counter()}
@@ -106,9 +127,9 @@ def run(job: Any, max_retries: int = 3, cpus_per_task: int = 1,
         block = _gather(ray, [uniformity_block.remote(job_ref, context_ref, a, b)
                               for a, b in pairs], job.merge_uniformity_blocks)
         lap("uniformity pairs")
-    document, rows, table = job.finalize(summary, context, second, block)
+    result = Analysis(job.finalize(summary, context, second, block))
     lap("finalize")
-    return Analysis(json.loads(document), json.loads(rows), table)
+    return result
 
 
 def _connect(address: Optional[str], num_cpus: Optional[int]) -> None:
@@ -122,24 +143,46 @@ def _connect(address: Optional[str], num_cpus: Optional[int]) -> None:
         ray.init(address=address, log_to_driver=False)
 
 
-def analyze(path: Any, *, address: Optional[str] = None, key: Optional[str] = None,
-            label_key: Optional[str] = None, classifier: Any = None, bias: Any = None,
+def analyze(path: PathLike, *, address: Optional[str] = None, key: Optional[str] = None,
+            label_key: Optional[str] = None, classifier: Optional[PathLike] = None,
+            bias: Optional[PathLike] = None,
             normalize: bool = True, sample_rows: int = 10_000, max_retries: int = 3,
             cpus_per_task: int = 1, num_cpus: Optional[int] = None,
             timings: Optional[Dict[str, float]] = None, **options: Any) -> Analysis:
-    """Every metric of ``embgeom analyze DIR`` for the directory of shards ``path``, computed
-    by Ray tasks.
-
-    ``address``: a Ray cluster (``"auto"``, ``"ray://host:10001"``), or ``None``/``"local"``
-    to start one on this machine with ``num_cpus`` CPUs (all by default); an already
-    initialised Ray is used as it is. ``label_key``: the label column of the metadata (or
-    label) shards. ``classifier``/``bias``: files. ``sample_rows``: rows of the seeded sample
-    whose pairs give the uniformity above ``max_exact`` rows. Every other option of
-    :func:`embgeom.analyze` applies. Each task uses ``cpus_per_task`` threads. ``timings``:
-    a dict that receives the wall seconds of each round.
+    """Every metric of ``embgeom analyze DIR`` for a directory of shards, computed by Ray
+    tasks.
 
     A ``ray.data.Dataset`` is not taken directly: write it as shards first
     (``ds.write_parquet(dir)``) so that every task reads its rows, in a fixed order, itself.
+
+    Args:
+        path: The folder of shards (see :func:`embgeom.analyze_sharded`).
+        address: A Ray cluster (``"auto"``, ``"ray://host:10001"``), or ``None``/``"local"``
+            to start one on this machine; an already initialised Ray is used as it is.
+        key: The array or column of the embeddings in each shard.
+        label_key: The label column of the metadata (or label) shards.
+        classifier: A file of classifier weights.
+        bias: A file of classifier biases.
+        normalize: L2-normalise the rows first.
+        sample_rows: Rows of the seeded sample whose pairs give the uniformity above
+            ``max_exact`` rows.
+        max_retries: Retries of a task whose worker dies.
+        cpus_per_task: Threads of each task.
+        num_cpus: CPUs of a cluster started here (all by default).
+        timings: A dict that receives the wall seconds of each round.
+        **options: The options of :func:`embgeom.analyze`.
+
+    Returns:
+        The :class:`embgeom.Analysis`, the same as :func:`embgeom.analyze_sharded`'s.
+
+    Raises:
+        EmbgeomError: A shard that cannot be read or analysed (the message names it).
+        TypeError: A ``ray.data.Dataset`` instead of a folder.
+
+    Example:
+        >>> result = embgeom.ray.analyze("laion/", label_key="label", address="auto")
+        >>> result.uniformity, result.nc1
+        (-3.1..., 0.8...)
     """
     try:
         import ray
@@ -150,13 +193,27 @@ def analyze(path: Any, *, address: Optional[str] = None, key: Optional[str] = No
         raise TypeError("embgeom.ray.analyze takes a directory of shards; write the dataset "
                         "first, e.g. ds.write_parquet(dir), and pass dir")
     job = _embgeom.ShardJob(
-        str(path), key, label_key, None if classifier is None else str(classifier),
-        None if bias is None else str(bias), normalize, sample_rows, **_options(options))
+        as_path(path, "path"), key, label_key,
+        None if classifier is None else as_path(classifier, "classifier"),
+        None if bias is None else as_path(bias, "bias"), normalize, sample_rows,
+        **_options(options))
     _connect(address, num_cpus)
     return run(job, max_retries=max_retries, cpus_per_task=cpus_per_task, timings=timings)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    """``python -m embgeom.ray``: run a shard job written by ``embgeom analyze DIR --ray``.
+
+    Args:
+        argv: The command-line arguments (default: ``sys.argv[1:]``).
+
+    Returns:
+        The exit status: 0, or 2 when the analysis failed (the error on stderr).
+
+    Example:
+        >>> embgeom.ray.main(["--job", "job.json", "--address", "local", "--out", "out.json"])
+        0
+    """
     parser = argparse.ArgumentParser(prog="python -m embgeom.ray", description=__doc__.splitlines()[0])
     parser.add_argument("--job", required=True,
                         help="a shard job (JSON) written by embgeom analyze; - reads it from stdin")
