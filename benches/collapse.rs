@@ -39,7 +39,7 @@ fn metrics(x: &Array2<f32>, labels: &[u32], c: usize) -> Vec<f64> {
         collapsed.nc1.unwrap_or(f64::NAN),
         collapsed.etf_distance.unwrap_or(f64::NAN),
         collapsed.cdnv.map_or(f64::NAN, |c| c.mean),
-        collapsed.ncc_accuracy,
+        collapsed.ncc_accuracy.unwrap_or(f64::NAN),
         sp.effective_rank,
         sp.rankme,
         sp.alpha_req.map_or(f64::NAN, |a| a.alpha),

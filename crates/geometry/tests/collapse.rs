@@ -72,7 +72,7 @@ fn regular_simplex_with_tiny_noise_is_fully_collapsed() {
     ] {
         assert!(v.unwrap() < 1e-4, "{v:?}");
     }
-    assert_eq!(c.ncc_accuracy, 1.0);
+    assert_eq!(c.ncc_accuracy, Some(1.0));
     assert!(c.cdnv.as_ref().unwrap().mean < 1e-8);
     assert!(c.warnings.is_empty(), "{:?}", c.warnings);
     let unit = normalize_rows(x.view()).unwrap();
@@ -288,7 +288,7 @@ fn optimised_metrics_match_plain_implementations() {
         })
         .count() as f64
         / 90.0;
-    assert_eq!(col.ncc_accuracy, ncc);
+    assert_eq!(col.ncc_accuracy, Some(ncc));
 }
 
 #[test]
@@ -369,7 +369,7 @@ fn metrics_are_invariant_to_row_order_and_rotation() {
             c.nc2_max_angle.unwrap(),
             c.etf_distance.unwrap(),
             c.cdnv.unwrap().mean,
-            c.ncc_accuracy,
+            c.ncc_accuracy.unwrap(),
             sp.effective_rank,
             sp.rankme,
             sp.normalized_std,
@@ -463,7 +463,7 @@ fn degenerate_inputs_give_messages_not_nan() {
     let (_, c) = analyse(&x, &[0; 20], None);
     assert!(c.nc1.is_none() && c.etf_distance.is_none() && c.cdnv.is_none());
     assert!(c.warnings[0].contains("one class"));
-    assert_eq!(c.ncc_accuracy, 1.0);
+    assert_eq!(c.ncc_accuracy, Some(1.0));
     // A class with a single sample.
     let mut labels: Vec<u32> = (0..20).map(|i| (i % 2) as u32).collect();
     labels[0] = 2;
@@ -585,4 +585,53 @@ fn linear_cka_is_one_for_the_same_representation_and_small_for_unrelated_ones() 
     let want = f(&cy.t().dot(&cx)) / (f(&cx.t().dot(&cx)).sqrt() * f(&cy.t().dot(&cy)).sqrt());
     assert!((unrelated - want).abs() < 1e-12);
     assert!(linear_cka(x.view(), other.slice(ndarray::s![..10, ..])).is_err());
+}
+
+/// NC1 as it is defined: the eigendecomposition of the D x D `Sigma_B`, eigenvalues above
+/// `max(D, C) eps lambda_max` kept.
+fn nc1_of_the_full_decomposition(stats: &ClassStats) -> (f64, usize) {
+    use ndarray_linalg::{Eigh, UPLO};
+    let c = stats.num_classes();
+    let sb = stats.between_covariance();
+    let (values, vectors) = sb.eigh(UPLO::Lower).unwrap();
+    let lambda_max = values.iter().cloned().fold(0.0f64, f64::max);
+    let cut = sb.nrows().max(c) as f64 * f64::EPSILON * lambda_max;
+    let (mut total, mut rank) = (0.0, 0);
+    for (k, &lambda) in values.iter().enumerate() {
+        if lambda > cut && lambda > 0.0 {
+            let v = vectors.column(k);
+            total += v.dot(&stats.within_covariance.dot(&v)) / lambda;
+            rank += 1;
+        }
+    }
+    (total / c as f64, rank)
+}
+
+#[test]
+fn nc1_in_the_span_of_the_class_means_equals_the_full_decomposition() {
+    // Both sides of the switch: fewer classes than dimensions (the C x C route), and more.
+    for (n, c, d, seed) in [
+        (200, 5, 40, 1),
+        (300, 10, 300, 2),
+        (120, 3, 7, 3),
+        (240, 12, 6, 4),
+        (90, 6, 6, 5),
+    ] {
+        let labels: Vec<u32> = (0..n).map(|i| (i % c) as u32).collect();
+        let offsets = gaussian(c, d, seed + 100);
+        let mut x = gaussian(n, d, seed);
+        for (i, &label) in labels.iter().enumerate() {
+            let mut row = x.row_mut(i);
+            row += &(&offsets.row(label as usize) * 0.8);
+        }
+        let classes = classes_of(&labels);
+        let stats = class_stats(x.view(), &classes).unwrap();
+        let (want, want_rank) = nc1_of_the_full_decomposition(&stats);
+        let (got, rank) = nc1(&stats).unwrap();
+        assert_eq!(rank, want_rank, "C = {c}, D = {d}");
+        assert!(
+            (got - want).abs() <= 1e-9 * want.abs(),
+            "C = {c}, D = {d}: {got} vs {want}"
+        );
+    }
 }

@@ -14,10 +14,7 @@ use embgeom_geometry::catalogue::{self, CATALOGUE};
 use embgeom_geometry::sharded::{Context, SecondPass, Summary, UniformityBlock};
 use embgeom_geometry::state::{LabelKey, State};
 use embgeom_geometry::Merge;
-use embgeom_geometry::{
-    collapse_from_stats, simplex_angles, Alignment, Analysis, AnalysisOptions, Collapse,
-    FigureData, KnnOptions, Progress, DEFAULT_TILE,
-};
+use embgeom_geometry::{Analysis, AnalysisOptions, FigureData, KnnOptions, Progress, DEFAULT_TILE};
 use embgeom_io::{LabelValues, Labels};
 use embgeom_pipeline::{
     analysis_document, analyze_inputs, text_table, Extras, InputSpec, InputSummary, Inputs,
@@ -587,43 +584,12 @@ fn label_key(value: &Bound<'_, PyAny>) -> PyResult<LabelKey> {
 }
 
 /// What an accumulator's analysis leaves out.
-const NOT_IN_A_STATE: &str = "an Accumulator keeps sufficient statistics only: uniformity, kNN accuracy, nearest-class-mean accuracy and the per-class table need the rows (embgeom.analyze)";
+const NOT_IN_A_STATE: &str = "an Accumulator keeps sufficient statistics only: uniformity, kNN accuracy, nearest-class-mean accuracy and per-class effective ranks need the rows (embgeom.analyze)";
 
-/// The analysis of the rows a state summarised: the spectrum and, with labels, label-positive
-/// alignment (alpha = 2), NC1-NC2, ETF distance, CDNV and simplex angles, as the sharded
-/// analysis finalises them; nearest-class-mean accuracy is not defined by a state (NaN, shown
-/// as null).
+/// The analysis of the rows a state summarised ([`embgeom_geometry::sharded::state_analysis`]),
+/// with a warning naming what needs the rows.
 fn state_analysis(state: &State) -> embgeom_geometry::Result<Analysis> {
-    let mut analysis = Analysis::of_spectrum(state.rows() as usize, state.dim(), state.spectrum()?);
-    if let Some((names, stats)) = state.class_stats() {
-        analysis.num_classes = Some(names.len());
-        analysis.class_alignment = state.class_alignment().map(|value| Alignment {
-            value,
-            alpha: 2.0,
-            pairs: stats
-                .counts
-                .iter()
-                .map(|&n| (n as u64) * (n as u64).saturating_sub(1) / 2)
-                .sum(),
-        });
-        let collapse = collapse_from_stats(
-            Collapse {
-                ncc_accuracy: f64::NAN,
-                ..Collapse::default()
-            },
-            &stats,
-            &names,
-            None,
-        )?;
-        analysis.warnings.extend(collapse.warnings.iter().cloned());
-        analysis.collapse = Some(collapse);
-        if names.len() >= 2 {
-            match simplex_angles(state.unit_class_means().view()) {
-                Ok(angles) => analysis.simplex_angles = Some(angles),
-                Err(e) => analysis.warnings.push(format!("simplex angles: {e}")),
-            }
-        }
-    }
+    let mut analysis = embgeom_geometry::sharded::state_analysis(state)?;
     analysis.warnings.push(NOT_IN_A_STATE.into());
     Ok(analysis)
 }

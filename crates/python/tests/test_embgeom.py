@@ -334,7 +334,7 @@ def test_accumulator_states_merge_pickle_and_match_the_analysis():
     assert np.allclose(whole.spectrum, full.spectrum, rtol=1e-9, atol=1e-15)
     # What needs the rows is absent, and the result says why.
     assert whole.uniformity is None and whole.knn_accuracy is None
-    assert whole.ncc_accuracy is None and whole.to_dict()["metrics"]["ncc_accuracy"]["value"] is None
+    assert whole.ncc_accuracy is None and whole.to_dict()["metrics"]["ncc_accuracy"] is None
     assert any("need the rows" in w for w in whole.warnings)
     assert "<table" in whole._repr_html_() and "NaN" not in whole._repr_html_()
     assert "NC1" in str(whole)

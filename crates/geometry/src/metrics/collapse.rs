@@ -47,8 +47,9 @@ pub struct Collapse {
     pub nc3: Option<f64>,
     /// Fraction of rows whose classifier prediction differs from the nearest class mean.
     pub nc4: Option<f64>,
-    /// Fraction of rows whose nearest class mean is their own class.
-    pub ncc_accuracy: f64,
+    /// Fraction of rows whose nearest class mean is their own class (`None` where the rows
+    /// were not read again: a mergeable state).
+    pub ncc_accuracy: Option<f64>,
     /// Class-distance normalised variance.
     pub cdnv: Option<Cdnv>,
     /// Why a value is absent, or what limits its meaning.
@@ -86,23 +87,38 @@ fn row_norms(a: &Array2<f64>) -> Vec<f64> {
 
 /// `tr(Sigma_W Sigma_B^+) / C` with the pseudo-inverse from a symmetric eigendecomposition,
 /// keeping eigenvalues above `max(D, C) eps lambda_max`; returns the value and the rank kept.
+///
+/// `Sigma_B = (1/C) M^T M` has rank at most C - 1, so with fewer classes than dimensions its
+/// eigenpairs come from the C x C matrix `G = (1/C) M M^T` (`G w = lambda w` gives the unit
+/// eigenvector `u = M^T w / sqrt(C lambda)` of `Sigma_B`, with the same eigenvalue): C^3 + C D^2
+/// work instead of D^3, and the same value to rounding. Otherwise the D x D `Sigma_B` is
+/// decomposed.
 pub fn nc1(stats: &ClassStats) -> Result<(f64, usize)> {
     let c = stats.num_classes();
-    let sigma_b = stats.between_covariance();
-    let d = sigma_b.nrows();
-    let (values, vectors) = sigma_b
-        .eigh(UPLO::Lower)
-        .map_err(|e| GeometryError::Numerical {
-            what: format!("eigendecomposition of Sigma_B failed: {e}"),
-        })?;
+    let m = stats.centred_means();
+    let d = m.ncols();
+    let decomposed = |matrix: Array2<f64>, what: &str| {
+        matrix
+            .eigh(UPLO::Lower)
+            .map_err(|e| GeometryError::Numerical {
+                what: format!("eigendecomposition of {what} failed: {e}"),
+            })
+    };
+    let (values, vectors) = match c < d {
+        true => decomposed(m.dot(&m.t()) / c as f64, "M M^T / C")?,
+        false => decomposed(stats.between_covariance(), "Sigma_B")?,
+    };
     let lambda_max = values.iter().cloned().fold(0.0f64, f64::max);
     let cut = d.max(c) as f64 * f64::EPSILON * lambda_max;
     let mut total = 0.0;
     let mut rank = 0;
     for (k, &lambda) in values.iter().enumerate() {
         if lambda > cut && lambda > 0.0 {
-            let v = vectors.column(k);
-            total += v.dot(&stats.within_covariance.dot(&v)) / lambda;
+            let u = match c < d {
+                true => m.t().dot(&vectors.column(k)) / (c as f64 * lambda).sqrt(),
+                false => vectors.column(k).to_owned(),
+            };
+            total += u.dot(&stats.within_covariance.dot(&u)) / lambda;
             rank += 1;
         }
     }
@@ -527,7 +543,7 @@ pub fn collapse<F: Real>(
         / n;
     let nc4 = predicted.map(|p| p.iter().zip(&nearest).filter(|(a, b)| a != b).count() as f64 / n);
     let out = Collapse {
-        ncc_accuracy,
+        ncc_accuracy: Some(ncc_accuracy),
         nc4,
         ..Collapse::default()
     };

@@ -569,7 +569,7 @@ pub static CATALOGUE: &[Metric] = &[
         definition: |_| {
             "fraction of rows whose nearest class mean (Euclidean, raw rows) is their class".into()
         },
-        value: |a| a.collapse.as_ref().map(|c| c.ncc_accuracy),
+        value: |a| a.collapse.as_ref().and_then(|c| c.ncc_accuracy),
         ideal: one,
         json: Fields::Extra(
             |_| json!({"definition": "fraction whose nearest class mean is their class"}),

@@ -29,6 +29,7 @@ use crate::metrics::collapse::{collapse_from_stats, predictions, Classifier, Col
 use crate::metrics::knn::{check_options, top_neighbours, vote, KnnAccuracy, References, TopK};
 use crate::metrics::real::Real;
 use crate::metrics::state::{LabelKey, State};
+use crate::metrics::stats::ClassStats;
 use crate::metrics::uniformity::{uniformity_part, Method, Uniformity};
 use crate::orchestration::analysis::{Analysis, AnalysisOptions, ClassResults};
 use ndarray::{Array1, Array2, ArrayView2, Axis};
@@ -744,6 +745,51 @@ fn sample_uniformity<F: Real>(
     Ok((overall, per_class))
 }
 
+/// Label-positive alignment (alpha = 2) from a state's class sums, with its same-class pair
+/// count; `None`, with a warning, when no class has two rows.
+fn state_class_alignment(
+    state: &State,
+    stats: &ClassStats,
+    warnings: &mut Vec<String>,
+) -> Option<Alignment> {
+    let value = state.class_alignment();
+    if value.is_none() {
+        warnings.push("label-positive alignment needs a class with at least two rows".into());
+    }
+    value.map(|value| Alignment {
+        value,
+        alpha: 2.0,
+        pairs: stats
+            .counts
+            .iter()
+            .map(|&n| (n as u64) * (n as u64).saturating_sub(1) / 2)
+            .sum(),
+    })
+}
+
+/// The analysis of what a mergeable [`State`] holds, without reading the rows again: the
+/// spectrum and, with labels, label-positive alignment (alpha = 2), NC1-NC2, the ETF distance,
+/// CDNV, the simplex angles and the per-class table (counts, within-class variances, vertex
+/// distances). Uniformity, kNN and nearest-class-mean accuracy, and per-class effective ranks
+/// need the rows: they are absent.
+pub fn state_analysis(state: &State) -> Result<Analysis> {
+    let mut analysis = Analysis::of_spectrum(state.rows() as usize, state.dim(), state.spectrum()?);
+    let Some((names, stats)) = state.class_stats() else {
+        return Ok(analysis);
+    };
+    analysis.class_alignment = state_class_alignment(state, &stats, &mut analysis.warnings);
+    let collapse = collapse_from_stats(Collapse::default(), &stats, &names, None)?;
+    analysis.add_classes(ClassResults {
+        names: &names,
+        stats: &stats,
+        collapse,
+        simplex_means: state.unit_class_means(),
+        uniformity_per_class: vec![None; names.len()],
+        knn: None,
+    });
+    Ok(analysis)
+}
+
 /// The analysis of all shards from the merged first pass, second pass and (exact mode)
 /// uniformity blocks: the same [`Analysis`] as the single-pass analysis of the concatenated
 /// rows. Rows stored as f32 (or narrower) compute in f32 like the single pass (`F`).
@@ -796,23 +842,9 @@ pub fn finalize<F: Real>(
         return Ok(analysis);
     };
     let c = names.len();
-    analysis.class_alignment = match (plan.options.alpha == 2.0, state.class_alignment()) {
-        (true, Some(value)) => Some(Alignment {
-            value,
-            alpha: 2.0,
-            pairs: stats
-                .counts
-                .iter()
-                .map(|&n| (n as u64) * (n as u64).saturating_sub(1) / 2)
-                .sum(),
-        }),
-        (true, None) => {
-            analysis
-                .warnings
-                .push("label-positive alignment needs a class with at least two rows".into());
-            None
-        }
-        (false, _) => {
+    analysis.class_alignment = match plan.options.alpha == 2.0 {
+        true => state_class_alignment(state, &stats, &mut analysis.warnings),
+        false => {
             analysis.warnings.push(format!(
                 "label-positive alignment of a sharded dataset merges for alpha = 2 only (alpha = {} was asked)",
                 plan.options.alpha
@@ -823,7 +855,7 @@ pub fn finalize<F: Real>(
     let classifier = context.classifier();
     let collapsed = collapse_from_stats(
         Collapse {
-            ncc_accuracy: second.ncc_correct as f64 / n as f64,
+            ncc_accuracy: Some(second.ncc_correct as f64 / n as f64),
             nc4: classifier
                 .as_ref()
                 .map(|_| second.nc4_disagree as f64 / n as f64),
