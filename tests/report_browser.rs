@@ -178,7 +178,7 @@ fn demo_report_renders_in_headless_chromium() {
 }
 
 /// The compare demo (the bundled SupCon and SimCLR runs); its screenshot (the top 2,200
-/// pixels) is the README's `docs/compare-demo.png`.
+/// pixels) is the README's `docs/src/images/compare-demo.png`.
 #[test]
 fn compare_demo_renders_in_headless_chromium() {
     let Some(browser) = browser_or_skip("compare_demo_renders_in_headless_chromium") else {
