@@ -7,7 +7,7 @@
 //! `ValueError`) with the CLI's message; no panic reaches Python. No message shows the
 //! contents of an array.
 //!
-//! An analysis comes back as a [`PyRun`] (`embgeom._embgeom.Run`): its document, catalogue
+//! An analysis comes back as a `PyRun` (`embgeom._embgeom.Run`): its document, catalogue
 //! rows, text table and HTML, and (when computed) the report's figures, drawn on demand.
 
 use embgeom_geometry::catalogue::{self, CATALOGUE};

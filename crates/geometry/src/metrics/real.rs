@@ -24,8 +24,8 @@ pub trait Real: Element {
     /// The exact uniformity part, `log sum exp(-t ||x_i - x_j||^2)` kept as `(shift, sum,
     /// pairs)`, of every Gram block of side `tile`: the pairs `i < j` within `x` (`y = None`,
     /// blocks `I <= J`) or every pair of a row of `x` and a row of `y`, in row-major block
-    /// order. f32 rows take the fused kernel of [`crate::kernels::gram_exp`]; f64 rows take
-    /// `dgemm` tiles ([`crate::kernels::logsumexp`]).
+    /// order. f32 rows take the fused kernel of [`crate::kernel`]; f64 rows take
+    /// `dgemm` tiles (`kernels::logsumexp`).
     const UNIFORMITY_BLOCKS: UniformityBlocks<Self>;
 }
 

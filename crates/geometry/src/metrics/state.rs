@@ -354,7 +354,7 @@ impl State {
         out
     }
 
-    /// The dimensional-collapse metrics of the rows, as [`crate::metrics::spectrum`] computes them from
+    /// The dimensional-collapse metrics of the rows, as [`crate::spectrum`] computes them from
     /// the rows themselves (the same round-off levels).
     pub fn spectrum(&self) -> Result<Spectrum> {
         if self.n < 2 {

@@ -24,7 +24,7 @@ pub const DEFAULT_SAMPLED_PAIRS: u64 = 10_000_000;
 /// Largest N computed exactly by default (about 45 s at D = 128 on two cores).
 pub const DEFAULT_MAX_EXACT: usize = 200_000;
 
-/// Parameters of [`analyze`].
+/// Parameters of [`crate::analyze`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct AnalysisOptions {
     /// Alignment exponent alpha (Wang & Isola default 2).
@@ -125,7 +125,7 @@ impl MemoryEstimate {
     }
 }
 
-/// Working memory of [`analyze`] on `n` rows of `d` dimensions in `c` classes (0 without
+/// Working memory of [`crate::analyze`] on `n` rows of `d` dimensions in `c` classes (0 without
 /// labels), beyond the input rows: C x C matrices (~230 bytes per class pair), D x D matrices
 /// (~(12 + threads) x 8 bytes per entry) and per-row work (32 bytes a row, and a block of
 /// rows x C distances per thread).
