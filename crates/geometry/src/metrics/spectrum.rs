@@ -126,10 +126,10 @@ fn centred_scatter<F: Real>(x: ArrayView2<F>) -> Result<(Array2<f64>, Array1<f64
     Ok((scatter(x, &all_rows(n), mean.view()), mean))
 }
 
-/// `sum_i ||x_i||^2` of `n` rows from their scatter about their mean `m`: `tr(scatter) +
+/// `sum_i ||x_i||^2` of `n` rows from the trace of their scatter about their mean `m`: `tr(scatter) +
 /// n ||m||^2` (a sum of positive terms; a round-off reference without a pass over the rows).
-pub(crate) fn total_squared_norm(scatter: &Array2<f64>, mean: ArrayView1<f64>, n: usize) -> f64 {
-    scatter.diag().sum() + n as f64 * mean.dot(&mean)
+pub(crate) fn total_squared_norm(scatter_trace: f64, mean: ArrayView1<f64>, n: usize) -> f64 {
+    scatter_trace + n as f64 * mean.dot(&mean)
 }
 
 /// `exp(-sum_k p_k log p_k)` with `0 log 0 = 0`.
@@ -230,13 +230,13 @@ pub fn spectrum<F: Real>(unit: ArrayView2<F>, raw: ArrayView2<F>) -> Result<Spec
     single_threaded_blas();
     let n = raw.nrows();
     let (unit_centred, unit_mean) = centred_scatter(unit)?;
-    let unit_scale = total_squared_norm(&unit_centred, unit_mean.view(), n) / n as f64;
+    let unit_scale = total_squared_norm(unit_centred.diag().sum(), unit_mean.view(), n) / n as f64;
     let cov = unit_centred / (n as f64 - 1.0);
     let (raw_centred, raw_mean) = centred_scatter(raw)?;
     // X^T X = centred scatter + N m m^T: a sum of positive terms, no cancellation.
     let m = raw_mean.view().insert_axis(ndarray::Axis(1));
     let uncentred = &raw_centred + &(m.dot(&m.t()) * n as f64);
-    let raw_scale = total_squared_norm(&raw_centred, raw_mean.view(), n);
+    let raw_scale = total_squared_norm(raw_centred.diag().sum(), raw_mean.view(), n);
     spectrum_of(&cov, unit_scale, &raw_centred, &uncentred, raw_scale)
 }
 

@@ -65,19 +65,23 @@ impl ThreadSeconds {
     }
 }
 
-/// Scatter of one class's rows about its mean (D x D) and the singular values of the centred
-/// rows: from the `n x n` Gram matrix when the class has fewer rows than dimensions, else from
-/// the scatter itself.
-fn class_scatter<F: Real>(
+/// One class's rows about its mean: their scatter added into `sum` (its upper triangle; the
+/// caller symmetrises), their trace `sum_i ||x_i - mu||^2`, and the singular values of the
+/// centred rows. A class with fewer rows than dimensions is centred into an `n x D` block whose
+/// scatter is added into `sum` by `dsyrk` and whose singular values come from the `n x n` Gram
+/// matrix: no D x D matrix of its own. Otherwise its scatter is formed (its eigenvalues need it)
+/// and added.
+fn add_class_scatter<F: Real>(
     x: ArrayView2<F>,
     rows: &[usize],
     mean: ArrayView1<f64>,
+    sum: &mut Array2<f64>,
     seconds: &ThreadSeconds,
-) -> Result<(Array2<f64>, Vec<f64>)> {
+) -> Result<(f64, Vec<f64>)> {
     let d = x.ncols();
-    let (scatter_c, gram) = ThreadSeconds::add(&seconds.scatters, || {
+    let (square, trace) = ThreadSeconds::add(&seconds.scatters, || {
         if rows.len() < d {
-            let mean = mean.to_vec();
+            let centre = mean.to_vec();
             let mut z = Array2::<f64>::zeros((rows.len(), d));
             for (out, &i) in z.outer_iter_mut().zip(rows) {
                 let out = out
@@ -86,32 +90,31 @@ fn class_scatter<F: Real>(
                 crate::kernels::rows::centre_row(
                     out,
                     &crate::kernels::rows::contiguous(&x.row(i)),
-                    &mean,
+                    &centre,
                 );
             }
-            let mut s = Array2::<f64>::zeros((d, d));
-            syrk_add(z.view(), &mut s);
-            symmetrize(&mut s);
+            syrk_add(z.view(), sum);
             let gram = z.dot(&z.t());
-            (s, Some(gram))
+            let trace = gram.diag().sum();
+            (gram, trace)
         } else {
             // One accumulator: the classes are already spread over the threads.
             let mut s = upper_scatter(x, rows, mean);
             symmetrize(&mut s);
-            (s, None)
+            *sum += &s;
+            let trace = s.diag().sum();
+            (s, trace)
         }
     });
     // The round-off reference: sum_i ||x_i||^2, without a pass.
-    let scale = total_squared_norm(&scatter_c, mean, rows.len());
-    // The smaller square: the n x n Gram matrix, or the scatter itself.
-    let square = gram.as_ref().unwrap_or(&scatter_c);
+    let scale = total_squared_norm(trace, mean, rows.len());
     let singular = ThreadSeconds::add(&seconds.eigenvalues, || {
-        symmetric_eigenvalues(square, scale)
+        symmetric_eigenvalues(&square, scale)
     })?
     .into_iter()
     .map(f64::sqrt)
     .collect();
-    Ok((scatter_c, singular))
+    Ok((trace, singular))
 }
 
 /// Compute [`ClassStats`] of `x` (rows as given) in O(C D + D^2) memory beyond the input: class
@@ -171,12 +174,13 @@ pub(crate) fn class_stats_of_means<F: Real>(
             let mut per_class = Vec::with_capacity(group.len());
             for &k in group {
                 let members = classes.members(k);
-                let (s, singular) = class_scatter(x, members, means.row(k), &seconds)?;
-                let variance = s.diag().sum() / members.len() as f64;
+                let (trace, singular) =
+                    add_class_scatter(x, members, means.row(k), &mut sum, &seconds)?;
+                let variance = trace / members.len() as f64;
                 let rank = (members.len() >= 2).then(|| effective_rank(&singular));
-                sum += &s;
                 per_class.push((variance, rank));
             }
+            ThreadSeconds::add(&seconds.scatters, || symmetrize(&mut sum));
             Ok((sum, per_class))
         })
         .collect::<Result<Vec<_>>>()?;
