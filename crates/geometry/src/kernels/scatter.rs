@@ -93,21 +93,27 @@ pub(crate) fn upper_scatter<F: Element>(
     let mut z = Array2::<f64>::zeros((CHUNK_ROWS.min(rows.len()).max(1), d));
     let mean = mean.to_vec();
     for chunk in rows.chunks(CHUNK_ROWS) {
-        for (r, (out, &i)) in z.outer_iter_mut().zip(chunk).enumerate() {
-            // The rows of a class lie all over the input: fetch a few ahead.
-            crate::kernels::rows::fetch_ahead(x, chunk, r);
-            let out = out
-                .into_slice()
-                .expect("rows of a new matrix are contiguous");
-            crate::kernels::rows::centre_row(
-                out,
-                &crate::kernels::rows::contiguous(&x.row(i)),
-                &mean,
-            );
-        }
+        centre_rows_into(&mut z, x, chunk, &mean);
         syrk_add(z.slice(ndarray::s![..chunk.len(), ..]), &mut sum);
     }
     sum
+}
+
+/// Rows `rows` of `x` minus `mean`, in f64, into the first `rows.len()` rows of `z` (standard
+/// layout, D columns), fetching rows a few ahead (the rows of a class lie all over the input).
+pub(crate) fn centre_rows_into<F: Element>(
+    z: &mut Array2<f64>,
+    x: ArrayView2<F>,
+    rows: &[usize],
+    mean: &[f64],
+) {
+    for (r, (out, &i)) in z.outer_iter_mut().zip(rows).enumerate() {
+        crate::kernels::rows::fetch_ahead(x, rows, r);
+        let out = out
+            .into_slice()
+            .expect("rows of a new matrix are contiguous");
+        crate::kernels::rows::centre_row(out, &crate::kernels::rows::contiguous(&x.row(i)), mean);
+    }
 }
 
 /// `0..n` as row indices.

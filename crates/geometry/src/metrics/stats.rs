@@ -4,7 +4,9 @@
 
 use crate::error::Result;
 use crate::kernels::classes::Classes;
-use crate::kernels::scatter::{stripe_count, symmetrize, syrk_add, upper_scatter};
+use crate::kernels::scatter::{
+    centre_rows_into, stripe_count, symmetrize, syrk_add, upper_scatter,
+};
 use crate::kernels::tiles::single_threaded_blas;
 use crate::kernels::timings::{Timings, Work};
 use crate::metrics::real::Real;
@@ -81,18 +83,8 @@ fn add_class_scatter<F: Real>(
     let d = x.ncols();
     let (square, trace) = ThreadSeconds::add(&seconds.scatters, || {
         if rows.len() < d {
-            let centre = mean.to_vec();
             let mut z = Array2::<f64>::zeros((rows.len(), d));
-            for (out, &i) in z.outer_iter_mut().zip(rows) {
-                let out = out
-                    .into_slice()
-                    .expect("rows of a new matrix are contiguous");
-                crate::kernels::rows::centre_row(
-                    out,
-                    &crate::kernels::rows::contiguous(&x.row(i)),
-                    &centre,
-                );
-            }
+            centre_rows_into(&mut z, x, rows, &mean.to_vec());
             syrk_add(z.view(), sum);
             let gram = z.dot(&z.t());
             let trace = gram.diag().sum();
