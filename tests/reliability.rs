@@ -409,12 +409,13 @@ fn work_too_large_for_the_memory_limit_is_refused_before_it_starts() {
     assert!(message.contains("labels.txt"), "{message}");
     assert!(!message.contains("many.npy"), "{message}");
     assert!(message.contains("fewer classes"), "{message}");
-    // 20,000 columns: the D x D scatters are the problem.
+    // 2,000 x 2,000: the D x D scatters (side min(N, D)) are the problem.
     let wide = d.join("wide.npy");
-    std::fs::write(&wide, npy_bytes_f32(&[3, 20_000], &vec![1.0; 60_000])).unwrap();
-    let message = fails(&["analyze", wide.to_str().unwrap(), "--memory-limit", "4G"]);
-    assert!(message.contains("D = 20000"), "{message}");
+    std::fs::write(&wide, npy_bytes_f32(&[2_000, 2_000], &vec![1.0; 4_000_000])).unwrap();
+    let message = fails(&["analyze", wide.to_str().unwrap(), "--memory-limit", "100M"]);
+    assert!(message.contains("D = 2000"), "{message}");
     assert!(message.contains("wide.npy"), "{message}");
+    assert!(message.contains("fewer dimensions or rows"), "{message}");
     assert!(
         fails(&["analyze", wide.to_str().unwrap(), "--memory-limit", "4Q"])
             .contains("unknown unit")

@@ -7,7 +7,8 @@
 //! Values agree to 1e-12 relative, except those of the exact uniformity of f32 rows: its kernel
 //! was replaced by the fused one (Gram products accumulated with FMA and exponentiated in
 //! registers), whose f32 rounding differs; those agree to 5e-8 (the largest change on the
-//! bundled data is 1.9e-8, in a class of 180 rows).
+//! bundled data is 1.9e-8, in a class of 180 rows); and NC1, whose pseudo-inverse amplifies
+//! the last bits of its eigendecomposition, to 1e-10 (see [`same_number`]).
 //!
 //! One value of the fixtures was changed since: the kNN accuracy of the first SupCon checkpoint
 //! (step 12), 0.6395 -> 0.639, when the kNN similarities became exact (f64 sums of the f32
@@ -42,14 +43,17 @@ fn fixture(name: &str) -> String {
 }
 
 /// `a` and `b` agree to 1e-12 relative, or to 5e-8 where `path` names a uniformity, or to
-/// 1e-11 for NC1 (through the pseudo-inverse of Sigma_B, whose LAPACK eigendecomposition
-/// rounds differently in the last bits with the BLAS kernels OpenBLAS picks for each CPU:
-/// 1.3e-12 between the machine that wrote the fixtures and an AMD EPYC).
+/// 1e-10 for NC1 and its secondary readings (through the pseudo-inverse of Sigma_B, whose
+/// LAPACK eigendecomposition rounds differently in the last bits with the BLAS kernels
+/// OpenBLAS picks for each CPU, 1.3e-12 between the machine that wrote the fixtures and an AMD
+/// EPYC, and with the driver: `dsyevd`'s eigenvectors instead of `dsyev`'s moved the bundled
+/// data's NC1 by 1.2e-12, and the projected within-class route an early checkpoint's, whose
+/// Sigma_B has eigenvalues near its cut, by 5.1e-11; the wide-input issue asked for 1e-9).
 fn same_number(a: f64, b: f64, path: &str) -> bool {
     let tolerance = if path.contains("uniformity") {
         5e-8
-    } else if path.ends_with("nc1") {
-        1e-11
+    } else if path.contains("nc1") {
+        1e-10
     } else {
         1e-12
     };

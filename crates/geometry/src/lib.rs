@@ -39,7 +39,10 @@ pub use metrics::alignment::{
     alignment, alignment_part, class_alignment, Alignment, AlignmentPart,
 };
 pub use metrics::cka::{linear_cka, CkaState, CKA_STATE_VERSION};
-pub use metrics::collapse::{cdnv, collapse, collapse_from_stats, nc1, Cdnv, Classifier, Collapse};
+pub use metrics::collapse::{
+    cdnv, class_means_work, collapse, collapse_from_stats, collapse_timed, nc1, Cdnv, Classifier,
+    Collapse,
+};
 pub use metrics::knn::{
     knn_accuracy, knn_screen, KnnAccuracy, KnnOptions, KnnScreen, KnnSplit, Neighbour, TopK,
     DEFAULT_K, DEFAULT_MAX_QUERIES, DEFAULT_TEMPERATURE,
@@ -48,8 +51,8 @@ pub use metrics::per_class::{subclass_structure, PerClass, Subclasses, Subclasse
 pub use metrics::real::{Real, UniformityBlocks};
 pub use metrics::simplex::{canonical_simplex, simplex_angles, vertex_distances, SimplexAngles};
 pub use metrics::spectrum::{
-    alpha_req, column_means, covariance, effective_rank, rankme, spectrum, symmetric_eigenvalues,
-    AlphaReq, Spectrum, ALPHA_REQ_RANKS, RANKME_EPSILON,
+    alpha_req, column_means, covariance, effective_rank, rankme, spectrum, spectrum_timed,
+    spectrum_work, symmetric_eigenvalues, AlphaReq, Spectrum, ALPHA_REQ_RANKS, RANKME_EPSILON,
 };
 pub use metrics::stats::{class_means, class_stats, class_stats_timed, eigen_work, ClassStats};
 pub use metrics::uniformity::{

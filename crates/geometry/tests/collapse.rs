@@ -208,9 +208,13 @@ fn optimised_metrics_match_plain_implementations() {
     let (stats, col) = analyse(&x, &labels, None);
     let (means, sw, sb, var) = plain::stats(&x, &labels, c);
     assert!((&stats.means - &means).iter().all(|v| v.abs() < 1e-12));
-    assert!((&stats.within_covariance - &sw)
+    // C = 4 < D = 6: Sigma_W is kept as its projection M Sigma_W M^T.
+    assert!(stats.within_in_mean_span());
+    let m = &means - &means.mean_axis(Axis(0)).unwrap();
+    assert!((&stats.within_projected - &m.dot(&sw).dot(&m.t()))
         .iter()
         .all(|v| v.abs() < 1e-12));
+    assert!((stats.within_trace - sw.diag().sum()).abs() < 1e-12);
     let nc1 = sw.dot(&plain::pinv(&sb)).diag().sum() / c as f64;
     assert!(
         (col.nc1.unwrap() - nc1).abs() < 1e-8 * nc1,
@@ -558,7 +562,7 @@ fn results_do_not_depend_on_the_thread_count() {
                     sp.eigenvalues.clone(),
                     sp.rankme,
                     knn,
-                    stats.within_covariance.clone(),
+                    stats.within_projected.clone(),
                 )
             })
     };
@@ -589,7 +593,7 @@ fn linear_cka_is_one_for_the_same_representation_and_small_for_unrelated_ones() 
 
 /// NC1 as it is defined: the eigendecomposition of the D x D `Sigma_B`, eigenvalues above
 /// `max(D, C) eps lambda_max` kept.
-fn nc1_of_the_full_decomposition(stats: &ClassStats) -> (f64, usize) {
+fn nc1_of_the_full_decomposition(stats: &ClassStats, within: &Array2<f64>) -> (f64, usize) {
     use ndarray_linalg::{Eigh, UPLO};
     let c = stats.num_classes();
     let sb = stats.between_covariance();
@@ -600,7 +604,7 @@ fn nc1_of_the_full_decomposition(stats: &ClassStats) -> (f64, usize) {
     for (k, &lambda) in values.iter().enumerate() {
         if lambda > cut && lambda > 0.0 {
             let v = vectors.column(k);
-            total += v.dot(&stats.within_covariance.dot(&v)) / lambda;
+            total += v.dot(&within.dot(&v)) / lambda;
             rank += 1;
         }
     }
@@ -626,7 +630,8 @@ fn nc1_in_the_span_of_the_class_means_equals_the_full_decomposition() {
         }
         let classes = classes_of(&labels);
         let stats = class_stats(x.view(), &classes).unwrap();
-        let (want, want_rank) = nc1_of_the_full_decomposition(&stats);
+        let (_, sw, _, _) = plain::stats(&x, &labels, c);
+        let (want, want_rank) = nc1_of_the_full_decomposition(&stats, &sw);
         let (got, rank) = nc1(&stats).unwrap();
         assert_eq!(rank, want_rank, "C = {c}, D = {d}");
         assert!(

@@ -462,3 +462,20 @@ proptest! {
         prop_assert!(got <= 1e-12);
     }
 }
+
+#[test]
+fn the_memory_estimate_follows_the_smaller_side() {
+    // 2,000 x 16,384 in 10 classes: N x N Gram matrices and per-class blocks, not D x D ones.
+    let wide = memory_estimate(2_000, 16_384, 10);
+    assert!(wide.total() < 1_000_000_000, "{wide:?}");
+    // The same D with as many rows: the D x D scatters (about 34 GB).
+    let square = memory_estimate(20_000, 16_384, 10);
+    assert!(square.dimension_pairs > 30_000_000_000, "{square:?}");
+    assert_eq!(square.driver(), MemoryDriver::Dimensions);
+    // Growing D at fixed N < D grows the estimate linearly, not quadratically.
+    let (a, b) = (
+        memory_estimate(1_000, 8_192, 10),
+        memory_estimate(1_000, 16_384, 10),
+    );
+    assert!(b.total() < 2 * a.total() + 10_000_000, "{a:?} {b:?}");
+}

@@ -164,6 +164,12 @@ fn work_json(work: Work) -> Value {
             json!({"flops": f, "precision": "f64", "kind": "eigendecomposition"})
         }
         Work::TileFlops(f) => json!({"flops": f, "precision": "bf16", "kind": "amx tiles"}),
+        Work::Decomposition { products, eigen } => json!({
+            "flops": products + eigen,
+            "product_flops": products,
+            "eigendecomposition_flops": eigen,
+            "precision": "f64",
+        }),
         Work::Bytes(b) => json!({"bytes": b}),
         Work::NewCopy { read, written } => {
             json!({"bytes": read + written, "bytes_read": read, "bytes_to_new_memory": written})
@@ -223,6 +229,9 @@ pub fn timings_table(stages: &[StageTime], rates: &Rates, memory: Option<&Memory
             Work::SingleFlops(f) => format!("{:.2e} f32", f),
             Work::DoubleFlops(f) => format!("{:.2e} f64", f),
             Work::EigenFlops(f) => format!("{:.2e} eig", f),
+            Work::Decomposition { products, eigen } => {
+                format!("{:.1e} f64+eig", products + eigen)
+            }
             Work::TileFlops(f) => format!("{:.2e} bf16", f),
             Work::Bytes(b) => format!("{:.2e} B", b),
             Work::NewCopy { read, written } => format!("{:.2e} B", read + written),

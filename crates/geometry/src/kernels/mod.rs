@@ -12,5 +12,7 @@ pub(crate) mod rows;
 pub(crate) mod sampling;
 pub(crate) mod scatter;
 pub(crate) mod serde_rows;
+#[cfg(test)]
+pub(crate) mod test_data;
 pub(crate) mod tiles;
 pub mod timings;

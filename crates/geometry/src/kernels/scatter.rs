@@ -12,27 +12,51 @@ const CHUNK_ROWS: usize = 1024;
 /// Upper bound of the memory held by the stripes' partial sums.
 const STRIPE_BYTES: usize = 256 << 20;
 
-/// `c += z^T z` on the upper triangle of `c` (BLAS `dsyrk`); `z` must be in standard layout.
+/// `c += z^T z` on the upper triangle of `c` (BLAS `dsyrk`, `k n^2` flops for a `k x n` block);
+/// `z` must be in standard layout.
 pub(crate) fn syrk_add(z: ArrayView2<f64>, c: &mut Array2<f64>) {
-    let (k, n) = z.dim();
-    assert!(z.is_standard_layout() && c.is_standard_layout() && c.dim() == (n, n));
-    if k == 0 || n == 0 {
+    syrk(z, c, true);
+}
+
+/// The Gram matrix `z z^T` of the rows of `z` (`k x k` for a `k x n` block, `k^2 n` flops by
+/// BLAS `dsyrk`), symmetric.
+pub(crate) fn row_gram(z: ArrayView2<f64>) -> Array2<f64> {
+    let mut gram = Array2::<f64>::zeros((z.nrows(), z.nrows()));
+    syrk(z, &mut gram, false);
+    symmetrize(&mut gram);
+    gram
+}
+
+/// `c += z^T z` (`transposed`) or `c += z z^T` on the upper triangle of `c` by `dsyrk`.
+fn syrk(z: ArrayView2<f64>, c: &mut Array2<f64>, transposed: bool) {
+    let (rows, cols) = z.dim();
+    let (side, depth) = match transposed {
+        true => (cols, rows),
+        false => (rows, cols),
+    };
+    assert!(z.is_standard_layout() && c.is_standard_layout() && c.dim() == (side, side));
+    if side == 0 || depth == 0 {
         return;
     }
-    // SAFETY: z is k x n row-major with lda = n, c is n x n row-major with ldc = n.
+    let trans = match transposed {
+        true => cblas_sys::CblasTrans,
+        false => cblas_sys::CblasNoTrans,
+    };
+    // SAFETY: z is rows x cols row-major with lda = cols, c is side x side row-major with
+    // ldc = side; the product's inner dimension is depth.
     unsafe {
         cblas_sys::cblas_dsyrk(
             cblas_sys::CblasRowMajor,
             cblas_sys::CblasUpper,
-            cblas_sys::CblasTrans,
-            n as i32,
-            k as i32,
+            trans,
+            side as i32,
+            depth as i32,
             1.0,
             z.as_ptr(),
-            n as i32,
+            cols as i32,
             1.0,
             c.as_mut_ptr(),
-            n as i32,
+            side as i32,
         );
     }
 }
@@ -114,6 +138,84 @@ pub(crate) fn centre_rows_into<F: Element>(
             .expect("rows of a new matrix are contiguous");
         crate::kernels::rows::centre_row(out, &crate::kernels::rows::contiguous(&x.row(i)), mean);
     }
+}
+
+/// Columns centred and widened per block of [`column_block_gram`].
+const GRAM_BLOCK_COLUMNS: usize = 256;
+/// Upper bound of the memory held by the column stripes' N x N partial Gram matrices.
+const GRAM_STRIPE_BYTES: usize = 128 << 20;
+
+/// The Gram matrix `Z Z^T` (N x N, symmetric) of the rows of `x` about `mean` (`Z = x - 1
+/// mean^T`; about the origin when `mean` is `None`), and the column sums of squares `sum_i
+/// Z_ij^2`, accumulated in f64.
+///
+/// The columns are cut into blocks of [`GRAM_BLOCK_COLUMNS`], each centred into an `N x 256`
+/// f64 block and added by `dsyrk` (`N^2 256` flops) into the partial sum of its stripe; the
+/// stripes (a fixed partition of the blocks that depends on N and D only) run in parallel and
+/// are added in order, so the bits do not depend on the thread count. Memory: an N x N sum and
+/// an N x 256 block per stripe, never an N x D copy.
+pub(crate) fn column_block_gram<F: Element>(
+    x: ArrayView2<F>,
+    mean: Option<&[f64]>,
+) -> (Array2<f64>, Vec<f64>) {
+    single_threaded_blas();
+    let (n, d) = x.dim();
+    let blocks = d.div_ceil(GRAM_BLOCK_COLUMNS);
+    let stripes = (GRAM_STRIPE_BYTES / (8 * n * n).max(1))
+        .clamp(1, 16)
+        .min(blocks.max(1));
+    let per_stripe = blocks.div_ceil(stripes).max(1);
+    let stripe_ranges: Vec<std::ops::Range<usize>> = (0..blocks)
+        .step_by(per_stripe)
+        .map(|b| b..(b + per_stripe).min(blocks))
+        .collect();
+    let partials: Vec<(Array2<f64>, Vec<f64>)> = stripe_ranges
+        .into_par_iter()
+        .map(|range| {
+            let mut gram = Array2::<f64>::zeros((n, n));
+            let mut squares = Vec::new();
+            let mut z = Array2::<f64>::zeros((n, GRAM_BLOCK_COLUMNS.min(d)));
+            for block in range {
+                let start = block * GRAM_BLOCK_COLUMNS;
+                let end = (start + GRAM_BLOCK_COLUMNS).min(d);
+                let width = end - start;
+                if z.ncols() != width {
+                    z = Array2::<f64>::zeros((n, width));
+                }
+                for (i, out) in z.outer_iter_mut().enumerate() {
+                    let out = out
+                        .into_slice()
+                        .expect("rows of a new matrix are contiguous");
+                    let row = x.row(i);
+                    let row = row.slice(ndarray::s![start..end]);
+                    let row = crate::kernels::rows::contiguous(&row);
+                    match mean {
+                        Some(mean) => {
+                            crate::kernels::rows::centre_row(out, &row, &mean[start..end])
+                        }
+                        None => crate::kernels::rows::widen_row(out, &row),
+                    }
+                }
+                let mut block_squares = vec![0.0f64; width];
+                for row in z.outer_iter() {
+                    for (s, v) in block_squares.iter_mut().zip(row.iter()) {
+                        *s += v * v;
+                    }
+                }
+                squares.extend(block_squares);
+                syrk(z.view(), &mut gram, false);
+            }
+            (gram, squares)
+        })
+        .collect();
+    let mut total = Array2::<f64>::zeros((n, n));
+    let mut squares = Vec::with_capacity(d);
+    for (gram, stripe_squares) in partials {
+        total += &gram;
+        squares.extend(stripe_squares);
+    }
+    symmetrize(&mut total);
+    (total, squares)
 }
 
 /// `0..n` as row indices.

@@ -21,6 +21,14 @@ pub enum Work {
     /// Floating-point operations of symmetric eigendecompositions in f64 (bound: the rate of
     /// LAPACK's `dsyevd` on 512 x 512 matrices, one per thread).
     EigenFlops(f64),
+    /// Floating-point products in f64 (bound: the dgemm rate), then symmetric
+    /// eigendecompositions (bound: the rate of `dsyevd`, as [`Work::EigenFlops`]).
+    Decomposition {
+        /// Flops of the products.
+        products: f64,
+        /// Flops of the eigendecompositions (`4/3 m^3` for a side of m, values only).
+        eigen: f64,
+    },
     /// Bytes read and written (bound: the memory bandwidth).
     Bytes(f64),
     /// Bytes read, and bytes written to newly allocated memory (bound: the bytes read over the
@@ -111,4 +119,13 @@ pub(crate) fn gemm_work<F: Element>(m: f64, n: f64, k: f64) -> Work {
         4 => Work::SingleFlops(flops),
         _ => Work::DoubleFlops(flops),
     }
+}
+
+/// `sum 4/3 m^3` over the sides `m` of values-only symmetric eigendecompositions (the
+/// reduction to tridiagonal form; the tridiagonal QR is `O(m^2)`).
+pub(crate) fn eigen_flops(sides: impl IntoIterator<Item = usize>) -> f64 {
+    sides
+        .into_iter()
+        .map(|m| 4.0 / 3.0 * (m as f64).powi(3))
+        .sum()
 }

@@ -6,11 +6,12 @@
 use crate::error::{GeometryError, Result};
 use crate::kernels::classes::Classes;
 use crate::kernels::tiles::{single_threaded_blas, ROW_CHUNK};
+use crate::kernels::timings::{gemm_work, Timings, Work};
 use crate::metrics::real::Real;
+use crate::metrics::spectrum::symmetric_eigenpairs;
 use crate::metrics::stats::ClassStats;
 use ndarray::linalg::general_mat_mul;
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
-use ndarray_linalg::{Eigh, UPLO};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -90,48 +91,50 @@ fn row_norms(a: &Array2<f64>) -> Vec<f64> {
 ///
 /// `Sigma_B = (1/C) M^T M` has rank at most C - 1, so with fewer classes than dimensions its
 /// eigenpairs come from the C x C matrix `G = (1/C) M M^T` (`G w = lambda w` gives the unit
-/// eigenvector `u = M^T w / sqrt(C lambda)` of `Sigma_B`, with the same eigenvalue): C^3 + C D^2
-/// work instead of D^3, and the same value to rounding. Otherwise the D x D `Sigma_B` is
-/// decomposed.
+/// eigenvector `u = M^T w / sqrt(C lambda)` of `Sigma_B`, with the same eigenvalue), and
+/// `u^T Sigma_W u = w^T (M Sigma_W M^T) w / (C lambda)` needs only the projection
+/// [`ClassStats::within_projected`]: C^3 + C^2 D work and no D x D matrix. Otherwise the D x D
+/// `Sigma_B` is decomposed and `Sigma_W` is used as it is.
 pub fn nc1(stats: &ClassStats) -> Result<(f64, usize)> {
-    let c = stats.num_classes();
     let m = stats.centred_means();
+    nc1_with_gram(stats, &m, &m.dot(&m.t()))
+}
+
+/// [`nc1`] given the centred means `m` and their Gram matrix `M M^T`.
+fn nc1_with_gram(stats: &ClassStats, m: &Array2<f64>, gram: &Array2<f64>) -> Result<(f64, usize)> {
+    let c = stats.num_classes();
     let d = m.ncols();
-    let decomposed = |matrix: Array2<f64>, what: &str| {
-        matrix
-            .eigh(UPLO::Lower)
-            .map_err(|e| GeometryError::Numerical {
-                what: format!("eigendecomposition of {what} failed: {e}"),
-            })
-    };
-    let (values, vectors) = match c < d {
-        true => decomposed(m.dot(&m.t()) / c as f64, "M M^T / C")?,
-        false => decomposed(stats.between_covariance(), "Sigma_B")?,
-    };
+    let in_span = stats.within_in_mean_span();
+    let (values, vectors) = match in_span {
+        true => symmetric_eigenpairs(&(gram / c as f64)),
+        false => symmetric_eigenpairs(&stats.between_covariance()),
+    }?;
     let lambda_max = values.iter().cloned().fold(0.0f64, f64::max);
     let cut = d.max(c) as f64 * f64::EPSILON * lambda_max;
+    // Every `v_k^T W v_k` at once: the column sums of `V o (W V)`.
+    let weighted = stats.within_projected.dot(&vectors);
     let mut total = 0.0;
     let mut rank = 0;
     for (k, &lambda) in values.iter().enumerate() {
         if lambda > cut && lambda > 0.0 {
-            let u = match c < d {
-                true => m.t().dot(&vectors.column(k)) / (c as f64 * lambda).sqrt(),
-                false => vectors.column(k).to_owned(),
+            let quadratic = vectors.column(k).dot(&weighted.column(k));
+            let within = match in_span {
+                true => quadratic / (c as f64 * lambda),
+                false => quadratic,
             };
-            total += u.dot(&stats.within_covariance.dot(&u)) / lambda;
+            total += within / lambda;
             rank += 1;
         }
     }
     Ok((total / c as f64, rank))
 }
 
-/// Cosines between the rows of `m` (C x C); `None` if a row is zero.
-fn cosines(m: &Array2<f64>) -> Option<Array2<f64>> {
-    let norms = row_norms(m);
+/// Cosines between the rows of a matrix from their Gram matrix (C x C); `None` if a row is zero.
+fn cosines(gram: &Array2<f64>) -> Option<Array2<f64>> {
+    let norms: Vec<f64> = gram.diag().iter().map(|v| v.sqrt()).collect();
     if norms.contains(&0.0) {
         return None;
     }
-    let gram = m.dot(&m.t());
     Some(Array2::from_shape_fn(gram.dim(), |(i, j)| {
         gram[[i, j]] / (norms[i] * norms[j])
     }))
@@ -478,12 +481,36 @@ fn argmin(values: impl Iterator<Item = f64>) -> u32 {
 /// The CDNV matrix and its mean over `c < c'` from class means and variances; `None` when two
 /// class means coincide.
 pub fn cdnv(means: ArrayView2<f64>, variances: &[f64]) -> Option<Cdnv> {
-    let c = means.nrows();
+    let centred = &means
+        - &means
+            .mean_axis(ndarray::Axis(0))?
+            .insert_axis(ndarray::Axis(0));
+    cdnv_with_gram(means, &centred.dot(&centred.t()), variances)
+}
+
+/// [`cdnv`] with the Gram matrix `G = M M^T` of the means about any common point: each squared
+/// distance is `G_ii + G_jj - 2 G_ij` (one GEMM for all pairs), and taken again from the two
+/// means directly where that sum could have lost more than 1e-9 of its value to cancellation
+/// (`G_ii + G_jj - 2 G_ij <= 2 gamma_D (G_ii + G_jj) 10^9`, `gamma_D = D eps / (1 - D eps)`
+/// the error bound of a D-term dot product), so the value is as accurate as the direct
+/// differences and coinciding means are found exactly.
+pub(crate) fn cdnv_with_gram(
+    means: ArrayView2<f64>,
+    gram: &Array2<f64>,
+    variances: &[f64],
+) -> Option<Cdnv> {
+    let (c, d) = means.dim();
+    let unit = d as f64 * f64::EPSILON;
+    let guard = 2.0 * unit / (1.0 - unit).max(f64::EPSILON) * 1e9;
     let mut matrix = Array2::<f64>::zeros((c, c));
     let mut total = 0.0;
     for i in 0..c {
         for j in i + 1..c {
-            let gap: f64 = distance_sq(means.row(i), means.row(j));
+            let magnitude = gram[[i, i]] + gram[[j, j]];
+            let mut gap = magnitude - 2.0 * gram[[i, j]];
+            if gap <= guard * magnitude {
+                gap = distance_sq(means.row(i), means.row(j));
+            }
             if gap == 0.0 {
                 return None;
             }
@@ -507,6 +534,64 @@ fn distance_sq(a: ArrayView1<f64>, b: ArrayView1<f64>) -> f64 {
 /// Every neural-collapse metric of raw features `x` with labels `classes` (statistics from
 /// [`crate::class_stats`]) and an optional classifier.
 pub fn collapse<F: Real>(
+    x: ArrayView2<F>,
+    classes: &Classes,
+    stats: &ClassStats,
+    classifier: Option<&Classifier>,
+) -> Result<Collapse> {
+    collapse_timed(x, classes, stats, classifier, &Timings::default())
+}
+
+/// [`collapse`], recorded in `timings` as two stages: `collapse (nearest class mean)`, the
+/// N x C x D products of the rows with the class means (and the classifier), and `collapse
+/// (class means)`, the metrics of the class statistics ([`class_means_work`]).
+pub fn collapse_timed<F: Real>(
+    x: ArrayView2<F>,
+    classes: &Classes,
+    stats: &ClassStats,
+    classifier: Option<&Classifier>,
+    timings: &Timings,
+) -> Result<Collapse> {
+    let (n, d, c) = (
+        x.nrows() as f64,
+        x.ncols() as f64,
+        stats.num_classes() as f64,
+    );
+    let products = match classifier {
+        Some(_) => 2.0 * n * c * d,
+        None => n * c * d,
+    };
+    let out = timings.time(
+        "collapse (nearest class mean)",
+        gemm_work::<F>(products, 1.0, 1.0),
+        || nearest_class_means(x, classes, stats, classifier),
+    )?;
+    timings.time(
+        "collapse (class means)",
+        class_means_work(stats.num_classes(), stats.means.ncols()),
+        || collapse_from_stats(out, stats, classes.names(), classifier),
+    )
+}
+
+/// The work of [`collapse_from_stats`] for C classes in D dimensions: the C x C Gram matrix of
+/// the centred means (`2 C^2 D`; it serves NC1, the angles, the ETF distance and the CDNV's
+/// distances), and the NC1 eigendecomposition with its vectors (about `3 m^3` by `dsyevd`,
+/// m = C, or D when `C >= D`, where `Sigma_B` is D x D: `2 C D^2` more) and `W V` (`2 m^3`).
+pub fn class_means_work(c: usize, d: usize) -> Work {
+    let (cf, df) = (c as f64, d as f64);
+    let side = c.min(d) as f64;
+    let between = match c < d {
+        true => 0.0,
+        false => 2.0 * cf * df * df,
+    };
+    Work::Decomposition {
+        products: 2.0 * cf * cf * df + between + 2.0 * side.powi(3),
+        eigen: 3.0 * side.powi(3),
+    }
+}
+
+/// The nearest-class-mean accuracy and NC4 of the rows (the rest of [`Collapse`] empty).
+fn nearest_class_means<F: Real>(
     x: ArrayView2<F>,
     classes: &Classes,
     stats: &ClassStats,
@@ -542,12 +627,11 @@ pub fn collapse<F: Real>(
         .count() as f64
         / n;
     let nc4 = predicted.map(|p| p.iter().zip(&nearest).filter(|(a, b)| a != b).count() as f64 / n);
-    let out = Collapse {
+    Ok(Collapse {
         ncc_accuracy: Some(ncc_accuracy),
         nc4,
         ..Collapse::default()
-    };
-    collapse_from_stats(out, stats, classes.names(), classifier)
+    })
 }
 
 /// The collapse metrics that need only the class statistics (NC1-NC3, ETF distance, CDNV),
@@ -580,7 +664,7 @@ pub fn collapse_from_stats(
         ));
     }
     let m = stats.centred_means();
-    let trace_w: f64 = stats.within_covariance.diag().sum();
+    let trace_w = stats.within_trace;
     // tr(Sigma_B) = ||M||_F^2 / C, without forming the D x D matrix.
     let trace_b: f64 = m.iter().map(|v| v * v).sum::<f64>() / c as f64;
     if trace_b == 0.0 {
@@ -592,16 +676,17 @@ pub fn collapse_from_stats(
         out.nc1 = (trace_w == 0.0).then_some(0.0);
         return Ok(out);
     }
-    let (nc1, rank) = nc1(stats)?;
+    let gram = m.dot(&m.t());
+    let (nc1, rank) = nc1_with_gram(stats, &m, &gram)?;
     out.nc1 = Some(nc1);
     out.nc1_rank = rank;
     out.nc1_quotient = Some(trace_w / trace_b);
-    if stats.within_covariance.diag().iter().all(|&v| v == 0.0) {
+    if trace_w == 0.0 {
         out.warnings
             .push("Sigma_W = 0: every row equals its class mean (full class collapse)".into());
     }
     out.nc2_equinorm = std_over_mean(&row_norms(&m));
-    match cosines(&m) {
+    match cosines(&gram) {
         Some(cos) => {
             let off: Vec<f64> = (0..c)
                 .flat_map(|i| (0..c).filter(move |&j| j != i).map(move |j| (i, j)))
@@ -619,7 +704,6 @@ pub fn collapse_from_stats(
             "a class mean equals the global mean: its angle is undefined (NC2 equiangularity, max-angle)".into(),
         ),
     }
-    let gram = m.dot(&m.t());
     let ideal = (Array2::<f64>::eye(c) - 1.0 / c as f64) / (c as f64 - 1.0).sqrt();
     out.etf_distance = Some(frobenius(&(&gram / frobenius(&gram) - &ideal)));
     if let Some(w) = classifier {
@@ -630,7 +714,7 @@ pub fn collapse_from_stats(
             diff.iter().map(|v| v * v).sum()
         });
     }
-    out.cdnv = cdnv(stats.means.view(), &stats.within_variance);
+    out.cdnv = cdnv_with_gram(stats.means.view(), &gram, &stats.within_variance);
     if out.cdnv.is_none() {
         out.warnings
             .push("two class means coincide: CDNV is undefined".into());
@@ -641,6 +725,40 @@ pub fn collapse_from_stats(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The CDNV from one Gram matrix equals the direct differences, also for means so close
+    /// (next to a large common offset) that the Gram sum would cancel, and coinciding means
+    /// are found.
+    #[test]
+    fn cdnv_from_the_gram_matrix_equals_the_direct_distances() {
+        let mut means = crate::kernels::test_data::pseudo_random(6, 300, 1);
+        let offset = crate::kernels::test_data::pseudo_random(1, 300, 2) * 1e4;
+        means += &offset;
+        let close = &means.row(0)
+            + &(crate::kernels::test_data::pseudo_random(1, 300, 3)
+                .row(0)
+                .to_owned()
+                * 1e-6);
+        means.row_mut(1).assign(&close);
+        let variances = [1.0, 2.0, 0.5, 3.0, 1.5, 0.25];
+        let got = cdnv(means.view(), &variances).unwrap();
+        for i in 0..6 {
+            for j in 0..6 {
+                if i != j {
+                    let gap = distance_sq(means.row(i), means.row(j));
+                    let want = (variances[i] + variances[j]) / (2.0 * gap);
+                    let value = got.matrix[[i, j]];
+                    assert!(
+                        (value - want).abs() <= 1e-9 * want,
+                        "{i} {j}: {value} vs {want}"
+                    );
+                }
+            }
+        }
+        let row = means.row(2).to_owned();
+        means.row_mut(4).assign(&row);
+        assert!(cdnv(means.view(), &variances).is_none());
+    }
 
     /// The eight-lane search returns the sequential first minimum for every length, with ties
     /// (within and across lanes), infinities and NaNs.

@@ -6,7 +6,7 @@
 use crate::error::{GeometryError, Result};
 use crate::kernels::tiles::single_threaded_blas;
 use ndarray::{Array2, ArrayView2};
-use ndarray_linalg::SVD;
+use ndarray_linalg::{JobSvd, SVDDC};
 use serde::{Deserialize, Serialize};
 
 /// Pairwise angles between (uncentred) class means of normalised features against the ideal
@@ -99,13 +99,14 @@ pub fn vertex_distances(centred_means: ArrayView2<f64>) -> Result<(Vec<f64>, Vec
     let m = centred_means.mapv(|v| v / mean_norm);
     let s = canonical_simplex(c);
     let cross = s.t().dot(&m);
+    // The thin SVD: U and V^T of min(rows, D) singular vectors, never a D x D V^T.
     let (u, _, vt) = cross
-        .svd(true, true)
+        .svddc(JobSvd::Some)
         .map_err(|e| GeometryError::Numerical {
             what: format!("SVD for the simplex alignment failed: {e}"),
         })?;
     let (u, vt) = (u.expect("asked for U"), vt.expect("asked for V^T"));
-    let k = c.min(m.ncols());
+    let k = cross.nrows().min(m.ncols());
     let rotation = u
         .slice(ndarray::s![.., ..k])
         .dot(&vt.slice(ndarray::s![..k, ..]));

@@ -3,9 +3,10 @@
 //! (Agrawal et al., NeurIPS 2022) and the std of normalised outputs (Chen & He, SimSiam 2021).
 
 use crate::error::{GeometryError, Result};
-use crate::kernels::scatter::{all_rows, scatter};
+use crate::kernels::scatter::{all_rows, column_block_gram, scatter};
 use crate::kernels::tiles::map_row_chunks;
 use crate::kernels::tiles::single_threaded_blas;
+use crate::kernels::timings::{eigen_flops, Timings, Work};
 use crate::metrics::real::Real;
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
 use serde::{Deserialize, Serialize};
@@ -24,18 +25,32 @@ fn round_off(d: usize, top: f64, scale: f64) -> f64 {
 /// `dsyevd` (divide and conquer) is called directly because the `dsyev` behind
 /// ndarray-linalg's `eigvalsh` is 5x (n = 200) to 14x (n = 512) slower with this OpenBLAS.
 fn syevd_values(a: &Array2<f64>) -> Result<Vec<f64>> {
+    Ok(syevd(a, false)?.0)
+}
+
+/// Eigenvalues (ascending) and unit eigenvectors (column k for value k) of a symmetric matrix
+/// (its lower triangle) by LAPACK `dsyevd`, the divide-and-conquer driver (ndarray-linalg's
+/// `eigh` calls `dsyev`).
+pub(crate) fn symmetric_eigenpairs(a: &Array2<f64>) -> Result<(Vec<f64>, Array2<f64>)> {
+    let (values, vectors) = syevd(a, true)?;
+    Ok((values, vectors.expect("asked for the vectors")))
+}
+
+/// `dsyevd` on `a`, with its eigenvectors when `vectors`.
+fn syevd(a: &Array2<f64>, vectors: bool) -> Result<(Vec<f64>, Option<Array2<f64>>)> {
     let n = a.nrows();
     if n == 0 {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), vectors.then(|| Array2::zeros((0, 0)))));
     }
     let failed = |info: i32| GeometryError::Numerical {
         what: format!("LAPACK dsyevd failed (info = {info})"),
     };
-    // Row-major symmetric = column-major symmetric; jobz 'N', and LAPACK's 'U' is our lower.
+    // Row-major symmetric = column-major symmetric, and LAPACK's 'U' is our lower.
     let mut matrix: Vec<f64> = a.iter().cloned().collect();
     let mut values = vec![0.0f64; n];
     let dim = n as i32;
-    let (jobz, uplo) = (b'N' as std::os::raw::c_char, b'U' as std::os::raw::c_char);
+    let job = if vectors { b'V' } else { b'N' };
+    let (jobz, uplo) = (job as std::os::raw::c_char, b'U' as std::os::raw::c_char);
     let mut call = |work: &mut [f64], lwork: i32, iwork: &mut [i32], liwork: i32| {
         let mut info = 0i32;
         // SAFETY: an n x n matrix, n eigenvalues, and workspaces of at least the lengths
@@ -70,17 +85,30 @@ fn syevd_values(a: &Array2<f64>) -> Result<Vec<f64>> {
         &mut vec![0; liwork as usize],
         liwork,
     )?;
-    Ok(values)
+    // Column-major eigenvectors read row-major are their transpose.
+    let vectors = vectors.then(|| {
+        Array2::from_shape_vec((n, n), matrix)
+            .expect("n x n values")
+            .reversed_axes()
+    });
+    Ok((values, vectors))
 }
 
 /// Eigenvalues of a symmetric positive semi-definite matrix in decreasing order; values at or
 /// below the round-off level `D eps max(lambda_max, scale)` (and negative round-off) are set to
 /// 0, so that a constant input has an all-zero centred spectrum.
 pub fn symmetric_eigenvalues(a: &Array2<f64>, scale: f64) -> Result<Vec<f64>> {
+    eigenvalues_above_round_off(a, scale, a.nrows())
+}
+
+/// [`symmetric_eigenvalues`] with the round-off level of a `dim x dim` second-moment matrix:
+/// an `N x N` Gram matrix stands for the `D x D` scatter with the same nonzero eigenvalues,
+/// so it takes the scatter's level `D eps max(lambda_max, scale)`.
+fn eigenvalues_above_round_off(a: &Array2<f64>, scale: f64, dim: usize) -> Result<Vec<f64>> {
     single_threaded_blas();
     let values = syevd_values(a)?;
     let top = values.iter().cloned().fold(0.0f64, f64::max);
-    let floor = round_off(a.nrows(), top, scale);
+    let floor = round_off(dim, top, scale);
     let mut values: Vec<f64> = values
         .iter()
         .map(|&v| if v > floor { v } else { 0.0 })
@@ -111,17 +139,23 @@ pub fn covariance<F: Real>(x: ArrayView2<F>) -> Result<Array2<f64>> {
     Ok(centred / (x.nrows() as f64 - 1.0))
 }
 
+/// A covariance needs two rows.
+fn at_least_two_rows(n: usize) -> Result<()> {
+    match n < 2 {
+        true => Err(GeometryError::TooFewRows {
+            metric: "covariance",
+            needed: 2,
+            got: n,
+        }),
+        false => Ok(()),
+    }
+}
+
 /// The scatter `sum_i (x_i - m)(x_i - m)^T` about the column means `m`, and `m`; at least two
 /// rows.
 fn centred_scatter<F: Real>(x: ArrayView2<F>) -> Result<(Array2<f64>, Array1<f64>)> {
     let n = x.nrows();
-    if n < 2 {
-        return Err(GeometryError::TooFewRows {
-            metric: "covariance",
-            needed: 2,
-            got: n,
-        });
-    }
+    at_least_two_rows(n)?;
     let mean = column_means(x);
     Ok((scatter(x, &all_rows(n), mean.view()), mean))
 }
@@ -227,6 +261,46 @@ pub struct Spectrum {
 /// All dimensional-collapse metrics from the normalised rows `unit` and the raw rows `raw`
 /// (the same rows before normalisation).
 pub fn spectrum<F: Real>(unit: ArrayView2<F>, raw: ArrayView2<F>) -> Result<Spectrum> {
+    spectrum_timed(unit, raw, &Timings::default())
+}
+
+/// [`spectrum`], recorded in `timings` as the stage `spectrum` with the work of the route
+/// taken ([`spectrum_work`]): with at least as many rows as dimensions, the D x D scatters of
+/// the normalised and the raw rows (`X^T X` for RankMe is the raw scatter plus `N m m^T`);
+/// with fewer, the three N x N Gram matrices of the normalised rows about their mean, of the
+/// raw rows about theirs and of the raw rows, which have the same nonzero eigenvalues
+/// (`Z^T Z` and `Z Z^T`), padded with zeros to D.
+pub fn spectrum_timed<F: Real>(
+    unit: ArrayView2<F>,
+    raw: ArrayView2<F>,
+    timings: &Timings,
+) -> Result<Spectrum> {
+    let (n, d) = raw.dim();
+    timings.time("spectrum", spectrum_work(n, d), || match n < d {
+        true => spectrum_of_grams(unit, raw),
+        false => spectrum_of_scatters(unit, raw),
+    })
+}
+
+/// The work of [`spectrum_timed`] on `n` rows of `d` dimensions: two D x D scatters (`2 N
+/// D^2` flops by `dsyrk`) and three eigendecompositions of side D when `n >= d`; else three
+/// N x N Gram matrices (`3 N^2 D`) and three eigendecompositions of side N.
+pub fn spectrum_work(n: usize, d: usize) -> Work {
+    let (nf, df) = (n as f64, d as f64);
+    match n < d {
+        true => Work::Decomposition {
+            products: 3.0 * nf * nf * df,
+            eigen: eigen_flops([n; 3]),
+        },
+        false => Work::Decomposition {
+            products: 2.0 * nf * df * df,
+            eigen: eigen_flops([d; 3]),
+        },
+    }
+}
+
+/// The D x D route of [`spectrum_timed`].
+fn spectrum_of_scatters<F: Real>(unit: ArrayView2<F>, raw: ArrayView2<F>) -> Result<Spectrum> {
     single_threaded_blas();
     let n = raw.nrows();
     let (unit_centred, unit_mean) = centred_scatter(unit)?;
@@ -237,14 +311,62 @@ pub fn spectrum<F: Real>(unit: ArrayView2<F>, raw: ArrayView2<F>) -> Result<Spec
     let m = raw_mean.view().insert_axis(ndarray::Axis(1));
     let uncentred = &raw_centred + &(m.dot(&m.t()) * n as f64);
     let raw_scale = total_squared_norm(raw_centred.diag().sum(), raw_mean.view(), n);
-    spectrum_of(&cov, unit_scale, &raw_centred, &uncentred, raw_scale)
+    spectrum_of(n, &cov, unit_scale, &raw_centred, &uncentred, raw_scale)
 }
 
-/// The dimensional-collapse metrics from second moments: the normalised rows' covariance
-/// `unit_cov` (their mean squared norm `unit_scale`), and the raw rows' centred scatter and
-/// uncentred Gram `X^T X` (their total squared norm `raw_scale`); the scales set the
-/// round-off levels below which an eigenvalue is 0.
+/// The N x N route of [`spectrum_timed`] (`N < D`).
+fn spectrum_of_grams<F: Real>(unit: ArrayView2<F>, raw: ArrayView2<F>) -> Result<Spectrum> {
+    let (n, d) = raw.dim();
+    at_least_two_rows(n)?;
+    let unit_mean = column_means(unit);
+    let unit_mean_values = unit_mean.to_vec();
+    let (unit_gram, unit_squares) = column_block_gram(unit, Some(&unit_mean_values));
+    let unit_scale = total_squared_norm(unit_gram.diag().sum(), unit_mean.view(), n) / n as f64;
+    let denominator = n as f64 - 1.0;
+    let unit_variances: Vec<f64> = unit_squares.iter().map(|s| s / denominator).collect();
+    let mut eigenvalues = eigenvalues_above_round_off(&(unit_gram / denominator), unit_scale, d)?;
+    eigenvalues.resize(d, 0.0);
+    let raw_mean = column_means(raw);
+    let raw_mean_values = raw_mean.to_vec();
+    let (raw_centred, _) = column_block_gram(raw, Some(&raw_mean_values));
+    let raw_scale = total_squared_norm(raw_centred.diag().sum(), raw_mean.view(), n);
+    let (uncentred, _) = column_block_gram(raw, None);
+    let singular = |m: &Array2<f64>| -> Result<Vec<f64>> {
+        Ok(eigenvalues_above_round_off(m, raw_scale, d)?
+            .into_iter()
+            .map(f64::sqrt)
+            .collect())
+    };
+    Ok(Spectrum {
+        alpha_req: alpha_req(&eigenvalues),
+        eigenvalues,
+        effective_rank: effective_rank(&singular(&raw_centred)?),
+        rankme: rankme(&singular(&uncentred)?),
+        normalized_std: normalized_std(&unit_variances, unit_scale),
+        normalized_std_reference: 1.0 / (d as f64).sqrt(),
+    })
+}
+
+/// Mean over dimensions of the std of the normalised rows, from their variances; a variance at
+/// the round-off level `D eps scale` counts as 0.
+fn normalized_std(variances: &[f64], scale: f64) -> f64 {
+    let d = variances.len();
+    let floor = round_off(d, 0.0, scale);
+    variances
+        .iter()
+        .map(|&v| if v > floor { v.sqrt() } else { 0.0 })
+        .sum::<f64>()
+        / d as f64
+}
+
+/// The dimensional-collapse metrics of `n` rows from second moments: the normalised rows'
+/// covariance `unit_cov` (their mean squared norm `unit_scale`), and the raw rows' centred
+/// scatter and uncentred Gram `X^T X` (their total squared norm `raw_scale`); the scales set the
+/// round-off levels below which an eigenvalue is 0. RankMe takes the `min(N, D)` singular values
+/// an SVD of the N x D matrix has (the `D - N` further eigenvalues of a D x D matrix are zeros
+/// that its `+ 1e-7` would count).
 pub(crate) fn spectrum_of(
+    n: usize,
     unit_cov: &Array2<f64>,
     unit_scale: f64,
     raw_centred: &Array2<f64>,
@@ -252,17 +374,11 @@ pub(crate) fn spectrum_of(
     raw_scale: f64,
 ) -> Result<Spectrum> {
     let d = unit_cov.nrows();
-    let floor = round_off(d, 0.0, unit_scale);
-    let normalized_std = unit_cov
-        .diag()
-        .iter()
-        .map(|&v| if v > floor { v.sqrt() } else { 0.0 })
-        .sum::<f64>()
-        / d as f64;
     let eigenvalues = symmetric_eigenvalues(unit_cov, unit_scale)?;
     let singular = |m: &Array2<f64>| -> Result<Vec<f64>> {
         Ok(symmetric_eigenvalues(m, raw_scale)?
             .into_iter()
+            .take(n.min(d))
             .map(f64::sqrt)
             .collect())
     };
@@ -271,7 +387,114 @@ pub(crate) fn spectrum_of(
         eigenvalues,
         effective_rank: effective_rank(&singular(raw_centred)?),
         rankme: rankme(&singular(raw_uncentred)?),
-        normalized_std,
+        normalized_std: normalized_std(&unit_cov.diag().to_vec(), unit_scale),
         normalized_std_reference: 1.0 / (d as f64).sqrt(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::test_data::pseudo_random;
+    use ndarray::Axis;
+
+    /// Rows with a common offset and a decaying spectrum (column j scaled by 1/(1 + j/8)), and
+    /// their L2-normalised copy.
+    fn rows(n: usize, d: usize, seed: u64) -> (Array2<f64>, Array2<f64>) {
+        let mut x = pseudo_random(n, d, seed);
+        for (j, mut column) in x.axis_iter_mut(Axis(1)).enumerate() {
+            column.mapv_inplace(|v| v / (1.0 + j as f64 / 8.0) + 0.3);
+        }
+        let mut unit = x.clone();
+        for mut row in unit.rows_mut() {
+            let norm = row.dot(&row).sqrt();
+            row.mapv_inplace(|v| v / norm);
+        }
+        (x, unit)
+    }
+
+    fn assert_same(a: &Spectrum, b: &Spectrum, what: &str) {
+        let top = a.eigenvalues[0];
+        assert_eq!(a.eigenvalues.len(), b.eigenvalues.len(), "{what}");
+        for (k, (u, v)) in a.eigenvalues.iter().zip(&b.eigenvalues).enumerate() {
+            assert!(
+                (u - v).abs() <= 1e-9 * top,
+                "{what}: eigenvalue {k}: {u} vs {v}"
+            );
+        }
+        for (name, u, v) in [
+            ("effective rank", a.effective_rank, b.effective_rank),
+            ("rankme", a.rankme, b.rankme),
+            ("normalized std", a.normalized_std, b.normalized_std),
+            (
+                "alpha",
+                a.alpha_req.as_ref().map_or(0.0, |f| f.alpha),
+                b.alpha_req.as_ref().map_or(0.0, |f| f.alpha),
+            ),
+        ] {
+            assert!(
+                (u - v).abs() <= 1e-9 * u.abs(),
+                "{what}: {name}: {u} vs {v}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_gram_route_equals_the_scatter_route_with_fewer_rows_than_dimensions() {
+        for (n, d) in [(40, 300), (120, 700), (2, 9), (299, 300)] {
+            let (x, unit) = rows(n, d, n as u64);
+            let grams = spectrum_of_grams(unit.view(), x.view()).unwrap();
+            let scatters = spectrum_of_scatters(unit.view(), x.view()).unwrap();
+            assert_same(&grams, &scatters, &format!("{n} x {d}"));
+            // Rank at most N - 1 after centring: the rest are zeros.
+            assert!(grams.eigenvalues[n - 1..].iter().all(|&v| v == 0.0));
+        }
+    }
+
+    #[test]
+    fn both_sides_of_the_switch_equal_the_singular_values() {
+        use ndarray_linalg::SVD;
+        // N < D (Gram matrices), N = D and N > D (scatters).
+        for (n, d) in [(63, 64), (64, 64), (65, 64), (300, 40)] {
+            let (x, unit) = rows(n, d, 3);
+            let got = spectrum(unit.view(), x.view()).unwrap();
+            let singular = |m: &Array2<f64>| m.svd(false, false).unwrap().1.to_vec();
+            let centred = &x - &x.mean_axis(Axis(0)).unwrap();
+            let unit_centred = &unit - &unit.mean_axis(Axis(0)).unwrap();
+            let want_rankme = rankme(&singular(&x));
+            assert_eq!(singular(&x).len(), n.min(d));
+            assert!(
+                (got.rankme - want_rankme).abs() <= 1e-9 * want_rankme,
+                "{n} x {d}"
+            );
+            let want_rank = effective_rank(&singular(&centred));
+            assert!((got.effective_rank - want_rank).abs() <= 1e-9 * want_rank);
+            let want: Vec<f64> = singular(&unit_centred)
+                .iter()
+                .map(|s| s * s / (n as f64 - 1.0))
+                .collect();
+            for (k, w) in want.iter().enumerate() {
+                assert!(
+                    (got.eigenvalues[k] - w).abs() <= 1e-9 * want[0],
+                    "{n} x {d}: {k}"
+                );
+            }
+            assert_eq!(got.eigenvalues.len(), d);
+        }
+    }
+
+    #[test]
+    fn the_gram_route_does_not_depend_on_the_thread_count() {
+        let (x, unit) = rows(50, 1100, 5);
+        let run = |threads| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap()
+                .install(|| spectrum(unit.view(), x.view()).unwrap())
+        };
+        let one = run(1);
+        assert_eq!(run(2), one);
+        assert_eq!(run(3), one);
+    }
 }

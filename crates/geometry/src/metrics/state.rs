@@ -373,7 +373,14 @@ impl State {
         let gram = Self::uncentred(&self.raw_moment, &self.raw_sum, &self.shift, n);
         let raw_scale = gram.diag().sum();
         let raw_scatter = centred(&self.raw_moment, &self.raw_sum, n);
-        spectrum_of(&unit_cov, unit_scale, &raw_scatter, &gram, raw_scale)
+        spectrum_of(
+            self.n as usize,
+            &unit_cov,
+            unit_scale,
+            &raw_scatter,
+            &gram,
+            raw_scale,
+        )
     }
 
     /// Label-positive alignment with alpha = 2: over the pairs `i < j` of each class,
@@ -419,11 +426,13 @@ impl State {
         }
         within /= self.n as f64;
         let global_mean = means.mean_axis(Axis(0)).unwrap_or_else(|| Array1::zeros(d));
+        let within_trace = within.diag().sum();
         let stats = ClassStats {
             counts: classes.iter().map(|c| c.n as usize).collect(),
+            within_projected: ClassStats::project_within(&means, &global_mean, within),
             means,
             global_mean,
-            within_covariance: within,
+            within_trace,
             within_variance: variances,
             effective_ranks: vec![None; c],
         };

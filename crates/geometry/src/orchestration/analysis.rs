@@ -5,12 +5,12 @@ use crate::kernels::classes::{ClassSums, Classes};
 use crate::kernels::tiles::DEFAULT_TILE;
 use crate::kernels::timings::{gather_work, gemm_work, Timings, Work};
 use crate::metrics::alignment::{alignment, class_alignment_with_sums, Alignment};
-use crate::metrics::collapse::{collapse, Classifier, Collapse};
+use crate::metrics::collapse::{collapse_timed, Classifier, Collapse};
 use crate::metrics::knn::{knn_accuracy, knn_screen, KnnAccuracy, KnnOptions, KnnScreen, KnnSplit};
 use crate::metrics::per_class::{subclass_structure, PerClass, Subclasses};
 use crate::metrics::real::Real;
 use crate::metrics::simplex::{simplex_angles, vertex_distances, SimplexAngles};
-use crate::metrics::spectrum::{spectrum, Spectrum};
+use crate::metrics::spectrum::{spectrum_timed, Spectrum};
 use crate::metrics::stats::{class_means, class_stats_of_means, means_of_sums, ClassStats};
 use crate::metrics::uniformity::{uniformity, Estimator, Uniformity, MAX_SAMPLED_PAIRS};
 use crate::progress::Progress;
@@ -97,8 +97,9 @@ pub struct MemoryEstimate {
     /// Bytes of the C x C class-pair matrices (CDNV, mean Gram and cosines, simplex angles):
     /// about 230 C^2 as measured.
     pub class_pairs: u64,
-    /// Bytes of the D x D scatters, covariances and eigendecompositions (about 12 of them,
-    /// one more per thread).
+    /// Bytes of the second-moment matrices and their eigendecompositions, whose side is
+    /// `min(N, D)` (the spectrum's scatters or Gram matrices, the class statistics' blocks, Gram
+    /// matrices and sums), at their largest stage.
     pub dimension_pairs: u64,
     /// Bytes of the per-row work: a few values per row, and blocks of rows x C distances to
     /// the class means per thread.
@@ -126,15 +127,49 @@ impl MemoryEstimate {
 }
 
 /// Working memory of [`crate::analyze`] on `n` rows of `d` dimensions in `c` classes (0 without
-/// labels), beyond the input rows: C x C matrices (~230 bytes per class pair), D x D matrices
-/// (~(12 + threads) x 8 bytes per entry) and per-row work (32 bytes a row, and a block of
-/// rows x C distances per thread).
+/// labels), beyond the input rows: C x C matrices (~230 bytes per class pair), the
+/// second-moment matrices of the larger of the spectrum and the class statistics (they run one
+/// after the other), and per-row work (32 bytes a row, and a block of rows x C distances per
+/// thread).
+///
+/// The spectrum holds, with `N >= D`, about `12 + threads` D x D matrices (f64); with `N < D`,
+/// its N x N Gram matrices: four, one partial sum per column stripe and an N x 256 block per
+/// stripe. The class statistics hold per thread one class's centred rows (fewer than D of
+/// them) and their Gram matrix, at most `min(N, D) x D + min(N, D)^2`, plus their sums: C x C
+/// when the projected route is the cheaper (`2 C D + C^2 < D^2`), else D x D ones as the
+/// spectrum's.
 pub fn memory_estimate(n: usize, d: usize, c: usize) -> MemoryEstimate {
     let (n, d, c) = (n as u64, d as u64, c as u64);
     let threads = rayon::current_num_threads() as u64;
+    let side = n.min(d);
+    let square = d.saturating_mul(d).saturating_mul(8 * (12 + threads));
+    let spectrum = match n < d {
+        true => {
+            let gram = n.saturating_mul(n).saturating_mul(8);
+            let stripes = ((128u64 << 20) / gram.max(1)).clamp(1, 16);
+            gram.saturating_mul(4 + stripes)
+                .saturating_add(stripes.saturating_mul(n).saturating_mul(256 * 8))
+        }
+        false => square,
+    };
+    let classes = match c {
+        0 => 0,
+        _ => {
+            let per_thread = side
+                .saturating_mul(d)
+                .saturating_add(side.saturating_mul(side))
+                .saturating_mul(8 * threads);
+            let projected = 2 * c * d + c * c < d.saturating_mul(d);
+            let sums = match projected {
+                true => c.saturating_mul(c).saturating_mul(8 * (16 + 2)),
+                false => square,
+            };
+            per_thread.saturating_add(sums)
+        }
+    };
     MemoryEstimate {
         class_pairs: c.saturating_mul(c).saturating_mul(230),
-        dimension_pairs: d.saturating_mul(d).saturating_mul(8 * (12 + threads)),
+        dimension_pairs: spectrum.max(classes),
         rows: n.saturating_mul(32).saturating_add(
             threads
                 .saturating_mul(crate::kernels::tiles::ROW_CHUNK as u64)
@@ -179,14 +214,16 @@ fn check_memory(n: usize, d: usize, c: usize, limit: Option<u64>) -> Result<()> 
         MemoryDriver::Classes => {
             "the C x C class pairs are the largest part: use fewer classes (coarser labels)"
         }
-        MemoryDriver::Dimensions => "the D x D matrices are the largest part: use fewer dimensions",
+        MemoryDriver::Dimensions => {
+            "the second-moment matrices (side min(N, D)) are the largest part: use fewer dimensions or rows"
+        }
         MemoryDriver::Rows => {
             "the per-row work is the largest part: analyse fewer rows (a sample, or shards)"
         }
     };
     Err(GeometryError::MemoryLimit {
         what: format!(
-            "N = {n}, D = {d}, C = {c} needs about {} ({} for the C x C class pairs, {} for the D x D scatters and eigendecompositions, {} for the per-row work), more than the limit of {} ({whose}); {advice}, or raise --memory-limit",
+            "N = {n}, D = {d}, C = {c} needs about {} ({} for the C x C class pairs, {} for the scatters, Gram matrices and eigendecompositions, {} for the per-row work), more than the limit of {} ({whose}); {advice}, or raise --memory-limit",
             gigabytes(estimate.total()),
             gigabytes(estimate.class_pairs),
             gigabytes(estimate.dimension_pairs),
@@ -429,10 +466,7 @@ pub(crate) fn analyze_unchecked<F: Real>(
             ),
         });
     }
-    // Two D x D scatters of N rows (f64) and three symmetric eigendecompositions (~4 D^3).
-    let (nf, df) = (n as f64, dim as f64);
-    let spectrum_work = Work::DoubleFlops(2.0 * nf * df * df + 3.0 * 4.0 * df * df * df);
-    let spectrum = timings.time("spectrum", spectrum_work, || spectrum(labelled, raw))?;
+    let spectrum = spectrum_timed(labelled, raw, timings)?;
     let mut analysis = Analysis {
         alignment,
         uniformity: mean_uniform,
@@ -543,11 +577,8 @@ fn class_metrics<F: Real>(
         (raw_is_labelled && labelled_sums.is_some()).then(|| labelled_means(&labelled_sums));
     let stats = class_stats_of_means(raw, classes, known_means, timings)?;
     // Distances of every row to every class mean: an N x C x D product, in f32 for f32 rows
-    // (near-ties multiplied again in f64), else in f64.
-    let collapse_work = gemm_work::<F>(n, c as f64, d);
-    let collapsed = timings.time("collapse (nearest class mean)", collapse_work, || {
-        collapse(raw, classes, &stats, input.classifier)
-    })?;
+    // (near-ties multiplied again in f64), else in f64; then the class means' metrics.
+    let collapsed = collapse_timed(raw, classes, &stats, input.classifier, timings)?;
     let split = input.knn_split.cloned().unwrap_or(KnnSplit::LeaveOneOut);
     let references = match &split {
         KnnSplit::LeaveOneOut => n,

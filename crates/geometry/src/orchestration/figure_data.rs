@@ -6,9 +6,10 @@ use crate::error::{GeometryError, Result};
 use crate::kernels::classes::Classes;
 use crate::kernels::rows::squared_distance;
 use crate::kernels::sampling::{stratified_rows, PairSampler};
+use crate::kernels::scatter::column_block_gram;
 use crate::kernels::tiles::single_threaded_blas;
 use crate::metrics::real::Real;
-use crate::metrics::spectrum::{column_means, covariance};
+use crate::metrics::spectrum::{column_means, covariance, symmetric_eigenpairs};
 use crate::metrics::stats::class_means;
 use ndarray::{Array2, ArrayView2, Axis};
 use ndarray_linalg::{Eigh, UPLO};
@@ -157,23 +158,7 @@ pub fn pca_projection<F: Real>(
             got: x.ncols(),
         });
     }
-    let cov = covariance(x)?;
-    let (values, vectors) = cov
-        .eigh(UPLO::Lower)
-        .map_err(|e| GeometryError::Numerical {
-            what: format!("eigendecomposition of the covariance failed: {e}"),
-        })?;
-    let d = values.len();
-    let total: f64 = values.iter().map(|v| v.max(0.0)).sum();
-    let axes = vectors.select(Axis(1), &[d - 1, d - 2]);
-    let explained = if total > 0.0 {
-        [
-            values[d - 1].max(0.0) / total,
-            values[d - 2].max(0.0) / total,
-        ]
-    } else {
-        [0.0, 0.0]
-    };
+    let (axes, explained) = principal_axes(x)?;
     let rows = stratified_rows(n, classes, max_points, seed);
     let mean = column_means(x);
     let selected = x.select(Axis(0), &rows).mapv(F::as_f64) - &mean;
@@ -183,6 +168,64 @@ pub fn pca_projection<F: Real>(
         explained,
         total: n,
     })
+}
+
+/// The top two principal axes of the rows (D x 2, largest first) and the share of the variance
+/// each explains: eigenvectors of the D x D covariance with at least as many rows as
+/// dimensions; with fewer, of the N x N Gram matrix `Z Z^T` of the centred rows `Z`, whose
+/// eigenvector `w` gives the axis `Z^T w / ||Z^T w||` (the same nonzero eigenvalues), so a wide
+/// input never forms a D x D matrix.
+fn principal_axes<F: Real>(x: ArrayView2<F>) -> Result<(Array2<f64>, [f64; 2])> {
+    let (n, d) = x.dim();
+    let (values, axes) = match n < d {
+        false => {
+            let (values, vectors) =
+                covariance(x)?
+                    .eigh(UPLO::Lower)
+                    .map_err(|e| GeometryError::Numerical {
+                        what: format!("eigendecomposition of the covariance failed: {e}"),
+                    })?;
+            let axes = vectors.select(Axis(1), &[d - 1, d - 2]);
+            (values.to_vec(), axes)
+        }
+        true => {
+            let mean = column_means(x).to_vec();
+            let (values, vectors) = symmetric_eigenpairs(&column_block_gram(x, Some(&mean)).0)?;
+            let top = vectors.select(Axis(1), &[n - 1, n - 2]);
+            let mut axes = Array2::<f64>::zeros((d, 2));
+            let mut centred = vec![0.0f64; d];
+            for (i, weights) in top.outer_iter().enumerate() {
+                crate::kernels::rows::centre_row(
+                    &mut centred,
+                    &crate::kernels::rows::contiguous(&x.row(i)),
+                    &mean,
+                );
+                for (k, &w) in weights.iter().enumerate() {
+                    axes.column_mut(k)
+                        .iter_mut()
+                        .zip(&centred)
+                        .for_each(|(a, z)| *a += w * z);
+                }
+            }
+            for mut axis in axes.columns_mut() {
+                let norm = axis.dot(&axis).sqrt();
+                if norm > 0.0 {
+                    axis.mapv_inplace(|v| v / norm);
+                }
+            }
+            (values, axes)
+        }
+    };
+    let m = values.len();
+    let total: f64 = values.iter().map(|v| v.max(0.0)).sum();
+    let explained = match total > 0.0 && m >= 2 {
+        true => [
+            values[m - 1].max(0.0) / total,
+            values[m - 2].max(0.0) / total,
+        ],
+        false => [0.0, 0.0],
+    };
+    Ok((axes, explained))
 }
 
 /// Cosines between the centred class means `mu_c - mu_G` (C x C).
@@ -294,4 +337,28 @@ pub fn figure_data<F: Real>(
             distances_to_class_means(raw, c, FIGURE_MAX_PER_CLASS, seed)
         }),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wide_principal_axes_are_those_of_the_covariance() {
+        let mut x = crate::kernels::test_data::pseudo_random(30, 200, 4);
+        for (j, mut column) in x.axis_iter_mut(Axis(1)).enumerate() {
+            column.mapv_inplace(|v| v / (1.0 + j as f64));
+        }
+        let (axes, explained) = principal_axes(x.view()).unwrap();
+        let (values, vectors) = covariance(x.view()).unwrap().eigh(UPLO::Lower).unwrap();
+        let total: f64 = values.iter().map(|v| v.max(0.0)).sum();
+        for k in 0..2 {
+            let want = vectors.column(199 - k);
+            assert!(
+                (axes.column(k).dot(&want).abs() - 1.0).abs() < 1e-9,
+                "axis {k}"
+            );
+            assert!((explained[k] - values[199 - k] / total).abs() < 1e-9);
+        }
+    }
 }

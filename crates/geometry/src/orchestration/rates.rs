@@ -132,6 +132,9 @@ impl Rates {
             Work::DoubleFlops(f) => Some(f / (self.dgemm_gflops * 1e9)),
             Work::TileFlops(f) => self.tile_gflops.map(|rate| f / (rate * 1e9)),
             Work::EigenFlops(f) => Some(f / (self.eigen_gflops * 1e9)),
+            Work::Decomposition { products, eigen } => {
+                Some(products / (self.dgemm_gflops * 1e9) + eigen / (self.eigen_gflops * 1e9))
+            }
             Work::Bytes(b) => Some(b / (self.bandwidth_gbs * 1e9)),
             Work::NewCopy { read, written } => {
                 Some(read / (self.bandwidth_gbs * 1e9) + written / (self.new_memory_gbs * 1e9))
