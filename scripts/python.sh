@@ -4,7 +4,7 @@
 # and install it into the project venv under ~/.cache/embgeom-py, with what the Python tests
 # need (numpy, pytest, pandas, mypy for the stub check, Ray and pyarrow for the sharded
 # analysis on a local Ray cluster; with --torch also PyTorch 2.11.0, about 5 GB once, and
-# Lightning). Prints the venv's python on stdout:
+# Lightning, and IsoScore, the reference of the isotropy test). Prints the venv's python on stdout:
 #   PY=$(scripts/python.sh [--torch])
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -20,10 +20,10 @@ if [ ! -f "$stamp" ]; then
   pip "maturin>=1.16,<2" "numpy>=2" pytest pandas polars mypy pyarrow "ray>=2.40,<3"
   touch "$stamp"
 fi
-if [ "${1:-}" = "--torch" ] && [ ! -f "$venv/.embgeom-torch-1" ]; then
-  echo "installing torch 2.11.0 and lightning into $venv (once)" >&2
-  pip "torch==2.11.0" lightning
-  touch "$venv/.embgeom-torch-1"
+if [ "${1:-}" = "--torch" ] && [ ! -f "$venv/.embgeom-torch-2" ]; then
+  echo "installing torch 2.11.0, lightning and IsoScore into $venv (once)" >&2
+  pip "torch==2.11.0" lightning "IsoScore==2.0.1"
+  touch "$venv/.embgeom-torch-2"
 fi
 wheels="$CARGO_TARGET_DIR/wheels"
 rm -f "$wheels"/embgeom-*.whl

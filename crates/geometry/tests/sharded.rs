@@ -200,6 +200,26 @@ fn shards_merged_in_any_order_equal_the_single_pass_analysis() {
         close(gs.effective_rank, ws.effective_rank, "effective rank");
         close(gs.rankme, ws.rankme, "rankme");
         close(gs.normalized_std, ws.normalized_std, "normalized std");
+        let (gi, wi) = (&gs.isotropy, &ws.isotropy);
+        close(gi.mean_cosine, wi.mean_cosine, "mean cosine");
+        for (what, a, b) in [
+            ("isoscore", gi.isoscore, wi.isoscore),
+            (
+                "participation ratio",
+                gi.participation_ratio,
+                wi.participation_ratio,
+            ),
+            ("nesum", gi.nesum, wi.nesum),
+            ("numerical rank", gi.numerical_rank, wi.numerical_rank),
+            (
+                "pseudo-condition number",
+                gi.pseudo_condition_number,
+                wi.pseudo_condition_number,
+            ),
+            ("self-clustering", gi.self_clustering, wi.self_clustering),
+        ] {
+            close(a.unwrap(), b.unwrap(), what);
+        }
         for (a, b) in gs.eigenvalues.iter().zip(&ws.eigenvalues) {
             close(*a, *b, "eigenvalue");
         }

@@ -374,3 +374,34 @@ def test_a_mapped_file_truncated_during_analysis_raises_and_the_interpreter_live
     assert "error" in outcome, outcome
     assert "shrinking.npy" in outcome["error"] and "changed while it was read" in outcome["error"]
     assert embgeom.analyze_file(DIGITS).n == 1797
+
+
+def test_isotropy_readings_against_isoscore_and_the_papers_formulas():
+    """IsoScore against its package (pip IsoScore 2.0.1); the exact mean cosine (Ethayarajh
+    2019), NESum (He & Ozay 2022) and Tsitsulin et al.'s self-clustering, numerical rank and
+    pseudo-condition number written out in NumPy as their code computes them."""
+    reference = needs("IsoScore.IsoScore").IsoScore
+    rng = np.random.default_rng(21)
+    for n, d in ((300, 24), (40, 90)):
+        x = rng.standard_normal((n, d)) * np.linspace(3.0, 0.2, d) + 0.5
+        result = embgeom.analyze(x, uniformity=False, knn=False)
+        want = float(reference.IsoScore(x))
+        # The package computes in f32 on torch's default dtype for its constants.
+        assert result.isoscore == pytest.approx(want, rel=1e-6)
+        u = x / np.linalg.norm(x, axis=1, keepdims=True)
+        gram = u @ u.T
+        assert result.mean_cosine == pytest.approx(
+            (gram.sum() - np.trace(gram)) / (n * (n - 1)), rel=1e-9)
+        expected = n + n * (n - 1) / d
+        assert result.self_clustering == pytest.approx(
+            ((gram ** 2).sum() - expected) / (n * n - expected), rel=1e-9)
+        s = np.linalg.svd(x, compute_uv=False)
+        assert result.numerical_rank == pytest.approx((x ** 2).sum() / s[0] ** 2, rel=1e-9)
+        sc = np.linalg.svd(x - x.mean(0), compute_uv=False)[: min(n - 1, d)]
+        assert result.pseudo_condition_number == pytest.approx(sc[0] / sc[-1], rel=1e-9)
+        cov = np.cov(u.T)
+        eig = np.linalg.eigvalsh(cov)
+        assert result.nesum == pytest.approx(eig.sum() / eig.max(), rel=1e-9)
+        lam = np.linalg.eigvalsh(np.cov(x.T))
+        pr = lam.sum() ** 2 / (lam ** 2).sum()
+        assert result.participation_ratio == pytest.approx(pr, rel=1e-9)

@@ -256,6 +256,104 @@ pub struct Spectrum {
     pub normalized_std: f64,
     /// `1/sqrt(D)`: the value of `normalized_std` for well-spread embeddings.
     pub normalized_std_reference: f64,
+    /// Isotropy readings from the same second moments.
+    pub isotropy: Isotropy,
+}
+
+/// Isotropy of the rows, every reading from second moments the spectrum already forms (so it
+/// merges across shards like the spectrum); `None` where a reading is undefined for the input.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Isotropy {
+    /// Exact mean cosine similarity over ordered pairs `i != j` of the normalised rows
+    /// `u_i`: `(||sum_i u_i||^2 - sum_i ||u_i||^2) / (N (N - 1))` (Ethayarajh 2019's
+    /// anisotropy, without sampling); 0 for isotropic rows.
+    pub mean_cosine: f64,
+    /// IsoScore (Rudman et al. 2022) of the raw rows' covariance: `(PR - 1) / (D - 1)`, the
+    /// closed form of the package's steps; 1 = isotropic, 0 = one direction.
+    pub isoscore: Option<f64>,
+    /// Participation ratio `(sum lambda)^2 / sum lambda^2` of the raw rows' covariance
+    /// eigenvalues (Gao et al. 2017); D = isotropic, 1 = one direction.
+    pub participation_ratio: Option<f64>,
+    /// NESum (He & Ozay 2022): `sum lambda / lambda_1` of the normalised rows' covariance.
+    pub nesum: Option<f64>,
+    /// Numerical rank `||X||_F^2 / sigma_1^2` of the raw, uncentred rows (Tsitsulin et al.
+    /// 2023).
+    pub numerical_rank: Option<f64>,
+    /// Pseudo-condition number `sigma_1 / sigma_min` of the centred raw rows over the
+    /// `min(N - 1, D)` singular values they can have (Tsitsulin et al. 2023); `None` when the
+    /// smallest is 0 (rank deficient).
+    pub pseudo_condition_number: Option<f64>,
+    /// Self-clustering (Tsitsulin et al. 2023): `(A - E) / (N^2 - E)` with
+    /// `A = sum_{i,j} (u_i . u_j)^2` over all pairs of normalised rows (the diagonal included)
+    /// and `E = N + N (N - 1) / D` its value for rows uniform on the sphere; 1 = collapsed.
+    pub self_clustering: Option<f64>,
+}
+
+/// What the spectrum and the isotropy readings are computed from, on either route.
+struct Moments {
+    /// Rows N and dimensions D.
+    n: usize,
+    d: usize,
+    /// Eigenvalues of the normalised rows' covariance (N - 1), decreasing, D of them.
+    unit_eigenvalues: Vec<f64>,
+    /// The normalised rows' per-dimension variances (N - 1).
+    unit_variances: Vec<f64>,
+    /// Their mean squared norm `(1/N) sum ||u_i||^2` and column means.
+    unit_scale: f64,
+    unit_mean: Array1<f64>,
+    /// `||U^T U||_F^2 = sum_{i,j} (u_i . u_j)^2`.
+    unit_products_sq: f64,
+    /// Singular values of the centred and of the uncentred raw rows, decreasing, `min(N, D)`.
+    centred_singular: Vec<f64>,
+    uncentred_singular: Vec<f64>,
+}
+
+impl Moments {
+    /// The metrics.
+    fn spectrum(self) -> Spectrum {
+        let isotropy = self.isotropy();
+        Spectrum {
+            alpha_req: alpha_req(&self.unit_eigenvalues),
+            effective_rank: effective_rank(&self.centred_singular),
+            rankme: rankme(&self.uncentred_singular),
+            normalized_std: normalized_std(&self.unit_variances, self.unit_scale),
+            normalized_std_reference: 1.0 / (self.d as f64).sqrt(),
+            eigenvalues: self.unit_eigenvalues,
+            isotropy,
+        }
+    }
+
+    fn isotropy(&self) -> Isotropy {
+        let (n, d) = (self.n as f64, self.d as f64);
+        let squares = |s: &[f64]| s.iter().map(|v| v * v).collect::<Vec<f64>>();
+        let raw_lambda = squares(&self.centred_singular);
+        let total: f64 = raw_lambda.iter().sum();
+        let total_sq: f64 = raw_lambda.iter().map(|l| l * l).sum();
+        let participation_ratio = (total_sq > 0.0).then(|| total * total / total_sq);
+        let unit_top = self.unit_eigenvalues.first().copied().unwrap_or(0.0);
+        let uncentred_top = self.uncentred_singular.first().copied().unwrap_or(0.0);
+        let attainable = self.centred_singular.len().min(self.n - 1);
+        let smallest = self.centred_singular[..attainable].last().copied();
+        let expected = n + n * (n - 1.0) / d;
+        Isotropy {
+            mean_cosine: (n * n * self.unit_mean.dot(&self.unit_mean) - n * self.unit_scale)
+                / (n * (n - 1.0)),
+            isoscore: participation_ratio
+                .filter(|_| self.d > 1)
+                .map(|pr| (pr - 1.0) / (d - 1.0)),
+            participation_ratio,
+            nesum: (unit_top > 0.0).then(|| self.unit_eigenvalues.iter().sum::<f64>() / unit_top),
+            numerical_rank: (uncentred_top > 0.0).then(|| {
+                squares(&self.uncentred_singular).iter().sum::<f64>()
+                    / (uncentred_top * uncentred_top)
+            }),
+            pseudo_condition_number: smallest
+                .filter(|&s| s > 0.0)
+                .map(|s| self.centred_singular[0] / s),
+            self_clustering: (n * n > expected)
+                .then(|| (self.unit_products_sq - expected) / (n * n - expected)),
+        }
+    }
 }
 
 /// All dimensional-collapse metrics from the normalised rows `unit` and the raw rows `raw`
@@ -306,12 +404,43 @@ fn spectrum_of_scatters<F: Real>(unit: ArrayView2<F>, raw: ArrayView2<F>) -> Res
     let (unit_centred, unit_mean) = centred_scatter(unit)?;
     let unit_scale = total_squared_norm(unit_centred.diag().sum(), unit_mean.view(), n) / n as f64;
     let cov = unit_centred / (n as f64 - 1.0);
+    let unit_products_sq = uncentred_frobenius_sq(&cov, unit_mean.view(), n);
     let (raw_centred, raw_mean) = centred_scatter(raw)?;
     // X^T X = centred scatter + N m m^T: a sum of positive terms, no cancellation.
     let m = raw_mean.view().insert_axis(ndarray::Axis(1));
     let uncentred = &raw_centred + &(m.dot(&m.t()) * n as f64);
     let raw_scale = total_squared_norm(raw_centred.diag().sum(), raw_mean.view(), n);
-    spectrum_of(n, &cov, unit_scale, &raw_centred, &uncentred, raw_scale)
+    let unit = UnitMoments {
+        cov: &cov,
+        scale: unit_scale,
+        mean: unit_mean,
+        products_sq: unit_products_sq,
+    };
+    spectrum_of(n, unit, &raw_centred, &uncentred, raw_scale)
+}
+
+/// `||U^T U||_F^2` of N rows from their covariance `cov` (N - 1) and column means `m`:
+/// `U^T U = (N - 1) cov + N m m^T`.
+pub(crate) fn uncentred_frobenius_sq(cov: &Array2<f64>, m: ArrayView1<f64>, n: usize) -> f64 {
+    let (scale, nf) = (n as f64 - 1.0, n as f64);
+    let mut total = 0.0;
+    for ((i, j), c) in cov.indexed_iter() {
+        let v = scale * c + nf * m[i] * m[j];
+        total += v * v;
+    }
+    total
+}
+
+/// The normalised rows' second moments, as [`spectrum_of`] takes them.
+pub(crate) struct UnitMoments<'a> {
+    /// Covariance (N - 1), D x D.
+    pub cov: &'a Array2<f64>,
+    /// Mean squared norm `(1/N) sum ||u_i||^2`.
+    pub scale: f64,
+    /// Column means.
+    pub mean: Array1<f64>,
+    /// `||U^T U||_F^2`.
+    pub products_sq: f64,
 }
 
 /// The N x N route of [`spectrum_timed`] (`N < D`).
@@ -322,10 +451,12 @@ fn spectrum_of_grams<F: Real>(unit: ArrayView2<F>, raw: ArrayView2<F>) -> Result
     let unit_mean_values = unit_mean.to_vec();
     let (unit_gram, unit_squares) = column_block_gram(unit, Some(&unit_mean_values));
     let unit_scale = total_squared_norm(unit_gram.diag().sum(), unit_mean.view(), n) / n as f64;
+    let unit_products_sq = uncentred_gram_frobenius_sq(unit, &unit_gram, unit_mean.view());
     let denominator = n as f64 - 1.0;
     let unit_variances: Vec<f64> = unit_squares.iter().map(|s| s / denominator).collect();
-    let mut eigenvalues = eigenvalues_above_round_off(&(unit_gram / denominator), unit_scale, d)?;
-    eigenvalues.resize(d, 0.0);
+    let mut unit_eigenvalues =
+        eigenvalues_above_round_off(&(unit_gram / denominator), unit_scale, d)?;
+    unit_eigenvalues.resize(d, 0.0);
     let raw_mean = column_means(raw);
     let raw_mean_values = raw_mean.to_vec();
     let (raw_centred, _) = column_block_gram(raw, Some(&raw_mean_values));
@@ -337,14 +468,46 @@ fn spectrum_of_grams<F: Real>(unit: ArrayView2<F>, raw: ArrayView2<F>) -> Result
             .map(f64::sqrt)
             .collect())
     };
-    Ok(Spectrum {
-        alpha_req: alpha_req(&eigenvalues),
-        eigenvalues,
-        effective_rank: effective_rank(&singular(&raw_centred)?),
-        rankme: rankme(&singular(&uncentred)?),
-        normalized_std: normalized_std(&unit_variances, unit_scale),
-        normalized_std_reference: 1.0 / (d as f64).sqrt(),
-    })
+    Ok(Moments {
+        n,
+        d,
+        unit_eigenvalues,
+        unit_variances,
+        unit_scale,
+        unit_mean,
+        unit_products_sq,
+        centred_singular: singular(&raw_centred)?,
+        uncentred_singular: singular(&uncentred)?,
+    }
+    .spectrum())
+}
+
+/// `sum_{i,j} (u_i . u_j)^2` from the Gram matrix `G` of the rows about their mean `m`:
+/// `u_i . u_j = G_ij + a_i + a_j + ||m||^2` with `a_i = u_i . m - ||m||^2` (one pass).
+fn uncentred_gram_frobenius_sq<F: Real>(
+    unit: ArrayView2<F>,
+    centred_gram: &Array2<f64>,
+    m: ArrayView1<f64>,
+) -> f64 {
+    let norm_sq = m.dot(&m);
+    let shifts: Vec<f64> = unit
+        .rows()
+        .into_iter()
+        .map(|row| {
+            let row = crate::kernels::rows::contiguous(&row);
+            row.iter()
+                .zip(m.iter())
+                .map(|(v, w)| v.as_f64() * w)
+                .sum::<f64>()
+                - norm_sq
+        })
+        .collect();
+    let mut total = 0.0;
+    for ((i, j), g) in centred_gram.indexed_iter() {
+        let v = g + shifts[i] + shifts[j] + norm_sq;
+        total += v * v;
+    }
+    total
 }
 
 /// Mean over dimensions of the std of the normalised rows, from their variances; a variance at
@@ -360,21 +523,19 @@ fn normalized_std(variances: &[f64], scale: f64) -> f64 {
 }
 
 /// The dimensional-collapse metrics of `n` rows from second moments: the normalised rows'
-/// covariance `unit_cov` (their mean squared norm `unit_scale`), and the raw rows' centred
-/// scatter and uncentred Gram `X^T X` (their total squared norm `raw_scale`); the scales set the
-/// round-off levels below which an eigenvalue is 0. RankMe takes the `min(N, D)` singular values
-/// an SVD of the N x D matrix has (the `D - N` further eigenvalues of a D x D matrix are zeros
-/// that its `+ 1e-7` would count).
+/// covariance, scale, means and `||U^T U||_F^2` (`unit`), and the raw rows' centred scatter and
+/// uncentred Gram `X^T X` (their total squared norm `raw_scale`); the scales set the round-off
+/// levels below which an eigenvalue is 0. RankMe takes the `min(N, D)` singular values an SVD
+/// of the N x D matrix has (the `D - N` further eigenvalues of a D x D matrix are zeros that its
+/// `+ 1e-7` would count).
 pub(crate) fn spectrum_of(
     n: usize,
-    unit_cov: &Array2<f64>,
-    unit_scale: f64,
+    unit: UnitMoments,
     raw_centred: &Array2<f64>,
     raw_uncentred: &Array2<f64>,
     raw_scale: f64,
 ) -> Result<Spectrum> {
-    let d = unit_cov.nrows();
-    let eigenvalues = symmetric_eigenvalues(unit_cov, unit_scale)?;
+    let d = unit.cov.nrows();
     let singular = |m: &Array2<f64>| -> Result<Vec<f64>> {
         Ok(symmetric_eigenvalues(m, raw_scale)?
             .into_iter()
@@ -382,14 +543,18 @@ pub(crate) fn spectrum_of(
             .map(f64::sqrt)
             .collect())
     };
-    Ok(Spectrum {
-        alpha_req: alpha_req(&eigenvalues),
-        eigenvalues,
-        effective_rank: effective_rank(&singular(raw_centred)?),
-        rankme: rankme(&singular(raw_uncentred)?),
-        normalized_std: normalized_std(&unit_cov.diag().to_vec(), unit_scale),
-        normalized_std_reference: 1.0 / (d as f64).sqrt(),
-    })
+    Ok(Moments {
+        n,
+        d,
+        unit_eigenvalues: symmetric_eigenvalues(unit.cov, unit.scale)?,
+        unit_variances: unit.cov.diag().to_vec(),
+        unit_scale: unit.scale,
+        unit_mean: unit.mean,
+        unit_products_sq: unit.products_sq,
+        centred_singular: singular(raw_centred)?,
+        uncentred_singular: singular(raw_uncentred)?,
+    }
+    .spectrum())
 }
 
 #[cfg(test)]
@@ -481,6 +646,87 @@ mod tests {
             }
             assert_eq!(got.eigenvalues.len(), d);
         }
+    }
+
+    /// The isotropy readings by their definitions, from the rows themselves (double loops and an
+    /// SVD), on both routes.
+    #[test]
+    fn isotropy_readings_equal_their_definitions_on_both_routes() {
+        use ndarray_linalg::SVD;
+        for (n, d) in [(40, 120), (150, 12), (30, 30)] {
+            let (x, unit) = rows(n, d, 11);
+            let got = spectrum(unit.view(), x.view()).unwrap().isotropy;
+            let (nf, df) = (n as f64, d as f64);
+            let mut cosines = 0.0;
+            let mut products_sq = 0.0;
+            for i in 0..n {
+                for j in 0..n {
+                    let dot = unit.row(i).dot(&unit.row(j));
+                    products_sq += dot * dot;
+                    if i != j {
+                        cosines += dot;
+                    }
+                }
+            }
+            let close = |a: f64, b: f64, what: &str| {
+                assert!(
+                    (a - b).abs() <= 1e-9 * b.abs().max(1e-12),
+                    "{n} x {d} {what}: {a} vs {b}"
+                )
+            };
+            close(got.mean_cosine, cosines / (nf * (nf - 1.0)), "mean cosine");
+            let expected = nf + nf * (nf - 1.0) / df;
+            close(
+                got.self_clustering.unwrap(),
+                (products_sq - expected) / (nf * nf - expected),
+                "self-clustering",
+            );
+            let centred = &x - &x.mean_axis(Axis(0)).unwrap();
+            let s = centred.svd(false, false).unwrap().1.to_vec();
+            let lambda: Vec<f64> = s.iter().map(|v| v * v / (nf - 1.0)).collect();
+            let pr = lambda.iter().sum::<f64>().powi(2) / lambda.iter().map(|l| l * l).sum::<f64>();
+            close(got.participation_ratio.unwrap(), pr, "participation ratio");
+            close(got.isoscore.unwrap(), (pr - 1.0) / (df - 1.0), "isoscore");
+            let attainable = s.len().min(n - 1);
+            close(
+                got.pseudo_condition_number.unwrap(),
+                s[0] / s[attainable - 1],
+                "pseudo-condition number",
+            );
+            let raw = x.svd(false, false).unwrap().1.to_vec();
+            let frobenius: f64 = x.iter().map(|v| v * v).sum();
+            close(
+                got.numerical_rank.unwrap(),
+                frobenius / (raw[0] * raw[0]),
+                "numerical rank",
+            );
+            let unit_centred = &unit - &unit.mean_axis(Axis(0)).unwrap();
+            let su = unit_centred.svd(false, false).unwrap().1.to_vec();
+            close(
+                got.nesum.unwrap(),
+                su.iter().map(|v| v * v).sum::<f64>() / (su[0] * su[0]),
+                "nesum",
+            );
+        }
+    }
+
+    #[test]
+    fn isotropy_of_degenerate_rows_is_undefined_not_nan() {
+        // Every row the same: no variance, mean cosine 1, fully self-clustered.
+        let x = Array2::from_shape_fn((20, 8), |(_, j)| 1.0 + j as f64);
+        let mut unit = x.clone();
+        for mut row in unit.rows_mut() {
+            let norm = row.dot(&row).sqrt();
+            row.mapv_inplace(|v| v / norm);
+        }
+        let got = spectrum(unit.view(), x.view()).unwrap().isotropy;
+        assert!((got.mean_cosine - 1.0).abs() < 1e-12);
+        assert!((got.self_clustering.unwrap() - 1.0).abs() < 1e-12);
+        assert_eq!(got.isoscore, None);
+        assert_eq!(got.participation_ratio, None);
+        assert_eq!(got.nesum, None);
+        assert_eq!(got.pseudo_condition_number, None);
+        assert!((got.numerical_rank.unwrap() - 1.0).abs() < 1e-12);
     }
 
     #[test]

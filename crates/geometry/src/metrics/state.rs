@@ -36,7 +36,7 @@ use crate::metrics::collapse::{collapse_from_stats, Collapse};
 use crate::metrics::real::Real;
 use crate::metrics::simplex::{simplex_angles, SimplexAngles};
 use crate::metrics::spectrum::column_means;
-use crate::metrics::spectrum::{spectrum_of, AlphaReq, Spectrum};
+use crate::metrics::spectrum::{spectrum_of, AlphaReq, Spectrum, UnitMoments};
 use crate::metrics::stats::ClassStats;
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis};
 use serde::{Deserialize, Serialize};
@@ -366,21 +366,23 @@ impl State {
         }
         let n = self.n as f64;
         let unit_cov = centred(&self.unit_moment, &self.unit_sum, n) / (n - 1.0);
-        let unit_scale = Self::uncentred(&self.unit_moment, &self.unit_sum, &self.unit_shift, n)
-            .diag()
-            .sum()
-            / n;
+        let unit_products = Self::uncentred(&self.unit_moment, &self.unit_sum, &self.unit_shift, n);
+        let unit_mean: Array1<f64> = self
+            .unit_shift
+            .iter()
+            .zip(&self.unit_sum)
+            .map(|(shift, sum)| shift + sum / n)
+            .collect();
+        let unit = UnitMoments {
+            cov: &unit_cov,
+            scale: unit_products.diag().sum() / n,
+            mean: unit_mean,
+            products_sq: unit_products.iter().map(|v| v * v).sum(),
+        };
         let gram = Self::uncentred(&self.raw_moment, &self.raw_sum, &self.shift, n);
         let raw_scale = gram.diag().sum();
         let raw_scatter = centred(&self.raw_moment, &self.raw_sum, n);
-        spectrum_of(
-            self.n as usize,
-            &unit_cov,
-            unit_scale,
-            &raw_scatter,
-            &gram,
-            raw_scale,
-        )
+        spectrum_of(self.n as usize, unit, &raw_scatter, &gram, raw_scale)
     }
 
     /// Label-positive alignment with alpha = 2: over the pairs `i < j` of each class,

@@ -105,6 +105,38 @@ pub const KORNBLITH: Paper = Paper {
     link: "https://arxiv.org/abs/1905.00414",
 };
 
+/// Ethayarajh, EMNLP 2019: anisotropy as the mean cosine of random pairs.
+pub const ETHAYARAJH: Paper = Paper {
+    short: "Ethayarajh 2019",
+    citation: "Kawin Ethayarajh. How Contextual are Contextualized Word Representations? Comparing the Geometry of BERT, ELMo, and GPT-2 Embeddings. EMNLP 2019.",
+    link: "https://arxiv.org/abs/1909.00512",
+};
+/// Rudman, Gillman, Rayne & Eickhoff, ACL Findings 2022: IsoScore.
+pub const RUDMAN: Paper = Paper {
+    short: "Rudman et al. 2022",
+    citation: "William Rudman, Nate Gillman, Taylor Rayne and Carsten Eickhoff. IsoScore: Measuring the Uniformity of Embedding Space Utilization. Findings of ACL 2022.",
+    link: "https://arxiv.org/abs/2108.07344",
+};
+/// Gao, Trautmann, Yu, Santhanam, Ryu, Shenoy & Ganguli, 2017: the participation ratio as a
+/// dimension.
+pub const GAO: Paper = Paper {
+    short: "Gao et al. 2017",
+    citation: "Peiran Gao, Eric Trautmann, Byron Yu, Gopal Santhanam, Stephen Ryu, Krishna Shenoy and Surya Ganguli. A theory of multineuronal dimensionality, dynamics and measurement. bioRxiv 214262, 2017.",
+    link: "https://doi.org/10.1101/214262",
+};
+/// He & Ozay, ICML 2022: NESum.
+pub const HE_OZAY: Paper = Paper {
+    short: "He & Ozay 2022",
+    citation: "Bobby He and Mete Ozay. Exploring the Gap between Collapsed and Whitened Features in Self-Supervised Learning. ICML 2022.",
+    link: "https://arxiv.org/abs/2203.00601",
+};
+/// Tsitsulin, Munkhoeva & Perozzi, 2023: unsupervised embedding quality metrics.
+pub const TSITSULIN: Paper = Paper {
+    short: "Tsitsulin et al. 2023",
+    citation: "Anton Tsitsulin, Marina Munkhoeva and Bryan Perozzi. Unsupervised Embedding Quality Evaluation. ICML 2023 Workshop on Topology, Algebra and Geometry in Machine Learning.",
+    link: "https://arxiv.org/abs/2305.16562",
+};
+
 /// The groups metrics are shown in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Group {
@@ -116,17 +148,20 @@ pub enum Group {
     Simplex,
     /// Dimensional collapse.
     Spectrum,
+    /// How evenly the rows fill their space (anisotropy, IsoScore and kin).
+    Isotropy,
     /// Fine labels inside the classes.
     Subclasses,
 }
 
 impl Group {
     /// Every group in display order.
-    pub const ALL: [Group; 5] = [
+    pub const ALL: [Group; 6] = [
         Group::AlignmentUniformity,
         Group::ClassCollapse,
         Group::Simplex,
         Group::Spectrum,
+        Group::Isotropy,
         Group::Subclasses,
     ];
 
@@ -137,6 +172,7 @@ impl Group {
             Group::ClassCollapse => "Class collapse",
             Group::Simplex => "Simplex",
             Group::Spectrum => "Spectrum",
+            Group::Isotropy => "Isotropy",
             Group::Subclasses => "Subclasses",
         }
     }
@@ -802,6 +838,118 @@ pub static CATALOGUE: &[Metric] = &[
         },
         ideal: |a| Some(1.0 / a.dim as f64),
         json: Fields::None,
+    },
+    Metric {
+        key: "mean_cosine",
+        name: "mean cosine (anisotropy)",
+        group: Group::Isotropy,
+        level: Level::Metric,
+        requires: Requires::Nothing,
+        paper: &ETHAYARAJH,
+        direction: Direction::Lower,
+        reading: "0 = isotropic; 1 = every row the same direction",
+        definition: |a| {
+            format!("exact mean of cos(u_i, u_j) over the {} ordered pairs i != j of the normalised rows: (||sum u_i||^2 - sum ||u_i||^2) / (N (N - 1))", a.n as f64 * (a.n as f64 - 1.0))
+        },
+        value: |a| Some(a.spectrum.isotropy.mean_cosine),
+        ideal: zero,
+        json: Fields::Extra(
+            |_| json!({"pairs": "all ordered pairs i != j", "of": "normalised rows"}),
+        ),
+    },
+    Metric {
+        key: "isoscore",
+        name: "IsoScore",
+        group: Group::Isotropy,
+        level: Level::Metric,
+        requires: Requires::Nothing,
+        paper: &RUDMAN,
+        direction: Direction::Higher,
+        reading: "1 = isotropic; 0 = one direction",
+        definition: |_| {
+            "(PR - 1) / (D - 1), PR the participation ratio of the raw rows' covariance eigenvalues (the closed form of the IsoScore package's steps)".into()
+        },
+        value: |a| a.spectrum.isotropy.isoscore,
+        ideal: one,
+        json: Fields::Extra(|_| json!({"of": "covariance of the raw rows"})),
+    },
+    Metric {
+        key: "participation_ratio",
+        name: "participation ratio",
+        group: Group::Isotropy,
+        level: Level::Metric,
+        requires: Requires::Nothing,
+        paper: &GAO,
+        direction: Direction::Higher,
+        reading: "D = every direction used equally; 1 = one direction",
+        definition: |_| {
+            "(sum lambda)^2 / sum lambda^2 over the eigenvalues of the raw rows' covariance".into()
+        },
+        value: |a| a.spectrum.isotropy.participation_ratio,
+        ideal: dimension,
+        json: Fields::Extra(|_| json!({"of": "covariance of the raw rows"})),
+    },
+    Metric {
+        key: "nesum",
+        name: "NESum",
+        group: Group::Isotropy,
+        level: Level::Metric,
+        requires: Requires::Nothing,
+        paper: &HE_OZAY,
+        direction: Direction::Higher,
+        reading: "D = every direction used equally; 1 = one direction",
+        definition: |_| {
+            "sum lambda / lambda_1 over the eigenvalues of the normalised rows' covariance".into()
+        },
+        value: |a| a.spectrum.isotropy.nesum,
+        ideal: dimension,
+        json: Fields::Extra(|_| json!({"of": "covariance of the normalised rows"})),
+    },
+    Metric {
+        key: "numerical_rank",
+        name: "numerical rank",
+        group: Group::Isotropy,
+        level: Level::Metric,
+        requires: Requires::Nothing,
+        paper: &TSITSULIN,
+        direction: Direction::Higher,
+        reading: "min(N, D) = every direction used equally; 1 = one direction",
+        definition: |_| "||X||_F^2 / sigma_1^2 of the raw, uncentred rows".into(),
+        value: |a| a.spectrum.isotropy.numerical_rank,
+        ideal: dimension,
+        json: Fields::Extra(|_| json!({"of": "raw uncentred rows"})),
+    },
+    Metric {
+        key: "pseudo_condition_number",
+        name: "pseudo-condition number",
+        group: Group::Isotropy,
+        level: Level::Metric,
+        requires: Requires::Nothing,
+        paper: &TSITSULIN,
+        direction: Direction::Lower,
+        reading: "1 = every direction equally strong; undefined when the rows are rank deficient",
+        definition: |_| {
+            "sigma_1 / sigma_min of the centred raw rows over the min(N - 1, D) singular values they can have".into()
+        },
+        value: |a| a.spectrum.isotropy.pseudo_condition_number,
+        ideal: one,
+        json: Fields::Extra(|_| json!({"of": "centred raw rows"})),
+    },
+    Metric {
+        key: "self_clustering",
+        name: "self-clustering",
+        group: Group::Isotropy,
+        level: Level::Metric,
+        requires: Requires::Nothing,
+        paper: &TSITSULIN,
+        direction: Direction::Lower,
+        reading: "0 = as rows uniform on the sphere; 1 = collapsed",
+        definition: |_| {
+            "(A - E) / (N^2 - E), A = sum over all pairs (i, j), diagonal included, of (u_i . u_j)^2 of the normalised rows, E = N + N (N - 1) / D".into()
+        },
+        value: |a| a.spectrum.isotropy.self_clustering,
+        ideal: zero,
+        json: Fields::Extra(|_| json!({"of": "normalised rows (uncentred)"})),
     },
     Metric {
         key: "subclasses",
