@@ -640,3 +640,46 @@ fn nc1_in_the_span_of_the_class_means_equals_the_full_decomposition() {
         );
     }
 }
+
+#[test]
+fn per_class_self_similarity_is_the_mean_cosine_within_each_class() {
+    let labels: Vec<u32> = (0..120).map(|i| (i % 4) as u32).collect();
+    let mut x = gaussian(120, 9, 8);
+    for (i, &label) in labels.iter().enumerate() {
+        x[[i, label as usize]] += 2.0;
+    }
+    let unit = normalize_rows(x.view()).unwrap();
+    let classes = classes_of(&labels);
+    // alpha = 2 takes the class sums during the label alignment; another alpha does not.
+    for alpha in [2.0, 1.0] {
+        let input = AnalysisInput {
+            embeddings: Some(unit.view()),
+            raw: Some(x.view()),
+            classes: Some(&classes),
+            ..AnalysisInput::default()
+        };
+        let options = AnalysisOptions {
+            alpha,
+            ..AnalysisOptions::default()
+        };
+        let analysis = analyze(&input, &options, &NoProgress).unwrap();
+        for (k, row) in analysis.per_class.iter().enumerate() {
+            let members: Vec<usize> = (0..120).filter(|&i| labels[i] == k as u32).collect();
+            let (mut total, mut pairs) = (0.0, 0.0);
+            for &i in &members {
+                for &j in &members {
+                    if i != j {
+                        total += unit.row(i).dot(&unit.row(j));
+                        pairs += 1.0;
+                    }
+                }
+            }
+            let got = row.self_similarity.unwrap();
+            assert!(
+                (got - total / pairs).abs() < 1e-12,
+                "class {k}: {got} vs {}",
+                total / pairs
+            );
+        }
+    }
+}

@@ -273,6 +273,11 @@ fn shards_merged_in_any_order_equal_the_single_pass_analysis() {
                 b.vertex_distance.unwrap(),
                 "vertex distance",
             );
+            close(
+                a.self_similarity.unwrap(),
+                b.self_similarity.unwrap(),
+                "self-similarity",
+            );
         }
     }
 }

@@ -142,19 +142,20 @@ pub fn text_table(analysis: &Analysis, inputs: &InputSummary) -> String {
     }
     if !analysis.per_class.is_empty() {
         out.push_str(&format!(
-            "\n{:>12} {:>8} {:>14} {:>10} {:>10} {:>11}\n",
-            "class", "n", "within var", "vertex d", "eff rank", "uniformity"
+            "\n{:>12} {:>8} {:>14} {:>10} {:>10} {:>11} {:>9}\n",
+            "class", "n", "within var", "vertex d", "eff rank", "uniformity", "self-sim"
         ));
         let short = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{v:.4}"));
         for p in analysis.per_class.iter().take(PER_CLASS_ROWS) {
             out.push_str(&format!(
-                "{:>12} {:>8} {:>14.6} {:>10} {:>10} {:>11}\n",
+                "{:>12} {:>8} {:>14.6} {:>10} {:>10} {:>11} {:>9}\n",
                 p.name,
                 p.count,
                 p.within_variance,
                 short(p.vertex_distance),
                 short(p.effective_rank),
-                short(p.uniformity)
+                short(p.uniformity),
+                short(p.self_similarity)
             ));
         }
         if analysis.per_class.len() > PER_CLASS_ROWS {

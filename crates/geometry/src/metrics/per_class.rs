@@ -30,6 +30,10 @@ pub struct PerClass {
     pub effective_rank: Option<f64>,
     /// Uniformity within the class (`None` for a single row).
     pub uniformity: Option<f64>,
+    /// Self-similarity (Ethayarajh 2019): the exact mean cosine over the ordered pairs
+    /// `i != j` of the class's normalised rows, `(||S_c||^2 - sum_{i in c} ||u_i||^2) /
+    /// (n_c (n_c - 1))` with `S_c` their sum (`None` for a single row).
+    pub self_similarity: Option<f64>,
 }
 
 /// Subclass structure inside one coarse class.

@@ -441,6 +441,11 @@ impl State {
         Some((names, stats))
     }
 
+    /// `sum_{i in c} ||u_i||^2` of the normalised rows of each class, in class order.
+    pub fn unit_class_squares(&self) -> Vec<f64> {
+        self.classes.values().map(|c| c.unit_squares).collect()
+    }
+
     /// Means of the normalised rows of each class (C x D), in class order.
     pub fn unit_class_means(&self) -> Array2<f64> {
         let mut out = Array2::<f64>::zeros((self.classes.len(), self.dim));

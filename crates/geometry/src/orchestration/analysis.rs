@@ -602,11 +602,16 @@ fn class_metrics<F: Real>(
             })
         })
         .transpose()?;
+    // The labelled rows' class sums (already taken for alpha = 2): the simplex angles' means
+    // and the self-similarities.
+    let (labelled_sums, labelled_squares) =
+        labelled_sums.unwrap_or_else(|| classes.class_sums(labelled));
     analysis.add_classes(ClassResults {
         names: classes.names(),
         stats: &stats,
         collapse: collapsed,
-        simplex_means: labelled_means(&labelled_sums),
+        simplex_means: means_of_sums(&labelled_sums, classes),
+        labelled_squares: labelled_squares.to_vec(),
         uniformity_per_class,
         knn,
     });
@@ -628,6 +633,8 @@ pub(crate) struct ClassResults<'a> {
     pub collapse: Collapse,
     /// The class means the simplex angles are taken between (of the labelled rows).
     pub simplex_means: Array2<f64>,
+    /// Per class `sum_{i in c} ||u_i||^2` of the labelled rows (for the self-similarity).
+    pub labelled_squares: Vec<f64>,
     /// Each class's uniformity (`None` for a class of one row, or not computed).
     pub uniformity_per_class: Vec<Option<Uniformity>>,
     /// The kNN accuracy, when computed.
@@ -643,6 +650,7 @@ impl Analysis {
             stats,
             collapse,
             simplex_means,
+            labelled_squares,
             uniformity_per_class,
             knn,
         } = results;
@@ -678,10 +686,23 @@ impl Analysis {
                 nearest_vertex: vertices.as_ref().map(|(_, v)| names[v[k]].clone()),
                 effective_rank: stats.effective_ranks[k],
                 uniformity: uniformity_per_class[k].as_ref().map(|u| u.value),
+                self_similarity: self_similarity(
+                    simplex_means.row(k),
+                    labelled_squares[k],
+                    stats.counts[k],
+                ),
             })
             .collect();
         self.uniformity_per_class = names.iter().cloned().zip(uniformity_per_class).collect();
     }
+}
+
+/// A class's mean cosine over ordered pairs `i != j` from the mean `m` of its `n` labelled
+/// rows and their `sum ||u_i||^2`: `(n^2 ||m||^2 - sum ||u_i||^2) / (n (n - 1))`; `None` for
+/// one row.
+fn self_similarity(mean: ndarray::ArrayView1<f64>, squares: f64, n: usize) -> Option<f64> {
+    let n = n as f64;
+    (n >= 2.0).then(|| (n * n * mean.dot(&mean) - squares) / (n * (n - 1.0)))
 }
 
 /// `(1/V) sum_v L_unif(view v)`; a sampled standard error combines as `sqrt(sum se^2) / V`.

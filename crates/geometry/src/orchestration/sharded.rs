@@ -784,6 +784,7 @@ pub fn state_analysis(state: &State) -> Result<Analysis> {
         stats: &stats,
         collapse,
         simplex_means: state.unit_class_means(),
+        labelled_squares: state.unit_class_squares(),
         uniformity_per_class: vec![None; names.len()],
         knn: None,
     });
@@ -896,6 +897,7 @@ pub fn finalize<F: Real>(
         stats: &stats,
         collapse: collapsed,
         simplex_means: state.unit_class_means(),
+        labelled_squares: state.unit_class_squares(),
         uniformity_per_class: (0..c)
             .map(|k| per_class_uniformity.get(k).cloned().flatten())
             .collect(),
