@@ -454,20 +454,19 @@ fn spectrum_of_grams<F: Real>(unit: ArrayView2<F>, raw: ArrayView2<F>) -> Result
     let unit_products_sq = uncentred_gram_frobenius_sq(unit, &unit_gram, unit_mean.view());
     let denominator = n as f64 - 1.0;
     let unit_variances: Vec<f64> = unit_squares.iter().map(|s| s / denominator).collect();
-    let mut unit_eigenvalues =
-        eigenvalues_above_round_off(&(unit_gram / denominator), unit_scale, d)?;
-    unit_eigenvalues.resize(d, 0.0);
+    let unit_cov = unit_gram / denominator;
     let raw_mean = column_means(raw);
     let raw_mean_values = raw_mean.to_vec();
     let (raw_centred, _) = column_block_gram(raw, Some(&raw_mean_values));
     let raw_scale = total_squared_norm(raw_centred.diag().sum(), raw_mean.view(), n);
     let (uncentred, _) = column_block_gram(raw, None);
-    let singular = |m: &Array2<f64>| -> Result<Vec<f64>> {
-        Ok(eigenvalues_above_round_off(m, raw_scale, d)?
-            .into_iter()
-            .map(f64::sqrt)
-            .collect())
-    };
+    let (mut unit_eigenvalues, centred_singular, uncentred_singular) = three_decompositions(
+        (&unit_cov, unit_scale),
+        (&raw_centred, &uncentred, raw_scale),
+        d,
+        n,
+    )?;
+    unit_eigenvalues.resize(d, 0.0);
     Ok(Moments {
         n,
         d,
@@ -476,8 +475,8 @@ fn spectrum_of_grams<F: Real>(unit: ArrayView2<F>, raw: ArrayView2<F>) -> Result
         unit_scale,
         unit_mean,
         unit_products_sq,
-        centred_singular: singular(&raw_centred)?,
-        uncentred_singular: singular(&uncentred)?,
+        centred_singular,
+        uncentred_singular,
     }
     .spectrum())
 }
@@ -536,25 +535,50 @@ pub(crate) fn spectrum_of(
     raw_scale: f64,
 ) -> Result<Spectrum> {
     let d = unit.cov.nrows();
-    let singular = |m: &Array2<f64>| -> Result<Vec<f64>> {
-        Ok(symmetric_eigenvalues(m, raw_scale)?
-            .into_iter()
-            .take(n.min(d))
-            .map(f64::sqrt)
-            .collect())
-    };
+    let (unit_eigenvalues, centred_singular, uncentred_singular) = three_decompositions(
+        (unit.cov, unit.scale),
+        (raw_centred, raw_uncentred, raw_scale),
+        d,
+        n.min(d),
+    )?;
     Ok(Moments {
         n,
         d,
-        unit_eigenvalues: symmetric_eigenvalues(unit.cov, unit.scale)?,
+        unit_eigenvalues,
         unit_variances: unit.cov.diag().to_vec(),
         unit_scale: unit.scale,
         unit_mean: unit.mean,
         unit_products_sq: unit.products_sq,
-        centred_singular: singular(raw_centred)?,
-        uncentred_singular: singular(raw_uncentred)?,
+        centred_singular,
+        uncentred_singular,
     }
     .spectrum())
+}
+
+/// The spectrum's three eigendecompositions, in parallel (each one single-threaded LAPACK
+/// call, so they use up to three threads; each result is that of the call alone): the
+/// eigenvalues of the normalised rows' second-moment matrix `unit` (with its scale), and the
+/// first `keep` singular values of the raw rows from their centred and uncentred second-moment
+/// matrices (with the raw scale); every value at or below the round-off level of a
+/// `dim x dim` matrix is 0.
+fn three_decompositions(
+    (unit, unit_scale): (&Array2<f64>, f64),
+    (centred, uncentred, raw_scale): (&Array2<f64>, &Array2<f64>, f64),
+    dim: usize,
+    keep: usize,
+) -> Result<(Vec<f64>, Vec<f64>, Vec<f64>)> {
+    let singular = |m: &Array2<f64>| -> Result<Vec<f64>> {
+        Ok(eigenvalues_above_round_off(m, raw_scale, dim)?
+            .into_iter()
+            .take(keep)
+            .map(f64::sqrt)
+            .collect())
+    };
+    let (unit, (centred, uncentred)) = rayon::join(
+        || eigenvalues_above_round_off(unit, unit_scale, dim),
+        || rayon::join(|| singular(centred), || singular(uncentred)),
+    );
+    Ok((unit?, centred?, uncentred?))
 }
 
 #[cfg(test)]

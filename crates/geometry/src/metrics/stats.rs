@@ -104,36 +104,34 @@ impl ThreadSeconds {
 enum WithinRoute {
     /// `sum_c Z_c^T Z_c` into a D x D sum (then projected onto `M` when `C < D`).
     Square,
-    /// Only `sum_c (Z_c M^T)^T (Z_c M^T)`, C x C: no D x D matrix when every class has
-    /// fewer rows than dimensions.
+    /// Only `sum_i (M z_i)(M z_i)^T`, C x C ([`projected_within`]): no D x D matrix when
+    /// every class has fewer rows than dimensions.
     Projected,
 }
 
 /// The flops of the class scatters (`dsyrk` and GEMM; the eigendecompositions apart) of classes
 /// of `counts` rows in `d` dimensions by `route`: each class's Gram matrix `n_c^2 D` (or its
-/// scatter `n_c D^2` when `n_c >= D`), then the within-class sum: `n_c D^2` per class and
-/// `2 C D^2 + 2 C^2 D` for `M Sigma_W M^T` (`Square`), or `2 n_c C D + n_c C^2` per class
-/// (`2 C D^2 + 2 C^2 D` for a class with `n_c >= D`; `Projected`).
+/// scatter `n_c D^2` when `n_c >= D`), then the within-class sum: `n_c D^2` per class with
+/// fewer rows than dimensions and `2 C D^2 + 2 C^2 D` for `M Sigma_W M^T` (`Square`), or
+/// `2 N C D + N C^2` for the projected rows (`Projected`).
 fn scatter_flops(counts: &[usize], d: usize, route: WithinRoute) -> f64 {
     let (c, d) = (counts.len() as f64, d as f64);
-    let projection = 2.0 * c * d * d + 2.0 * c * c * d;
+    let n: f64 = counts.iter().map(|&k| k as f64).sum();
     let mut flops = match (route, mean_span_basis(counts.len(), d as usize)) {
-        (WithinRoute::Square, true) => projection,
-        _ => 0.0,
+        (WithinRoute::Square, true) => 2.0 * c * d * d + 2.0 * c * c * d,
+        (WithinRoute::Square, false) => 0.0,
+        (WithinRoute::Projected, _) => 2.0 * n * c * d + n * c * c,
     };
     for &n_c in counts {
-        let n = n_c as f64;
-        let small = n < d;
+        let n_c = n_c as f64;
+        let small = n_c < d;
         flops += match small {
-            true => n * n * d,
-            false => n * d * d,
+            true => n_c * n_c * d,
+            false => n_c * d * d,
         };
-        flops += match (route, small) {
-            (WithinRoute::Square, true) => n * d * d,
-            (WithinRoute::Square, false) => 0.0,
-            (WithinRoute::Projected, true) => 2.0 * n * c * d + n * c * c,
-            (WithinRoute::Projected, false) => projection,
-        };
+        if route == WithinRoute::Square && small {
+            flops += n_c * d * d;
+        }
     }
     flops
 }
@@ -152,17 +150,17 @@ fn within_route(counts: &[usize], d: usize) -> (WithinRoute, f64) {
     }
 }
 
-/// What one class adds: into `sum` (upper triangle; the caller symmetrises) its scatter
-/// (`Square`, D x D) or `P^T P` with `P = Z M^T` (`Projected`, C x C).
-struct ClassScatter<'a> {
+/// What one class adds to its group's within-class sum: its scatter when it has at least as
+/// many rows as dimensions on the `Square` route (it is formed for its eigenvalues anyway);
+/// the rows of the other classes, and every row on the `Projected` route, are summed by
+/// [`within_by_rows`].
+struct ClassScatter {
     route: WithinRoute,
-    /// The centred class means `M` (C x D).
-    centred_means: &'a Array2<f64>,
 }
 
-impl ClassScatter<'_> {
-    /// One class's rows about its mean: their share of the within-class sum added into `sum`,
-    /// their trace `sum_i ||x_i - mu||^2`, and the singular values of the centred rows. A class
+impl ClassScatter {
+    /// One class's rows about its mean: their share of the within-class sum (as above) added
+    /// into `sum`, their trace `sum_i ||x_i - mu||^2`, and the singular values of the centred rows. A class
     /// with fewer rows than dimensions is centred into an `n x D` block whose singular values
     /// come from its `n x n` Gram matrix (`dsyrk`): no D x D matrix of its own. Otherwise its
     /// scatter is formed (its eigenvalues need it).
@@ -171,19 +169,14 @@ impl ClassScatter<'_> {
         x: ArrayView2<F>,
         rows: &[usize],
         mean: ArrayView1<f64>,
-        sum: &mut Array2<f64>,
+        sum: &mut Option<Array2<f64>>,
         seconds: &ThreadSeconds,
     ) -> Result<(f64, Vec<f64>)> {
         let d = x.ncols();
-        let m = self.centred_means;
         let (square, trace) = ThreadSeconds::add(&seconds.scatters, || {
             if rows.len() < d {
                 let mut z = Array2::<f64>::zeros((rows.len(), d));
                 centre_rows_into(&mut z, x, rows, &mean.to_vec());
-                match self.route {
-                    WithinRoute::Square => syrk_add(z.view(), sum),
-                    WithinRoute::Projected => syrk_add(z.dot(&m.t()).view(), sum),
-                }
                 let gram = row_gram(z.view());
                 let trace = gram.diag().sum();
                 (gram, trace)
@@ -191,9 +184,8 @@ impl ClassScatter<'_> {
                 // One accumulator: the classes are already spread over the threads.
                 let mut s = upper_scatter(x, rows, mean);
                 symmetrize(&mut s);
-                match self.route {
-                    WithinRoute::Square => *sum += &s,
-                    WithinRoute::Projected => *sum += &m.dot(&s).dot(&m.t()),
+                if self.route == WithinRoute::Square {
+                    *sum.get_or_insert_with(|| Array2::zeros((d, d))) += &s;
                 }
                 let trace = s.diag().sum();
                 (s, trace)
@@ -209,6 +201,70 @@ impl ClassScatter<'_> {
         .collect();
         Ok((trace, singular))
     }
+}
+
+/// Rows per block of [`within_by_rows`].
+const WITHIN_BLOCK_ROWS: usize = 256;
+
+/// `sum_{i in rows} z_i z_i^T` (D x D) or, given the centred class means `M` as `basis`,
+/// `sum_{i in rows} (M z_i)(M z_i)^T` (C x C), symmetric, with `z_i = x_i - mu_{y_i}`: the
+/// rows in blocks of [`WITHIN_BLOCK_ROWS`] in the order given, each row centred on its class
+/// mean in f64, the block added by `dsyrk` (after one GEMM by `M^T` with a basis) into the sum
+/// of its stripe. The stripes (a fixed partition of the blocks: at most 16, and no more than
+/// 256 MiB of sums) run in parallel and are added in order: the same bits for any thread
+/// count, and every product a GEMM of 256 rows, whatever the class sizes.
+fn within_by_rows<F: Real>(
+    x: ArrayView2<F>,
+    (labels, rows): (&[u32], &[usize]),
+    means: &Array2<f64>,
+    basis: Option<&Array2<f64>>,
+    seconds: &ThreadSeconds,
+) -> Array2<f64> {
+    let d = x.ncols();
+    let side = basis.map_or(d, Array2::nrows);
+    let blocks: Vec<&[usize]> = rows.chunks(WITHIN_BLOCK_ROWS).collect();
+    let per_stripe = blocks.len().div_ceil(stripe_count(side)).max(1);
+    let partials: Vec<Array2<f64>> = blocks
+        .par_chunks(per_stripe)
+        .map(|stripe| {
+            ThreadSeconds::add(&seconds.scatters, || {
+                let mut sum = Array2::<f64>::zeros((side, side));
+                let height = WITHIN_BLOCK_ROWS.min(rows.len());
+                let mut z = Array2::<f64>::zeros((height, d));
+                let mut projected = Array2::<f64>::zeros((height, basis.map_or(0, |_| side)));
+                for block in stripe {
+                    for (out, &i) in z.outer_iter_mut().zip(block.iter()) {
+                        let out = out
+                            .into_slice()
+                            .expect("rows of a new matrix are contiguous");
+                        let mean = means.row(labels[i] as usize);
+                        let mean = mean.as_slice().expect("class means are contiguous");
+                        crate::kernels::rows::centre_row(
+                            out,
+                            &crate::kernels::rows::contiguous(&x.row(i)),
+                            mean,
+                        );
+                    }
+                    let centred = z.slice(ndarray::s![..block.len(), ..]);
+                    match basis {
+                        None => syrk_add(centred, &mut sum),
+                        Some(m) => {
+                            let mut p = projected.slice_mut(ndarray::s![..block.len(), ..]);
+                            ndarray::linalg::general_mat_mul(1.0, &centred, &m.t(), 0.0, &mut p);
+                            syrk_add(projected.slice(ndarray::s![..block.len(), ..]), &mut sum);
+                        }
+                    }
+                }
+                sum
+            })
+        })
+        .collect();
+    let mut total = Array2::<f64>::zeros((side, side));
+    for partial in partials {
+        total += &partial;
+    }
+    symmetrize(&mut total);
+    total
 }
 
 /// Compute [`ClassStats`] of `x` (rows as given) in O(C D + min(N, D) D) memory beyond the
@@ -268,20 +324,13 @@ fn class_stats_routed<F: Real>(
     let global_mean = means.mean_axis(Axis(0)).expect("at least one class");
     let (c, d) = (classes.num_classes(), x.ncols());
     let centred_means = &means - &global_mean.view().insert_axis(Axis(0));
-    let scatter = ClassScatter {
-        route,
-        centred_means: &centred_means,
-    };
-    let side = match route {
-        WithinRoute::Square => d,
-        WithinRoute::Projected => c,
-    };
+    let scatter = ClassScatter { route };
     let all: Vec<usize> = (0..c).collect();
-    let group = c.div_ceil(stripe_count(side)).max(1);
+    let group = c.div_ceil(stripe_count(d)).max(1);
     let groups = all
         .par_chunks(group)
         .map(|group| {
-            let mut sum = Array2::<f64>::zeros((side, side));
+            let mut sum: Option<Array2<f64>> = None;
             let mut per_class = Vec::with_capacity(group.len());
             for &k in group {
                 let members = classes.members(k);
@@ -291,16 +340,27 @@ fn class_stats_routed<F: Real>(
                 let rank = (members.len() >= 2).then(|| effective_rank(&singular));
                 per_class.push((trace, variance, rank));
             }
-            ThreadSeconds::add(&seconds.scatters, || symmetrize(&mut sum));
             Ok((sum, per_class))
         })
         .collect::<Result<Vec<_>>>()?;
-    let mut within = Array2::<f64>::zeros((side, side));
+    // The rows summed by blocks: those of the classes with fewer rows than dimensions (square
+    // route), or all of them (projected route).
+    let block_rows: Vec<usize> = match route {
+        WithinRoute::Square => (0..x.nrows())
+            .filter(|&i| counts[classes.labels()[i] as usize] < d)
+            .collect(),
+        WithinRoute::Projected => (0..x.nrows()).collect(),
+    };
+    let basis = (route == WithinRoute::Projected).then_some(&centred_means);
+    let rows_of = (classes.labels(), block_rows.as_slice());
+    let mut within = within_by_rows(x, rows_of, &means, basis, &seconds);
     let mut within_trace = 0.0;
     let mut within_variance = Vec::with_capacity(c);
     let mut effective_ranks = Vec::with_capacity(c);
     for (sum, per_class) in groups {
-        within += &sum;
+        if let Some(sum) = sum {
+            within += &sum;
+        }
         for (trace, variance, rank) in per_class {
             within_trace += trace;
             within_variance.push(variance);
@@ -308,13 +368,12 @@ fn class_stats_routed<F: Real>(
         }
     }
     let n = x.nrows() as f64;
-    within /= n;
     within_trace /= n;
     let within_projected = match route {
         WithinRoute::Square => ThreadSeconds::add(&seconds.scatters, || {
-            ClassStats::project_within(&means, &global_mean, within)
+            ClassStats::project_within(&means, &global_mean, within / n)
         }),
-        WithinRoute::Projected => within,
+        WithinRoute::Projected => within / n,
     };
     let wall = started.elapsed().as_secs_f64();
     let load = std::sync::atomic::Ordering::Relaxed;
@@ -402,6 +461,7 @@ mod tests {
             (200, 30, 3, false),
             (240, 50, 6, true),
             (90, 12, 5, true),
+            (700, 40, 10, false),
         ] {
             let (x, classes) = labelled(n, d, c, skew, n as u64);
             let counts = classes.counts();
@@ -445,6 +505,30 @@ mod tests {
             {
                 assert!(close(a.unwrap(), b.unwrap(), a.unwrap()));
             }
+        }
+    }
+
+    #[test]
+    fn both_routes_do_not_depend_on_the_thread_count() {
+        // Classes of about 43 rows in 60 dimensions (summed by blocks of rows on both routes),
+        // in several blocks and stripes.
+        let (x, classes) = labelled(1_300, 60, 30, false, 9);
+        let counts = classes.counts();
+        for route in [WithinRoute::Square, WithinRoute::Projected] {
+            let flops = scatter_flops(&counts, 60, route);
+            let run = |threads| {
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap()
+                    .install(|| {
+                        let (timings, route) = (Timings::default(), (route, flops));
+                        class_stats_routed(x.view(), &classes, None, route, &timings).unwrap()
+                    })
+            };
+            let one = run(1);
+            assert_eq!(run(2), one, "{route:?}");
+            assert_eq!(run(3), one, "{route:?}");
         }
     }
 
