@@ -5,8 +5,8 @@
 
 use crate::error::{GeometryError, Result};
 use crate::kernels::tiles::single_threaded_blas;
+use crate::metrics::spectrum::symmetric_eigenpairs;
 use ndarray::{Array2, ArrayView2};
-use ndarray_linalg::{JobSvd, SVDDC};
 use serde::{Deserialize, Serialize};
 
 /// Pairwise angles between (uncentred) class means of normalised features against the ideal
@@ -81,10 +81,20 @@ pub fn canonical_simplex(c: usize) -> Array2<f64> {
 
 /// Distance of each centred class mean, scaled by the mean norm, to the nearest vertex of the
 /// regular simplex best aligned with the means (orthogonal Procrustes: `R = U V^T` from the
-/// SVD of `S^T M`), and the index of that vertex. Zero for every class of a regular simplex.
+/// SVD `S^T M = U Sigma V^T`), and the index of that vertex. Zero for every class of a regular
+/// simplex.
+///
+/// `R` comes from the C x C eigendecomposition `(S^T M)(S^T M)^T = U Sigma^2 U^T` as
+/// `U Sigma^-1 U^T S^T M`, over the singular values above `max(C, D) eps sigma_max^2` (the
+/// range of the means: when they span fewer than C - 1 directions, C > D + 1 or degenerate
+/// means, the directions they do not occupy are not aligned), so the cost is `6 C^2 D + O(C^3)`
+/// with no SVD of the C x D matrix. The nearest vertex is screened by one GEMM of the vertices
+/// with the means (a vertex whose score is within the scores' error bound of the best is a
+/// candidate), and the distances of the candidates are taken directly, ties to the lower
+/// index.
 pub fn vertex_distances(centred_means: ArrayView2<f64>) -> Result<(Vec<f64>, Vec<usize>)> {
     single_threaded_blas();
-    let c = centred_means.nrows();
+    let (c, d) = centred_means.dim();
     let mean_norm = centred_means
         .rows()
         .into_iter()
@@ -99,32 +109,99 @@ pub fn vertex_distances(centred_means: ArrayView2<f64>) -> Result<(Vec<f64>, Vec
     let m = centred_means.mapv(|v| v / mean_norm);
     let s = canonical_simplex(c);
     let cross = s.t().dot(&m);
-    // The thin SVD: U and V^T of min(rows, D) singular vectors, never a D x D V^T.
-    let (u, _, vt) = cross
-        .svddc(JobSvd::Some)
-        .map_err(|e| GeometryError::Numerical {
-            what: format!("SVD for the simplex alignment failed: {e}"),
-        })?;
-    let (u, vt) = (u.expect("asked for U"), vt.expect("asked for V^T"));
-    let k = cross.nrows().min(m.ncols());
-    let rotation = u
-        .slice(ndarray::s![.., ..k])
-        .dot(&vt.slice(ndarray::s![..k, ..]));
-    let vertices = s.dot(&rotation);
+    let (values, vectors) = symmetric_eigenpairs(&cross.dot(&cross.t()))?;
+    let top = values.iter().cloned().fold(0.0f64, f64::max);
+    let cut = c.max(d) as f64 * f64::EPSILON * top;
+    // W = U_k Sigma_k^-1 U_k^T over the kept pairs, so that R = W S^T M.
+    let kept: Vec<usize> = (0..c)
+        .filter(|&k| values[k] > cut && values[k] > 0.0)
+        .collect();
+    let scaled = Array2::from_shape_fn((c, kept.len()), |(i, j)| {
+        vectors[[i, kept[j]]] / values[kept[j]].sqrt()
+    });
+    let basis = vectors.select(ndarray::Axis(1), &kept);
+    let w = scaled.dot(&basis.t());
+    let vertices = s.dot(&w).dot(&cross);
+    // Scores v_j . m_k; the error of each is within 2 D eps ||v_j|| ||m_k|| (a D-term sum).
+    let scores = m.dot(&vertices.t());
+    let vertex_sq: Vec<f64> = vertices.rows().into_iter().map(|v| v.dot(&v)).collect();
+    let vertex_norm = vertex_sq.iter().cloned().fold(0.0f64, f64::max).sqrt();
     let mut distances = Vec::with_capacity(c);
     let mut nearest = Vec::with_capacity(c);
-    for row in m.rows() {
-        let (best, distance) = vertices
-            .rows()
-            .into_iter()
-            .map(|v| (&v - &row).mapv(|x| x * x).sum().sqrt())
-            .enumerate()
-            .fold(
-                (0, f64::INFINITY),
-                |best, (i, d)| if d < best.1 { (i, d) } else { best },
-            );
+    for (k, row) in m.rows().into_iter().enumerate() {
+        let bound = 4.0 * d as f64 * f64::EPSILON * vertex_norm * row.dot(&row).sqrt();
+        // ||v_j - m_k||^2 up to the common ||m_k||^2: vertex_sq_j - 2 score.
+        let key = |j: usize| vertex_sq[j] - 2.0 * scores[[k, j]];
+        let best = (0..c).map(key).fold(f64::INFINITY, f64::min);
+        let (index, distance) = (0..c)
+            .filter(|&j| key(j) <= best + 2.0 * bound + 4.0 * f64::EPSILON * vertex_norm.powi(2))
+            .map(|j| {
+                let gap: f64 = vertices
+                    .row(j)
+                    .iter()
+                    .zip(row.iter())
+                    .map(|(v, x)| (v - x) * (v - x))
+                    .sum();
+                (j, gap.sqrt())
+            })
+            .fold((0, f64::INFINITY), |best, (j, d)| match d < best.1 {
+                true => (j, d),
+                false => best,
+            });
         distances.push(distance);
-        nearest.push(best);
+        nearest.push(index);
     }
     Ok((distances, nearest))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray_linalg::{JobSvd, SVDDC};
+
+    /// The definition: R from the thin SVD of `S^T M`, every vertex's distance to every mean.
+    fn by_svd(centred: ArrayView2<f64>) -> (Vec<f64>, Vec<usize>) {
+        let c = centred.nrows();
+        let norm = centred
+            .rows()
+            .into_iter()
+            .map(|r| r.dot(&r).sqrt())
+            .sum::<f64>()
+            / c as f64;
+        let m = centred.mapv(|v| v / norm);
+        let s = canonical_simplex(c);
+        let cross = s.t().dot(&m);
+        let (u, _, vt) = cross.svddc(JobSvd::Some).unwrap();
+        let vertices = s.dot(&u.unwrap().dot(&vt.unwrap()));
+        m.rows()
+            .into_iter()
+            .map(|row| {
+                (0..c)
+                    .map(|j| (j, (&vertices.row(j) - &row).mapv(|v| v * v).sum().sqrt()))
+                    .fold(
+                        (0, f64::INFINITY),
+                        |b, (j, d)| if d < b.1 { (j, d) } else { b },
+                    )
+            })
+            .map(|(j, d)| (d, j))
+            .unzip()
+    }
+
+    #[test]
+    fn vertex_distances_equal_the_svd_definition() {
+        for (c, d, seed) in [(5, 16, 1), (10, 64, 2), (40, 300, 3), (12, 11, 4)] {
+            let mut m = crate::kernels::test_data::pseudo_random(c, d, seed);
+            let mean = m.mean_axis(ndarray::Axis(0)).unwrap();
+            m -= &mean;
+            let (got, got_nearest) = vertex_distances(m.view()).unwrap();
+            let (want, want_nearest) = by_svd(m.view());
+            assert_eq!(got_nearest, want_nearest, "C = {c}, D = {d}");
+            for (a, b) in got.iter().zip(&want) {
+                assert!(
+                    (a - b).abs() <= 1e-9 * b.max(1e-3),
+                    "C = {c}, D = {d}: {a} vs {b}"
+                );
+            }
+        }
+    }
 }

@@ -606,15 +606,18 @@ fn class_metrics<F: Real>(
     // and the self-similarities.
     let (labelled_sums, labelled_squares) =
         labelled_sums.unwrap_or_else(|| classes.class_sums(labelled));
-    analysis.add_classes(ClassResults {
-        names: classes.names(),
-        stats: &stats,
-        collapse: collapsed,
-        simplex_means: means_of_sums(&labelled_sums, classes),
-        labelled_squares: labelled_squares.to_vec(),
-        uniformity_per_class,
-        knn,
-    });
+    analysis.add_classes(
+        ClassResults {
+            names: classes.names(),
+            stats: &stats,
+            collapse: collapsed,
+            simplex_means: means_of_sums(&labelled_sums, classes),
+            labelled_squares: labelled_squares.to_vec(),
+            uniformity_per_class,
+            knn,
+        },
+        timings,
+    );
     if let (Some(fine), true) = (input.subclasses, options.parts.knn) {
         analysis.subclasses = Some(timings.time("subclasses", Work::Unmodelled, || {
             subclass_structure(labelled, raw, classes, fine, &options.knn)
@@ -644,7 +647,7 @@ pub(crate) struct ClassResults<'a> {
 impl Analysis {
     /// Add the class metrics, their warnings and the per-class table: the one assembly of
     /// the single-matrix analysis and of the sharded one.
-    pub(crate) fn add_classes(&mut self, results: ClassResults) {
+    pub(crate) fn add_classes(&mut self, results: ClassResults, timings: &Timings) {
         let ClassResults {
             names,
             stats,
@@ -658,11 +661,20 @@ impl Analysis {
         self.num_classes = Some(c);
         self.warnings.extend(collapse.warnings.iter().cloned());
         self.collapse = Some(collapse);
-        if c >= 2 {
-            match simplex_angles(simplex_means.view()) {
-                Ok(angles) => self.simplex_angles = Some(angles),
-                Err(e) => self.warnings.push(format!("simplex angles: {e}")),
-            }
+        let d = simplex_means.ncols();
+        let (angles, vertices) = match c >= 2 {
+            true => timings.time("simplex", simplex_work(c, d), || {
+                (
+                    Some(simplex_angles(simplex_means.view())),
+                    vertex_distances(stats.centred_means().view()).ok(),
+                )
+            }),
+            false => (None, None),
+        };
+        match angles {
+            Some(Ok(angles)) => self.simplex_angles = Some(angles),
+            Some(Err(e)) => self.warnings.push(format!("simplex angles: {e}")),
+            None => {}
         }
         if let Some(knn) = &knn {
             if knn.queries < knn.candidates {
@@ -673,10 +685,6 @@ impl Analysis {
             }
         }
         self.knn = knn;
-        let vertices = match c >= 2 {
-            true => vertex_distances(stats.centred_means().view()).ok(),
-            false => None,
-        };
         self.per_class = (0..c)
             .map(|k| PerClass {
                 name: names[k].clone(),
@@ -703,6 +711,18 @@ impl Analysis {
 fn self_similarity(mean: ndarray::ArrayView1<f64>, squares: f64, n: usize) -> Option<f64> {
     let n = n as f64;
     (n >= 2.0).then(|| (n * n * mean.dot(&mean) - squares) / (n * (n - 1.0)))
+}
+
+/// The work of the simplex stage for C classes in D dimensions: the angles' C x C Gram matrix
+/// (`2 C^2 D`), and the vertex distances' products (`S^T M`, its Gram matrix, the rotated
+/// vertices and their scores against the means: `8 C^2 D + 4 C^3`) and C x C
+/// eigendecomposition with its vectors (about `3 C^3`).
+fn simplex_work(c: usize, d: usize) -> Work {
+    let (c, d) = (c as f64, d as f64);
+    Work::Decomposition {
+        products: 10.0 * c * c * d + 4.0 * c * c * c,
+        eigen: 3.0 * c * c * c,
+    }
 }
 
 /// `(1/V) sum_v L_unif(view v)`; a sampled standard error combines as `sqrt(sum se^2) / V`.

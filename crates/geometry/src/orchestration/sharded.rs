@@ -24,6 +24,7 @@ use crate::error::{GeometryError, Result};
 use crate::kernels::logsumexp::UniformityPart;
 use crate::kernels::merge::{decode, encode, Merge};
 use crate::kernels::sampling::stratified_rows;
+use crate::kernels::timings::Timings;
 use crate::metrics::alignment::Alignment;
 use crate::metrics::collapse::{collapse_from_stats, predictions, Classifier, Collapse};
 use crate::metrics::knn::{check_options, top_neighbours, vote, KnnAccuracy, References, TopK};
@@ -779,15 +780,18 @@ pub fn state_analysis(state: &State) -> Result<Analysis> {
     };
     analysis.class_alignment = state_class_alignment(state, &stats, &mut analysis.warnings);
     let collapse = collapse_from_stats(Collapse::default(), &stats, &names, None)?;
-    analysis.add_classes(ClassResults {
-        names: &names,
-        stats: &stats,
-        collapse,
-        simplex_means: state.unit_class_means(),
-        labelled_squares: state.unit_class_squares(),
-        uniformity_per_class: vec![None; names.len()],
-        knn: None,
-    });
+    analysis.add_classes(
+        ClassResults {
+            names: &names,
+            stats: &stats,
+            collapse,
+            simplex_means: state.unit_class_means(),
+            labelled_squares: state.unit_class_squares(),
+            uniformity_per_class: vec![None; names.len()],
+            knn: None,
+        },
+        &Timings::default(),
+    );
     Ok(analysis)
 }
 
@@ -892,17 +896,20 @@ pub fn finalize<F: Real>(
             })
         }
     };
-    analysis.add_classes(ClassResults {
-        names: &names,
-        stats: &stats,
-        collapse: collapsed,
-        simplex_means: state.unit_class_means(),
-        labelled_squares: state.unit_class_squares(),
-        uniformity_per_class: (0..c)
-            .map(|k| per_class_uniformity.get(k).cloned().flatten())
-            .collect(),
-        knn,
-    });
+    analysis.add_classes(
+        ClassResults {
+            names: &names,
+            stats: &stats,
+            collapse: collapsed,
+            simplex_means: state.unit_class_means(),
+            labelled_squares: state.unit_class_squares(),
+            uniformity_per_class: (0..c)
+                .map(|k| per_class_uniformity.get(k).cloned().flatten())
+                .collect(),
+            knn,
+        },
+        &Timings::default(),
+    );
     analysis
         .warnings
         .push("per-class effective ranks are not computed for sharded datasets (they need a D x D scatter per class)".into());
