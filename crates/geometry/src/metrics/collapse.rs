@@ -557,13 +557,11 @@ pub fn collapse_timed<F: Real>(
         x.ncols() as f64,
         stats.num_classes() as f64,
     );
-    let products = match classifier {
-        Some(_) => 2.0 * n * c * d,
-        None => n * c * d,
-    };
+    // The rows against the C means, and against the C classifier rows when there are some.
+    let outputs = c * if classifier.is_some() { 2.0 } else { 1.0 };
     let out = timings.time(
         "collapse (nearest class mean)",
-        gemm_work::<F>(products, 1.0, 1.0),
+        gemm_work::<F>(n, outputs, d),
         || nearest_class_means(x, classes, stats, classifier),
     )?;
     timings.time(

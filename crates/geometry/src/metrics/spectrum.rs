@@ -365,9 +365,9 @@ pub fn spectrum<F: Real>(unit: ArrayView2<F>, raw: ArrayView2<F>) -> Result<Spec
 /// [`spectrum`], recorded in `timings` as the stage `spectrum` with the work of the route
 /// taken ([`spectrum_work`]): with at least as many rows as dimensions, the D x D scatters of
 /// the normalised and the raw rows (`X^T X` for RankMe is the raw scatter plus `N m m^T`);
-/// with fewer, the three N x N Gram matrices of the normalised rows about their mean, of the
-/// raw rows about theirs and of the raw rows, which have the same nonzero eigenvalues
-/// (`Z^T Z` and `Z Z^T`), padded with zeros to D.
+/// with fewer, the N x N Gram matrices of the normalised rows about their mean, of the raw rows
+/// about theirs and (from that one, [`uncentred_gram`]) of the raw rows, which have the same
+/// nonzero eigenvalues (`Z^T Z` and `Z Z^T`), padded with zeros to D.
 pub fn spectrum_timed<F: Real>(
     unit: ArrayView2<F>,
     raw: ArrayView2<F>,
@@ -381,13 +381,13 @@ pub fn spectrum_timed<F: Real>(
 }
 
 /// The work of [`spectrum_timed`] on `n` rows of `d` dimensions: two D x D scatters (`2 N
-/// D^2` flops by `dsyrk`) and three eigendecompositions of side D when `n >= d`; else three
-/// N x N Gram matrices (`3 N^2 D`) and three eigendecompositions of side N.
+/// D^2` flops by `dsyrk`) and three eigendecompositions of side D when `n >= d`; else two
+/// N x N Gram products (`2 N^2 D`) and three eigendecompositions of side N.
 pub fn spectrum_work(n: usize, d: usize) -> Work {
     let (nf, df) = (n as f64, d as f64);
     match n < d {
         true => Work::Decomposition {
-            products: 3.0 * nf * nf * df,
+            products: 2.0 * nf * nf * df,
             eigen: eigen_flops([n; 3]),
         },
         false => Work::Decomposition {
@@ -451,7 +451,10 @@ fn spectrum_of_grams<F: Real>(unit: ArrayView2<F>, raw: ArrayView2<F>) -> Result
     let unit_mean_values = unit_mean.to_vec();
     let (unit_gram, unit_squares) = column_block_gram(unit, Some(&unit_mean_values));
     let unit_scale = total_squared_norm(unit_gram.diag().sum(), unit_mean.view(), n) / n as f64;
-    let unit_products_sq = uncentred_gram_frobenius_sq(unit, &unit_gram, unit_mean.view());
+    let unit_products_sq = uncentred_gram(unit, &unit_gram, unit_mean.view())
+        .iter()
+        .map(|v| v * v)
+        .sum();
     let denominator = n as f64 - 1.0;
     let unit_variances: Vec<f64> = unit_squares.iter().map(|s| s / denominator).collect();
     let unit_cov = unit_gram / denominator;
@@ -459,7 +462,7 @@ fn spectrum_of_grams<F: Real>(unit: ArrayView2<F>, raw: ArrayView2<F>) -> Result
     let raw_mean_values = raw_mean.to_vec();
     let (raw_centred, _) = column_block_gram(raw, Some(&raw_mean_values));
     let raw_scale = total_squared_norm(raw_centred.diag().sum(), raw_mean.view(), n);
-    let (uncentred, _) = column_block_gram(raw, None);
+    let uncentred = uncentred_gram(raw, &raw_centred, raw_mean.view());
     let (mut unit_eigenvalues, centred_singular, uncentred_singular) = three_decompositions(
         (&unit_cov, unit_scale),
         (&raw_centred, &uncentred, raw_scale),
@@ -481,15 +484,18 @@ fn spectrum_of_grams<F: Real>(unit: ArrayView2<F>, raw: ArrayView2<F>) -> Result
     .spectrum())
 }
 
-/// `sum_{i,j} (u_i . u_j)^2` from the Gram matrix `G` of the rows about their mean `m`:
-/// `u_i . u_j = G_ij + a_i + a_j + ||m||^2` with `a_i = u_i . m - ||m||^2` (one pass).
-fn uncentred_gram_frobenius_sq<F: Real>(
-    unit: ArrayView2<F>,
+/// The Gram matrix `X X^T` of the rows from their Gram matrix `G` about their mean `m`:
+/// `x_i . x_j = G_ij + a_i + a_j + ||m||^2` with `a_i = x_i . m - ||m||^2` (one O(N D) pass
+/// instead of a second `N^2 D` product, as the D x D route takes `X^T X` from the centred
+/// scatter plus `N m m^T`; an entry's rounding is relative to the largest of its terms, below
+/// the eigenvalues' round-off level).
+fn uncentred_gram<F: Real>(
+    rows: ArrayView2<F>,
     centred_gram: &Array2<f64>,
     m: ArrayView1<f64>,
-) -> f64 {
+) -> Array2<f64> {
     let norm_sq = m.dot(&m);
-    let shifts: Vec<f64> = unit
+    let shifts: Vec<f64> = rows
         .rows()
         .into_iter()
         .map(|row| {
@@ -501,12 +507,9 @@ fn uncentred_gram_frobenius_sq<F: Real>(
                 - norm_sq
         })
         .collect();
-    let mut total = 0.0;
-    for ((i, j), g) in centred_gram.indexed_iter() {
-        let v = g + shifts[i] + shifts[j] + norm_sq;
-        total += v * v;
-    }
-    total
+    Array2::from_shape_fn(centred_gram.dim(), |(i, j)| {
+        centred_gram[[i, j]] + shifts[i] + shifts[j] + norm_sq
+    })
 }
 
 /// Mean over dimensions of the std of the normalised rows, from their variances; a variance at
