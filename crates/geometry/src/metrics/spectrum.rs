@@ -366,7 +366,7 @@ pub fn spectrum<F: Real>(unit: ArrayView2<F>, raw: ArrayView2<F>) -> Result<Spec
 /// taken ([`spectrum_work`]): with at least as many rows as dimensions, the D x D scatters of
 /// the normalised and the raw rows (`X^T X` for RankMe is the raw scatter plus `N m m^T`);
 /// with fewer, the N x N Gram matrices of the normalised rows about their mean, of the raw rows
-/// about theirs and (from that one, [`uncentred_gram`]) of the raw rows, which have the same
+/// about theirs and (from that one, by the mean shift) of the raw rows, which have the same
 /// nonzero eigenvalues (`Z^T Z` and `Z Z^T`), padded with zeros to D.
 pub fn spectrum_timed<F: Real>(
     unit: ArrayView2<F>,
