@@ -27,6 +27,31 @@ pub(crate) fn row_gram(z: ArrayView2<f64>) -> Array2<f64> {
     gram
 }
 
+/// Rows of the left factor per task of [`parallel_product`].
+const PRODUCT_BLOCK_ROWS: usize = 128;
+
+/// `a b` (`m x k` by `k x n`, f64) by GEMMs of fixed blocks of [`PRODUCT_BLOCK_ROWS`] rows
+/// of `a`, in parallel: the same bits for any thread count (`2 m n k` flops).
+pub(crate) fn parallel_product(a: ArrayView2<f64>, b: ArrayView2<f64>) -> Array2<f64> {
+    single_threaded_blas();
+    let blocks: Vec<Array2<f64>> = (0..a.nrows().div_ceil(PRODUCT_BLOCK_ROWS))
+        .into_par_iter()
+        .map(|block| {
+            let start = block * PRODUCT_BLOCK_ROWS;
+            let end = (start + PRODUCT_BLOCK_ROWS).min(a.nrows());
+            a.slice(ndarray::s![start..end, ..]).dot(&b)
+        })
+        .collect();
+    let mut product = Array2::<f64>::zeros((a.nrows(), b.ncols()));
+    for (block, part) in blocks.into_iter().enumerate() {
+        let start = block * PRODUCT_BLOCK_ROWS;
+        product
+            .slice_mut(ndarray::s![start..start + part.nrows(), ..])
+            .assign(&part);
+    }
+    product
+}
+
 /// `c += z^T z` (`transposed`) or `c += z z^T` on the upper triangle of `c` by `dsyrk`.
 fn syrk(z: ArrayView2<f64>, c: &mut Array2<f64>, transposed: bool) {
     let (rows, cols) = z.dim();

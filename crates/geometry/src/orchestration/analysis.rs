@@ -664,10 +664,11 @@ impl Analysis {
         let d = simplex_means.ncols();
         let (angles, vertices) = match c >= 2 {
             true => timings.time("simplex", simplex_work(c, d), || {
-                (
-                    Some(simplex_angles(simplex_means.view())),
-                    vertex_distances(stats.centred_means().view()).ok(),
-                )
+                let (angles, vertices) = rayon::join(
+                    || simplex_angles(simplex_means.view()),
+                    || vertex_distances(stats.centred_means().view()).ok(),
+                );
+                (Some(angles), vertices)
             }),
             false => (None, None),
         };
@@ -714,13 +715,13 @@ fn self_similarity(mean: ndarray::ArrayView1<f64>, squares: f64, n: usize) -> Op
 }
 
 /// The work of the simplex stage for C classes in D dimensions: the angles' C x C Gram matrix
-/// (`2 C^2 D`), and the vertex distances' products (`S^T M`, its Gram matrix, the rotated
-/// vertices and their scores against the means: `8 C^2 D + 4 C^3`) and C x C
+/// (`C^2 D`), and the vertex distances' products (the Gram matrix of `S^T M`, the rotated
+/// vertices and their scores against the means: `5 C^2 D`; the whitening `2 C^3`) and C x C
 /// eigendecomposition with its vectors (about `3 C^3`).
 fn simplex_work(c: usize, d: usize) -> Work {
     let (c, d) = (c as f64, d as f64);
     Work::Decomposition {
-        products: 10.0 * c * c * d + 4.0 * c * c * c,
+        products: 6.0 * c * c * d + 2.0 * c * c * c,
         eigen: 3.0 * c * c * c,
     }
 }
