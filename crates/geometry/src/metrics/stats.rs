@@ -5,7 +5,8 @@
 use crate::error::Result;
 use crate::kernels::classes::Classes;
 use crate::kernels::scatter::{
-    centre_rows_into, row_gram, stripe_count, symmetrize, syrk_add, upper_scatter,
+    accumulator_count, centre_rows_into, row_gram, stripe_count, symmetrize, syrk_add,
+    upper_scatter,
 };
 use crate::kernels::tiles::single_threaded_blas;
 use crate::kernels::timings::{eigen_flops, Timings, Work};
@@ -210,8 +211,8 @@ const WITHIN_BLOCK_ROWS: usize = 256;
 /// `sum_{i in rows} (M z_i)(M z_i)^T` (C x C), symmetric, with `z_i = x_i - mu_{y_i}`: the
 /// rows in blocks of [`WITHIN_BLOCK_ROWS`] in the order given, each row centred on its class
 /// mean in f64, the block added by `dsyrk` (after one GEMM by `M^T` with a basis) into the sum
-/// of its stripe. The stripes (a fixed partition of the blocks: at most 16, and no more than
-/// 256 MiB of sums) run in parallel and are added in order: the same bits for any thread
+/// of its stripe. The stripes (a fixed partition of the blocks by
+/// [`stripe_count`](crate::kernels::scatter::stripe_count)) run in parallel and are added in order: the same bits for any thread
 /// count, and every product a GEMM of 256 rows, whatever the class sizes.
 fn within_by_rows<F: Real>(
     x: ArrayView2<F>,
@@ -223,7 +224,7 @@ fn within_by_rows<F: Real>(
     let d = x.ncols();
     let side = basis.map_or(d, Array2::nrows);
     let blocks: Vec<&[usize]> = rows.chunks(WITHIN_BLOCK_ROWS).collect();
-    let per_stripe = blocks.len().div_ceil(stripe_count(side)).max(1);
+    let per_stripe = blocks.len().div_ceil(stripe_count(rows.len(), side)).max(1);
     let partials: Vec<Array2<f64>> = blocks
         .par_chunks(per_stripe)
         .map(|stripe| {
@@ -326,7 +327,7 @@ fn class_stats_routed<F: Real>(
     let centred_means = &means - &global_mean.view().insert_axis(Axis(0));
     let scatter = ClassScatter { route };
     let all: Vec<usize> = (0..c).collect();
-    let group = c.div_ceil(stripe_count(d)).max(1);
+    let group = c.div_ceil(accumulator_count(d)).max(1);
     let groups = all
         .par_chunks(group)
         .map(|group| {
@@ -510,9 +511,10 @@ mod tests {
 
     #[test]
     fn both_routes_do_not_depend_on_the_thread_count() {
-        // Classes of about 43 rows in 60 dimensions (summed by blocks of rows on both routes),
-        // in several blocks and stripes.
-        let (x, classes) = labelled(1_300, 60, 30, false, 9);
+        // Classes of about 42 rows in 60 dimensions (summed by blocks of rows on both routes),
+        // in several blocks and two stripes.
+        let (x, classes) = labelled(17_000, 60, 400, false, 9);
+        assert_eq!(stripe_count(17_000, 60), 2);
         let counts = classes.counts();
         for route in [WithinRoute::Square, WithinRoute::Projected] {
             let flops = scatter_flops(&counts, 60, route);
