@@ -19,7 +19,7 @@ fn demo() -> String {
         .to_string()
 }
 
-const FIGURES: [&str; 9] = [
+const FIGURES: [&str; 10] = [
     "01-alignment-uniformity",
     "02-distance-histograms",
     "03-circle",
@@ -29,6 +29,7 @@ const FIGURES: [&str; 9] = [
     "07-within-class-distances",
     "08-cdnv",
     "09-pca-scatter",
+    "10-intrinsic-dimension",
 ];
 
 #[test]
@@ -52,8 +53,8 @@ fn no_arguments_report_the_bundled_demo_with_every_figure() {
             "{id} missing from the page"
         );
     }
-    assert_eq!(page.matches("<svg").count(), 9, "every figure inline");
-    assert_eq!(page.matches("<figcaption>").count(), 9);
+    assert_eq!(page.matches("<svg").count(), 10, "every figure inline");
+    assert_eq!(page.matches("<figcaption>").count(), 10);
     // Self-contained: no scripts, stylesheets, images or fonts to fetch.
     for needle in ["<script", "<link", "<img", "src=", "url(", "@import"] {
         assert!(!page.contains(needle), "page contains {needle}");

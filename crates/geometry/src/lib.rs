@@ -43,6 +43,9 @@ pub use metrics::collapse::{
     cdnv, class_means_work, collapse, collapse_from_stats, collapse_timed, nc1, Cdnv, Classifier,
     Collapse,
 };
+pub use metrics::intrinsic::{
+    intrinsic_dimension, IntrinsicDimension, MLE_NEIGHBOURS, TWONN_DISCARD,
+};
 pub use metrics::knn::{
     knn_accuracy, knn_screen, KnnAccuracy, KnnOptions, KnnScreen, KnnSplit, Neighbour, TopK,
     DEFAULT_K, DEFAULT_MAX_QUERIES, DEFAULT_TEMPERATURE,

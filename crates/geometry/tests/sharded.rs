@@ -257,6 +257,11 @@ fn shards_merged_in_any_order_equal_the_single_pass_analysis() {
         );
         assert_eq!(gc.nc4, wc.nc4, "nc4");
         assert_eq!(got.knn, want.knn, "kNN accuracy on the same queries");
+        assert!(want.intrinsic_dimension.is_some());
+        assert_eq!(
+            got.intrinsic_dimension, want.intrinsic_dimension,
+            "intrinsic dimension from the same merged neighbours"
+        );
         let (ga, wa) = (
             got.simplex_angles.as_ref().unwrap(),
             want.simplex_angles.as_ref().unwrap(),

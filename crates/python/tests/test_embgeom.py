@@ -405,3 +405,26 @@ def test_isotropy_readings_against_isoscore_and_the_papers_formulas():
         lam = np.linalg.eigvalsh(np.cov(x.T))
         pr = lam.sum() ** 2 / (lam ** 2).sum()
         assert result.participation_ratio == pytest.approx(pr, rel=1e-9)
+
+
+def test_intrinsic_dimension_equals_scikit_dimension():
+    """TwoNN (both methods) and the Levina-Bickel MLE (k = 20, harmonic mean) against
+    scikit-dimension 0.5.0 on the same normalised rows, every row a query; duplicate rows
+    are counted and left out where the package would divide by zero."""
+    skdim = needs("skdim")
+    rng = np.random.default_rng(3)
+    for n, d, dim in ((800, 30, 4), (500, 12, 2)):
+        x = 0.2 * rng.standard_normal((n, dim)) @ rng.standard_normal((dim, d))
+        x[:, 0] += 3.0
+        u = x / np.linalg.norm(x, axis=1, keepdims=True)
+        result = embgeom.analyze(x, uniformity=False)
+        assert result.twonn == pytest.approx(skdim.id.TwoNN().fit(u).dimension_, rel=1e-9)
+        assert result.twonn_ml == pytest.approx(
+            skdim.id.TwoNN(method="mle").fit(u).dimension_, rel=1e-9)
+        assert result.mle_id == pytest.approx(skdim.id.MLE().fit(u).dimension_, rel=1e-9)
+    doubled = np.vstack([x, x[:7]])
+    result = embgeom.analyze(doubled, uniformity=False)
+    document = result.to_dict()["metrics"]["twonn"]
+    assert (document["points"], document["duplicates"]) == (507, 14)
+    assert np.isfinite(result.twonn) and np.isfinite(result.mle_id)
+    assert any("exact duplicate" in w for w in result.warnings)

@@ -1,4 +1,4 @@
-//! The nine diagnostic figures, drawn with plotters once as SVG (inlined in the page and saved)
+//! The ten diagnostic figures, drawn with plotters once as SVG (inlined in the page and saved)
 //! and once as PNG. Each has a caption that says what it shows and how to read it.
 
 use crate::style::*;
@@ -87,11 +87,12 @@ pub enum Figure {
     WithinClass,
     Cdnv,
     Scatter,
+    IntrinsicDimension,
 }
 
 impl Figure {
     /// Every figure, in page order.
-    pub const ALL: [Figure; 9] = [
+    pub const ALL: [Figure; 10] = [
         Figure::Plane,
         Figure::Distances,
         Figure::Circle,
@@ -101,6 +102,7 @@ impl Figure {
         Figure::WithinClass,
         Figure::Cdnv,
         Figure::Scatter,
+        Figure::IntrinsicDimension,
     ];
 
     /// The figure whose [`Figure::id`] is `id`.
@@ -120,6 +122,7 @@ impl Figure {
             Figure::WithinClass => "07-within-class-distances",
             Figure::Cdnv => "08-cdnv",
             Figure::Scatter => "09-pca-scatter",
+            Figure::IntrinsicDimension => "10-intrinsic-dimension",
         }
     }
 
@@ -135,6 +138,7 @@ impl Figure {
             Figure::WithinClass => "Distance to the class mean",
             Figure::Cdnv => "Class-distance normalised variance",
             Figure::Scatter => "2-D PCA of the normalised embeddings",
+            Figure::IntrinsicDimension => "Intrinsic dimension: the TwoNN fit",
         }
     }
 
@@ -172,6 +176,16 @@ impl Figure {
                 Err("needs 2 or more classes with distinct means")
             }
             Figure::MeanCosines if ctx.names.len() < 2 => Err("needs 2 or more classes"),
+            Figure::IntrinsicDimension
+                if ctx
+                    .analysis
+                    .intrinsic_dimension
+                    .as_ref()
+                    .and_then(|i| i.twonn)
+                    .is_none() =>
+            {
+                Err("needs the kNN part, unit rows and 4 or more distinct neighbour ratios")
+            }
             _ => Ok(()),
         }
     }
@@ -240,6 +254,21 @@ impl Figure {
                 ctx.legend_classes().len().min(ctx.names.len()),
                 shown_note(d.projection.rows.len(), d.projection.total),
             ),
+            Figure::IntrinsicDimension => {
+                let i = a.intrinsic_dimension.as_ref();
+                format!(
+                    "TwoNN (Facco et al. 2017): for each measured row the ratio mu = r2/r1 of its second to its first neighbour distance (Euclidean on the normalised rows); the sorted log mu against -log(1 - i/M) lies on a line through the origin whose slope is the intrinsic dimension, fitted over the smallest 90% of the ratios (points: up to 200 evenly spaced ranks of the {} rows used). Slope {:.2} (solid); the censored maximum likelihood {:.2} (dashed); Levina-Bickel MLE with k = {}: {:.2}.{}",
+                    i.map_or(0, |i| i.points - i.duplicates),
+                    i.and_then(|i| i.twonn).unwrap_or(f64::NAN),
+                    i.and_then(|i| i.twonn_ml).unwrap_or(f64::NAN),
+                    i.map_or(0, |i| i.mle_k),
+                    i.and_then(|i| i.mle).unwrap_or(f64::NAN),
+                    match i.map_or(0, |i| i.duplicates) {
+                        0 => String::new(),
+                        k => format!(" {k} rows with an exact duplicate are left out."),
+                    },
+                )
+            }
         }
     }
 
@@ -256,6 +285,7 @@ impl Figure {
             Figure::WithinClass => within_class(ctx, root),
             Figure::Cdnv => heatmap(ctx, root, HeatKind::Cdnv),
             Figure::Scatter => scatter(ctx, root),
+            Figure::IntrinsicDimension => intrinsic_dimension(ctx, root),
         }?;
         root.present().map_err(fail)
     }
@@ -959,4 +989,58 @@ fn scatter<DB: DrawingBackend>(ctx: &Context, root: &DrawingArea<DB, Shift>) -> 
         }))
         .map_err(fail)?;
     draw_legend(&mut chart, &entries, SeriesLabelPosition::UpperRight)
+}
+
+fn intrinsic_dimension<DB: DrawingBackend>(ctx: &Context, root: &DrawingArea<DB, Shift>) -> Drawn {
+    let i = ctx
+        .analysis
+        .intrinsic_dimension
+        .as_ref()
+        .ok_or("no intrinsic dimension")?;
+    let slope = i.twonn.ok_or("no TwoNN slope")?;
+    let x_top = i.fit.iter().map(|p| p.0).fold(0.0, f64::max).max(1e-9) * 1.05;
+    let y_top = i
+        .fit
+        .iter()
+        .map(|p| p.1)
+        .fold(slope * x_top, f64::max)
+        .max(1e-9)
+        * 1.05;
+    let mut chart = ChartBuilder::on(root)
+        .margin(16)
+        .x_label_area_size(48)
+        .y_label_area_size(64)
+        .build_cartesian_2d(0.0..x_top, 0.0..y_top)
+        .map_err(fail)?;
+    axes(&mut chart, "log mu (mu = r2 / r1)", "-log(1 - F(mu))", 14)?;
+    chart
+        .draw_series(
+            i.fit
+                .iter()
+                .map(|&p| Circle::new(p, 3, OKABE_BLUE.mix(0.6).filled())),
+        )
+        .map_err(fail)?
+        .label(format!("{} measured rows", i.points - i.duplicates))
+        .legend(|(x, y)| Circle::new((x + 9, y), 3, OKABE_BLUE.filled()));
+    chart
+        .draw_series(LineSeries::new(
+            vec![(0.0, 0.0), (x_top, slope * x_top)],
+            VERMILLION.stroke_width(2),
+        ))
+        .map_err(fail)?
+        .label(format!("TwoNN slope {slope:.2}"))
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], VERMILLION.stroke_width(2)));
+    if let Some(ml) = i.twonn_ml {
+        chart
+            .draw_series(DashedLineSeries::new(
+                vec![(0.0, 0.0), (x_top, ml * x_top)],
+                8,
+                6,
+                BLACK.stroke_width(1),
+            ))
+            .map_err(fail)?
+            .label(format!("maximum likelihood {ml:.2}"))
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.stroke_width(1)));
+    }
+    series_labels(&mut chart, SeriesLabelPosition::UpperLeft, 14)
 }

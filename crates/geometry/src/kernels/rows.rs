@@ -145,7 +145,7 @@ pub(crate) use widened;
 
 widened! {
     /// `sum_k (a_k - b_k)^2` in f64 ([`lane_sum`]).
-    fn slice_squared_distance<F: Element>(a: &[F], b: &[F]) -> f64 {
+    pub(crate) fn slice_squared_distance<F: Element>(a: &[F], b: &[F]) -> f64 {
         lane_sum(a, b, |u, v| (u.as_f64() - v.as_f64()).powi(2))
     }
 }
@@ -283,6 +283,12 @@ pub fn row_norms<F: Element>(x: ArrayView2<F>) -> Vec<f64> {
             .collect::<Vec<f64>>()
     })
     .concat()
+}
+
+/// Whether every row has norm 1 to within `1e-4` (rows L2-normalised in f32 or f64, as the
+/// distances on the unit sphere need).
+pub(crate) fn all_unit_norm<F: Element>(x: ArrayView2<F>) -> bool {
+    row_norms(x).iter().all(|n| (n - 1.0).abs() <= 1e-4)
 }
 
 /// `x_i / ||x_i||_2` for every row (Wang & Isola 2020 define alignment and uniformity on the

@@ -91,11 +91,15 @@ pub struct KnnAccuracy {
     pub split: String,
 }
 
-/// A neighbour of a query: its cosine similarity, row index and class.
+/// A neighbour of a query: its cosine similarity, squared Euclidean distance, row index and
+/// class.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Neighbour {
     /// Similarity to the query.
     pub sim: f64,
+    /// `||q - x||^2` of the rows searched (the unit rows: the squared chord distance),
+    /// accumulated in f64 from the rows' own values (no cancellation of `2 - 2 sim`).
+    pub squared_distance: f64,
     /// Row index of the reference (global over shards).
     pub index: u64,
     /// Class index of the reference.
@@ -124,14 +128,30 @@ impl TopK {
     }
 
     fn offer(&mut self, candidate: Neighbour) {
+        self.offer_with(candidate, |_| candidate.squared_distance);
+    }
+
+    /// Offer `candidate`, its squared distance computed by `squared_distance` only when it
+    /// enters the top k.
+    fn offer_with(
+        &mut self,
+        mut candidate: Neighbour,
+        squared_distance: impl Fn(&Neighbour) -> f64,
+    ) {
         if self.items.len() == self.k && !Self::better(&candidate, &self.items[self.k - 1]) {
             return;
         }
+        candidate.squared_distance = squared_distance(&candidate);
         let at = self
             .items
             .partition_point(|item| Self::better(item, &candidate));
         self.items.insert(at, candidate);
         self.items.truncate(self.k);
+    }
+
+    /// The neighbours held, best first.
+    pub fn items(&self) -> &[Neighbour] {
+        &self.items
     }
 
     /// The k-th best similarity once k neighbours are held, else minus infinity: nothing
@@ -473,11 +493,16 @@ impl<F: Real> Scan<'_, '_, F> {
                     continue;
                 }
                 let reference = self.references.rows.row(j);
-                top.offer(Neighbour {
-                    sim: exact_similarity(&query, &contiguous(&reference)),
-                    index,
-                    label: (self.references.label)(j),
-                });
+                let reference = contiguous(&reference);
+                top.offer_with(
+                    Neighbour {
+                        sim: exact_similarity(&query, &reference),
+                        squared_distance: 0.0,
+                        index,
+                        label: (self.references.label)(j),
+                    },
+                    |_| crate::kernels::rows::slice_squared_distance(&query, &reference),
+                );
                 threshold = top.floor() - margin;
                 threshold_s = at_or_below::<S>(threshold);
             }
@@ -499,14 +524,31 @@ crate::kernels::rows::widened! {
     }
 }
 
-/// Weighted kNN accuracy of unit rows `x` with class `labels` (indices `< num_classes`).
-pub fn knn_accuracy<F: Real>(
+/// The nearest neighbours of a seeded subset of queries: every query against every reference
+/// row (leave-one-out: all rows, the query itself skipped; train/test: the train rows).
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueryNeighbours {
+    /// Row index of each query.
+    pub queries: Vec<usize>,
+    /// Queries available (all test rows, or N for leave-one-out).
+    pub candidates: usize,
+    /// Each query's top neighbours, best first.
+    pub tops: Vec<TopK>,
+    /// Neighbours searched (`k`, or fewer when there are fewer references).
+    pub k: usize,
+    /// Whether the split is leave-one-out.
+    pub leave_one_out: bool,
+}
+
+/// The top `k` neighbours (cosine on the rows of `x`; `labels` carried for a vote, 0 without)
+/// of at most `options.max_queries` queries (the seeded subset of [`stratified_rows`]).
+pub fn query_neighbours<F: Real>(
     x: ArrayView2<F>,
-    labels: &[u32],
-    num_classes: usize,
+    labels: Option<&[u32]>,
     split: &KnnSplit,
+    k: usize,
     options: &KnnOptions,
-) -> Result<KnnAccuracy> {
+) -> Result<QueryNeighbours> {
     check_options(options)?;
     let n = x.nrows();
     let (references, candidates, leave_one_out): (Vec<usize>, Vec<usize>, bool) = match split {
@@ -526,7 +568,7 @@ pub fn knn_accuracy<F: Real>(
             .into_iter()
             .map(|i| candidates[i])
             .collect();
-    let k = options.k.min(usable_references);
+    let k = k.min(usable_references);
     // Leave-one-out compares against every row in order: use the rows in place. With a split
     // no query is a reference, so no index is skipped.
     let reference_rows = if leave_one_out {
@@ -537,7 +579,7 @@ pub fn knn_accuracy<F: Real>(
     let query_rows = x.select(Axis(0), &queries);
     let query_index: Vec<u64> = queries.iter().map(|&q| q as u64).collect();
     let index = |j: usize| references[j] as u64;
-    let label = |j: usize| labels[references[j]];
+    let label = |j: usize| labels.map_or(0, |labels| labels[references[j]]);
     let tops = top_neighbours(
         query_rows.view(),
         &query_index,
@@ -548,24 +590,71 @@ pub fn knn_accuracy<F: Real>(
         },
         k,
     );
-    let correct = tops
+    Ok(QueryNeighbours {
+        queries,
+        candidates: candidates.len(),
+        tops,
+        k,
+        leave_one_out,
+    })
+}
+
+/// The weighted vote's accuracy over `neighbours` (their first `options.k`) of the queries'
+/// class `labels` (indices `< num_classes`).
+pub fn accuracy_of(
+    neighbours: &QueryNeighbours,
+    labels: &[u32],
+    num_classes: usize,
+    options: &KnnOptions,
+) -> KnnAccuracy {
+    let k = options.k.min(neighbours.k);
+    let correct = neighbours
+        .tops
         .iter()
-        .zip(&queries)
-        .filter(|(top, &query)| vote(top, num_classes, options.temperature) == labels[query])
+        .zip(&neighbours.queries)
+        .filter(|(top, &query)| vote(top, k, num_classes, options.temperature) == labels[query])
         .count();
-    Ok(KnnAccuracy {
-        value: correct as f64 / queries.len() as f64,
+    KnnAccuracy {
+        value: correct as f64 / neighbours.queries.len() as f64,
         k,
         temperature: options.temperature,
-        queries: queries.len(),
-        candidates: candidates.len(),
-        split: if leave_one_out {
+        queries: neighbours.queries.len(),
+        candidates: neighbours.candidates,
+        split: if neighbours.leave_one_out {
             "leave-one-out"
         } else {
             "train/test"
         }
         .to_string(),
-    })
+    }
+}
+
+/// Weighted kNN accuracy of unit rows `x` with class `labels` (indices `< num_classes`).
+pub fn knn_accuracy<F: Real>(
+    x: ArrayView2<F>,
+    labels: &[u32],
+    num_classes: usize,
+    split: &KnnSplit,
+    options: &KnnOptions,
+) -> Result<KnnAccuracy> {
+    let neighbours = query_neighbours(x, Some(labels), split, options.k, options)?;
+    Ok(accuracy_of(&neighbours, labels, num_classes, options))
+}
+
+/// Each query's squared distances to its neighbours, ascending (rounding can order them
+/// differently from the similarities when the rows' norms differ from 1), as distances.
+pub fn neighbour_distances(tops: &[TopK]) -> Vec<Vec<f64>> {
+    tops.iter()
+        .map(|top| {
+            let mut d: Vec<f64> = top
+                .items()
+                .iter()
+                .map(|n| n.squared_distance.sqrt())
+                .collect();
+            d.sort_by(f64::total_cmp);
+            d
+        })
+        .collect()
 }
 
 /// k at least 1 and a positive finite temperature.
@@ -582,10 +671,10 @@ pub(crate) fn check_options(options: &KnnOptions) -> Result<()> {
 
 /// Class with the largest `sum exp(sim / tau)` over the neighbours (computed relative to the
 /// best similarity); ties go to the lower class index.
-pub(crate) fn vote(top: &TopK, num_classes: usize, temperature: f64) -> u32 {
+pub(crate) fn vote(top: &TopK, k: usize, num_classes: usize, temperature: f64) -> u32 {
     let best = top.items.first().map_or(0.0, |item| item.sim);
     let mut weights = vec![0.0f64; num_classes];
-    for item in &top.items {
+    for item in top.items.iter().take(k) {
         weights[item.label as usize] += ((item.sim - best) / temperature).exp();
     }
     let mut winner = 0;

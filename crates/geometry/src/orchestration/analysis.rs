@@ -2,11 +2,17 @@
 
 use crate::error::{GeometryError, MemoryDriver, Result};
 use crate::kernels::classes::{ClassSums, Classes};
+use crate::kernels::rows::all_unit_norm;
 use crate::kernels::tiles::DEFAULT_TILE;
 use crate::kernels::timings::{gather_work, gemm_work, Timings, Work};
 use crate::metrics::alignment::{alignment, class_alignment_with_sums, Alignment};
 use crate::metrics::collapse::{collapse_timed, Classifier, Collapse};
-use crate::metrics::knn::{knn_accuracy, knn_screen, KnnAccuracy, KnnOptions, KnnScreen, KnnSplit};
+pub(crate) use crate::metrics::intrinsic::MLE_NEIGHBOURS;
+use crate::metrics::intrinsic::{intrinsic_dimension, IntrinsicDimension};
+use crate::metrics::knn::{
+    accuracy_of, knn_accuracy, knn_screen, neighbour_distances, query_neighbours, KnnAccuracy,
+    KnnOptions, KnnScreen, KnnSplit, QueryNeighbours, TopK,
+};
 use crate::metrics::per_class::{subclass_structure, PerClass, Subclasses};
 use crate::metrics::real::Real;
 use crate::metrics::simplex::{simplex_angles, vertex_distances, SimplexAngles};
@@ -346,6 +352,10 @@ pub struct Analysis {
     pub simplex_angles: Option<SimplexAngles>,
     /// kNN accuracy (needs labels).
     pub knn: Option<KnnAccuracy>,
+    /// Intrinsic dimension from the kNN queries' neighbours (absent when the kNN part is
+    /// skipped or with fewer than 3 rows).
+    #[serde(default)]
+    pub intrinsic_dimension: Option<IntrinsicDimension>,
     /// The per-class table (needs labels).
     pub per_class: Vec<PerClass>,
     /// Subclass structure (needs labels and subclasses).
@@ -371,6 +381,7 @@ impl Analysis {
             collapse: None,
             simplex_angles: None,
             knn: None,
+            intrinsic_dimension: None,
             per_class: Vec::new(),
             subclasses: None,
             warnings: Vec::new(),
@@ -474,12 +485,28 @@ pub(crate) fn analyze_unchecked<F: Real>(
         ..Analysis::of_spectrum(n, dim, spectrum)
     };
     if let Some(classes) = input.classes {
+        classes.check_rows(n)?;
+    }
+    let neighbours = match options.parts.knn && n >= 2 {
+        true => {
+            let labels = input.classes.map(Classes::labels);
+            let k = options.knn.k.max(MLE_NEIGHBOURS);
+            let found = timings.time("kNN", knn_work::<F>(n, n, dim, options), || {
+                query_neighbours(labelled, labels, &KnnSplit::LeaveOneOut, k, &options.knn)
+            })?;
+            let on_sphere = input.raw.is_some() || all_unit_norm(labelled);
+            add_intrinsic_dimension(&mut analysis, (&found.tops, found.k), on_sphere, timings)?;
+            Some(found)
+        }
+        false => None,
+    };
+    if let Some(classes) = input.classes {
         class_metrics(
             &mut analysis,
             input,
-            labelled,
-            raw,
+            (labelled, raw),
             classes,
+            neighbours.as_ref(),
             options,
             (progress, timings),
         )?;
@@ -487,17 +514,74 @@ pub(crate) fn analyze_unchecked<F: Real>(
     Ok(analysis)
 }
 
+/// The work of a kNN search of at most `options.knn.max_queries` of `candidates` queries
+/// against `references` rows of `d` dimensions, by the screen of rows of type `F`.
+fn knn_work<F: Real>(
+    candidates: usize,
+    references: usize,
+    d: usize,
+    options: &AnalysisOptions,
+) -> Work {
+    let queries = candidates.min(options.knn.max_queries) as f64;
+    let (references, d) = (references as f64, d as f64);
+    match knn_screen::<F>() {
+        KnnScreen::Amx => Work::TileFlops(2.0 * queries * references * d),
+        KnnScreen::Gemm => gemm_work::<F>(queries, references, d),
+    }
+}
+
+/// The intrinsic dimension of the rows from their queries' leave-one-out neighbours (a stage
+/// of its own: the sort and the fits over the queries' distances), with a warning for
+/// duplicate rows or too few rows. Only `on_sphere` (unit rows): the kNN's neighbours are
+/// those of the largest dot product, the Euclidean nearest only on the unit sphere.
+pub(crate) fn add_intrinsic_dimension(
+    analysis: &mut Analysis,
+    (tops, k): (&[TopK], usize),
+    on_sphere: bool,
+    timings: &Timings,
+) -> Result<()> {
+    if !on_sphere {
+        analysis.warnings.push(
+            "intrinsic dimension is not computed: the rows are not L2-normalised (--no-normalize), and the kNN's neighbours by dot product are the Euclidean nearest only on the unit sphere".into(),
+        );
+        return Ok(());
+    }
+    if k < 2 || tops.is_empty() {
+        analysis
+            .warnings
+            .push("intrinsic dimension needs at least 3 rows".into());
+        return Ok(());
+    }
+    let bytes = (tops.len() * k * 2 * 8) as f64;
+    let id = timings.time("intrinsic dimension", Work::Bytes(bytes), || {
+        intrinsic_dimension(&neighbour_distances(tops))
+    })?;
+    if id.duplicates > 0 {
+        analysis.warnings.push(format!(
+            "intrinsic dimension: {} of {} measured rows have an exact duplicate (nearest neighbour at distance 0) and are left out",
+            id.duplicates, id.points
+        ));
+    }
+    if id.twonn.is_none() {
+        analysis.warnings.push(format!(
+            "intrinsic dimension (TwoNN): too few distinct neighbour distances among {} measured rows",
+            id.points
+        ));
+    }
+    analysis.intrinsic_dimension = Some(id);
+    Ok(())
+}
+
 /// The metrics that need labels.
 fn class_metrics<F: Real>(
     analysis: &mut Analysis,
     input: &AnalysisInput<F>,
-    labelled: ArrayView2<F>,
-    raw: ArrayView2<F>,
+    (labelled, raw): (ArrayView2<F>, ArrayView2<F>),
     classes: &Classes,
+    neighbours: Option<&QueryNeighbours>,
     options: &AnalysisOptions,
     (progress, timings): (&dyn Progress, &Timings),
 ) -> Result<()> {
-    classes.check_rows(analysis.n)?;
     let c = classes.num_classes();
     let (n, d) = (analysis.n as f64, analysis.dim as f64);
     let counts = classes.counts();
@@ -579,29 +663,25 @@ fn class_metrics<F: Real>(
     // Distances of every row to every class mean: an N x C x D product, in f32 for f32 rows
     // (near-ties multiplied again in f64), else in f64; then the class means' metrics.
     let collapsed = collapse_timed(raw, classes, &stats, input.classifier, timings)?;
-    let split = input.knn_split.cloned().unwrap_or(KnnSplit::LeaveOneOut);
-    let references = match &split {
-        KnnSplit::LeaveOneOut => n,
-        KnnSplit::TrainTest { train, .. } => train.len() as f64,
-    };
-    let queries = match &split {
-        KnnSplit::LeaveOneOut => n,
-        KnnSplit::TrainTest { test, .. } => test.len() as f64,
-    }
-    .min(options.knn.max_queries as f64);
-    let knn = options
-        .parts
-        .knn
-        .then(|| {
-            let work = match knn_screen::<F>() {
-                KnnScreen::Amx => Work::TileFlops(2.0 * queries * references * d),
-                KnnScreen::Gemm => gemm_work::<F>(queries, references, d),
+    // The leave-one-out accuracy votes among the neighbours already searched; a train/test
+    // split searches the train rows for its test rows.
+    let knn = match (input.knn_split, neighbours) {
+        (None, Some(found)) => Some(accuracy_of(found, classes.labels(), c, &options.knn)),
+        (Some(KnnSplit::TrainTest { train, test }), _) if options.parts.knn => {
+            let work = knn_work::<F>(test.len(), train.len(), analysis.dim, options);
+            let split = KnnSplit::TrainTest {
+                train: train.clone(),
+                test: test.clone(),
             };
-            timings.time("kNN", work, || {
+            Some(timings.time("kNN (train/test)", work, || {
                 knn_accuracy(labelled, classes.labels(), c, &split, &options.knn)
-            })
-        })
-        .transpose()?;
+            })?)
+        }
+        (Some(KnnSplit::LeaveOneOut), Some(found)) => {
+            Some(accuracy_of(found, classes.labels(), c, &options.knn))
+        }
+        _ => None,
+    };
     // The labelled rows' class sums (already taken for alpha = 2): the simplex angles' means
     // and the self-similarities.
     let (labelled_sums, labelled_squares) =

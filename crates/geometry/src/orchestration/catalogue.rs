@@ -16,6 +16,7 @@
 //! ```
 
 use crate::error::{GeometryError, Result};
+use crate::metrics::intrinsic::{MLE_NEIGHBOURS, TWONN_DISCARD};
 use crate::metrics::spectrum::{ALPHA_REQ_RANKS, RANKME_EPSILON};
 use crate::orchestration::analysis::Analysis;
 use serde_json::{json, Map, Value};
@@ -137,6 +138,19 @@ pub const TSITSULIN: Paper = Paper {
     link: "https://arxiv.org/abs/2305.16562",
 };
 
+/// Facco, d'Errico, Rodriguez & Laio, Sci. Rep. 2017: TwoNN.
+pub const FACCO: Paper = Paper {
+    short: "Facco et al. 2017",
+    citation: "Elena Facco, Maria d'Errico, Alex Rodriguez and Alessandro Laio. Estimating the intrinsic dimension of datasets by a minimal neighborhood information. Scientific Reports 7, 12140, 2017.",
+    link: "https://doi.org/10.1038/s41598-017-11873-y",
+};
+/// Levina & Bickel, NeurIPS 2004: the maximum-likelihood intrinsic dimension.
+pub const LEVINA_BICKEL: Paper = Paper {
+    short: "Levina & Bickel 2004",
+    citation: "Elizaveta Levina and Peter J. Bickel. Maximum Likelihood Estimation of Intrinsic Dimension. NeurIPS 2004.",
+    link: "https://papers.nips.cc/paper/2577-maximum-likelihood-estimation-of-intrinsic-dimension",
+};
+
 /// The groups metrics are shown in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Group {
@@ -150,18 +164,21 @@ pub enum Group {
     Spectrum,
     /// How evenly the rows fill their space (anisotropy, IsoScore and kin).
     Isotropy,
+    /// How many dimensions the rows' neighbourhoods span.
+    IntrinsicDimension,
     /// Fine labels inside the classes.
     Subclasses,
 }
 
 impl Group {
     /// Every group in display order.
-    pub const ALL: [Group; 6] = [
+    pub const ALL: [Group; 7] = [
         Group::AlignmentUniformity,
         Group::ClassCollapse,
         Group::Simplex,
         Group::Spectrum,
         Group::Isotropy,
+        Group::IntrinsicDimension,
         Group::Subclasses,
     ];
 
@@ -173,6 +190,7 @@ impl Group {
             Group::Simplex => "Simplex",
             Group::Spectrum => "Spectrum",
             Group::Isotropy => "Isotropy",
+            Group::IntrinsicDimension => "Intrinsic dimension",
             Group::Subclasses => "Subclasses",
         }
     }
@@ -950,6 +968,83 @@ pub static CATALOGUE: &[Metric] = &[
         value: |a| a.spectrum.isotropy.self_clustering,
         ideal: zero,
         json: Fields::Extra(|_| json!({"of": "normalised rows (uncentred)"})),
+    },
+    Metric {
+        key: "twonn",
+        name: "TwoNN intrinsic dimension",
+        group: Group::IntrinsicDimension,
+        level: Level::Metric,
+        requires: Requires::Nothing,
+        paper: &FACCO,
+        direction: Direction::Neither,
+        reading: "dimensions the rows' neighbourhoods span; D at most",
+        definition: |a| {
+            let (points, duplicates, discard) = a
+                .intrinsic_dimension
+                .as_ref()
+                .map_or((0, 0, TWONN_DISCARD), |i| {
+                    (i.points, i.duplicates, i.discard)
+                });
+            format!("slope through the origin of -log(1 - i/M) against log mu_(i), mu = r_2 / r_1 (Euclidean distances on the normalised rows to the two nearest), over the smallest {:.0}% of the ratios of M = {} measured rows ({} with an exact duplicate left out); scikit-dimension's TwoNN", 100.0 * (1.0 - discard), points - duplicates, duplicates)
+        },
+        value: |a| a.intrinsic_dimension.as_ref().and_then(|i| i.twonn),
+        ideal: no_ideal,
+        json: Fields::Extra(|a| match &a.intrinsic_dimension {
+            Some(i) => json!({
+                "ml": i.twonn_ml,
+                "discard": i.discard,
+                "points": i.points,
+                "duplicates": i.duplicates,
+                "of": "normalised rows, Euclidean",
+                "fit": i.fit.iter().map(|&(x, y)| [x, y]).collect::<Vec<_>>(),
+            }),
+            None => Value::Null,
+        }),
+    },
+    Metric {
+        key: "twonn.ml",
+        name: "TwoNN (maximum likelihood)",
+        group: Group::IntrinsicDimension,
+        level: Level::Detail,
+        requires: Requires::Nothing,
+        paper: &FACCO,
+        direction: Direction::Neither,
+        reading: "the same ratios' censored maximum likelihood",
+        definition: |_| {
+            "(m - 1) / (sum_{i <= m} log mu_(i) + (M - m) log mu_(m)), m the kept ratios of M; scikit-dimension's TwoNN(method=\"mle\")".into()
+        },
+        value: |a| a.intrinsic_dimension.as_ref().and_then(|i| i.twonn_ml),
+        ideal: no_ideal,
+        json: Fields::None,
+    },
+    Metric {
+        key: "mle_id",
+        name: "MLE intrinsic dimension",
+        group: Group::IntrinsicDimension,
+        level: Level::Metric,
+        requires: Requires::Nothing,
+        paper: &LEVINA_BICKEL,
+        direction: Direction::Neither,
+        reading: "dimensions the rows' k-neighbourhoods span; D at most",
+        definition: |a| {
+            let k = a
+                .intrinsic_dimension
+                .as_ref()
+                .map_or(MLE_NEIGHBOURS, |i| i.mle_k);
+            format!("harmonic mean over the measured rows of (k - 1) / sum_j log(R_k / R_j), R_1..R_k the Euclidean distances on the normalised rows to the k = {k} nearest; scikit-dimension's MLE (comb=\"mle\")")
+        },
+        value: |a| a.intrinsic_dimension.as_ref().and_then(|i| i.mle),
+        ideal: no_ideal,
+        json: Fields::Extra(|a| match &a.intrinsic_dimension {
+            Some(i) => json!({
+                "k": i.mle_k,
+                "combination": "harmonic mean",
+                "points": i.points,
+                "duplicates": i.duplicates,
+                "of": "normalised rows, Euclidean",
+            }),
+            None => Value::Null,
+        }),
     },
     Metric {
         key: "subclasses",

@@ -23,6 +23,7 @@
 use crate::error::{GeometryError, Result};
 use crate::kernels::logsumexp::UniformityPart;
 use crate::kernels::merge::{decode, encode, Merge};
+use crate::kernels::rows::all_unit_norm;
 use crate::kernels::sampling::stratified_rows;
 use crate::kernels::timings::Timings;
 use crate::metrics::alignment::Alignment;
@@ -32,14 +33,16 @@ use crate::metrics::real::Real;
 use crate::metrics::state::{LabelKey, State};
 use crate::metrics::stats::ClassStats;
 use crate::metrics::uniformity::{uniformity_part, Method, Uniformity};
-use crate::orchestration::analysis::{Analysis, AnalysisOptions, ClassResults};
+use crate::orchestration::analysis::{
+    add_intrinsic_dimension, Analysis, AnalysisOptions, ClassResults, MLE_NEIGHBOURS,
+};
 use ndarray::{Array1, Array2, ArrayView2, Axis};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
 /// Version of the serialised task results; results of another version are refused.
-pub const SHARDED_VERSION: u32 = 2;
+pub const SHARDED_VERSION: u32 = 3;
 
 /// Rows in the seeded sample of the sampled uniformity (all pairs among them: about 5 * 10^7).
 pub const DEFAULT_SAMPLE_ROWS: usize = 10_000;
@@ -137,6 +140,16 @@ impl ShardPlan {
         }
         let s = self.rows.len();
         (0..s).flat_map(|a| (a..s).map(move |b| (a, b))).collect()
+    }
+
+    /// Neighbours searched for every kNN query: the kNN's k or the intrinsic dimension's, the
+    /// larger, at most the other rows.
+    pub fn neighbours(&self) -> usize {
+        self.options
+            .knn_k
+            .max(MLE_NEIGHBOURS)
+            .min(self.total().saturating_sub(1) as usize)
+            .max(1)
     }
 
     /// Global indices of the kNN queries: the same seeded subset as the single-pass analysis.
@@ -450,8 +463,10 @@ pub struct SecondPass {
     ncc_correct: u64,
     /// Rows whose classifier prediction differs from the nearest class mean.
     nc4_disagree: u64,
-    /// Top-k neighbours of every query (empty without labels or kNN).
+    /// Top-k neighbours of every query (empty without kNN).
     tops: Vec<TopK>,
+    /// Whether some shard's rows searched are not unit rows (no intrinsic dimension then).
+    off_sphere: bool,
     /// The shard's rows of the uniformity sample.
     sample: Vec<CarriedRow>,
 }
@@ -474,6 +489,7 @@ impl Merge for SecondPass {
         }
         self.ncc_correct += other.ncc_correct;
         self.nc4_disagree += other.nc4_disagree;
+        self.off_sphere |= other.off_sphere;
         for (mine, theirs) in self.tops.iter_mut().zip(&other.tops) {
             mine.merge(theirs);
         }
@@ -504,12 +520,33 @@ pub fn second_pass<F: Real>(
         ncc_correct: 0,
         nc4_disagree: 0,
         tops: Vec::new(),
+        off_sphere: false,
         sample: carried_rows(unit, offset, labels, &context.sample),
     };
-    let (Some(labels), false) = (labels, context.classes.is_empty()) else {
+    let classes = match (labels, context.classes.is_empty()) {
+        (Some(labels), false) => Some(context.class_indices(labels)?),
+        _ => None,
+    };
+    // The queries' neighbours: for the kNN accuracy (with labels) and the intrinsic dimension.
+    if plan.options.knn && !context.query_index.is_empty() {
+        let queries = typed_rows::<F>(&context.query_rows, context.dim);
+        let index = |j: usize| offset + j as u64;
+        let label = |j: usize| classes.as_ref().map_or(0, |classes| classes[j]);
+        out.tops = top_neighbours(
+            queries.view(),
+            &context.query_index,
+            &References {
+                rows: unit,
+                index: &index,
+                label: &label,
+            },
+            plan.neighbours(),
+        );
+        out.off_sphere = !all_unit_norm(unit);
+    }
+    let Some(classes) = classes else {
         return Ok(out);
     };
-    let classes = context.class_indices(labels)?;
     let classifier = context.classifier();
     let (nearest, predicted) = predictions(raw, &context.means(), classifier.as_ref());
     out.ncc_correct = nearest.iter().zip(&classes).filter(|(a, b)| a == b).count() as u64;
@@ -519,26 +556,6 @@ pub fn second_pass<F: Real>(
             .zip(&nearest)
             .filter(|(a, b)| a != b)
             .count() as u64;
-    }
-    if plan.options.knn && !context.query_index.is_empty() {
-        let k = plan
-            .options
-            .knn_k
-            .min(plan.total().saturating_sub(1) as usize)
-            .max(1);
-        let queries = typed_rows::<F>(&context.query_rows, context.dim);
-        let index = |j: usize| offset + j as u64;
-        let label = |j: usize| classes[j];
-        out.tops = top_neighbours(
-            queries.view(),
-            &context.query_index,
-            &References {
-                rows: unit,
-                index: &index,
-                label: &label,
-            },
-            k,
-        );
     }
     Ok(out)
 }
@@ -843,6 +860,14 @@ pub fn finalize<F: Real>(
             JACKKNIFE_GROUPS.min(second.sample.len())
         ));
     }
+    if plan.options.knn && !second.tops.is_empty() {
+        add_intrinsic_dimension(
+            &mut analysis,
+            (&second.tops, plan.neighbours()),
+            !second.off_sphere,
+            &Timings::default(),
+        )?;
+    }
     let Some((names, stats)) = state.class_stats() else {
         return Ok(analysis);
     };
@@ -879,16 +904,17 @@ pub fn finalize<F: Real>(
                 max_queries: plan.options.knn_queries,
                 seed: plan.options.knn_seed,
             })?;
+            let k = plan.options.knn_k.min(n.saturating_sub(1) as usize).max(1);
             let correct = second
                 .tops
                 .iter()
                 .zip(&context.query_labels)
-                .filter(|(top, &label)| vote(top, c, plan.options.knn_temperature) == label)
+                .filter(|(top, &label)| vote(top, k, c, plan.options.knn_temperature) == label)
                 .count();
             let queries = second.tops.len();
             Some(KnnAccuracy {
                 value: correct as f64 / queries as f64,
-                k: plan.options.knn_k.min(n.saturating_sub(1) as usize).max(1),
+                k,
                 temperature: plan.options.knn_temperature,
                 queries,
                 candidates: n as usize,
