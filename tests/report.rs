@@ -19,7 +19,7 @@ fn demo() -> String {
         .to_string()
 }
 
-const FIGURES: [&str; 10] = [
+const FIGURES: [&str; 11] = [
     "01-alignment-uniformity",
     "02-distance-histograms",
     "03-circle",
@@ -30,6 +30,7 @@ const FIGURES: [&str; 10] = [
     "08-cdnv",
     "09-pca-scatter",
     "10-intrinsic-dimension",
+    "11-k-occurrence",
 ];
 
 #[test]
@@ -53,8 +54,8 @@ fn no_arguments_report_the_bundled_demo_with_every_figure() {
             "{id} missing from the page"
         );
     }
-    assert_eq!(page.matches("<svg").count(), 10, "every figure inline");
-    assert_eq!(page.matches("<figcaption>").count(), 10);
+    assert_eq!(page.matches("<svg").count(), 11, "every figure inline");
+    assert_eq!(page.matches("<figcaption>").count(), 11);
     // Self-contained: no scripts, stylesheets, images or fonts to fetch.
     for needle in ["<script", "<link", "<img", "src=", "url(", "@import"] {
         assert!(!page.contains(needle), "page contains {needle}");

@@ -43,6 +43,10 @@ pub use metrics::collapse::{
     cdnv, class_means_work, collapse, collapse_from_stats, collapse_timed, nc1, Cdnv, Classifier,
     Collapse,
 };
+pub use metrics::hubness::{
+    hubness_of, k_occurrence, subsample_hubness, Hubness, HubnessErrors, HUBNESS_K,
+    HUBNESS_SUBSAMPLE_ROWS, HUB_SIZE,
+};
 pub use metrics::intrinsic::{
     intrinsic_dimension, IntrinsicDimension, MLE_NEIGHBOURS, TWONN_DISCARD,
 };

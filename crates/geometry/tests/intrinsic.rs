@@ -5,21 +5,9 @@
 
 mod common;
 
-use common::gaussian;
-use embgeom_geometry::{
-    analyze, normalize_rows, Analysis, AnalysisInput, AnalysisOptions, KnnOptions, NoProgress,
-};
+use common::{gaussian, unlabelled_analysis, with_queries};
+use embgeom_geometry::{analyze, normalize_rows, AnalysisInput, AnalysisOptions, NoProgress};
 use ndarray::{Array2, Axis};
-
-fn analysis_of(raw: &Array2<f64>, options: &AnalysisOptions) -> Analysis {
-    let unit = normalize_rows(raw.view()).unwrap();
-    let input = AnalysisInput {
-        embeddings: Some(unit.view()),
-        raw: Some(raw.view()),
-        ..AnalysisInput::default()
-    };
-    analyze(&input, options, &NoProgress).unwrap()
-}
 
 /// Rows near a `dim`-dimensional subspace of 24 dimensions, offset from the origin so that the
 /// normalised rows fill a patch of the sphere.
@@ -54,7 +42,7 @@ fn all_distances(unit: &Array2<f64>) -> Vec<Vec<f64>> {
 #[test]
 fn the_estimates_equal_their_formulas_over_every_pair() {
     let raw = low_dimensional(400, 3, 5);
-    let a = analysis_of(&raw, &AnalysisOptions::default());
+    let a = unlabelled_analysis(&raw, &AnalysisOptions::default());
     let id = a
         .intrinsic_dimension
         .as_ref()
@@ -99,14 +87,10 @@ fn the_estimates_equal_their_formulas_over_every_pair() {
 #[test]
 fn a_query_subset_measures_that_many_rows() {
     let raw = low_dimensional(600, 4, 9);
-    let options = AnalysisOptions {
-        knn: KnnOptions {
-            max_queries: 250,
-            ..KnnOptions::default()
-        },
-        ..AnalysisOptions::default()
-    };
-    let id = analysis_of(&raw, &options).intrinsic_dimension.unwrap();
+    let options = with_queries(250);
+    let id = unlabelled_analysis(&raw, &options)
+        .intrinsic_dimension
+        .unwrap();
     assert_eq!(id.points, 250);
     assert!((3.0..5.0).contains(&id.mle.unwrap()), "{:?}", id.mle);
 }
@@ -116,7 +100,7 @@ fn duplicate_rows_are_counted_left_out_and_named() {
     let mut raw = low_dimensional(300, 3, 2);
     let copies = raw.select(Axis(0), &[0, 1, 2, 3, 4]);
     raw.append(Axis(0), copies.view()).unwrap();
-    let a = analysis_of(&raw, &AnalysisOptions::default());
+    let a = unlabelled_analysis(&raw, &AnalysisOptions::default());
     let id = a.intrinsic_dimension.as_ref().unwrap();
     assert_eq!((id.points, id.duplicates), (305, 10));
     assert!(id.twonn.unwrap().is_finite() && id.mle.unwrap().is_finite());

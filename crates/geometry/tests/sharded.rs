@@ -262,6 +262,8 @@ fn shards_merged_in_any_order_equal_the_single_pass_analysis() {
             got.intrinsic_dimension, want.intrinsic_dimension,
             "intrinsic dimension from the same merged neighbours"
         );
+        assert_eq!(want.hubness.as_ref().unwrap().method, "subsample");
+        assert_eq!(got.hubness, want.hubness, "hubness of the same subsample");
         let (ga, wa) = (
             got.simplex_angles.as_ref().unwrap(),
             want.simplex_angles.as_ref().unwrap(),

@@ -428,3 +428,32 @@ def test_intrinsic_dimension_equals_scikit_dimension():
     assert (document["points"], document["duplicates"]) == (507, 14)
     assert np.isfinite(result.twonn) and np.isfinite(result.mle_id)
     assert any("exact duplicate" in w for w in result.warnings)
+
+
+def test_hubness_equals_scikit_hubness_formulas():
+    """Hubness with scikit-hubness's conventions (k = 10, hub_size = 2, self excluded), its
+    estimation.py formulas written out in NumPy and SciPy (the package, 0.21.2, pins
+    scikit-learn 0.21.3 and uses ``np.int``: it installs on neither Python 3.11 nor NumPy 2)."""
+    stats = needs("scipy.stats").stats
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((600, 50)) * rng.lognormal(0.0, 0.8, (600, 1))
+    u = x / np.linalg.norm(x, axis=1, keepdims=True)
+    sims = u @ u.T
+    np.fill_diagonal(sims, -np.inf)
+    neighbours = np.argsort(-sims, axis=1, kind="stable")[:, :10]
+    occ = np.bincount(neighbours.ravel(), minlength=600)
+    n_test, k = 600, 10
+    want = {
+        "hub_skewness": stats.skew(occ),
+        "robinhood": 0.5 * np.abs(occ - occ.mean()).sum() / occ.sum(),
+        "hub_gini": np.abs(occ[None, :] - occ[:, None]).sum() / (2 * 600 * occ.sum()),
+        "antihub_occurrence": np.sum(occ == 0) / occ.size,
+        "hub_occurrence": occ[occ >= 2 * k].sum() / k / n_test,
+        "hub_skewness.atkinson": 1 - np.mean(occ ** 0.5) ** 2 / occ.mean(),
+        "hub_skewness.groupie_ratio": occ.max() / n_test / k,
+    }
+    result = embgeom.analyze(x, uniformity=False)
+    for key, value in want.items():
+        assert result.value(key) == pytest.approx(value, rel=1e-12, abs=1e-15), key
+    histogram = result.to_dict()["metrics"]["hub_skewness"]["histogram"]
+    assert {v: c for v, c in histogram} == {v: c for v, c in enumerate(np.bincount(occ)) if c}

@@ -1,4 +1,4 @@
-//! The ten diagnostic figures, drawn with plotters once as SVG (inlined in the page and saved)
+//! The eleven diagnostic figures, drawn with plotters once as SVG (inlined in the page and saved)
 //! and once as PNG. Each has a caption that says what it shows and how to read it.
 
 use crate::style::*;
@@ -88,11 +88,12 @@ pub enum Figure {
     Cdnv,
     Scatter,
     IntrinsicDimension,
+    Hubness,
 }
 
 impl Figure {
     /// Every figure, in page order.
-    pub const ALL: [Figure; 10] = [
+    pub const ALL: [Figure; 11] = [
         Figure::Plane,
         Figure::Distances,
         Figure::Circle,
@@ -103,6 +104,7 @@ impl Figure {
         Figure::Cdnv,
         Figure::Scatter,
         Figure::IntrinsicDimension,
+        Figure::Hubness,
     ];
 
     /// The figure whose [`Figure::id`] is `id`.
@@ -123,6 +125,7 @@ impl Figure {
             Figure::Cdnv => "08-cdnv",
             Figure::Scatter => "09-pca-scatter",
             Figure::IntrinsicDimension => "10-intrinsic-dimension",
+            Figure::Hubness => "11-k-occurrence",
         }
     }
 
@@ -139,6 +142,7 @@ impl Figure {
             Figure::Cdnv => "Class-distance normalised variance",
             Figure::Scatter => "2-D PCA of the normalised embeddings",
             Figure::IntrinsicDimension => "Intrinsic dimension: the TwoNN fit",
+            Figure::Hubness => "Hubness: the k-occurrence histogram",
         }
     }
 
@@ -185,6 +189,9 @@ impl Figure {
                     .is_none() =>
             {
                 Err("needs the kNN part, unit rows and 4 or more distinct neighbour ratios")
+            }
+            Figure::Hubness if ctx.analysis.hubness.is_none() => {
+                Err("needs the kNN part, unit rows and 2 or more rows")
             }
             _ => Ok(()),
         }
@@ -269,6 +276,19 @@ impl Figure {
                     },
                 )
             }
+            Figure::Hubness => {
+                let h = a.hubness.as_ref();
+                format!(
+                    "How often each row is among the k = {} cosine nearest neighbours of the others (its k-occurrence N_k; the mean is k), as the number of rows per value on a log axis (Radovanovic et al. 2010). A long right tail means hubs, rows that are everyone's neighbour, and a tall bar at 0 antihubs, rows that are nobody's; the dashed line marks hubs' threshold 2k. Skewness {:.2}, Robin Hood index {:.3}; {}.",
+                    h.map_or(0, |h| h.k),
+                    h.and_then(|h| h.skewness).unwrap_or(0.0),
+                    h.map_or(0.0, |h| h.robinhood),
+                    match h {
+                        Some(h) if h.method == "subsample" => format!("a seeded subsample of {} of {} rows among themselves", h.rows, a.n),
+                        _ => "every row a query".to_string(),
+                    },
+                )
+            }
         }
     }
 
@@ -286,6 +306,7 @@ impl Figure {
             Figure::Cdnv => heatmap(ctx, root, HeatKind::Cdnv),
             Figure::Scatter => scatter(ctx, root),
             Figure::IntrinsicDimension => intrinsic_dimension(ctx, root),
+            Figure::Hubness => k_occurrence(ctx, root),
         }?;
         root.present().map_err(fail)
     }
@@ -1043,4 +1064,47 @@ fn intrinsic_dimension<DB: DrawingBackend>(ctx: &Context, root: &DrawingArea<DB,
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.stroke_width(1)));
     }
     series_labels(&mut chart, SeriesLabelPosition::UpperLeft, 14)
+}
+
+fn k_occurrence<DB: DrawingBackend>(ctx: &Context, root: &DrawingArea<DB, Shift>) -> Drawn {
+    let h = ctx.analysis.hubness.as_ref().ok_or("no hubness")?;
+    let top_value = h.histogram.last().map_or(1, |p| p.0).max(2 * h.k as u64) + 1;
+    let top_rows = h.histogram.iter().map(|p| p.1).max().unwrap_or(1) as f64 * 2.0;
+    let mut chart = ChartBuilder::on(root)
+        .margin(16)
+        .x_label_area_size(48)
+        .y_label_area_size(64)
+        .build_cartesian_2d(0.0..top_value as f64, (0.5..top_rows).log_scale())
+        .map_err(fail)?;
+    chart
+        .configure_mesh()
+        .x_desc("k-occurrence N_k")
+        .y_desc("rows")
+        .label_style(font(13))
+        .axis_desc_style(font(14))
+        .draw()
+        .map_err(fail)?;
+    chart
+        .draw_series(h.histogram.iter().map(|&(value, rows)| {
+            let x = value as f64;
+            Rectangle::new(
+                [(x - 0.4, 0.5), (x + 0.4, rows as f64)],
+                OKABE_BLUE.filled(),
+            )
+        }))
+        .map_err(fail)?
+        .label(format!("{} rows, k = {}", h.rows, h.k))
+        .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 18, y + 5)], OKABE_BLUE.filled()));
+    let hub = 2.0 * h.k as f64;
+    chart
+        .draw_series(DashedLineSeries::new(
+            vec![(hub, 0.5), (hub, top_rows)],
+            8,
+            6,
+            VERMILLION.stroke_width(2),
+        ))
+        .map_err(fail)?
+        .label("hubs: N_k >= 2k")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], VERMILLION.stroke_width(2)));
+    series_labels(&mut chart, SeriesLabelPosition::UpperRight, 14)
 }

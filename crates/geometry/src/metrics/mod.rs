@@ -1,11 +1,12 @@
 //! The metrics, each from the kernels below it: alignment, uniformity, class statistics,
-//! collapse, the simplex, the spectrum, kNN, intrinsic dimension, subclasses, CKA, and the
+//! collapse, the simplex, the spectrum, kNN, intrinsic dimension, hubness, subclasses, CKA, and the
 //! mergeable state.
 //! Nothing here imports [`crate::orchestration`].
 
 pub(crate) mod alignment;
 pub(crate) mod cka;
 pub(crate) mod collapse;
+pub(crate) mod hubness;
 pub(crate) mod intrinsic;
 pub(crate) mod knn;
 pub(crate) mod per_class;

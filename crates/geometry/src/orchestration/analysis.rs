@@ -3,15 +3,19 @@
 use crate::error::{GeometryError, MemoryDriver, Result};
 use crate::kernels::classes::{ClassSums, Classes};
 use crate::kernels::rows::all_unit_norm;
+use crate::kernels::sampling::stratified_rows;
 use crate::kernels::tiles::DEFAULT_TILE;
 use crate::kernels::timings::{gather_work, gemm_work, Timings, Work};
 use crate::metrics::alignment::{alignment, class_alignment_with_sums, Alignment};
 use crate::metrics::collapse::{collapse_timed, Classifier, Collapse};
+use crate::metrics::hubness::{
+    hubness_of, k_occurrence, subsample_hubness, Hubness, HUBNESS_K, HUBNESS_SUBSAMPLE_ROWS,
+};
 pub(crate) use crate::metrics::intrinsic::MLE_NEIGHBOURS;
 use crate::metrics::intrinsic::{intrinsic_dimension, IntrinsicDimension};
 use crate::metrics::knn::{
-    accuracy_of, knn_accuracy, knn_screen, neighbour_distances, query_neighbours, KnnAccuracy,
-    KnnOptions, KnnScreen, KnnSplit, QueryNeighbours, TopK,
+    accuracy_of, knn_accuracy, knn_screen, neighbour_distances, query_neighbours, top_neighbours,
+    KnnAccuracy, KnnOptions, KnnScreen, KnnSplit, QueryNeighbours, References, TopK,
 };
 use crate::metrics::per_class::{subclass_structure, PerClass, Subclasses};
 use crate::metrics::real::Real;
@@ -356,6 +360,9 @@ pub struct Analysis {
     /// skipped or with fewer than 3 rows).
     #[serde(default)]
     pub intrinsic_dimension: Option<IntrinsicDimension>,
+    /// Hubness of the kNN graph (absent as the intrinsic dimension).
+    #[serde(default)]
+    pub hubness: Option<Hubness>,
     /// The per-class table (needs labels).
     pub per_class: Vec<PerClass>,
     /// Subclass structure (needs labels and subclasses).
@@ -382,6 +389,7 @@ impl Analysis {
             simplex_angles: None,
             knn: None,
             intrinsic_dimension: None,
+            hubness: None,
             per_class: Vec::new(),
             subclasses: None,
             warnings: Vec::new(),
@@ -495,7 +503,15 @@ pub(crate) fn analyze_unchecked<F: Real>(
                 query_neighbours(labelled, labels, &KnnSplit::LeaveOneOut, k, &options.knn)
             })?;
             let on_sphere = input.raw.is_some() || all_unit_norm(labelled);
-            add_intrinsic_dimension(&mut analysis, (&found.tops, found.k), on_sphere, timings)?;
+            let query_index: Vec<u64> = found.queries.iter().map(|&q| q as u64).collect();
+            let subsample = (found.queries.len() < n)
+                .then(|| labelled.select(ndarray::Axis(0), &found.queries));
+            let queries = Queries {
+                rows: subsample.as_ref().map(|rows| rows.view()),
+                index: &query_index,
+            };
+            let searched = (&found.tops[..], found.k);
+            add_neighbour_metrics(&mut analysis, searched, queries, on_sphere, timings)?;
             Some(found)
         }
         false => None,
@@ -530,22 +546,107 @@ fn knn_work<F: Real>(
     }
 }
 
-/// The intrinsic dimension of the rows from their queries' leave-one-out neighbours (a stage
-/// of its own: the sort and the fits over the queries' distances), with a warning for
-/// duplicate rows or too few rows. Only `on_sphere` (unit rows): the kNN's neighbours are
-/// those of the largest dot product, the Euclidean nearest only on the unit sphere.
-pub(crate) fn add_intrinsic_dimension(
+/// The kNN's queries: their global row indices and, when they are a subsample of the rows,
+/// the rows themselves (hubness then searches them among themselves).
+pub(crate) struct Queries<'a, F> {
+    /// The query rows, when fewer than all rows.
+    pub rows: Option<ArrayView2<'a, F>>,
+    /// Global row index of each query.
+    pub index: &'a [u64],
+}
+
+/// The metrics of the kNN graph, from the queries' leave-one-out neighbours (`tops`, `k`
+/// searched each): the intrinsic dimension and hubness. Only `on_sphere` (unit rows): the
+/// kNN's neighbours are those of the largest dot product, the Euclidean (and cosine) nearest
+/// only on the unit sphere.
+pub(crate) fn add_neighbour_metrics<F: Real>(
     analysis: &mut Analysis,
     (tops, k): (&[TopK], usize),
+    queries: Queries<F>,
     on_sphere: bool,
     timings: &Timings,
 ) -> Result<()> {
     if !on_sphere {
         analysis.warnings.push(
-            "intrinsic dimension is not computed: the rows are not L2-normalised (--no-normalize), and the kNN's neighbours by dot product are the Euclidean nearest only on the unit sphere".into(),
+            "intrinsic dimension and hubness are not computed: the rows are not L2-normalised (--no-normalize), and the kNN's neighbours by dot product are the Euclidean nearest only on the unit sphere".into(),
         );
         return Ok(());
     }
+    add_intrinsic_dimension(analysis, (tops, k), timings)?;
+    add_hubness(analysis, tops, queries, timings);
+    Ok(())
+}
+
+/// Hubness (scikit-hubness's k = 10): exact from the queries' neighbours when every row is a
+/// query; else of a seeded subsample of [`HUBNESS_SUBSAMPLE_ROWS`] of the query rows among
+/// themselves (a search of its own, `2k` neighbours each for the jackknife), with its
+/// jackknife errors.
+fn add_hubness<F: Real>(
+    analysis: &mut Analysis,
+    tops: &[TopK],
+    queries: Queries<F>,
+    timings: &Timings,
+) {
+    let n = analysis.n;
+    let k = HUBNESS_K.min(n.saturating_sub(1));
+    if k == 0 || tops.is_empty() {
+        return;
+    }
+    let hubness = match queries.rows {
+        None => {
+            let lists: Vec<Vec<u64>> = tops
+                .iter()
+                .map(|top| top.items().iter().map(|m| m.index).collect())
+                .collect();
+            let bytes = (n * (k + 1) * 8) as f64;
+            timings.time("hubness", Work::Bytes(bytes), || {
+                hubness_of(&k_occurrence(&lists, n, k, |j| Some(j as usize)), k, n)
+            })
+        }
+        Some(query_rows) => {
+            let picked = stratified_rows(query_rows.nrows(), None, HUBNESS_SUBSAMPLE_ROWS, 0);
+            let rows = query_rows.select(ndarray::Axis(0), &picked);
+            let rows = rows.view();
+            let index: Vec<u64> = picked.iter().map(|&p| queries.index[p]).collect();
+            let q = rows.nrows();
+            let work = match knn_screen::<F>() {
+                KnnScreen::Amx => Work::TileFlops(2.0 * (q * q * rows.ncols()) as f64),
+                KnnScreen::Gemm => gemm_work::<F>(q as f64, q as f64, rows.ncols() as f64),
+            };
+            let hubness = timings.time("hubness (subsample)", work, || {
+                let global = |j: usize| index[j];
+                let label = |_: usize| 0;
+                let references = References {
+                    rows,
+                    index: &global,
+                    label: &label,
+                };
+                let place: std::collections::HashMap<u64, usize> =
+                    index.iter().enumerate().map(|(p, &i)| (i, p)).collect();
+                let searched = (2 * k).min(q.saturating_sub(1));
+                let lists: Vec<Vec<usize>> = top_neighbours(rows, &index, &references, searched)
+                    .iter()
+                    .map(|top| top.items().iter().map(|m| place[&m.index]).collect())
+                    .collect();
+                subsample_hubness(&lists, k.min(searched))
+            });
+            analysis.warnings.push(format!(
+                "hubness is of a seeded subsample of {q} of {n} rows among themselves (exact with every row a kNN query, up to --knn-queries rows); the skewness grows with the rows, the Robin Hood and Gini indices barely do"
+            ));
+            hubness
+        }
+    };
+    analysis.hubness = Some(hubness);
+}
+
+/// The intrinsic dimension of the rows from their queries' leave-one-out neighbours (a stage
+/// of its own: the sort and the fits over the queries' distances), with a warning for
+/// duplicate rows or too few rows.
+fn add_intrinsic_dimension(
+    analysis: &mut Analysis,
+    (tops, k): (&[TopK], usize),
+    timings: &Timings,
+) -> Result<()> {
     if k < 2 || tops.is_empty() {
         analysis
             .warnings

@@ -16,6 +16,7 @@
 //! ```
 
 use crate::error::{GeometryError, Result};
+use crate::metrics::hubness::{HUBNESS_K, HUB_SIZE};
 use crate::metrics::intrinsic::{MLE_NEIGHBOURS, TWONN_DISCARD};
 use crate::metrics::spectrum::{ALPHA_REQ_RANKS, RANKME_EPSILON};
 use crate::orchestration::analysis::Analysis;
@@ -151,6 +152,19 @@ pub const LEVINA_BICKEL: Paper = Paper {
     link: "https://papers.nips.cc/paper/2577-maximum-likelihood-estimation-of-intrinsic-dimension",
 };
 
+/// Radovanović, Nanopoulos & Ivanović, JMLR 2010: hubs in high-dimensional data.
+pub const RADOVANOVIC: Paper = Paper {
+    short: "Radovanovic et al. 2010",
+    citation: "Miloš Radovanović, Alexandros Nanopoulos and Mirjana Ivanović. Hubs in Space: Popular Nearest Neighbors in High-Dimensional Data. JMLR 11, 2010.",
+    link: "https://jmlr.org/papers/v11/radovanovic10a.html",
+};
+/// Feldbauer, Leodolter, Plant & Flexer, ICBK 2018: the Robin Hood index of hubness.
+pub const FELDBAUER: Paper = Paper {
+    short: "Feldbauer et al. 2018",
+    citation: "Roman Feldbauer, Maximilian Leodolter, Claudia Plant and Arthur Flexer. Fast Approximate Hubness Reduction for Large High-Dimensional Data. IEEE ICBK 2018.",
+    link: "https://doi.org/10.1109/ICBK.2018.00055",
+};
+
 /// The groups metrics are shown in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Group {
@@ -166,19 +180,22 @@ pub enum Group {
     Isotropy,
     /// How many dimensions the rows' neighbourhoods span.
     IntrinsicDimension,
+    /// How unevenly the rows are one another's nearest neighbours.
+    Hubness,
     /// Fine labels inside the classes.
     Subclasses,
 }
 
 impl Group {
     /// Every group in display order.
-    pub const ALL: [Group; 7] = [
+    pub const ALL: [Group; 8] = [
         Group::AlignmentUniformity,
         Group::ClassCollapse,
         Group::Simplex,
         Group::Spectrum,
         Group::Isotropy,
         Group::IntrinsicDimension,
+        Group::Hubness,
         Group::Subclasses,
     ];
 
@@ -191,6 +208,7 @@ impl Group {
             Group::Spectrum => "Spectrum",
             Group::Isotropy => "Isotropy",
             Group::IntrinsicDimension => "Intrinsic dimension",
+            Group::Hubness => "Hubness",
             Group::Subclasses => "Subclasses",
         }
     }
@@ -1047,6 +1065,138 @@ pub static CATALOGUE: &[Metric] = &[
         }),
     },
     Metric {
+        key: "hub_skewness",
+        name: "k-occurrence skewness",
+        group: Group::Hubness,
+        level: Level::Metric,
+        requires: Requires::Nothing,
+        paper: &RADOVANOVIC,
+        direction: Direction::Lower,
+        reading: "0 = every row as often a neighbour; large = hubs (grows with N)",
+        definition: |a| {
+            format!("biased skewness m_3 / m_2^(3/2) of the k-occurrence N_k (how often each row is among the k = {HUBNESS_K} cosine nearest neighbours of the others, itself excluded), {}; scikit-hubness's k_skewness", hubness_scope(a))
+        },
+        value: |a| a.hubness.as_ref().and_then(|h| h.skewness),
+        ideal: zero,
+        json: Fields::Extra(|a| match &a.hubness {
+            Some(h) => json!({
+                "k": h.k,
+                "hub_size": HUB_SIZE,
+                "method": h.method,
+                "rows": h.rows,
+                "queries": h.queries,
+                "stderr": h.errors.as_ref().and_then(|e| e.skewness),
+                "atkinson": h.atkinson,
+                "groupie_ratio": h.groupie_ratio,
+                "histogram": h.histogram.iter().map(|&(v, c)| [v, c]).collect::<Vec<_>>(),
+            }),
+            None => Value::Null,
+        }),
+    },
+    Metric {
+        key: "hub_skewness.atkinson",
+        name: "Atkinson index",
+        group: Group::Hubness,
+        level: Level::Detail,
+        requires: Requires::Nothing,
+        paper: &FELDBAUER,
+        direction: Direction::Lower,
+        reading: "0 = even k-occurrence",
+        definition: |_| "1 - mean(sqrt N_k)^2 / mean N_k (epsilon = 1/2)".into(),
+        value: |a| a.hubness.as_ref().map(|h| h.atkinson),
+        ideal: zero,
+        json: Fields::None,
+    },
+    Metric {
+        key: "hub_skewness.groupie_ratio",
+        name: "groupie ratio",
+        group: Group::Hubness,
+        level: Level::Detail,
+        requires: Requires::Nothing,
+        paper: &FELDBAUER,
+        direction: Direction::Lower,
+        reading: "share of the neighbour slots the largest hub holds",
+        definition: |_| "max N_k / (k Q), Q the queries".into(),
+        value: |a| a.hubness.as_ref().map(|h| h.groupie_ratio),
+        ideal: no_ideal,
+        json: Fields::None,
+    },
+    Metric {
+        key: "robinhood",
+        name: "Robin Hood index",
+        group: Group::Hubness,
+        level: Level::Metric,
+        requires: Requires::Nothing,
+        paper: &FELDBAUER,
+        direction: Direction::Lower,
+        reading:
+            "0 = even; the share of neighbour slots to move for evenness (barely depends on N)",
+        definition: |a| {
+            format!("(1/2) sum |N_k - mean N_k| / sum N_k over the k = {HUBNESS_K} cosine nearest neighbours, {}", hubness_scope(a))
+        },
+        value: |a| a.hubness.as_ref().map(|h| h.robinhood),
+        ideal: zero,
+        json: Fields::Extra(|a| match &a.hubness {
+            Some(h) => {
+                json!({"stderr": h.errors.as_ref().map(|e| e.robinhood), "method": h.method})
+            }
+            None => Value::Null,
+        }),
+    },
+    Metric {
+        key: "hub_gini",
+        name: "k-occurrence Gini index",
+        group: Group::Hubness,
+        level: Level::Metric,
+        requires: Requires::Nothing,
+        paper: &FELDBAUER,
+        direction: Direction::Lower,
+        reading: "0 = even k-occurrence; towards 1 = a few hubs",
+        definition: |_| {
+            "sum_i sum_j |N_k(i) - N_k(j)| / (2 n sum N_k), from the sorted counts".into()
+        },
+        value: |a| a.hubness.as_ref().map(|h| h.gini),
+        ideal: zero,
+        json: Fields::Extra(|a| match &a.hubness {
+            Some(h) => json!({"stderr": h.errors.as_ref().map(|e| e.gini), "method": h.method}),
+            None => Value::Null,
+        }),
+    },
+    Metric {
+        key: "antihub_occurrence",
+        name: "antihub occurrence",
+        group: Group::Hubness,
+        level: Level::Metric,
+        requires: Requires::Nothing,
+        paper: &RADOVANOVIC,
+        direction: Direction::Lower,
+        reading: "share of rows that are no row's neighbour",
+        definition: |_| "#{N_k = 0} / n".into(),
+        value: |a| a.hubness.as_ref().map(|h| h.antihub_occurrence),
+        ideal: zero,
+        json: Fields::Extra(|a| match &a.hubness {
+            Some(h) => json!({"method": h.method}),
+            None => Value::Null,
+        }),
+    },
+    Metric {
+        key: "hub_occurrence",
+        name: "hub occurrence",
+        group: Group::Hubness,
+        level: Level::Metric,
+        requires: Requires::Nothing,
+        paper: &RADOVANOVIC,
+        direction: Direction::Lower,
+        reading: "share of neighbour slots held by hubs (N_k >= 2k)",
+        definition: |_| "sum over rows with N_k >= 2k of N_k / (k Q), Q the queries".into(),
+        value: |a| a.hubness.as_ref().map(|h| h.hub_occurrence),
+        ideal: zero,
+        json: Fields::Extra(|a| match &a.hubness {
+            Some(h) => json!({"hub_size": HUB_SIZE, "method": h.method}),
+            None => Value::Null,
+        }),
+    },
+    Metric {
         key: "subclasses",
         name: "within-class kNN subclass accuracy",
         group: Group::Subclasses,
@@ -1081,6 +1231,18 @@ pub static CATALOGUE: &[Metric] = &[
         json: Fields::None,
     },
 ];
+
+/// Which rows hubness counts: all of them, or a seeded subsample among themselves.
+fn hubness_scope(a: &Analysis) -> String {
+    match &a.hubness {
+        Some(h) if h.method == "subsample" => format!(
+            "over a seeded subsample of {} of {} rows among themselves",
+            h.rows, a.n
+        ),
+        Some(h) => format!("every one of the {} rows a query", h.rows),
+        None => "every row a query up to --knn-queries, else a seeded subsample".into(),
+    }
+}
 
 /// No metric is ever a silent NaN or infinity: a value that overflowed (e.g. unnormalised rows
 /// near the largest float with `--no-normalize`) is an error that names the metric.

@@ -34,7 +34,7 @@ use crate::metrics::state::{LabelKey, State};
 use crate::metrics::stats::ClassStats;
 use crate::metrics::uniformity::{uniformity_part, Method, Uniformity};
 use crate::orchestration::analysis::{
-    add_intrinsic_dimension, Analysis, AnalysisOptions, ClassResults, MLE_NEIGHBOURS,
+    add_neighbour_metrics, Analysis, AnalysisOptions, ClassResults, Queries, MLE_NEIGHBOURS,
 };
 use ndarray::{Array1, Array2, ArrayView2, Axis};
 use rayon::prelude::*;
@@ -861,10 +861,18 @@ pub fn finalize<F: Real>(
         ));
     }
     if plan.options.knn && !second.tops.is_empty() {
-        add_intrinsic_dimension(
+        let query_rows = typed_rows::<F>(&context.query_rows, context.dim);
+        let queries = Queries {
+            rows: (context.query_index.len() < n as usize).then(|| query_rows.view()),
+            index: &context.query_index,
+        };
+        let searched = (&second.tops[..], plan.neighbours());
+        let on_sphere = !second.off_sphere;
+        add_neighbour_metrics(
             &mut analysis,
-            (&second.tops, plan.neighbours()),
-            !second.off_sphere,
+            searched,
+            queries,
+            on_sphere,
             &Timings::default(),
         )?;
     }

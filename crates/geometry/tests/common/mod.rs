@@ -50,3 +50,25 @@ pub fn classes_of(labels: &[u32]) -> Classes {
     let c = *labels.iter().max().unwrap() as usize + 1;
     Classes::new(labels.to_vec(), (0..c).map(|k| k.to_string()).collect()).unwrap()
 }
+
+/// The analysis of the L2-normalised `raw` rows (no labels), with `raw` as the raw rows.
+pub fn unlabelled_analysis(raw: &Array2<f64>, options: &AnalysisOptions) -> Analysis {
+    let unit = normalize_rows(raw.view()).unwrap();
+    let input = AnalysisInput {
+        embeddings: Some(unit.view()),
+        raw: Some(raw.view()),
+        ..AnalysisInput::default()
+    };
+    analyze(&input, options, &NoProgress).unwrap()
+}
+
+/// The default options with at most `queries` kNN queries.
+pub fn with_queries(queries: usize) -> AnalysisOptions {
+    AnalysisOptions {
+        knn: KnnOptions {
+            max_queries: queries,
+            ..KnnOptions::default()
+        },
+        ..AnalysisOptions::default()
+    }
+}
