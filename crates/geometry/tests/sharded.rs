@@ -264,6 +264,7 @@ fn shards_merged_in_any_order_equal_the_single_pass_analysis() {
         );
         assert_eq!(want.hubness.as_ref().unwrap().method, "subsample");
         assert_eq!(got.hubness, want.hubness, "hubness of the same subsample");
+        close(got.tolerance.unwrap(), want.tolerance.unwrap(), "tolerance");
         let (ga, wa) = (
             got.simplex_angles.as_ref().unwrap(),
             want.simplex_angles.as_ref().unwrap(),

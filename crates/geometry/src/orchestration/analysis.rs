@@ -363,6 +363,10 @@ pub struct Analysis {
     /// Hubness of the kNN graph (absent as the intrinsic dimension).
     #[serde(default)]
     pub hubness: Option<Hubness>,
+    /// Wang & Liu's tolerance: the mean cosine over the same-class ordered pairs `i != j` of
+    /// the labelled rows (needs labels and a class of two rows).
+    #[serde(default)]
+    pub tolerance: Option<f64>,
     /// The per-class table (needs labels).
     pub per_class: Vec<PerClass>,
     /// Subclass structure (needs labels and subclasses).
@@ -390,6 +394,7 @@ impl Analysis {
             knn: None,
             intrinsic_dimension: None,
             hubness: None,
+            tolerance: None,
             per_class: Vec::new(),
             subclasses: None,
             warnings: Vec::new(),
@@ -884,7 +889,26 @@ impl Analysis {
             })
             .collect();
         self.uniformity_per_class = names.iter().cloned().zip(uniformity_per_class).collect();
+        self.tolerance = tolerance(&simplex_means, &labelled_squares, &stats.counts);
     }
+}
+
+/// Wang & Liu's tolerance from the labelled rows' class means `m_c`, their `sum ||u_i||^2`
+/// and the class sizes: `sum_c (n_c^2 ||m_c||^2 - sum_{i in c} ||u_i||^2) / sum_c n_c (n_c -
+/// 1)`, the mean of `u_i . u_j` over the same-class ordered pairs `i != j`; `None` without such
+/// a pair.
+fn tolerance(means: &Array2<f64>, squares: &[f64], counts: &[usize]) -> Option<f64> {
+    let (sum, pairs) = means.rows().into_iter().zip(squares).zip(counts).fold(
+        (0.0, 0.0),
+        |(sum, pairs), ((mean, &square), &n)| {
+            let n = n as f64;
+            (
+                sum + n * n * mean.dot(&mean) - square,
+                pairs + n * (n - 1.0),
+            )
+        },
+    );
+    (pairs > 0.0).then(|| sum / pairs)
 }
 
 /// A class's mean cosine over ordered pairs `i != j` from the mean `m` of its `n` labelled

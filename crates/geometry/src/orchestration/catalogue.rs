@@ -152,6 +152,13 @@ pub const LEVINA_BICKEL: Paper = Paper {
     link: "https://papers.nips.cc/paper/2577-maximum-likelihood-estimation-of-intrinsic-dimension",
 };
 
+/// Wang & Liu, CVPR 2021: the uniformity-tolerance dilemma.
+pub const WANG_LIU: Paper = Paper {
+    short: "Wang & Liu 2021",
+    citation:
+        "Feng Wang and Huaping Liu. Understanding the Behaviour of Contrastive Loss. CVPR 2021.",
+    link: "https://arxiv.org/abs/2012.09740",
+};
 /// Radovanović, Nanopoulos & Ivanović, JMLR 2010: hubs in high-dimensional data.
 pub const RADOVANOVIC: Paper = Paper {
     short: "Radovanovic et al. 2010",
@@ -503,6 +510,24 @@ pub static CATALOGUE: &[Metric] = &[
         value: |a| a.class_alignment.as_ref().map(|al| al.value),
         ideal: zero,
         json: Fields::Typed(|a| typed(a.class_alignment.as_ref(), Value::Null)),
+    },
+    Metric {
+        key: "tolerance",
+        name: "tolerance",
+        group: Group::AlignmentUniformity,
+        level: Level::Metric,
+        requires: Requires::Labels,
+        paper: &WANG_LIU,
+        direction: Direction::Higher,
+        reading: "1 = every class collapsed to a point; read against uniformity (the dilemma)",
+        definition: |_| {
+            "mean cos(u_i, u_j) of the normalised rows over the same-class ordered pairs i != j, exact from the class sums: sum_c (n_c^2 ||m_c||^2 - sum_{i in c} ||u_i||^2) / sum_c n_c (n_c - 1); 1 - label-positive alignment / 2 for unit rows".into()
+        },
+        value: |a| a.tolerance,
+        ideal: no_ideal,
+        json: Fields::Extra(
+            |_| json!({"pairs": "same-class ordered pairs i != j", "of": "normalised rows"}),
+        ),
     },
     Metric {
         key: "nc1",
