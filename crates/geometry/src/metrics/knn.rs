@@ -98,7 +98,8 @@ pub struct Neighbour {
     /// Similarity to the query.
     pub sim: f64,
     /// `||q - x||^2` of the rows searched (the unit rows: the squared chord distance),
-    /// accumulated in f64 from the rows' own values (no cancellation of `2 - 2 sim`).
+    /// accumulated in f64 from the rows' own values (no cancellation of `2 - 2 sim`), for the
+    /// final top k of a search.
     pub squared_distance: f64,
     /// Row index of the reference (global over shards).
     pub index: u64,
@@ -128,20 +129,9 @@ impl TopK {
     }
 
     fn offer(&mut self, candidate: Neighbour) {
-        self.offer_with(candidate, |_| candidate.squared_distance);
-    }
-
-    /// Offer `candidate`, its squared distance computed by `squared_distance` only when it
-    /// enters the top k.
-    fn offer_with(
-        &mut self,
-        mut candidate: Neighbour,
-        squared_distance: impl Fn(&Neighbour) -> f64,
-    ) {
         if self.items.len() == self.k && !Self::better(&candidate, &self.items[self.k - 1]) {
             return;
         }
-        candidate.squared_distance = squared_distance(&candidate);
         let at = self
             .items
             .partition_point(|item| Self::better(item, &candidate));
@@ -179,6 +169,8 @@ pub(crate) struct References<'a, F> {
     pub index: &'a (dyn Fn(usize) -> u64 + Sync),
     /// Class of row `j`.
     pub label: &'a (dyn Fn(usize) -> u32 + Sync),
+    /// The row `j` of a global index (the inverse of `index`), `None` for another's.
+    pub position: &'a (dyn Fn(u64) -> Option<usize> + Sync),
 }
 
 /// How the similarities of a block of references are screened before the exact ones are
@@ -371,7 +363,28 @@ fn top_neighbours_screened<F: Real>(
         }
         tops.extend(block_tops);
     }
+    add_squared_distances(&mut tops, queries, references);
     tops
+}
+
+/// Each held neighbour's `||q - x||^2`, summed in f64 from the rows' own values (the final
+/// top k only: `Q k D` flops).
+fn add_squared_distances<F: Real>(
+    tops: &mut [TopK],
+    queries: ArrayView2<F>,
+    references: &References<F>,
+) {
+    tops.par_iter_mut().enumerate().for_each(|(q, top)| {
+        let query = queries.row(q);
+        let query = contiguous(&query);
+        for item in top.items.iter_mut() {
+            if let Some(j) = (references.position)(item.index) {
+                let reference = references.rows.row(j);
+                item.squared_distance =
+                    crate::kernels::rows::slice_squared_distance(&query, &contiguous(&reference));
+            }
+        }
+    });
 }
 
 /// Row norms of the queries and the references (the screens' margins).
@@ -493,16 +506,12 @@ impl<F: Real> Scan<'_, '_, F> {
                     continue;
                 }
                 let reference = self.references.rows.row(j);
-                let reference = contiguous(&reference);
-                top.offer_with(
-                    Neighbour {
-                        sim: exact_similarity(&query, &reference),
-                        squared_distance: 0.0,
-                        index,
-                        label: (self.references.label)(j),
-                    },
-                    |_| crate::kernels::rows::slice_squared_distance(&query, &reference),
-                );
+                top.offer(Neighbour {
+                    sim: exact_similarity(&query, &contiguous(&reference)),
+                    squared_distance: 0.0,
+                    index,
+                    label: (self.references.label)(j),
+                });
                 threshold = top.floor() - margin;
                 threshold_s = at_or_below::<S>(threshold);
             }
@@ -580,6 +589,14 @@ pub fn query_neighbours<F: Real>(
     let query_index: Vec<u64> = queries.iter().map(|&q| q as u64).collect();
     let index = |j: usize| references[j] as u64;
     let label = |j: usize| labels.map_or(0, |labels| labels[references[j]]);
+    let place: std::collections::HashMap<u64, usize> = match leave_one_out {
+        true => std::collections::HashMap::new(),
+        false => (0..references.len()).map(|j| (index(j), j)).collect(),
+    };
+    let position = |i: u64| match leave_one_out {
+        true => Some(i as usize),
+        false => place.get(&i).copied(),
+    };
     let tops = top_neighbours(
         query_rows.view(),
         &query_index,
@@ -587,6 +604,7 @@ pub fn query_neighbours<F: Real>(
             rows: reference_rows.view(),
             index: &index,
             label: &label,
+            position: &position,
         },
         k,
     );
@@ -754,10 +772,12 @@ mod tests {
     ) -> T {
         let index = |j: usize| j as u64;
         let label = |j: usize| j as u32 % classes;
+        let position = |i: u64| Some(i as usize);
         f(&References {
             rows: x.view(),
             index: &index,
             label: &label,
+            position: &position,
         })
     }
 

@@ -579,6 +579,16 @@ pub(crate) fn add_neighbour_metrics<F: Real>(
     }
     add_intrinsic_dimension(analysis, (tops, k), timings)?;
     add_hubness(analysis, tops, queries, timings);
+    if analysis.hubness.is_some()
+        && analysis
+            .intrinsic_dimension
+            .as_ref()
+            .is_some_and(|id| id.duplicates > 0)
+    {
+        analysis.warnings.push(
+            "hubness: duplicate rows tie as one another's neighbours; ties go to the lower row index (scikit-hubness shuffles them), so the lower copies gain occurrences".into(),
+        );
+    }
     Ok(())
 }
 
@@ -621,13 +631,15 @@ fn add_hubness<F: Real>(
             let hubness = timings.time("hubness (subsample)", work, || {
                 let global = |j: usize| index[j];
                 let label = |_: usize| 0;
+                let place: std::collections::HashMap<u64, usize> =
+                    index.iter().enumerate().map(|(p, &i)| (i, p)).collect();
+                let position = |i: u64| place.get(&i).copied();
                 let references = References {
                     rows,
                     index: &global,
                     label: &label,
+                    position: &position,
                 };
-                let place: std::collections::HashMap<u64, usize> =
-                    index.iter().enumerate().map(|(p, &i)| (i, p)).collect();
                 let searched = (2 * k).min(q.saturating_sub(1));
                 let lists: Vec<Vec<usize>> = top_neighbours(rows, &index, &references, searched)
                     .iter()

@@ -532,6 +532,11 @@ pub fn second_pass<F: Real>(
         let queries = typed_rows::<F>(&context.query_rows, context.dim);
         let index = |j: usize| offset + j as u64;
         let label = |j: usize| classes.as_ref().map_or(0, |classes| classes[j]);
+        let position = |i: u64| {
+            i.checked_sub(offset)
+                .map(|j| j as usize)
+                .filter(|&j| j < unit.nrows())
+        };
         out.tops = top_neighbours(
             queries.view(),
             &context.query_index,
@@ -539,6 +544,7 @@ pub fn second_pass<F: Real>(
                 rows: unit,
                 index: &index,
                 label: &label,
+                position: &position,
             },
             plan.neighbours(),
         );
