@@ -457,3 +457,18 @@ def test_hubness_equals_scikit_hubness_formulas():
         assert result.value(key) == pytest.approx(value, rel=1e-12, abs=1e-15), key
     histogram = result.to_dict()["metrics"]["hub_skewness"]["histogram"]
     assert {v: c for v, c in histogram} == {v: c for v, c in enumerate(np.bincount(occ)) if c}
+
+
+def test_the_sentence_demo_shows_anisotropy_intrinsic_dimension_and_hubs():
+    """The committed all-MiniLM-L6-v2 embeddings of the fortunes corpus (data/sentences):
+    anisotropic, of intrinsic dimension far below 384, with hubs and the duplicate rows
+    named."""
+    path = Path(__file__).resolve().parents[3] / "data" / "sentences" / "fortunes-minilm.npz"
+    data = np.load(path)
+    assert data["embeddings"].shape == (6684, 384) and data["embeddings"].dtype == np.float16
+    result = embgeom.analyze(data["embeddings"], labels=data["labels"], uniformity=False)
+    assert 0.05 < result.mean_cosine < 0.2
+    assert 15 < result.twonn < 30 and 15 < result.mle_id < 35
+    assert result.hub_skewness > 1.0 and 0.2 < result.robinhood < 0.4
+    assert result.to_dict()["metrics"]["twonn"]["duplicates"] == 36
+    assert 0.4 < result.knn_accuracy < 0.7
