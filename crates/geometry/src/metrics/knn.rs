@@ -467,7 +467,12 @@ impl<F: Real> Scan<'_, '_, F> {
     /// similarity at or above the k-th best exact one minus the margin can: a comparison
     /// rejects the rest, [`SCAN_GROUP`] at once with AVX-512 where the CPU has it
     /// ([`first_at_or_above`]; the floor only rises, so a value below it when scanned is no
-    /// candidate).
+    /// candidate). While a query's top k is not yet full (its first block), the block's own
+    /// `(k+1)`-th largest screened similarity `t` sets the floor `t - 2 margin` as well: at
+    /// least k of those references other than the query are within the margin of `t` or
+    /// above, so the final k-th best is at least `t - margin`, and a screened value below
+    /// `t - 2 margin` is exactly below it. Without it every reference of the first block that
+    /// beats the few held so far is rescored (about `k ln(n/k)` a query, each a pass over D).
     fn rescore<S: Real>(
         &self,
         sims: ArrayView2<S>,
@@ -476,6 +481,7 @@ impl<F: Real> Scan<'_, '_, F> {
         margins: &[f64],
         tops: &mut [TopK],
     ) {
+        let mut scratch: Vec<f64> = Vec::new();
         for (r, row) in sims.outer_iter().enumerate() {
             let qi = first + r;
             let (top, margin) = (&mut tops[qi], margins[qi]);
@@ -483,9 +489,19 @@ impl<F: Real> Scan<'_, '_, F> {
             let query = contiguous(&query);
             // Rows too large for the screen's arithmetic: every reference is rescored.
             let everything = margin.is_infinite();
-            let mut threshold = top.floor() - margin;
-            let mut threshold_s = at_or_below::<S>(threshold);
             let row = row.to_slice().expect("rows of a standard-layout panel");
+            let block_floor = match !everything && top.items.len() < top.k && row.len() > top.k {
+                true => {
+                    scratch.clear();
+                    scratch.extend(row.iter().map(|v| v.as_f64()));
+                    let at = row.len() - (top.k + 1);
+                    let (_, t, _) = scratch.select_nth_unstable_by(at, f64::total_cmp);
+                    *t - 2.0 * margin
+                }
+                false => f64::NEG_INFINITY,
+            };
+            let mut threshold = (top.floor() - margin).max(block_floor);
+            let mut threshold_s = at_or_below::<S>(threshold);
             // From the first column at or above the threshold to the next.
             let mut next = 0;
             while next < row.len() {
@@ -512,7 +528,7 @@ impl<F: Real> Scan<'_, '_, F> {
                     index,
                     label: (self.references.label)(j),
                 });
-                threshold = top.floor() - margin;
+                threshold = (top.floor() - margin).max(block_floor);
                 threshold_s = at_or_below::<S>(threshold);
             }
         }
