@@ -57,6 +57,7 @@ pub use metrics::knn::{
 pub use metrics::per_class::{subclass_structure, PerClass, Subclasses, SubclassesOfClass};
 pub use metrics::real::{Real, UniformityBlocks};
 pub use metrics::simplex::{canonical_simplex, simplex_angles, vertex_distances, SimplexAngles};
+pub use metrics::spectral_loss::{spectral_loss, SpectralLoss, SPECTRAL_MU};
 pub use metrics::spectrum::{
     alpha_req, column_means, covariance, effective_rank, rankme, spectrum, spectrum_timed,
     spectrum_work, symmetric_eigenvalues, AlphaReq, Spectrum, ALPHA_REQ_RANKS, RANKME_EPSILON,

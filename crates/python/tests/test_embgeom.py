@@ -472,3 +472,33 @@ def test_the_sentence_demo_shows_anisotropy_intrinsic_dimension_and_hubs():
     assert result.hub_skewness > 1.0 and 0.2 < result.robinhood < 0.4
     assert result.to_dict()["metrics"]["twonn"]["duplicates"] == 36
     assert 0.4 < result.knn_accuracy < 0.7
+
+
+def test_spectral_contrastive_loss_equals_haochens_batch_loss():
+    """The exact loss over all 2,000 rows equals HaoChen et al.'s reference ``D(z1, z2)``
+    (models/spectral.py, written out in torch in float64) on the whole set as one batch, for
+    the normalised views embgeom measures and for rows inside and outside the unit ball."""
+    torch = needs("torch")
+    rng = np.random.default_rng(4)
+    z1 = rng.standard_normal((2000, 48)) * 0.145  # norms about 1: inside and outside the ball
+    z2 = z1 + 0.05 * rng.standard_normal((2000, 48))
+
+    def reference(a: np.ndarray, b: np.ndarray, mu: float = 1.0) -> float:
+        a, b = torch.from_numpy(a), torch.from_numpy(b)
+        m1 = (torch.norm(a, p=2, dim=1) < np.sqrt(mu)).double().unsqueeze(1)
+        m2 = (torch.norm(b, p=2, dim=1) < np.sqrt(mu)).double().unsqueeze(1)
+        a = m1 * a + (1 - m1) * torch.nn.functional.normalize(a, dim=1) * np.sqrt(mu)
+        b = m2 * b + (1 - m2) * torch.nn.functional.normalize(b, dim=1) * np.sqrt(mu)
+        part1 = -2 * torch.mean(a * b) * a.shape[1]
+        square = torch.matmul(a, b.T) ** 2
+        part2 = torch.mean(torch.triu(square, diagonal=1) + torch.tril(square, diagonal=-1)) \
+            * a.shape[0] / (a.shape[0] - 1)
+        return float((part1 + part2) / mu)
+
+    unit = [z / np.linalg.norm(z, axis=1, keepdims=True) for z in (z1, z2)]
+    result = embgeom.analyze(views=[z1, z2], uniformity=False, knn=False)
+    assert result.spectral_contrastive_loss == pytest.approx(reference(*unit), rel=1e-10)
+    raw = embgeom.analyze(views=[z1, z2], normalize=False, uniformity=False, knn=False)
+    assert raw.spectral_contrastive_loss == pytest.approx(reference(z1, z2), rel=1e-10)
+    document = result.to_dict()["metrics"]["spectral_contrastive_loss"]
+    assert document["view_pairs"] == 1 and document["mu"] == 1.0

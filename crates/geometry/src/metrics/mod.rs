@@ -1,5 +1,5 @@
 //! The metrics, each from the kernels below it: alignment, uniformity, class statistics,
-//! collapse, the simplex, the spectrum, kNN, intrinsic dimension, hubness, subclasses, CKA, and the
+//! collapse, the simplex, the spectrum, kNN, intrinsic dimension, hubness, the spectral contrastive loss, subclasses, CKA, and the
 //! mergeable state.
 //! Nothing here imports [`crate::orchestration`].
 
@@ -12,6 +12,7 @@ pub(crate) mod knn;
 pub(crate) mod per_class;
 pub(crate) mod real;
 pub(crate) mod simplex;
+pub(crate) mod spectral_loss;
 pub(crate) mod spectrum;
 pub mod state;
 pub(crate) mod stats;

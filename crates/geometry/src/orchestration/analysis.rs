@@ -20,6 +20,7 @@ use crate::metrics::knn::{
 use crate::metrics::per_class::{subclass_structure, PerClass, Subclasses};
 use crate::metrics::real::Real;
 use crate::metrics::simplex::{simplex_angles, vertex_distances, SimplexAngles};
+use crate::metrics::spectral_loss::{spectral_loss, spectral_loss_work, SpectralLoss};
 use crate::metrics::spectrum::{spectrum_timed, Spectrum};
 use crate::metrics::stats::{class_means, class_stats_of_means, means_of_sums, ClassStats};
 use crate::metrics::uniformity::{uniformity, Estimator, Uniformity, MAX_SAMPLED_PAIRS};
@@ -340,6 +341,9 @@ pub struct Analysis {
     pub num_classes: Option<usize>,
     /// View alignment (needs views).
     pub alignment: Option<Alignment>,
+    /// HaoChen et al.'s spectral contrastive loss over all rows (needs views).
+    #[serde(default)]
+    pub spectral_loss: Option<SpectralLoss>,
     /// Uniformity: of the embeddings, or the mean of the per-view values when views are given.
     pub uniformity: Option<Uniformity>,
     /// Uniformity of each view, when views are given.
@@ -384,6 +388,7 @@ impl Analysis {
             dim,
             num_classes: None,
             alignment: None,
+            spectral_loss: None,
             uniformity: None,
             uniformity_views: Vec::new(),
             class_alignment: None,
@@ -457,6 +462,7 @@ pub(crate) fn analyze_unchecked<F: Real>(
             || uniformity(rows, options.t, estimator, progress),
         )
     };
+    let mut spectral = None;
     let (alignment, mean_uniform, uniformity_views) = if input.views.is_empty() {
         let value = with_uniformity
             .then(|| timed_uniformity(labelled, 0))
@@ -467,6 +473,10 @@ pub(crate) fn analyze_unchecked<F: Real>(
         let aligned = timings.time("alignment", Work::Bytes(bytes), || {
             alignment(&input.views, options.alpha)
         })?;
+        let work = spectral_loss_work(input.views.len(), n, dim);
+        spectral = Some(timings.time("spectral contrastive loss", work, || {
+            spectral_loss(&input.views)
+        })?);
         let per_view = match with_uniformity {
             true => input
                 .views
@@ -493,6 +503,7 @@ pub(crate) fn analyze_unchecked<F: Real>(
     let spectrum = spectrum_timed(labelled, raw, timings)?;
     let mut analysis = Analysis {
         alignment,
+        spectral_loss: spectral,
         uniformity: mean_uniform,
         uniformity_views,
         ..Analysis::of_spectrum(n, dim, spectrum)

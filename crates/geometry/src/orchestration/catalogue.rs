@@ -18,6 +18,7 @@
 use crate::error::{GeometryError, Result};
 use crate::metrics::hubness::{HUBNESS_K, HUB_SIZE};
 use crate::metrics::intrinsic::{MLE_NEIGHBOURS, TWONN_DISCARD};
+use crate::metrics::spectral_loss::SPECTRAL_MU;
 use crate::metrics::spectrum::{ALPHA_REQ_RANKS, RANKME_EPSILON};
 use crate::orchestration::analysis::Analysis;
 use serde_json::{json, Map, Value};
@@ -152,6 +153,12 @@ pub const LEVINA_BICKEL: Paper = Paper {
     link: "https://papers.nips.cc/paper/2577-maximum-likelihood-estimation-of-intrinsic-dimension",
 };
 
+/// HaoChen, Wei, Gaidon & Ma, NeurIPS 2021: the spectral contrastive loss.
+pub const HAOCHEN: Paper = Paper {
+    short: "HaoChen et al. 2021",
+    citation: "Jeff Z. HaoChen, Colin Wei, Adrien Gaidon and Tengyu Ma. Provable Guarantees for Self-Supervised Deep Learning with Spectral Contrastive Loss. NeurIPS 2021.",
+    link: "https://arxiv.org/abs/2106.04156",
+};
 /// Wang & Liu, CVPR 2021: the uniformity-tolerance dilemma.
 pub const WANG_LIU: Paper = Paper {
     short: "Wang & Liu 2021",
@@ -510,6 +517,22 @@ pub static CATALOGUE: &[Metric] = &[
         value: |a| a.class_alignment.as_ref().map(|al| al.value),
         ideal: zero,
         json: Fields::Typed(|a| typed(a.class_alignment.as_ref(), Value::Null)),
+    },
+    Metric {
+        key: "spectral_contrastive_loss",
+        name: "spectral contrastive loss",
+        group: Group::AlignmentUniformity,
+        level: Level::Metric,
+        requires: Requires::Views,
+        paper: &HAOCHEN,
+        direction: Direction::Lower,
+        reading: "lower = positives aligned and other pairs orthogonal; the mean over view pairs",
+        definition: |_| {
+            format!("-(2/N) sum_i z1_i . z2_i + 1/(N(N-1)) sum_(i != j) (z1_i . z2_j)^2 over all rows of the views (rows clipped to norm sqrt(mu), mu = {SPECTRAL_MU}), exact; the reference code's batch loss")
+        },
+        value: |a| a.spectral_loss.as_ref().map(|l| l.value),
+        ideal: no_ideal,
+        json: Fields::Typed(|a| typed(a.spectral_loss.as_ref(), Value::Null)),
     },
     Metric {
         key: "tolerance",
