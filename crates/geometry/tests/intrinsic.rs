@@ -132,3 +132,18 @@ fn rows_off_the_sphere_have_no_intrinsic_dimension() {
     let a = analyze(&input, &AnalysisOptions::default(), &NoProgress).unwrap();
     assert!(a.intrinsic_dimension.is_some());
 }
+
+#[test]
+fn rank_deficient_rows_say_why_the_pseudo_condition_number_is_absent() {
+    // Rows in a 3-dimensional subspace of 24 dimensions: the centred raw rows have rank 3.
+    let a = unlabelled_analysis(&low_dimensional(200, 3, 8), &AnalysisOptions::default());
+    assert!(a.spectrum.isotropy.pseudo_condition_number.is_none());
+    assert!(
+        a.warnings
+            .iter()
+            .any(|w| w
+                .starts_with("pseudo-condition number: the centred raw rows are rank deficient")),
+        "{:?}",
+        a.warnings
+    );
+}

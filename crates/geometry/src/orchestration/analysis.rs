@@ -381,8 +381,15 @@ pub struct Analysis {
 
 impl Analysis {
     /// An analysis of `n` rows of `dim` dimensions holding only their spectrum; every other
-    /// metric absent.
+    /// metric absent (with a warning when the pseudo-condition number is undefined).
     pub fn of_spectrum(n: usize, dim: usize, spectrum: Spectrum) -> Analysis {
+        let warnings = match spectrum.isotropy.pseudo_condition_number {
+            None if n >= 2 => vec![format!(
+                "pseudo-condition number: the centred raw rows are rank deficient (the smallest of their min(N - 1, D) = {} singular values is at round-off), so it is undefined",
+                (n - 1).min(dim)
+            )],
+            _ => Vec::new(),
+        };
         Analysis {
             n,
             dim,
@@ -402,7 +409,7 @@ impl Analysis {
             tolerance: None,
             per_class: Vec::new(),
             subclasses: None,
-            warnings: Vec::new(),
+            warnings,
         }
     }
 }
