@@ -145,47 +145,30 @@ pub fn k_occurrence(
 }
 
 /// The hubness of a subsample of rows among themselves, and its jackknife errors: `lists[i]`
-/// holds the row indices (positions `0..lists.len()`) of at least `2k` nearest neighbours of
-/// row i within the subsample, best first. Replicate g leaves out the rows `i % G == g` as
+/// holds the row indices (positions `0..lists.len()`) of at least k (for the errors, about
+/// `2k`) nearest neighbours of row i within the subsample, best first. Replicate g leaves out the rows `i % G == g` as
 /// queries and as neighbours: each remaining row keeps the first k of its neighbours that
 /// remain. No errors when some row keeps fewer than k.
 pub fn subsample_hubness(lists: &[Vec<usize>], k: usize) -> Hubness {
     let rows = lists.len();
-    let full: Vec<Vec<u64>> = lists
-        .iter()
-        .map(|l| l.iter().take(k).map(|&j| j as u64).collect())
-        .collect();
-    let whole = hubness_of(&k_occurrence(&full, rows, k, |j| Some(j as usize)), k, rows);
+    let all: Vec<usize> = (0..rows).collect();
+    let whole = Hubness {
+        method: "subsample".into(),
+        ..hubness_of(
+            &occurrence_among(lists, &all, k).unwrap_or_default(),
+            k,
+            rows,
+        )
+    };
     let groups = JACKKNIFE_GROUPS.min(rows);
     let mut replicates = Vec::with_capacity(groups);
     for g in 0..groups {
         let kept: Vec<usize> = (0..rows).filter(|i| i % groups != g).collect();
-        let mut place = vec![None; rows];
-        for (p, &i) in kept.iter().enumerate() {
-            place[i] = Some(p);
+        match occurrence_among(lists, &kept, k) {
+            Some(counts) => replicates.push(hubness_of(&counts, k, kept.len())),
+            None => return whole,
         }
-        let mut counts = vec![0u64; kept.len()];
-        for &i in &kept {
-            let mut taken = 0;
-            for &j in &lists[i] {
-                if taken == k {
-                    break;
-                }
-                if let Some(p) = place[j] {
-                    counts[p] += 1;
-                    taken += 1;
-                }
-            }
-            if taken < k {
-                return Hubness {
-                    method: "subsample".into(),
-                    ..whole
-                };
-            }
-        }
-        replicates.push(hubness_of(&counts, k, kept.len()));
     }
-
     let spread = |value: &dyn Fn(&Hubness) -> Option<f64>| -> Option<f64> {
         let values: Vec<f64> = replicates.iter().map(value).collect::<Option<Vec<f64>>>()?;
         let g = values.len() as f64;
@@ -197,11 +180,28 @@ pub fn subsample_hubness(lists: &[Vec<usize>], k: usize) -> Hubness {
         robinhood: spread(&|h| Some(h.robinhood)).unwrap_or(0.0),
         gini: spread(&|h| Some(h.gini)).unwrap_or(0.0),
     });
-    Hubness {
-        method: "subsample".into(),
-        errors,
-        ..whole
+    Hubness { errors, ..whole }
+}
+
+/// The k-occurrence among the rows `kept` (ascending) of a subsample: each kept row's first k
+/// neighbours in `lists` that are kept; `None` when some kept row has fewer than k of them.
+fn occurrence_among(lists: &[Vec<usize>], kept: &[usize], k: usize) -> Option<Vec<u64>> {
+    let mut place = vec![None; lists.len()];
+    for (p, &i) in kept.iter().enumerate() {
+        place[i] = Some(p);
     }
+    let mut counts = vec![0u64; kept.len()];
+    for &i in kept {
+        let mut taken = 0;
+        for p in lists[i].iter().filter_map(|&j| place[j]).take(k) {
+            counts[p] += 1;
+            taken += 1;
+        }
+        if taken < k {
+            return None;
+        }
+    }
+    Some(counts)
 }
 
 #[cfg(test)]

@@ -527,10 +527,8 @@ pub(crate) fn analyze_unchecked<F: Real>(
             })?;
             let on_sphere = input.raw.is_some() || all_unit_norm(labelled);
             let query_index: Vec<u64> = found.queries.iter().map(|&q| q as u64).collect();
-            let subsample = (found.queries.len() < n)
-                .then(|| labelled.select(ndarray::Axis(0), &found.queries));
             let queries = Queries {
-                rows: subsample.as_ref().map(|rows| rows.view()),
+                rows: (found.queries.len() < n).then_some((labelled, &found.queries[..])),
                 index: &query_index,
             };
             let searched = (&found.tops[..], found.k);
@@ -561,8 +559,13 @@ fn knn_work<F: Real>(
     d: usize,
     options: &AnalysisOptions,
 ) -> Work {
-    let queries = candidates.min(options.knn.max_queries) as f64;
-    let (references, d) = (references as f64, d as f64);
+    search_work::<F>(candidates.min(options.knn.max_queries), references, d)
+}
+
+/// The work of a nearest-neighbour search of `queries` queries against `references` rows of
+/// `d` dimensions (`2 Q N D`), by the screen of rows of type `F`.
+fn search_work<F: Real>(queries: usize, references: usize, d: usize) -> Work {
+    let (queries, references, d) = (queries as f64, references as f64, d as f64);
     match knn_screen::<F>() {
         KnnScreen::Amx => Work::TileFlops(2.0 * queries * references * d),
         KnnScreen::Gemm => gemm_work::<F>(queries, references, d),
@@ -570,10 +573,10 @@ fn knn_work<F: Real>(
 }
 
 /// The kNN's queries: their global row indices and, when they are a subsample of the rows,
-/// the rows themselves (hubness then searches them among themselves).
+/// where to read them (hubness then searches a subsample of them among themselves).
 pub(crate) struct Queries<'a, F> {
-    /// The query rows, when fewer than all rows.
-    pub rows: Option<ArrayView2<'a, F>>,
+    /// When fewer than all rows: rows holding the queries, and the row of each query in them.
+    pub rows: Option<(ArrayView2<'a, F>, &'a [usize])>,
     /// Global row index of each query.
     pub index: &'a [u64],
 }
@@ -636,16 +639,14 @@ fn add_hubness<F: Real>(
                 hubness_of(&k_occurrence(&lists, n, k, |j| Some(j as usize)), k, n)
             })
         }
-        Some(query_rows) => {
-            let picked = stratified_rows(query_rows.nrows(), None, HUBNESS_SUBSAMPLE_ROWS, 0);
-            let rows = query_rows.select(ndarray::Axis(0), &picked);
+        Some((source, positions)) => {
+            let picked = stratified_rows(positions.len(), None, HUBNESS_SUBSAMPLE_ROWS, 0);
+            let chosen: Vec<usize> = picked.iter().map(|&p| positions[p]).collect();
+            let rows = source.select(ndarray::Axis(0), &chosen);
             let rows = rows.view();
             let index: Vec<u64> = picked.iter().map(|&p| queries.index[p]).collect();
             let q = rows.nrows();
-            let work = match knn_screen::<F>() {
-                KnnScreen::Amx => Work::TileFlops(2.0 * (q * q * rows.ncols()) as f64),
-                KnnScreen::Gemm => gemm_work::<F>(q as f64, q as f64, rows.ncols() as f64),
-            };
+            let work = search_work::<F>(q, q, rows.ncols());
             let hubness = timings.time("hubness (subsample)", work, || {
                 let global = |j: usize| index[j];
                 let label = |_: usize| 0;

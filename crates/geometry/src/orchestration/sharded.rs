@@ -867,9 +867,14 @@ pub fn finalize<F: Real>(
         ));
     }
     if plan.options.knn && !second.tops.is_empty() {
-        let query_rows = typed_rows::<F>(&context.query_rows, context.dim);
+        // Every carried query row, when they are a subsample of the rows.
+        let subsample = context.query_index.len() < n as usize;
+        let query_rows = subsample.then(|| typed_rows::<F>(&context.query_rows, context.dim));
+        let positions: Vec<usize> = (0..context.query_index.len()).collect();
         let queries = Queries {
-            rows: (context.query_index.len() < n as usize).then(|| query_rows.view()),
+            rows: query_rows
+                .as_ref()
+                .map(|rows| (rows.view(), &positions[..])),
             index: &context.query_index,
         };
         let searched = (&second.tops[..], plan.neighbours());
