@@ -4,8 +4,8 @@
 # and install it into the project venv under ~/.cache/embgeom-py, with what the Python tests
 # need (numpy, pytest, pandas, mypy for the stub check, Ray and pyarrow for the sharded
 # analysis on a local Ray cluster; with --torch also PyTorch 2.11.0, about 5 GB once, and
-# Lightning, IsoScore and scikit-dimension, the references of the isotropy and
-# intrinsic-dimension tests). Prints the venv's python on stdout:
+# Lightning, IsoScore, scikit-dimension and reptrix, the references of the isotropy,
+# intrinsic-dimension and LiDAR tests). Prints the venv's python on stdout:
 #   PY=$(scripts/python.sh [--torch])
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -30,6 +30,12 @@ if [ "${1:-}" = "--torch" ] && [ ! -f "$venv/.embgeom-peers-1" ]; then
   echo "installing scikit-dimension 0.5.0 (the intrinsic-dimension reference) into $venv (once)" >&2
   pip "scikit-dimension==0.5.0"
   touch "$venv/.embgeom-peers-1"
+fi
+if [ "${1:-}" = "--torch" ] && [ ! -f "$venv/.embgeom-peers-2" ]; then
+  echo "installing reptrix 0.1.0 (the LiDAR reference; its own imports only) into $venv (once)" >&2
+  pip --no-deps "reptrix==0.1.0"
+  pip scikit-learn matplotlib
+  touch "$venv/.embgeom-peers-2"
 fi
 wheels="$CARGO_TARGET_DIR/wheels"
 rm -f "$wheels"/embgeom-*.whl

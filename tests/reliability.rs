@@ -103,6 +103,8 @@ fn parameters_are_checked_once_with_their_range() {
         ("--knn-queries", "0", "must be at least 1"),
         ("--knn-k", "0", "must be in [1, 100000]"),
         ("--knn-temperature", "0", "must be in [0.0001, 10000]"),
+        ("--isoscore-zeta", "1.5", "must be in [0, 1]"),
+        ("--isoscore-zeta", "NaN", "must be in [0, 1]"),
     ] {
         let message = fails(&["analyze", "data/digits.npz", flag, value]);
         assert!(message.contains(range), "{flag} {value}: {message}");

@@ -19,7 +19,7 @@ fn demo() -> String {
         .to_string()
 }
 
-const FIGURES: [&str; 11] = [
+const FIGURES: [&str; 12] = [
     "01-alignment-uniformity",
     "02-distance-histograms",
     "03-circle",
@@ -31,6 +31,7 @@ const FIGURES: [&str; 11] = [
     "09-pca-scatter",
     "10-intrinsic-dimension",
     "11-k-occurrence",
+    "12-hard-negatives",
 ];
 
 #[test]
@@ -54,8 +55,12 @@ fn no_arguments_report_the_bundled_demo_with_every_figure() {
             "{id} missing from the page"
         );
     }
-    assert_eq!(page.matches("<svg").count(), 11, "every figure inline");
-    assert_eq!(page.matches("<figcaption>").count(), 11);
+    assert_eq!(
+        page.matches("<svg").count(),
+        FIGURES.len(),
+        "every figure inline"
+    );
+    assert_eq!(page.matches("<figcaption>").count(), FIGURES.len());
     // Self-contained: no scripts, stylesheets, images or fonts to fetch.
     for needle in ["<script", "<link", "<img", "src=", "url(", "@import"] {
         assert!(!page.contains(needle), "page contains {needle}");

@@ -174,7 +174,7 @@ fn demo_report_renders_in_headless_chromium() {
     };
     let dir = tempfile::tempdir().unwrap();
     let folder = written_page(dir.path(), &["report"], "report");
-    check_page(&browser, &folder, 11, "demo-report.png", u32::MAX);
+    check_page(&browser, &folder, 12, "demo-report.png", u32::MAX);
 }
 
 /// The compare demo (the bundled SupCon and SimCLR runs); its screenshot (the top 2,200

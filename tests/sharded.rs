@@ -105,9 +105,15 @@ fn assert_close_within(a: &Value, b: &Value, path: &str, tolerances: (f64, f64))
         }
         (Value::Number(x), Value::Number(y)) => {
             let (x, y) = (x.as_f64().unwrap(), y.as_f64().unwrap());
-            let tolerance = match path.contains("uniformity") {
-                true => tolerances.0,
-                false => tolerances.1,
+            // The partition isotropy's projections are GEMMs in the rows' precision, whose f32
+            // rounding depends on the row blocks (shard boundaries): 1e-7 for f32 rows.
+            let tolerance = match (
+                path.contains("uniformity"),
+                path.contains("partition_isotropy"),
+            ) {
+                (true, _) => tolerances.0,
+                (false, true) => tolerances.1.max(1e-7),
+                (false, false) => tolerances.1,
             };
             assert!(
                 (x - y).abs() <= tolerance * x.abs().max(y.abs()),

@@ -2,8 +2,8 @@
 
 use clap::Args;
 use embgeom_geometry::{
-    AnalysisOptions, KnnOptions, DEFAULT_K, DEFAULT_MAX_EXACT, DEFAULT_MAX_QUERIES,
-    DEFAULT_TEMPERATURE, DEFAULT_TILE,
+    AnalysisOptions, KnnOptions, DEFAULT_ISOSCORE_ZETA, DEFAULT_K, DEFAULT_MAX_EXACT,
+    DEFAULT_MAX_QUERIES, DEFAULT_TEMPERATURE, DEFAULT_TILE,
 };
 use embgeom_pipeline::{set_threads, InputSpec, Source};
 use std::path::{Path, PathBuf};
@@ -135,6 +135,10 @@ pub struct MetricFlags {
     #[arg(long, default_value_t = DEFAULT_MAX_QUERIES, value_name = "N")]
     pub knn_queries: usize,
 
+    /// Shrinkage zeta of IsoScore*: the covariance (1 - zeta) C + zeta (tr C / D) I.
+    #[arg(long, default_value_t = DEFAULT_ISOSCORE_ZETA, value_name = "ZETA")]
+    pub isoscore_zeta: f64,
+
     /// Worker threads [default: all cores]; results do not depend on it.
     #[arg(long, value_name = "N")]
     pub threads: Option<usize>,
@@ -188,6 +192,7 @@ impl MetricFlags {
                 seed: self.seed,
             },
             memory_limit: self.memory_limit,
+            isoscore_zeta: self.isoscore_zeta,
             ..AnalysisOptions::default()
         })
     }

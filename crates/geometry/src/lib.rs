@@ -43,6 +43,9 @@ pub use metrics::collapse::{
     cdnv, class_means_work, collapse, collapse_from_stats, collapse_timed, nc1, Cdnv, Classifier,
     Collapse,
 };
+pub use metrics::hard_negatives::{
+    hard_negatives, HardNegatives, Quantiles, HARD_NEGATIVE_BINS, HARD_NEGATIVE_K, QUANTILE_LEVELS,
+};
 pub use metrics::hubness::{
     hubness_of, k_occurrence, subsample_hubness, Hubness, HubnessErrors, HUBNESS_K,
     HUBNESS_SUBSAMPLE_ROWS, HUB_SIZE,
@@ -54,13 +57,21 @@ pub use metrics::knn::{
     knn_accuracy, knn_screen, KnnAccuracy, KnnOptions, KnnScreen, KnnSplit, Neighbour, TopK,
     DEFAULT_K, DEFAULT_MAX_QUERIES, DEFAULT_TEMPERATURE,
 };
+pub use metrics::lidar::{
+    class_scatter, lidar, views_scatter, GroupScatter, Lidar, LIDAR_DELTA, LIDAR_EPSILON,
+    REPTRIX_DELTA, REPTRIX_EPSILON, REPTRIX_MAX_EIGENVALUES,
+};
+pub use metrics::partition_isotropy::{
+    moment_eigen, partition_isotropy, MomentEigen, PartitionIsotropy,
+};
 pub use metrics::per_class::{subclass_structure, PerClass, Subclasses, SubclassesOfClass};
 pub use metrics::real::{Real, UniformityBlocks};
 pub use metrics::simplex::{canonical_simplex, simplex_angles, vertex_distances, SimplexAngles};
 pub use metrics::spectral_loss::{spectral_loss, SpectralLoss, SPECTRAL_MU};
 pub use metrics::spectrum::{
     alpha_req, column_means, covariance, effective_rank, rankme, spectrum, spectrum_timed,
-    spectrum_work, symmetric_eigenvalues, AlphaReq, Spectrum, ALPHA_REQ_RANKS, RANKME_EPSILON,
+    spectrum_work, symmetric_eigenvalues, AlphaReq, Isotropy, Spectrum, UncentredMoment,
+    ALPHA_REQ_RANKS, DEFAULT_ISOSCORE_ZETA, RANKME_EPSILON,
 };
 pub use metrics::stats::{class_means, class_stats, class_stats_timed, eigen_work, ClassStats};
 pub use metrics::uniformity::{

@@ -182,6 +182,7 @@ fn options(kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<AnalysisOptions> {
             "knn_temperature" => knn.temperature = value.extract()?,
             "knn_queries" => knn.max_queries = value.extract()?,
             "memory_limit" => o.memory_limit = value.extract()?,
+            "isoscore_zeta" => o.isoscore_zeta = value.extract()?,
             "uniformity" => o.parts.uniformity = value.extract()?,
             "knn" => o.parts.knn = value.extract()?,
             other => return Err(error(format!("unknown option {other:?}"))),

@@ -502,3 +502,121 @@ def test_spectral_contrastive_loss_equals_haochens_batch_loss():
     assert raw.spectral_contrastive_loss == pytest.approx(reference(z1, z2), rel=1e-10)
     document = result.to_dict()["metrics"]["spectral_contrastive_loss"]
     assert document["view_pairs"] == 1 and document["mu"] == 1.0
+
+
+def test_isoscore_star_equals_the_i_star_code():
+    """IsoScore* against I-STAR's ``isoscore_star`` (regularizers.py, written out in torch in
+    float64: the package is not on PyPI) with its advised C0 = I, on rows scaled so that
+    tr C = D, where embgeom's scale-invariant target (tr C / D) I is I; for N < D and N > D and
+    two shrinkages."""
+    torch = needs("torch")
+
+    def i_star(points: np.ndarray, zeta: float) -> float:
+        points = torch.from_numpy(points)
+        n = torch.tensor(float(points.shape[1]), dtype=torch.float64)
+        cov = (1 - zeta) * torch.cov(points.T) + zeta * torch.eye(points.shape[1],
+                                                                   dtype=torch.float64)
+        pcs = torch.linalg.svdvals(cov)
+        pcs_norm = pcs * torch.sqrt(n) / torch.linalg.vector_norm(pcs)
+        defect = torch.linalg.vector_norm(pcs_norm - 1) / torch.sqrt(2 * (n - torch.sqrt(n)))
+        return float(((n - defect ** 2 * (n - torch.sqrt(n))) ** 2 - n) / (n * (n - 1)))
+
+    rng = np.random.default_rng(5)
+    for n, d in ((400, 32), (30, 80)):
+        x = rng.standard_normal((n, d)) * np.linspace(2.0, 0.1, d) + 0.3
+        x *= np.sqrt(d / np.trace(np.cov(x.T)))
+        for zeta in (0.2, 0.5):
+            result = embgeom.analyze(x, uniformity=False, knn=False, isoscore_zeta=zeta)
+            assert result.isoscore_star == pytest.approx(i_star(x, zeta), rel=1e-9)
+    zero = embgeom.analyze(x, uniformity=False, knn=False, isoscore_zeta=0.0)
+    assert zero.isoscore_star == pytest.approx(zero.isoscore, rel=1e-12)
+    with pytest.raises(embgeom.EmbgeomError, match="isoscore-zeta"):
+        embgeom.analyze(x, uniformity=False, knn=False, isoscore_zeta=1.5)
+
+
+def test_partition_isotropy_equals_the_common_implementation_with_both_signs():
+    """Mu & Viswanath's I(W) as the common ``_isotropy`` code computes it (eigenvectors of the
+    uncentred E^T E, Z(c) = sum exp(E c)), over both signs of each eigenvector, on unit rows
+    (embgeom normalises), with f64 rows: 1e-9; and the sign a solver happens to pick can only
+    raise the minimum and lower the maximum."""
+    rng = np.random.default_rng(6)
+    for n, d in ((500, 20), (15, 40)):
+        x = rng.standard_normal((n, d)) * np.linspace(1.5, 0.3, d)
+        x[:, 0] += 1.0
+        u = x / np.linalg.norm(x, axis=1, keepdims=True)
+        _, vectors = np.linalg.eigh(u.T @ u)
+        z = np.exp(np.concatenate([u @ vectors, -(u @ vectors)], axis=1)).sum(axis=0)
+        result = embgeom.analyze(x, uniformity=False, knn=False)
+        assert result.partition_isotropy == pytest.approx(z.min() / z.max(), rel=1e-9)
+        one_sign = np.exp(u @ vectors).sum(axis=0)
+        assert one_sign.min() / one_sign.max() >= result.partition_isotropy - 1e-12
+
+
+def test_lidar_equals_stable_pretraining_and_reptrix():
+    """LiDAR of two views against the paper's convention as stable-pretraining's callback
+    computes it (written out in torch, float64) and against reptrix 0.1.0 itself (installed
+    from PyPI) for its own convention; the LDA rank against the same formula with classes."""
+    torch = needs("torch")
+    get_lidar = needs("reptrix.lidar").lidar.get_lidar
+    rng = np.random.default_rng(7)
+    n, d = 300, 24
+    base = rng.standard_normal((n, d)) * np.linspace(2.0, 0.2, d)
+    views = [base + 0.4 * rng.standard_normal((n, d)) for _ in range(2)]
+    unit = [v / np.linalg.norm(v, axis=1, keepdims=True) for v in views]
+
+    def paper(groups: list, delta: float = 1e-4, eps: float = 1e-8) -> float:
+        means = torch.stack([torch.from_numpy(g).mean(0) for g in groups])
+        mu = means.mean(0)
+        sigma_b = (means - mu).T @ (means - mu) / (len(groups) - 1)
+        within = sum((torch.from_numpy(g) - torch.from_numpy(g).mean(0)).T
+                     @ (torch.from_numpy(g) - torch.from_numpy(g).mean(0)) for g in groups)
+        rows = sum(g.shape[0] for g in groups)
+        sigma_w = within / (rows - len(groups)) + delta * torch.eye(d, dtype=torch.float64)
+        values, vectors = torch.linalg.eigh(sigma_w)
+        root = vectors @ torch.diag(values.clamp(min=eps) ** -0.5) @ vectors.T
+        lam = torch.linalg.eigvalsh(root @ sigma_b @ root).clamp(min=0)
+        p = (lam + eps) / (lam + eps).sum()
+        return float(torch.exp(-(p * torch.log(p)).sum()))
+
+    result = embgeom.analyze(views=views, uniformity=False, knn=False)
+    objects = [np.stack([unit[0][i], unit[1][i]]) for i in range(n)]
+    # Eigenvalues at round-off differ between the two solvers and each adds eps-sized terms.
+    assert result.lidar == pytest.approx(paper(objects), rel=1e-8)
+    stacked = torch.from_numpy(np.stack(unit, axis=1))
+    want = get_lidar(stacked, num_samples=n, num_augs=2)
+    assert result.value("lidar.reptrix") == pytest.approx(float(want), rel=1e-9)
+    labels = rng.integers(0, 6, n)
+    x = base + 3.0 * rng.standard_normal((6, d))[labels]
+    u = x / np.linalg.norm(x, axis=1, keepdims=True)
+    labelled = embgeom.analyze(x, labels=labels, uniformity=False, knn=False)
+    classes = [u[labels == c] for c in range(6)]
+    assert labelled.lda_rank == pytest.approx(paper(classes), rel=1e-8)
+
+
+def test_the_hard_negative_profile_equals_a_brute_force_search():
+    """The profile against every pair written out in NumPy: the hardest and the 10th hardest
+    negative of each anchor, its positive in the other view, and the label agreement."""
+    rng = np.random.default_rng(9)
+    n, d = 400, 16
+    labels = rng.integers(0, 5, n)
+    centres = 2.0 * rng.standard_normal((5, d))
+    a = centres[labels] + rng.standard_normal((n, d))
+    b = a + 0.5 * rng.standard_normal((n, d))
+    ua, ub = (v / np.linalg.norm(v, axis=1, keepdims=True) for v in (a, b))
+    sims = ua @ ua.T
+    np.fill_diagonal(sims, -np.inf)
+    order = np.argsort(-sims, axis=1, kind="stable")[:, :10]
+    hardest = sims[np.arange(n), order[:, 0]]
+    tenth = sims[np.arange(n), order[:, 9]]
+    positive = (ua * ub).sum(1)
+    result = embgeom.analyze(views=[a, b], labels=labels, uniformity=False)
+    document = result.to_dict()["metrics"]["hard_negative_similarity"]
+    levels = [0.05, 0.25, 0.5, 0.75, 0.95]
+    assert document["hardest"]["values"] == pytest.approx(np.quantile(hardest, levels), rel=1e-6)
+    assert document["kth"]["values"] == pytest.approx(np.quantile(tenth, levels), rel=1e-6)
+    assert result.hard_negative_similarity == pytest.approx(np.median(hardest), rel=1e-6)
+    assert result.hard_negative_margin == pytest.approx(np.mean(positive - hardest), rel=1e-6)
+    assert result.hard_negative_violations == pytest.approx(np.mean(hardest > positive))
+    same = labels[order] == labels[:, None]
+    assert result.false_negative_rate == pytest.approx(same.mean(), rel=1e-12)
+    assert result.false_negative_rate_hardest == pytest.approx(same[:, 0].mean(), rel=1e-12)

@@ -29,7 +29,7 @@ PACKAGE = Path(embgeom.__file__).parent
 FIGURE_IDS = ["01-alignment-uniformity", "02-distance-histograms", "03-circle",
               "04-class-mean-cosines", "05-class-mean-angles", "06-spectrum",
               "07-within-class-distances", "08-cdnv", "09-pca-scatter",
-              "10-intrinsic-dimension", "11-k-occurrence"]
+              "10-intrinsic-dimension", "11-k-occurrence", "12-hard-negatives"]
 
 
 def digits():

@@ -2,7 +2,7 @@
 //! and once as PNG. Each has a caption that says what it shows and how to read it.
 
 use crate::style::*;
-use embgeom_geometry::{Analysis, FigureData};
+use embgeom_geometry::{Analysis, FigureData, HARD_NEGATIVE_BINS};
 use plotters::coord::ranged1d::ValueFormatter;
 use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
@@ -89,11 +89,12 @@ pub enum Figure {
     Scatter,
     IntrinsicDimension,
     Hubness,
+    HardNegatives,
 }
 
 impl Figure {
     /// Every figure, in page order.
-    pub const ALL: [Figure; 11] = [
+    pub const ALL: [Figure; 12] = [
         Figure::Plane,
         Figure::Distances,
         Figure::Circle,
@@ -105,6 +106,7 @@ impl Figure {
         Figure::Scatter,
         Figure::IntrinsicDimension,
         Figure::Hubness,
+        Figure::HardNegatives,
     ];
 
     /// The figure whose [`Figure::id`] is `id`.
@@ -126,6 +128,7 @@ impl Figure {
             Figure::Scatter => "09-pca-scatter",
             Figure::IntrinsicDimension => "10-intrinsic-dimension",
             Figure::Hubness => "11-k-occurrence",
+            Figure::HardNegatives => "12-hard-negatives",
         }
     }
 
@@ -143,6 +146,7 @@ impl Figure {
             Figure::Scatter => "2-D PCA of the normalised embeddings",
             Figure::IntrinsicDimension => "Intrinsic dimension: the TwoNN fit",
             Figure::Hubness => "Hubness: the k-occurrence histogram",
+            Figure::HardNegatives => "Hard negatives: the anchors' nearest other items",
         }
     }
 
@@ -191,6 +195,9 @@ impl Figure {
                 Err("needs the kNN part, unit rows and 4 or more distinct neighbour ratios")
             }
             Figure::Hubness if ctx.analysis.hubness.is_none() => {
+                Err("needs the kNN part, unit rows and 2 or more rows")
+            }
+            Figure::HardNegatives if ctx.analysis.hard_negatives.is_none() => {
                 Err("needs the kNN part, unit rows and 2 or more rows")
             }
             _ => Ok(()),
@@ -289,6 +296,22 @@ impl Figure {
                     },
                 )
             }
+            Figure::HardNegatives => {
+                let h = a.hard_negatives.as_ref();
+                let pct = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{:.1}%", 100.0 * v));
+                format!(
+                    "For each of the {} anchors (the kNN queries), the cosine to its most similar other row (its hardest negative, as every other item is a negative in an unsupervised contrastive batch; Robinson et al. 2021) and to its k-th most similar (k = {}), as histograms over the anchors{}. Hard negatives near 1 mean crowded neighbourhoods or duplicates; with labels, {} of the k hardest negatives share the anchor's label (false negatives; the hardest one in {}).{}",
+                    h.map_or(0, |h| h.anchors),
+                    h.map_or(0, |h| h.k),
+                    if h.is_some_and(|h| h.positive.is_some()) { ", with the cosine to the anchor's positive (its other view)" } else { "" },
+                    pct(h.and_then(|h| h.false_negative_top_k)),
+                    pct(h.and_then(|h| h.false_negative_hardest)),
+                    match h.and_then(|h| h.violations.zip(h.margin)) {
+                        Some((v, m)) => format!(" The mean margin s+ - s-_(1) is {m:.3}; {:.1}% of the anchors have a negative closer than their positive.", 100.0 * v),
+                        None => String::new(),
+                    },
+                )
+            }
         }
     }
 
@@ -307,6 +330,7 @@ impl Figure {
             Figure::Scatter => scatter(ctx, root),
             Figure::IntrinsicDimension => intrinsic_dimension(ctx, root),
             Figure::Hubness => k_occurrence(ctx, root),
+            Figure::HardNegatives => hard_negatives(ctx, root),
         }?;
         root.present().map_err(fail)
     }
@@ -1107,4 +1131,69 @@ fn k_occurrence<DB: DrawingBackend>(ctx: &Context, root: &DrawingArea<DB, Shift>
         .label("hubs: N_k >= 2k")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], VERMILLION.stroke_width(2)));
     series_labels(&mut chart, SeriesLabelPosition::UpperRight, 14)
+}
+
+fn hard_negatives<DB: DrawingBackend>(ctx: &Context, root: &DrawingArea<DB, Shift>) -> Drawn {
+    let h = ctx
+        .analysis
+        .hard_negatives
+        .as_ref()
+        .ok_or("no hard negatives")?;
+    let bins = HARD_NEGATIVE_BINS;
+    let width = 2.0 / bins as f64;
+    let series: Vec<(&str, &Vec<u64>, RGBColor)> = [
+        ("hardest negative s-_(1)", &h.histograms[0], VERMILLION),
+        ("k-th hardest s-_(k)", &h.histograms[1], OKABE_BLUE),
+        ("positive s+", &h.histograms[2], BLACK),
+    ]
+    .into_iter()
+    .filter(|(_, counts, _)| !counts.is_empty())
+    .collect();
+    let top = series
+        .iter()
+        .flat_map(|(_, counts, _)| counts.iter())
+        .copied()
+        .max()
+        .unwrap_or(1) as f64
+        * 1.15;
+    // From a little below the lowest occupied bin to 1.
+    let lowest = series
+        .iter()
+        .filter_map(|(_, counts, _)| counts.iter().position(|&c| c > 0))
+        .min()
+        .unwrap_or(0);
+    let left = (-1.0 + lowest as f64 * width - 0.1).max(-1.0);
+    let mut chart = ChartBuilder::on(root)
+        .margin(16)
+        .x_label_area_size(48)
+        .y_label_area_size(64)
+        .build_cartesian_2d(left..1.0, 0.0..top)
+        .map_err(fail)?;
+    chart
+        .configure_mesh()
+        .x_desc("cosine to the anchor")
+        .y_desc("anchors")
+        .y_label_formatter(&|v| format!("{v:.0}"))
+        .label_style(font(13))
+        .axis_desc_style(font(14))
+        .draw()
+        .map_err(fail)?;
+    for (label, counts, colour) in series {
+        let points: Vec<(f64, f64)> = counts
+            .iter()
+            .enumerate()
+            .flat_map(|(b, &c)| {
+                let x = -1.0 + b as f64 * width;
+                [(x, c as f64), (x + width, c as f64)]
+            })
+            .collect();
+        chart
+            .draw_series(LineSeries::new(points, colour.stroke_width(2)))
+            .map_err(fail)?
+            .label(label)
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2))
+            });
+    }
+    series_labels(&mut chart, SeriesLabelPosition::UpperLeft, 14)
 }

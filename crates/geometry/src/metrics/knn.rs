@@ -128,7 +128,7 @@ impl TopK {
         a.sim > b.sim || (a.sim == b.sim && a.index < b.index)
     }
 
-    fn offer(&mut self, candidate: Neighbour) {
+    pub(crate) fn offer(&mut self, candidate: Neighbour) {
         if self.items.len() == self.k && !Self::better(&candidate, &self.items[self.k - 1]) {
             return;
         }

@@ -1,14 +1,17 @@
 //! The metrics, each from the kernels below it: alignment, uniformity, class statistics,
-//! collapse, the simplex, the spectrum, kNN, intrinsic dimension, hubness, the spectral contrastive loss, subclasses, CKA, and the
+//! collapse, the simplex, the spectrum, kNN, intrinsic dimension, hubness, hard negatives, partition isotropy, LiDAR, the spectral contrastive loss, subclasses, CKA, and the
 //! mergeable state.
 //! Nothing here imports [`crate::orchestration`].
 
 pub(crate) mod alignment;
 pub(crate) mod cka;
 pub(crate) mod collapse;
+pub(crate) mod hard_negatives;
 pub(crate) mod hubness;
 pub(crate) mod intrinsic;
 pub(crate) mod knn;
+pub(crate) mod lidar;
+pub(crate) mod partition_isotropy;
 pub(crate) mod per_class;
 pub(crate) mod real;
 pub(crate) mod simplex;

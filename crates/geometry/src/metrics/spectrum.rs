@@ -167,7 +167,7 @@ pub(crate) fn total_squared_norm(scatter_trace: f64, mean: ArrayView1<f64>, n: u
 }
 
 /// `exp(-sum_k p_k log p_k)` with `0 log 0 = 0`.
-fn entropy_exp(p: impl Iterator<Item = f64>) -> f64 {
+pub(crate) fn entropy_exp(p: impl Iterator<Item = f64>) -> f64 {
     (-p.filter(|&p| p > 0.0).map(|p| p * p.ln()).sum::<f64>()).exp()
 }
 
@@ -241,6 +241,16 @@ pub fn alpha_req(eigenvalues: &[f64]) -> Option<AlphaReq> {
     })
 }
 
+/// The uncentred second moment of the rows `W`, on the smaller side: `W^T W` (D x D) when
+/// `N >= D`, else the Gram matrix `W W^T` (N x N, the same nonzero eigenvalues).
+#[derive(Debug, Clone, PartialEq)]
+pub enum UncentredMoment {
+    /// `W^T W`, D x D.
+    Scatter(Array2<f64>),
+    /// `W W^T`, N x N.
+    Gram(Array2<f64>),
+}
+
 /// Dimensional-collapse metrics.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Spectrum {
@@ -287,6 +297,31 @@ pub struct Isotropy {
     /// `A = sum_{i,j} (u_i . u_j)^2` over all pairs of normalised rows (the diagonal included)
     /// and `E = N + N (N - 1) / D` its value for rows uniform on the sphere; 1 = collapsed.
     pub self_clustering: Option<f64>,
+    /// `sum lambda` and `sum lambda^2` over the raw rows' centred scatter eigenvalues (any
+    /// common scale): what [`Isotropy::isoscore_star`] needs for any shrinkage.
+    #[serde(default)]
+    pub raw_eigenvalue_sums: (f64, f64),
+}
+
+/// The default shrinkage `zeta` of IsoScore* ([`Isotropy::isoscore_star`]).
+pub const DEFAULT_ISOSCORE_ZETA: f64 = 0.2;
+
+impl Isotropy {
+    /// IsoScore* (Rudman & Eickhoff, ICLR 2024): IsoScore of the shrunk covariance
+    /// `(1 - zeta) C + zeta (tr C / D) I` of the raw rows, in closed form
+    /// `(PR_zeta - 1) / (D - 1)` with `PR_zeta = (sum lambda)^2 / sum_k ((1 - zeta) lambda_k +
+    /// zeta m)^2` over the D eigenvalues, `m = tr C / D` (the target shares C's eigenvectors).
+    /// The target's scale `tr C / D` makes it scale-invariant; the I-STAR code shrinks toward
+    /// `I`, which is the same for rows with `tr C = D`. `None` for `D = 1` or a constant input.
+    pub fn isoscore_star(&self, zeta: f64, dim: usize) -> Option<f64> {
+        let (sum, sum_sq) = self.raw_eigenvalue_sums;
+        let d = dim as f64;
+        let mean = sum / d;
+        let shrunk_sq = (1.0 - zeta).powi(2) * sum_sq
+            + 2.0 * zeta * (1.0 - zeta) * mean * sum
+            + d * (zeta * mean).powi(2);
+        (dim > 1 && shrunk_sq > 0.0).then(|| (sum * sum / shrunk_sq - 1.0) / (d - 1.0))
+    }
 }
 
 /// What the spectrum and the isotropy readings are computed from, on either route.
@@ -352,6 +387,7 @@ impl Moments {
                 .map(|s| self.centred_singular[0] / s),
             self_clustering: (n * n > expected)
                 .then(|| (self.unit_products_sq - expected) / (n * n - expected)),
+            raw_eigenvalue_sums: (total, total_sq),
         }
     }
 }
@@ -373,6 +409,16 @@ pub fn spectrum_timed<F: Real>(
     raw: ArrayView2<F>,
     timings: &Timings,
 ) -> Result<Spectrum> {
+    Ok(spectrum_with_moment(unit, raw, timings)?.0)
+}
+
+/// [`spectrum_timed`], with the uncentred second moment of the normalised rows on the route's
+/// side (`U^T U` or `U U^T`), which partition isotropy decomposes.
+pub(crate) fn spectrum_with_moment<F: Real>(
+    unit: ArrayView2<F>,
+    raw: ArrayView2<F>,
+    timings: &Timings,
+) -> Result<(Spectrum, UncentredMoment)> {
     let (n, d) = raw.dim();
     timings.time("spectrum", spectrum_work(n, d), || match n < d {
         true => spectrum_of_grams(unit, raw),
@@ -397,12 +443,17 @@ pub fn spectrum_work(n: usize, d: usize) -> Work {
     }
 }
 
-/// The D x D route of [`spectrum_timed`].
-fn spectrum_of_scatters<F: Real>(unit: ArrayView2<F>, raw: ArrayView2<F>) -> Result<Spectrum> {
+/// The D x D route of [`spectrum_timed`], with `U^T U`.
+fn spectrum_of_scatters<F: Real>(
+    unit: ArrayView2<F>,
+    raw: ArrayView2<F>,
+) -> Result<(Spectrum, UncentredMoment)> {
     single_threaded_blas();
     let n = raw.nrows();
     let (unit_centred, unit_mean) = centred_scatter(unit)?;
     let unit_scale = total_squared_norm(unit_centred.diag().sum(), unit_mean.view(), n) / n as f64;
+    let unit_m = unit_mean.view().insert_axis(ndarray::Axis(1));
+    let unit_uncentred = &unit_centred + &(unit_m.dot(&unit_m.t()) * n as f64);
     let cov = unit_centred / (n as f64 - 1.0);
     let unit_products_sq = uncentred_frobenius_sq(&cov, unit_mean.view(), n);
     let (raw_centred, raw_mean) = centred_scatter(raw)?;
@@ -416,7 +467,8 @@ fn spectrum_of_scatters<F: Real>(unit: ArrayView2<F>, raw: ArrayView2<F>) -> Res
         mean: unit_mean,
         products_sq: unit_products_sq,
     };
-    spectrum_of(n, unit, &raw_centred, &uncentred, raw_scale)
+    let spectrum = spectrum_of(n, unit, &raw_centred, &uncentred, raw_scale)?;
+    Ok((spectrum, UncentredMoment::Scatter(unit_uncentred)))
 }
 
 /// `||U^T U||_F^2` of N rows from their covariance `cov` (N - 1) and column means `m`:
@@ -443,18 +495,19 @@ pub(crate) struct UnitMoments<'a> {
     pub products_sq: f64,
 }
 
-/// The N x N route of [`spectrum_timed`] (`N < D`).
-fn spectrum_of_grams<F: Real>(unit: ArrayView2<F>, raw: ArrayView2<F>) -> Result<Spectrum> {
+/// The N x N route of [`spectrum_timed`] (`N < D`), with `U U^T`.
+fn spectrum_of_grams<F: Real>(
+    unit: ArrayView2<F>,
+    raw: ArrayView2<F>,
+) -> Result<(Spectrum, UncentredMoment)> {
     let (n, d) = raw.dim();
     at_least_two_rows(n)?;
     let unit_mean = column_means(unit);
     let unit_mean_values = unit_mean.to_vec();
     let (unit_gram, unit_squares) = column_block_gram(unit, Some(&unit_mean_values));
     let unit_scale = total_squared_norm(unit_gram.diag().sum(), unit_mean.view(), n) / n as f64;
-    let unit_products_sq = uncentred_gram(unit, &unit_gram, unit_mean.view())
-        .iter()
-        .map(|v| v * v)
-        .sum();
+    let unit_uncentred = uncentred_gram(unit, &unit_gram, unit_mean.view());
+    let unit_products_sq = unit_uncentred.iter().map(|v| v * v).sum();
     let denominator = n as f64 - 1.0;
     let unit_variances: Vec<f64> = unit_squares.iter().map(|s| s / denominator).collect();
     let unit_cov = unit_gram / denominator;
@@ -470,7 +523,7 @@ fn spectrum_of_grams<F: Real>(unit: ArrayView2<F>, raw: ArrayView2<F>) -> Result
         n,
     )?;
     unit_eigenvalues.resize(d, 0.0);
-    Ok(Moments {
+    let spectrum = Moments {
         n,
         d,
         unit_eigenvalues,
@@ -481,7 +534,8 @@ fn spectrum_of_grams<F: Real>(unit: ArrayView2<F>, raw: ArrayView2<F>) -> Result
         centred_singular,
         uncentred_singular,
     }
-    .spectrum())
+    .spectrum();
+    Ok((spectrum, UncentredMoment::Gram(unit_uncentred)))
 }
 
 /// The Gram matrix `X X^T` of the rows from their Gram matrix `G` about their mean `m`:
@@ -635,9 +689,19 @@ mod tests {
     fn the_gram_route_equals_the_scatter_route_with_fewer_rows_than_dimensions() {
         for (n, d) in [(40, 300), (120, 700), (2, 9), (299, 300)] {
             let (x, unit) = rows(n, d, n as u64);
-            let grams = spectrum_of_grams(unit.view(), x.view()).unwrap();
-            let scatters = spectrum_of_scatters(unit.view(), x.view()).unwrap();
+            let (grams, gram) = spectrum_of_grams(unit.view(), x.view()).unwrap();
+            let (scatters, scatter) = spectrum_of_scatters(unit.view(), x.view()).unwrap();
             assert_same(&grams, &scatters, &format!("{n} x {d}"));
+            // The uncentred moments are U U^T and U^T U.
+            let (UncentredMoment::Gram(g), UncentredMoment::Scatter(s)) = (gram, scatter) else {
+                panic!("the routes' moments");
+            };
+            let close = |a: &Array2<f64>, b: &Array2<f64>| {
+                a.iter()
+                    .zip(b.iter())
+                    .all(|(u, v)| (u - v).abs() <= 1e-12 * (1.0 + u.abs()))
+            };
+            assert!(close(&g, &unit.dot(&unit.t())) && close(&s, &unit.t().dot(&unit)));
             // Rank at most N - 1 after centring: the rest are zeros.
             assert!(grams.eigenvalues[n - 1..].iter().all(|&v| v == 0.0));
         }

@@ -354,6 +354,16 @@ impl State {
         out
     }
 
+    /// `U^T U` of the normalised rows (D x D).
+    pub fn unit_uncentred(&self) -> Array2<f64> {
+        Self::uncentred(
+            &self.unit_moment,
+            &self.unit_sum,
+            &self.unit_shift,
+            self.n as f64,
+        )
+    }
+
     /// The dimensional-collapse metrics of the rows, as [`crate::spectrum`] computes them from
     /// the rows themselves (the same round-off levels).
     pub fn spectrum(&self) -> Result<Spectrum> {

@@ -8,6 +8,7 @@ use crate::kernels::tiles::DEFAULT_TILE;
 use crate::kernels::timings::{gather_work, gemm_work, Timings, Work};
 use crate::metrics::alignment::{alignment, class_alignment_with_sums, Alignment};
 use crate::metrics::collapse::{collapse_timed, Classifier, Collapse};
+use crate::metrics::hard_negatives::{hard_negatives, HardNegatives, HARD_NEGATIVE_K};
 use crate::metrics::hubness::{
     hubness_of, k_occurrence, subsample_hubness, Hubness, HUBNESS_K, HUBNESS_SUBSAMPLE_ROWS,
 };
@@ -17,11 +18,17 @@ use crate::metrics::knn::{
     accuracy_of, knn_accuracy, knn_screen, neighbour_distances, query_neighbours, top_neighbours,
     KnnAccuracy, KnnOptions, KnnScreen, KnnSplit, QueryNeighbours, References, TopK,
 };
+use crate::metrics::lidar::{class_scatter, lidar, lidar_work, views_scatter, GroupScatter, Lidar};
+use crate::metrics::partition_isotropy::{
+    moment_eigen, partition_isotropy, MomentEigen, PartitionIsotropy,
+};
 use crate::metrics::per_class::{subclass_structure, PerClass, Subclasses};
 use crate::metrics::real::Real;
 use crate::metrics::simplex::{simplex_angles, vertex_distances, SimplexAngles};
 use crate::metrics::spectral_loss::{spectral_loss, spectral_loss_work, SpectralLoss};
-use crate::metrics::spectrum::{spectrum_timed, Spectrum};
+use crate::metrics::spectrum::{
+    spectrum_with_moment, Spectrum, UncentredMoment, DEFAULT_ISOSCORE_ZETA,
+};
 use crate::metrics::stats::{class_means, class_stats_of_means, means_of_sums, ClassStats};
 use crate::metrics::uniformity::{uniformity, Estimator, Uniformity, MAX_SAMPLED_PAIRS};
 use crate::progress::Progress;
@@ -57,6 +64,8 @@ pub struct AnalysisOptions {
     pub memory_limit: Option<u64>,
     /// Which of the costly parts to compute (all by default).
     pub parts: Parts,
+    /// The shrinkage `zeta` in [0, 1] of IsoScore* ([`crate::metrics::spectrum::Isotropy::isoscore_star`]).
+    pub isoscore_zeta: f64,
 }
 
 /// The costly parts of an analysis, each skippable when only other metrics are wanted (a
@@ -90,6 +99,7 @@ impl Default for AnalysisOptions {
             knn: KnnOptions::default(),
             memory_limit: None,
             parts: Parts::default(),
+            isoscore_zeta: DEFAULT_ISOSCORE_ZETA,
         }
     }
 }
@@ -158,7 +168,7 @@ pub fn memory_estimate(n: usize, d: usize, c: usize) -> MemoryEstimate {
         true => {
             let gram = n.saturating_mul(n).saturating_mul(8);
             let stripes = ((128u64 << 20) / gram.max(1)).clamp(1, 16);
-            gram.saturating_mul(4 + stripes)
+            gram.saturating_mul(6 + stripes)
                 .saturating_add(stripes.saturating_mul(n).saturating_mul(256 * 8))
         }
         false => square,
@@ -188,6 +198,16 @@ pub fn memory_estimate(n: usize, d: usize, c: usize) -> MemoryEstimate {
                 .saturating_mul(8),
         ),
     }
+}
+
+/// The memory of LiDAR on rows of `d` dimensions: the within and between scatters and each
+/// thread's partial pair, the regularised copy, eigenvectors, inverse square root, two
+/// products and reptrix's centred copy and Gram matrix, D x D f64 each.
+fn lidar_bytes(d: usize) -> u64 {
+    let threads = rayon::current_num_threads() as u64;
+    (d as u64)
+        .saturating_mul(d as u64)
+        .saturating_mul(8 * (10 + 2 * threads))
 }
 
 /// Three quarters of the machine's memory (`MemTotal` of `/proc/meminfo`), if known.
@@ -290,6 +310,13 @@ impl AnalysisOptions {
                 "must be in [0.0001, 10000]",
             ));
         }
+        if !(0.0..=1.0).contains(&self.isoscore_zeta) {
+            return Err(out_of_range(
+                "isoscore-zeta",
+                self.isoscore_zeta,
+                "must be in [0, 1]",
+            ));
+        }
         if knn.max_queries == 0 {
             return Err(out_of_range("knn-queries", 0.0, "must be at least 1"));
         }
@@ -354,6 +381,18 @@ pub struct Analysis {
     pub uniformity_per_class: Vec<(String, Option<Uniformity>)>,
     /// Dimensional collapse of the labelled rows.
     pub spectrum: Spectrum,
+    /// The shrinkage `zeta` of IsoScore* ([`crate::metrics::spectrum::Isotropy::isoscore_star`]).
+    #[serde(default = "default_isoscore_zeta")]
+    pub isoscore_zeta: f64,
+    /// Mu & Viswanath's partition isotropy of the analysed rows (absent for a sharded input).
+    #[serde(default)]
+    pub partition_isotropy: Option<PartitionIsotropy>,
+    /// LiDAR of the views (each item an object, its rows in the views its samples).
+    #[serde(default)]
+    pub lidar: Option<Lidar>,
+    /// The same effective rank with the classes as the groups (the LDA rank).
+    #[serde(default)]
+    pub lda_rank: Option<Lidar>,
     /// Neural-collapse metrics (needs labels).
     pub collapse: Option<Collapse>,
     /// Graf et al.'s simplex angles (needs 2 or more classes).
@@ -367,6 +406,9 @@ pub struct Analysis {
     /// Hubness of the kNN graph (absent as the intrinsic dimension).
     #[serde(default)]
     pub hubness: Option<Hubness>,
+    /// The kNN queries' hardest negatives (absent as the intrinsic dimension).
+    #[serde(default)]
+    pub hard_negatives: Option<HardNegatives>,
     /// Wang & Liu's tolerance: the mean cosine over the same-class ordered pairs `i != j` of
     /// the labelled rows (needs labels and a class of two rows).
     #[serde(default)]
@@ -401,17 +443,27 @@ impl Analysis {
             class_alignment: None,
             uniformity_per_class: Vec::new(),
             spectrum,
+            isoscore_zeta: DEFAULT_ISOSCORE_ZETA,
+            partition_isotropy: None,
+            lidar: None,
+            lda_rank: None,
             collapse: None,
             simplex_angles: None,
             knn: None,
             intrinsic_dimension: None,
             hubness: None,
+            hard_negatives: None,
             tolerance: None,
             per_class: Vec::new(),
             subclasses: None,
             warnings,
         }
     }
+}
+
+/// [`DEFAULT_ISOSCORE_ZETA`], for analyses saved before IsoScore* was added.
+fn default_isoscore_zeta() -> f64 {
+    DEFAULT_ISOSCORE_ZETA
 }
 
 /// The work of the uniformity of `n` rows of `d` dimensions with `estimator`: the half Gram
@@ -507,14 +559,44 @@ pub(crate) fn analyze_unchecked<F: Real>(
             ),
         });
     }
-    let spectrum = spectrum_timed(labelled, raw, timings)?;
+    let (spectrum, moment) = spectrum_with_moment(labelled, raw, timings)?;
+    let eigen = timings.time(
+        "second-moment eigenvectors",
+        Work::EigenFlops(3.0 * (n.min(dim) as f64).powi(3)),
+        || moment_eigen(&moment, dim),
+    )?;
+    let partition = timings.time(
+        "partition isotropy",
+        partition_isotropy_work::<F>(&eigen, n, dim),
+        || partition_isotropy(labelled, &eigen),
+    );
     let mut analysis = Analysis {
         alignment,
         spectral_loss: spectral,
         uniformity: mean_uniform,
         uniformity_views,
+        isoscore_zeta: options.isoscore_zeta,
+        partition_isotropy: Some(partition),
         ..Analysis::of_spectrum(n, dim, spectrum)
     };
+    if input.views.len() >= 2 {
+        let bytes = lidar_bytes(dim);
+        let limit = options.memory_limit.or_else(default_memory_limit);
+        match limit.filter(|&limit| bytes > limit) {
+            Some(limit) => analysis.warnings.push(format!(
+                "LiDAR is not computed: its D x D matrices would need {} (D = {dim}), over the memory limit of {}",
+                gigabytes(bytes),
+                gigabytes(limit)
+            )),
+            None => {
+                let work = lidar_work((input.views.len() + 1) * n, dim, true);
+                match timings.time("LiDAR", work, || lidar(&views_scatter(&input.views), true)) {
+                    Ok(value) => analysis.lidar = Some(value),
+                    Err(e) => analysis.warnings.push(format!("LiDAR: {e}")),
+                }
+            }
+        }
+    }
     if let Some(classes) = input.classes {
         classes.check_rows(n)?;
     }
@@ -530,6 +612,14 @@ pub(crate) fn analyze_unchecked<F: Real>(
             let queries = Queries {
                 rows: (found.queries.len() < n).then_some((labelled, &found.queries[..])),
                 index: &query_index,
+                labels: labels.map(|l| found.queries.iter().map(|&q| l[q]).collect()),
+                positives: positive_view(input).map(|view| {
+                    found
+                        .queries
+                        .iter()
+                        .map(|&q| cosine(labelled.row(q), view.row(q)))
+                        .collect()
+                }),
             };
             let searched = (&found.tops[..], found.k);
             add_neighbour_metrics(&mut analysis, searched, queries, on_sphere, timings)?;
@@ -538,7 +628,7 @@ pub(crate) fn analyze_unchecked<F: Real>(
         false => None,
     };
     if let Some(classes) = input.classes {
-        class_metrics(
+        let labelled_means = class_metrics(
             &mut analysis,
             input,
             (labelled, raw),
@@ -547,8 +637,44 @@ pub(crate) fn analyze_unchecked<F: Real>(
             options,
             (progress, timings),
         )?;
+        let scatter = lda_scatter(&moment, &eigen, labelled_means, classes, dim);
+        analysis.add_lda_rank(scatter, classes.num_classes(), timings);
     }
     Ok(analysis)
+}
+
+/// The class scatter of the LDA rank from the analysed rows' uncentred second moment and
+/// class means (`means`): `U^T U` itself, or `U U^T`'s row coordinates in the rows' span (r x
+/// r) with the class means in the same coordinates.
+fn lda_scatter(
+    moment: &UncentredMoment,
+    eigen: &MomentEigen,
+    means: Array2<f64>,
+    classes: &Classes,
+    dim: usize,
+) -> GroupScatter {
+    let counts = classes.counts();
+    match (moment, eigen.row_coordinates()) {
+        (UncentredMoment::Scatter(m), _) | (UncentredMoment::Gram(m), None) => {
+            class_scatter(m, &means, &counts, dim)
+        }
+        (UncentredMoment::Gram(_), Some(z)) => {
+            let (sums, _) = classes.class_sums(z.view());
+            let moment = z.t().dot(&z);
+            class_scatter(&moment, &means_of_sums(&sums, classes), &counts, dim)
+        }
+    }
+}
+
+/// The work of [`partition_isotropy`] of `n` rows in `d` dimensions: from `U^T U`'s
+/// eigenvectors, the projections `U V` (`2 N D^2` in the rows' precision); from `U U^T`'s,
+/// the coordinates (`N^2` values); the `2 N min(N, D)` exponentials are not modelled.
+fn partition_isotropy_work<F: Real>(eigen: &MomentEigen, n: usize, d: usize) -> Work {
+    let (nf, df) = (n as f64, d as f64);
+    match eigen.gram {
+        false => gemm_work::<F>(nf, df, df),
+        true => Work::Bytes(16.0 * nf * nf),
+    }
 }
 
 /// The work of a kNN search of at most `options.knn.max_queries` of `candidates` queries
@@ -579,6 +705,34 @@ pub(crate) struct Queries<'a, F> {
     pub rows: Option<(ArrayView2<'a, F>, &'a [usize])>,
     /// Global row index of each query.
     pub index: &'a [u64],
+    /// Each query's class, with labels.
+    pub labels: Option<Vec<u32>>,
+    /// Each query's cosine to its positive (its row in another view), with views.
+    pub positives: Option<Vec<f64>>,
+}
+
+/// The view holding each analysed row's positive: the first view when embeddings are given
+/// besides the views, else the second view (the analysed rows are the first).
+fn positive_view<'a, F>(input: &AnalysisInput<'a, F>) -> Option<ArrayView2<'a, F>> {
+    match input.embeddings {
+        Some(_) => input.views.first().copied(),
+        None => input.views.get(1).copied(),
+    }
+}
+
+/// `a . b / (||a|| ||b||)` in f64 (0 for a zero row).
+fn cosine<F: Real>(a: ndarray::ArrayView1<F>, b: ndarray::ArrayView1<F>) -> f64 {
+    let (mut ab, mut aa, mut bb) = (0.0f64, 0.0f64, 0.0f64);
+    for (x, y) in a.iter().zip(b.iter()) {
+        let (x, y) = (x.as_f64(), y.as_f64());
+        ab += x * y;
+        aa += x * x;
+        bb += y * y;
+    }
+    match aa * bb > 0.0 {
+        true => ab / (aa * bb).sqrt(),
+        false => 0.0,
+    }
 }
 
 /// The metrics of the kNN graph, from the queries' leave-one-out neighbours (`tops`, `k`
@@ -594,11 +748,19 @@ pub(crate) fn add_neighbour_metrics<F: Real>(
 ) -> Result<()> {
     if !on_sphere {
         analysis.warnings.push(
-            "intrinsic dimension and hubness are not computed: the rows are not L2-normalised (--no-normalize), and the kNN's neighbours by dot product are the Euclidean nearest only on the unit sphere".into(),
+            "intrinsic dimension, hubness and the hard-negative profile are not computed: the rows are not L2-normalised (--no-normalize), and the kNN's neighbours by dot product are the Euclidean nearest only on the unit sphere".into(),
         );
         return Ok(());
     }
     add_intrinsic_dimension(analysis, (tops, k), timings)?;
+    let work = Work::Bytes((tops.len() * HARD_NEGATIVE_K * 24) as f64);
+    analysis.hard_negatives = timings.time("hard negatives", work, || {
+        hard_negatives(
+            tops,
+            queries.positives.as_deref(),
+            queries.labels.as_deref(),
+        )
+    });
     add_hubness(analysis, tops, queries, timings);
     if analysis.hubness.is_some()
         && analysis
@@ -718,7 +880,7 @@ fn class_metrics<F: Real>(
     neighbours: Option<&QueryNeighbours>,
     options: &AnalysisOptions,
     (progress, timings): (&dyn Progress, &Timings),
-) -> Result<()> {
+) -> Result<Array2<f64>> {
     let c = classes.num_classes();
     let (n, d) = (analysis.n as f64, analysis.dim as f64);
     let counts = classes.counts();
@@ -823,12 +985,13 @@ fn class_metrics<F: Real>(
     // and the self-similarities.
     let (labelled_sums, labelled_squares) =
         labelled_sums.unwrap_or_else(|| classes.class_sums(labelled));
+    let labelled_means = means_of_sums(&labelled_sums, classes);
     analysis.add_classes(
         ClassResults {
             names: classes.names(),
             stats: &stats,
             collapse: collapsed,
-            simplex_means: means_of_sums(&labelled_sums, classes),
+            simplex_means: labelled_means.clone(),
             labelled_squares: labelled_squares.to_vec(),
             uniformity_per_class,
             knn,
@@ -840,7 +1003,7 @@ fn class_metrics<F: Real>(
             subclass_structure(labelled, raw, classes, fine, &options.knn)
         })?);
     }
-    Ok(())
+    Ok(labelled_means)
 }
 
 /// What either driver (one matrix, or the merged shards) computed for the labelled classes.
@@ -862,6 +1025,22 @@ pub(crate) struct ClassResults<'a> {
 }
 
 impl Analysis {
+    /// Add the LDA rank of the classes' `scatter` (a warning when undefined).
+    pub(crate) fn add_lda_rank(&mut self, scatter: GroupScatter, c: usize, timings: &Timings) {
+        if c < 2 || scatter.rows <= c {
+            self.warnings.push(format!(
+                "LDA rank: needs 2 or more classes and more rows than classes ({} rows, {c} classes)",
+                scatter.rows
+            ));
+            return;
+        }
+        let work = lidar_work(0, scatter.within.nrows(), false);
+        match timings.time("LDA rank", work, || lidar(&scatter, false)) {
+            Ok(value) => self.lda_rank = Some(value),
+            Err(e) => self.warnings.push(format!("LDA rank: {e}")),
+        }
+    }
+
     /// Add the class metrics, their warnings and the per-class table: the one assembly of
     /// the single-matrix analysis and of the sharded one.
     pub(crate) fn add_classes(&mut self, results: ClassResults, timings: &Timings) {

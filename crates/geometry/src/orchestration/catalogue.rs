@@ -16,8 +16,12 @@
 //! ```
 
 use crate::error::{GeometryError, Result};
+use crate::metrics::hard_negatives::{HARD_NEGATIVE_BINS, HARD_NEGATIVE_K, QUANTILE_LEVELS};
 use crate::metrics::hubness::{HUBNESS_K, HUB_SIZE};
 use crate::metrics::intrinsic::{MLE_NEIGHBOURS, TWONN_DISCARD};
+use crate::metrics::lidar::{
+    LIDAR_DELTA, LIDAR_EPSILON, REPTRIX_DELTA, REPTRIX_EPSILON, REPTRIX_MAX_EIGENVALUES,
+};
 use crate::metrics::spectral_loss::SPECTRAL_MU;
 use crate::metrics::spectrum::{ALPHA_REQ_RANKS, RANKME_EPSILON};
 use crate::orchestration::analysis::Analysis;
@@ -120,6 +124,18 @@ pub const RUDMAN: Paper = Paper {
     citation: "William Rudman, Nate Gillman, Taylor Rayne and Carsten Eickhoff. IsoScore: Measuring the Uniformity of Embedding Space Utilization. Findings of ACL 2022.",
     link: "https://arxiv.org/abs/2108.07344",
 };
+/// Rudman & Eickhoff, 2024: IsoScore* (I-STAR), IsoScore of a shrunk covariance.
+pub const RUDMAN_EICKHOFF: Paper = Paper {
+    short: "Rudman & Eickhoff 2024",
+    citation: "William Rudman and Carsten Eickhoff. Stable Anisotropic Regularization. ICLR 2024.",
+    link: "https://arxiv.org/abs/2305.19358",
+};
+/// Mu & Viswanath, 2018: the partition-function isotropy of word vectors.
+pub const MU_VISWANATH: Paper = Paper {
+    short: "Mu & Viswanath 2018",
+    citation: "Jiaqi Mu and Pramod Viswanath. All-but-the-Top: Simple and Effective Postprocessing for Word Representations. ICLR 2018.",
+    link: "https://arxiv.org/abs/1702.01417",
+};
 /// Gao, Trautmann, Yu, Santhanam, Ryu, Shenoy & Ganguli, 2017: the participation ratio as a
 /// dimension.
 pub const GAO: Paper = Paper {
@@ -179,6 +195,25 @@ pub const FELDBAUER: Paper = Paper {
     link: "https://doi.org/10.1109/ICBK.2018.00055",
 };
 
+/// Thilak, Huang, Saremi, Dinh, Goh, Nakkiran, Susskind & Littwin, ICLR 2024:
+/// LiDAR.
+pub const THILAK: Paper = Paper {
+    short: "Thilak et al. 2024",
+    citation: "Vimal Thilak, Chen Huang, Omid Saremi, Laurent Dinh, Hanlin Goh, Preetum Nakkiran, Joshua M. Susskind and Etai Littwin. LiDAR: Sensing Linear Probing Performance in Joint Embedding SSL Architectures. ICLR 2024.",
+    link: "https://arxiv.org/abs/2312.04000",
+};
+/// Robinson, Chuang, Sra & Jegelka, ICLR 2021: hard negatives.
+pub const ROBINSON: Paper = Paper {
+    short: "Robinson et al. 2021",
+    citation: "Joshua Robinson, Ching-Yao Chuang, Suvrit Sra and Stefanie Jegelka. Contrastive Learning with Hard Negative Samples. ICLR 2021.",
+    link: "https://arxiv.org/abs/2010.04592",
+};
+
+/// The anchors of the hard-negative profile (0 when absent).
+fn hard_negative_anchors(a: &Analysis) -> usize {
+    a.hard_negatives.as_ref().map_or(0, |h| h.anchors)
+}
+
 /// The groups metrics are shown in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Group {
@@ -196,13 +231,15 @@ pub enum Group {
     IntrinsicDimension,
     /// How unevenly the rows are one another's nearest neighbours.
     Hubness,
+    /// The anchors' hardest negatives (Robinson et al.).
+    HardNegatives,
     /// Fine labels inside the classes.
     Subclasses,
 }
 
 impl Group {
     /// Every group in display order.
-    pub const ALL: [Group; 8] = [
+    pub const ALL: [Group; 9] = [
         Group::AlignmentUniformity,
         Group::ClassCollapse,
         Group::Simplex,
@@ -210,6 +247,7 @@ impl Group {
         Group::Isotropy,
         Group::IntrinsicDimension,
         Group::Hubness,
+        Group::HardNegatives,
         Group::Subclasses,
     ];
 
@@ -223,6 +261,7 @@ impl Group {
             Group::Isotropy => "Isotropy",
             Group::IntrinsicDimension => "Intrinsic dimension",
             Group::Hubness => "Hubness",
+            Group::HardNegatives => "Hard negatives",
             Group::Subclasses => "Subclasses",
         }
     }
@@ -883,6 +922,68 @@ pub static CATALOGUE: &[Metric] = &[
         }),
     },
     Metric {
+        key: "lidar",
+        name: "LiDAR",
+        group: Group::Spectrum,
+        level: Level::Metric,
+        requires: Requires::Views,
+        paper: &THILAK,
+        direction: Direction::Higher,
+        reading: "effective rank of the directions that tell objects apart beyond their views' spread; D at most",
+        definition: |a| {
+            let groups = a.lidar.as_ref().map_or(0, |l| l.groups);
+            format!("exp(-sum p log p), p = (lambda + {LIDAR_EPSILON:e}) / sum (lambda + {LIDAR_EPSILON:e}) over the D eigenvalues of Sigma_w^-1/2 Sigma_b Sigma_w^-1/2, Sigma_b the covariance (/(N - 1)) of the {groups} objects' mean views, Sigma_w = sum over objects and views of (e - mu_n)(e - mu_n)^T / (N (Q - 1)) + {LIDAR_DELTA:e} I; the analysed view rows (stable-pretraining's convention)")
+        },
+        value: |a| a.lidar.as_ref().map(|l| l.value),
+        ideal: dimension,
+        json: Fields::Extra(|a| match &a.lidar {
+            Some(l) => json!({
+                "reptrix": l.reptrix,
+                "objects": l.groups,
+                "rows": l.rows,
+                "delta": LIDAR_DELTA,
+                "epsilon": LIDAR_EPSILON,
+                "top_eigenvalues": l.top_eigenvalues,
+            }),
+            None => Value::Null,
+        }),
+    },
+    Metric {
+        key: "lidar.reptrix",
+        name: "LiDAR (reptrix's convention)",
+        group: Group::Spectrum,
+        level: Level::Detail,
+        requires: Requires::Views,
+        paper: &THILAK,
+        direction: Direction::Higher,
+        reading: "reptrix 0.1.0's number: not the same spectrum (see the peer table)",
+        definition: |_| {
+            format!("reptrix 0.1.0's get_lidar: Sigma_b without a divisor, Sigma_w the mean over objects of their views' scatter + {REPTRIX_DELTA:e} I, and as spectrum the PCA explained-variance ratios r of the rows of the LiDAR matrix (its column-centred squared singular values over their sum, the first min({REPTRIX_MAX_EIGENVALUES}, D)), p = r / sum r + {REPTRIX_EPSILON:e}")
+        },
+        value: |a| a.lidar.as_ref().and_then(|l| l.reptrix),
+        ideal: no_ideal,
+        json: Fields::None,
+    },
+    Metric {
+        key: "lda_rank",
+        name: "LDA rank",
+        group: Group::Spectrum,
+        level: Level::Metric,
+        requires: Requires::Labels,
+        paper: &THILAK,
+        direction: Direction::Higher,
+        reading: "effective rank of the directions that tell classes apart beyond their spread; C - 1 at most (D when C > D)",
+        definition: |_| {
+            format!("LiDAR with the classes as the groups: the D eigenvalues of Sigma_w^-1/2 Sigma_b Sigma_w^-1/2, Sigma_b the covariance (/(C - 1)) of the class means about their unweighted mean, Sigma_w = sum_i (u_i - mu_(y_i))(u_i - mu_(y_i))^T / (N - C) + {LIDAR_DELTA:e} I, of the analysed rows; p = (lambda + {LIDAR_EPSILON:e}) / sum (lambda + {LIDAR_EPSILON:e}), exp(-sum p log p)")
+        },
+        value: |a| a.lda_rank.as_ref().map(|l| l.value),
+        ideal: no_ideal,
+        json: Fields::Extra(|a| match &a.lda_rank {
+            Some(l) => json!({"classes": l.groups, "rows": l.rows, "top_eigenvalues": l.top_eigenvalues}),
+            None => Value::Null,
+        }),
+    },
+    Metric {
         key: "normalized_std",
         name: "std of normalised rows",
         group: Group::Spectrum,
@@ -956,6 +1057,48 @@ pub static CATALOGUE: &[Metric] = &[
         value: |a| a.spectrum.isotropy.isoscore,
         ideal: one,
         json: Fields::Extra(|_| json!({"of": "covariance of the raw rows"})),
+    },
+    Metric {
+        key: "isoscore_star",
+        name: "IsoScore*",
+        group: Group::Isotropy,
+        level: Level::Metric,
+        requires: Requires::Nothing,
+        paper: &RUDMAN_EICKHOFF,
+        direction: Direction::Higher,
+        reading: "1 = isotropic; 0 = one direction; counts fewer forced-zero directions than IsoScore when N <= D",
+        definition: |a| {
+            format!("IsoScore of the shrunk covariance (1 - zeta) C + zeta (tr C / D) I of the raw rows, zeta = {}: (PR_zeta - 1) / (D - 1), PR_zeta = (sum lambda)^2 / sum_k ((1 - zeta) lambda_k + zeta tr C / D)^2 over all D eigenvalues (the I-STAR code's isoscore_star with C0 = (tr C / D) I; it is C0 = I for rows with tr C = D)", a.isoscore_zeta)
+        },
+        value: |a| a.spectrum.isotropy.isoscore_star(a.isoscore_zeta, a.dim),
+        ideal: one,
+        json: Fields::Extra(
+            |a| json!({"zeta": a.isoscore_zeta, "target": "(tr C / D) I", "of": "covariance of the raw rows"}),
+        ),
+    },
+    Metric {
+        key: "partition_isotropy",
+        name: "partition isotropy I(W)",
+        group: Group::Isotropy,
+        level: Level::Metric,
+        requires: Requires::Nothing,
+        paper: &MU_VISWANATH,
+        direction: Direction::Higher,
+        reading: "1 = isotropic; near 0 = the rows crowd one side",
+        definition: |_| {
+            "min Z(c) / max Z(c), Z(c) = sum_i exp(c . w_i) over the 2D directions c = +-v_k, v_k the eigenvectors of the uncentred W^T W of the analysed rows (both signs, so no eigen-solver sign choice; log-sum-exp sums)".into()
+        },
+        value: |a| a.partition_isotropy.as_ref().map(|p| p.value),
+        ideal: one,
+        json: Fields::Extra(|a| match &a.partition_isotropy {
+            Some(p) => json!({
+                "log_z_min": p.log_z_min,
+                "log_z_max": p.log_z_max,
+                "directions": p.directions,
+                "of": "analysed rows (normalised unless --no-normalize), uncentred",
+            }),
+            None => Value::Null,
+        }),
     },
     Metric {
         key: "participation_ratio",
@@ -1243,6 +1386,95 @@ pub static CATALOGUE: &[Metric] = &[
             Some(h) => json!({"hub_size": HUB_SIZE, "method": h.method}),
             None => Value::Null,
         }),
+    },
+    Metric {
+        key: "hard_negative_similarity",
+        name: "hardest-negative cosine",
+        group: Group::HardNegatives,
+        level: Level::Metric,
+        requires: Requires::Nothing,
+        paper: &ROBINSON,
+        direction: Direction::Lower,
+        reading: "median over the anchors of their most similar other item; near 1 = crowded (hard negatives, or duplicates)",
+        definition: |a| {
+            format!("median over the {} kNN queries (anchors) of s-_(1), the cosine of the anchor's nearest other row (every other item a negative, as in an unsupervised contrastive batch)", hard_negative_anchors(a))
+        },
+        value: |a| a.hard_negatives.as_ref().map(|h| h.hardest.median()),
+        ideal: no_ideal,
+        json: Fields::Extra(|a| match &a.hard_negatives {
+            Some(h) => json!({
+                "anchors": h.anchors,
+                "k": h.k,
+                "quantile_levels": QUANTILE_LEVELS,
+                "hardest": h.hardest,
+                "kth": h.kth,
+                "positive": h.positive,
+                "histogram_bins": HARD_NEGATIVE_BINS,
+                "histograms": {"hardest": h.histograms[0], "kth": h.histograms[1], "positive": h.histograms[2]},
+            }),
+            None => Value::Null,
+        }),
+    },
+    Metric {
+        key: "hard_negative_margin",
+        name: "positive margin over the hardest negative",
+        group: Group::HardNegatives,
+        level: Level::Metric,
+        requires: Requires::Views,
+        paper: &ROBINSON,
+        direction: Direction::Higher,
+        reading: "> 0 = positives closer than the hardest negative on average",
+        definition: |_| {
+            "mean over the anchors of s+ - s-_(1): the cosine to the anchor's positive (its row in the other view) less that to its hardest negative among the analysed rows".into()
+        },
+        value: |a| a.hard_negatives.as_ref().and_then(|h| h.margin),
+        ideal: no_ideal,
+        json: Fields::Extra(|_| json!({"of": "s+ - s-_(1), mean over the anchors"})),
+    },
+    Metric {
+        key: "hard_negative_violations",
+        name: "anchors with a negative above the positive",
+        group: Group::HardNegatives,
+        level: Level::Metric,
+        requires: Requires::Views,
+        paper: &ROBINSON,
+        direction: Direction::Lower,
+        reading: "0 = every positive beats every negative",
+        definition: |_| "fraction of the anchors with s-_(1) > s+".into(),
+        value: |a| a.hard_negatives.as_ref().and_then(|h| h.violations),
+        ideal: zero,
+        json: Fields::Extra(|_| json!({"of": "anchors with s-_(1) > s+"})),
+    },
+    Metric {
+        key: "false_negative_rate",
+        name: "false negatives among the hardest",
+        group: Group::HardNegatives,
+        level: Level::Metric,
+        requires: Requires::Labels,
+        paper: &ROBINSON,
+        direction: Direction::Neither,
+        reading: "share of the hardest negatives that are same-class: what the debiasing tau+ models; high = classes cluster",
+        definition: |a| {
+            let k = a.hard_negatives.as_ref().map_or(HARD_NEGATIVE_K, |h| h.k);
+            format!("fraction of the anchors' k = {k} hardest negatives with the anchor's label")
+        },
+        value: |a| a.hard_negatives.as_ref().and_then(|h| h.false_negative_top_k),
+        ideal: no_ideal,
+        json: Fields::Extra(|a| json!({"hardest": a.hard_negatives.as_ref().and_then(|h| h.false_negative_hardest), "k": a.hard_negatives.as_ref().map(|h| h.k)})),
+    },
+    Metric {
+        key: "false_negative_rate.hardest",
+        name: "false negative: the hardest",
+        group: Group::HardNegatives,
+        level: Level::Detail,
+        requires: Requires::Labels,
+        paper: &ROBINSON,
+        direction: Direction::Neither,
+        reading: "share of the anchors whose hardest negative is same-class",
+        definition: |_| "fraction of the anchors whose s-_(1) row has the anchor's label".into(),
+        value: |a| a.hard_negatives.as_ref().and_then(|h| h.false_negative_hardest),
+        ideal: no_ideal,
+        json: Fields::None,
     },
     Metric {
         key: "subclasses",

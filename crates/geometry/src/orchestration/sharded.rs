@@ -29,7 +29,12 @@ use crate::kernels::timings::Timings;
 use crate::metrics::alignment::Alignment;
 use crate::metrics::collapse::{collapse_from_stats, predictions, Classifier, Collapse};
 use crate::metrics::knn::{check_options, top_neighbours, vote, KnnAccuracy, References, TopK};
+use crate::metrics::lidar::class_scatter;
+use crate::metrics::partition_isotropy::{
+    add_log_sums, moment_eigen, of_log_sums, projection_log_sums,
+};
 use crate::metrics::real::Real;
+use crate::metrics::spectrum::UncentredMoment;
 use crate::metrics::state::{LabelKey, State};
 use crate::metrics::stats::ClassStats;
 use crate::metrics::uniformity::{uniformity_part, Method, Uniformity};
@@ -39,10 +44,10 @@ use crate::orchestration::analysis::{
 use ndarray::{Array1, Array2, ArrayView2, Axis};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// Version of the serialised task results; results of another version are refused.
-pub const SHARDED_VERSION: u32 = 3;
+pub const SHARDED_VERSION: u32 = 4;
 
 /// Rows in the seeded sample of the sampled uniformity (all pairs among them: about 5 * 10^7).
 pub const DEFAULT_SAMPLE_ROWS: usize = 10_000;
@@ -76,6 +81,14 @@ pub struct ShardOptions {
     /// Compute uniformity, and kNN accuracy.
     pub uniformity: bool,
     pub knn: bool,
+    /// The shrinkage of IsoScore*.
+    #[serde(default = "default_isoscore_zeta")]
+    pub isoscore_zeta: f64,
+}
+
+/// IsoScore*'s default shrinkage, for plans written before it was an option.
+fn default_isoscore_zeta() -> f64 {
+    crate::metrics::spectrum::DEFAULT_ISOSCORE_ZETA
 }
 
 impl ShardOptions {
@@ -103,6 +116,7 @@ impl ShardOptions {
             knn_seed: options.knn.seed,
             uniformity: options.parts.uniformity,
             knn: options.parts.knn,
+            isoscore_zeta: options.isoscore_zeta,
         })
     }
 }
@@ -353,7 +367,20 @@ impl Summary {
                 .collect(),
             query_labels,
             sample,
+            directions: self.directions()?,
         })
+    }
+
+    /// The eigenvectors (D x D, row-major) of the merged `U^T U` of the normalised rows:
+    /// the directions of the partition isotropy.
+    fn directions(&self) -> Result<Vec<f64>> {
+        let dim = self.state.dim();
+        let moment = UncentredMoment::Scatter(self.state.unit_uncentred());
+        Ok(moment_eigen(&moment, dim)?
+            .vectors
+            .iter()
+            .copied()
+            .collect())
     }
 }
 
@@ -390,6 +417,8 @@ pub struct Context {
     query_labels: Vec<u32>,
     /// Global indices of the uniformity sample, sorted.
     sample: Vec<u64>,
+    /// The partition isotropy's directions: eigenvectors of `U^T U`, D x D row-major.
+    directions: Vec<f64>,
 }
 
 impl Context {
@@ -469,6 +498,9 @@ pub struct SecondPass {
     off_sphere: bool,
     /// The shard's rows of the uniformity sample.
     sample: Vec<CarriedRow>,
+    /// Per shard, `(log Z(v_k), log Z(-v_k))` over its rows for the context's directions
+    /// (added in shard order at the end, so the result does not depend on the merge order).
+    partition: BTreeMap<usize, Vec<(f64, f64)>>,
 }
 
 impl Merge for SecondPass {
@@ -495,6 +527,9 @@ impl Merge for SecondPass {
         }
         self.sample.extend(other.sample.iter().cloned());
         self.sample.sort_by_key(|r| r.index);
+        for (shard, sums) in &other.partition {
+            self.partition.insert(*shard, sums.clone());
+        }
         Ok(())
     }
 }
@@ -522,6 +557,7 @@ pub fn second_pass<F: Real>(
         tops: Vec::new(),
         off_sphere: false,
         sample: carried_rows(unit, offset, labels, &context.sample),
+        partition: BTreeMap::from([(shard, partition_log_sums(unit, context))]),
     };
     let classes = match (labels, context.classes.is_empty()) {
         (Some(labels), false) => Some(context.class_indices(labels)?),
@@ -564,6 +600,14 @@ pub fn second_pass<F: Real>(
             .count() as u64;
     }
     Ok(out)
+}
+
+/// A shard's `(log Z(v), log Z(-v))` for the context's directions.
+fn partition_log_sums<F: Real>(unit: ArrayView2<F>, context: &Context) -> Vec<(f64, f64)> {
+    let d = context.dim;
+    let directions = Array2::from_shape_vec((d, d), context.directions.clone())
+        .expect("the context's D x D directions");
+    projection_log_sums(unit, &directions)
 }
 
 /// Log-sum-exp parts of the uniformity over some pairs: of all of them, and of each class's
@@ -791,6 +835,17 @@ fn state_class_alignment(
     })
 }
 
+/// The LDA rank of a state's classes, from its `U^T U` and class means of the normalised rows.
+fn add_state_lda_rank(analysis: &mut Analysis, state: &State, stats: &ClassStats) {
+    let scatter = class_scatter(
+        &state.unit_uncentred(),
+        &state.unit_class_means(),
+        &stats.counts,
+        state.dim(),
+    );
+    analysis.add_lda_rank(scatter, stats.counts.len(), &Timings::default());
+}
+
 /// The analysis of what a mergeable [`State`] holds, without reading the rows again: the
 /// spectrum and, with labels, label-positive alignment (alpha = 2), NC1-NC2, the ETF distance,
 /// CDNV, the simplex angles and the per-class table (counts, within-class variances, vertex
@@ -815,6 +870,7 @@ pub fn state_analysis(state: &State) -> Result<Analysis> {
         },
         &Timings::default(),
     );
+    add_state_lda_rank(&mut analysis, state, &stats);
     Ok(analysis)
 }
 
@@ -852,8 +908,16 @@ pub fn finalize<F: Real>(
     };
     let mut analysis = Analysis {
         uniformity,
+        isoscore_zeta: plan.options.isoscore_zeta,
         ..Analysis::of_spectrum(n as usize, state.dim(), state.spectrum()?)
     };
+    if let Some(first) = second.partition.values().next() {
+        let mut sums = vec![(f64::NEG_INFINITY, f64::NEG_INFINITY); first.len()];
+        for part in second.partition.values() {
+            add_log_sums(&mut sums, part);
+        }
+        analysis.partition_isotropy = Some(of_log_sums(&sums, state.dim()));
+    }
     if let Some(u) = analysis
         .uniformity
         .as_ref()
@@ -876,6 +940,10 @@ pub fn finalize<F: Real>(
                 .as_ref()
                 .map(|rows| (rows.view(), &positions[..])),
             index: &context.query_index,
+            labels: (!context.classes.is_empty()
+                && context.query_labels.len() == context.query_index.len())
+            .then(|| context.query_labels.clone()),
+            positives: None,
         };
         let searched = (&second.tops[..], plan.neighbours());
         let on_sphere = !second.off_sphere;
@@ -955,6 +1023,7 @@ pub fn finalize<F: Real>(
         },
         &Timings::default(),
     );
+    add_state_lda_rank(&mut analysis, state, &stats);
     analysis
         .warnings
         .push("per-class effective ranks are not computed for sharded datasets (they need a D x D scatter per class)".into());

@@ -72,6 +72,7 @@ _OPTIONS = (
     "memory_limit",
     "uniformity",
     "knn",
+    "isoscore_zeta",
 )
 
 def _options(kwargs: Dict[str, Any]) -> Dict[str, Any]:
@@ -111,8 +112,9 @@ def analyze(x: Optional[ArrayLike] = None, labels: Optional[ArrayLike] = None,
             pass over the rows and a PCA).
         **options: The CLI's metric options: ``alpha`` (2), ``t`` (2), ``pairs``,
             ``max_exact`` (200000), ``seed`` (0), ``knn_k`` (20), ``knn_temperature``
-            (0.07), ``knn_queries`` (10000), ``memory_limit`` (bytes); ``uniformity=False``
-            or ``knn=False`` skip those costly parts.
+            (0.07), ``knn_queries`` (10000), ``memory_limit`` (bytes), ``isoscore_zeta``
+            (0.2, IsoScore*'s shrinkage); ``uniformity=False`` or ``knn=False`` skip those
+            costly parts.
 
     Returns:
         The :class:`Analysis`: every metric as an attribute; in Jupyter, a table.
