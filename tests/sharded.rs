@@ -105,14 +105,15 @@ fn assert_close_within(a: &Value, b: &Value, path: &str, tolerances: (f64, f64))
         }
         (Value::Number(x), Value::Number(y)) => {
             let (x, y) = (x.as_f64().unwrap(), y.as_f64().unwrap());
-            // The partition isotropy's projections are GEMMs in the rows' precision, whose f32
-            // rounding depends on the row blocks (shard boundaries): 1e-7 for f32 rows.
+            // The partition isotropy's directions (ssyevd) and projections (a GEMM) are in the
+            // rows' precision; f32 rounding depends on the row blocks (shard boundaries) and on
+            // the last bits of the merged moment: 1e-6 for f32 rows.
             let tolerance = match (
                 path.contains("uniformity"),
                 path.contains("partition_isotropy"),
             ) {
                 (true, _) => tolerances.0,
-                (false, true) => tolerances.1.max(1e-7),
+                (false, true) => tolerances.1.max(1e-6),
                 (false, false) => tolerances.1,
             };
             assert!(

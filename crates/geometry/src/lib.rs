@@ -58,7 +58,7 @@ pub use metrics::knn::{
     DEFAULT_K, DEFAULT_MAX_QUERIES, DEFAULT_TEMPERATURE,
 };
 pub use metrics::lidar::{
-    class_scatter, lidar, views_scatter, GroupScatter, Lidar, LIDAR_DELTA, LIDAR_EPSILON,
+    class_scatter, lidar, views_scatter, Between, GroupScatter, Lidar, LIDAR_DELTA, LIDAR_EPSILON,
     REPTRIX_DELTA, REPTRIX_EPSILON, REPTRIX_MAX_EIGENVALUES,
 };
 pub use metrics::partition_isotropy::{

@@ -43,14 +43,34 @@ pub const REPTRIX_MAX_EIGENVALUES: usize = 2048;
 pub struct GroupScatter {
     /// `S_w`, r x r.
     pub within: Array2<f64>,
-    /// `S_b`, r x r.
-    pub between: Array2<f64>,
+    /// `S_b`.
+    pub between: Between,
     /// Dimensions D of the rows.
     pub dim: usize,
     /// Groups G (objects or classes).
     pub groups: usize,
     /// Rows N over all groups.
     pub rows: usize,
+}
+
+/// The between-group scatter `S_b`: itself (r x r), or a factor `B` (G x r) with `S_b = B^T B`
+/// (the centred group means), whose rank G is what the LDA rank's work grows with.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Between {
+    /// `S_b`.
+    Scatter(Array2<f64>),
+    /// `B`.
+    Factor(Array2<f64>),
+}
+
+impl Between {
+    /// `S_b` itself.
+    fn scatter(&self) -> Array2<f64> {
+        match self {
+            Between::Scatter(s) => s.clone(),
+            Between::Factor(b) => b.t().dot(b),
+        }
+    }
 }
 
 /// LiDAR in both conventions.
@@ -66,6 +86,66 @@ pub struct Lidar {
     pub rows: usize,
     /// The largest eigenvalues of the paper's LiDAR matrix, decreasing (at most 64).
     pub top_eigenvalues: Vec<f64>,
+}
+
+/// The lower Cholesky factor `L` (`a = L L^T`) of a symmetric positive definite matrix, by
+/// LAPACK `dpotrf` (`D^3 / 3` flops).
+fn cholesky(a: &Array2<f64>) -> Result<Array2<f64>> {
+    let n = a.nrows();
+    // Row-major symmetric = column-major symmetric; LAPACK's upper U (a = U^T U) read
+    // row-major is the lower L = U^T.
+    let mut factor = a.as_standard_layout().to_owned();
+    let (uplo, dim) = (b'U' as std::os::raw::c_char, n as i32);
+    let mut info = 0i32;
+    // SAFETY: an n x n matrix with leading dimension n.
+    unsafe { lapack_sys::dpotrf_(&uplo, &dim, factor.as_mut_ptr(), &dim, &mut info) };
+    if info != 0 {
+        return Err(GeometryError::Numerical {
+            what: format!(
+                "LiDAR: the within-group covariance plus delta I is not positive definite (dpotrf info = {info})"
+            ),
+        });
+    }
+    for i in 0..n {
+        for j in i + 1..n {
+            factor[[i, j]] = 0.0;
+        }
+    }
+    Ok(factor)
+}
+
+/// `b <- L^-1 b` (`right = false`) or `b <- b L^-T` (`right = true`) for lower-triangular `L`,
+/// by BLAS `dtrsm`.
+fn solve_lower(factor: &Array2<f64>, b: &mut Array2<f64>, right: bool) {
+    use cblas_sys::*;
+    let (rows, cols) = b.dim();
+    if rows == 0 || cols == 0 {
+        return;
+    }
+    let (side, trans) = match right {
+        false => (CblasLeft, CblasNoTrans),
+        true => (CblasRight, CblasTrans),
+    };
+    let n = factor.nrows() as i32;
+    assert!(factor.is_standard_layout() && b.is_standard_layout());
+    // SAFETY: `factor` is n x n, `b` rows x cols with n = rows (left) or cols (right), both
+    // standard (row-major) layout with the leading dimensions passed.
+    unsafe {
+        cblas_dtrsm(
+            CblasRowMajor,
+            side,
+            CblasLower,
+            trans,
+            CblasNonUnit,
+            rows as i32,
+            cols as i32,
+            1.0,
+            factor.as_ptr(),
+            n,
+            b.as_mut_ptr(),
+            cols as i32,
+        )
+    };
 }
 
 /// `a^{-1/2}` of a symmetric positive definite matrix by its eigenvectors.
@@ -107,9 +187,26 @@ pub fn lidar(scatter: &GroupScatter, reptrix: bool) -> Result<Lidar> {
         });
     }
     let d = scatter.dim;
-    let between = &scatter.between / (g as f64 - 1.0);
-    let root = inverse_square_root(&regularised(&scatter.within, (n - g) as f64, LIDAR_DELTA))?;
-    let matrix = sandwich(&root, &between);
+    let factor = cholesky(&regularised(&scatter.within, (n - g) as f64, LIDAR_DELTA))?;
+    let matrix = match &scatter.between {
+        // L^-1 S_b L^-T, the same eigenvalues as Sigma_w^-1/2 S_b Sigma_w^-1/2.
+        Between::Scatter(between) => {
+            let mut product = between / (g as f64 - 1.0);
+            solve_lower(&factor, &mut product, false);
+            solve_lower(&factor, &mut product, true);
+            symmetrize(&mut product);
+            product
+        }
+        // X = L^-1 B^T: its Gram matrix on the smaller side has the nonzero eigenvalues.
+        Between::Factor(b) => {
+            let mut x = b.t().as_standard_layout().to_owned() / (g as f64 - 1.0).sqrt();
+            solve_lower(&factor, &mut x, false);
+            match x.ncols() < x.nrows() {
+                true => x.t().dot(&x),
+                false => x.dot(&x.t()),
+            }
+        }
+    };
     let scale = matrix.diag().iter().map(|v| v.abs()).sum::<f64>();
     let mut eigenvalues = symmetric_eigenvalues(&matrix, scale)?;
     eigenvalues.resize(d, 0.0);
@@ -137,7 +234,7 @@ fn reptrix_lidar(scatter: &GroupScatter, d: usize) -> Result<f64> {
         scatter.groups as f64,
         REPTRIX_DELTA,
     ))?;
-    let matrix = sandwich(&root, &scatter.between);
+    let matrix = sandwich(&root, &scatter.between.scatter());
     let column_means = matrix.mean_axis(Axis(0)).expect("D >= 1");
     let centred = &matrix - &column_means.view().insert_axis(Axis(0));
     let gram = centred.t().dot(&centred);
@@ -225,7 +322,7 @@ pub fn views_scatter<F: Real>(views: &[ArrayView2<F>]) -> GroupScatter {
     symmetrize(&mut between);
     GroupScatter {
         within,
-        between,
+        between: Between::Scatter(between),
         dim: d,
         groups: n,
         rows: n * views.len(),
@@ -250,27 +347,36 @@ pub fn class_scatter(
     let centred = means - &grand.insert_axis(Axis(0));
     GroupScatter {
         within,
-        between: centred.t().dot(&centred),
+        between: Between::Factor(centred),
         dim,
         groups: counts.len(),
         rows: counts.iter().sum(),
     }
 }
 
-/// The work of [`views_scatter`] and [`lidar`] on `rows` rows in `d` dimensions (for `q` views
-/// of `n` objects, `(q + 1) n` rows: the views and the object means; for classes, none: their
-/// scatter comes from the second moment): the scatters (`rows d^2` by `dsyrk`), then per convention an eigendecomposition with
-/// vectors (`3 d^3`), two products (`4 d^3`) and the eigenvalues (`4/3 d^3`), with reptrix's
-/// centred Gram (`2 d^3`) and its eigenvalues.
-pub fn lidar_work(rows: usize, d: usize, reptrix: bool) -> Work {
+/// The work of LiDAR on `rows` rows (for `q` views of `n` objects, `(q + 1) n`: the views and
+/// the object means, into the D x D scatters by `dsyrk`, `rows D^2`; none for classes, whose
+/// scatter comes from the second moment) of `d` dimensions in `groups` groups: the Cholesky
+/// factor (`D^3 / 3`), then `L^-1 S_b L^-T` (`2 D^3`) and its eigenvalues, or for classes
+/// `L^-1 B^T` (`G D^2`), its Gram matrix on the smaller side `m = min(G, D)` (`m^2 max`) and
+/// its eigenvalues (`4/3 m^3`); with reptrix's convention an eigendecomposition with vectors
+/// (`3 D^3`), the products (`4 D^3`), the centred Gram matrix (`2 D^3`) and its eigenvalues.
+pub fn lidar_work(rows: usize, d: usize, groups: Option<usize>, reptrix: bool) -> Work {
     let (r, df) = (rows as f64, d as f64);
-    let (conventions, centred_gram) = match reptrix {
-        true => (2.0, 2.0 * df.powi(3)),
-        false => (1.0, 0.0),
+    let (solve, side) = match groups {
+        None => (2.0 * df.powi(3), df),
+        Some(g) => {
+            let m = g.min(d) as f64;
+            (g as f64 * df * df + m * m * (g.max(d) as f64), m)
+        }
+    };
+    let (reptrix_products, reptrix_eigen) = match reptrix {
+        true => (6.0 * df.powi(3), (3.0 + 4.0 / 3.0) * df.powi(3)),
+        false => (0.0, 0.0),
     };
     Work::Decomposition {
-        products: r * df * df + conventions * 4.0 * df.powi(3) + centred_gram,
-        eigen: conventions * (3.0 + 4.0 / 3.0) * df.powi(3),
+        products: r * df * df + df.powi(3) / 3.0 + solve + reptrix_products,
+        eigen: 4.0 / 3.0 * side.powi(3) + reptrix_eigen,
     }
 }
 
@@ -350,11 +456,36 @@ mod tests {
         }
         let means = (&views[0] + &views[1]) / 2.0;
         let from_classes = class_scatter(&moment, &means, &vec![q; n], d);
+        let from_classes_between = from_classes.between.scatter();
+        let from_views_between = from_views.between.scatter();
         for (a, b) in from_views.within.iter().zip(from_classes.within.iter()) {
             assert!((a - b).abs() < 1e-12 * (1.0 + a.abs()));
         }
-        for (a, b) in from_views.between.iter().zip(from_classes.between.iter()) {
+        for (a, b) in from_views_between.iter().zip(from_classes_between.iter()) {
             assert!((a - b).abs() < 1e-12 * (1.0 + a.abs()));
+        }
+    }
+
+    #[test]
+    fn the_factor_form_equals_the_scatter_form_on_both_sides() {
+        for (c, d) in [(5, 12), (12, 5)] {
+            let rows = pseudo_random(6 * c, d, 4);
+            let labels: Vec<usize> = (0..6 * c).map(|i| i % c).collect();
+            let mut means = Array2::<f64>::zeros((c, d));
+            for (i, &l) in labels.iter().enumerate() {
+                let mut row = means.row_mut(l);
+                row += &(&rows.row(i) / 6.0);
+            }
+            let factored = class_scatter(&rows.t().dot(&rows), &means, &vec![6; c], d);
+            let square = GroupScatter {
+                between: Between::Scatter(factored.between.scatter()),
+                ..factored.clone()
+            };
+            let (a, b) = (
+                lidar(&factored, false).unwrap(),
+                lidar(&square, false).unwrap(),
+            );
+            assert!((a.value - b.value).abs() < 1e-10 * b.value, "{c} x {d}");
         }
     }
 

@@ -7,7 +7,7 @@
 use crate::error::Result;
 use crate::kernels::tiles::single_threaded_blas;
 use crate::metrics::real::Real;
-use crate::metrics::spectrum::{symmetric_eigenpairs, UncentredMoment};
+use crate::metrics::spectrum::{symmetric_eigenpairs, symmetric_eigenpairs_f32, UncentredMoment};
 use ndarray::linalg::general_mat_mul;
 use ndarray::{s, Array2, ArrayView2};
 use rayon::prelude::*;
@@ -100,14 +100,20 @@ pub struct MomentEigen {
     pub dim: usize,
 }
 
-/// [`MomentEigen`] of `moment` (by `dsyevd`) for rows of `dim` dimensions.
-pub fn moment_eigen(moment: &UncentredMoment, dim: usize) -> Result<MomentEigen> {
+/// [`MomentEigen`] of `moment` for rows of `dim` dimensions, by `dsyevd`; for f32 rows
+/// (`single`) by `ssyevd`, about twice as fast with vectors, the directions (or the rows'
+/// coordinates) then exact to f32 precision, that of the rows and of the f32 GEMM that
+/// projects them.
+pub fn moment_eigen(moment: &UncentredMoment, dim: usize, single: bool) -> Result<MomentEigen> {
     single_threaded_blas();
     let (matrix, gram) = match moment {
         UncentredMoment::Scatter(m) => (m, false),
         UncentredMoment::Gram(m) => (m, true),
     };
-    let (values, vectors) = symmetric_eigenpairs(matrix)?;
+    let (values, vectors) = match single {
+        true => symmetric_eigenpairs_f32(matrix)?,
+        false => symmetric_eigenpairs(matrix)?,
+    };
     Ok(MomentEigen {
         values,
         vectors,
@@ -225,7 +231,7 @@ mod tests {
     fn isotropy_of<F: Real>(w: ArrayView2<F>) -> Result<PartitionIsotropy> {
         Ok(partition_isotropy(
             w,
-            &moment_eigen(&uncentred_moment(w), w.ncols())?,
+            &moment_eigen(&uncentred_moment(w), w.ncols(), false)?,
         ))
     }
 
@@ -273,7 +279,7 @@ mod tests {
         for &(n, d) in &[(40, 300), (120, 700), (2, 9), (299, 300)] {
             let w = unit_rows(n, d, 0.4, n as u64);
             let value = |moment: UncentredMoment| {
-                partition_isotropy(w.view(), &moment_eigen(&moment, d).unwrap()).value
+                partition_isotropy(w.view(), &moment_eigen(&moment, d, false).unwrap()).value
             };
             let gram = value(UncentredMoment::Gram(w.dot(&w.t())));
             let scatter = value(UncentredMoment::Scatter(w.t().dot(&w)));
@@ -314,7 +320,7 @@ mod tests {
     #[test]
     fn does_not_depend_on_the_threads() {
         let w = unit_rows(20_000, 16, 0.5, 9).mapv(|v| v as f32);
-        let eigen = moment_eigen(&uncentred_moment(w.view()), 16).unwrap();
+        let eigen = moment_eigen(&uncentred_moment(w.view()), 16, true).unwrap();
         let one = rayon::ThreadPoolBuilder::new()
             .num_threads(1)
             .build()

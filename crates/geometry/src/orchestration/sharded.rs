@@ -264,6 +264,9 @@ pub struct Summary {
     shards: u64,
     /// Rows kept in the uniformity sample (the bottom-k keys), from the plan.
     sample_rows: usize,
+    /// Whether every shard's rows are f32 (or narrower): the partition isotropy's directions
+    /// are then computed in f32, as the single-pass analysis does.
+    single: bool,
 }
 
 /// Summarise shard `shard` of `plan`: `unit` are the rows the sphere metrics use (normalised
@@ -296,6 +299,7 @@ pub fn summarize<F: Real>(
         queries: carried_rows(unit, offset, labels, &plan.queries()),
         shards: 1,
         sample_rows: plan.options.sample_rows,
+        single: std::mem::size_of::<F>() == 4,
     })
 }
 
@@ -376,11 +380,8 @@ impl Summary {
     fn directions(&self) -> Result<Vec<f64>> {
         let dim = self.state.dim();
         let moment = UncentredMoment::Scatter(self.state.unit_uncentred());
-        Ok(moment_eigen(&moment, dim)?
-            .vectors
-            .iter()
-            .copied()
-            .collect())
+        let eigen = moment_eigen(&moment, dim, self.single)?;
+        Ok(eigen.vectors.iter().copied().collect())
     }
 }
 
@@ -396,6 +397,7 @@ impl Merge for Summary {
         self.queries.extend(other.queries.iter().cloned());
         self.queries.sort_by_key(|q| q.index);
         self.shards += other.shards;
+        self.single &= other.single;
         Ok(())
     }
 }
