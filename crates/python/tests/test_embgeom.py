@@ -472,6 +472,10 @@ def test_the_sentence_demo_shows_anisotropy_intrinsic_dimension_and_hubs():
     assert result.hub_skewness > 1.0 and 0.2 < result.robinhood < 0.4
     assert result.to_dict()["metrics"]["twonn"]["duplicates"] == 36
     assert 0.4 < result.knn_accuracy < 0.7
+    # The rest of the panel on the same real embeddings.
+    assert result.isoscore < result.isoscore_star < 0.6 and 0.4 < result.partition_isotropy < 0.7
+    assert 15 < result.lda_rank < 28
+    assert 0.4 < result.hard_negative_similarity < 0.6 and 0.25 < result.false_negative_rate < 0.45
 
 
 def test_spectral_contrastive_loss_equals_haochens_batch_loss():

@@ -95,9 +95,12 @@ fn cholesky(a: &Array2<f64>) -> Result<Array2<f64>> {
     // Row-major symmetric = column-major symmetric; LAPACK's upper U (a = U^T U) read
     // row-major is the lower L = U^T.
     let mut factor = a.as_standard_layout().to_owned();
+    if n == 0 {
+        return Ok(factor);
+    }
     let (uplo, dim) = (b'U' as std::os::raw::c_char, n as i32);
     let mut info = 0i32;
-    // SAFETY: an n x n matrix with leading dimension n.
+    // SAFETY: an n x n matrix (n >= 1) with leading dimension n.
     unsafe { lapack_sys::dpotrf_(&uplo, &dim, factor.as_mut_ptr(), &dim, &mut info) };
     if info != 0 {
         return Err(GeometryError::Numerical {
@@ -209,6 +212,12 @@ pub fn lidar(scatter: &GroupScatter, reptrix: bool) -> Result<Lidar> {
     };
     let scale = matrix.diag().iter().map(|v| v.abs()).sum::<f64>();
     let mut eigenvalues = symmetric_eigenvalues(&matrix, scale)?;
+    if eigenvalues.iter().all(|&l| l == 0.0) {
+        // Every p would be eps / (D eps): the value D, from eps alone.
+        return Err(GeometryError::Numerical {
+            what: "LiDAR: the group means coincide (Sigma_b = 0), so no direction separates the groups".into(),
+        });
+    }
     eigenvalues.resize(d, 0.0);
     let total: f64 = eigenvalues.iter().map(|l| l + LIDAR_EPSILON).sum();
     let value = entropy_exp(eigenvalues.iter().map(|l| (l + LIDAR_EPSILON) / total));
@@ -506,9 +515,25 @@ mod tests {
     }
 
     #[test]
-    fn too_few_groups_is_an_error() {
+    fn too_few_groups_or_coinciding_means_are_an_error() {
         let one = Array2::<f64>::zeros((1, 3));
         let refs = [one.view(), one.view()];
         assert!(lidar(&views_scatter(&refs), false).is_err());
+        // Two objects with the same mean view.
+        let a = ndarray::array![[1.0, 0.0], [0.0, 1.0]];
+        let b = ndarray::array![[0.0, 1.0], [1.0, 0.0]];
+        let message = lidar(&views_scatter(&[a.view(), b.view()]), false)
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("coincide"), "{message}");
+        // No dimensions at all.
+        let empty = GroupScatter {
+            within: Array2::zeros((0, 0)),
+            between: Between::Factor(Array2::zeros((3, 0))),
+            dim: 0,
+            groups: 3,
+            rows: 9,
+        };
+        assert!(lidar(&empty, false).is_err());
     }
 }
