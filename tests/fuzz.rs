@@ -104,3 +104,88 @@ fn every_seed_is_valid() {
         );
     }
 }
+
+/// The modalities' inputs: mutants of the pair map (and of the second modality's file) through
+/// `run_modalities`; each ends in a result or an error naming the file.
+#[test]
+fn pair_map_and_modality_mutants_never_panic_or_hang() {
+    use embgeom_geometry::ObjectiveParameters;
+    use embgeom_pipeline::{run_modalities, CrossOptions, ModalitySpec};
+    let dir = tempfile::tempdir().unwrap();
+    let (images, captions, d) = (24usize, 2usize, 4usize);
+    let values: Vec<f32> = (0..images * d)
+        .map(|k| ((k * 37 % 11) as f32) - 4.5)
+        .collect();
+    let text: Vec<f32> = (0..images * captions * d)
+        .map(|k| values[(k / d / captions) * d + k % d] + ((k * 13 % 7) as f32) * 0.1)
+        .collect();
+    let f32_npy = |v: &[f32], rows: usize| embgeom_io::npy_bytes_f32(&[rows, d], v);
+    let map: Vec<u8> = (0..images * captions)
+        .flat_map(|j| ((j / captions) as i64).to_le_bytes())
+        .collect();
+    let seeds = [
+        (
+            "map.npy",
+            embgeom_io::npy_bytes("<i8", &[images * captions], &map),
+        ),
+        ("caption.npy", f32_npy(&text, images * captions)),
+    ];
+    std::fs::write(dir.path().join("image.npy"), f32_npy(&values, images)).unwrap();
+    let options = AnalysisOptions::default();
+    let mut failures = Vec::new();
+    for (name, bytes) in &seeds {
+        let seed = fuzz::Seed {
+            name,
+            bytes: bytes.clone(),
+            role: fuzz::Role::Embeddings,
+        };
+        for (other, other_bytes) in &seeds {
+            if other != name {
+                std::fs::write(dir.path().join(other), other_bytes).unwrap();
+            }
+        }
+        for index in 0..PER_SEED {
+            let (mutated, what) = fuzz::mutant(&seed, RUN_SEED, index);
+            std::fs::write(dir.path().join(name), &mutated).unwrap();
+            let modalities = [
+                ModalitySpec {
+                    name: "image".into(),
+                    spec: InputSpec::file(dir.path().join("image.npy")),
+                },
+                ModalitySpec {
+                    name: "caption".into(),
+                    spec: InputSpec::file(dir.path().join("caption.npy")),
+                },
+            ];
+            let cross = CrossOptions {
+                pairs: Some(dir.path().join("map.npy")),
+                parameters: ObjectiveParameters::default(),
+                shifts: vec![1.0],
+            };
+            let start = Instant::now();
+            let outcome = embgeom_io::quiet_panics(|| {
+                run_modalities(&modalities, &options, &cross, &NoProgress)
+                    .map(|run| run.cross.len())
+            });
+            match outcome {
+                Ok(Ok(_)) => {}
+                Ok(Err(error)) => {
+                    let message = error.to_string();
+                    if !message.contains(name) {
+                        failures.push(format!("{name} mutant {index} ({what}): the error does not name the file: {message}"));
+                    }
+                }
+                Err(panic) => {
+                    failures.push(format!("{name} mutant {index} ({what}): panic: {panic}"))
+                }
+            }
+            if start.elapsed() > SLOW {
+                failures.push(format!(
+                    "{name} mutant {index} ({what}): took {:?}",
+                    start.elapsed()
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

@@ -11,10 +11,12 @@ use anyhow::{bail, Context, Result};
 use args::{AnalysisFlags, InputFlags, MetricFlags, OutputFlags};
 use clap::{Parser, Subcommand};
 use embgeom_geometry::sharded::DEFAULT_SAMPLE_ROWS;
+use embgeom_geometry::{AnalysisOptions, ObjectiveParameters};
 use embgeom_io::{would_replace, write_output};
 use embgeom_pipeline::{
-    analysis_document, machine_rates, run_analysis, text_table, timings_document, timings_table,
-    Extras, MemoryWatch, Run, ShardJob, ShardedDataset,
+    analysis_document, machine_rates, modalities_document, modalities_table, run_analysis,
+    run_modalities, text_table, timings_document, timings_table, CrossOptions, Extras, MemoryWatch,
+    ModalitySpec, Run, ShardJob, ShardedDataset,
 };
 use embgeom_report::{compare, report, CompareInput, CompareOptions, ReportOptions};
 use embgeom_track::{run_names, Check, RoundOutcome, TrackOptions, Watch};
@@ -97,6 +99,103 @@ struct AnalyzeArgs {
     /// (the interpreter in $EMBGEOM_PYTHON, else python3, with embgeom and ray installed).
     #[arg(long, value_name = "ADDRESS")]
     ray: Option<String>,
+    #[command(flatten)]
+    modalities: ModalityFlags,
+}
+
+/// Paired modalities (image and text embeddings of the same items).
+#[derive(clap::Args, Debug)]
+struct ModalityFlags {
+    /// Two or more modalities of the same items, one file each (row i of each the same item,
+    /// or paired by --pair-map): each analysed, then their gap, retrieval both ways, the
+    /// contrastive objectives and the shift experiment.
+    #[arg(long, num_args = 2.., value_name = "FILE", conflicts_with_all = ["embeddings", "views"])]
+    modalities: Vec<PathBuf>,
+    /// Names of the modalities, in order [default: the file stems].
+    #[arg(long, num_args = 1.., value_name = "NAME")]
+    modality_names: Vec<String>,
+    /// For each row of the second modality, its row of the first (integers; several rows may
+    /// share one, e.g. five captions per image).
+    #[arg(long, value_name = "FILE")]
+    pair_map: Option<PathBuf>,
+    /// InfoNCE's temperature over all pairs (CLIP's 1 / logit_scale).
+    #[arg(long, default_value_t = 0.01, value_name = "TAU")]
+    temperature: f64,
+    /// SigLIP's logit scale t.
+    #[arg(long, default_value_t = 10.0, value_name = "T")]
+    siglip_scale: f64,
+    /// SigLIP's logit bias b.
+    #[arg(long, default_value_t = -10.0, value_name = "B", allow_negative_numbers = true)]
+    siglip_bias: f64,
+    /// The shift experiment's fractions of the gap closed, comma separated (none: '').
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "0.25,0.5,0.75,1",
+        value_name = "FRACTIONS"
+    )]
+    shifts: Vec<String>,
+}
+
+impl ModalityFlags {
+    /// The modalities' specs (the analysis flags' inputs with each file as the embeddings)
+    /// and names.
+    fn specs(&self, inputs: &InputFlags) -> Result<Vec<ModalitySpec>> {
+        let names: Vec<String> = match self.modality_names.is_empty() {
+            false if self.modality_names.len() != self.modalities.len() => bail!(
+                "--modality-names gives {} names for {} modalities",
+                self.modality_names.len(),
+                self.modalities.len()
+            ),
+            false => self.modality_names.clone(),
+            true => self
+                .modalities
+                .iter()
+                .map(|p| {
+                    p.file_stem().map_or_else(
+                        || p.display().to_string(),
+                        |s| s.to_string_lossy().into_owned(),
+                    )
+                })
+                .collect(),
+        };
+        let mut seen = std::collections::HashSet::new();
+        if let Some(twice) = names.iter().find(|n| !seen.insert(n.as_str())) {
+            bail!("two modalities are named {twice:?}; give --modality-names");
+        }
+        Ok(self
+            .modalities
+            .iter()
+            .zip(names)
+            .map(|(path, name)| ModalitySpec {
+                name,
+                spec: inputs.spec(Some(path.clone())),
+            })
+            .collect())
+    }
+
+    /// The cross-modal options.
+    fn cross(&self) -> Result<CrossOptions> {
+        let shifts = self
+            .shifts
+            .iter()
+            .filter(|s| !s.trim().is_empty())
+            .map(|s| {
+                s.trim()
+                    .parse::<f64>()
+                    .with_context(|| format!("--shifts: {s:?} is not a number"))
+            })
+            .collect::<Result<Vec<f64>>>()?;
+        Ok(CrossOptions {
+            pairs: self.pair_map.clone(),
+            parameters: ObjectiveParameters {
+                temperature: self.temperature,
+                scale: self.siglip_scale,
+                bias: self.siglip_bias,
+            },
+            shifts,
+        })
+    }
 }
 
 /// Inputs and parameters of `embgeom report`.
@@ -167,6 +266,9 @@ fn analyze_command(args: &AnalyzeArgs) -> Result<()> {
             bail!("{} exists; pass --force to replace it", path.display());
         }
     }
+    if !args.modalities.modalities.is_empty() {
+        return modalities_command(args, &options, json_file.as_deref());
+    }
     let spec = flags.inputs.spec(flags.embeddings.clone());
     let sharded = flags
         .embeddings
@@ -213,6 +315,36 @@ fn analyze_command(args: &AnalyzeArgs) -> Result<()> {
     }
     let json = serde_json::to_string_pretty(&document)?;
     match (&args.json, &json_file) {
+        (Some(_), None) => emit(&format!("{json}\n")),
+        (_, Some(path)) => {
+            write_output(path, format!("{json}\n").as_bytes())?;
+            emit(&table)
+        }
+        (None, None) => emit(&table),
+    }
+}
+
+/// `analyze --modalities`: each modality's analysis and the cross-modal measurements.
+fn modalities_command(
+    args: &AnalyzeArgs,
+    options: &AnalysisOptions,
+    json_file: Option<&Path>,
+) -> Result<()> {
+    if args.ray.is_some() {
+        bail!("--ray analyses a directory of shards, not --modalities");
+    }
+    let specs = args.modalities.specs(&args.analysis.inputs)?;
+    let cross = args.modalities.cross()?;
+    let run = run_modalities(&specs, options, &cross, &TerminalProgress::stderr())?;
+    let mut document = modalities_document(&run);
+    let mut table = modalities_table(&run);
+    if args.timings {
+        let rates = machine_rates();
+        document["timings"] = timings_document(&run.timings, &rates, None);
+        table.push_str(&timings_table(&run.timings, &rates, None));
+    }
+    let json = serde_json::to_string_pretty(&document)?;
+    match (&args.json, json_file) {
         (Some(_), None) => emit(&format!("{json}\n")),
         (_, Some(path)) => {
             write_output(path, format!("{json}\n").as_bytes())?;

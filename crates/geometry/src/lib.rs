@@ -17,7 +17,7 @@ mod orchestration;
 mod progress;
 
 pub use metrics::state;
-pub use orchestration::{catalogue, sharded};
+pub use orchestration::{catalogue, modalities, sharded};
 
 /// Wall time and work of every stage ([`timings::Timings`]), and the machine's rates that
 /// bound them ([`timings::Rates`]).
@@ -61,11 +61,17 @@ pub use metrics::lidar::{
     class_scatter, lidar, views_scatter, Between, GroupScatter, Lidar, LIDAR_DELTA, LIDAR_EPSILON,
     REPTRIX_DELTA, REPTRIX_EPSILON, REPTRIX_MAX_EIGENVALUES,
 };
+pub use metrics::modality_gap::{
+    modality_gap, GapComponent, ModalityGap, PairSums, SetSums, GAP_COMPONENTS, RMG_MATCH_FLOOR,
+};
 pub use metrics::partition_isotropy::{
     moment_eigen, partition_isotropy, MomentEigen, PartitionIsotropy,
 };
 pub use metrics::per_class::{subclass_structure, PerClass, Subclasses, SubclassesOfClass};
 pub use metrics::real::{Real, UniformityBlocks};
+pub use metrics::retrieval::{
+    retrieval, ObjectiveParameters, PairMap, Ranks, Retrieval, RetrievalSummary, RECALL_AT,
+};
 pub use metrics::simplex::{canonical_simplex, simplex_angles, vertex_distances, SimplexAngles};
 pub use metrics::spectral_loss::{spectral_loss, SpectralLoss, SPECTRAL_MU};
 pub use metrics::spectrum::{

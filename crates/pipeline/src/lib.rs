@@ -11,6 +11,7 @@
 mod document;
 mod error;
 mod inputs;
+mod modalities;
 mod run;
 mod sharded;
 mod timings;
@@ -18,6 +19,10 @@ mod timings;
 pub use document::{analysis_document, text_table, SCHEMA};
 pub use error::{PipelineError, Result};
 pub use inputs::{load_inputs, InputSpec, InputSummary, Inputs, Rows, Source, Values};
+pub use modalities::{
+    modalities_document, modalities_table, run_modalities, CrossOptions, ModalitiesRun,
+    ModalitySpec, MODALITIES_SCHEMA,
+};
 pub use run::{analyze_inputs, run_analysis, set_threads, Extras, Run};
 pub use sharded::{Shard, ShardJob, ShardedDataset};
 pub use timings::{machine_rates, timings_document, timings_table, MemoryPeaks, MemoryWatch};

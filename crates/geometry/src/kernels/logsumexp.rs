@@ -52,6 +52,15 @@ impl LogSumExp {
     }
 }
 
+/// `log(e^a + e^b)`, exact for `-inf` terms.
+pub(crate) fn log_add(a: f64, b: f64) -> f64 {
+    let (high, low) = if a >= b { (a, b) } else { (b, a) };
+    match low == f64::NEG_INFINITY {
+        true => high,
+        false => high + (low - high).exp().ln_1p(),
+    }
+}
+
 /// Squared distances of rows with these norms, or exponents `-t ||x_i - x_j||^2` this large,
 /// overflow the element type (the Gram products are in f32 for f32 input): an error rather
 /// than a wrong value. Unit rows are always in range for every `t` below `1e37`. A row that is

@@ -203,7 +203,7 @@ pub fn knn_screen<F: Real>() -> KnnScreen {
 /// The exact similarity of the kNN search, `sum_k q_k x_k` accumulated in f64 in a fixed order
 /// ([`lane_sum`](crate::kernels::rows::lane_sum)): for f32 rows every product is exact, and the result
 /// is within `D 2^-53 ||q|| ||x||` of the true dot product; the same bits on every machine.
-fn exact_similarity<F: Real>(q: &[F], x: &[F]) -> f64 {
+pub(crate) fn exact_similarity<F: Real>(q: &[F], x: &[F]) -> f64 {
     crate::kernels::rows::lane_dot(q, x)
 }
 
@@ -212,14 +212,14 @@ fn exact_similarity<F: Real>(q: &[F], x: &[F]) -> f64 {
 /// the norms' own round-off); infinite where the rows are too large for the screen's
 /// arithmetic (then every reference is rescored).
 #[derive(Debug, Clone, Copy)]
-struct Margin {
+pub(crate) struct Margin {
     bound: crate::kernels::amx::ErrorBound,
     /// Norms beyond this are not screened.
     limit: f64,
 }
 
 impl Margin {
-    fn new<F: Real>(screen: KnnScreen, depth: usize) -> Margin {
+    pub(crate) fn new<F: Real>(screen: KnnScreen, depth: usize) -> Margin {
         let k = depth as f64;
         let exact = crate::kernels::amx::ErrorBound {
             product: (k + 2.0) * 2f64.powi(-53),
@@ -256,7 +256,7 @@ impl Margin {
     }
 
     /// The margin for rows of norms `a` and `b`.
-    fn of(&self, a: f64, b: f64) -> f64 {
+    pub(crate) fn of(&self, a: f64, b: f64) -> f64 {
         match a <= self.limit && b <= self.limit {
             true => self.bound.at(a, b),
             false => f64::INFINITY,

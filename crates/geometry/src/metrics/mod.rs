@@ -1,5 +1,5 @@
 //! The metrics, each from the kernels below it: alignment, uniformity, class statistics,
-//! collapse, the simplex, the spectrum, kNN, intrinsic dimension, hubness, hard negatives, partition isotropy, LiDAR, the spectral contrastive loss, subclasses, CKA, and the
+//! collapse, the simplex, the spectrum, kNN, intrinsic dimension, hubness, hard negatives, partition isotropy, LiDAR, the modality gap, cross-modal retrieval, the spectral contrastive loss, subclasses, CKA, and the
 //! mergeable state.
 //! Nothing here imports [`crate::orchestration`].
 
@@ -11,9 +11,11 @@ pub(crate) mod hubness;
 pub(crate) mod intrinsic;
 pub(crate) mod knn;
 pub(crate) mod lidar;
+pub(crate) mod modality_gap;
 pub(crate) mod partition_isotropy;
 pub(crate) mod per_class;
 pub(crate) mod real;
+pub(crate) mod retrieval;
 pub(crate) mod simplex;
 pub(crate) mod spectral_loss;
 pub(crate) mod spectrum;

@@ -5,6 +5,7 @@
 //! the value does not depend on the eigen-solver's sign choice.
 
 use crate::error::Result;
+use crate::kernels::logsumexp::log_add;
 use crate::kernels::tiles::single_threaded_blas;
 use crate::metrics::real::Real;
 use crate::metrics::spectrum::{symmetric_eigenpairs, symmetric_eigenpairs_f32, UncentredMoment};
@@ -34,15 +35,6 @@ fn block_rows(d: usize) -> usize {
 /// Above this `|c . w|` in a block, its sums are taken about their maxima (log-sum-exp);
 /// below, `exp` cannot overflow and `exp(-p) = 1 / exp(p)` saves the second `exp`.
 const PLAIN_EXP_LIMIT: f64 = 300.0;
-
-/// `log(e^a + e^b)`.
-fn log_add(a: f64, b: f64) -> f64 {
-    let (high, low) = if a >= b { (a, b) } else { (b, a) };
-    if low == f64::NEG_INFINITY {
-        return high;
-    }
-    high + (low - high).exp().ln_1p()
-}
 
 /// `log sum_i exp(p_ij)` and `log sum_i exp(-p_ij)` per column j of a block of projections.
 fn block_log_sums<F: Real>(p: ArrayView2<F>) -> Vec<(f64, f64)> {

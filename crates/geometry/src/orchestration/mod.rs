@@ -6,5 +6,6 @@ pub(crate) mod analysis;
 pub mod catalogue;
 pub(crate) mod entry;
 pub(crate) mod figure_data;
+pub mod modalities;
 pub(crate) mod rates;
 pub mod sharded;

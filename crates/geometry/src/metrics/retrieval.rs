@@ -1,0 +1,517 @@
+//! Exact cross-modal retrieval between two row sets (image and text embeddings, say) paired by
+//! a map, and the contrastive objectives over all pairs, in GEMM tiles: no N x N matrix.
+//!
+//! Each query's rank is that of its best positive: `rank = 1 + #{negatives j : s_j > s+}`,
+//! `s+` the largest similarity to one of its positives. Ties between a negative and `s+` go to
+//! the positive (the optimistic rank); the number of queries with such a tie is reported, and
+//! the pessimistic rank counts them against the positive. The similarities are screened by a
+//! GEMM in the rows' precision and every one within the screen's proven margin of `s+` is
+//! taken again exactly (`sum_k q_k x_k` in f64), so the ranks are those of the exact
+//! similarities. The counts of gallery blocks add, so they merge across gallery shards.
+
+use crate::error::{GeometryError, Result};
+use crate::kernels::logsumexp::log_add;
+use crate::kernels::rows::row_norms;
+use crate::kernels::tiles::single_threaded_blas;
+use crate::metrics::knn::{exact_similarity, KnnScreen, Margin};
+use crate::metrics::real::Real;
+use ndarray::linalg::general_mat_mul;
+use ndarray::{s, Array2, ArrayView2};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// Queries per parallel task and gallery rows per GEMM tile.
+const QUERY_BLOCK: usize = 256;
+const GALLERY_BLOCK: usize = 1024;
+
+/// Which rows of one set pair with which of the other: `of_b[j]` is the row of set A that
+/// row j of set B belongs to (five captions per image: five rows of B with the same row of A).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PairMap {
+    /// For each row of B, its row of A.
+    pub of_b: Vec<usize>,
+    /// Rows of A.
+    pub a_rows: usize,
+}
+
+impl PairMap {
+    /// Row i of A with row i of B.
+    pub fn identity(n: usize) -> PairMap {
+        PairMap {
+            of_b: (0..n).collect(),
+            a_rows: n,
+        }
+    }
+
+    /// A map checked against the sets' sizes: every entry a row of A, and every row of A
+    /// paired with at least one row of B (else it has no positive).
+    pub fn new(of_b: Vec<usize>, a_rows: usize) -> Result<PairMap> {
+        if let Some((j, &i)) = of_b.iter().enumerate().find(|(_, &i)| i >= a_rows) {
+            return Err(GeometryError::ShapeMismatch {
+                what: format!("pair map: row {j} of the second set names row {i} of the first, which has {a_rows} rows"),
+            });
+        }
+        let mut paired = vec![false; a_rows];
+        of_b.iter().for_each(|&i| paired[i] = true);
+        if let Some(i) = paired.iter().position(|&p| !p) {
+            return Err(GeometryError::ShapeMismatch {
+                what: format!("pair map: row {i} of the first set has no row of the second set"),
+            });
+        }
+        Ok(PairMap { of_b, a_rows })
+    }
+
+    /// Whether every row of A has exactly one row of B, the i-th (1:1 pairs in order).
+    pub fn is_identity(&self) -> bool {
+        self.of_b.len() == self.a_rows && self.of_b.iter().enumerate().all(|(j, &i)| i == j)
+    }
+
+    /// The rows of B of each row of A.
+    fn of_a(&self) -> Vec<Vec<usize>> {
+        let mut out = vec![Vec::new(); self.a_rows];
+        for (j, &i) in self.of_b.iter().enumerate() {
+            out[i].push(j);
+        }
+        out
+    }
+}
+
+/// The ranks of one retrieval direction.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Ranks {
+    /// Each query's optimistic rank (1 = its best positive first).
+    pub ranks: Vec<u64>,
+    /// Queries with a negative exactly as similar as their best positive.
+    pub tied_queries: usize,
+    /// The pessimistic ranks' sum less the optimistic ones' (the ties counted against).
+    pub tie_rank_total: u64,
+}
+
+/// Summary of one retrieval direction.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RetrievalSummary {
+    /// Queries.
+    pub queries: usize,
+    /// Recall at 1, 5 and 10: the share of queries whose best positive ranks within k.
+    pub recall_at: [f64; 3],
+    /// Mean rank.
+    pub mean_rank: f64,
+    /// `floor(median(rank - 1)) + 1`, as open_clip reports it.
+    pub median_rank: f64,
+    /// Mean reciprocal rank.
+    pub mrr: f64,
+    /// Queries with a negative tied with their best positive.
+    pub tied_queries: usize,
+}
+
+/// The k of [`RetrievalSummary::recall_at`].
+pub const RECALL_AT: [u64; 3] = [1, 5, 10];
+
+impl Ranks {
+    /// The summary of the ranks.
+    pub fn summary(&self) -> RetrievalSummary {
+        let q = self.ranks.len().max(1) as f64;
+        let recall = |k: u64| self.ranks.iter().filter(|&&r| r <= k).count() as f64 / q;
+        let mut sorted = self.ranks.clone();
+        sorted.sort_unstable();
+        let median = match sorted.len() {
+            0 => 0.0,
+            n if n % 2 == 1 => (sorted[n / 2] - 1) as f64,
+            n => ((sorted[n / 2 - 1] + sorted[n / 2]) as f64 - 2.0) / 2.0,
+        };
+        RetrievalSummary {
+            queries: self.ranks.len(),
+            recall_at: RECALL_AT.map(recall),
+            mean_rank: self.ranks.iter().sum::<u64>() as f64 / q,
+            median_rank: median.floor() + 1.0,
+            mrr: self.ranks.iter().map(|&r| 1.0 / r as f64).sum::<f64>() / q,
+            tied_queries: self.tied_queries,
+        }
+    }
+}
+
+/// What one pass of queries against a gallery gives: ranks, and per query
+/// `log sum_j exp(s_j / tau)` over the whole gallery (for InfoNCE), and the SigLIP terms.
+struct Pass {
+    ranks: Ranks,
+    log_partition: Vec<f64>,
+    siglip: f64,
+}
+
+/// The objectives' parameters: InfoNCE's temperature and SigLIP's scale and bias.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ObjectiveParameters {
+    /// `tau` of `exp(s / tau)` (CLIP's learned `1 / logit_scale`; 0.01 at its cap of 100).
+    pub temperature: f64,
+    /// SigLIP's `t` (its learned `exp(t')`; 10 at initialisation).
+    pub scale: f64,
+    /// SigLIP's `b` (-10 at initialisation).
+    pub bias: f64,
+}
+
+impl Default for ObjectiveParameters {
+    fn default() -> Self {
+        ObjectiveParameters {
+            temperature: 0.01,
+            scale: 10.0,
+            bias: -10.0,
+        }
+    }
+}
+
+/// Retrieval both ways and the objectives over all pairs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Retrieval {
+    /// Rows of A as queries against B (image to text).
+    pub a_to_b: Ranks,
+    /// Rows of B as queries against A (text to image).
+    pub b_to_a: Ranks,
+    /// CLIP's symmetric InfoNCE over all pairs (1:1 pairs only).
+    pub info_nce: Option<f64>,
+    /// SigLIP's sigmoid loss over all pairs (1:1 pairs only).
+    pub siglip: Option<f64>,
+    /// The parameters used.
+    pub parameters: ObjectiveParameters,
+}
+
+/// One query's tallies over the gallery blocks seen so far.
+#[derive(Debug, Clone, Copy)]
+struct QueryCount {
+    /// Negatives strictly more similar than the best positive.
+    greater: u64,
+    /// Negatives exactly as similar.
+    ties: u64,
+    /// `log sum_j exp(s_j / tau)`.
+    log_partition: f64,
+}
+
+/// `log(1 + e^x)` without overflow.
+fn softplus(x: f64) -> f64 {
+    match x > 0.0 {
+        true => x + (-x).exp().ln_1p(),
+        false => x.exp().ln_1p(),
+    }
+}
+
+/// One direction: every query against every gallery row, in tiles. `positives(q)` lists the
+/// gallery rows that pair with query q; `siglip` adds `sum_j softplus(-z (t s + b))` (z = +1 for
+/// a positive, -1 otherwise) over the screened similarities.
+fn pass<F: Real>(
+    queries: ArrayView2<F>,
+    gallery: ArrayView2<F>,
+    positives: &(dyn Fn(usize) -> Vec<usize> + Sync),
+    parameters: &ObjectiveParameters,
+    siglip: bool,
+) -> Pass {
+    single_threaded_blas();
+    let (nq, ng, d) = (queries.nrows(), gallery.nrows(), queries.ncols());
+    let margin = Margin::new::<F>(KnnScreen::Gemm, d);
+    let query_norms = row_norms(queries);
+    let gallery_norms = row_norms(gallery);
+    let widest = gallery_norms.iter().cloned().fold(0.0f64, f64::max);
+    let exact = |q: usize, j: usize| {
+        exact_similarity(
+            crate::kernels::rows::contiguous(&queries.row(q)).as_ref(),
+            crate::kernels::rows::contiguous(&gallery.row(j)).as_ref(),
+        )
+    };
+    let blocks: Vec<(Vec<QueryCount>, f64)> = (0..nq.div_ceil(QUERY_BLOCK))
+        .into_par_iter()
+        .map(|b| {
+            let (start, end) = (b * QUERY_BLOCK, ((b + 1) * QUERY_BLOCK).min(nq));
+            let rows = queries.slice(s![start..end, ..]);
+            let best: Vec<(f64, Vec<usize>)> = (start..end)
+                .map(|q| {
+                    let mine = positives(q);
+                    let top = mine
+                        .iter()
+                        .map(|&j| exact(q, j))
+                        .fold(f64::NEG_INFINITY, f64::max);
+                    (top, mine)
+                })
+                .collect();
+            let margins: Vec<f64> = (start..end)
+                .map(|q| margin.of(query_norms[q], widest))
+                .collect();
+            let empty = QueryCount {
+                greater: 0,
+                ties: 0,
+                log_partition: f64::NEG_INFINITY,
+            };
+            let mut counts = vec![empty; end - start];
+            let mut loss = 0.0f64;
+            let mut tile = Array2::<F>::zeros((end - start, GALLERY_BLOCK.min(ng.max(1))));
+            for g in (0..ng).step_by(GALLERY_BLOCK) {
+                let g_end = (g + GALLERY_BLOCK).min(ng);
+                let refs = gallery.slice(s![g..g_end, ..]);
+                let mut out = tile.slice_mut(s![.., ..g_end - g]);
+                general_mat_mul(F::one(), &rows, &refs.t(), F::zero(), &mut out);
+                for (r, row) in out.outer_iter().enumerate() {
+                    let (top, mine) = &best[r];
+                    let q = start + r;
+                    let count = &mut counts[r];
+                    let mut block_max = f64::NEG_INFINITY;
+                    for v in row.iter() {
+                        block_max = block_max.max(v.as_f64());
+                    }
+                    let shift = block_max / parameters.temperature;
+                    let mut sum = 0.0f64;
+                    for (c, v) in row.iter().enumerate() {
+                        let j = g + c;
+                        let screened = v.as_f64();
+                        sum += (screened / parameters.temperature - shift).exp();
+                        let positive = mine.contains(&j);
+                        if siglip {
+                            let z = if positive { 1.0 } else { -1.0 };
+                            loss += softplus(-z * (parameters.scale * screened + parameters.bias));
+                        }
+                        if positive {
+                            continue;
+                        }
+                        if screened > top + margins[r] {
+                            count.greater += 1;
+                        } else if screened >= top - margins[r] {
+                            let s = exact(q, j);
+                            if s > *top {
+                                count.greater += 1;
+                            } else if s == *top {
+                                count.ties += 1;
+                            }
+                        }
+                    }
+                    count.log_partition = log_add(count.log_partition, shift + sum.ln());
+                }
+            }
+            (counts, loss)
+        })
+        .collect();
+    let mut ranks = Vec::with_capacity(nq);
+    let mut log_partition = Vec::with_capacity(nq);
+    let (mut tied, mut tie_total, mut siglip_total) = (0usize, 0u64, 0.0f64);
+    for (counts, loss) in blocks {
+        for count in counts {
+            ranks.push(1 + count.greater);
+            tie_total += count.ties;
+            tied += usize::from(count.ties > 0);
+            log_partition.push(count.log_partition);
+        }
+        siglip_total += loss;
+    }
+    Pass {
+        ranks: Ranks {
+            ranks,
+            tied_queries: tied,
+            tie_rank_total: tie_total,
+        },
+        log_partition,
+        siglip: siglip_total,
+    }
+}
+
+/// Retrieval from A to B and from B to A under `map`, and with 1:1 pairs CLIP's symmetric
+/// InfoNCE `(1/2N) sum_i [(-s_ii / tau + log sum_j e^(s_ij / tau)) + (-s_ii / tau + log sum_j
+/// e^(s_ji / tau))]` and SigLIP's `(1/N) sum_i sum_j softplus(-z_ij (t s_ij + b))` (`z_ii = 1`,
+/// else -1) over all pairs, from the same tiles (the losses from the screened similarities,
+/// the positives' `s_ii` exact).
+pub fn retrieval<F: Real>(
+    a: ArrayView2<F>,
+    b: ArrayView2<F>,
+    map: &PairMap,
+    parameters: &ObjectiveParameters,
+) -> Result<Retrieval> {
+    if a.ncols() != b.ncols() {
+        return Err(GeometryError::ShapeMismatch {
+            what: format!(
+                "the two sets have {} and {} dimensions",
+                a.ncols(),
+                b.ncols()
+            ),
+        });
+    }
+    if map.a_rows != a.nrows() || map.of_b.len() != b.nrows() {
+        return Err(GeometryError::ShapeMismatch {
+            what: format!(
+                "pair map for {} x {} rows, sets of {} and {} rows",
+                map.a_rows,
+                map.of_b.len(),
+                a.nrows(),
+                b.nrows()
+            ),
+        });
+    }
+    if !(parameters.temperature.is_finite() && parameters.temperature > 0.0) {
+        return Err(GeometryError::InvalidParameter {
+            name: "temperature",
+            value: parameters.temperature,
+            reason: "must be positive",
+        });
+    }
+    let one_to_one = map.is_identity();
+    let of_a = map.of_a();
+    let a_positives = |i: usize| of_a[i].clone();
+    let b_positives = |j: usize| vec![map.of_b[j]];
+    let forward = pass(a, b, &a_positives, parameters, one_to_one);
+    let backward = pass(b, a, &b_positives, parameters, false);
+    let (info_nce, siglip) = match one_to_one {
+        true => {
+            let n = a.nrows() as f64;
+            let positive: f64 = (0..a.nrows())
+                .map(|i| {
+                    exact_similarity(
+                        crate::kernels::rows::contiguous(&a.row(i)).as_ref(),
+                        crate::kernels::rows::contiguous(&b.row(i)).as_ref(),
+                    )
+                })
+                .sum::<f64>()
+                / parameters.temperature;
+            let partitions: f64 = forward.log_partition.iter().sum::<f64>()
+                + backward.log_partition.iter().sum::<f64>();
+            (
+                Some((partitions - 2.0 * positive) / (2.0 * n)),
+                Some(forward.siglip / n),
+            )
+        }
+        false => (None, None),
+    };
+    Ok(Retrieval {
+        a_to_b: forward.ranks,
+        b_to_a: backward.ranks,
+        info_nce,
+        siglip,
+        parameters: *parameters,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::test_data::pseudo_random;
+
+    fn unit(x: Array2<f64>) -> Array2<f64> {
+        let mut x = x;
+        for mut row in x.rows_mut() {
+            let n = row.dot(&row).sqrt();
+            row /= n;
+        }
+        x
+    }
+
+    /// Ranks written out over the full similarity matrix.
+    fn plain_ranks(s: &Array2<f64>, positives: &dyn Fn(usize) -> Vec<usize>) -> Vec<u64> {
+        (0..s.nrows())
+            .map(|q| {
+                let mine = positives(q);
+                let top = mine
+                    .iter()
+                    .map(|&j| s[[q, j]])
+                    .fold(f64::NEG_INFINITY, f64::max);
+                1 + (0..s.ncols())
+                    .filter(|j| !mine.contains(j) && s[[q, *j]] > top)
+                    .count() as u64
+            })
+            .collect()
+    }
+
+    #[test]
+    fn ranks_and_losses_equal_the_full_matrix() {
+        let n = 700;
+        let a = unit(pseudo_random(n, 24, 1));
+        let b = unit(&a + &(pseudo_random(n, 24, 2) * 0.8));
+        let parameters = ObjectiveParameters {
+            temperature: 0.07,
+            scale: 10.0,
+            bias: -10.0,
+        };
+        let got = retrieval(a.view(), b.view(), &PairMap::identity(n), &parameters).unwrap();
+        let s = a.dot(&b.t());
+        assert_eq!(got.a_to_b.ranks, plain_ranks(&s, &|q| vec![q]));
+        assert_eq!(
+            got.b_to_a.ranks,
+            plain_ranks(&s.t().to_owned(), &|q| vec![q])
+        );
+        let lse = |row: ndarray::ArrayView1<f64>| {
+            let m = row.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            m + row.iter().map(|v| (v - m).exp()).sum::<f64>().ln()
+        };
+        let logits = &s / 0.07;
+        let mut info = 0.0;
+        for i in 0..n {
+            info += lse(logits.row(i)) - logits[[i, i]];
+            info += lse(logits.column(i)) - logits[[i, i]];
+        }
+        let info = info / (2.0 * n as f64);
+        assert!((got.info_nce.unwrap() - info).abs() < 1e-10 * info.abs());
+        let mut sig = 0.0;
+        for ((i, j), v) in s.indexed_iter() {
+            let z = if i == j { 1.0 } else { -1.0 };
+            sig += (1.0 + (-z * (10.0 * v - 10.0)).exp()).ln();
+        }
+        let sig = sig / n as f64;
+        assert!((got.siglip.unwrap() - sig).abs() < 1e-10 * sig);
+        let summary = got.a_to_b.summary();
+        let r1 = got.a_to_b.ranks.iter().filter(|&&r| r == 1).count() as f64 / n as f64;
+        assert_eq!(summary.recall_at[0], r1);
+    }
+
+    #[test]
+    fn several_captions_per_image_rank_the_best_one() {
+        let (images, captions) = (60, 5);
+        let a = unit(pseudo_random(images, 16, 3));
+        let of_b: Vec<usize> = (0..images * captions).map(|j| j / captions).collect();
+        let b = unit(Array2::from_shape_fn((images * captions, 16), |(j, k)| {
+            a[[j / captions, k]] + 0.9 * pseudo_random(images * captions, 16, 4)[[j, k]]
+        }));
+        let map = PairMap::new(of_b.clone(), images).unwrap();
+        let got = retrieval(a.view(), b.view(), &map, &ObjectiveParameters::default()).unwrap();
+        let s = a.dot(&b.t());
+        let of_a = map.of_a();
+        assert_eq!(got.a_to_b.ranks, plain_ranks(&s, &|q| of_a[q].clone()));
+        assert_eq!(
+            got.b_to_a.ranks,
+            plain_ranks(&s.t().to_owned(), &|q| vec![of_b[q]])
+        );
+        assert_eq!(got.info_nce, None);
+    }
+
+    #[test]
+    fn ties_go_to_the_positive_and_are_counted() {
+        // Duplicate gallery rows: the positive's twin ties with it.
+        let a = unit(pseudo_random(10, 8, 5));
+        let mut b = a.clone();
+        b.row_mut(3).assign(&a.row(2));
+        let got = retrieval(
+            a.view(),
+            b.view(),
+            &PairMap::identity(10),
+            &ObjectiveParameters::default(),
+        )
+        .unwrap();
+        assert_eq!(got.a_to_b.ranks[2], 1);
+        assert!(got.a_to_b.tied_queries >= 1);
+    }
+
+    #[test]
+    fn f32_rows_rank_as_their_exact_similarities() {
+        let n = 400;
+        let a = unit(pseudo_random(n, 64, 6));
+        let b = unit(&a + &(pseudo_random(n, 64, 7) * 2.0));
+        let (a32, b32) = (a.mapv(|v| v as f32), b.mapv(|v| v as f32));
+        let got = retrieval(
+            a32.view(),
+            b32.view(),
+            &PairMap::identity(n),
+            &Default::default(),
+        )
+        .unwrap();
+        let (a64, b64) = (a32.mapv(|v| v as f64), b32.mapv(|v| v as f64));
+        let s = a64.dot(&b64.t());
+        assert_eq!(got.a_to_b.ranks, plain_ranks(&s, &|q| vec![q]));
+    }
+
+    #[test]
+    fn bad_maps_are_errors() {
+        assert!(PairMap::new(vec![0, 5], 2).is_err());
+        assert!(PairMap::new(vec![0, 0], 2).is_err());
+        assert!(PairMap::new(vec![1, 0], 2).is_ok());
+    }
+}

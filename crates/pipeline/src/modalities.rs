@@ -1,0 +1,429 @@
+//! Paired modalities (`analyze --modalities image.npy text.npy`): every modality's own
+//! analysis, the gap matrix of all of them, and for each two of them the gap, exact retrieval
+//! both ways, the objectives over all pairs and the shift experiment.
+
+use crate::error::{PipelineError, Result};
+use crate::inputs::{load_inputs, InputSpec, Inputs, Values};
+use crate::run::{run_analysis, Extras, Run};
+use crate::{analysis_document, text_table};
+use embgeom_geometry::modalities::{cross_modal, gap_matrix, CrossModal};
+use embgeom_geometry::timings::{StageTime, Timings};
+use embgeom_geometry::{
+    normalize_rows, AnalysisOptions, ObjectiveParameters, PairMap, Progress, Real, SetSums,
+};
+use ndarray::{Array2, ArrayView2};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+
+/// The schema name of the modalities document.
+pub const MODALITIES_SCHEMA: &str = "embgeom.modalities/1";
+
+/// One modality: its name and what to read.
+#[derive(Debug, Clone)]
+pub struct ModalitySpec {
+    /// The name (the file stem unless given).
+    pub name: String,
+    /// The file and how to read it (labels apply to every modality).
+    pub spec: InputSpec,
+}
+
+/// What the cross-modal part needs besides the files.
+#[derive(Debug, Clone)]
+pub struct CrossOptions {
+    /// For each row of the second modality, its row of the first (`.npy` and the other array
+    /// formats, integers); without it row i pairs with row i.
+    pub pairs: Option<PathBuf>,
+    /// InfoNCE's temperature and SigLIP's scale and bias.
+    pub parameters: ObjectiveParameters,
+    /// The shift experiment's fractions of the gap closed.
+    pub shifts: Vec<f64>,
+}
+
+/// A modalities run.
+pub struct ModalitiesRun {
+    /// Each modality's name and analysis.
+    pub runs: Vec<(String, Run)>,
+    /// The gap distances between every two modalities.
+    pub gap_matrix: Array2<f64>,
+    /// Each two modalities (i < j) measured together.
+    pub cross: Vec<CrossModal>,
+    /// The cross-modal stages' timings.
+    pub timings: Vec<StageTime>,
+}
+
+/// The rows of one modality as analysed (normalised unless the spec says not), in f64 or f32.
+enum Prepared {
+    F32(Array2<f32>, Array2<f32>),
+    F64(Array2<f64>, Array2<f64>),
+}
+
+fn prepared(spec: &InputSpec) -> Result<Prepared> {
+    let inputs = Inputs::from_loaded(load_inputs(spec)?, spec.embeddings.as_deref())?;
+    let rows = inputs
+        .embeddings
+        .ok_or_else(|| PipelineError::Inputs("a modality file holds no embeddings".into()))?;
+    let normalise = |raw: ArrayView2<f64>| -> Result<Array2<f64>> {
+        Ok(match spec.normalize {
+            true => normalize_rows(raw).map_err(PipelineError::of(rows.source.clone()))?,
+            false => raw.to_owned(),
+        })
+    };
+    let out = match (&rows.values, rows.values.f32_view()) {
+        (Values::F64(_), _) | (_, None) => {
+            let raw = rows.values.to_f64();
+            Prepared::F64(normalise(raw.view())?, raw)
+        }
+        (_, Some(view)) => {
+            let raw = view.to_owned();
+            let unit = match spec.normalize {
+                true => {
+                    normalize_rows(raw.view()).map_err(PipelineError::of(rows.source.clone()))?
+                }
+                false => raw.clone(),
+            };
+            Prepared::F32(unit, raw)
+        }
+    };
+    rows.values.check_unchanged()?;
+    Ok(out)
+}
+
+/// The pair map from a file of integers, named in its errors.
+fn pair_map(path: &Path, a_rows: usize, b_rows: usize) -> Result<PairMap> {
+    let name = path.display();
+    let labels = embgeom_io::load_array(path, None, &["pairs"], &Default::default())
+        .and_then(|array| array.into_labels())
+        .map_err(|e| PipelineError::Inputs(format!("pair map: {e}")))?;
+    let values = match labels.values {
+        embgeom_io::LabelValues::Int(v) => v,
+        embgeom_io::LabelValues::Text(_) => {
+            return Err(PipelineError::Inputs(format!(
+                "{name}: the pair map holds text; it needs row numbers of the first modality"
+            )))
+        }
+    };
+    if values.len() != b_rows {
+        return Err(PipelineError::Inputs(format!(
+            "{name}: the pair map has {} entries for the second modality's {b_rows} rows",
+            values.len()
+        )));
+    }
+    let of_b = values
+        .iter()
+        .enumerate()
+        .map(|(j, &v)| {
+            usize::try_from(v).map_err(|_| {
+                PipelineError::Inputs(format!("{name}: entry {j} is {v}, not a row number"))
+            })
+        })
+        .collect::<Result<Vec<usize>>>()?;
+    PairMap::new(of_b, a_rows).map_err(|e| PipelineError::Inputs(format!("{name}: {e}")))
+}
+
+/// Both sets in one precision (f32 only when both are f32).
+fn cross_of(
+    names: (&str, &str),
+    a: &Prepared,
+    b: &Prepared,
+    map: &PairMap,
+    cross: &CrossOptions,
+    timings: &Timings,
+) -> Result<CrossModal> {
+    fn run<F: Real>(
+        names: (&str, &str),
+        a: (ArrayView2<F>, ArrayView2<F>),
+        b: (ArrayView2<F>, ArrayView2<F>),
+        map: &PairMap,
+        cross: &CrossOptions,
+        timings: &Timings,
+    ) -> Result<CrossModal> {
+        Ok(cross_modal(
+            names,
+            a,
+            b,
+            map,
+            &cross.parameters,
+            &cross.shifts,
+            timings,
+        )?)
+    }
+    let wide = |p: &Prepared| match p {
+        Prepared::F32(u, r) => (u.mapv(f64::from), r.mapv(f64::from)),
+        Prepared::F64(u, r) => (u.clone(), r.clone()),
+    };
+    match (a, b) {
+        (Prepared::F32(ua, ra), Prepared::F32(ub, rb)) => run(
+            names,
+            (ua.view(), ra.view()),
+            (ub.view(), rb.view()),
+            map,
+            cross,
+            timings,
+        ),
+        _ => {
+            let ((ua, ra), (ub, rb)) = (wide(a), wide(b));
+            run(
+                names,
+                (ua.view(), ra.view()),
+                (ub.view(), rb.view()),
+                map,
+                cross,
+                timings,
+            )
+        }
+    }
+}
+
+fn dims(p: &Prepared) -> (usize, usize) {
+    match p {
+        Prepared::F32(u, _) => u.dim(),
+        Prepared::F64(u, _) => u.dim(),
+    }
+}
+
+fn sums(p: &Prepared) -> SetSums {
+    match p {
+        Prepared::F32(u, r) => SetSums::of(u.view(), r.view()),
+        Prepared::F64(u, r) => SetSums::of(u.view(), r.view()),
+    }
+}
+
+/// Analyse two or more modalities: each one's own analysis (`run_analysis` on its file), the
+/// gap matrix, and every two of them together. With a pair map there must be two modalities.
+pub fn run_modalities(
+    modalities: &[ModalitySpec],
+    options: &AnalysisOptions,
+    cross: &CrossOptions,
+    progress: &dyn Progress,
+) -> Result<ModalitiesRun> {
+    if modalities.len() < 2 {
+        return Err(PipelineError::Inputs(
+            "--modalities needs two or more files".into(),
+        ));
+    }
+    if cross.pairs.is_some() && modalities.len() != 2 {
+        return Err(PipelineError::Inputs(format!(
+            "a pair map pairs two modalities; {} were given",
+            modalities.len()
+        )));
+    }
+    let mut runs = Vec::new();
+    for m in modalities {
+        let run = run_analysis(&m.spec, options, Extras::default(), progress)?;
+        runs.push((m.name.clone(), run));
+    }
+    let rows: Vec<Prepared> = modalities
+        .iter()
+        .map(|m| prepared(&m.spec))
+        .collect::<Result<_>>()?;
+    let timings = Timings::default();
+    let matrix = gap_matrix(&rows.iter().map(sums).collect::<Vec<_>>());
+    let mut pairs = Vec::new();
+    for i in 0..rows.len() {
+        for j in i + 1..rows.len() {
+            let ((na, _), (nb, _)) = (dims(&rows[i]), dims(&rows[j]));
+            let map = match &cross.pairs {
+                Some(path) => pair_map(path, na, nb)?,
+                None if na == nb => PairMap::identity(na),
+                None => {
+                    return Err(PipelineError::Inputs(format!(
+                            "modalities {} ({na} rows) and {} ({nb} rows) differ in rows: give --pair-map (for each row of the second, its row of the first)",
+                            modalities[i].name, modalities[j].name
+                        )))
+                }
+            };
+            let names = (modalities[i].name.as_str(), modalities[j].name.as_str());
+            pairs.push(cross_of(names, &rows[i], &rows[j], &map, cross, &timings)?);
+        }
+    }
+    Ok(ModalitiesRun {
+        runs,
+        gap_matrix: matrix,
+        cross: pairs,
+        timings: timings.stages(),
+    })
+}
+
+/// The `embgeom.modalities/1` document: each modality's analysis document, the gap matrix and
+/// the cross-modal measurements.
+pub fn modalities_document(run: &ModalitiesRun) -> Value {
+    let names: Vec<&str> = run.runs.iter().map(|(n, _)| n.as_str()).collect();
+    json!({
+        "schema": MODALITIES_SCHEMA,
+        "modalities": run.runs.iter().map(|(name, r)| json!({
+            "name": name,
+            "analysis": analysis_document(&r.analysis, &r.summary),
+        })).collect::<Vec<_>>(),
+        "gap_matrix": {
+            "names": names,
+            "distances": run.gap_matrix.rows().into_iter().map(|r| r.to_vec()).collect::<Vec<_>>(),
+            "of": "||m_i - m_j||, m the centroid of a modality's unit rows",
+        },
+        "pairs": run.cross.iter().map(cross_document).collect::<Vec<_>>(),
+    })
+}
+
+/// One pair of modalities as JSON, with both naming conventions of retrieval.
+fn cross_document(c: &CrossModal) -> Value {
+    let direction = |s: &embgeom_geometry::RetrievalSummary| {
+        json!({
+            "queries": s.queries,
+            "recall_at_1": s.recall_at[0],
+            "recall_at_5": s.recall_at[1],
+            "recall_at_10": s.recall_at[2],
+            "mean_rank": s.mean_rank,
+            "median_rank": s.median_rank,
+            "mrr": s.mrr,
+            "tied_queries": s.tied_queries,
+        })
+    };
+    let retrieval = |r: &embgeom_geometry::modalities::PairedRetrieval| {
+        json!({
+            format!("{}_to_{}", c.names.0, c.names.1): direction(&r.a_to_b),
+            format!("{}_to_{}", c.names.1, c.names.0): direction(&r.b_to_a),
+            "info_nce": r.info_nce,
+            "siglip": r.siglip,
+        })
+    };
+    json!({
+        "first": c.names.0,
+        "second": c.names.1,
+        "rows": [c.rows.0, c.rows.1],
+        "gap": c.gap,
+        "retrieval": retrieval(&c.retrieval),
+        "conventions": {
+            "first_to_second": "open_clip's image_to_text when the first is the images; CLIP_benchmark's text_retrieval",
+            "second_to_first": "open_clip's text_to_image; CLIP_benchmark's image_retrieval",
+            "rank": "1 + the negatives strictly more similar than the best positive (ties to the positive; tied_queries counts them)",
+        },
+        "parameters": c.parameters,
+        "shift": c.shift.iter().map(|s| json!({
+            "fraction": s.fraction,
+            "distance": s.distance,
+            "retrieval": retrieval(&s.retrieval),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// The table for people: each modality's table, the gap matrix, and each pair's readings.
+pub fn modalities_table(run: &ModalitiesRun) -> String {
+    let mut out = String::new();
+    for (name, r) in &run.runs {
+        out.push_str(&format!("== modality {name}\n"));
+        out.push_str(&text_table(&r.analysis, &r.summary));
+        out.push('\n');
+    }
+    let names: Vec<&str> = run.runs.iter().map(|(n, _)| n.as_str()).collect();
+    out.push_str("== gap matrix (distance between the centroids of the unit rows)\n");
+    out.push_str(&format!("{:>12}", ""));
+    for n in &names {
+        out.push_str(&format!(" {n:>12}"));
+    }
+    out.push('\n');
+    for (i, row) in run.gap_matrix.rows().into_iter().enumerate() {
+        out.push_str(&format!("{:>12}", names[i]));
+        for v in row {
+            out.push_str(&format!(" {v:>12.6}"));
+        }
+        out.push('\n');
+    }
+    for c in &run.cross {
+        let (a, b) = (&c.names.0, &c.names.1);
+        out.push_str(&format!("\n== {a} and {b}\n"));
+        let g = &c.gap;
+        let line = |out: &mut String, label: &str, value: String, reading: &str| {
+            out.push_str(&format!("  {label:<40} {value:>12}  {reading}\n"));
+        };
+        line(
+            &mut out,
+            "gap (centroid distance, L2M)",
+            format!("{:.6}", g.distance),
+            "0 = the modalities share a centroid (Liang et al. 2022)",
+        );
+        line(
+            &mut out,
+            "centroid cosine distance (raw rows)",
+            format!("{:.6}", g.centroid_cosine_distance),
+            "MTEB's analysis script",
+        );
+        line(
+            &mut out,
+            "matched-pair distance (L2I)",
+            format!("{:.6}", g.l2i),
+            "mean ||a - b|| over the pairs",
+        );
+        line(
+            &mut out,
+            "relative modality gap (RMG)",
+            format!("{:.6}", g.rmg),
+            "Schrodi et al. 2025; 0 = pairs closer than within-modality rows",
+        );
+        line(
+            &mut out,
+            &format!("cone of {a}"),
+            format!("{:.6}", g.cones.0),
+            "mean pairwise cosine; 1 = one direction",
+        );
+        line(
+            &mut out,
+            &format!("cone of {b}"),
+            format!("{:.6}", g.cones.1),
+            "mean pairwise cosine; 1 = one direction",
+        );
+        let top: Vec<String> = g
+            .components
+            .iter()
+            .take(3)
+            .map(|x| format!("d{} ({:.0}%)", x.dimension, 100.0 * x.share))
+            .collect();
+        line(
+            &mut out,
+            "largest gap components",
+            String::new(),
+            &top.join(", "),
+        );
+        for (label, s) in [
+            (format!("{a} -> {b}"), &c.retrieval.a_to_b),
+            (format!("{b} -> {a}"), &c.retrieval.b_to_a),
+        ] {
+            line(
+                &mut out,
+                &format!("retrieval {label}: R@1 / R@5 / R@10"),
+                format!("{:.4}", s.recall_at[0]),
+                &format!(
+                    "R@5 {:.4}, R@10 {:.4}, median rank {}, MRR {:.4}, {} queries",
+                    s.recall_at[1], s.recall_at[2], s.median_rank, s.mrr, s.queries
+                ),
+            );
+        }
+        if let (Some(info), Some(sig)) = (c.retrieval.info_nce, c.retrieval.siglip) {
+            line(
+                &mut out,
+                "InfoNCE (CLIP, symmetric)",
+                format!("{info:.6}"),
+                &format!("all pairs, tau = {}", c.parameters.temperature),
+            );
+            line(
+                &mut out,
+                "SigLIP sigmoid loss",
+                format!("{sig:.6}"),
+                &format!(
+                    "all pairs, t = {}, b = {}",
+                    c.parameters.scale, c.parameters.bias
+                ),
+            );
+        }
+        for s in &c.shift {
+            line(
+                &mut out,
+                &format!("shift {:.0}% of the gap: R@1", 100.0 * s.fraction),
+                format!("{:.4}", s.retrieval.a_to_b.recall_at[0]),
+                &format!(
+                    "{b} -> {a} {:.4}; gap {:.4}",
+                    s.retrieval.b_to_a.recall_at[0], s.distance
+                ),
+            );
+        }
+    }
+    out
+}

@@ -1,0 +1,241 @@
+//! `embgeom analyze --modalities A B [--pair-map MAP]`: each modality analysed, the gap and
+//! exact retrieval against every pair written out, many-to-one pairs, and bad inputs named.
+
+#[path = "common/cli.rs"]
+mod cli;
+
+use cli::{fails, json, succeeds};
+use embgeom_io::npy_bytes;
+use std::path::Path;
+
+/// Deterministic rows in [-0.5, 0.5).
+fn rows(n: usize, d: usize, seed: u64) -> Vec<f64> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n * d)
+        .map(|_| {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (state >> 11) as f64 / (1u64 << 53) as f64 - 0.5
+        })
+        .collect()
+}
+
+fn write_rows(path: &Path, values: &[f64], d: usize) {
+    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    std::fs::write(path, npy_bytes("<f8", &[values.len() / d, d], &bytes)).unwrap();
+}
+
+fn write_ints(path: &Path, values: &[i64]) {
+    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    std::fs::write(path, npy_bytes("<i8", &[values.len()], &bytes)).unwrap();
+}
+
+fn unit(values: &[f64], d: usize) -> Vec<Vec<f64>> {
+    values
+        .chunks(d)
+        .map(|r| {
+            let n = r.iter().map(|v| v * v).sum::<f64>().sqrt();
+            r.iter().map(|v| v / n).collect()
+        })
+        .collect()
+}
+
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// Recall at 1 written out: the share of queries whose best positive beats every negative.
+fn recall_at_1(
+    queries: &[Vec<f64>],
+    gallery: &[Vec<f64>],
+    positives: &dyn Fn(usize) -> Vec<usize>,
+) -> f64 {
+    let hits = (0..queries.len())
+        .filter(|&q| {
+            let mine = positives(q);
+            let best = mine
+                .iter()
+                .map(|&j| dot(&queries[q], &gallery[j]))
+                .fold(f64::MIN, f64::max);
+            (0..gallery.len()).all(|j| mine.contains(&j) || dot(&queries[q], &gallery[j]) <= best)
+        })
+        .count();
+    hits as f64 / queries.len() as f64
+}
+
+#[test]
+fn two_modalities_equal_their_definitions() {
+    let dir = tempfile::tempdir().unwrap();
+    let (n, d) = (300, 8);
+    let image = rows(n, d, 1);
+    let noise = rows(n, d, 2);
+    // Text: the image plus noise, shifted along dimension 3 (a gap).
+    let text: Vec<f64> = (0..n * d)
+        .map(|k| image[k] + 0.6 * noise[k] + if k % d == 3 { 0.8 } else { 0.0 })
+        .collect();
+    write_rows(&dir.path().join("image.npy"), &image, d);
+    write_rows(&dir.path().join("text.npy"), &text, d);
+    let path = |name: &str| dir.path().join(name).display().to_string();
+    let doc = json(&[
+        "analyze",
+        "--modalities",
+        &path("image.npy"),
+        &path("text.npy"),
+        "--shifts",
+        "0.5,1",
+    ]);
+    assert_eq!(doc["schema"], "embgeom.modalities/1");
+    assert_eq!(doc["modalities"][0]["name"], "image");
+    assert_eq!(
+        doc["modalities"][1]["analysis"]["schema"],
+        "embgeom.analysis/1"
+    );
+    let (a, b) = (unit(&image, d), unit(&text, d));
+    let centroid = |x: &[Vec<f64>]| -> Vec<f64> {
+        (0..d)
+            .map(|k| x.iter().map(|r| r[k]).sum::<f64>() / x.len() as f64)
+            .collect()
+    };
+    let (ca, cb) = (centroid(&a), centroid(&b));
+    let gap = ca
+        .iter()
+        .zip(&cb)
+        .map(|(x, y)| (x - y) * (x - y))
+        .sum::<f64>()
+        .sqrt();
+    let pair = &doc["pairs"][0];
+    let got = pair["gap"]["distance"].as_f64().unwrap();
+    assert!((got - gap).abs() < 1e-12, "{got} vs {gap}");
+    assert_eq!(pair["gap"]["components"][0]["dimension"], 3);
+    assert_eq!(doc["gap_matrix"]["distances"][0][1].as_f64().unwrap(), got);
+    let r1 = pair["retrieval"]["image_to_text"]["recall_at_1"]
+        .as_f64()
+        .unwrap();
+    assert_eq!(r1, recall_at_1(&a, &b, &|q| vec![q]));
+    let r1 = pair["retrieval"]["text_to_image"]["recall_at_1"]
+        .as_f64()
+        .unwrap();
+    assert_eq!(r1, recall_at_1(&b, &a, &|q| vec![q]));
+    // InfoNCE at tau = 0.01 over all pairs, written out.
+    let lse = |v: Vec<f64>| {
+        let m = v.iter().cloned().fold(f64::MIN, f64::max);
+        m + v.iter().map(|x| (x - m).exp()).sum::<f64>().ln()
+    };
+    let mut info = 0.0;
+    for i in 0..n {
+        info += lse((0..n).map(|j| dot(&a[i], &b[j]) / 0.01).collect()) - dot(&a[i], &b[i]) / 0.01;
+        info += lse((0..n).map(|j| dot(&b[i], &a[j]) / 0.01).collect()) - dot(&a[i], &b[i]) / 0.01;
+    }
+    let info = info / (2.0 * n as f64);
+    let got = pair["retrieval"]["info_nce"].as_f64().unwrap();
+    assert!((got - info).abs() < 1e-9 * info, "{got} vs {info}");
+    let shift = pair["shift"].as_array().unwrap();
+    assert_eq!(shift.len(), 2);
+    assert!(shift[1]["distance"].as_f64().unwrap() < shift[0]["distance"].as_f64().unwrap());
+    let table = succeeds(&[
+        "analyze",
+        "--modalities",
+        &path("image.npy"),
+        &path("text.npy"),
+    ]);
+    assert!(
+        table.contains("== modality image") && table.contains("== gap matrix"),
+        "{table}"
+    );
+    assert!(table.contains("retrieval image -> text"), "{table}");
+}
+
+#[test]
+fn several_captions_per_image_through_a_pair_map() {
+    let dir = tempfile::tempdir().unwrap();
+    let (images, captions, d) = (80, 3, 6);
+    let image = rows(images, d, 3);
+    let noise = rows(images * captions, d, 4);
+    let text: Vec<f64> = (0..images * captions * d)
+        .map(|k| image[(k / d / captions) * d + k % d] + 0.4 * noise[k])
+        .collect();
+    let map: Vec<i64> = (0..images * captions)
+        .map(|j| (j / captions) as i64)
+        .collect();
+    write_rows(&dir.path().join("img.npy"), &image, d);
+    write_rows(&dir.path().join("cap.npy"), &text, d);
+    write_ints(&dir.path().join("map.npy"), &map);
+    let path = |name: &str| dir.path().join(name).display().to_string();
+    let args = [
+        "analyze",
+        "--modalities",
+        &path("img.npy"),
+        &path("cap.npy"),
+        "--modality-names",
+        "image",
+        "caption",
+        "--pair-map",
+        &path("map.npy"),
+        "--shifts",
+        "",
+    ];
+    let doc = json(&args);
+    let pair = &doc["pairs"][0];
+    let (a, b) = (unit(&image, d), unit(&text, d));
+    let of_a = |i: usize| (i * captions..(i + 1) * captions).collect::<Vec<_>>();
+    let r1 = pair["retrieval"]["image_to_caption"]["recall_at_1"]
+        .as_f64()
+        .unwrap();
+    assert_eq!(r1, recall_at_1(&a, &b, &of_a));
+    let r1 = pair["retrieval"]["caption_to_image"]["recall_at_1"]
+        .as_f64()
+        .unwrap();
+    assert_eq!(r1, recall_at_1(&b, &a, &|j| vec![j / captions]));
+    assert_eq!(pair["retrieval"]["caption_to_image"]["queries"], 240);
+    assert!(
+        pair["retrieval"]["info_nce"].is_null(),
+        "InfoNCE needs 1:1 pairs"
+    );
+    // Bad inputs, each named.
+    let message = fails(&[
+        "analyze",
+        "--modalities",
+        &path("img.npy"),
+        &path("cap.npy"),
+    ]);
+    assert!(
+        message.contains("differ in rows") && message.contains("--pair-map"),
+        "{message}"
+    );
+    write_ints(&dir.path().join("short.npy"), &map[..10]);
+    let message = fails(&[
+        "analyze",
+        "--modalities",
+        &path("img.npy"),
+        &path("cap.npy"),
+        "--pair-map",
+        &path("short.npy"),
+    ]);
+    assert!(
+        message.contains("short.npy") && message.contains("10 entries"),
+        "{message}"
+    );
+    let mut far = map.clone();
+    far[5] = 999;
+    write_ints(&dir.path().join("far.npy"), &far);
+    let message = fails(&[
+        "analyze",
+        "--modalities",
+        &path("img.npy"),
+        &path("cap.npy"),
+        "--pair-map",
+        &path("far.npy"),
+    ]);
+    assert!(
+        message.contains("row 5") && message.contains("999"),
+        "{message}"
+    );
+    let message = fails(&[
+        "analyze",
+        "--modalities",
+        &path("img.npy"),
+        &path("img.npy"),
+    ]);
+    assert!(message.contains("--modality-names"), "{message}");
+}
