@@ -3,8 +3,8 @@
 //! both ways, the objectives over all pairs and the shift experiment.
 
 use crate::error::{PipelineError, Result};
-use crate::inputs::{load_inputs, InputSpec, Inputs, Values};
-use crate::run::{run_analysis, Extras, Run};
+use crate::inputs::{load_inputs, InputSpec, Inputs, Rows, Values};
+use crate::run::{analyze_inputs, Extras, Run};
 use crate::{analysis_document, text_table};
 use embgeom_geometry::modalities::{cross_modal, gap_matrix, CrossModal};
 use embgeom_geometry::timings::{StageTime, Timings};
@@ -57,25 +57,22 @@ enum Prepared {
     F64(Array2<f64>, Array2<f64>),
 }
 
-fn prepared(spec: &InputSpec) -> Result<Prepared> {
-    let inputs = Inputs::from_loaded(load_inputs(spec)?, spec.embeddings.as_deref())?;
-    let rows = inputs
-        .embeddings
-        .ok_or_else(|| PipelineError::Inputs("a modality file holds no embeddings".into()))?;
-    let normalise = |raw: ArrayView2<f64>| -> Result<Array2<f64>> {
-        Ok(match spec.normalize {
-            true => normalize_rows(raw).map_err(PipelineError::of(rows.source.clone()))?,
-            false => raw.to_owned(),
-        })
+/// A modality's rows as analysed (normalised when `normalize`) and as given.
+fn prepared(rows: &Rows, normalize: bool) -> Result<Prepared> {
+    let unit_of = |raw: ArrayView2<f64>| -> Result<Array2<f64>> {
+        match normalize {
+            true => normalize_rows(raw).map_err(PipelineError::of(rows.source.clone())),
+            false => Ok(raw.to_owned()),
+        }
     };
     let out = match (&rows.values, rows.values.f32_view()) {
         (Values::F64(_), _) | (_, None) => {
             let raw = rows.values.to_f64();
-            Prepared::F64(normalise(raw.view())?, raw)
+            Prepared::F64(unit_of(raw.view())?, raw)
         }
         (_, Some(view)) => {
             let raw = view.to_owned();
-            let unit = match spec.normalize {
+            let unit = match normalize {
                 true => {
                     normalize_rows(raw.view()).map_err(PipelineError::of(rows.source.clone()))?
                 }
@@ -90,18 +87,21 @@ fn prepared(spec: &InputSpec) -> Result<Prepared> {
 
 /// The pair map from a file of integers, named in its errors.
 fn pair_map(path: &Path, a_rows: usize, b_rows: usize) -> Result<PairMap> {
-    let name = path.display();
+    let name = path.display().to_string();
     let labels = embgeom_io::load_array(path, None, &["pairs"], &Default::default())
         .and_then(|array| array.into_labels())
         .map_err(|e| PipelineError::Inputs(format!("pair map: {e}")))?;
-    let values = match labels.values {
-        embgeom_io::LabelValues::Int(v) => v,
-        embgeom_io::LabelValues::Text(_) => {
-            return Err(PipelineError::Inputs(format!(
-                "{name}: the pair map holds text; it needs row numbers of the first modality"
-            )))
-        }
-    };
+    match labels.values {
+        embgeom_io::LabelValues::Int(values) => map_of(&values, a_rows, b_rows, &name),
+        embgeom_io::LabelValues::Text(_) => Err(PipelineError::Inputs(format!(
+            "{name}: the pair map holds text; it needs row numbers of the first modality"
+        ))),
+    }
+}
+
+/// The pair map of `values` (for each row of the second modality, its row of the first),
+/// named `name` in its errors.
+fn map_of(values: &[i64], a_rows: usize, b_rows: usize, name: &str) -> Result<PairMap> {
     if values.len() != b_rows {
         return Err(PipelineError::Inputs(format!(
             "{name}: the pair map has {} entries for the second modality's {b_rows} rows",
@@ -188,52 +188,89 @@ fn sums(p: &Prepared) -> SetSums {
     }
 }
 
-/// Analyse two or more modalities: each one's own analysis (`run_analysis` on its file), the
-/// gap matrix, and every two of them together. With a pair map there must be two modalities.
+/// Analyse two or more modality files: each one's own analysis (as `run_analysis` on its
+/// file), the gap matrix, and every two of them together. With a pair map there must be two.
 pub fn run_modalities(
     modalities: &[ModalitySpec],
     options: &AnalysisOptions,
     cross: &CrossOptions,
     progress: &dyn Progress,
 ) -> Result<ModalitiesRun> {
+    let map = match &cross.pairs {
+        Some(path) => Some(PairFile::Path(path.clone())),
+        None => None,
+    };
+    let mut named = Vec::new();
+    for m in modalities {
+        let inputs = Inputs::from_loaded(load_inputs(&m.spec)?, m.spec.embeddings.as_deref())?;
+        named.push((m.name.clone(), inputs, m.spec.normalize));
+    }
+    analyze_modalities(named, map, options, cross, progress)
+}
+
+/// Where a pair map comes from.
+#[derive(Debug, Clone)]
+pub enum PairFile {
+    /// A file of integers.
+    Path(PathBuf),
+    /// The values (from a caller).
+    Values(Vec<i64>),
+}
+
+/// Analyse two or more modalities' inputs (files already read, or a caller's arrays): each
+/// one's own analysis, the gap matrix and every two of them together.
+pub fn analyze_modalities(
+    modalities: Vec<(String, Inputs, bool)>,
+    pair_file: Option<PairFile>,
+    options: &AnalysisOptions,
+    cross: &CrossOptions,
+    progress: &dyn Progress,
+) -> Result<ModalitiesRun> {
     if modalities.len() < 2 {
         return Err(PipelineError::Inputs(
-            "--modalities needs two or more files".into(),
+            "modalities: two or more are needed".into(),
         ));
     }
-    if cross.pairs.is_some() && modalities.len() != 2 {
+    if pair_file.is_some() && modalities.len() != 2 {
         return Err(PipelineError::Inputs(format!(
             "a pair map pairs two modalities; {} were given",
             modalities.len()
         )));
     }
     let mut runs = Vec::new();
-    for m in modalities {
-        let run = run_analysis(&m.spec, options, Extras::default(), progress)?;
-        runs.push((m.name.clone(), run));
+    let mut rows = Vec::new();
+    let mut names = Vec::new();
+    for (name, inputs, normalize) in modalities {
+        let embeddings = inputs
+            .embeddings
+            .as_ref()
+            .ok_or_else(|| PipelineError::Inputs(format!("modality {name}: no embeddings")))?;
+        rows.push(prepared(embeddings, normalize)?);
+        let run = analyze_inputs(inputs, normalize, options, Extras::default(), progress)?;
+        runs.push((name.clone(), run));
+        names.push(name);
     }
-    let rows: Vec<Prepared> = modalities
-        .iter()
-        .map(|m| prepared(&m.spec))
-        .collect::<Result<_>>()?;
     let timings = Timings::default();
     let matrix = gap_matrix(&rows.iter().map(sums).collect::<Vec<_>>());
     let mut pairs = Vec::new();
     for i in 0..rows.len() {
         for j in i + 1..rows.len() {
             let ((na, _), (nb, _)) = (dims(&rows[i]), dims(&rows[j]));
-            let map = match &cross.pairs {
-                Some(path) => pair_map(path, na, nb)?,
+            let map = match &pair_file {
+                Some(PairFile::Path(path)) => pair_map(path, na, nb)?,
+                Some(PairFile::Values(values)) => map_of(values, na, nb, "pair map")?,
                 None if na == nb => PairMap::identity(na),
                 None => {
                     return Err(PipelineError::Inputs(format!(
-                            "modalities {} ({na} rows) and {} ({nb} rows) differ in rows: give --pair-map (for each row of the second, its row of the first)",
-                            modalities[i].name, modalities[j].name
-                        )))
+                        "modalities {} ({na} rows) and {} ({nb} rows) differ in rows: give --pair-map (for each row of the second, its row of the first)",
+                        names[i], names[j]
+                    )))
                 }
             };
-            let names = (modalities[i].name.as_str(), modalities[j].name.as_str());
-            pairs.push(cross_of(names, &rows[i], &rows[j], &map, cross, &timings)?);
+            let pair_names = (names[i].as_str(), names[j].as_str());
+            pairs.push(cross_of(
+                pair_names, &rows[i], &rows[j], &map, cross, &timings,
+            )?);
         }
     }
     Ok(ModalitiesRun {

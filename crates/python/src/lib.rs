@@ -14,11 +14,14 @@ use embgeom_geometry::catalogue::{self, CATALOGUE};
 use embgeom_geometry::sharded::{Context, SecondPass, Summary, UniformityBlock};
 use embgeom_geometry::state::{LabelKey, State};
 use embgeom_geometry::Merge;
-use embgeom_geometry::{Analysis, AnalysisOptions, FigureData, KnnOptions, Progress, DEFAULT_TILE};
+use embgeom_geometry::{
+    Analysis, AnalysisOptions, FigureData, KnnOptions, ObjectiveParameters, Progress, DEFAULT_TILE,
+};
 use embgeom_io::{LabelValues, Labels};
 use embgeom_pipeline::{
-    analysis_document, analyze_inputs, text_table, Extras, InputSpec, InputSummary, Inputs,
-    PipelineError, Rows, Run, ShardJob, ShardedDataset, Source, Values,
+    analysis_document, analyze_inputs, modalities_document, modalities_table, text_table,
+    CrossOptions, Extras, InputSpec, InputSummary, Inputs, PairFile, PipelineError, Rows, Run,
+    ShardJob, ShardedDataset, Source, Values,
 };
 use embgeom_report::{CompareInput, CompareOptions, Figure, ReportOptions};
 use ndarray::CowArray;
@@ -394,6 +397,63 @@ fn analyze<'py>(
             .map_err(|e| e.to_string())
     })?;
     Ok((finished(run, options), in_place))
+}
+
+/// Analyse paired modalities held in arrays, as `embgeom analyze --modalities` does.
+///
+/// Returns `(document, table)`: the `embgeom.modalities/1` JSON document and its table.
+#[pyfunction]
+#[pyo3(signature = (modalities, pair_map=None, labels=None, normalize=true, temperature=0.01, siglip_scale=10.0, siglip_bias=-10.0, shifts=vec![0.25, 0.5, 0.75, 1.0], **kwargs))]
+#[allow(clippy::too_many_arguments)]
+fn analyze_modalities<'py>(
+    py: Python<'py>,
+    modalities: Vec<(String, Bound<'py, PyAny>)>,
+    pair_map: Option<Vec<i64>>,
+    labels: Option<Bound<'py, PyAny>>,
+    normalize: bool,
+    temperature: f64,
+    siglip_scale: f64,
+    siglip_bias: f64,
+    shifts: Vec<f64>,
+    kwargs: Option<&Bound<'py, PyDict>>,
+) -> PyResult<(String, String)> {
+    let options = options(kwargs)?;
+    let matrices = modalities
+        .iter()
+        .map(|(name, value)| Ok((name.clone(), Matrix::extract(value, name)?)))
+        .collect::<PyResult<Vec<_>>>()?;
+    let mut named = Vec::new();
+    for (name, matrix) in &matrices {
+        named.push((
+            name.clone(),
+            Inputs {
+                embeddings: Some(matrix.rows(name)),
+                labels: self::labels(labels.as_ref(), "labels")?,
+                ..Inputs::default()
+            },
+            normalize,
+        ));
+    }
+    let cross = CrossOptions {
+        pairs: None,
+        parameters: ObjectiveParameters {
+            temperature,
+            scale: siglip_scale,
+            bias: siglip_bias,
+        },
+        shifts,
+    };
+    let pairs = pair_map.map(PairFile::Values);
+    interruptible(py, |progress| {
+        embgeom_pipeline::analyze_modalities(named, pairs, &options, &cross, progress)
+            .map(|run| {
+                (
+                    modalities_document(&run).to_string(),
+                    modalities_table(&run),
+                )
+            })
+            .map_err(|e| e.to_string())
+    })
 }
 
 /// Analyse files, as `embgeom analyze FILE` does (with `figures`, also the numbers behind the
@@ -912,6 +972,7 @@ fn _embgeom(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("EmbgeomError", m.py().get_type::<EmbgeomError>())?;
     m.add_function(wrap_pyfunction!(analyze, m)?)?;
     m.add_function(wrap_pyfunction!(analyze_file, m)?)?;
+    m.add_function(wrap_pyfunction!(analyze_modalities, m)?)?;
     m.add_function(wrap_pyfunction!(report, m)?)?;
     m.add_function(wrap_pyfunction!(track, m)?)?;
     m.add_function(wrap_pyfunction!(compare, m)?)?;

@@ -624,3 +624,44 @@ def test_the_hard_negative_profile_equals_a_brute_force_search():
     same = labels[order] == labels[:, None]
     assert result.false_negative_rate == pytest.approx(same.mean(), rel=1e-12)
     assert result.false_negative_rate_hardest == pytest.approx(same[:, 0].mean(), rel=1e-12)
+
+
+def test_paired_modalities_equal_the_cli_and_their_definitions(tmp_path):
+    """``analyze_modalities`` on arrays gives the CLI's document on the same files; the gap
+    and retrieval against NumPy; several captions per image through a pair map."""
+    rng = np.random.default_rng(11)
+    images = rng.standard_normal((200, 16))
+    texts = images + 0.7 * rng.standard_normal((200, 16))
+    texts[:, 2] += 1.0
+    result = embgeom.analyze_modalities({"image": images, "text": texts}, shifts=[1.0])
+    assert result.names == ["image", "text"]
+    u = images / np.linalg.norm(images, axis=1, keepdims=True)
+    v = texts / np.linalg.norm(texts, axis=1, keepdims=True)
+    gap = result.gap("image", "text")
+    assert gap["distance"] == pytest.approx(np.linalg.norm(u.mean(0) - v.mean(0)), rel=1e-12)
+    assert gap["components"][0]["dimension"] == 2
+    s = u @ v.T
+    r1 = np.mean(s.argmax(axis=1) == np.arange(200))
+    assert result.retrieval("image", "text")["image_to_text"]["recall_at_1"] == r1
+    logits = s / 0.01
+    lse_rows = np.log(np.exp(logits - logits.max(1, keepdims=True)).sum(1)) + logits.max(1)
+    lse_cols = np.log(np.exp(logits - logits.max(0)).sum(0)) + logits.max(0)
+    info = (lse_rows.sum() + lse_cols.sum() - 2 * np.trace(logits)) / 400
+    assert result.retrieval("image", "text")["info_nce"] == pytest.approx(info, rel=1e-10)
+    assert len(result.shift("image", "text")) == 1
+    assert result.analysis("text")["schema"] == "embgeom.analysis/1"
+    assert "== gap matrix" in str(result) and result._repr_html_().startswith("<pre>")
+    np.save(tmp_path / "image.npy", images)
+    np.save(tmp_path / "text.npy", texts)
+    doc = json.loads(subprocess.run(
+        [embgeom_binary(), "analyze", "--modalities", str(tmp_path / "image.npy"),
+         str(tmp_path / "text.npy"), "--shifts", "1", "--json", "-"],
+        capture_output=True, text=True, check=True).stdout)
+    assert doc["pairs"][0]["gap"] == result.to_dict()["pairs"][0]["gap"]
+    assert doc["pairs"][0]["retrieval"] == result.to_dict()["pairs"][0]["retrieval"]
+    captions = np.repeat(images[:50], 3, axis=0) + 0.5 * rng.standard_normal((150, 16))
+    paired = embgeom.analyze_modalities({"image": images[:50], "caption": captions},
+                                        pair_map=np.repeat(np.arange(50), 3), shifts=[])
+    assert paired.retrieval("image", "caption")["caption_to_image"]["queries"] == 150
+    with pytest.raises(embgeom.EmbgeomError, match="differ in rows"):
+        embgeom.analyze_modalities({"image": images[:50], "caption": captions})

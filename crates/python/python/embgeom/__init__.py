@@ -31,6 +31,7 @@ from ._convert import ArrayLike, PathLike, as_labels, as_path, as_rows, is_path
 from ._embgeom import EmbgeomError
 from ._staging import staging
 from .analysis import Analysis, Figure, Figures
+from .modalities import Modalities
 
 __all__ = [
     "Accumulator",
@@ -39,11 +40,13 @@ __all__ = [
     "EmbgeomError",
     "Figure",
     "Figures",
+    "Modalities",
     "Monitor",
     "PathLike",
     "alignment",
     "analyze",
     "analyze_file",
+    "analyze_modalities",
     "analyze_sharded",
     "catalogue",
     "cdnv",
@@ -143,6 +146,55 @@ def analyze(x: Optional[ArrayLike] = None, labels: Optional[ArrayLike] = None,
         **_options(options),
     )
     return Analysis(run, in_place)
+
+
+def analyze_modalities(modalities: Mapping[str, ArrayLike], pair_map: Optional[ArrayLike] = None,
+                       labels: Optional[ArrayLike] = None, normalize: bool = True,
+                       temperature: float = 0.01, siglip_scale: float = 10.0,
+                       siglip_bias: float = -10.0,
+                       shifts: Sequence[float] = (0.25, 0.5, 0.75, 1.0),
+                       **options: Any) -> Modalities:
+    """Analyse paired modalities (image and text embeddings of the same items, say), as
+    ``embgeom analyze --modalities`` does.
+
+    Each modality gets its own analysis; then every two of them the modality gap (Liang et
+    al. 2022; L2M, L2I and Schrodi et al.'s RMG), exact retrieval both ways (R@1/5/10, mean and
+    median rank, MRR), CLIP's InfoNCE and SigLIP's loss over all pairs, and the shift
+    experiment.
+
+    Args:
+        modalities: Name to (N_m, D) rows, two or more, in order.
+        pair_map: For each row of the second modality, its row of the first (five captions
+            per image: five rows with the same value); without it row i pairs with row i.
+        labels: One class label per row, for every modality's own analysis.
+        normalize: L2-normalise the rows first (as the CLI does unless ``--no-normalize``).
+        temperature: InfoNCE's temperature (CLIP's ``1 / logit_scale``).
+        siglip_scale: SigLIP's logit scale t.
+        siglip_bias: SigLIP's logit bias b.
+        shifts: The shift experiment's fractions of the gap closed.
+        **options: The options of :func:`analyze` for each modality's analysis.
+
+    Returns:
+        A :class:`Modalities`: ``gap``, ``retrieval``, ``shift`` per pair, each modality's
+        ``analysis``, the ``gap_matrix``; in Jupyter, the table.
+
+    Raises:
+        EmbgeomError: Modalities of other widths, rows that differ without a pair map, a
+            pair map that names a missing row (the message names it).
+
+    Example:
+        >>> result = embgeom.analyze_modalities({"image": images, "text": texts})
+        >>> result.retrieval("image", "text")["text_to_image"]["recall_at_1"]
+        0.28...
+    """
+    rows = [(str(name), as_rows(x, str(name))) for name, x in modalities.items()]
+    pairs = None
+    if pair_map is not None:
+        pairs = [int(v) for v in as_labels(pair_map, "pair_map")]
+    document, table = _embgeom.analyze_modalities(
+        rows, pairs, as_labels(labels, "labels"), normalize, temperature, siglip_scale,
+        siglip_bias, [float(s) for s in shifts], **_options(options))
+    return Modalities(document, table)
 
 
 def analyze_file(path: PathLike, labels: Optional[PathLike] = None,

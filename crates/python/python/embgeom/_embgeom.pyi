@@ -44,6 +44,17 @@ def analyze(
     figures: bool = False,
     **kwargs: Any,
 ) -> Tuple[Run, bool]: ...
+def analyze_modalities(
+    modalities: Sequence[Tuple[str, _Rows]],
+    pair_map: Optional[Sequence[int]] = None,
+    labels: Optional[_Labels] = None,
+    normalize: bool = True,
+    temperature: float = 0.01,
+    siglip_scale: float = 10.0,
+    siglip_bias: float = ...,
+    shifts: Sequence[float] = ...,
+    **kwargs: Any,
+) -> Tuple[str, str]: ...
 def analyze_file(
     path: Optional[Union[str, PathLike[str]]],
     labels: Optional[Union[str, PathLike[str]]] = None,

@@ -1,0 +1,111 @@
+"""The result of :func:`embgeom.analyze_modalities`: paired modalities measured together."""
+
+from __future__ import annotations
+
+import html
+import json
+from typing import Any, Dict, List
+
+__all__ = ["Modalities"]
+
+
+class Modalities:
+    """Two or more modalities of the same items (image and text embeddings, say) measured
+    together: each modality's own analysis, the gap matrix, and for every two of them the
+    modality gap, exact retrieval both ways, the objectives over all pairs and the shift
+    experiment (the ``embgeom.modalities/1`` document of ``embgeom analyze --modalities``).
+
+    Example:
+        >>> result = embgeom.analyze_modalities({"image": images, "text": texts})
+        >>> result.gap("image", "text")["distance"]
+        0.82...
+        >>> result.retrieval("image", "text")["image_to_text"]["recall_at_1"]
+        0.31...
+    """
+
+    def __init__(self, document: str, table: str) -> None:
+        self._document: Dict[str, Any] = json.loads(document)
+        self._table = table
+
+    @property
+    def names(self) -> List[str]:
+        """The modalities' names, in order."""
+        return [m["name"] for m in self._document["modalities"]]
+
+    def analysis(self, name: str) -> Dict[str, Any]:
+        """One modality's own analysis document (``embgeom.analysis/1``).
+
+        Args:
+            name: The modality.
+
+        Returns:
+            The document, as ``Analysis.to_dict`` gives it.
+        """
+        for m in self._document["modalities"]:
+            if m["name"] == name:
+                return dict(m["analysis"])
+        raise KeyError(f"no modality {name!r}; modalities: {', '.join(self.names)}")
+
+    def _pair(self, first: str, second: str) -> Dict[str, Any]:
+        for p in self._document["pairs"]:
+            if (p["first"], p["second"]) in ((first, second), (second, first)):
+                return dict(p)
+        raise KeyError(f"no pair {first!r}, {second!r}; modalities: {', '.join(self.names)}")
+
+    def gap(self, first: str, second: str) -> Dict[str, Any]:
+        """The gap between two modalities: ``distance`` (Liang et al.'s, L2M), ``components``,
+        ``centroid_cosine_distance``, ``l2i``, ``pair_cosine``, ``rmg``, ``rmg_training``,
+        ``cones``.
+
+        Args:
+            first: One modality.
+            second: The other.
+
+        Returns:
+            The gap's fields, as in the JSON document.
+        """
+        return dict(self._pair(first, second)["gap"])
+
+    def retrieval(self, first: str, second: str) -> Dict[str, Any]:
+        """Retrieval both ways (``FIRST_to_SECOND`` and ``SECOND_to_FIRST``: ``recall_at_1``,
+        ``recall_at_5``, ``recall_at_10``, ``mean_rank``, ``median_rank``, ``mrr``,
+        ``tied_queries``) and the objectives ``info_nce`` and ``siglip`` over all pairs.
+
+        Args:
+            first: One modality.
+            second: The other.
+
+        Returns:
+            The retrieval fields, as in the JSON document.
+        """
+        return dict(self._pair(first, second)["retrieval"])
+
+    def shift(self, first: str, second: str) -> List[Dict[str, Any]]:
+        """The shift experiment: per fraction of the gap closed, the gap left and retrieval.
+
+        Args:
+            first: One modality.
+            second: The other.
+
+        Returns:
+            One dict per fraction (``fraction``, ``distance``, ``retrieval``).
+        """
+        return list(self._pair(first, second)["shift"])
+
+    @property
+    def gap_matrix(self) -> List[List[float]]:
+        """The centroid distances between every two modalities, in the order of :attr:`names`."""
+        return [list(row) for row in self._document["gap_matrix"]["distances"]]
+
+    def to_dict(self) -> Dict[str, Any]:
+        """The whole ``embgeom.modalities/1`` document."""
+        return json.loads(json.dumps(self._document))
+
+    def __str__(self) -> str:
+        return self._table
+
+    def __repr__(self) -> str:
+        return f"<embgeom.Modalities {', '.join(self.names)}>"
+
+    def _repr_html_(self) -> str:
+        return f"<pre>{html.escape(self._table)}</pre>"
