@@ -158,7 +158,7 @@ fn pair_map_and_modality_mutants_never_panic_or_hang() {
                 },
             ];
             let cross = CrossOptions {
-                pairs: Some(dir.path().join("map.npy")),
+                pairs: Some(embgeom_pipeline::PairFile::Path(dir.path().join("map.npy"))),
                 parameters: ObjectiveParameters::default(),
                 shifts: vec![1.0],
             };

@@ -16,7 +16,7 @@ use embgeom_io::{would_replace, write_output};
 use embgeom_pipeline::{
     analysis_document, machine_rates, modalities_document, modalities_table, run_analysis,
     run_modalities, text_table, timings_document, timings_table, CrossOptions, Extras, MemoryWatch,
-    ModalitySpec, Run, ShardJob, ShardedDataset,
+    ModalitySpec, PairFile, Run, ShardJob, ShardedDataset,
 };
 use embgeom_report::{compare, report, CompareInput, CompareOptions, ReportOptions};
 use embgeom_track::{run_names, Check, RoundOutcome, TrackOptions, Watch};
@@ -187,7 +187,7 @@ impl ModalityFlags {
             })
             .collect::<Result<Vec<f64>>>()?;
         Ok(CrossOptions {
-            pairs: self.pair_map.clone(),
+            pairs: self.pair_map.clone().map(PairFile::Path),
             parameters: ObjectiveParameters {
                 temperature: self.temperature,
                 scale: self.siglip_scale,

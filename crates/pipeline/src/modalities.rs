@@ -30,9 +30,9 @@ pub struct ModalitySpec {
 /// What the cross-modal part needs besides the files.
 #[derive(Debug, Clone)]
 pub struct CrossOptions {
-    /// For each row of the second modality, its row of the first (`.npy` and the other array
-    /// formats, integers); without it row i pairs with row i.
-    pub pairs: Option<PathBuf>,
+    /// For each row of the second modality, its row of the first (a file of integers, or the
+    /// values); without it row i pairs with row i.
+    pub pairs: Option<PairFile>,
     /// InfoNCE's temperature and SigLIP's scale and bias.
     pub parameters: ObjectiveParameters,
     /// The shift experiment's fractions of the gap closed.
@@ -196,16 +196,12 @@ pub fn run_modalities(
     cross: &CrossOptions,
     progress: &dyn Progress,
 ) -> Result<ModalitiesRun> {
-    let map = match &cross.pairs {
-        Some(path) => Some(PairFile::Path(path.clone())),
-        None => None,
-    };
     let mut named = Vec::new();
     for m in modalities {
         let inputs = Inputs::from_loaded(load_inputs(&m.spec)?, m.spec.embeddings.as_deref())?;
         named.push((m.name.clone(), inputs, m.spec.normalize));
     }
-    analyze_modalities(named, map, options, cross, progress)
+    analyze_modalities(named, options, cross, progress)
 }
 
 /// Where a pair map comes from.
@@ -221,7 +217,6 @@ pub enum PairFile {
 /// one's own analysis, the gap matrix and every two of them together.
 pub fn analyze_modalities(
     modalities: Vec<(String, Inputs, bool)>,
-    pair_file: Option<PairFile>,
     options: &AnalysisOptions,
     cross: &CrossOptions,
     progress: &dyn Progress,
@@ -231,7 +226,7 @@ pub fn analyze_modalities(
             "modalities: two or more are needed".into(),
         ));
     }
-    if pair_file.is_some() && modalities.len() != 2 {
+    if cross.pairs.is_some() && modalities.len() != 2 {
         return Err(PipelineError::Inputs(format!(
             "a pair map pairs two modalities; {} were given",
             modalities.len()
@@ -256,7 +251,7 @@ pub fn analyze_modalities(
     for i in 0..rows.len() {
         for j in i + 1..rows.len() {
             let ((na, _), (nb, _)) = (dims(&rows[i]), dims(&rows[j]));
-            let map = match &pair_file {
+            let map = match &cross.pairs {
                 Some(PairFile::Path(path)) => pair_map(path, na, nb)?,
                 Some(PairFile::Values(values)) => map_of(values, na, nb, "pair map")?,
                 None if na == nb => PairMap::identity(na),

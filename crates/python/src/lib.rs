@@ -435,7 +435,7 @@ fn analyze_modalities<'py>(
         ));
     }
     let cross = CrossOptions {
-        pairs: None,
+        pairs: pair_map.map(PairFile::Values),
         parameters: ObjectiveParameters {
             temperature,
             scale: siglip_scale,
@@ -443,9 +443,8 @@ fn analyze_modalities<'py>(
         },
         shifts,
     };
-    let pairs = pair_map.map(PairFile::Values);
     interruptible(py, |progress| {
-        embgeom_pipeline::analyze_modalities(named, pairs, &options, &cross, progress)
+        embgeom_pipeline::analyze_modalities(named, &options, &cross, progress)
             .map(|run| {
                 (
                     modalities_document(&run).to_string(),

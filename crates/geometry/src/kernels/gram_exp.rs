@@ -382,6 +382,76 @@ fn exp_nonpositive(x: f32) -> f32 {
     p * f32::from_bits(((n as i32 + 127) << 23) as u32)
 }
 
+/// `sum_i exp((v_i - top) s)` over `values` (every `v_i <= top`, `s > 0`): each exponent
+/// `(v_i - top) s` in f32, floored at -87, exponentiated by [`exp_nonpositive`] (eight lanes at
+/// once with AVX2), and added in f64 in eight lane sums (element i to lane `i mod 8`) that are
+/// added in lane order at the end: the same bits with every kernel.
+pub(crate) fn sum_exp_below(values: &[f32], top: f32, scale: f32) -> f64 {
+    #[cfg(target_arch = "x86_64")]
+    if kernel() != Kernel::Portable {
+        // SAFETY: the AVX2 and FMA features are present (the kernel is not portable).
+        return unsafe { x86::sum_exp_below_avx2(values, top, scale) };
+    }
+    sum_exp_below_portable(values, top, scale)
+}
+
+/// One term of [`sum_exp_below`].
+#[inline(always)]
+fn exp_below(v: f32, top: f32, scale: f32) -> f32 {
+    exp_nonpositive(((v - top) * scale).clamp(EXP_MIN, 0.0))
+}
+
+/// [`sum_exp_below`] in plain Rust.
+fn sum_exp_below_portable(values: &[f32], top: f32, scale: f32) -> f64 {
+    let mut lanes = [0.0f64; 8];
+    for (i, &v) in values.iter().enumerate() {
+        lanes[i % 8] += f64::from(exp_below(v, top, scale));
+    }
+    lanes.iter().sum()
+}
+
+/// Below this `e^-|x|`, [`softplus_term`] takes `log(1 + y)` from its series.
+const SOFTPLUS_SERIES_BELOW: f32 = 1.0 / 16.0;
+
+/// `log(1 + y)` for `0 <= y < 1/16` by its series to `y^7 / 7` in f32 with fused
+/// multiply-adds (the truncation below `y^8 / 8 < 2^-33 y`, under f32's rounding).
+#[inline(always)]
+fn log1p_series(y: f32) -> f32 {
+    const C: [f32; 7] = [1.0 / 7.0, -1.0 / 6.0, 0.2, -0.25, 1.0 / 3.0, -0.5, 1.0];
+    C[1..].iter().fold(C[0], |p, &k| p.mul_add(y, k)) * y
+}
+
+/// One term `log(1 + e^x)`, `x = scale v + bias`: `max(x, 0) + log(1 + e^-|x|)`, the
+/// exponential by [`exp_nonpositive`] and the logarithm by [`log1p_series`] below
+/// [`SOFTPLUS_SERIES_BELOW`], else by `ln_1p` in f64.
+#[inline(always)]
+fn softplus_term(v: f32, scale: f32, bias: f32) -> f64 {
+    let x = v.mul_add(scale, bias);
+    let y = exp_nonpositive((-x.abs()).max(EXP_MIN));
+    let tail = match y < SOFTPLUS_SERIES_BELOW {
+        true => f64::from(log1p_series(y)),
+        false => f64::from(y).ln_1p(),
+    };
+    f64::from(x.max(0.0)) + tail
+}
+
+/// `sum_i log(1 + e^(scale v_i + bias))` (SigLIP's loss over negatives), each term by
+/// [`softplus_term`] (eight lanes at once with AVX2 where every lane takes the series), added
+/// in f64 in eight lane sums (element i to lane `i mod 8`), then in lane order: the same bits
+/// with every kernel.
+pub(crate) fn sum_softplus(values: &[f32], scale: f32, bias: f32) -> f64 {
+    #[cfg(target_arch = "x86_64")]
+    if kernel() != Kernel::Portable {
+        // SAFETY: the AVX2 and FMA features are present (the kernel is not portable).
+        return unsafe { x86::sum_softplus_avx2(values, scale, bias) };
+    }
+    let mut lanes = [0.0f64; 8];
+    for (i, &v) in values.iter().enumerate() {
+        lanes[i % 8] += softplus_term(v, scale, bias);
+    }
+    lanes.iter().sum()
+}
+
 /// Visit every panel pair of the block `rows x cols` of `a` against `b` (on a diagonal block,
 /// `a` is `b` and only the pairs `row < col` count), with the masks of the micro-tiles that
 /// count only some of their pairs. A panels outermost, so each stays in cache while the B
@@ -815,6 +885,87 @@ mod x86 {
         _mm256_mul_ps(p, _mm256_castsi256_ps(_mm256_slli_epi32::<23>(bits)))
     }
 
+    /// [`super::sum_softplus`] with eight lanes; a group of eight with a lane outside the
+    /// series takes [`super::softplus_term`] lane by lane.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn sum_softplus_avx2(values: &[f32], scale: f32, bias: f32) -> f64 {
+        let (vscale, vbias) = (_mm256_set1_ps(scale), _mm256_set1_ps(bias));
+        let (floor, zero) = (_mm256_set1_ps(EXP_MIN), _mm256_setzero_ps());
+        let sign = _mm256_set1_ps(-0.0);
+        let limit = _mm256_set1_ps(super::SOFTPLUS_SERIES_BELOW);
+        let mut lanes = [0.0f64; 8];
+        let whole = values.len() / 8 * 8;
+        for i in (0..whole).step_by(8) {
+            let v = _mm256_loadu_ps(values.as_ptr().add(i));
+            let x = _mm256_fmadd_ps(v, vscale, vbias);
+            let negative_abs = _mm256_or_ps(x, sign);
+            let y = exp8(_mm256_max_ps(negative_abs, floor));
+            if _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_LT_OQ>(y, limit)) != 0xff {
+                for (lane, sum) in lanes.iter_mut().enumerate() {
+                    *sum += super::softplus_term(values[i + lane], scale, bias);
+                }
+                continue;
+            }
+            // log1p_series by Horner with fused multiply-adds, as the scalar one.
+            const C: [f32; 7] = [1.0 / 7.0, -1.0 / 6.0, 0.2, -0.25, 1.0 / 3.0, -0.5, 1.0];
+            let mut p = _mm256_set1_ps(C[0]);
+            for &k in &C[1..] {
+                p = _mm256_fmadd_ps(p, y, _mm256_set1_ps(k));
+            }
+            let tail = _mm256_mul_ps(p, y);
+            let positive = _mm256_max_ps(x, zero);
+            let (tl, th) = (
+                _mm256_castps256_ps128(tail),
+                _mm256_extractf128_ps::<1>(tail),
+            );
+            let (pl, ph) = (
+                _mm256_castps256_ps128(positive),
+                _mm256_extractf128_ps::<1>(positive),
+            );
+            // The terms added to the lane sums one group after the other, as the scalar loop.
+            let mut terms = [0.0f64; 8];
+            _mm256_storeu_pd(
+                terms.as_mut_ptr(),
+                _mm256_add_pd(_mm256_cvtps_pd(pl), _mm256_cvtps_pd(tl)),
+            );
+            _mm256_storeu_pd(
+                terms.as_mut_ptr().add(4),
+                _mm256_add_pd(_mm256_cvtps_pd(ph), _mm256_cvtps_pd(th)),
+            );
+            for (sum, term) in lanes.iter_mut().zip(terms) {
+                *sum += term;
+            }
+        }
+        for (i, &v) in values.iter().enumerate().skip(whole) {
+            lanes[i % 8] += super::softplus_term(v, scale, bias);
+        }
+        lanes.iter().sum()
+    }
+
+    /// [`super::sum_exp_below`] with eight lanes.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn sum_exp_below_avx2(values: &[f32], top: f32, scale: f32) -> f64 {
+        let (vtop, vscale) = (_mm256_set1_ps(top), _mm256_set1_ps(scale));
+        let (floor, zero) = (_mm256_set1_ps(EXP_MIN), _mm256_setzero_ps());
+        let mut low = _mm256_setzero_pd();
+        let mut high = _mm256_setzero_pd();
+        let whole = values.len() / 8 * 8;
+        for i in (0..whole).step_by(8) {
+            let v = _mm256_loadu_ps(values.as_ptr().add(i));
+            let x = _mm256_mul_ps(_mm256_sub_ps(v, vtop), vscale);
+            let e = exp8(_mm256_min_ps(_mm256_max_ps(x, floor), zero));
+            low = _mm256_add_pd(low, _mm256_cvtps_pd(_mm256_castps256_ps128(e)));
+            high = _mm256_add_pd(high, _mm256_cvtps_pd(_mm256_extractf128_ps::<1>(e)));
+        }
+        let mut lanes = [0.0f64; 8];
+        _mm256_storeu_pd(lanes.as_mut_ptr(), low);
+        _mm256_storeu_pd(lanes.as_mut_ptr().add(4), high);
+        for (i, &v) in values.iter().enumerate().skip(whole) {
+            lanes[i % 8] += f64::from(super::exp_below(v, top, scale));
+        }
+        lanes.iter().sum()
+    }
+
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn sum_exponentials_avx2<const SHIFTED: bool>(
         e: &Exponents,
@@ -894,6 +1045,50 @@ mod tests {
             .iter()
             .fold(UniformityPart::EMPTY, |acc, &p| acc.merge(p));
         total.shift + total.sum.ln()
+    }
+
+    #[test]
+    fn the_sum_below_the_top_is_the_same_with_every_kernel() {
+        let values: Vec<f32> = (0..1003)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) / 60.0)
+            .collect();
+        let top = values.iter().cloned().fold(f32::MIN, f32::max);
+        let portable = sum_exp_below_portable(&values, top, 7.5);
+        assert_eq!(sum_exp_below(&values, top, 7.5), portable);
+        let plain: f64 = values
+            .iter()
+            .map(|&v| (f64::from(v - top) * 7.5).exp())
+            .sum();
+        assert!(
+            (portable - plain).abs() < 1e-6 * plain,
+            "{portable} vs {plain}"
+        );
+    }
+
+    #[test]
+    fn the_softplus_sum_is_the_same_with_every_kernel_and_near_its_definition() {
+        let values: Vec<f32> = (0..2003)
+            .map(|i| ((i * 37 % 211) as f32 - 105.0) / 100.0)
+            .collect();
+        for (scale, bias) in [(10.0f32, -10.0f32), (3.0, 1.0), (30.0, -5.0)] {
+            let mut lanes = [0.0f64; 8];
+            for (i, &v) in values.iter().enumerate() {
+                lanes[i % 8] += softplus_term(v, scale, bias);
+            }
+            let portable: f64 = lanes.iter().sum();
+            assert_eq!(sum_softplus(&values, scale, bias), portable);
+            let plain: f64 = values
+                .iter()
+                .map(|&v| {
+                    let x = f64::from(v) * f64::from(scale) + f64::from(bias);
+                    x.max(0.0) + (-x.abs()).exp().ln_1p()
+                })
+                .sum();
+            assert!(
+                (portable - plain).abs() < 1e-6 * plain,
+                "{portable} vs {plain}"
+            );
+        }
     }
 
     #[test]

@@ -61,6 +61,17 @@ pub(crate) fn log_add(a: f64, b: f64) -> f64 {
     }
 }
 
+/// `log(1 + e^x) = max(x, 0) + log(1 + e^-|x|)`, the logarithm by its series when `e^-|x| <
+/// 2^-10` (five terms: a relative error below 2^-60), else `ln_1p`.
+pub(crate) fn softplus(x: f64) -> f64 {
+    let y = (-x.abs()).exp();
+    let tail = match y < 1.0 / 1024.0 {
+        true => y * (1.0 - y * (0.5 - y * (1.0 / 3.0 - y * (0.25 - y * 0.2)))),
+        false => y.ln_1p(),
+    };
+    x.max(0.0) + tail
+}
+
 /// Squared distances of rows with these norms, or exponents `-t ||x_i - x_j||^2` this large,
 /// overflow the element type (the Gram products are in f32 for f32 input): an error rather
 /// than a wrong value. Unit rows are always in range for every `t` below `1e37`. A row that is

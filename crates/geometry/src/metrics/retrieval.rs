@@ -10,7 +10,7 @@
 //! similarities. The counts of gallery blocks add, so they merge across gallery shards.
 
 use crate::error::{GeometryError, Result};
-use crate::kernels::logsumexp::log_add;
+use crate::kernels::logsumexp::{log_add, softplus};
 use crate::kernels::rows::row_norms;
 use crate::kernels::tiles::single_threaded_blas;
 use crate::metrics::knn::{exact_similarity, KnnScreen, Margin};
@@ -185,14 +185,6 @@ struct QueryCount {
     log_partition: f64,
 }
 
-/// `log(1 + e^x)` without overflow.
-fn softplus(x: f64) -> f64 {
-    match x > 0.0 {
-        true => x + (-x).exp().ln_1p(),
-        false => x.exp().ln_1p(),
-    }
-}
-
 /// One direction: every query against every gallery row, in tiles. `positives(q)` lists the
 /// gallery rows that pair with query q; `siglip` adds `sum_j softplus(-z (t s + b))` (z = +1 for
 /// a positive, -1 otherwise) over the screened similarities.
@@ -206,6 +198,7 @@ fn pass<F: Real>(
     single_threaded_blas();
     let (nq, ng, d) = (queries.nrows(), gallery.nrows(), queries.ncols());
     let margin = Margin::new::<F>(KnnScreen::Gemm, d);
+    let inverse_temperature = 1.0 / parameters.temperature;
     let query_norms = row_norms(queries);
     let gallery_norms = row_norms(gallery);
     let widest = gallery_norms.iter().cloned().fold(0.0f64, f64::max);
@@ -250,36 +243,46 @@ fn pass<F: Real>(
                     let (top, mine) = &best[r];
                     let q = start + r;
                     let count = &mut counts[r];
-                    let mut block_max = f64::NEG_INFINITY;
-                    for v in row.iter() {
-                        block_max = block_max.max(v.as_f64());
-                    }
-                    let shift = block_max / parameters.temperature;
-                    let mut sum = 0.0f64;
-                    for (c, v) in row.iter().enumerate() {
-                        let j = g + c;
-                        let screened = v.as_f64();
-                        sum += (screened / parameters.temperature - shift).exp();
-                        let positive = mine.contains(&j);
-                        if siglip {
-                            let z = if positive { 1.0 } else { -1.0 };
-                            loss += softplus(-z * (parameters.scale * screened + parameters.bias));
+                    let row = row.as_slice().expect("a tile row is contiguous");
+                    let top_screened =
+                        row.iter()
+                            .copied()
+                            .fold(F::neg_infinity(), |m, v| if v > m { v } else { m });
+                    let shift = top_screened.as_f64() * inverse_temperature;
+                    let sum = F::sum_exp_below(row, top_screened, inverse_temperature);
+                    count.log_partition = log_add(count.log_partition, shift + sum.ln());
+                    if siglip {
+                        // Every pair as a negative, then the positive (j = q, 1:1) corrected.
+                        let logit = |v: f64| parameters.scale * v + parameters.bias;
+                        loss += F::sum_softplus(row, parameters.scale, parameters.bias);
+                        if (g..g_end).contains(&q) {
+                            let x = logit(row[q - g].as_f64());
+                            loss += softplus(-x) - softplus(x);
                         }
-                        if positive {
+                    }
+                    // Ranks: a positive's screened value is at most `top + margin`, so it is
+                    // never counted greater; one in the band is rescored and skipped.
+                    let (high, low) = (top + margins[r], top - margins[r]);
+                    for (c, v) in row.iter().enumerate() {
+                        let screened = v.as_f64();
+                        if screened < low {
                             continue;
                         }
-                        if screened > top + margins[r] {
+                        if screened > high {
                             count.greater += 1;
-                        } else if screened >= top - margins[r] {
-                            let s = exact(q, j);
-                            if s > *top {
-                                count.greater += 1;
-                            } else if s == *top {
-                                count.ties += 1;
-                            }
+                            continue;
+                        }
+                        let j = g + c;
+                        if mine.contains(&j) {
+                            continue;
+                        }
+                        let s = exact(q, j);
+                        if s > *top {
+                            count.greater += 1;
+                        } else if s == *top {
+                            count.ties += 1;
                         }
                     }
-                    count.log_partition = log_add(count.log_partition, shift + sum.ln());
                 }
             }
             (counts, loss)
@@ -506,6 +509,18 @@ mod tests {
         let (a64, b64) = (a32.mapv(|v| v as f64), b32.mapv(|v| v as f64));
         let s = a64.dot(&b64.t());
         assert_eq!(got.a_to_b.ranks, plain_ranks(&s, &|q| vec![q]));
+    }
+
+    #[test]
+    fn softplus_equals_its_definition() {
+        for k in -4000..4000 {
+            let x = k as f64 / 100.0;
+            let want = match x > 0.0 {
+                true => x + (-x).exp().ln_1p(),
+                false => x.exp().ln_1p(),
+            };
+            assert!((softplus(x) - want).abs() <= 4e-16 * want.abs(), "{x}");
+        }
     }
 
     #[test]
