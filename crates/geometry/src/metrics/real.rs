@@ -30,7 +30,7 @@ pub trait Real: Element {
 
     /// `sum_i exp((v_i - top) scale)` over `values`, every `v_i <= top`: in f64 for f64 rows;
     /// for f32 rows each term in f32 (floored at `e^-87`) and summed in f64, by the uniformity
-    /// kernel's exponential ([`crate::kernels::gram_exp`]).
+    /// kernel's exponential (`kernels::gram_exp`).
     fn sum_exp_below(values: &[Self], top: Self, scale: f64) -> f64;
 
     /// `sum_i log(1 + e^(scale v_i + bias))`: in f64 for f64 rows; for f32 rows each term in
