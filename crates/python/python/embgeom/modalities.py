@@ -40,6 +40,10 @@ class Modalities:
 
         Returns:
             The document, as ``Analysis.to_dict`` gives it.
+
+        Example:
+            >>> result.analysis("text")["metrics"]["uniformity"]["value"]
+            -3.1...
         """
         for m in self._document["modalities"]:
             if m["name"] == name:
@@ -63,6 +67,10 @@ class Modalities:
 
         Returns:
             The gap's fields, as in the JSON document.
+
+        Example:
+            >>> result.gap("image", "text")["rmg"]
+            0.42...
         """
         return dict(self._pair(first, second)["gap"])
 
@@ -77,6 +85,10 @@ class Modalities:
 
         Returns:
             The retrieval fields, as in the JSON document.
+
+        Example:
+            >>> result.retrieval("image", "text")["text_to_image"]["mrr"]
+            0.51...
         """
         return dict(self._pair(first, second)["retrieval"])
 
@@ -89,6 +101,10 @@ class Modalities:
 
         Returns:
             One dict per fraction (``fraction``, ``distance``, ``retrieval``).
+
+        Example:
+            >>> [step["distance"] for step in result.shift("image", "text")]
+            [0.61..., 0.40..., 0.20..., 0.01...]
         """
         return list(self._pair(first, second)["shift"])
 
@@ -98,7 +114,15 @@ class Modalities:
         return [list(row) for row in self._document["gap_matrix"]["distances"]]
 
     def to_dict(self) -> Dict[str, Any]:
-        """The whole ``embgeom.modalities/1`` document."""
+        """The whole ``embgeom.modalities/1`` document.
+
+        Returns:
+            A copy of the document (``schema``, ``modalities``, ``gap_matrix``, ``pairs``).
+
+        Example:
+            >>> result.to_dict()["schema"]
+            'embgeom.modalities/1'
+        """
         return json.loads(json.dumps(self._document))
 
     def __str__(self) -> str:
