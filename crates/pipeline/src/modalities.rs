@@ -3,7 +3,7 @@
 //! both ways, the objectives over all pairs and the shift experiment.
 
 use crate::error::{PipelineError, Result};
-use crate::inputs::{load_inputs, InputSpec, Inputs, Rows, Values};
+use crate::inputs::{load_inputs, InputSpec, Inputs, Rows};
 use crate::run::{analyze_inputs, Extras, Run};
 use crate::{analysis_document, text_table};
 use embgeom_geometry::modalities::{cross_modal, gap_matrix, CrossModal};
@@ -59,26 +59,25 @@ enum Prepared {
 
 /// A modality's rows as analysed (normalised when `normalize`) and as given.
 fn prepared(rows: &Rows, normalize: bool) -> Result<Prepared> {
-    let unit_of = |raw: ArrayView2<f64>| -> Result<Array2<f64>> {
-        match normalize {
-            true => normalize_rows(raw).map_err(PipelineError::of(rows.source.clone())),
-            false => Ok(raw.to_owned()),
-        }
-    };
-    let out = match (&rows.values, rows.values.f32_view()) {
-        (Values::F64(_), _) | (_, None) => {
-            let raw = rows.values.to_f64();
-            Prepared::F64(unit_of(raw.view())?, raw)
-        }
-        (_, Some(view)) => {
-            let raw = view.to_owned();
-            let unit = match normalize {
-                true => {
-                    normalize_rows(raw.view()).map_err(PipelineError::of(rows.source.clone()))?
-                }
-                false => raw.clone(),
-            };
+    fn unit_and_raw<F: Real>(
+        raw: Array2<F>,
+        normalize: bool,
+        source: &str,
+    ) -> Result<(Array2<F>, Array2<F>)> {
+        let unit = match normalize {
+            true => normalize_rows(raw.view()).map_err(PipelineError::of(source))?,
+            false => raw.clone(),
+        };
+        Ok((unit, raw))
+    }
+    let out = match rows.values.f32_view() {
+        Some(view) => {
+            let (unit, raw) = unit_and_raw(view.to_owned(), normalize, &rows.source)?;
             Prepared::F32(unit, raw)
+        }
+        None => {
+            let (unit, raw) = unit_and_raw(rows.values.to_f64(), normalize, &rows.source)?;
+            Prepared::F64(unit, raw)
         }
     };
     rows.values.check_unchanged()?;

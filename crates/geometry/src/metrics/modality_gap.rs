@@ -9,6 +9,7 @@
 use crate::error::{GeometryError, Result};
 use crate::metrics::real::Real;
 use crate::metrics::retrieval::PairMap;
+use crate::metrics::spectrum::column_means;
 use ndarray::{Array1, ArrayView2};
 use serde::{Deserialize, Serialize};
 
@@ -44,18 +45,11 @@ impl SetSums {
             }
             unit_squares += row.iter().map(|v| v.as_f64() * v.as_f64()).sum::<f64>();
         }
-        let mut raw_mean = Array1::<f64>::zeros(d);
-        for row in raw.rows() {
-            for (s, v) in raw_mean.iter_mut().zip(row.iter()) {
-                *s += v.as_f64();
-            }
-        }
-        raw_mean /= raw.nrows().max(1) as f64;
         SetSums {
             rows: unit.nrows(),
             unit_sum,
             unit_squares,
-            raw_mean,
+            raw_mean: column_means(raw),
         }
     }
 

@@ -3,8 +3,8 @@
 //!
 //! Each query's rank is that of its best positive: `rank = 1 + #{negatives j : s_j > s+}`,
 //! `s+` the largest similarity to one of its positives. Ties between a negative and `s+` go to
-//! the positive (the optimistic rank); the number of queries with such a tie is reported, and
-//! the pessimistic rank counts them against the positive. The similarities are screened by a
+//! the positive (the optimistic rank); the number of queries with such a tie is reported. The
+//! similarities are screened by a
 //! GEMM in the rows' precision and every one within the screen's proven margin of `s+` is
 //! taken again exactly (`sum_k q_k x_k` in f64), so the ranks are those of the exact
 //! similarities. The counts of gallery blocks add, so they merge across gallery shards.
@@ -83,8 +83,6 @@ pub struct Ranks {
     pub ranks: Vec<u64>,
     /// Queries with a negative exactly as similar as their best positive.
     pub tied_queries: usize,
-    /// The pessimistic ranks' sum less the optimistic ones' (the ties counted against).
-    pub tie_rank_total: u64,
 }
 
 /// Summary of one retrieval direction.
@@ -290,11 +288,10 @@ fn pass<F: Real>(
         .collect();
     let mut ranks = Vec::with_capacity(nq);
     let mut log_partition = Vec::with_capacity(nq);
-    let (mut tied, mut tie_total, mut siglip_total) = (0usize, 0u64, 0.0f64);
+    let (mut tied, mut siglip_total) = (0usize, 0.0f64);
     for (counts, loss) in blocks {
         for count in counts {
             ranks.push(1 + count.greater);
-            tie_total += count.ties;
             tied += usize::from(count.ties > 0);
             log_partition.push(count.log_partition);
         }
@@ -304,7 +301,6 @@ fn pass<F: Real>(
         ranks: Ranks {
             ranks,
             tied_queries: tied,
-            tie_rank_total: tie_total,
         },
         log_partition,
         siglip: siglip_total,

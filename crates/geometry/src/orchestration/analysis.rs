@@ -664,14 +664,13 @@ fn lda_scatter(
 ) -> GroupScatter {
     let counts = classes.counts();
     match (moment, eigen.row_coordinates()) {
-        (UncentredMoment::Scatter(m), _) | (UncentredMoment::Gram(m), None) => {
-            class_scatter(m, &means, &counts, dim)
-        }
-        (UncentredMoment::Gram(_), Some(z)) => {
+        (_, Some(z)) => {
             let (sums, _) = classes.class_sums(z.view());
             let moment = z.t().dot(&z);
             class_scatter(&moment, &means_of_sums(&sums, classes), &counts, dim)
         }
+        (UncentredMoment::Scatter(m), None) => class_scatter(m, &means, &counts, dim),
+        (UncentredMoment::Gram(_), None) => unreachable!("a Gram moment has row coordinates"),
     }
 }
 
