@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Training throughput of embgeom-train against the PyTorch replica (benches/trainer_reference.py)
 # on the same device, model, loss, batch size and precision, in one run; then a short SupCon run
-# whose first and last checkpoints `embgeom analyze` measures.
+# whose first and last checkpoints `embgeom analyze` measures, and two-tower CLIP and SigLIP runs.
 #
 # Needs only: the embgeom-train binary ($EMBGEOM_TRAIN), the embgeom binary ($EMBGEOM, for the
 # analysis; optional), a Python with PyTorch 2.11 ($PYTHON, default python3; its libtorch is the
@@ -68,3 +68,23 @@ print(f"{name}: NC1 {nc1:.3f}, ETF distance {etf:.3f}, kNN accuracy {knn:.3f}")
 else
   echo "($EMBGEOM not found: the checkpoints are in $run)"
 fi
+
+# The two towers (CLIP's and SigLIP's losses with their learnable scale and bias) on the same
+# device: the gap and R@1 of the untrained and the last checkpoint.
+for loss in clip siglip; do
+  towers="$(mktemp -d)/$loss"
+  "$TRAIN" --dataset digits --data "$DIGITS" --loss "$loss" --epochs "$epochs" --batch-size 128 \
+    --dim 16 --temperature 0.07 --lr 3e-3 --device "$device" --initial-checkpoint --out "$towers" | tail -1
+  if [ -x "$EMBGEOM" ]; then
+    for ckpt in "$towers/ckpt_epoch_0000.safetensors" "$towers/ckpt_epoch_$(printf %04d "$epochs").safetensors"; do
+      "$EMBGEOM" analyze --modalities "$ckpt:top" "$ckpt:bottom" --shifts '' --json - | "$PYTHON" -c '
+import json, sys
+pair = json.load(sys.stdin)["pairs"][0]
+name = sys.argv[1].rsplit("/", 1)[-1]
+r1 = pair["retrieval"]["top_to_bottom"]["recall_at_1"]
+distance, (cone_a, cone_b) = pair["gap"]["distance"], pair["gap"]["cones"]
+print(f"{sys.argv[2]} {name}: gap {distance:.3f}, cones {cone_a:.3f} / {cone_b:.3f}, R@1 {r1:.4f}")
+' "$ckpt" "$loss"
+    done
+  fi
+done

@@ -58,10 +58,10 @@ class Residual(nn.Module):
         return F.relu(x + self.b(F.relu(self.a(x))))
 
 
-class Model(nn.Module):
-    """The encoder, projection head and classifier, named as in the trainer's var store."""
+class Encoder(nn.Module):
+    """The encoder and projection head, named as in the trainer's var store."""
 
-    def __init__(self, dim: int, classes: int) -> None:
+    def __init__(self, dim: int) -> None:
         super().__init__()
         self.stem = ConvBN(1, 32, 1)
         self.block1 = Residual(32)
@@ -69,7 +69,6 @@ class Model(nn.Module):
         self.block2 = Residual(FEATURES)
         self.proj1 = nn.Linear(FEATURES, 128)
         self.proj2 = nn.Linear(128, dim)
-        self.classifier = nn.Linear(dim, classes)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         x = F.relu(self.stem(x))
@@ -78,6 +77,44 @@ class Model(nn.Module):
         x = self.block2(x)
         x = F.adaptive_avg_pool2d(x, 1).flatten(1)
         return self.proj2(F.relu(self.proj1(x)))
+
+
+class Model(Encoder):
+    """The encoder with the classifier of the cross-entropy loss."""
+
+    def __init__(self, dim: int, classes: int) -> None:
+        super().__init__(dim)
+        self.classifier = nn.Linear(dim, classes)
+
+
+SIGLIP_INITIAL = (math.log(10.0), -10.0)
+MAX_LOGIT_SCALE = 100.0
+
+
+class TwoTower(nn.Module):
+    """The towers of the top and the bottom halves, with the logit scale (and SigLIP's bias)."""
+
+    def __init__(self, dim: int, loss: str, temperature: float) -> None:
+        super().__init__()
+        self.top = Encoder(dim)
+        self.bottom = Encoder(dim)
+        scale = SIGLIP_INITIAL[0] if loss == "siglip" else math.log(1.0 / temperature)
+        self.logit_scale = nn.Parameter(torch.tensor(scale))
+        self.logit_bias = nn.Parameter(torch.tensor(SIGLIP_INITIAL[1])) if loss == "siglip" else None
+
+    def embed(self, x: torch.Tensor):
+        h = x.shape[2]
+        return self.top.embed(x[:, :, : h // 2]), self.bottom.embed(x[:, :, h // 2:])
+
+    def loss(self, za, zb):
+        za, zb = za.float(), zb.float()
+        if self.logit_bias is None:
+            return clip_loss(za, zb, self.logit_scale)
+        return siglip_loss(za, zb, self.logit_scale, self.logit_bias)
+
+    def clamp(self) -> None:
+        with torch.no_grad():
+            self.logit_scale.clamp_(0, math.log(MAX_LOGIT_SCALE))
 
 
 # ----------------------------------------------------------------------------- losses
@@ -143,6 +180,20 @@ def uniformity(z, t):
     return (sq * -t).masked_select(upper).logsumexp(0) - math.log(n * (n - 1) / 2)
 
 
+def clip_loss(za, zb, logit_scale):
+    """open_clip's ClipLoss: the mean of the two directions' cross-entropies."""
+    logits = logit_scale.exp() * normalize(za) @ normalize(zb).t()
+    target = torch.arange(za.shape[0], device=za.device)
+    return (F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target)) / 2
+
+
+def siglip_loss(za, zb, logit_scale, logit_bias):
+    """open_clip's SigLipLoss: -sum log sigmoid(y_ij L_ij) / B, y = 2I - 1."""
+    logits = logit_scale.exp() * normalize(za) @ normalize(zb).t() + logit_bias
+    signs = 2 * torch.eye(za.shape[0], device=za.device) - 1
+    return -F.logsigmoid(signs * logits).sum() / za.shape[0]
+
+
 def batch_loss(args, model, z1, z2, labels):
     z1, z2 = z1.float(), z2.float()
     tau = args.temperature
@@ -189,11 +240,18 @@ def random_view(images, pad, flip, noise_std, generator=None):
 
 # ----------------------------------------------------------------------------- optimisers
 
+NOT_DECAYED = ("logit_scale", "logit_bias")
+
+
 def optimiser(args, model):
+    """AdamW or Nesterov SGD; the two towers' logit scale and bias without weight decay."""
+    decayed = [p for n, p in model.named_parameters() if n not in NOT_DECAYED]
+    exempt = [p for n, p in model.named_parameters() if n in NOT_DECAYED]
+    groups = [{"params": decayed}] + ([{"params": exempt, "weight_decay": 0.0}] if exempt else [])
     if args.optimizer == "adamw":
-        return torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.999), eps=1e-8,
+        return torch.optim.AdamW(groups, lr=args.lr, betas=(0.9, 0.999), eps=1e-8,
                                  weight_decay=args.weight_decay)
-    return torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9, dampening=0.0,
+    return torch.optim.SGD(groups, lr=args.lr, momentum=0.9, dampening=0.0,
                            weight_decay=args.weight_decay, nesterov=True)
 
 
@@ -355,7 +413,8 @@ def parity(args) -> int:
     config = json.load(open(os.path.join(dump, "config.json")))
     ns = argparse.Namespace(**config)
     initial = read_safetensors(os.path.join(dump, "initial.safetensors"))
-    model = Model(ns.dim, ns.classes)
+    two_tower = ns.loss in ("clip", "siglip")
+    model = TwoTower(ns.dim, ns.loss, ns.temperature) if two_tower else Model(ns.dim, ns.classes)
     state = model.state_dict()
     missing = [k for k in state if not k.endswith("num_batches_tracked") and k not in initial]
     if missing:
@@ -377,13 +436,18 @@ def parity(args) -> int:
     for step in range(ns.steps):
         batch = read_safetensors(os.path.join(dump, f"batch_{step}.safetensors"))
         x1 = augment(batch["images"], batch["shift_x1"], batch["shift_y1"], batch["flip1"], batch["noise1"])
-        x2 = augment(batch["images"], batch["shift_x2"], batch["shift_y2"], batch["flip2"], batch["noise2"])
-        check("views", torch.cat([x1, x2]), torch.cat([batch["view1"], batch["view2"]]), 1e-6)
+        check("views", x1, batch["view1"], 1e-6)
         for group in opt.param_groups:
             group["lr"] = cosine_lr(ns.lr, step, ns.steps)
-        z = model.embed(torch.cat([batch["view1"], batch["view2"]], 0))
-        b = len(batch["labels"])
-        loss = batch_loss(ns, model, z[:b], z[b:], batch["labels"])
+        if two_tower:
+            loss = model.loss(*model.embed(batch["view1"]))
+        else:
+            x2 = augment(batch["images"], batch["shift_x2"], batch["shift_y2"], batch["flip2"],
+                         batch["noise2"])
+            check("views", x2, batch["view2"], 1e-6)
+            z = model.embed(torch.cat([batch["view1"], batch["view2"]], 0))
+            b = len(batch["labels"])
+            loss = batch_loss(ns, model, z[:b], z[b:], batch["labels"])
         check(f"loss at step {step}", loss.detach(), batch["loss"].reshape(()), 1e-5)
         opt.zero_grad()
         loss.backward()
@@ -395,6 +459,8 @@ def parity(args) -> int:
                 elif p.grad is not None:
                     check(f"gradient of {name}", p.grad, grads[name], 1e-5)
         opt.step()
+        if two_tower:
+            model.clamp()
     final = read_safetensors(os.path.join(dump, "final.safetensors"))
     for name, p in model.named_parameters():
         check(f"weights of {name} after the steps", p.detach(), final[name], 1e-4)

@@ -143,7 +143,21 @@ fn two_modalities_equal_their_definitions() {
         table.contains("== modality image") && table.contains("== gap matrix"),
         "{table}"
     );
-    assert!(table.contains("retrieval image -> text"), "{table}");
+    assert!(table.contains("R@1 (image_to_text)"), "{table}");
+    assert!(
+        table.contains("cone (mean pairwise cosine) (text)"),
+        "{table}"
+    );
+    // The catalogue's readings in the document equal the fields they read.
+    let metrics = &pair["metrics"];
+    assert_eq!(
+        metrics["recall_at_1.text_to_image"]["value"],
+        pair["retrieval"]["text_to_image"]["recall_at_1"]
+    );
+    assert_eq!(metrics["modality_gap"]["value"], pair["gap"]["distance"]);
+    assert_eq!(metrics["cone.text"]["value"], pair["gap"]["cones"][1]);
+    assert_eq!(metrics["modality_gap"]["paper"], "Liang et al. 2022");
+    assert_eq!(metrics["median_rank.image_to_text"]["direction"], "lower");
 }
 
 #[test]

@@ -106,9 +106,10 @@ struct AnalyzeArgs {
 /// Paired modalities (image and text embeddings of the same items).
 #[derive(clap::Args, Debug)]
 struct ModalityFlags {
-    /// Two or more modalities of the same items, one file each (row i of each the same item,
-    /// or paired by --pair-map): each analysed, then their gap, retrieval both ways, the
-    /// contrastive objectives and the shift experiment.
+    /// Two or more modalities of the same items, one file each, or FILE:KEY for a key of a
+    /// file holding several (row i of each the same item, or paired by --pair-map): each
+    /// analysed, then their gap, retrieval both ways, the contrastive objectives and the shift
+    /// experiment.
     #[arg(long, num_args = 2.., value_name = "FILE", conflicts_with_all = ["embeddings", "views"])]
     modalities: Vec<PathBuf>,
     /// Names of the modalities, in order [default: the file stems].
@@ -137,10 +138,24 @@ struct ModalityFlags {
     shifts: Vec<String>,
 }
 
+/// A `--modalities` entry: `FILE`, or `FILE:KEY` (a key of a file that holds several
+/// modalities, as a two-tower checkpoint does) when no file has the whole name.
+fn modality_source(entry: &Path) -> (PathBuf, Option<String>) {
+    let text = entry.to_string_lossy();
+    match text.rsplit_once(':') {
+        Some((file, key)) if !entry.exists() && Path::new(file).is_file() && !key.is_empty() => {
+            (PathBuf::from(file), Some(key.to_string()))
+        }
+        _ => (entry.to_path_buf(), None),
+    }
+}
+
 impl ModalityFlags {
-    /// The modalities' specs (the analysis flags' inputs with each file as the embeddings)
-    /// and names.
+    /// The modalities' specs (the analysis flags' inputs with each file, and key, as the
+    /// embeddings) and names.
     fn specs(&self, inputs: &InputFlags) -> Result<Vec<ModalitySpec>> {
+        let sources: Vec<(PathBuf, Option<String>)> =
+            self.modalities.iter().map(|m| modality_source(m)).collect();
         let names: Vec<String> = match self.modality_names.is_empty() {
             false if self.modality_names.len() != self.modalities.len() => bail!(
                 "--modality-names gives {} names for {} modalities",
@@ -148,14 +163,14 @@ impl ModalityFlags {
                 self.modalities.len()
             ),
             false => self.modality_names.clone(),
-            true => self
-                .modalities
+            true => sources
                 .iter()
-                .map(|p| {
-                    p.file_stem().map_or_else(
-                        || p.display().to_string(),
+                .map(|(path, key)| match key {
+                    Some(key) => key.clone(),
+                    None => path.file_stem().map_or_else(
+                        || path.display().to_string(),
                         |s| s.to_string_lossy().into_owned(),
-                    )
+                    ),
                 })
                 .collect(),
         };
@@ -163,13 +178,15 @@ impl ModalityFlags {
         if let Some(twice) = names.iter().find(|n| !seen.insert(n.as_str())) {
             bail!("two modalities are named {twice:?}; give --modality-names");
         }
-        Ok(self
-            .modalities
-            .iter()
+        Ok(sources
+            .into_iter()
             .zip(names)
-            .map(|(path, name)| ModalitySpec {
-                name,
-                spec: inputs.spec(Some(path.clone())),
+            .map(|((path, key), name)| {
+                let mut spec = inputs.spec(Some(path));
+                if key.is_some() {
+                    spec.key = key;
+                }
+                ModalitySpec { name, spec }
             })
             .collect())
     }
@@ -239,6 +256,11 @@ struct TrackArgs {
     /// With --watch, stop after this many polls (for scripts and tests).
     #[arg(long, value_name = "N")]
     watch_rounds: Option<usize>,
+    /// Keys of two modalities every checkpoint holds ('top bottom', 'image text'): each one's
+    /// metrics (as KEY.METRIC), and the two together: the gap, the cones, exact retrieval both
+    /// ways and the objectives over all pairs (at analyze's default temperature, scale and bias).
+    #[arg(long, num_args = 2, value_names = ["KEY", "KEY"])]
+    modalities: Vec<String>,
 }
 
 /// The bundled demo `embgeom report` analyses when given no input: the last checkpoint of a
@@ -602,6 +624,8 @@ fn track_command(args: &TrackArgs) -> Result<bool> {
         jobs: args.jobs,
         checks,
         force: args.output.force,
+        modalities: args.modalities.clone(),
+        objectives: Default::default(),
     };
     let progress = TerminalProgress::stderr();
     let outcome = match args.watch {

@@ -17,7 +17,7 @@ mod orchestration;
 mod progress;
 
 pub use metrics::state;
-pub use orchestration::{catalogue, modalities, sharded};
+pub use orchestration::{catalogue, cross_catalogue, modalities, sharded};
 
 /// Wall time and work of every stage ([`timings::Timings`]), and the machine's rates that
 /// bound them ([`timings::Rates`]).
@@ -71,6 +71,7 @@ pub use metrics::per_class::{subclass_structure, PerClass, Subclasses, Subclasse
 pub use metrics::real::{Real, UniformityBlocks};
 pub use metrics::retrieval::{
     retrieval, ObjectiveParameters, PairMap, Ranks, Retrieval, RetrievalSummary, RECALL_AT,
+    RECALL_CURVE_K,
 };
 pub use metrics::simplex::{canonical_simplex, simplex_angles, vertex_distances, SimplexAngles};
 pub use metrics::spectral_loss::{spectral_loss, SpectralLoss, SPECTRAL_MU};

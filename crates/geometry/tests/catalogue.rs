@@ -40,3 +40,24 @@ fn every_metric_is_documented_in_docs_metrics_md() {
         );
     }
 }
+
+#[test]
+fn cross_modal_readings_are_unique_and_documented() {
+    use embgeom_geometry::cross_catalogue::CROSS_CATALOGUE;
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/src/reference/metrics.md"
+    );
+    let doc = std::fs::read_to_string(path).expect("docs/src/reference/metrics.md");
+    let mut seen = HashSet::new();
+    for m in CROSS_CATALOGUE {
+        assert!(seen.insert(m.key), "{} twice", m.key);
+        assert!(!m.about.is_empty() && !m.reading.is_empty(), "{}", m.key);
+        assert!(m.paper.link.starts_with("https://"), "{}", m.key);
+        assert!(
+            doc.contains(&format!("`{}`", m.key)),
+            "docs/src/reference/metrics.md does not define the cross-modal `{}`",
+            m.key
+        );
+    }
+}

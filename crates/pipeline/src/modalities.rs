@@ -6,6 +6,7 @@ use crate::error::{PipelineError, Result};
 use crate::inputs::{load_inputs, InputSpec, Inputs, Rows};
 use crate::run::{analyze_inputs, Extras, Run};
 use crate::{analysis_document, text_table};
+use embgeom_geometry::cross_catalogue::CROSS_CATALOGUE;
 use embgeom_geometry::modalities::{cross_modal, gap_matrix, CrossModal};
 use embgeom_geometry::timings::{StageTime, Timings};
 use embgeom_geometry::{
@@ -316,10 +317,28 @@ fn cross_document(c: &CrossModal) -> Value {
             "siglip": r.siglip,
         })
     };
+    let names = (c.names.0.as_str(), c.names.1.as_str());
+    let mut metrics = serde_json::Map::new();
+    for m in CROSS_CATALOGUE {
+        for &about in m.about {
+            metrics.insert(
+                m.column(about, names),
+                json!({
+                    "value": m.value(c, about),
+                    "name": m.name,
+                    "definition": m.definition(c),
+                    "paper": m.paper.short,
+                    "direction": m.direction.as_str(),
+                    "ideal": m.ideal(),
+                }),
+            );
+        }
+    }
     json!({
         "first": c.names.0,
         "second": c.names.1,
         "rows": [c.rows.0, c.rows.1],
+        "metrics": metrics,
         "gap": c.gap,
         "retrieval": retrieval(&c.retrieval),
         "conventions": {
@@ -361,47 +380,25 @@ pub fn modalities_table(run: &ModalitiesRun) -> String {
     for c in &run.cross {
         let (a, b) = (&c.names.0, &c.names.1);
         out.push_str(&format!("\n== {a} and {b}\n"));
-        let g = &c.gap;
         let line = |out: &mut String, label: &str, value: String, reading: &str| {
             out.push_str(&format!("  {label:<40} {value:>12}  {reading}\n"));
         };
-        line(
-            &mut out,
-            "gap (centroid distance, L2M)",
-            format!("{:.6}", g.distance),
-            "0 = the modalities share a centroid (Liang et al. 2022)",
-        );
-        line(
-            &mut out,
-            "centroid cosine distance (raw rows)",
-            format!("{:.6}", g.centroid_cosine_distance),
-            "MTEB's analysis script",
-        );
-        line(
-            &mut out,
-            "matched-pair distance (L2I)",
-            format!("{:.6}", g.l2i),
-            "mean ||a - b|| over the pairs",
-        );
-        line(
-            &mut out,
-            "relative modality gap (RMG)",
-            format!("{:.6}", g.rmg),
-            "Schrodi et al. 2025; 0 = pairs closer than within-modality rows",
-        );
-        line(
-            &mut out,
-            &format!("cone of {a}"),
-            format!("{:.6}", g.cones.0),
-            "mean pairwise cosine; 1 = one direction",
-        );
-        line(
-            &mut out,
-            &format!("cone of {b}"),
-            format!("{:.6}", g.cones.1),
-            "mean pairwise cosine; 1 = one direction",
-        );
-        let top: Vec<String> = g
+        let names = (a.as_str(), b.as_str());
+        for m in CROSS_CATALOGUE {
+            for &about in m.about {
+                let Some(value) = m.value(c, about) else {
+                    continue;
+                };
+                let column = m.column(about, names);
+                let label = match column.split_once('.') {
+                    Some((_, of)) => format!("{} ({of})", m.name),
+                    None => m.name.to_string(),
+                };
+                line(&mut out, &label, format!("{value:.6}"), m.reading);
+            }
+        }
+        let top: Vec<String> = c
+            .gap
             .components
             .iter()
             .take(3)
@@ -413,37 +410,6 @@ pub fn modalities_table(run: &ModalitiesRun) -> String {
             String::new(),
             &top.join(", "),
         );
-        for (label, s) in [
-            (format!("{a} -> {b}"), &c.retrieval.a_to_b),
-            (format!("{b} -> {a}"), &c.retrieval.b_to_a),
-        ] {
-            line(
-                &mut out,
-                &format!("retrieval {label}: R@1 / R@5 / R@10"),
-                format!("{:.4}", s.recall_at[0]),
-                &format!(
-                    "R@5 {:.4}, R@10 {:.4}, median rank {}, MRR {:.4}, {} queries",
-                    s.recall_at[1], s.recall_at[2], s.median_rank, s.mrr, s.queries
-                ),
-            );
-        }
-        if let (Some(info), Some(sig)) = (c.retrieval.info_nce, c.retrieval.siglip) {
-            line(
-                &mut out,
-                "InfoNCE (CLIP, symmetric)",
-                format!("{info:.6}"),
-                &format!("all pairs, tau = {}", c.parameters.temperature),
-            );
-            line(
-                &mut out,
-                "SigLIP sigmoid loss",
-                format!("{sig:.6}"),
-                &format!(
-                    "all pairs, t = {}, b = {}",
-                    c.parameters.scale, c.parameters.bias
-                ),
-            );
-        }
         for s in &c.shift {
             line(
                 &mut out,

@@ -522,10 +522,11 @@ fn report(
     Ok(written.index.display().to_string())
 }
 
-/// One `embgeom track` pass over a run (named `name`, by default its folder's name); returns a
-/// dict with the counts, the page and the check results.
+/// One `embgeom track` pass over a run (named `name`, by default its folder's name), with
+/// `modalities` the keys of two modalities each checkpoint holds; returns a dict with the
+/// counts, the page and the check results.
 #[pyfunction]
-#[pyo3(signature = (run, out, labels=None, checks=None, force=false, name=None, **kwargs))]
+#[pyo3(signature = (run, out, labels=None, checks=None, force=false, name=None, modalities=None, **kwargs))]
 #[allow(clippy::too_many_arguments)]
 fn track<'py>(
     py: Python<'py>,
@@ -535,8 +536,16 @@ fn track<'py>(
     checks: Option<Vec<String>>,
     force: bool,
     name: Option<String>,
+    modalities: Option<Vec<String>>,
     kwargs: Option<&Bound<'py, PyDict>>,
 ) -> PyResult<Bound<'py, PyDict>> {
+    let modalities = modalities.unwrap_or_default();
+    if !matches!(modalities.len(), 0 | 2) {
+        return Err(error(format!(
+            "modalities: two keys are needed, {} were given",
+            modalities.len()
+        )));
+    }
     let analysis = options(kwargs)?;
     let checks = checks
         .unwrap_or_default()
@@ -554,6 +563,7 @@ fn track<'py>(
         name: name.unwrap_or(defaults.name.clone()),
         checks,
         force,
+        modalities,
         ..defaults
     };
     let outcome = interruptible(py, |progress| {

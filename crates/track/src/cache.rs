@@ -54,6 +54,12 @@ pub struct CheckpointResult {
     pub mean_cosines: Option<Vec<Vec<f64>>>,
     /// Hash of the labels, to check that every checkpoint has the same rows in the same order.
     pub labels_hash: Option<u64>,
+    /// With modalities: each one's name and analysis (`analysis` is the first's).
+    #[serde(default)]
+    pub modalities: Vec<(String, Analysis)>,
+    /// With modalities: the cross-modal readings (column, value) of the two.
+    #[serde(default)]
+    pub cross: Vec<(String, f64)>,
 }
 
 /// A cache folder and the signature of everything but the checkpoint file.
@@ -66,8 +72,14 @@ impl Cache {
     /// The cache in `dir` for checkpoints read with `spec` (its embeddings file aside) and
     /// analysed with `options`: the signature covers the keys and columns read, normalisation,
     /// the options, embgeom's version and the content of every side file (labels, views,
-    /// classifier, bias, split, subclasses given as files).
-    pub fn new(dir: PathBuf, spec: &InputSpec, options: &AnalysisOptions) -> Result<Cache> {
+    /// classifier, bias, split, subclasses given as files), and the keys of the `modalities`
+    /// measured together (none for one set of rows).
+    pub fn new(
+        dir: PathBuf,
+        spec: &InputSpec,
+        options: &AnalysisOptions,
+        modalities: &[String],
+    ) -> Result<Cache> {
         std::fs::create_dir_all(&dir).map_err(|e| TrackError::File {
             path: dir.display().to_string(),
             what: format!("cannot create: {e}"),
@@ -77,7 +89,7 @@ impl Cache {
             ..options.clone()
         };
         let reading = format!(
-            "{:?}|{}|{results_options:?}|{}",
+            "{:?}|{}|{results_options:?}|{}|{modalities:?}",
             spec.selection(),
             spec.normalize,
             env!("CARGO_PKG_VERSION")
@@ -128,7 +140,7 @@ mod tests {
         };
         let options = AnalysisOptions::default();
         let key = |spec: &InputSpec, options: &AnalysisOptions| {
-            Cache::new(dir.path().join("cache"), spec, options)
+            Cache::new(dir.path().join("cache"), spec, options, &[])
                 .unwrap()
                 .path("analysis", &[1])
         };

@@ -31,9 +31,12 @@ pub use discover::{discover, step_from_name, Checkpoint, EXTENSIONS};
 pub use error::{Result, TrackError};
 
 use embgeom_geometry::catalogue::metrics;
-use embgeom_geometry::{linear_cka, AnalysisOptions, NoProgress, Progress};
-use embgeom_io::{load, write_table, Column, LabelValues, Matrix};
-use embgeom_pipeline::{run_analysis, Extras, InputSpec};
+use embgeom_geometry::cross_catalogue::cross_values;
+use embgeom_geometry::{linear_cka, AnalysisOptions, NoProgress, ObjectiveParameters, Progress};
+use embgeom_io::{load, write_table, Column, LabelValues, Labels, Matrix};
+use embgeom_pipeline::{
+    run_analysis, run_modalities, CrossOptions, Extras, InputSpec, ModalitySpec,
+};
 use embgeom_report::{claim_folder, write_trajectory, Cosines, RunTrajectory, Trajectory};
 use ndarray::Array2;
 use std::path::{Path, PathBuf};
@@ -62,6 +65,11 @@ pub struct TrackOptions {
     pub checks: Vec<Check>,
     /// Replace an output folder that holds something else.
     pub force: bool,
+    /// Keys of two modalities each checkpoint holds (`["image", "text"]`), measured apart and
+    /// together (gap, cones, retrieval, objectives); empty for one set of rows.
+    pub modalities: Vec<String>,
+    /// The objectives' parameters with modalities.
+    pub objectives: ObjectiveParameters,
 }
 
 impl TrackOptions {
@@ -77,6 +85,8 @@ impl TrackOptions {
             jobs: None,
             checks: Vec::new(),
             force: false,
+            modalities: Vec::new(),
+            objectives: ObjectiveParameters::default(),
         }
     }
 }
@@ -178,8 +188,63 @@ fn signature(options: &TrackOptions) -> String {
     }
 }
 
+/// A hash of a run's labels.
+fn labels_hash(labels: &Option<Labels>) -> Option<u64> {
+    labels.as_ref().map(|l| match &l.values {
+        LabelValues::Int(v) => hash_bytes(format!("{v:?}").as_bytes()),
+        LabelValues::Text(v) => hash_bytes(format!("{v:?}").as_bytes()),
+    })
+}
+
+/// The spec of the modality under `key` in the checkpoint at `path`.
+fn modality_spec(options: &TrackOptions, path: &Path, key: &str) -> InputSpec {
+    InputSpec {
+        key: Some(key.to_string()),
+        ..options.inputs.with_embeddings(path)
+    }
+}
+
+/// Analyse both modalities of one checkpoint: each apart, and the two together.
+fn analyse_modalities(path: &Path, options: &TrackOptions) -> Result<CheckpointResult> {
+    let specs: Vec<ModalitySpec> = options
+        .modalities
+        .iter()
+        .map(|key| ModalitySpec {
+            name: key.clone(),
+            spec: modality_spec(options, path, key),
+        })
+        .collect();
+    let cross = CrossOptions {
+        pairs: None,
+        parameters: options.objectives,
+        shifts: Vec::new(),
+    };
+    let run = run_modalities(&specs, &options.analysis, &cross, &NoProgress).map_err(|error| {
+        TrackError::Checkpoint {
+            path: path.display().to_string(),
+            error,
+        }
+    })?;
+    let first = &run.runs[0].1;
+    Ok(CheckpointResult {
+        analysis: first.analysis.clone(),
+        summary: first.summary.clone(),
+        mean_cosines: None,
+        labels_hash: labels_hash(&first.labels),
+        modalities: run
+            .runs
+            .iter()
+            .map(|(name, r)| (name.clone(), r.analysis.clone()))
+            .collect(),
+        cross: run.cross.iter().flat_map(cross_values).collect(),
+    })
+}
+
 /// Analyse one checkpoint (with the class-mean cosines and a hash of the labels).
 fn analyse_checkpoint(path: &Path, options: &TrackOptions) -> Result<CheckpointResult> {
+    if !options.modalities.is_empty() {
+        return analyse_modalities(path, options);
+    }
     let spec = options.inputs.with_embeddings(path);
     let extras = Extras {
         mean_cosines: true,
@@ -191,17 +256,15 @@ fn analyse_checkpoint(path: &Path, options: &TrackOptions) -> Result<CheckpointR
             error,
         }
     })?;
-    let labels_hash = run.labels.as_ref().map(|l| match &l.values {
-        LabelValues::Int(v) => hash_bytes(format!("{v:?}").as_bytes()),
-        LabelValues::Text(v) => hash_bytes(format!("{v:?}").as_bytes()),
-    });
     Ok(CheckpointResult {
+        labels_hash: labels_hash(&run.labels),
         analysis: run.analysis,
         summary: run.summary,
         mean_cosines: run
             .mean_cosines
             .map(|m| m.rows().into_iter().map(|r| r.to_vec()).collect()),
-        labels_hash,
+        modalities: Vec::new(),
+        cross: Vec::new(),
     })
 }
 
@@ -363,15 +426,45 @@ fn cka_columns(
     Ok((previous, last))
 }
 
-/// The catalogue's scalar metrics that have a value at some checkpoint, in catalogue order.
+/// The catalogue's scalar metrics that have a value at some checkpoint, in catalogue order;
+/// with modalities, the cross-modal readings first, then each modality's metrics as
+/// `NAME.METRIC`.
 fn metric_table(results: &[CheckpointResult]) -> Vec<(String, Vec<Option<f64>>)> {
-    metrics()
-        .map(|m| {
-            let values: Vec<Option<f64>> = results.iter().map(|r| m.value(&r.analysis)).collect();
-            (m.key.to_string(), values)
+    let Some(first) = results.first() else {
+        return Vec::new();
+    };
+    if first.modalities.is_empty() {
+        return metrics()
+            .map(|m| {
+                let values = results.iter().map(|r| m.value(&r.analysis)).collect();
+                (m.key.to_string(), values)
+            })
+            .filter(|(_, values): &(String, Vec<Option<f64>>)| values.iter().any(Option::is_some))
+            .collect();
+    }
+    let mut table: Vec<(String, Vec<Option<f64>>)> = first
+        .cross
+        .iter()
+        .map(|(column, _)| {
+            let values = results
+                .iter()
+                .map(|r| r.cross.iter().find(|(c, _)| c == column).map(|(_, v)| *v))
+                .collect();
+            (column.clone(), values)
         })
-        .filter(|(_, values)| values.iter().any(Option::is_some))
-        .collect()
+        .collect();
+    for (k, (name, _)) in first.modalities.iter().enumerate() {
+        for m in metrics() {
+            let values: Vec<Option<f64>> = results
+                .iter()
+                .map(|r| r.modalities.get(k).and_then(|(_, a)| m.value(a)))
+                .collect();
+            if values.iter().any(Option::is_some) {
+                table.push((format!("{name}.{}", m.key), values));
+            }
+        }
+    }
+    table
 }
 
 fn cosines(result: &CheckpointResult, step: f64) -> Option<Cosines> {
@@ -439,7 +532,15 @@ fn run_round(
         )));
     }
     check_same_rows(&checkpoints, &results)?;
-    let (cka_previous, cka_last) = cka_columns(&checkpoints, &hashes, cache, &options.inputs)?;
+    // With modalities, CKA between checkpoints is the first modality's.
+    let cka_spec = match options.modalities.first() {
+        Some(key) => InputSpec {
+            key: Some(key.clone()),
+            ..options.inputs.clone()
+        },
+        None => options.inputs.clone(),
+    };
+    let (cka_previous, cka_last) = cka_columns(&checkpoints, &hashes, cache, &cka_spec)?;
     let mut table = metric_table(&results);
     table.push(("cka_previous".into(), cka_previous));
     table.push(("cka_last".into(), cka_last));
@@ -512,6 +613,7 @@ fn round(options: &TrackOptions, progress: &dyn Progress) -> Result<RoundOutcome
         options.out.join(".cache"),
         &options.inputs,
         &options.analysis,
+        &options.modalities,
     )?;
     let names = run_names(&options.runs);
     let runs = options

@@ -18,6 +18,11 @@ pub enum Loss {
     AlignUniform,
     /// SupCon plus a class-conditional InfoNCE term (Chen et al. 2022, "Perfectly balanced").
     SupconSpread,
+    /// Two towers (the top and the bottom half of each image), CLIP's symmetric InfoNCE with a
+    /// learnable temperature (Radford et al. 2021).
+    Clip,
+    /// Two towers, SigLIP's sigmoid loss with a learnable scale and bias (Zhai et al. 2023).
+    Siglip,
 }
 
 impl Loss {
@@ -29,7 +34,14 @@ impl Loss {
             Loss::Ce => "ce",
             Loss::AlignUniform => "align-uniform",
             Loss::SupconSpread => "supcon-spread",
+            Loss::Clip => "clip",
+            Loss::Siglip => "siglip",
         }
+    }
+
+    /// Whether the loss trains two towers, one per modality of each item.
+    pub fn two_tower(self) -> bool {
+        matches!(self, Loss::Clip | Loss::Siglip)
     }
 }
 
@@ -124,4 +136,24 @@ pub fn uniformity(z: &Tensor, t: f64) -> Tensor {
 /// Align-uniform: `align + w (unif(z1) + unif(z2)) / 2` with t = 2.
 pub fn align_uniform(z1: &Tensor, z2: &Tensor, uniformity_weight: f64) -> Tensor {
     alignment(z1, z2) + (uniformity(z1, 2.0) + uniformity(z2, 2.0)) * (uniformity_weight / 2.0)
+}
+
+/// CLIP's symmetric InfoNCE (Radford et al. 2021) of matched rows `za[i]`, `zb[i]` (B x D):
+/// with `s = exp(logit_scale)` and logits `L = s za_n zb_n^T` of the normalised rows,
+/// `(CE(L, i) + CE(L^T, i)) / 2`, each cross-entropy the mean over the B rows of
+/// `-log softmax(L)_{ii}` (open_clip's `ClipLoss`).
+pub fn clip_loss(za: &Tensor, zb: &Tensor, logit_scale: &Tensor) -> Tensor {
+    let logits = normalize(za).matmul(&normalize(zb).tr()) * logit_scale.exp();
+    let target = Tensor::arange(za.size()[0], (Kind::Int64, za.device()));
+    (logits.cross_entropy_for_logits(&target) + logits.tr().cross_entropy_for_logits(&target)) / 2.0
+}
+
+/// SigLIP's sigmoid loss (Zhai et al. 2023) of matched rows `za[i]`, `zb[i]` (B x D): with
+/// logits `L = exp(t') za_n zb_n^T + b` and `y_ij = 1` for `i = j`, `-1` otherwise,
+/// `-(1/B) sum_{i,j} log sigmoid(y_ij L_ij)` (big_vision's and open_clip's `SigLipLoss`).
+pub fn siglip_loss(za: &Tensor, zb: &Tensor, logit_scale: &Tensor, logit_bias: &Tensor) -> Tensor {
+    let b = za.size()[0];
+    let logits = normalize(za).matmul(&normalize(zb).tr()) * logit_scale.exp() + logit_bias;
+    let signs = Tensor::eye(b, (Kind::Float, za.device())) * 2.0 - 1.0;
+    -(logits * signs).log_sigmoid().sum(Kind::Float) / b as f64
 }

@@ -10,8 +10,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use tch::Device;
 
-/// Train a small CNN encoder with a contrastive or supervised loss and write embedding
-/// checkpoints (`.safetensors` + `manifest.json`) that `embgeom track` and `embgeom report` read.
+/// Train a small CNN encoder with a contrastive or supervised loss, or two towers (the top and
+/// the bottom half of each image) with CLIP's or SigLIP's loss, and write embedding checkpoints
+/// (`.safetensors` + `manifest.json`) that `embgeom track` and `embgeom report` read.
 #[derive(Parser, Debug)]
 #[command(name = "embgeom-train", version)]
 struct Args {
@@ -42,7 +43,7 @@ struct Args {
     weight_decay: f64,
     #[arg(long, value_enum, default_value = "adamw")]
     optimizer: Optimizer,
-    /// Temperature of the contrastive losses.
+    /// Temperature of the contrastive losses (clip: the learnable temperature's start).
     #[arg(long, default_value_t = 0.1)]
     temperature: f64,
     /// Embedding (projection head) dimension.
@@ -86,6 +87,9 @@ struct Args {
     /// Continue the run in --out from its last checkpoint.
     #[arg(long)]
     resume: bool,
+    /// Also write the untrained network's checkpoint (epoch 0, step 0) before training.
+    #[arg(long)]
+    initial_checkpoint: bool,
     /// Measure training throughput instead of training: N steps (after 3 warm-up steps) on
     /// random images of --bench-size pixels; prints one JSON line (images per second).
     #[arg(long, value_name = "N")]
@@ -124,6 +128,7 @@ impl Args {
             train_limit: self.train_limit,
             out,
             resume: self.resume,
+            initial_checkpoint: self.initial_checkpoint,
             device,
             progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
         }

@@ -1,7 +1,8 @@
 //! The optimisers, written out over the var store so that their state (AdamW's moments, SGD's
 //! momentum buffers and the step count) is saved with the model and restored by `--resume`.
 //! The updates are PyTorch's (`torch.optim.AdamW`, `torch.optim.SGD` with Nesterov momentum),
-//! which the parity test checks against a PyTorch replica.
+//! which the parity test checks against a PyTorch replica. The two towers' logit scale and
+//! bias are not decayed ([`NOT_DECAYED`]).
 
 use anyhow::{Context, Result};
 use std::path::Path;
@@ -21,6 +22,10 @@ const BETA1: f64 = 0.9;
 const BETA2: f64 = 0.999;
 const EPS: f64 = 1e-8;
 const MOMENTUM: f64 = 0.9;
+
+/// Variables without weight decay: the two towers' logit scale and bias (open_clip exempts
+/// them, as it does gains and biases).
+pub const NOT_DECAYED: [&str; 2] = ["logit_scale", "logit_bias"];
 
 /// An optimiser over the trainable variables of a var store, with its state.
 pub struct Optimiser {
@@ -75,9 +80,12 @@ impl Optimiser {
     pub fn step(&mut self, lr: f64) {
         self.step += 1;
         let t = self.step as f64;
-        let wd = self.weight_decay;
         tch::no_grad(|| {
-            for ((_, p), (first, second)) in self.params.iter_mut().zip(self.state.iter_mut()) {
+            for ((name, p), (first, second)) in self.params.iter_mut().zip(self.state.iter_mut()) {
+                let wd = match NOT_DECAYED.contains(&name.as_str()) {
+                    true => 0.0,
+                    false => self.weight_decay,
+                };
                 let grad = p.grad();
                 if !grad.defined() {
                     continue;

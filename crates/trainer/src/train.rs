@@ -4,8 +4,10 @@
 
 use crate::augment::Augment;
 use crate::data::{Dataset, FASHION_COARSE, FASHION_COARSE_NAMES};
-use crate::losses::{align_uniform, class_conditional_nce, nt_xent, supcon, Loss};
-use crate::model::Encoder;
+use crate::losses::{
+    align_uniform, class_conditional_nce, clip_loss, nt_xent, siglip_loss, supcon, Loss,
+};
+use crate::model::{Encoder, TwoTower, SIGLIP_INITIAL};
 use crate::optim::Optimiser;
 pub use crate::optim::Optimizer;
 use anyhow::{bail, Context, Result};
@@ -47,6 +49,8 @@ pub struct Config {
     pub train_limit: Option<i64>,
     pub out: PathBuf,
     pub resume: bool,
+    /// Write the untrained network's checkpoint (epoch 0, step 0) before the first step.
+    pub initial_checkpoint: bool,
     pub device: Device,
     pub progress: bool,
 }
@@ -62,6 +66,7 @@ impl Config {
             "uniformity_weight": self.uniformity_weight, "spread_weight": self.spread_weight,
             "dtype": format!("{:?}", self.dtype).to_lowercase(), "coarse": self.coarse,
             "train_limit": self.train_limit, "device": format!("{:?}", self.device),
+            "initial_checkpoint": self.initial_checkpoint,
         })
     }
 
@@ -89,7 +94,9 @@ fn train_labels(labels: &Tensor, coarse: &Option<Vec<i64>>) -> Tensor {
     }
 }
 
-/// The loss of a batch; `classifier` is used by the cross-entropy loss.
+/// The loss of a batch of two views through one encoder; `classifier` is used by the
+/// cross-entropy loss. CLIP's and SigLIP's losses (trained with two towers by
+/// [`training_step`]) are taken at their initial scales here.
 pub fn batch_loss(
     config: &Config,
     z1: &Tensor,
@@ -112,35 +119,86 @@ pub fn batch_loss(
             supcon(&z1, &z2, labels, tau) * (1.0 - w)
                 + class_conditional_nce(&z1, &z2, labels, tau) * w
         }
+        // Two views through one encoder: the towers' losses at their initial, fixed scales.
+        Loss::Clip => clip_loss(&z1, &z2, &Tensor::from(tau.recip().ln())),
+        Loss::Siglip => siglip_loss(
+            &z1,
+            &z2,
+            &Tensor::from(SIGLIP_INITIAL.0),
+            &Tensor::from(SIGLIP_INITIAL.1),
+        ),
     }
 }
 
-/// The encoder and the classifier (used by the cross-entropy loss).
-pub struct Model<'a> {
-    pub encoder: &'a Encoder,
-    pub classifier: &'a nn::Linear,
+/// The trained network: one encoder (and the classifier of the cross-entropy loss), or two
+/// towers for CLIP and SigLIP.
+pub enum Network {
+    /// One encoder, its two augmented views per image, and the classifier.
+    One {
+        encoder: Encoder,
+        classifier: nn::Linear,
+    },
+    /// Two towers, one per half of each image.
+    Two(TwoTower),
 }
 
-/// One optimiser step on a batch: two augmented views, the loss (under autocast when
-/// `amp`), backward, update with learning rate `lr`; returns the loss.
+impl Network {
+    /// A new network for `config.loss` in `vs`, its classifier of `classes` outputs.
+    pub fn new(vs: &nn::Path, config: &Config, classes: i64) -> Network {
+        match config.loss.two_tower() {
+            true => Network::Two(TwoTower::new(
+                vs,
+                config.dim,
+                config.loss,
+                config.temperature,
+            )),
+            false => Network::One {
+                encoder: Encoder::new(vs, config.dim),
+                classifier: nn::linear(vs / "classifier", config.dim, classes, Default::default()),
+            },
+        }
+    }
+}
+
+/// One optimiser step on a batch, returning the loss. One encoder: two augmented views, the
+/// loss (under autocast when `amp`). Two towers: one augmented view, its top half through one
+/// tower and its bottom half through the other, CLIP's or SigLIP's loss, and the logit scale
+/// clamped after the update. Then backward and the update with learning rate `lr`.
 pub fn training_step(
     config: &Config,
-    model: &Model,
+    network: &Network,
     optimizer: &mut Optimiser,
     images: &Tensor,
     labels: &Tensor,
     lr: f64,
     amp: bool,
 ) -> Tensor {
-    let (x1, x2) = (config.augment.view(images), config.augment.view(images));
-    let loss = tch::autocast(amp, || {
-        let z = model.encoder.embed(&Tensor::cat(&[x1, x2], 0), true);
-        let halves = z.chunk(2, 0);
-        batch_loss(config, &halves[0], &halves[1], labels, model.classifier)
-    });
+    let loss = match network {
+        Network::One {
+            encoder,
+            classifier,
+        } => {
+            let (x1, x2) = (config.augment.view(images), config.augment.view(images));
+            tch::autocast(amp, || {
+                let z = encoder.embed(&Tensor::cat(&[x1, x2], 0), true);
+                let halves = z.chunk(2, 0);
+                batch_loss(config, &halves[0], &halves[1], labels, classifier)
+            })
+        }
+        Network::Two(towers) => {
+            let x = config.augment.view(images);
+            tch::autocast(amp, || {
+                let (za, zb) = towers.embed(&x, true);
+                towers.loss(&za, &zb)
+            })
+        }
+    };
     optimizer.zero_grad();
     loss.backward();
     optimizer.step(lr);
+    if let Network::Two(towers) = network {
+        towers.clamp();
+    }
     loss
 }
 
@@ -150,13 +208,8 @@ pub fn training_step(
 pub fn images_per_second(config: &Config, steps: i64, warmup: i64, size: i64, amp: bool) -> f64 {
     tch::manual_seed(config.seed);
     let vs = nn::VarStore::new(config.device);
-    let encoder = Encoder::new(&vs.root(), config.dim);
-    let classifier = nn::linear(vs.root() / "classifier", config.dim, 10, Default::default());
+    let network = Network::new(&vs.root(), config, 10);
     let mut optimizer = Optimiser::new(&vs, config.optimizer, config.weight_decay);
-    let model = Model {
-        encoder: &encoder,
-        classifier: &classifier,
-    };
     let images = Tensor::rand(
         [config.batch_size, 1, size, size],
         (Kind::Float, config.device),
@@ -167,7 +220,7 @@ pub fn images_per_second(config: &Config, steps: i64, warmup: i64, size: i64, am
         for _ in 0..count {
             let _ = training_step(
                 config,
-                &model,
+                &network,
                 &mut optimizer,
                 &images,
                 &labels,
@@ -215,49 +268,73 @@ fn embed_all(encoder: &Encoder, images: &Tensor, device: Device) -> Tensor {
     })
 }
 
-/// Write the embeddings of the evaluation set; returns the file name.
+/// The embeddings a checkpoint holds: one encoder's `embeddings` of the clean images and
+/// `views` (N x 2 x D) of the two fixed augmented views (and the cross-entropy loss's
+/// `classifier` and `bias`), or the two towers' `top` and `bottom` of the clean images' halves.
+fn checkpoint_tensors(
+    config: &Config,
+    eval: &EvalSet,
+    network: &Network,
+    kind: Kind,
+) -> Vec<(String, Tensor)> {
+    let device = config.device;
+    match network {
+        Network::Two(towers) => {
+            let (top, bottom) = TwoTower::halves(&eval.clean);
+            vec![
+                (
+                    "top".into(),
+                    embed_all(&towers.top, &top, device).to_kind(kind),
+                ),
+                (
+                    "bottom".into(),
+                    embed_all(&towers.bottom, &bottom, device).to_kind(kind),
+                ),
+            ]
+        }
+        Network::One {
+            encoder,
+            classifier,
+        } => {
+            let embeddings = embed_all(encoder, &eval.clean, device);
+            let views = Tensor::stack(
+                &[
+                    embed_all(encoder, &eval.views[0], device),
+                    embed_all(encoder, &eval.views[1], device),
+                ],
+                1,
+            );
+            let mut tensors = vec![
+                ("embeddings".into(), embeddings.to_kind(kind)),
+                ("views".into(), views.to_kind(kind)),
+            ];
+            if config.loss == Loss::Ce {
+                let cpu = |t: &Tensor| t.detach().to_device(Device::Cpu).to_kind(Kind::Float);
+                tensors.push(("classifier".into(), cpu(&classifier.ws)));
+                if let Some(bias) = &classifier.bs {
+                    tensors.push(("bias".into(), cpu(bias)));
+                }
+            }
+            tensors
+        }
+    }
+}
+
+/// Write the embeddings of the evaluation set and its labels; returns the file name.
 fn write_checkpoint(
     config: &Config,
     eval: &EvalSet,
-    encoder: &Encoder,
-    classifier: Option<&nn::Linear>,
+    network: &Network,
     epoch: i64,
 ) -> Result<String> {
     let kind = match config.dtype {
         Dtype::F32 => Kind::Float,
         Dtype::F16 => Kind::Half,
     };
-    let embeddings = embed_all(encoder, &eval.clean, config.device);
-    let views = Tensor::stack(
-        &[
-            embed_all(encoder, &eval.views[0], config.device),
-            embed_all(encoder, &eval.views[1], config.device),
-        ],
-        1,
-    );
-    let mut tensors: Vec<(String, Tensor)> = vec![
-        ("embeddings".into(), embeddings.to_kind(kind)),
-        ("views".into(), views.to_kind(kind)),
-        ("labels".into(), eval.labels.shallow_clone()),
-    ];
+    let mut tensors = checkpoint_tensors(config, eval, network, kind);
+    tensors.push(("labels".into(), eval.labels.shallow_clone()));
     if config.coarse.is_some() {
         tensors.push(("subclasses".into(), eval.fine.shallow_clone()));
-    }
-    if let Some(linear) = classifier {
-        tensors.push((
-            "classifier".into(),
-            linear
-                .ws
-                .detach()
-                .to_device(Device::Cpu)
-                .to_kind(Kind::Float),
-        ));
-        if let Some(bias) = &linear.bs {
-            tensors.push((
-                "bias".into(),
-                bias.detach().to_device(Device::Cpu).to_kind(Kind::Float),
-            ));
-        }
     }
     let name = format!("ckpt_epoch_{epoch:04}.safetensors");
     write_output_with(&config.out.join(&name), |temporary: &Path| {
@@ -265,6 +342,57 @@ fn write_checkpoint(
             .with_context(|| format!("cannot write {name}"))
     })?;
     Ok(name)
+}
+
+/// The learnable scale and bias of the two towers' loss, for the manifest.
+fn logit_parameters(network: &Network) -> Value {
+    match network {
+        Network::Two(towers) => {
+            let value = |t: &Tensor| t.double_value(&[]);
+            json!({
+                "logit_scale": value(&towers.logit_scale),
+                "logit_bias": towers.logit_bias.as_ref().map(value),
+            })
+        }
+        Network::One { .. } => json!({}),
+    }
+}
+
+/// What a checkpoint is written from: the run's configuration, evaluation set, network and
+/// weights.
+struct Checkpointing<'a> {
+    config: &'a Config,
+    eval: &'a EvalSet,
+    network: &'a Network,
+    vs: &'a nn::VarStore,
+}
+
+impl Checkpointing<'_> {
+    /// Write the checkpoint of `entry["epoch"]`, the weights and the optimiser's state (for
+    /// `--resume`), and the manifest with `entry` (step, epoch, loss, wall time) added.
+    fn save(&self, optimizer: &Optimiser, manifest: &mut Value, mut entry: Value) -> Result<()> {
+        let config = self.config;
+        let epoch = entry["epoch"].as_i64().unwrap_or(0);
+        entry["path"] = json!(write_checkpoint(config, self.eval, self.network, epoch)?);
+        entry["loss_parameters"] = logit_parameters(self.network);
+        let model_path = config.out.join("model.safetensors");
+        write_output_with(&model_path, |temporary: &Path| {
+            self.vs
+                .save(temporary)
+                .with_context(|| format!("cannot write {}", model_path.display()))
+        })?;
+        optimizer.save(&config.out.join("optimizer.safetensors"))?;
+        manifest["checkpoints"]
+            .as_array_mut()
+            .context("the manifest's checkpoints are not a list")?
+            .push(entry);
+        manifest["epochs_done"] = json!(epoch);
+        write_output(
+            &config.out.join("manifest.json"),
+            serde_json::to_string_pretty(manifest)?.as_bytes(),
+        )?;
+        Ok(())
+    }
 }
 
 /// Read the manifest of a run folder, if any.
@@ -277,7 +405,6 @@ pub fn train(config: &Config, data: &Dataset) -> Result<Vec<f64>> {
     config.check()?;
     std::fs::create_dir_all(&config.out)
         .with_context(|| format!("cannot create {}", config.out.display()))?;
-    let manifest_path = config.out.join("manifest.json");
     let mut manifest = match (config.resume, read_manifest(&config.out)) {
         (true, Some(m)) => m,
         (false, Some(_)) => bail!(
@@ -299,17 +426,11 @@ pub fn train(config: &Config, data: &Dataset) -> Result<Vec<f64>> {
     }
     tch::manual_seed(config.seed);
     let mut vs = nn::VarStore::new(config.device);
-    let encoder = Encoder::new(&vs.root(), config.dim);
     let classes = match &config.coarse {
         Some(map) => map.iter().max().copied().unwrap_or(0) + 1,
         None => data.classes,
     };
-    let classifier = nn::linear(
-        vs.root() / "classifier",
-        config.dim,
-        classes,
-        Default::default(),
-    );
+    let network = Network::new(&vs.root(), config, classes);
     let model_path = config.out.join("model.safetensors");
     let optimizer_path = config.out.join("optimizer.safetensors");
     let mut optimizer = Optimiser::new(&vs, config.optimizer, config.weight_decay);
@@ -358,6 +479,16 @@ pub fn train(config: &Config, data: &Dataset) -> Result<Vec<f64>> {
             .expect("template"),
     );
     let started = Instant::now();
+    let checkpointing = Checkpointing {
+        config,
+        eval: &eval,
+        network: &network,
+        vs: &vs,
+    };
+    if config.initial_checkpoint && first_epoch == 1 {
+        let entry = json!({"step": 0, "epoch": 0, "loss": null, "wall_seconds": 0.0});
+        checkpointing.save(&optimizer, &mut manifest, entry)?;
+    }
     let use_amp = config.device.is_cuda();
     let mut losses = Vec::new();
     for epoch in first_epoch..=config.epochs {
@@ -379,13 +510,9 @@ pub fn train(config: &Config, data: &Dataset) -> Result<Vec<f64>> {
                 .to_device(config.device);
             let labels = train_labels(&data.train.labels.index_select(0, &index), &config.coarse)
                 .to_device(config.device);
-            let model = Model {
-                encoder: &encoder,
-                classifier: &classifier,
-            };
             let loss = training_step(
                 config,
-                &model,
+                &network,
                 &mut optimizer,
                 &images,
                 &labels,
@@ -409,22 +536,8 @@ pub fn train(config: &Config, data: &Dataset) -> Result<Vec<f64>> {
         let mean = sum / batches as f64;
         losses.push(mean);
         if epoch % config.eval_every == 0 || epoch == config.epochs {
-            let ce = (config.loss == Loss::Ce).then_some(&classifier);
-            let file = write_checkpoint(config, &eval, &encoder, ce, epoch)?;
-            write_output_with(&model_path, |temporary: &Path| {
-                vs.save(temporary)
-                    .with_context(|| format!("cannot write {}", model_path.display()))
-            })?;
-            optimizer.save(&optimizer_path)?;
-            manifest["checkpoints"]
-                .as_array_mut()
-                .expect("checkpoints list")
-                .push(json!({"step": epoch * batches, "epoch": epoch, "loss": mean, "wall_seconds": started.elapsed().as_secs_f64(), "path": file}));
-            manifest["epochs_done"] = json!(epoch);
-            write_output(
-                &manifest_path,
-                serde_json::to_string_pretty(&manifest)?.as_bytes(),
-            )?;
+            let entry = json!({"step": epoch * batches, "epoch": epoch, "loss": mean, "wall_seconds": started.elapsed().as_secs_f64()});
+            checkpointing.save(&optimizer, &mut manifest, entry)?;
         }
     }
     bar.finish_and_clear();

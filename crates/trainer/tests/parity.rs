@@ -1,5 +1,6 @@
 //! Parity with the PyTorch replica (`benches/trainer_reference.py`): for every loss (and both
-//! optimisers), the trainer's initial weights, five batches with their augmentation draws and
+//! optimisers; the two towers of CLIP and SigLIP with their learnable scale and bias
+//! included), the trainer's initial weights, five batches with their augmentation draws and
 //! views, the losses, the first step's gradients and the weights after five optimiser steps are
 //! dumped; the replica loads the same weights, rebuilds the views from the draws and must
 //! agree (views 1e-6, losses and gradients 1e-5, weights 1e-4 relative, in f32 on the CPU).
@@ -11,13 +12,12 @@
 use embgeom_trainer::augment::{Augment, Draws};
 use embgeom_trainer::data::digits;
 use embgeom_trainer::losses::Loss;
-use embgeom_trainer::model::Encoder;
 use embgeom_trainer::optim::{Optimiser, Optimizer};
-use embgeom_trainer::train::{batch_loss, cosine_lr, Config, Dtype};
+use embgeom_trainer::train::{batch_loss, cosine_lr, Config, Dtype, Network};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use tch::nn::{self, VarStore};
+use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 
 const STEPS: i64 = 5;
@@ -72,6 +72,7 @@ fn config(loss: Loss, optimizer: Optimizer) -> Config {
         train_limit: None,
         out: PathBuf::new(),
         resume: false,
+        initial_checkpoint: false,
         device: Device::Cpu,
         progress: false,
     }
@@ -111,8 +112,7 @@ fn dump(dir: &Path, loss: Loss, optimizer: Optimizer) {
     let data = digits(&root().join("data/digits.csv")).unwrap();
     tch::manual_seed(0);
     let vs = VarStore::new(Device::Cpu);
-    let encoder = Encoder::new(&vs.root(), DIM);
-    let classifier = nn::linear(vs.root() / "classifier", DIM, CLASSES, Default::default());
+    let network = Network::new(&vs.root(), &config, CLASSES);
     vs.save(dir.join("initial.safetensors")).unwrap();
     let mut optimiser = Optimiser::new(&vs, optimizer, config.weight_decay);
     for step in 0..STEPS {
@@ -120,18 +120,33 @@ fn dump(dir: &Path, loss: Loss, optimizer: Optimizer) {
             Tensor::arange_start(step * BATCH, (step + 1) * BATCH, (Kind::Int64, Device::Cpu));
         let images = data.train.images.index_select(0, &index);
         let labels = data.train.labels.index_select(0, &index);
-        let (d1, d2) = (config.augment.draw(&images), config.augment.draw(&images));
-        let (x1, x2) = (Augment::apply(&images, &d1), Augment::apply(&images, &d2));
-        let z = encoder.embed(&Tensor::cat(&[&x1, &x2], 0), true);
-        let halves = z.chunk(2, 0);
-        let value = batch_loss(&config, &halves[0], &halves[1], &labels, &classifier);
+        let d1 = config.augment.draw(&images);
+        let x1 = Augment::apply(&images, &d1);
         let mut batch = vec![
             ("images".to_string(), images.shallow_clone()),
             ("labels".to_string(), labels.shallow_clone()),
-            ("loss".to_string(), value.detach().reshape([1])),
         ];
         batch.extend(draws_tensors("1", &d1, &x1));
-        batch.extend(draws_tensors("2", &d2, &x2));
+        let value = match &network {
+            // One encoder: two views.
+            Network::One {
+                encoder,
+                classifier,
+            } => {
+                let d2 = config.augment.draw(&images);
+                let x2 = Augment::apply(&images, &d2);
+                let z = encoder.embed(&Tensor::cat(&[&x1, &x2], 0), true);
+                let halves = z.chunk(2, 0);
+                batch.extend(draws_tensors("2", &d2, &x2));
+                batch_loss(&config, &halves[0], &halves[1], &labels, classifier)
+            }
+            // Two towers: the halves of one view.
+            Network::Two(towers) => {
+                let (za, zb) = towers.embed(&x1, true);
+                towers.loss(&za, &zb)
+            }
+        };
+        batch.push(("loss".to_string(), value.detach().reshape([1])));
         save(&dir.join(format!("batch_{step}.safetensors")), batch);
         optimiser.zero_grad();
         value.backward();
@@ -145,6 +160,9 @@ fn dump(dir: &Path, loss: Loss, optimizer: Optimizer) {
             save(&dir.join("gradients.safetensors"), grads);
         }
         optimiser.step(cosine_lr(config.lr, step as f64, STEPS as f64));
+        if let Network::Two(towers) = &network {
+            towers.clamp();
+        }
     }
     save(&dir.join("final.safetensors"), trainable(&vs));
     let settings = json!({
@@ -177,6 +195,8 @@ fn every_loss_and_optimiser_match_the_pytorch_replica() {
         (Loss::AlignUniform, Optimizer::Adamw),
         (Loss::SupconSpread, Optimizer::Adamw),
         (Loss::Supcon, Optimizer::Sgd),
+        (Loss::Clip, Optimizer::Adamw),
+        (Loss::Siglip, Optimizer::Adamw),
     ];
     for (loss, optimizer) in cases {
         let dir = tempfile::tempdir().unwrap();

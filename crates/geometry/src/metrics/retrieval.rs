@@ -85,6 +85,9 @@ pub struct Ranks {
     pub tied_queries: usize,
 }
 
+/// The largest k of [`RetrievalSummary::recall_curve`].
+pub const RECALL_CURVE_K: usize = 100;
+
 /// Summary of one retrieval direction.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RetrievalSummary {
@@ -100,6 +103,9 @@ pub struct RetrievalSummary {
     pub mrr: f64,
     /// Queries with a negative tied with their best positive.
     pub tied_queries: usize,
+    /// Recall at k for k = 1, ..., [`RECALL_CURVE_K`] (the R@k curve).
+    #[serde(default)]
+    pub recall_curve: Vec<f64>,
 }
 
 /// The k of [`RetrievalSummary::recall_at`].
@@ -124,6 +130,9 @@ impl Ranks {
             median_rank: median.floor() + 1.0,
             mrr: self.ranks.iter().map(|&r| 1.0 / r as f64).sum::<f64>() / q,
             tied_queries: self.tied_queries,
+            recall_curve: (1..=RECALL_CURVE_K as u64)
+                .map(|k| sorted.partition_point(|&r| r <= k) as f64 / q)
+                .collect(),
         }
     }
 }

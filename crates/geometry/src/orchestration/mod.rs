@@ -4,6 +4,7 @@
 
 pub(crate) mod analysis;
 pub mod catalogue;
+pub mod cross_catalogue;
 pub(crate) mod entry;
 pub(crate) mod figure_data;
 pub mod modalities;

@@ -579,7 +579,8 @@ def compare(inputs: Union[Sequence[Union[ArrayLike, PathLike]],
 
 def track(run: Union[PathLike, Sequence[ArrayLike], Mapping[float, ArrayLike]], out: PathLike,
           labels: Union[ArrayLike, PathLike, None] = None, checks: Iterable[str] = (),
-          force: bool = False, name: Optional[str] = None, **options: Any) -> Dict[str, Any]:
+          force: bool = False, name: Optional[str] = None,
+          modalities: Optional[Sequence[str]] = None, **options: Any) -> Dict[str, Any]:
     """One ``embgeom track`` pass: every metric over a run's checkpoints (cached in ``out``),
     with CKA between consecutive checkpoints, tables, figures and CI checks.
 
@@ -597,6 +598,10 @@ def track(run: Union[PathLike, Sequence[ArrayLike], Mapping[float, ArrayLike]], 
         force: Replace a folder that holds a different report or other files.
         name: The run's name on the page (default: the run folder's name, or the report
             folder's name for arrays).
+        modalities: The keys of two modalities every checkpoint of a run folder holds (a
+            two-tower run's ``("top", "bottom")``, or ``("image", "text")``): each one's
+            metrics as ``KEY.METRIC``, and the two together (the gap, the cones, exact
+            retrieval both ways, the objectives over all pairs).
         **options: The options of :func:`analyze`.
 
     Returns:
@@ -616,9 +621,12 @@ def track(run: Union[PathLike, Sequence[ArrayLike], Mapping[float, ArrayLike]], 
     """
     out = as_path(out, "out")
     checks = list(checks)
+    keys = None if modalities is None else [str(k) for k in modalities]
     if is_path(run):
         return _embgeom.track(as_path(run, "run"), out, _optional_path(labels, "labels"),
-                              checks, force, name, **_options(options))
+                              checks, force, name, keys, **_options(options))
+    if keys is not None:
+        raise EmbgeomError("modalities: give a run folder whose checkpoints hold both keys")
     if isinstance(run, Mapping):
         steps = list(run.items())
     elif isinstance(run, Sequence):
@@ -635,7 +643,7 @@ def track(run: Union[PathLike, Sequence[ArrayLike], Mapping[float, ArrayLike]], 
         label_file = (None if labels is None else as_path(labels, "labels") if is_path(labels)
                       else stage.labels(labels, "labels", "labels.npy"))
         return _embgeom.track(str(stage.folder / "run"), out, label_file, checks, force,
-                              name or Path(os.path.abspath(out)).name, **_options(options))
+                              name or Path(os.path.abspath(out)).name, None, **_options(options))
 
 
 from .accumulator import Accumulator  # noqa: E402

@@ -82,6 +82,7 @@ def track(
     checks: Optional[Sequence[str]] = None,
     force: bool = False,
     name: Optional[str] = None,
+    modalities: Optional[Sequence[str]] = None,
     **kwargs: Any,
 ) -> Dict[str, Any]: ...
 def compare(
