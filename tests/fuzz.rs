@@ -161,6 +161,7 @@ fn pair_map_and_modality_mutants_never_panic_or_hang() {
                 pairs: Some(embgeom_pipeline::PairFile::Path(dir.path().join("map.npy"))),
                 parameters: ObjectiveParameters::default(),
                 shifts: vec![1.0],
+                figures: false,
             };
             let start = Instant::now();
             let outcome = embgeom_io::quiet_panics(|| {

@@ -159,3 +159,69 @@ fn unlabelled_embeddings_get_the_figures_that_apply() {
     let page = std::fs::read_to_string(dir.path().join("reports/plain/index.html")).unwrap();
     assert!(page.contains("<figure id=\"09-pca-scatter\"") && page.contains("Not drawn:"));
 }
+
+/// `report --modalities` on the bundled two-tower run: the untrained checkpoint's page shows
+/// the gap (two clouds far apart in the joint PCA), each modality gets its own report, the
+/// document is the `analyze --modalities` one, and the folder rules hold.
+#[test]
+fn modalities_report_shows_the_gap_and_each_modality() {
+    let dir = tempfile::tempdir().unwrap();
+    let checkpoint = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("data/fashion-clip/ckpt_epoch_0000.safetensors")
+        .display()
+        .to_string();
+    let (top, bottom) = (format!("{checkpoint}:top"), format!("{checkpoint}:bottom"));
+    let args = [
+        "report",
+        "--modalities",
+        &top,
+        &bottom,
+        "--out",
+        "untrained",
+    ];
+    let out = embgeom_in(dir.path(), &args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = dir.path().join("untrained");
+    let page = std::fs::read_to_string(report.join("index.html")).unwrap();
+    for id in [
+        "p1-joint-pca",
+        "p1-gap-components",
+        "p1-pair-similarities",
+        "p1-recall-curves",
+    ] {
+        assert!(page.contains(&format!("id=\"{id}\"")), "{id}");
+        assert!(report.join(format!("figures/{id}.png")).is_file(), "{id}");
+    }
+    for name in ["top", "bottom"] {
+        assert!(page.contains(&format!("href=\"{name}/index.html\"")));
+        let own = std::fs::read_to_string(report.join(name).join("index.html")).unwrap();
+        assert!(
+            own.contains("01-alignment-uniformity"),
+            "{name}'s own report"
+        );
+    }
+    assert!(page.contains("modality_gap") && page.contains("recall_at_1.top_to_bottom"));
+    let document: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(report.join("modalities.json")).unwrap())
+            .unwrap();
+    assert_eq!(document["schema"], "embgeom.modalities/1");
+    let gap = document["pairs"][0]["gap"]["distance"].as_f64().unwrap();
+    assert!(gap > 1.5, "the untrained towers sit far apart: {gap}");
+    // The same report again is fine; another one into the same folder is refused.
+    assert!(embgeom_in(dir.path(), &args).status.success());
+    let other = [
+        "report",
+        "--modalities",
+        &bottom,
+        &top,
+        "--out",
+        "untrained",
+    ];
+    let refused = embgeom_in(dir.path(), &other);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("untrained"));
+}

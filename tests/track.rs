@@ -471,6 +471,7 @@ fn two_tower_run_tracks_the_gap_cones_and_retrieval() {
     }
     let page = std::fs::read_to_string(out.join("index.html")).unwrap();
     assert!(page.contains("modality_gap") && page.contains("recall_at_1.bottom_to_top"));
+    assert!(page.contains("id=\"t7-modalities\""));
 
     // The same numbers as analyze of the last checkpoint's two keys.
     let last = run

@@ -18,7 +18,9 @@ use embgeom_pipeline::{
     run_modalities, text_table, timings_document, timings_table, CrossOptions, Extras, MemoryWatch,
     ModalitySpec, PairFile, Run, ShardJob, ShardedDataset,
 };
-use embgeom_report::{compare, report, CompareInput, CompareOptions, ReportOptions};
+use embgeom_report::{
+    compare, report, report_modalities, CompareInput, CompareOptions, ReportOptions,
+};
 use embgeom_track::{run_names, Check, RoundOutcome, TrackOptions, Watch};
 use progress::TerminalProgress;
 use std::io::Write;
@@ -211,6 +213,7 @@ impl ModalityFlags {
                 bias: self.siglip_bias,
             },
             shifts,
+            figures: false,
         })
     }
 }
@@ -222,6 +225,8 @@ struct ReportArgs {
     analysis: AnalysisFlags,
     #[command(flatten)]
     output: OutputFlags,
+    #[command(flatten)]
+    modalities: ModalityFlags,
 }
 
 /// Inputs and parameters of `embgeom track`.
@@ -539,6 +544,9 @@ fn compare_command(args: &CompareArgs) -> Result<()> {
 fn report_command(args: &ReportArgs) -> Result<()> {
     let flags = &args.analysis;
     let options = flags.metrics.options()?;
+    if !args.modalities.modalities.is_empty() {
+        return modalities_report_command(args, &options);
+    }
     let demo = flags.embeddings.is_none() && flags.inputs.views.is_empty();
     let embeddings = match demo {
         true => Some(demo_path()),
@@ -569,6 +577,36 @@ fn report_command(args: &ReportArgs) -> Result<()> {
         text += &format!("  not drawn: {} ({why})\n", figure.title());
     }
     emit(&text)
+}
+
+/// `report --modalities`: the page of the modalities measured together, and each one's own.
+fn modalities_report_command(args: &ReportArgs, options: &AnalysisOptions) -> Result<()> {
+    let flags = &args.analysis;
+    let specs = args.modalities.specs(&flags.inputs)?;
+    let cross = args.modalities.cross()?;
+    let default_name = specs
+        .iter()
+        .map(|m| m.name.as_str())
+        .collect::<Vec<_>>()
+        .join("-");
+    let (name, dir) = args.output.resolve(default_name);
+    let output = ReportOptions {
+        dir,
+        name,
+        force: args.output.force,
+    };
+    let written = report_modalities(
+        &specs,
+        options,
+        &cross,
+        &output,
+        &TerminalProgress::stderr(),
+    )?;
+    emit(&format!(
+        "wrote {} ({} files)\n",
+        written.index.display(),
+        written.files.len()
+    ))
 }
 
 /// Write to stdout; a closed stdout (`embgeom ... | head -1`) ends the program quietly with

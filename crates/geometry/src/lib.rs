@@ -91,8 +91,9 @@ pub use orchestration::analysis::{
 };
 pub use orchestration::entry::{analyze, analyze_timed};
 pub use orchestration::figure_data::{
-    class_mean_cosines, distances_to_class_means, figure_data, pair_distances, pca_projection,
-    uniform_sphere_uniformity, FigureData, PairDistances, Projection, FIGURE_MAX_PAIRS,
-    FIGURE_MAX_PER_CLASS, FIGURE_MAX_POINTS,
+    class_mean_cosines, cross_figure_data, distances_to_class_means, figure_data, pair_distances,
+    pca_projection, uniform_sphere_uniformity, CrossFigureData, FigureData, PairDistances,
+    Projection, CROSS_FIGURE_PAIRS, CROSS_FIGURE_POINTS, FIGURE_MAX_PAIRS, FIGURE_MAX_PER_CLASS,
+    FIGURE_MAX_POINTS,
 };
 pub use progress::{NoProgress, Progress};

@@ -10,7 +10,8 @@ use embgeom_geometry::cross_catalogue::CROSS_CATALOGUE;
 use embgeom_geometry::modalities::{cross_modal, gap_matrix, CrossModal};
 use embgeom_geometry::timings::{StageTime, Timings};
 use embgeom_geometry::{
-    normalize_rows, AnalysisOptions, ObjectiveParameters, PairMap, Progress, Real, SetSums,
+    cross_figure_data, normalize_rows, AnalysisOptions, CrossFigureData, ObjectiveParameters,
+    PairMap, Progress, Real, SetSums,
 };
 use ndarray::{Array2, ArrayView2};
 use serde_json::{json, Value};
@@ -38,6 +39,8 @@ pub struct CrossOptions {
     pub parameters: ObjectiveParameters,
     /// The shift experiment's fractions of the gap closed.
     pub shifts: Vec<f64>,
+    /// Compute the numbers behind the figures (each modality's and each pair's).
+    pub figures: bool,
 }
 
 /// A modalities run.
@@ -50,6 +53,8 @@ pub struct ModalitiesRun {
     pub cross: Vec<CrossModal>,
     /// The cross-modal stages' timings.
     pub timings: Vec<StageTime>,
+    /// The numbers behind each pair's figures (with `figures`, when both have the same D).
+    pub figures: Vec<Option<CrossFigureData>>,
 }
 
 /// The rows of one modality as analysed (normalised unless the spec says not), in f64 or f32.
@@ -174,6 +179,26 @@ fn cross_of(
     }
 }
 
+/// The numbers behind the figures of two modalities of the same D.
+fn figures_of(a: &Prepared, b: &Prepared, map: &PairMap, seed: u64) -> Result<CrossFigureData> {
+    let data = match (a, b) {
+        (Prepared::F32(ua, _), Prepared::F32(ub, _)) => {
+            cross_figure_data(ua.view(), ub.view(), &map.of_b, seed)
+        }
+        (Prepared::F64(ua, _), Prepared::F64(ub, _)) => {
+            cross_figure_data(ua.view(), ub.view(), &map.of_b, seed)
+        }
+        _ => {
+            let wide = |p: &Prepared| match p {
+                Prepared::F32(u, _) => u.mapv(f64::from),
+                Prepared::F64(u, _) => u.clone(),
+            };
+            cross_figure_data(wide(a).view(), wide(b).view(), &map.of_b, seed)
+        }
+    };
+    Ok(data?)
+}
+
 fn dims(p: &Prepared) -> (usize, usize) {
     match p {
         Prepared::F32(u, _) => u.dim(),
@@ -241,13 +266,18 @@ pub fn analyze_modalities(
             .as_ref()
             .ok_or_else(|| PipelineError::Inputs(format!("modality {name}: no embeddings")))?;
         rows.push(prepared(embeddings, normalize)?);
-        let run = analyze_inputs(inputs, normalize, options, Extras::default(), progress)?;
+        let extras = Extras {
+            figures: cross.figures,
+            ..Extras::default()
+        };
+        let run = analyze_inputs(inputs, normalize, options, extras, progress)?;
         runs.push((name.clone(), run));
         names.push(name);
     }
     let timings = Timings::default();
     let matrix = gap_matrix(&rows.iter().map(sums).collect::<Vec<_>>());
     let mut pairs = Vec::new();
+    let mut figures = Vec::new();
     for i in 0..rows.len() {
         for j in i + 1..rows.len() {
             let ((na, _), (nb, _)) = (dims(&rows[i]), dims(&rows[j]));
@@ -266,6 +296,11 @@ pub fn analyze_modalities(
             pairs.push(cross_of(
                 pair_names, &rows[i], &rows[j], &map, cross, &timings,
             )?);
+            let same_dim = dims(&rows[i]).1 == dims(&rows[j]).1;
+            figures.push(match cross.figures && same_dim {
+                true => Some(figures_of(&rows[i], &rows[j], &map, options.seed)?),
+                false => None,
+            });
         }
     }
     Ok(ModalitiesRun {
@@ -273,6 +308,7 @@ pub fn analyze_modalities(
         gap_matrix: matrix,
         cross: pairs,
         timings: timings.stages(),
+        figures,
     })
 }
 

@@ -401,9 +401,10 @@ fn analyze<'py>(
 
 /// Analyse paired modalities held in arrays, as `embgeom analyze --modalities` does.
 ///
-/// Returns `(document, table)`: the `embgeom.modalities/1` JSON document and its table.
+/// Returns `(document, table)`: the `embgeom.modalities/1` JSON document and its table; with
+/// `report`, also writes the modalities report into that folder.
 #[pyfunction]
-#[pyo3(signature = (modalities, pair_map=None, labels=None, normalize=true, temperature=0.01, siglip_scale=10.0, siglip_bias=-10.0, shifts=vec![0.25, 0.5, 0.75, 1.0], **kwargs))]
+#[pyo3(signature = (modalities, pair_map=None, labels=None, normalize=true, temperature=0.01, siglip_scale=10.0, siglip_bias=-10.0, shifts=vec![0.25, 0.5, 0.75, 1.0], report=None, force=false, **kwargs))]
 #[allow(clippy::too_many_arguments)]
 fn analyze_modalities<'py>(
     py: Python<'py>,
@@ -415,9 +416,19 @@ fn analyze_modalities<'py>(
     siglip_scale: f64,
     siglip_bias: f64,
     shifts: Vec<f64>,
+    report: Option<PathBuf>,
+    force: bool,
     kwargs: Option<&Bound<'py, PyDict>>,
 ) -> PyResult<(String, String)> {
     let options = options(kwargs)?;
+    // A folder that holds something else is refused before the analysis.
+    let signature = format!(
+        "modalities from Python {:?} {options:?}",
+        modalities.iter().map(|(n, _)| n).collect::<Vec<_>>()
+    );
+    if let Some(dir) = &report {
+        embgeom_report::check_folder(dir, &signature, force).map_err(error)?;
+    }
     let matrices = modalities
         .iter()
         .map(|(name, value)| Ok((name.clone(), Matrix::extract(value, name)?)))
@@ -442,16 +453,26 @@ fn analyze_modalities<'py>(
             bias: siglip_bias,
         },
         shifts,
+        figures: report.is_some(),
     };
     interruptible(py, |progress| {
-        embgeom_pipeline::analyze_modalities(named, &options, &cross, progress)
-            .map(|run| {
-                (
-                    modalities_document(&run).to_string(),
-                    modalities_table(&run),
-                )
-            })
-            .map_err(|e| e.to_string())
+        let run = embgeom_pipeline::analyze_modalities(named, &options, &cross, progress)
+            .map_err(|e| e.to_string())?;
+        if let Some(dir) = &report {
+            let output = embgeom_report::ReportOptions {
+                name: dir
+                    .file_name()
+                    .map_or_else(|| "modalities".into(), |n| n.to_string_lossy().into_owned()),
+                dir: dir.clone(),
+                force,
+            };
+            embgeom_report::write_modalities_report(&run, &options, &output, &signature)
+                .map_err(|e| e.to_string())?;
+        }
+        Ok((
+            modalities_document(&run).to_string(),
+            modalities_table(&run),
+        ))
     })
 }
 

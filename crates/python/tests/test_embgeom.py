@@ -665,3 +665,28 @@ def test_paired_modalities_equal_the_cli_and_their_definitions(tmp_path):
     assert paired.retrieval("image", "caption")["caption_to_image"]["queries"] == 150
     with pytest.raises(embgeom.EmbgeomError, match="differ in rows"):
         embgeom.analyze_modalities({"image": images[:50], "caption": captions})
+
+
+def test_modalities_report_and_track_of_the_two_tower_run(tmp_path):
+    """The modalities report from arrays (its figures and each modality's own report), and
+    ``track`` of the bundled two-tower run with its two keys: the same numbers as the CLI."""
+    rng = np.random.default_rng(5)
+    images = rng.standard_normal((120, 8))
+    texts = images + 0.5 * rng.standard_normal((120, 8)) + 2.0
+    result = embgeom.analyze_modalities({"image": images, "text": texts}, shifts=[1.0],
+                                        report=tmp_path / "pair")
+    assert (tmp_path / "pair" / "figures" / "p1-joint-pca.svg").is_file()
+    assert (tmp_path / "pair" / "image" / "index.html").is_file()
+    written = json.loads((tmp_path / "pair" / "modalities.json").read_text())
+    assert written["pairs"][0]["gap"] == result.to_dict()["pairs"][0]["gap"]
+    with pytest.raises(embgeom.EmbgeomError):
+        embgeom.analyze_modalities({"text": texts, "image": images}, report=tmp_path / "pair")
+    run = ROOT / "data" / "fashion-clip"
+    outcome = embgeom.track(str(run), out=tmp_path / "clip", modalities=["top", "bottom"])
+    assert outcome["checkpoints"] == 13
+    table = (tmp_path / "clip" / "metrics.csv").read_text().splitlines()
+    header = table[0].split(",")
+    gap = [float(line.split(",")[header.index("modality_gap")]) for line in table[1:]]
+    assert gap[0] > 1.5 > 0.5 > gap[-1]
+    with pytest.raises(embgeom.EmbgeomError, match="two keys"):
+        embgeom.track(str(run), out=tmp_path / "three", modalities=["top", "bottom", "top"])

@@ -429,8 +429,8 @@ fn colour(i: usize) -> RGBColor {
 }
 
 impl Plot for ComparePlot<'_> {
-    fn id(&self) -> &'static str {
-        self.figure.id()
+    fn id(&self) -> String {
+        self.figure.id().to_string()
     }
 
     fn size(&self) -> (u32, u32) {
@@ -614,7 +614,7 @@ fn write_page(
         .iter()
         .map(|a| {
             let data = a.run.figures.as_ref().ok_or_else(|| ReportError::Draw {
-                figure: "compare",
+                figure: "compare".into(),
                 what: "no figure data was computed".into(),
             })?;
             Ok(Context::new(&a.run.analysis, data))

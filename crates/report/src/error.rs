@@ -24,7 +24,7 @@ pub enum ReportError {
     Pipeline(#[from] PipelineError),
     /// plotters failed to draw a figure.
     #[error("figure {figure}: {what}")]
-    Draw { figure: &'static str, what: String },
+    Draw { figure: String, what: String },
 }
 
 impl From<embgeom_io::WriteError> for ReportError {

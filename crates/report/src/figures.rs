@@ -466,17 +466,35 @@ fn density_steps(values: &[f64], lo: f64, hi: f64, bins: usize) -> Vec<(f64, f64
 
 fn distances<DB: DrawingBackend>(ctx: &Context, root: &DrawingArea<DB, Shift>) -> Drawn {
     let d = &ctx.data.distances;
-    let series: Vec<(&str, &Vec<f64>, RGBColor)> = [
-        ("all pairs", &d.all, RGBColor(0x55, 0x55, 0x55)),
-        ("same-class pairs", &d.same_class, OKABE_BLUE),
-        ("positive pairs (views)", &d.positive, VERMILLION),
+    let series: Vec<(&str, &[f64], RGBColor)> = [
+        ("all pairs", d.all.as_slice(), RGBColor(0x55, 0x55, 0x55)),
+        ("same-class pairs", d.same_class.as_slice(), OKABE_BLUE),
+        ("positive pairs (views)", d.positive.as_slice(), VERMILLION),
     ]
     .into_iter()
     .filter(|(_, v, _)| !v.is_empty())
     .collect();
+    densities(
+        root,
+        &series,
+        (0.0, 2.0),
+        50,
+        "distance ||x_i - x_j|| between normalised rows",
+    )
+}
+
+/// Overlaid density histograms of named samples on `[lo, hi]` in `bins` bins, each with its
+/// count in the legend.
+pub(crate) fn densities<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    series: &[(&str, &[f64], RGBColor)],
+    (lo, hi): (f64, f64),
+    bins: usize,
+    x_desc: &str,
+) -> Drawn {
     let curves: Vec<Vec<(f64, f64)>> = series
         .iter()
-        .map(|(_, v, _)| density_steps(v, 0.0, 2.0, 50))
+        .map(|(_, v, _)| density_steps(v, lo, hi, bins))
         .collect();
     let top = curves
         .iter()
@@ -489,14 +507,9 @@ fn distances<DB: DrawingBackend>(ctx: &Context, root: &DrawingArea<DB, Shift>) -
         .margin(16)
         .x_label_area_size(48)
         .y_label_area_size(64)
-        .build_cartesian_2d(0.0..2.0, 0.0..top)
+        .build_cartesian_2d(lo..hi, 0.0..top)
         .map_err(fail)?;
-    axes(
-        &mut chart,
-        "distance ||x_i - x_j|| between normalised rows",
-        "density",
-        14,
-    )?;
+    axes(&mut chart, x_desc, "density", 14)?;
     for ((name, values, colour), curve) in series.iter().zip(curves) {
         let colour = *colour;
         chart

@@ -6,6 +6,7 @@ mod compare;
 mod error;
 mod figures;
 mod html;
+mod modalities;
 mod page;
 mod report;
 mod style;
@@ -15,6 +16,7 @@ pub use compare::{compare, CompareInput, CompareOptions, Compared, COMPARE_SCHEM
 pub use error::ReportError;
 pub use figures::{Context, Figure};
 pub use html::analysis_html;
+pub use modalities::{report_modalities, write_modalities_report};
 pub use page::{check_folder, claim_folder};
 pub use report::{
     metrics_csv, render_figures, report, write_figure, write_report, write_run_report, Figures,

@@ -54,7 +54,7 @@ pub fn claim_folder(dir: &Path, signature: &str, force: bool) -> Result<(), Repo
 /// Something drawn once as SVG and once as PNG.
 pub(crate) trait Plot {
     /// File stem.
-    fn id(&self) -> &'static str;
+    fn id(&self) -> String;
     /// Size in pixels.
     fn size(&self) -> (u32, u32);
     /// Draw on any plotters backend.
@@ -64,7 +64,10 @@ pub(crate) trait Plot {
 /// The error of `plot` failing to draw.
 fn draw_error(plot: &impl Plot) -> impl Fn(String) -> ReportError {
     let figure = plot.id();
-    move |what| ReportError::Draw { figure, what }
+    move |what| ReportError::Draw {
+        figure: figure.clone(),
+        what,
+    }
 }
 
 /// Draw `plot` as an SVG string.

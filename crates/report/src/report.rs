@@ -66,8 +66,8 @@ struct FigurePlot<'a> {
 }
 
 impl Plot for FigurePlot<'_> {
-    fn id(&self) -> &'static str {
-        self.figure.id()
+    fn id(&self) -> String {
+        self.figure.id().to_string()
     }
     fn size(&self) -> (u32, u32) {
         self.figure.size()
@@ -131,7 +131,7 @@ pub fn write_figure(
     style::register_font();
     let ctx = Context::new(analysis, data);
     figure.applies(&ctx).map_err(|why| ReportError::Draw {
-        figure: figure.id(),
+        figure: figure.id().to_string(),
         what: format!("not drawn for this analysis: {why}"),
     })?;
     let plot = FigurePlot { figure, ctx: &ctx };
@@ -272,7 +272,7 @@ pub fn write_run_report(
 ) -> Result<Written, ReportError> {
     let json = analysis_document(&run.analysis, &run.summary);
     let figures = run.figures.as_ref().ok_or_else(|| ReportError::Draw {
-        figure: "report",
+        figure: "report".into(),
         what: "no figure data was computed".into(),
     })?;
     let mut notes = Vec::new();

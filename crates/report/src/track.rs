@@ -110,6 +110,7 @@ enum TrackFigure {
     FirstCosines,
     LastCosines,
     Cka,
+    Modalities,
 }
 
 impl TrackFigure {
@@ -121,6 +122,7 @@ impl TrackFigure {
             TrackFigure::FirstCosines => "t4-class-mean-cosines-first",
             TrackFigure::LastCosines => "t5-class-mean-cosines-last",
             TrackFigure::Cka => "t6-cka",
+            TrackFigure::Modalities => "t7-modalities",
         }
     }
 
@@ -132,6 +134,7 @@ impl TrackFigure {
             TrackFigure::FirstCosines => "Class-mean cosines, first checkpoint",
             TrackFigure::LastCosines => "Class-mean cosines, last checkpoint",
             TrackFigure::Cka => "Linear CKA between checkpoints",
+            TrackFigure::Modalities => "The modality gap, the cones and R@1 over steps",
         }
     }
 
@@ -154,6 +157,7 @@ impl TrackFigure {
                 )
             }
             TrackFigure::Cka => "Linear CKA (Kornblith et al. 2019) of each checkpoint's embeddings with the previous checkpoint and with the last one (rows correspond): 1 means the same representation up to rotation and scale.".into(),
+            TrackFigure::Modalities => "Top: the distance between the modalities' centroids (the gap of Liang et al. 2022), the mean matched-pair distance (L2I) and the relative modality gap (RMG, Schrodi et al. 2025). Middle: each modality's cone, the mean cosine between its rows (1 = one direction). Bottom: exact R@1 and R@10 both ways. Liang et al. find untrained towers already in two narrow cones far apart.".into(),
         }
     }
 
@@ -169,6 +173,7 @@ impl TrackFigure {
                 ((760 * runs).min(2280), 640 + legend)
             }
             TrackFigure::Spectrum => ((900 * runs).min(2400), 480 + legend),
+            TrackFigure::Modalities => ((900 * runs).min(2400), 3 * 260 + legend),
             _ => (900, 480),
         }
     }
@@ -190,6 +195,7 @@ impl TrackFigure {
                 .iter()
                 .any(|r| r.last_cosines.is_some() && r.steps.len() > 1),
             TrackFigure::Cka => t.has("cka_previous"),
+            TrackFigure::Modalities => t.has("modality_gap"),
             _ => t.runs.iter().any(|r| !r.steps.is_empty()),
         }
     }
@@ -206,6 +212,7 @@ impl TrackFigure {
             TrackFigure::Plane => plane(t, &body),
             TrackFigure::Cka => cka(t, &body),
             TrackFigure::Spectrum => per_run(t, &body, |run, area| spectrum(run, area)),
+            TrackFigure::Modalities => per_run(t, &body, |run, area| modalities(run, area)),
             TrackFigure::FirstCosines | TrackFigure::LastCosines => {
                 per_run(t, &body, |run, area| {
                     let Some(c) = self.cosines(run) else {
@@ -304,6 +311,57 @@ where
     chart
         .draw_series(points.iter().map(|&p| Circle::new(p, 3, colour.filled())))
         .map_err(fail)?;
+    Ok(())
+}
+
+/// Which columns a panel shows.
+type ColumnFilter = fn(&str) -> bool;
+
+/// The gap, the cones and R@1 / R@10 of a run tracked with modalities, one panel each.
+fn modalities<DB: DrawingBackend>(run: &RunTrajectory, root: &DrawingArea<DB, Shift>) -> Drawn {
+    let panels = root.split_evenly((3, 1));
+    let groups: [(&str, ColumnFilter); 3] = [
+        ("gap", |n| matches!(n, "modality_gap" | "l2i" | "rmg")),
+        ("cone (mean cosine)", |n| n.starts_with("cone.")),
+        ("retrieval", |n| {
+            n.starts_with("recall_at_1.") || n.starts_with("recall_at_10.")
+        }),
+    ];
+    let (x_lo, x_hi) = range(run.steps.iter().copied());
+    for ((title, wanted), panel) in groups.iter().zip(panels.iter()) {
+        let series: Vec<(&str, Vec<(f64, f64)>)> = run
+            .metrics
+            .iter()
+            .filter(|(name, _)| wanted(name))
+            .map(|(name, values)| (name.as_str(), run.points(values)))
+            .collect();
+        let (lo, hi) = range(series.iter().flat_map(|(_, p)| p.iter().map(|p| p.1)));
+        let mut chart = ChartBuilder::on(panel)
+            .margin(8)
+            .caption(title, font(15))
+            .x_label_area_size(28)
+            .y_label_area_size(56)
+            .build_cartesian_2d(x_lo..x_hi, lo.min(0.0)..hi)
+            .map_err(fail)?;
+        axes(&mut chart, "step", "", 12)?;
+        for (k, (name, points)) in series.iter().enumerate() {
+            let colour = CLASS_COLOURS[k % CLASS_COLOURS.len()];
+            line_with_points(&mut chart, points, colour)?;
+            chart
+                .draw_series(std::iter::empty::<Circle<(f64, f64), i32>>())
+                .map_err(fail)?
+                .label(*name)
+                .legend(move |(x, y)| {
+                    Rectangle::new([(x, y - 4), (x + 16, y + 4)], colour.filled())
+                });
+        }
+        // The gap and the cones fall, retrieval rises: the legend where the lines are not.
+        let corner = match *title {
+            "retrieval" => SeriesLabelPosition::UpperLeft,
+            _ => SeriesLabelPosition::UpperRight,
+        };
+        series_labels(&mut chart, corner, 12)?;
+    }
     Ok(())
 }
 
@@ -543,8 +601,8 @@ struct TrackPlot<'a> {
 }
 
 impl Plot for TrackPlot<'_> {
-    fn id(&self) -> &'static str {
-        self.figure.id()
+    fn id(&self) -> String {
+        self.figure.id().to_string()
     }
     fn size(&self) -> (u32, u32) {
         self.figure.size(self.trajectory)
@@ -598,6 +656,7 @@ pub fn write_trajectory(dir: &Path, t: &Trajectory) -> Result<Written, ReportErr
         TrackFigure::FirstCosines,
         TrackFigure::LastCosines,
         TrackFigure::Cka,
+        TrackFigure::Modalities,
     ] {
         if !figure.applies(t) {
             continue;
@@ -623,13 +682,21 @@ pub fn write_trajectory(dir: &Path, t: &Trajectory) -> Result<Written, ReportErr
         "rankme",
         "knn_accuracy",
         "cka_previous",
+        "modality_gap",
+        "rmg",
     ];
     html.push_str("<h2>Checkpoints</h2>\n");
     for run in &t.runs {
-        let columns: Vec<&(String, Vec<Option<f64>>)> = shown
+        let mut columns: Vec<&(String, Vec<Option<f64>>)> = shown
             .iter()
             .filter_map(|n| run.metrics.iter().find(|(m, _)| m == n))
             .collect();
+        // With modalities: each one's cone and R@1 both ways.
+        columns.extend(
+            run.metrics
+                .iter()
+                .filter(|(m, _)| m.starts_with("cone.") || m.starts_with("recall_at_1.")),
+        );
         if t.several() {
             html.push_str(&format!("<h3>{}</h3>\n", escape(&run.name)));
         }

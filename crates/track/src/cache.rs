@@ -2,6 +2,7 @@
 //! options that change results (never by the thread count or by file paths).
 
 use crate::error::{Result, TrackError};
+use embgeom_geometry::modalities::CrossModal;
 use embgeom_geometry::{Analysis, AnalysisOptions};
 use embgeom_pipeline::{InputSpec, InputSummary};
 use serde::de::DeserializeOwned;
@@ -57,9 +58,10 @@ pub struct CheckpointResult {
     /// With modalities: each one's name and analysis (`analysis` is the first's).
     #[serde(default)]
     pub modalities: Vec<(String, Analysis)>,
-    /// With modalities: the cross-modal readings (column, value) of the two.
+    /// With modalities: the two measured together (the table reads it through the
+    /// cross-modal catalogue).
     #[serde(default)]
-    pub cross: Vec<(String, f64)>,
+    pub cross: Vec<CrossModal>,
 }
 
 /// A cache folder and the signature of everything but the checkpoint file.

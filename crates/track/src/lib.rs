@@ -218,6 +218,7 @@ fn analyse_modalities(path: &Path, options: &TrackOptions) -> Result<CheckpointR
         pairs: None,
         parameters: options.objectives,
         shifts: Vec::new(),
+        figures: false,
     };
     let run = run_modalities(&specs, &options.analysis, &cross, &NoProgress).map_err(|error| {
         TrackError::Checkpoint {
@@ -236,7 +237,7 @@ fn analyse_modalities(path: &Path, options: &TrackOptions) -> Result<CheckpointR
             .iter()
             .map(|(name, r)| (name.clone(), r.analysis.clone()))
             .collect(),
-        cross: run.cross.iter().flat_map(cross_values).collect(),
+        cross: run.cross,
     })
 }
 
@@ -442,13 +443,16 @@ fn metric_table(results: &[CheckpointResult]) -> Vec<(String, Vec<Option<f64>>)>
             .filter(|(_, values): &(String, Vec<Option<f64>>)| values.iter().any(Option::is_some))
             .collect();
     }
-    let mut table: Vec<(String, Vec<Option<f64>>)> = first
-        .cross
+    let readings: Vec<Vec<(String, f64)>> = results
+        .iter()
+        .map(|r| r.cross.iter().flat_map(cross_values).collect())
+        .collect();
+    let mut table: Vec<(String, Vec<Option<f64>>)> = readings[0]
         .iter()
         .map(|(column, _)| {
-            let values = results
+            let values = readings
                 .iter()
-                .map(|r| r.cross.iter().find(|(c, _)| c == column).map(|(_, v)| *v))
+                .map(|r| r.iter().find(|(c, _)| c == column).map(|(_, v)| *v))
                 .collect();
             (column.clone(), values)
         })

@@ -339,6 +339,103 @@ pub fn figure_data<F: Real>(
     })
 }
 
+/// Rows of each modality kept in the joint projection.
+pub const CROSS_FIGURE_POINTS: usize = 2_500;
+/// Matched (and as many unmatched) pairs kept for the similarity histograms.
+pub const CROSS_FIGURE_PAIRS: usize = 200_000;
+
+/// The numbers behind the figures of two modalities measured together (Liang et al.'s
+/// Figure 1 and the similarity histograms); the gap's components and the R@k curves come with
+/// the measurement itself.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CrossFigureData {
+    /// A seeded subset of each modality's rows (at most [`CROSS_FIGURE_POINTS`] each) in one
+    /// 2-D PCA of both subsets together, centred on their joint mean.
+    pub points: (Array2<f64>, Array2<f64>),
+    /// Each modality's centroid (of all its rows) in the same plane.
+    pub centroids: ([f64; 2], [f64; 2]),
+    /// Share of the joint subset's variance along each axis.
+    pub explained: [f64; 2],
+    /// Cosines of the matched pairs `(a_pi(j), b_j)` (a seeded subset beyond
+    /// [`CROSS_FIGURE_PAIRS`]).
+    pub matched: Vec<f64>,
+    /// Cosines of as many seeded unmatched pairs `(a_i, b_j)`, `i != pi(j)`.
+    pub unmatched: Vec<f64>,
+}
+
+/// Cosine of two rows (0 when one is zero).
+fn cosine<F: Real>(a: ndarray::ArrayView1<F>, b: ndarray::ArrayView1<F>) -> f64 {
+    let (mut ab, mut aa, mut bb) = (0.0, 0.0, 0.0);
+    for (x, y) in a.iter().zip(b.iter()) {
+        let (x, y) = (x.as_f64(), y.as_f64());
+        ab += x * y;
+        aa += x * x;
+        bb += y * y;
+    }
+    match aa > 0.0 && bb > 0.0 {
+        true => ab / (aa * bb).sqrt(),
+        false => 0.0,
+    }
+}
+
+/// [`CrossFigureData`] of the rows `a` and `b` (as analysed) paired by `pairs` (for each row
+/// of `b`, its row of `a`); both of the same D.
+pub fn cross_figure_data<F: Real>(
+    a: ArrayView2<F>,
+    b: ArrayView2<F>,
+    pairs: &[usize],
+    seed: u64,
+) -> Result<CrossFigureData> {
+    single_threaded_blas();
+    let (rows_a, rows_b) = (
+        stratified_rows(a.nrows(), None, CROSS_FIGURE_POINTS, seed),
+        stratified_rows(b.nrows(), None, CROSS_FIGURE_POINTS, seed ^ 1),
+    );
+    let joint = ndarray::concatenate(
+        Axis(0),
+        &[
+            a.select(Axis(0), &rows_a).mapv(F::as_f64).view(),
+            b.select(Axis(0), &rows_b).mapv(F::as_f64).view(),
+        ],
+    )
+    .expect("the same D");
+    let (axes, explained) = principal_axes(joint.view())?;
+    let mean = column_means(joint.view());
+    let centred = &joint - &mean;
+    let projected = centred.dot(&axes);
+    let (shown_a, shown_b) = projected.view().split_at(Axis(0), rows_a.len());
+    let centroid = |x: ArrayView2<F>| {
+        let c = (column_means(x) - &mean).dot(&axes);
+        [c[0], c[1]]
+    };
+    let matched_rows = stratified_rows(pairs.len(), None, CROSS_FIGURE_PAIRS, seed ^ 2);
+    let matched = matched_rows
+        .iter()
+        .map(|&j| cosine(a.row(pairs[j]), b.row(j)))
+        .collect();
+    let mut sampler = PairSampler::new(seed, 3, 2);
+    let unmatched = match a.nrows() > 1 {
+        false => Vec::new(),
+        true => (0..matched_rows.len())
+            .map(|_| {
+                let j = sampler.below(b.nrows() as u64) as usize;
+                let mut i = sampler.below(a.nrows() as u64 - 1) as usize;
+                if i >= pairs[j] {
+                    i += 1;
+                }
+                cosine(a.row(i), b.row(j))
+            })
+            .collect(),
+    };
+    Ok(CrossFigureData {
+        points: (shown_a.to_owned(), shown_b.to_owned()),
+        centroids: (centroid(a), centroid(b)),
+        explained,
+        matched,
+        unmatched,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -360,5 +457,47 @@ mod tests {
             );
             assert!((explained[k] - values[199 - k] / total).abs() < 1e-9);
         }
+    }
+
+    /// Two modalities: b is a translated copy of a (renormalised), paired in reverse order.
+    #[test]
+    fn cross_figure_data_pairs_and_centroids() {
+        let (n, d) = (40, 6);
+        let a = crate::normalize_rows(crate::kernels::test_data::pseudo_random(n, d, 9).view())
+            .unwrap();
+        let mut shifted = a.clone();
+        shifted.column_mut(2).mapv_inplace(|v| v + 1.5);
+        let b = crate::normalize_rows(shifted.view()).unwrap();
+        // Row j of `reversed` is row n-1-j of b; it pairs with row n-1-j of a.
+        let reversed = b.slice(ndarray::s![..;-1, ..]).to_owned();
+        let pairs: Vec<usize> = (0..n).map(|j| n - 1 - j).collect();
+        let data = cross_figure_data(a.view(), reversed.view(), &pairs, 5).unwrap();
+        assert_eq!(data.points.0.nrows(), n);
+        assert_eq!(data.matched.len(), n);
+        assert_eq!(data.unmatched.len(), n);
+        for (j, &c) in data.matched.iter().enumerate() {
+            let want = cosine(a.row(n - 1 - j), b.row(n - 1 - j));
+            assert!((c - want).abs() < 1e-12);
+        }
+        // Every unmatched cosine is one of a non-matched pair.
+        for &c in &data.unmatched {
+            let found = (0..n).any(|j| {
+                (0..n)
+                    .any(|i| i != pairs[j] && (cosine(a.row(i), reversed.row(j)) - c).abs() < 1e-12)
+            });
+            assert!(found, "{c}");
+        }
+        // The centroids' projections differ by the projected gap vector; with all rows shown,
+        // the points' means are the centroids.
+        let mean_a = data.points.0.mean_axis(Axis(0)).unwrap();
+        assert!((mean_a[0] - data.centroids.0[0]).abs() < 1e-12);
+        assert!((mean_a[1] - data.centroids.0[1]).abs() < 1e-12);
+        let gap = (data.centroids.0[0] - data.centroids.1[0])
+            .hypot(data.centroids.0[1] - data.centroids.1[1]);
+        let full = (column_means(a.view()) - column_means(b.view()))
+            .mapv(|v| v * v)
+            .sum()
+            .sqrt();
+        assert!(gap <= full + 1e-12 && gap > 0.5 * full, "{gap} {full}");
     }
 }

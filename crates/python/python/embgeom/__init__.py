@@ -153,6 +153,7 @@ def analyze_modalities(modalities: Mapping[str, ArrayLike], pair_map: Optional[A
                        temperature: float = 0.01, siglip_scale: float = 10.0,
                        siglip_bias: float = -10.0,
                        shifts: Sequence[float] = (0.25, 0.5, 0.75, 1.0),
+                       report: Optional[PathLike] = None, force: bool = False,
                        **options: Any) -> Modalities:
     """Analyse paired modalities (image and text embeddings of the same items, say), as
     ``embgeom analyze --modalities`` does.
@@ -172,6 +173,10 @@ def analyze_modalities(modalities: Mapping[str, ArrayLike], pair_map: Optional[A
         siglip_scale: SigLIP's logit scale t.
         siglip_bias: SigLIP's logit bias b.
         shifts: The shift experiment's fractions of the gap closed.
+        report: A folder to write the modalities report into (``embgeom report
+            --modalities``: the joint PCA with the gap vector, the gap's components, matched
+            against unmatched similarities, the R@k curves, and each modality's own report).
+        force: Replace a ``report`` folder that holds a different report or other files.
         **options: The options of :func:`analyze` for each modality's analysis.
 
     Returns:
@@ -193,7 +198,8 @@ def analyze_modalities(modalities: Mapping[str, ArrayLike], pair_map: Optional[A
         pairs = [int(v) for v in as_labels(pair_map, "pair_map")]
     document, table = _embgeom.analyze_modalities(
         rows, pairs, as_labels(labels, "labels"), normalize, temperature, siglip_scale,
-        siglip_bias, [float(s) for s in shifts], **_options(options))
+        siglip_bias, [float(s) for s in shifts],
+        None if report is None else as_path(report, "report"), force, **_options(options))
     return Modalities(document, table)
 
 

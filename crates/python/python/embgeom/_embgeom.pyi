@@ -53,6 +53,8 @@ def analyze_modalities(
     siglip_scale: float = 10.0,
     siglip_bias: float = ...,
     shifts: Sequence[float] = ...,
+    report: Optional[Union[str, PathLike[str]]] = None,
+    force: bool = False,
     **kwargs: Any,
 ) -> Tuple[str, str]: ...
 def analyze_file(
