@@ -343,6 +343,7 @@ fn cross_document(c: &CrossModal) -> Value {
             "median_rank": s.median_rank,
             "mrr": s.mrr,
             "tied_queries": s.tied_queries,
+            "recall_curve": s.recall_curve,
         })
     };
     let retrieval = |r: &embgeom_geometry::modalities::PairedRetrieval| {
