@@ -162,6 +162,7 @@ fn pair_map_and_modality_mutants_never_panic_or_hang() {
                 parameters: ObjectiveParameters::default(),
                 shifts: vec![1.0],
                 figures: false,
+                sample_rows: 1000,
             };
             let start = Instant::now();
             let outcome = embgeom_io::quiet_panics(|| {

@@ -253,3 +253,182 @@ fn several_captions_per_image_through_a_pair_map() {
     ]);
     assert!(message.contains("--modality-names"), "{message}");
 }
+
+/// Two JSON numbers agree to `tolerance` relative (or both are null).
+fn close(a: &serde_json::Value, b: &serde_json::Value, tolerance: f64, what: &str) {
+    match (a.as_f64(), b.as_f64()) {
+        (Some(x), Some(y)) => assert!(
+            (x - y).abs() <= tolerance * y.abs().max(1.0),
+            "{what}: {x} against {y}"
+        ),
+        _ => assert_eq!(a, b, "{what}"),
+    }
+}
+
+/// LAION's layout (`img_emb/img_emb_N.npy` beside `text_emb/text_emb_N.npy`, row i of shard N
+/// of each one item): the sharded measurement equals the one of the concatenated files, the
+/// ranks exactly and the rest to 1e-12; shards that do not match row for row are named.
+#[test]
+fn sharded_modalities_equal_the_concatenated_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = 12;
+    // Shards 1 and 2 start on a repeated text: its tie is with the other shard's row.
+    let sizes = [69, 132, 45];
+    let total: usize = sizes.iter().sum();
+    let image = rows(total, d, 21);
+    let noise = rows(total, d, 22);
+    // A quarter of the texts are another item's image (negatives above the positive), a
+    // quarter repeat the text before them (ties with the positive, across shards too).
+    let mut text = vec![0.0; total * d];
+    for k in 0..total * d {
+        text[k] = match (k / d) % 4 {
+            0 => image[((k / d + 7) % total) * d + k % d],
+            1 => text[k - d],
+            _ => image[k] + 0.8 * noise[k] + if k % d == 1 { 0.6 } else { 0.0 },
+        };
+    }
+    for name in ["img_emb", "text_emb"] {
+        std::fs::create_dir(dir.path().join(name)).unwrap();
+    }
+    let mut start = 0;
+    for (k, &n) in sizes.iter().enumerate() {
+        let range = start * d..(start + n) * d;
+        write_rows(
+            &dir.path().join(format!("img_emb/img_emb_{k}.npy")),
+            &image[range.clone()],
+            d,
+        );
+        write_rows(
+            &dir.path().join(format!("text_emb/text_emb_{k}.npy")),
+            &text[range],
+            d,
+        );
+        start += n;
+    }
+    write_rows(&dir.path().join("image.npy"), &image, d);
+    write_rows(&dir.path().join("text.npy"), &text, d);
+    let path = |name: &str| dir.path().join(name).display().to_string();
+    let names = ["--modality-names", "image", "text", "--shifts", "0.5,1"];
+    let sharded = json(
+        &[
+            &[
+                "analyze",
+                "--modalities",
+                &path("img_emb"),
+                &path("text_emb"),
+            ][..],
+            &names[..],
+        ]
+        .concat(),
+    );
+    let whole = json(
+        &[
+            &[
+                "analyze",
+                "--modalities",
+                &path("image.npy"),
+                &path("text.npy"),
+            ][..],
+            &names[..],
+        ]
+        .concat(),
+    );
+    let (s, w) = (&sharded["pairs"][0], &whole["pairs"][0]);
+    assert_eq!(s["rows"], w["rows"]);
+    let retrieval_agrees = |s: &serde_json::Value, w: &serde_json::Value, what: &str| {
+        for direction in ["image_to_text", "text_to_image"] {
+            let (a, b) = (&s[direction], &w[direction]);
+            for exact in [
+                "queries",
+                "recall_at_1",
+                "recall_at_5",
+                "recall_at_10",
+                "mean_rank",
+                "median_rank",
+                "tied_queries",
+                "recall_curve",
+            ] {
+                assert_eq!(a[exact], b[exact], "{what} {direction} {exact}");
+            }
+            close(
+                &a["mrr"],
+                &b["mrr"],
+                1e-12,
+                &format!("{what} {direction} mrr"),
+            );
+        }
+        close(
+            &s["info_nce"],
+            &w["info_nce"],
+            1e-12,
+            &format!("{what} InfoNCE"),
+        );
+        close(&s["siglip"], &w["siglip"], 1e-12, &format!("{what} SigLIP"));
+    };
+    retrieval_agrees(&s["retrieval"], &w["retrieval"], "now");
+    assert!(
+        w["retrieval"]["image_to_text"]["tied_queries"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+    for key in [
+        "distance",
+        "centroid_cosine_distance",
+        "l2i",
+        "pair_cosine",
+        "rmg",
+        "rmg_training",
+    ] {
+        close(&s["gap"][key], &w["gap"][key], 1e-12, key);
+    }
+    for k in 0..2 {
+        close(&s["gap"]["cones"][k], &w["gap"]["cones"][k], 1e-12, "cone");
+        close(
+            &s["shift"][k]["distance"],
+            &w["shift"][k]["distance"],
+            1e-12,
+            "shifted gap",
+        );
+        retrieval_agrees(
+            &s["shift"][k]["retrieval"],
+            &w["shift"][k]["retrieval"],
+            "shifted",
+        );
+    }
+    close(
+        &sharded["gap_matrix"]["distances"][0][1],
+        &whole["gap_matrix"]["distances"][0][1],
+        1e-12,
+        "gap matrix",
+    );
+    assert_eq!(sharded["modalities"][0]["analysis"]["n"], total);
+
+    // A text shard one row short is named.
+    write_rows(
+        &dir.path().join("text_emb/text_emb_1.npy"),
+        &text[69 * d..200 * d],
+        d,
+    );
+    let error = fails(&[
+        "analyze",
+        "--modalities",
+        &path("img_emb"),
+        &path("text_emb"),
+    ]);
+    assert!(
+        error.contains("not row-matched") && error.contains("text_emb_1.npy"),
+        "{error}"
+    );
+    // Files and directories are not mixed.
+    let error = fails(&[
+        "analyze",
+        "--modalities",
+        &path("img_emb"),
+        &path("text.npy"),
+    ]);
+    assert!(
+        error.contains("every one is a directory of shards or none"),
+        "{error}"
+    );
+}

@@ -214,6 +214,7 @@ impl ModalityFlags {
             },
             shifts,
             figures: false,
+            sample_rows: DEFAULT_SAMPLE_ROWS,
         })
     }
 }
@@ -361,7 +362,10 @@ fn modalities_command(
         bail!("--ray analyses a directory of shards, not --modalities");
     }
     let specs = args.modalities.specs(&args.analysis.inputs)?;
-    let cross = args.modalities.cross()?;
+    let cross = CrossOptions {
+        sample_rows: args.sample_rows,
+        ..args.modalities.cross()?
+    };
     let run = run_modalities(&specs, options, &cross, &TerminalProgress::stderr())?;
     let mut document = modalities_document(&run);
     let mut table = modalities_table(&run);

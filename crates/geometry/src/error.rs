@@ -51,6 +51,9 @@ pub enum GeometryError {
     /// The labels do not fit the rows.
     #[error("labels: {what}")]
     Labels { what: String },
+    /// Rows a caller loads on demand (a shard) could not be read; `what` names the file.
+    #[error("{what}")]
+    Source { what: String },
 }
 
 /// The largest part of an analysis's working memory, and so the input that drives it: the

@@ -70,8 +70,8 @@ pub use metrics::partition_isotropy::{
 pub use metrics::per_class::{subclass_structure, PerClass, Subclasses, SubclassesOfClass};
 pub use metrics::real::{Real, UniformityBlocks};
 pub use metrics::retrieval::{
-    retrieval, ObjectiveParameters, PairMap, Ranks, Retrieval, RetrievalSummary, RECALL_AT,
-    RECALL_CURVE_K,
+    retrieval, sharded_retrieval, ObjectiveParameters, PairMap, Ranks, Retrieval, RetrievalSummary,
+    RECALL_AT, RECALL_CURVE_K,
 };
 pub use metrics::simplex::{canonical_simplex, simplex_angles, vertex_distances, SimplexAngles};
 pub use metrics::spectral_loss::{spectral_loss, SpectralLoss, SPECTRAL_MU};

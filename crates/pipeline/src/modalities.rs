@@ -5,9 +5,10 @@
 use crate::error::{PipelineError, Result};
 use crate::inputs::{load_inputs, InputSpec, Inputs, Rows};
 use crate::run::{analyze_inputs, Extras, Run};
+use crate::sharded::{ShardJob, ShardedDataset};
 use crate::{analysis_document, text_table};
 use embgeom_geometry::cross_catalogue::CROSS_CATALOGUE;
-use embgeom_geometry::modalities::{cross_modal, gap_matrix, CrossModal};
+use embgeom_geometry::modalities::{cross_modal, cross_modal_sharded, gap_matrix, CrossModal};
 use embgeom_geometry::timings::{StageTime, Timings};
 use embgeom_geometry::{
     cross_figure_data, normalize_rows, AnalysisOptions, CrossFigureData, ObjectiveParameters,
@@ -41,6 +42,9 @@ pub struct CrossOptions {
     pub shifts: Vec<f64>,
     /// Compute the numbers behind the figures (each modality's and each pair's).
     pub figures: bool,
+    /// Sharded modalities: rows of each one's seeded sample for the uniformity (as
+    /// `analyze --sample-rows`).
+    pub sample_rows: usize,
 }
 
 /// A modalities run.
@@ -221,6 +225,37 @@ pub fn run_modalities(
     cross: &CrossOptions,
     progress: &dyn Progress,
 ) -> Result<ModalitiesRun> {
+    let sharded = |m: &ModalitySpec| {
+        m.spec
+            .embeddings
+            .as_deref()
+            .is_some_and(ShardedDataset::is_sharded)
+    };
+    match modalities.iter().filter(|m| sharded(m)).count() {
+        0 => {}
+        n if n == modalities.len() => {
+            if cross.figures {
+                return Err(PipelineError::Inputs(
+                    "the report of modalities reads files; sharded directories are measured by analyze --modalities".into(),
+                ));
+            }
+            let mut jobs = Vec::new();
+            for m in modalities {
+                let dir = m.spec.embeddings.as_deref().unwrap_or(Path::new("."));
+                let dataset = ShardedDataset::discover(dir, &m.spec)?;
+                jobs.push((
+                    m.name.clone(),
+                    ShardJob::new(dataset, options, cross.sample_rows)?,
+                ));
+            }
+            return run_sharded_modalities(&jobs, cross, progress);
+        }
+        _ => {
+            return Err(PipelineError::Inputs(
+                "modalities: either every one is a directory of shards or none is".into(),
+            ))
+        }
+    }
     let mut named = Vec::new();
     for m in modalities {
         let inputs = Inputs::from_loaded(load_inputs(&m.spec)?, m.spec.embeddings.as_deref())?;
@@ -246,11 +281,7 @@ pub fn analyze_modalities(
     cross: &CrossOptions,
     progress: &dyn Progress,
 ) -> Result<ModalitiesRun> {
-    if modalities.len() < 2 {
-        return Err(PipelineError::Inputs(
-            "modalities: two or more are needed".into(),
-        ));
-    }
+    at_least_two(modalities.len())?;
     if cross.pairs.is_some() && modalities.len() != 2 {
         return Err(PipelineError::Inputs(format!(
             "a pair map pairs two modalities; {} were given",
@@ -310,6 +341,130 @@ pub fn analyze_modalities(
         timings: timings.stages(),
         figures,
     })
+}
+
+/// Analyse two or more modalities held as sharded directories of row-matched shards (LAION's
+/// `img_emb/img_emb_N.npy` and `text_emb/text_emb_N.npy`: row i of shard N of each is one
+/// item): each one's sharded analysis, the gap matrix, and every two of them shard by shard
+/// (the gap from merged sums, retrieval with every query shard against every gallery shard,
+/// the objectives and the shift experiment), equal to the analysis of the concatenated files.
+pub fn run_sharded_modalities(
+    modalities: &[(String, ShardJob)],
+    cross: &CrossOptions,
+    progress: &dyn Progress,
+) -> Result<ModalitiesRun> {
+    at_least_two(modalities.len())?;
+    if cross.pairs.is_some() {
+        return Err(PipelineError::Inputs(
+            "sharded modalities pair row i of shard N of each; a pair map is not supported for them".into(),
+        ));
+    }
+    let (first_name, first) = &modalities[0];
+    for (name, job) in &modalities[1..] {
+        if job.plan.rows != first.plan.rows {
+            let at = first
+                .plan
+                .rows
+                .iter()
+                .zip(&job.plan.rows)
+                .position(|(a, b)| a != b)
+                .unwrap_or(first.plan.rows.len().min(job.plan.rows.len()));
+            let describe =
+                |job: &ShardJob| match (job.dataset.shards.get(at), job.plan.rows.get(at)) {
+                    (Some(shard), Some(rows)) => {
+                        format!("{} has {rows} rows", shard.embeddings.display())
+                    }
+                    _ => format!(
+                        "{} has {} shards",
+                        job.dataset.root.display(),
+                        job.plan.rows.len()
+                    ),
+                };
+            return Err(PipelineError::Inputs(format!(
+                "modalities {first_name} and {name} are not row-matched shard by shard: {}, {}",
+                describe(first),
+                describe(job)
+            )));
+        }
+    }
+    let mut runs = Vec::new();
+    for (name, job) in modalities {
+        runs.push((name.clone(), job.run(progress)?));
+    }
+    let timings = Timings::default();
+    let shard_rows: Vec<usize> = first.plan.rows.iter().map(|&n| n as usize).collect();
+    let mut sums = Vec::new();
+    for (_, job) in modalities {
+        let mut total: Option<SetSums> = None;
+        for k in 0..shard_rows.len() {
+            let (unit, raw) = job.unit_and_raw::<f64>(k)?;
+            let part = SetSums::of(unit.view(), raw.as_ref().unwrap_or(&unit).view());
+            match &mut total {
+                Some(t) => t.add(&part),
+                None => total = Some(part),
+            }
+        }
+        sums.extend(total);
+    }
+    let matrix = gap_matrix(&sums);
+    let mut pairs = Vec::new();
+    for i in 0..modalities.len() {
+        for j in i + 1..modalities.len() {
+            let (a, b) = (&modalities[i].1, &modalities[j].1);
+            let names = (modalities[i].0.as_str(), modalities[j].0.as_str());
+            let measured = match a.single_precision && b.single_precision {
+                true => sharded_pair::<f32>(names, [a, b], &shard_rows, cross, &timings),
+                false => sharded_pair::<f64>(names, [a, b], &shard_rows, cross, &timings),
+            };
+            pairs.push(measured.map_err(PipelineError::of(format!(
+                "modalities {} and {}",
+                names.0, names.1
+            )))?);
+        }
+    }
+    Ok(ModalitiesRun {
+        runs,
+        gap_matrix: matrix,
+        figures: vec![None; pairs.len()],
+        cross: pairs,
+        timings: timings.stages(),
+    })
+}
+
+/// Modalities come in twos or more.
+fn at_least_two(count: usize) -> Result<()> {
+    match count {
+        0 | 1 => Err(PipelineError::Inputs(format!(
+            "modalities: two or more are needed, {count} given"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Two sharded modalities measured together in `F`.
+fn sharded_pair<F: Real>(
+    names: (&str, &str),
+    jobs: [&ShardJob; 2],
+    shard_rows: &[usize],
+    cross: &CrossOptions,
+    timings: &Timings,
+) -> embgeom_geometry::Result<CrossModal> {
+    let load = |set: usize, k: usize| jobs[set].unit_and_raw::<F>(k).map_err(as_geometry);
+    cross_modal_sharded(
+        names,
+        shard_rows,
+        &load,
+        &cross.parameters,
+        &cross.shifts,
+        timings,
+    )
+}
+
+/// A shard's reading error inside a geometry stage, with its message kept.
+fn as_geometry(error: PipelineError) -> embgeom_geometry::GeometryError {
+    embgeom_geometry::GeometryError::Source {
+        what: error.to_string(),
+    }
 }
 
 /// The `embgeom.modalities/1` document: each modality's analysis document, the gap matrix and

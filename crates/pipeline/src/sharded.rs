@@ -498,6 +498,24 @@ impl ShardJob {
         })
     }
 
+    /// Shard `shard`'s rows as analysed (unit unless not normalised) and as given (`None`:
+    /// the same), in `F` (f32 only for a dataset stored in f32 or narrower).
+    pub(crate) fn unit_and_raw<F: Real>(
+        &self,
+        shard: usize,
+    ) -> Result<(ndarray::Array2<F>, Option<ndarray::Array2<F>>)> {
+        fn convert<F: Real, G: Real>(
+            rows: ShardRows<G>,
+        ) -> (ndarray::Array2<F>, Option<ndarray::Array2<F>>) {
+            let to = |x: &CowArray<'static, G, Ix2>| x.mapv(|v| F::from_f64(v.as_f64()));
+            (to(&rows.unit), rows.raw.as_ref().map(to))
+        }
+        Ok(match self.load_shard(shard)? {
+            LoadedShard::Single(rows) => convert(rows),
+            LoadedShard::Double(rows) => convert(rows),
+        })
+    }
+
     /// The error of a task on shard `shard`, named by its file.
     fn of(&self, shard: usize) -> impl FnOnce(embgeom_geometry::GeometryError) -> PipelineError {
         PipelineError::of(

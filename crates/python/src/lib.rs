@@ -454,6 +454,7 @@ fn analyze_modalities<'py>(
         },
         shifts,
         figures: report.is_some(),
+        sample_rows: embgeom_geometry::sharded::DEFAULT_SAMPLE_ROWS,
     };
     interruptible(py, |progress| {
         let run = embgeom_pipeline::analyze_modalities(named, &options, &cross, progress)

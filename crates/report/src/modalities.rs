@@ -476,7 +476,9 @@ pub fn write_modalities_report(
 ///     name: key.into(),
 ///     spec: InputSpec { key: Some(key.into()), ..InputSpec::file(run) },
 /// };
-/// let cross = CrossOptions { pairs: None, parameters: Default::default(), shifts: vec![1.0], figures: true };
+/// let cross = CrossOptions {
+///     pairs: None, parameters: Default::default(), shifts: vec![1.0], figures: true, sample_rows: 10_000,
+/// };
 /// let output = ReportOptions { dir: dir.path().join("clip"), name: "clip".into(), force: false };
 /// let specs = [modality("top"), modality("bottom")];
 /// let written = report_modalities(&specs, &AnalysisOptions::default(), &cross, &output, &NoProgress)?;

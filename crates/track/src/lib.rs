@@ -219,6 +219,7 @@ fn analyse_modalities(path: &Path, options: &TrackOptions) -> Result<CheckpointR
         parameters: options.objectives,
         shifts: Vec::new(),
         figures: false,
+        sample_rows: embgeom_geometry::sharded::DEFAULT_SAMPLE_ROWS,
     };
     let run = run_modalities(&specs, &options.analysis, &cross, &NoProgress).map_err(|error| {
         TrackError::Checkpoint {

@@ -53,6 +53,17 @@ impl SetSums {
         }
     }
 
+    /// Add the sums of other rows of the same set (another shard).
+    pub fn add(&mut self, other: &SetSums) {
+        let (n, m) = (self.rows as f64, other.rows as f64);
+        if self.rows + other.rows > 0 {
+            self.raw_mean = (&self.raw_mean * n + &other.raw_mean * m) / (n + m);
+        }
+        self.rows += other.rows;
+        self.unit_sum += &other.unit_sum;
+        self.unit_squares += other.unit_squares;
+    }
+
     /// The centroid of the unit rows.
     fn centroid(&self) -> Array1<f64> {
         &self.unit_sum / self.rows as f64
@@ -78,6 +89,13 @@ pub struct PairSums {
 }
 
 impl PairSums {
+    /// Add the sums of other pairs (another shard).
+    pub fn add(&mut self, other: &PairSums) {
+        self.pairs += other.pairs;
+        self.distance += other.distance;
+        self.cosine += other.cosine;
+    }
+
     /// The sums over the pairs of `map` (unit rows).
     pub fn of<F: Real>(a: ArrayView2<F>, b: ArrayView2<F>, map: &PairMap) -> PairSums {
         let (mut distance, mut cosine) = (0.0, 0.0);

@@ -192,44 +192,54 @@ struct QueryCount {
     log_partition: f64,
 }
 
-/// One direction: every query against every gallery row, in tiles. `positives(q)` lists the
-/// gallery rows that pair with query q; `siglip` adds `sum_j softplus(-z (t s + b))` (z = +1 for
-/// a positive, -1 otherwise) over the screened similarities.
-fn pass<F: Real>(
-    queries: ArrayView2<F>,
-    gallery: ArrayView2<F>,
-    positives: &(dyn Fn(usize) -> Vec<usize> + Sync),
+/// The rows of one gallery block: global row `offset + c` for column `c`.
+struct GalleryBlock<'a, F> {
+    rows: ArrayView2<'a, F>,
+    offset: usize,
+}
+
+/// The queries of one block: global row `offset + q` for row `q`, each with its best
+/// positive's exact similarity `tops[q]` and its positives' global gallery rows.
+struct QueryBlock<'a, F> {
+    rows: ArrayView2<'a, F>,
+    offset: usize,
+    tops: &'a [f64],
+    positives: &'a (dyn Fn(usize) -> Vec<usize> + Sync),
+}
+
+/// Every query of `queries` against every row of `gallery`, in tiles: each query's tallies,
+/// and with `siglip` the sum of `softplus(-z (t s + b))` (z = +1 for the 1:1 positive, the
+/// gallery row of the query's own global index, -1 otherwise) over the pairs. The tallies of
+/// gallery blocks add (log partitions by `log_add`), so a gallery may come in shards.
+fn tally<F: Real>(
+    queries: &QueryBlock<F>,
+    gallery: &GalleryBlock<F>,
     parameters: &ObjectiveParameters,
     siglip: bool,
-) -> Pass {
+) -> (Vec<QueryCount>, f64) {
     single_threaded_blas();
-    let (nq, ng, d) = (queries.nrows(), gallery.nrows(), queries.ncols());
+    let (nq, ng, d) = (
+        queries.rows.nrows(),
+        gallery.rows.nrows(),
+        queries.rows.ncols(),
+    );
     let margin = Margin::new::<F>(KnnScreen::Gemm, d);
     let inverse_temperature = 1.0 / parameters.temperature;
-    let query_norms = row_norms(queries);
-    let gallery_norms = row_norms(gallery);
+    let query_norms = row_norms(queries.rows);
+    let gallery_norms = row_norms(gallery.rows);
     let widest = gallery_norms.iter().cloned().fold(0.0f64, f64::max);
-    let exact = |q: usize, j: usize| {
+    let exact = |q: usize, c: usize| {
         exact_similarity(
-            crate::kernels::rows::contiguous(&queries.row(q)).as_ref(),
-            crate::kernels::rows::contiguous(&gallery.row(j)).as_ref(),
+            crate::kernels::rows::contiguous(&queries.rows.row(q)).as_ref(),
+            crate::kernels::rows::contiguous(&gallery.rows.row(c)).as_ref(),
         )
     };
     let blocks: Vec<(Vec<QueryCount>, f64)> = (0..nq.div_ceil(QUERY_BLOCK))
         .into_par_iter()
         .map(|b| {
             let (start, end) = (b * QUERY_BLOCK, ((b + 1) * QUERY_BLOCK).min(nq));
-            let rows = queries.slice(s![start..end, ..]);
-            let best: Vec<(f64, Vec<usize>)> = (start..end)
-                .map(|q| {
-                    let mine = positives(q);
-                    let top = mine
-                        .iter()
-                        .map(|&j| exact(q, j))
-                        .fold(f64::NEG_INFINITY, f64::max);
-                    (top, mine)
-                })
-                .collect();
+            let rows = queries.rows.slice(s![start..end, ..]);
+            let mine: Vec<Vec<usize>> = (start..end).map(|q| (queries.positives)(q)).collect();
             let margins: Vec<f64> = (start..end)
                 .map(|q| margin.of(query_norms[q], widest))
                 .collect();
@@ -243,12 +253,14 @@ fn pass<F: Real>(
             let mut tile = Array2::<F>::zeros((end - start, GALLERY_BLOCK.min(ng.max(1))));
             for g in (0..ng).step_by(GALLERY_BLOCK) {
                 let g_end = (g + GALLERY_BLOCK).min(ng);
-                let refs = gallery.slice(s![g..g_end, ..]);
+                let refs = gallery.rows.slice(s![g..g_end, ..]);
                 let mut out = tile.slice_mut(s![.., ..g_end - g]);
                 general_mat_mul(F::one(), &rows, &refs.t(), F::zero(), &mut out);
+                // The global gallery rows of this tile.
+                let (first, last) = (gallery.offset + g, gallery.offset + g_end);
                 for (r, row) in out.outer_iter().enumerate() {
-                    let (top, mine) = &best[r];
                     let q = start + r;
+                    let top = queries.tops[q];
                     let count = &mut counts[r];
                     let row = row.as_slice().expect("a tile row is contiguous");
                     let top_screened =
@@ -259,11 +271,12 @@ fn pass<F: Real>(
                     let sum = F::sum_exp_below(row, top_screened, inverse_temperature);
                     count.log_partition = log_add(count.log_partition, shift + sum.ln());
                     if siglip {
-                        // Every pair as a negative, then the positive (j = q, 1:1) corrected.
+                        // Every pair as a negative, then the positive (1:1) corrected.
                         let logit = |v: f64| parameters.scale * v + parameters.bias;
                         loss += F::sum_softplus(row, parameters.scale, parameters.bias);
-                        if (g..g_end).contains(&q) {
-                            let x = logit(row[q - g].as_f64());
+                        let own = queries.offset + q;
+                        if (first..last).contains(&own) {
+                            let x = logit(row[own - first].as_f64());
                             loss += softplus(-x) - softplus(x);
                         }
                     }
@@ -279,14 +292,13 @@ fn pass<F: Real>(
                             count.greater += 1;
                             continue;
                         }
-                        let j = g + c;
-                        if mine.contains(&j) {
+                        if mine[r].contains(&(first + c)) {
                             continue;
                         }
-                        let s = exact(q, j);
-                        if s > *top {
+                        let s = exact(q, g + c);
+                        if s > top {
                             count.greater += 1;
-                        } else if s == *top {
+                        } else if s == top {
                             count.ties += 1;
                         }
                     }
@@ -295,25 +307,73 @@ fn pass<F: Real>(
             (counts, loss)
         })
         .collect();
-    let mut ranks = Vec::with_capacity(nq);
-    let mut log_partition = Vec::with_capacity(nq);
-    let (mut tied, mut siglip_total) = (0usize, 0.0f64);
-    for (counts, loss) in blocks {
-        for count in counts {
-            ranks.push(1 + count.greater);
-            tied += usize::from(count.ties > 0);
-            log_partition.push(count.log_partition);
-        }
-        siglip_total += loss;
+    let mut counts = Vec::with_capacity(nq);
+    let mut loss = 0.0;
+    for (block, partial) in blocks {
+        counts.extend(block);
+        loss += partial;
     }
+    (counts, loss)
+}
+
+impl QueryCount {
+    /// Add the tallies of another gallery block.
+    fn add(&mut self, other: &QueryCount) {
+        self.greater += other.greater;
+        self.ties += other.ties;
+        self.log_partition = log_add(self.log_partition, other.log_partition);
+    }
+}
+
+/// The pass of queries whose tallies are complete.
+fn finished(counts: Vec<QueryCount>, siglip: f64) -> Pass {
+    let ranks = counts.iter().map(|c| 1 + c.greater).collect();
+    let tied = counts.iter().filter(|c| c.ties > 0).count();
     Pass {
         ranks: Ranks {
             ranks,
             tied_queries: tied,
         },
-        log_partition,
-        siglip: siglip_total,
+        log_partition: counts.iter().map(|c| c.log_partition).collect(),
+        siglip,
     }
+}
+
+/// One direction: every query against every gallery row, in tiles. `positives(q)` lists the
+/// gallery rows that pair with query q; `siglip` adds SigLIP's terms (1:1 pairs).
+fn pass<F: Real>(
+    queries: ArrayView2<F>,
+    gallery: ArrayView2<F>,
+    positives: &(dyn Fn(usize) -> Vec<usize> + Sync),
+    parameters: &ObjectiveParameters,
+    siglip: bool,
+) -> Pass {
+    let tops: Vec<f64> = (0..queries.nrows())
+        .into_par_iter()
+        .map(|q| {
+            positives(q)
+                .iter()
+                .map(|&j| {
+                    exact_similarity(
+                        crate::kernels::rows::contiguous(&queries.row(q)).as_ref(),
+                        crate::kernels::rows::contiguous(&gallery.row(j)).as_ref(),
+                    )
+                })
+                .fold(f64::NEG_INFINITY, f64::max)
+        })
+        .collect();
+    let block = QueryBlock {
+        rows: queries,
+        offset: 0,
+        tops: &tops,
+        positives,
+    };
+    let gallery = GalleryBlock {
+        rows: gallery,
+        offset: 0,
+    };
+    let (counts, loss) = tally(&block, &gallery, parameters, siglip);
+    finished(counts, loss)
 }
 
 /// Retrieval from A to B and from B to A under `map`, and with 1:1 pairs CLIP's symmetric
@@ -360,34 +420,180 @@ pub fn retrieval<F: Real>(
     let b_positives = |j: usize| vec![map.of_b[j]];
     let forward = pass(a, b, &a_positives, parameters, one_to_one);
     let backward = pass(b, a, &b_positives, parameters, false);
-    let (info_nce, siglip) = match one_to_one {
-        true => {
-            let n = a.nrows() as f64;
-            let positive: f64 = (0..a.nrows())
+    let positive_sum = match one_to_one {
+        true => Some(
+            (0..a.nrows())
                 .map(|i| {
                     exact_similarity(
                         crate::kernels::rows::contiguous(&a.row(i)).as_ref(),
                         crate::kernels::rows::contiguous(&b.row(i)).as_ref(),
                     )
                 })
-                .sum::<f64>()
-                / parameters.temperature;
+                .sum::<f64>(),
+        ),
+        false => None,
+    };
+    Ok(both_ways(forward, backward, positive_sum, parameters))
+}
+
+/// The retrieval of both directions' passes; with 1:1 pairs (`positive_sum`, the sum of the
+/// matched pairs' similarities, given) the objectives: InfoNCE
+/// `(sum_i lse_i(A->B) + sum_i lse_i(B->A) - 2 sum_i s_ii / tau) / 2N` and SigLIP's sum over N.
+fn both_ways(
+    forward: Pass,
+    backward: Pass,
+    positive_sum: Option<f64>,
+    parameters: &ObjectiveParameters,
+) -> Retrieval {
+    let (info_nce, siglip) = match positive_sum {
+        Some(sum) => {
+            let n = forward.ranks.ranks.len() as f64;
             let partitions: f64 = forward.log_partition.iter().sum::<f64>()
                 + backward.log_partition.iter().sum::<f64>();
             (
-                Some((partitions - 2.0 * positive) / (2.0 * n)),
+                Some((partitions - 2.0 * (sum / parameters.temperature)) / (2.0 * n)),
                 Some(forward.siglip / n),
             )
         }
-        false => (None, None),
+        None => (None, None),
     };
-    Ok(Retrieval {
+    Retrieval {
         a_to_b: forward.ranks,
         b_to_a: backward.ranks,
         info_nce,
         siglip,
         parameters: *parameters,
-    })
+    }
+}
+
+/// Add to `totals` the tallies of the 1:1 queries `(rows, start, tops)` (global rows from
+/// `start`, each paired with the gallery row of its own global index) against the gallery
+/// block `(rows, offset)`; returns SigLIP's partial sum (with `siglip`).
+fn add_block<F: Real>(
+    totals: &mut [QueryCount],
+    (queries, start, tops): (ArrayView2<F>, usize, &[f64]),
+    (gallery, offset): (ArrayView2<F>, usize),
+    parameters: &ObjectiveParameters,
+    siglip: bool,
+) -> f64 {
+    let own = move |q: usize| vec![start + q];
+    let block = QueryBlock {
+        rows: queries,
+        offset: start,
+        tops,
+        positives: &own,
+    };
+    let gallery = GalleryBlock {
+        rows: gallery,
+        offset,
+    };
+    let (counts, loss) = tally(&block, &gallery, parameters, siglip);
+    for (total, part) in totals.iter_mut().zip(&counts) {
+        total.add(part);
+    }
+    loss
+}
+
+/// [`retrieval`] of two row-matched sets held as shards, 1:1: row i of shard k of A pairs with
+/// row i of shard k of B (`shard_rows[k]` rows each). `load(set, k)` gives shard k of set 0
+/// (A) or 1 (B) as unit rows; every query shard meets every gallery shard, one shard of each
+/// set in memory at a time. Ranks and tie counts equal the one-set result exactly; the
+/// objectives to rounding.
+pub fn sharded_retrieval<F: Real>(
+    shard_rows: &[usize],
+    load: &(dyn Fn(usize, usize) -> Result<Array2<F>> + Sync),
+    parameters: &ObjectiveParameters,
+) -> Result<Retrieval> {
+    if !(parameters.temperature.is_finite() && parameters.temperature > 0.0) {
+        return Err(GeometryError::InvalidParameter {
+            name: "temperature",
+            value: parameters.temperature,
+            reason: "must be positive",
+        });
+    }
+    let offsets: Vec<usize> = shard_rows
+        .iter()
+        .scan(0, |at, &n| {
+            let start = *at;
+            *at += n;
+            Some(start)
+        })
+        .collect();
+    let total: usize = shard_rows.iter().sum();
+    let loaded = |set: usize, k: usize| -> Result<Array2<F>> {
+        let rows = load(set, k)?;
+        if rows.nrows() != shard_rows[k] {
+            return Err(GeometryError::ShapeMismatch {
+                what: format!(
+                    "shard {k} of set {set} has {} rows, planned {}",
+                    rows.nrows(),
+                    shard_rows[k]
+                ),
+            });
+        }
+        Ok(rows)
+    };
+    // The matched pairs' similarities (the best positive of every query, both ways).
+    let mut tops = Vec::with_capacity(total);
+    for k in 0..shard_rows.len() {
+        let (a, b) = (loaded(0, k)?, loaded(1, k)?);
+        if a.ncols() != b.ncols() {
+            return Err(GeometryError::ShapeMismatch {
+                what: format!(
+                    "shard {k}: the two sets have {} and {} dimensions",
+                    a.ncols(),
+                    b.ncols()
+                ),
+            });
+        }
+        tops.extend(
+            (0..a.nrows())
+                .into_par_iter()
+                .map(|i| {
+                    exact_similarity(
+                        crate::kernels::rows::contiguous(&a.row(i)).as_ref(),
+                        crate::kernels::rows::contiguous(&b.row(i)).as_ref(),
+                    )
+                })
+                .collect::<Vec<f64>>(),
+        );
+    }
+    let empty = QueryCount {
+        greater: 0,
+        ties: 0,
+        log_partition: f64::NEG_INFINITY,
+    };
+    let (mut forward, mut backward) = (vec![empty; total], vec![empty; total]);
+    let mut siglip = 0.0;
+    for (k, &start_k) in offsets.iter().enumerate() {
+        let a = loaded(0, k)?;
+        for (l, &start_l) in offsets.iter().enumerate() {
+            let b = loaded(1, l)?;
+            let rows_k = start_k..start_k + shard_rows[k];
+            let rows_l = start_l..start_l + shard_rows[l];
+            siglip += add_block(
+                &mut forward[rows_k.clone()],
+                (a.view(), start_k, &tops[rows_k.clone()]),
+                (b.view(), start_l),
+                parameters,
+                true,
+            );
+            add_block(
+                &mut backward[rows_l.clone()],
+                (b.view(), start_l, &tops[rows_l]),
+                (a.view(), start_k),
+                parameters,
+                false,
+            );
+        }
+    }
+    let positive_sum = tops.iter().sum::<f64>();
+    Ok(both_ways(
+        finished(forward, siglip),
+        finished(backward, 0.0),
+        Some(positive_sum),
+        parameters,
+    ))
 }
 
 #[cfg(test)]

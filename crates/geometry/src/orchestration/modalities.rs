@@ -7,7 +7,9 @@ use crate::kernels::rows::normalize_rows;
 use crate::kernels::timings::{gemm_work, Timings, Work};
 use crate::metrics::modality_gap::{modality_gap, ModalityGap, PairSums, SetSums};
 use crate::metrics::real::Real;
-use crate::metrics::retrieval::{retrieval, ObjectiveParameters, PairMap, RetrievalSummary};
+use crate::metrics::retrieval::{
+    retrieval, sharded_retrieval, ObjectiveParameters, PairMap, RetrievalSummary,
+};
 use ndarray::{Array2, ArrayView2, Axis};
 use serde::{Deserialize, Serialize};
 
@@ -104,17 +106,7 @@ pub fn cross_modal<F: Real>(
     shifts: &[f64],
     timings: &Timings,
 ) -> Result<CrossModal> {
-    if a.ncols() != b.ncols() {
-        return Err(GeometryError::ShapeMismatch {
-            what: format!(
-                "modalities {} and {} have {} and {} dimensions",
-                names.0,
-                names.1,
-                a.ncols(),
-                b.ncols()
-            ),
-        });
-    }
+    same_width(names, a.ncols(), b.ncols())?;
     let d = a.ncols();
     let bytes = ((a.nrows() + b.nrows()) * d * std::mem::size_of::<F>()) as f64;
     let (sums_a, sums_b) = timings.time("modality gap", Work::Bytes(2.0 * bytes), || {
@@ -128,15 +120,9 @@ pub fn cross_modal<F: Real>(
     })?;
     let difference =
         sums_a.unit_sum.clone() / a.nrows() as f64 - &sums_b.unit_sum / b.nrows() as f64;
+    check_shifts(shifts)?;
     let mut shift = Vec::with_capacity(shifts.len());
     for &fraction in shifts {
-        if !(fraction.is_finite() && (0.0..=2.0).contains(&fraction)) {
-            return Err(GeometryError::InvalidParameter {
-                name: "shift",
-                value: fraction,
-                reason: "must be in [0, 2]",
-            });
-        }
         let half = &difference * (fraction / 2.0);
         let step = timings.time(
             "shift experiment",
@@ -163,6 +149,149 @@ pub fn cross_modal<F: Real>(
         parameters: *parameters,
         shift,
     })
+}
+
+/// One shard of one set: its unit rows and its rows as given (`None`: the same rows).
+pub type ShardRows<F> = (Array2<F>, Option<Array2<F>>);
+
+/// Shard `k` of set `set` (0 or 1), loaded on demand.
+pub type ShardLoader<'a, F> = &'a (dyn Fn(usize, usize) -> Result<ShardRows<F>> + Sync);
+
+/// [`cross_modal`] of two sets held as row-matched shards, 1:1 (row i of shard k of one set
+/// with row i of shard k of the other, `shard_rows[k]` rows each), loaded by `load(set, k)`:
+/// the gap from sums merged shard by shard, retrieval and the objectives with every query
+/// shard against every gallery shard ([`crate::sharded_retrieval`]), the shift experiment by
+/// moving each loaded shard. Equal to the one-set measurement (ranks exactly, the rest to
+/// rounding).
+pub fn cross_modal_sharded<F: Real>(
+    names: (&str, &str),
+    shard_rows: &[usize],
+    load: ShardLoader<F>,
+    parameters: &ObjectiveParameters,
+    shifts: &[f64],
+    timings: &Timings,
+) -> Result<CrossModal> {
+    check_shifts(shifts)?;
+    let rows: usize = shard_rows.iter().sum();
+    let (mut sums, mut pairs): (Option<(SetSums, SetSums)>, Option<PairSums>) = (None, None);
+    let mut d = 0;
+    for (k, &n) in shard_rows.iter().enumerate() {
+        let ((a, a_raw), (b, b_raw)) = (load(0, k)?, load(1, k)?);
+        if a.nrows() != n || b.nrows() != n {
+            return Err(GeometryError::ShapeMismatch {
+                what: format!(
+                    "shard {k}: {} has {} rows and {} has {}; sharded modalities pair row i of shard k of one with row i of shard k of the other",
+                    names.0,
+                    a.nrows(),
+                    names.1,
+                    b.nrows()
+                ),
+            });
+        }
+        same_width(names, a.ncols(), b.ncols())?;
+        d = a.ncols();
+        let bytes = (2 * n * d * std::mem::size_of::<F>()) as f64;
+        let (sa, sb) = timings.time("modality gap", Work::Bytes(2.0 * bytes), || {
+            (
+                SetSums::of(a.view(), a_raw.as_ref().unwrap_or(&a).view()),
+                SetSums::of(b.view(), b_raw.as_ref().unwrap_or(&b).view()),
+            )
+        });
+        let p = PairSums::of(a.view(), b.view(), &PairMap::identity(n));
+        match (&mut sums, &mut pairs) {
+            (Some((ta, tb)), Some(tp)) => {
+                ta.add(&sa);
+                tb.add(&sb);
+                tp.add(&p);
+            }
+            _ => {
+                sums = Some((sa, sb));
+                pairs = Some(p);
+            }
+        }
+    }
+    let (Some((sums_a, sums_b)), Some(pairs)) = (sums, pairs) else {
+        return Err(GeometryError::TooFewRows {
+            metric: "sharded modalities (shards)",
+            needed: 1,
+            got: 0,
+        });
+    };
+    let gap = modality_gap(&sums_a, &sums_b, &pairs)?;
+    let unit = |set: usize, k: usize| load(set, k).map(|(u, _)| u);
+    let measured = |load: &(dyn Fn(usize, usize) -> Result<Array2<F>> + Sync)| {
+        sharded_retrieval(shard_rows, load, parameters).map(|r| PairedRetrieval {
+            a_to_b: r.a_to_b.summary(),
+            b_to_a: r.b_to_a.summary(),
+            info_nce: r.info_nce,
+            siglip: r.siglip,
+        })
+    };
+    let now = timings.time("retrieval", retrieval_work::<F>(rows, rows, d), || {
+        measured(&unit)
+    })?;
+    let difference = sums_a.unit_sum.clone() / rows as f64 - &sums_b.unit_sum / rows as f64;
+    let mut shift = Vec::with_capacity(shifts.len());
+    for &fraction in shifts {
+        let half = &difference * (fraction / 2.0);
+        let sign = [-1.0, 1.0];
+        let moved = |set: usize, k: usize| shifted(unit(set, k)?.view(), &half, sign[set]);
+        let step = timings.time(
+            "shift experiment",
+            retrieval_work::<F>(rows, rows, d),
+            || -> Result<ShiftStep> {
+                let mut centroids = [ndarray::Array1::<f64>::zeros(d), ndarray::Array1::zeros(d)];
+                for k in 0..shard_rows.len() {
+                    for (set, centroid) in centroids.iter_mut().enumerate() {
+                        *centroid += &moved(set, k)?.mapv(|v| v.as_f64()).sum_axis(Axis(0));
+                    }
+                }
+                let delta = (&centroids[0] - &centroids[1]) / rows as f64;
+                Ok(ShiftStep {
+                    fraction,
+                    distance: delta.dot(&delta).sqrt(),
+                    retrieval: measured(&moved)?,
+                })
+            },
+        )?;
+        shift.push(step);
+    }
+    Ok(CrossModal {
+        names: (names.0.to_string(), names.1.to_string()),
+        rows: (rows, rows),
+        gap,
+        retrieval: now,
+        parameters: *parameters,
+        shift,
+    })
+}
+
+/// Retrieval and the gap need both modalities in one space: the same D.
+fn same_width(names: (&str, &str), a: usize, b: usize) -> Result<()> {
+    match a == b {
+        true => Ok(()),
+        false => Err(GeometryError::ShapeMismatch {
+            what: format!(
+                "modalities {} and {} have {a} and {b} dimensions",
+                names.0, names.1
+            ),
+        }),
+    }
+}
+
+/// Every fraction of the shift experiment in `[0, 2]`.
+fn check_shifts(shifts: &[f64]) -> Result<()> {
+    match shifts
+        .iter()
+        .find(|f| !(f.is_finite() && (0.0..=2.0).contains(*f)))
+    {
+        Some(&fraction) => Err(GeometryError::InvalidParameter {
+            name: "shift",
+            value: fraction,
+            reason: "must be in [0, 2]",
+        }),
+        None => Ok(()),
+    }
 }
 
 /// The gap distances `||m_i - m_j||` between every two of several sets (their sums).
