@@ -191,3 +191,79 @@ fn pair_map_and_modality_mutants_never_panic_or_hang() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// Sharded modalities (`img_emb/` and `text_emb/` of two shards each): mutants of one shard of
+/// each modality; each ends in a result or an error naming the shard's file.
+#[test]
+fn sharded_modality_mutants_never_panic_or_hang() {
+    use embgeom_geometry::ObjectiveParameters;
+    use embgeom_pipeline::{run_modalities, CrossOptions, ModalitySpec};
+    let dir = tempfile::tempdir().unwrap();
+    let (rows, d) = (20usize, 4usize);
+    let shard = |seed: usize| -> Vec<u8> {
+        let values: Vec<f32> = (0..rows * d)
+            .map(|k| (((k + seed) * 37 % 11) as f32) - 4.5 + seed as f32 * 0.1)
+            .collect();
+        embgeom_io::npy_bytes_f32(&[rows, d], &values)
+    };
+    for name in ["img_emb", "text_emb"] {
+        std::fs::create_dir(dir.path().join(name)).unwrap();
+        for k in 0..2 {
+            let path = dir.path().join(format!("{name}/{name}_{k}.npy"));
+            std::fs::write(path, shard(k + name.len())).unwrap();
+        }
+    }
+    let modalities = ["img_emb", "text_emb"].map(|name| ModalitySpec {
+        name: name.into(),
+        spec: InputSpec::file(dir.path().join(name)),
+    });
+    let cross = CrossOptions {
+        pairs: None,
+        parameters: ObjectiveParameters::default(),
+        shifts: vec![1.0],
+        figures: false,
+        sample_rows: 1000,
+    };
+    let options = AnalysisOptions::default();
+    let mut failures = Vec::new();
+    for (file, original) in [
+        ("text_emb/text_emb_1.npy", shard(1 + "text_emb".len())),
+        ("img_emb/img_emb_0.npy", shard("img_emb".len())),
+    ] {
+        let seed = fuzz::Seed {
+            name: file,
+            bytes: original.clone(),
+            role: fuzz::Role::Embeddings,
+        };
+        for index in 0..PER_SEED / 3 {
+            let (mutated, what) = fuzz::mutant(&seed, RUN_SEED, index);
+            std::fs::write(dir.path().join(file), &mutated).unwrap();
+            let start = Instant::now();
+            let outcome = embgeom_io::quiet_panics(|| {
+                run_modalities(&modalities, &options, &cross, &NoProgress)
+                    .map(|run| run.cross.len())
+            });
+            let shard_name = file.rsplit('/').next().unwrap_or(file);
+            match outcome {
+                Ok(Ok(_)) => {}
+                Ok(Err(error)) => {
+                    let message = error.to_string();
+                    if !message.contains(shard_name) {
+                        failures.push(format!("{file} mutant {index} ({what}): the error does not name the file: {message}"));
+                    }
+                }
+                Err(panic) => {
+                    failures.push(format!("{file} mutant {index} ({what}): panic: {panic}"))
+                }
+            }
+            if start.elapsed() > SLOW {
+                failures.push(format!(
+                    "{file} mutant {index} ({what}): took {:?}",
+                    start.elapsed()
+                ));
+            }
+        }
+        std::fs::write(dir.path().join(file), &original).unwrap();
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
