@@ -221,3 +221,91 @@ fn the_demo_compares_the_bundled_runs_with_class_names() {
         assert!(svg.len() > 2000, "{figure} is empty");
     }
 }
+
+/// `compare --modalities top bottom` of two checkpoints of the bundled two-tower run: the
+/// first modality's metrics, the second's, and the cross-modal readings side by side, equal to
+/// `analyze --modalities` of each checkpoint; the trained one is closest to the ideals of the
+/// gap and of R@1; the R@k figure is drawn.
+#[test]
+fn two_modalities_of_each_input_side_by_side() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/fashion-clip");
+    let files: Vec<String> = ["ckpt_epoch_0001", "ckpt_epoch_0012"]
+        .iter()
+        .map(|f| run.join(format!("{f}.safetensors")).display().to_string())
+        .collect();
+    let out = dir.path().join("compare").display().to_string();
+    let json = succeeds(&[
+        "compare",
+        &files[0],
+        &files[1],
+        "--modalities",
+        "top",
+        "bottom",
+        "--out",
+        &out,
+        "--json",
+        "-",
+    ]);
+    let document: Value = serde_json::from_str(&json).unwrap();
+    let rows = document["metrics"].as_array().unwrap();
+    let row = |key: &str| {
+        rows.iter()
+            .find(|r| r["metric"] == key)
+            .unwrap_or_else(|| panic!("no row {key}"))
+    };
+    for key in [
+        "top.uniformity",
+        "bottom.uniformity",
+        "cone.bottom",
+        "mrr.bottom_to_top",
+    ] {
+        assert_eq!(row(key)["values"].as_array().unwrap().len(), 2, "{key}");
+    }
+    assert_eq!(row("modality_gap")["closest_to_ideal"], "ckpt_epoch_0012");
+    assert_eq!(
+        row("recall_at_1.top_to_bottom")["closest_to_ideal"],
+        "ckpt_epoch_0012"
+    );
+    for (k, file) in files.iter().enumerate() {
+        let (top, bottom) = (format!("{file}:top"), format!("{file}:bottom"));
+        let analysed: Value = serde_json::from_str(&succeeds(&[
+            "analyze",
+            "--modalities",
+            &top,
+            &bottom,
+            "--shifts",
+            "",
+            "--json",
+            "-",
+        ]))
+        .unwrap();
+        let pair = &analysed["pairs"][0];
+        assert_eq!(row("modality_gap")["values"][k], pair["gap"]["distance"]);
+        assert_eq!(
+            row("recall_at_1.bottom_to_top")["values"][k],
+            pair["retrieval"]["bottom_to_top"]["recall_at_1"]
+        );
+        assert_eq!(document["modalities"]["pairs"][k]["gap"], pair["gap"]);
+        let bottom_uniformity =
+            &analysed["modalities"][1]["analysis"]["metrics"]["uniformity"]["value"];
+        assert_eq!(&row("bottom.uniformity")["values"][k], bottom_uniformity);
+    }
+    let page = std::fs::read_to_string(dir.path().join("compare/index.html")).unwrap();
+    assert!(
+        page.contains("id=\"c-modalities-recall\"")
+            && page.contains("two modalities, top and bottom")
+    );
+    let other = dir.path().join("missing-key").display().to_string();
+    let error = fails(&[
+        "compare",
+        &files[0],
+        &files[1],
+        "--modalities",
+        "top",
+        "image",
+        "--out",
+        &other,
+    ]);
+    assert!(error.contains("image"), "{error}");
+}

@@ -74,6 +74,11 @@ struct CompareArgs {
     /// Also write the comparison document (embgeom.compare/1) to PATH, or to stdout with '-'.
     #[arg(long, value_name = "PATH|-")]
     json: Option<String>,
+    /// Keys of two modalities every input holds ('image text', a two-tower run's 'top
+    /// bottom'): the first's metrics and figures, the second's metrics, and the two measured
+    /// together (gap, cones, retrieval both ways, objectives), input by input.
+    #[arg(long, num_args = 2, value_names = ["KEY", "KEY"])]
+    modalities: Vec<String>,
 }
 
 /// Inputs and parameters of `embgeom analyze`.
@@ -525,6 +530,7 @@ fn compare_command(args: &CompareArgs) -> Result<()> {
         title: format!("embgeom compare: {}", names.join(" vs ")),
         dir,
         force: args.force,
+        modalities: args.modalities.clone(),
     };
     if let Some(path) = args.json.as_deref().filter(|p| *p != "-") {
         if would_replace(Path::new(path)) && !args.force {

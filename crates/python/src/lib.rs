@@ -615,7 +615,8 @@ fn track<'py>(
 /// (two or more), `labels` a labels file for every input. Returns a dict with the path of the
 /// page (`index`), the `embgeom.compare/1` document as JSON (`document`) and the text table.
 #[pyfunction]
-#[pyo3(signature = (inputs, out, title, labels=None, force=false, **kwargs))]
+#[pyo3(signature = (inputs, out, title, labels=None, force=false, modalities=None, **kwargs))]
+#[allow(clippy::too_many_arguments)]
 fn compare<'py>(
     py: Python<'py>,
     inputs: Vec<(String, PathBuf)>,
@@ -623,6 +624,7 @@ fn compare<'py>(
     title: String,
     labels: Option<PathBuf>,
     force: bool,
+    modalities: Option<Vec<String>>,
     kwargs: Option<&Bound<'py, PyDict>>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let options = options(kwargs)?;
@@ -641,6 +643,7 @@ fn compare<'py>(
         dir: out,
         title,
         force,
+        modalities: modalities.unwrap_or_default(),
     };
     let compared = interruptible(py, |progress| {
         embgeom_report::compare(&inputs, &options, &output, progress).map_err(|e| e.to_string())

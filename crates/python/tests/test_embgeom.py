@@ -690,3 +690,9 @@ def test_modalities_report_and_track_of_the_two_tower_run(tmp_path):
     assert gap[0] > 1.5 > 0.5 > gap[-1]
     with pytest.raises(embgeom.EmbgeomError, match="two keys"):
         embgeom.track(str(run), out=tmp_path / "three", modalities=["top", "bottom", "top"])
+    compared = embgeom.compare([run / "ckpt_epoch_0000.safetensors",
+                                run / "ckpt_epoch_0012.safetensors"],
+                               out=tmp_path / "cmp", modalities=["top", "bottom"])
+    pairs = compared["document"]["modalities"]["pairs"]
+    assert pairs[0]["gap"]["distance"] == pytest.approx(gap[0], rel=1e-12)
+    assert pairs[1]["gap"]["distance"] == pytest.approx(gap[-1], rel=1e-12)

@@ -9,10 +9,14 @@ use crate::html::{escape, CSS};
 use crate::page::{claim_folder, figure_block, figures_folder, write, Plot, MARKER};
 use crate::report::Written;
 use crate::style::CLASS_COLOURS;
-use embgeom_geometry::catalogue::{metrics, Direction, Metric};
-use embgeom_geometry::{linear_cka, Analysis, AnalysisOptions, Progress};
+use embgeom_geometry::catalogue::{metrics, Direction};
+use embgeom_geometry::cross_catalogue::CROSS_CATALOGUE;
+use embgeom_geometry::modalities::CrossModal;
+use embgeom_geometry::sharded::DEFAULT_SAMPLE_ROWS;
+use embgeom_geometry::{linear_cka, Analysis, AnalysisOptions, Progress, RECALL_CURVE_K};
 use embgeom_pipeline::{
-    analysis_document, load_inputs, run_analysis, Extras, InputSpec, Inputs, Run,
+    analysis_document, load_inputs, modalities_document, run_analysis, run_modalities,
+    CrossOptions, Extras, InputSpec, Inputs, ModalitySpec, Run,
 };
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -45,6 +49,10 @@ pub struct CompareOptions {
     pub title: String,
     /// Replace a folder that holds something else.
     pub force: bool,
+    /// Keys of two modalities every input holds (`["image", "text"]`): the metric rows and
+    /// figures are the first modality's, then the second's metrics and the two measured
+    /// together are compared too; empty for one set of rows per input.
+    pub modalities: Vec<String>,
 }
 
 /// A written comparison: the files, the `embgeom.compare/1` document and a text table.
@@ -63,14 +71,15 @@ struct Analysed {
     run: Run,
 }
 
-/// The index of the input closest to the metric's ideal (or best in its direction); `None`
-/// when the metric has no direction or fewer than two inputs have a value, or on a tie.
-fn closest(metric: &Metric, analysed: &[Analysed]) -> Option<usize> {
-    let scores: Vec<Option<f64>> = analysed
+/// The index of the input whose `(value, ideal)` is closest to its ideal (or best in
+/// `direction` where there is no ideal); `None` when the metric has no direction or fewer than
+/// two inputs have a value, or on a tie.
+fn closest_of(values: &[(Option<f64>, Option<f64>)], direction: Direction) -> Option<usize> {
+    let scores: Vec<Option<f64>> = values
         .iter()
-        .map(|a| {
-            let value = metric.value(&a.run.analysis)?;
-            match (metric.ideal(&a.run.analysis), metric.direction) {
+        .map(|&(value, ideal)| {
+            let value = value?;
+            match (ideal, direction) {
                 (_, Direction::Neither) => None,
                 (Some(ideal), _) => Some((value - ideal).abs()),
                 (None, Direction::Lower) => Some(value),
@@ -122,13 +131,13 @@ fn same_items(analysed: &[Analysed]) -> bool {
     })
 }
 
-/// Linear CKA between every pair of inputs (their rows as stored).
-fn cka_matrix(inputs: &[CompareInput]) -> Result<Vec<Vec<f64>>, ReportError> {
+/// Linear CKA between every pair of inputs (their rows as stored, read with `specs`).
+fn cka_matrix(inputs: &[CompareInput], specs: &[InputSpec]) -> Result<Vec<Vec<f64>>, ReportError> {
     let rows = inputs
         .iter()
-        .map(|input| {
-            let loaded =
-                Inputs::from_loaded(load_inputs(&input.spec)?, input.spec.embeddings.as_deref())?;
+        .zip(specs)
+        .map(|(input, spec)| {
+            let loaded = Inputs::from_loaded(load_inputs(spec)?, spec.embeddings.as_deref())?;
             let rows = loaded
                 .embeddings
                 .as_ref()
@@ -221,22 +230,68 @@ pub fn compare(
             ..options.clone()
         }
     );
+    let keys = match output.modalities.as_slice() {
+        [] => None,
+        [first, second] => Some((first.as_str(), second.as_str())),
+        other => {
+            return Err(embgeom_pipeline::PipelineError::Inputs(format!(
+                "compare --modalities takes two keys, {} were given",
+                other.len()
+            ))
+            .into())
+        }
+    };
+    let signature = format!("{signature} {:?}", output.modalities);
     claim_folder(&output.dir, &signature, output.force)?;
     let extras = Extras {
         figures: true,
         mean_cosines: true,
     };
+    let keyed = |input: &CompareInput, key: &str| InputSpec {
+        key: Some(key.to_string()),
+        ..input.spec.clone()
+    };
+    // The rows each input is compared by: the first modality's with modalities.
+    let specs: Vec<InputSpec> = inputs
+        .iter()
+        .map(|input| match keys {
+            Some((first, _)) => keyed(input, first),
+            None => input.spec.clone(),
+        })
+        .collect();
     let analysed = inputs
         .iter()
-        .map(|input| {
+        .zip(&specs)
+        .map(|(input, spec)| {
             Ok(Analysed {
                 name: input.name.clone(),
-                run: run_analysis(&input.spec, options, extras, progress)?,
+                run: run_analysis(spec, options, extras, progress)?,
             })
         })
         .collect::<Result<Vec<_>, ReportError>>()?;
+    // Both modalities of every input measured together.
+    let paired = match keys {
+        None => Vec::new(),
+        Some((first, second)) => inputs
+            .iter()
+            .map(|input| {
+                let specs = [first, second].map(|key| ModalitySpec {
+                    name: key.to_string(),
+                    spec: keyed(input, key),
+                });
+                let cross = CrossOptions {
+                    pairs: None,
+                    parameters: Default::default(),
+                    shifts: Vec::new(),
+                    figures: false,
+                    sample_rows: DEFAULT_SAMPLE_ROWS,
+                };
+                Ok(run_modalities(&specs, options, &cross, progress)?)
+            })
+            .collect::<Result<Vec<_>, ReportError>>()?,
+    };
     let same = same_items(&analysed);
-    let cka = same.then(|| cka_matrix(inputs)).transpose()?;
+    let cka = same.then(|| cka_matrix(inputs, &specs)).transpose()?;
     let names: Vec<&str> = analysed.iter().map(|a| a.name.as_str()).collect();
     let labelled = analysed
         .iter()
@@ -253,26 +308,14 @@ pub fn compare(
             })
             .collect()
     });
-    let metric_rows: Vec<Value> = metrics()
-        .filter(|m| analysed.iter().any(|a| m.value(&a.run.analysis).is_some()))
-        .map(|m| {
-            let values: Vec<Option<f64>> =
-                analysed.iter().map(|a| m.value(&a.run.analysis)).collect();
-            let differences: Vec<Option<f64>> = values
-                .iter()
-                .map(|v| Some(v.as_ref()? - values[0]?))
-                .collect();
-            json!({
-                "metric": m.key,
-                "name": m.name,
-                "direction": m.direction.as_str(),
-                "values": values,
-                "ideal": analysed.iter().map(|a| m.ideal(&a.run.analysis)).collect::<Vec<_>>(),
-                "difference_to_first": differences,
-                "closest_to_ideal": closest(m, &analysed).map(|i| names[i]),
-            })
-        })
-        .collect();
+    let first: Vec<&Analysis> = analysed.iter().map(|a| &a.run.analysis).collect();
+    let mut metric_rows = catalogue_rows(&first, keys.map(|k| k.0), &names);
+    if let Some((_, second)) = keys {
+        let others: Vec<&Analysis> = paired.iter().map(|r| &r.runs[1].1.analysis).collect();
+        metric_rows.extend(catalogue_rows(&others, Some(second), &names));
+        let crosses: Vec<&CrossModal> = paired.iter().map(|r| &r.cross[0]).collect();
+        metric_rows.extend(cross_rows(&crosses, &names));
+    }
     let document = json!({
         "schema": COMPARE_SCHEMA,
         "inputs": analysed.iter().map(|a| json!({
@@ -286,14 +329,89 @@ pub fn compare(
         "metrics": metric_rows,
         "cka": cka.as_ref().map(|m| json!({"names": names, "matrix": m})),
         "class_changes": changes,
+        "modalities": keys.map(|_| json!({
+            "keys": output.modalities,
+            "pairs": paired.iter().map(|r| modalities_document(r)["pairs"][0].clone()).collect::<Vec<_>>(),
+        })),
         "analyses": analysed.iter().map(|a| analysis_document(&a.run.analysis, &a.run.summary)).collect::<Vec<_>>(),
     });
-    let written = write_page(&output.dir, &output.title, &analysed, &document, &signature)?;
+    let crosses: Vec<&CrossModal> = paired.iter().map(|r| &r.cross[0]).collect();
+    let written = write_page(
+        &output.dir,
+        &output.title,
+        &analysed,
+        &crosses,
+        &document,
+        &signature,
+    )?;
     Ok(Compared {
         table: text_table(&names, &metric_rows),
         written,
         document,
     })
+}
+
+/// One row of the metric table: the values of every input, their ideals, the differences to
+/// the first input and the input closest to the ideal.
+fn metric_row(
+    key: String,
+    name: String,
+    direction: Direction,
+    values: &[(Option<f64>, Option<f64>)],
+    names: &[&str],
+) -> Value {
+    let first = values[0].0;
+    json!({
+        "metric": key,
+        "name": name,
+        "direction": direction.as_str(),
+        "values": values.iter().map(|v| v.0).collect::<Vec<_>>(),
+        "ideal": values.iter().map(|v| v.1).collect::<Vec<_>>(),
+        "difference_to_first": values.iter().map(|v| Some(v.0? - first?)).collect::<Vec<_>>(),
+        "closest_to_ideal": closest_of(values, direction).map(|i| names[i]),
+    })
+}
+
+/// The catalogue's metrics with a value in some of `analyses` (one per input), named
+/// `KEY.METRIC` when they are one modality's.
+fn catalogue_rows(analyses: &[&Analysis], modality: Option<&str>, names: &[&str]) -> Vec<Value> {
+    metrics()
+        .filter(|m| analyses.iter().any(|a| m.value(a).is_some()))
+        .map(|m| {
+            let values: Vec<(Option<f64>, Option<f64>)> =
+                analyses.iter().map(|a| (m.value(a), m.ideal(a))).collect();
+            let (key, name) = match modality {
+                Some(k) => (format!("{k}.{}", m.key), format!("{} ({k})", m.name)),
+                None => (m.key.to_string(), m.name.to_string()),
+            };
+            metric_row(key, name, m.direction, &values, names)
+        })
+        .collect()
+}
+
+/// The cross-modal readings of every input's two modalities.
+fn cross_rows(crosses: &[&CrossModal], names: &[&str]) -> Vec<Value> {
+    let Some(first) = crosses.first() else {
+        return Vec::new();
+    };
+    let keys = (first.names.0.as_str(), first.names.1.as_str());
+    CROSS_CATALOGUE
+        .iter()
+        .flat_map(|m| m.about.iter().map(move |&about| (m, about)))
+        .filter(|(m, about)| crosses.iter().any(|c| m.value(c, *about).is_some()))
+        .map(|(m, about)| {
+            let values: Vec<(Option<f64>, Option<f64>)> = crosses
+                .iter()
+                .map(|c| (m.value(c, about), m.ideal()))
+                .collect();
+            let column = m.column(about, keys);
+            let name = match column.split_once('.') {
+                Some((_, of)) => format!("{} ({of})", m.name),
+                None => m.name.to_string(),
+            };
+            metric_row(column, name, m.direction, &values, names)
+        })
+        .collect()
 }
 
 fn cell(v: &Value) -> String {
@@ -601,10 +719,68 @@ fn spectra<DB: DrawingBackend>(
 }
 
 /// The page, the figures, `compare.json` and `metrics.csv`.
+/// The R@k curves of every input's two modalities, one panel per direction.
+struct RecallCurves<'a> {
+    crosses: &'a [&'a CrossModal],
+    names: &'a [&'a str],
+}
+
+impl Plot for RecallCurves<'_> {
+    fn id(&self) -> String {
+        "c-modalities-recall".into()
+    }
+    fn size(&self) -> (u32, u32) {
+        (1000, 420)
+    }
+    fn draw_on<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Drawn {
+        root.fill(&WHITE).map_err(fail)?;
+        let panels = root.split_evenly((1, 2));
+        let Some(first) = self.crosses.first() else {
+            return Ok(());
+        };
+        let (a, b) = (&first.names.0, &first.names.1);
+        for (direction, panel) in [format!("{a} to {b}"), format!("{b} to {a}")]
+            .iter()
+            .zip(panels.iter())
+        {
+            let mut chart = ChartBuilder::on(panel)
+                .margin(12)
+                .caption(direction, font(15))
+                .x_label_area_size(40)
+                .y_label_area_size(52)
+                .build_cartesian_2d((1.0..RECALL_CURVE_K as f64).log_scale(), 0.0..1.02)
+                .map_err(fail)?;
+            axes(&mut chart, "k", "R@k", 13)?;
+            for (i, (c, name)) in self.crosses.iter().zip(self.names).enumerate() {
+                let summary = match direction.starts_with(a.as_str()) {
+                    true => &c.retrieval.a_to_b,
+                    false => &c.retrieval.b_to_a,
+                };
+                let colour = CLASS_COLOURS[i % CLASS_COLOURS.len()];
+                let points = summary
+                    .recall_curve
+                    .iter()
+                    .enumerate()
+                    .map(|(k, &r)| ((k + 1) as f64, r));
+                chart
+                    .draw_series(LineSeries::new(points, colour.stroke_width(2)))
+                    .map_err(fail)?
+                    .label(format!("{name} (R@1 {:.3})", summary.recall_at[0]))
+                    .legend(move |(x, y)| {
+                        PathElement::new([(x, y), (x + 18, y)], colour.stroke_width(2))
+                    });
+            }
+            series_labels(&mut chart, SeriesLabelPosition::UpperLeft, 12)?;
+        }
+        Ok(())
+    }
+}
+
 fn write_page(
     dir: &Path,
     title: &str,
     analysed: &[Analysed],
+    crosses: &[&CrossModal],
     document: &Value,
     signature: &str,
 ) -> Result<Written, ReportError> {
@@ -636,7 +812,16 @@ fn write_page(
             input["num_classes"].as_u64().map_or_else(|| "-".into(), |c| c.to_string()),
         ));
     }
-    html.push_str("</table>\n<h2>Metrics</h2>\n<p class=\"src\">Each input's value, the difference to the first input, and the input closest to the metric's ideal (bold; by its direction where it has no ideal value).</p>\n<table>\n<tr><th>metric</th>");
+    html.push_str("</table>\n<h2>Metrics</h2>\n<p class=\"src\">Each input's value, the difference to the first input, and the input closest to the metric's ideal (bold; by its direction where it has no ideal value).</p>\n");
+    if let Some(keys) = document["modalities"]["keys"].as_array() {
+        let keys: Vec<&str> = keys.iter().filter_map(Value::as_str).collect();
+        html.push_str(&format!(
+            "<p class=\"src\">Every input holds two modalities, {0} and {1}: the rows are {0}'s metrics (and the figures are {0}'s), then {1}'s metrics, then the two measured together (the gap, the cones, retrieval both ways and the objectives over all pairs).</p>\n",
+            escape(keys.first().copied().unwrap_or_default()),
+            escape(keys.get(1).copied().unwrap_or_default())
+        ));
+    }
+    html.push_str("<table>\n<tr><th>metric</th>");
     for name in &names {
         html.push_str(&format!("<th>{}</th>", escape(name)));
     }
@@ -709,6 +894,18 @@ fn write_page(
         html.push_str("</table>\n");
     }
     html.push_str("<h2>Figures</h2>\n");
+    if !crosses.is_empty() {
+        html.push_str(&figure_block(
+            &RecallCurves {
+                crosses,
+                names: &names,
+            },
+            &figures_dir,
+            "R@k of every input, both directions",
+            "The share of queries whose best positive ranks within k (k = 1 to 100, log axis), exact, for every input's two modalities: a curve above another retrieves better at every depth.",
+            &mut files,
+        )?);
+    }
     for figure in CompareFigure::ALL {
         let plot = ComparePlot {
             figure,

@@ -540,7 +540,8 @@ def _named(inputs: Union[Sequence[Any], Mapping[str, Any]]) -> List[Tuple[str, A
 def compare(inputs: Union[Sequence[Union[ArrayLike, PathLike]],
                           Mapping[str, Union[ArrayLike, PathLike]]],
             out: PathLike, labels: Union[ArrayLike, PathLike, None] = None,
-            title: Optional[str] = None, force: bool = False, **options: Any) -> Dict[str, Any]:
+            title: Optional[str] = None, force: bool = False,
+            modalities: Optional[Sequence[str]] = None, **options: Any) -> Dict[str, Any]:
     """``embgeom compare``: several embedding sets (runs, losses, checkpoints, models) side by
     side, with the differences to the first, overlaid figures and, for the same items in the
     same order, linear CKA and the per-class changes.
@@ -555,6 +556,9 @@ def compare(inputs: Union[Sequence[Union[ArrayLike, PathLike]],
         labels: One class label per row for every input (an array), or a labels file.
         title: The page's title (default: ``embgeom compare: A vs B``).
         force: Replace a folder that holds a different report or other files.
+        modalities: The keys of two modalities every input file holds (``("image",
+            "text")``): the first's metrics and figures, the second's metrics, and the two
+            measured together (the gap, the cones, retrieval both ways), input by input.
         **options: The options of :func:`analyze`.
 
     Returns:
@@ -579,7 +583,9 @@ def compare(inputs: Union[Sequence[Union[ArrayLike, PathLike]],
                  for k, (n, v) in enumerate(named)]
         label_file = (None if labels is None else as_path(labels, "labels") if is_path(labels)
                       else stage.labels(labels, "labels", "labels.npy"))
-        outcome = _embgeom.compare(files, out, title, label_file, force, **_options(options))
+        keys = None if modalities is None else [str(k) for k in modalities]
+        outcome = _embgeom.compare(files, out, title, label_file, force, keys,
+                                   **_options(options))
     return {**outcome, "document": json.loads(outcome["document"])}
 
 

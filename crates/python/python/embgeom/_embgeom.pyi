@@ -93,6 +93,7 @@ def compare(
     title: str,
     labels: Optional[Union[str, PathLike[str]]] = None,
     force: bool = False,
+    modalities: Optional[Sequence[str]] = None,
     **kwargs: Any,
 ) -> Dict[str, Any]: ...
 def catalogue_json() -> str: ...
