@@ -16,7 +16,7 @@ use embgeom_io::{would_replace, write_output};
 use embgeom_pipeline::{
     analysis_document, machine_rates, modalities_document, modalities_table, run_analysis,
     run_modalities, text_table, timings_document, timings_table, CrossOptions, Extras, MemoryWatch,
-    ModalitySpec, PairFile, Run, ShardJob, ShardedDataset,
+    ModalityJobs, ModalitySpec, PairFile, Run, ShardJob, ShardedDataset,
 };
 use embgeom_report::{
     compare, report, report_modalities, CompareInput, CompareOptions, ReportOptions,
@@ -338,7 +338,7 @@ fn analyze_command(args: &AnalyzeArgs) -> Result<()> {
             let job = ShardJob::new(dataset, &options, args.sample_rows)?;
             match ray {
                 None => rendered(&job.run(&TerminalProgress::stderr())?),
-                Some(address) => run_on_ray(&job, address)?,
+                Some(address) => run_on_ray(&job.to_json(), address)?,
             }
         }
     };
@@ -363,18 +363,25 @@ fn modalities_command(
     options: &AnalysisOptions,
     json_file: Option<&Path>,
 ) -> Result<()> {
-    if args.ray.is_some() {
-        bail!("--ray analyses a directory of shards, not --modalities");
-    }
     let specs = args.modalities.specs(&args.analysis.inputs)?;
     let cross = CrossOptions {
         sample_rows: args.sample_rows,
         ..args.modalities.cross()?
     };
-    let run = run_modalities(&specs, options, &cross, &TerminalProgress::stderr())?;
-    let mut document = modalities_document(&run);
-    let mut table = modalities_table(&run);
-    if args.timings {
+    let (mut document, mut table, run) = match &args.ray {
+        Some(address) => {
+            let Some(jobs) = ModalityJobs::of(&specs, options, &cross)? else {
+                bail!("--ray measures modalities held as directories of shards (--modalities DIR_A DIR_B)");
+            };
+            let (document, table) = run_on_ray(&jobs.to_json(), address)?;
+            (document, table, None)
+        }
+        None => {
+            let run = run_modalities(&specs, options, &cross, &TerminalProgress::stderr())?;
+            (modalities_document(&run), modalities_table(&run), Some(run))
+        }
+    };
+    if let (true, Some(run)) = (args.timings, &run) {
         let rates = machine_rates();
         document["timings"] = timings_document(&run.timings, &rates, None);
         table.push_str(&timings_table(&run.timings, &rates, None));
@@ -401,7 +408,7 @@ fn rendered(run: &Run) -> (serde_json::Value, String) {
 /// Run a sharded job's tasks on Ray through `python -m embgeom.ray`: the job goes to its
 /// standard input and the analysis document and table come back as the last line of its
 /// standard output (JSON), with no file between; its standard error is the user's.
-fn run_on_ray(job: &ShardJob, address: &str) -> Result<(serde_json::Value, String)> {
+fn run_on_ray(job: &str, address: &str) -> Result<(serde_json::Value, String)> {
     use std::io::Write;
     use std::process::Stdio;
     let python = std::env::var("EMBGEOM_PYTHON").unwrap_or_else(|_| "python3".into());
@@ -424,7 +431,7 @@ fn run_on_ray(job: &ShardJob, address: &str) -> Result<(serde_json::Value, Strin
         })?;
     if let Some(mut stdin) = child.stdin.take() {
         // A child that exits early closes the pipe: its own error says why.
-        let _ = stdin.write_all(job.to_json().as_bytes());
+        let _ = stdin.write_all(job.as_bytes());
     }
     let output = child.wait_with_output()?;
     if !output.status.success() {

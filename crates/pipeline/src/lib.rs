@@ -20,8 +20,9 @@ pub use document::{analysis_document, text_table, SCHEMA};
 pub use error::{PipelineError, Result};
 pub use inputs::{load_inputs, InputSpec, InputSummary, Inputs, Rows, Source, Values};
 pub use modalities::{
-    analyze_modalities, modalities_document, modalities_table, run_modalities, CrossOptions,
-    ModalitiesRun, ModalitySpec, PairFile, MODALITIES_SCHEMA,
+    analyze_modalities, modalities_document, modalities_table, pair_gap_matrix, run_modalities,
+    run_sharded_modalities, CrossOptions, ModalitiesRun, ModalityJobs, ModalitySpec, PairFile,
+    PairJob, MODALITIES_SCHEMA,
 };
 pub use run::{analyze_inputs, run_analysis, set_threads, Extras, Run};
 pub use sharded::{Shard, ShardJob, ShardedDataset};

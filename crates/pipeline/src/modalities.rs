@@ -8,13 +8,17 @@ use crate::run::{analyze_inputs, Extras, Run};
 use crate::sharded::{ShardJob, ShardedDataset};
 use crate::{analysis_document, text_table};
 use embgeom_geometry::cross_catalogue::CROSS_CATALOGUE;
-use embgeom_geometry::modalities::{cross_modal, cross_modal_sharded, gap_matrix, CrossModal};
+use embgeom_geometry::modalities::{
+    cross_modal, cross_modal_sharded, gap_matrix, pair_shard, sharded_cross_modal, shifted_shard,
+    CrossModal, PairContext, PairShard, PairedRetrieval,
+};
 use embgeom_geometry::timings::{StageTime, Timings};
 use embgeom_geometry::{
-    cross_figure_data, normalize_rows, AnalysisOptions, CrossFigureData, ObjectiveParameters,
-    PairMap, Progress, Real, SetSums,
+    cross_figure_data, normalize_rows, shard_tally, AnalysisOptions, CrossFigureData,
+    ObjectiveParameters, PairMap, Progress, Real, SetSums, ShardTally,
 };
 use ndarray::{Array2, ArrayView2};
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 
@@ -225,36 +229,13 @@ pub fn run_modalities(
     cross: &CrossOptions,
     progress: &dyn Progress,
 ) -> Result<ModalitiesRun> {
-    let sharded = |m: &ModalitySpec| {
-        m.spec
-            .embeddings
-            .as_deref()
-            .is_some_and(ShardedDataset::is_sharded)
-    };
-    match modalities.iter().filter(|m| sharded(m)).count() {
-        0 => {}
-        n if n == modalities.len() => {
-            if cross.figures {
-                return Err(PipelineError::Inputs(
-                    "the report of modalities reads files; sharded directories are measured by analyze --modalities".into(),
-                ));
-            }
-            let mut jobs = Vec::new();
-            for m in modalities {
-                let dir = m.spec.embeddings.as_deref().unwrap_or(Path::new("."));
-                let dataset = ShardedDataset::discover(dir, &m.spec)?;
-                jobs.push((
-                    m.name.clone(),
-                    ShardJob::new(dataset, options, cross.sample_rows)?,
-                ));
-            }
-            return run_sharded_modalities(&jobs, cross, progress);
-        }
-        _ => {
+    if let Some(jobs) = ModalityJobs::of(modalities, options, cross)? {
+        if cross.figures {
             return Err(PipelineError::Inputs(
-                "modalities: either every one is a directory of shards or none is".into(),
-            ))
+                "the report of modalities reads files; sharded directories are measured by analyze --modalities".into(),
+            ));
         }
+        return run_sharded_modalities(&jobs, progress);
     }
     let mut named = Vec::new();
     for m in modalities {
@@ -343,88 +324,97 @@ pub fn analyze_modalities(
     })
 }
 
-/// Analyse two or more modalities held as sharded directories of row-matched shards (LAION's
+/// Two or more modalities held as sharded directories of row-matched shards (LAION's
 /// `img_emb/img_emb_N.npy` and `text_emb/text_emb_N.npy`: row i of shard N of each is one
-/// item): each one's sharded analysis, the gap matrix, and every two of them shard by shard
-/// (the gap from merged sums, retrieval with every query shard against every gallery shard,
-/// the objectives and the shift experiment), equal to the analysis of the concatenated files.
+/// item): each one's shard job and every two of them as a [`PairJob`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ModalityJobs {
+    /// Each modality's name and shard job.
+    pub modalities: Vec<(String, ShardJob)>,
+    /// Every two of them, in the order (0, 1), (0, 2), ..., (1, 2), ...
+    pub pairs: Vec<PairJob>,
+}
+
+impl ModalityJobs {
+    /// The jobs of `modalities` when every one is a directory of shards; `None` when none is.
+    pub fn of(
+        modalities: &[ModalitySpec],
+        options: &AnalysisOptions,
+        cross: &CrossOptions,
+    ) -> Result<Option<ModalityJobs>> {
+        let sharded = |m: &ModalitySpec| {
+            m.spec
+                .embeddings
+                .as_deref()
+                .is_some_and(ShardedDataset::is_sharded)
+        };
+        match modalities.iter().filter(|m| sharded(m)).count() {
+            0 => return Ok(None),
+            n if n == modalities.len() => {}
+            _ => {
+                return Err(PipelineError::Inputs(
+                    "modalities: either every one is a directory of shards or none is".into(),
+                ))
+            }
+        }
+        at_least_two(modalities.len())?;
+        if cross.pairs.is_some() {
+            return Err(PipelineError::Inputs(
+                "sharded modalities pair row i of shard N of each; a pair map is not supported for them".into(),
+            ));
+        }
+        let mut jobs = Vec::new();
+        for m in modalities {
+            let dir = m.spec.embeddings.as_deref().unwrap_or(Path::new("."));
+            let dataset = ShardedDataset::discover(dir, &m.spec)?;
+            jobs.push((
+                m.name.clone(),
+                ShardJob::new(dataset, options, cross.sample_rows)?,
+            ));
+        }
+        let mut pairs = Vec::new();
+        for i in 0..jobs.len() {
+            for j in i + 1..jobs.len() {
+                let names = (jobs[i].0.as_str(), jobs[j].0.as_str());
+                pairs.push(PairJob::new(
+                    names,
+                    jobs[i].1.clone(),
+                    jobs[j].1.clone(),
+                    cross,
+                )?);
+            }
+        }
+        Ok(Some(ModalityJobs {
+            modalities: jobs,
+            pairs,
+        }))
+    }
+
+    /// The jobs as JSON (for a distributed engine).
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// Run sharded modalities here: each one's sharded analysis, then every pair's tasks in order;
+/// equal to the analysis of the concatenated files.
 pub fn run_sharded_modalities(
-    modalities: &[(String, ShardJob)],
-    cross: &CrossOptions,
+    jobs: &ModalityJobs,
     progress: &dyn Progress,
 ) -> Result<ModalitiesRun> {
-    at_least_two(modalities.len())?;
-    if cross.pairs.is_some() {
-        return Err(PipelineError::Inputs(
-            "sharded modalities pair row i of shard N of each; a pair map is not supported for them".into(),
-        ));
-    }
-    let (first_name, first) = &modalities[0];
-    for (name, job) in &modalities[1..] {
-        if job.plan.rows != first.plan.rows {
-            let at = first
-                .plan
-                .rows
-                .iter()
-                .zip(&job.plan.rows)
-                .position(|(a, b)| a != b)
-                .unwrap_or(first.plan.rows.len().min(job.plan.rows.len()));
-            let describe =
-                |job: &ShardJob| match (job.dataset.shards.get(at), job.plan.rows.get(at)) {
-                    (Some(shard), Some(rows)) => {
-                        format!("{} has {rows} rows", shard.embeddings.display())
-                    }
-                    _ => format!(
-                        "{} has {} shards",
-                        job.dataset.root.display(),
-                        job.plan.rows.len()
-                    ),
-                };
-            return Err(PipelineError::Inputs(format!(
-                "modalities {first_name} and {name} are not row-matched shard by shard: {}, {}",
-                describe(first),
-                describe(job)
-            )));
-        }
-    }
     let mut runs = Vec::new();
-    for (name, job) in modalities {
+    for (name, job) in &jobs.modalities {
         runs.push((name.clone(), job.run(progress)?));
     }
     let timings = Timings::default();
-    let shard_rows: Vec<usize> = first.plan.rows.iter().map(|&n| n as usize).collect();
-    let mut sums = Vec::new();
-    for (_, job) in modalities {
-        let mut total: Option<SetSums> = None;
-        for k in 0..shard_rows.len() {
-            let (unit, raw) = job.unit_and_raw::<f64>(k)?;
-            let part = SetSums::of(unit.view(), raw.as_ref().unwrap_or(&unit).view());
-            match &mut total {
-                Some(t) => t.add(&part),
-                None => total = Some(part),
-            }
-        }
-        sums.extend(total);
-    }
-    let matrix = gap_matrix(&sums);
-    let mut pairs = Vec::new();
-    for i in 0..modalities.len() {
-        for j in i + 1..modalities.len() {
-            let (a, b) = (&modalities[i].1, &modalities[j].1);
-            let names = (modalities[i].0.as_str(), modalities[j].0.as_str());
-            let measured = match a.single_precision && b.single_precision {
-                true => sharded_pair::<f32>(names, [a, b], &shard_rows, cross, &timings),
-                false => sharded_pair::<f64>(names, [a, b], &shard_rows, cross, &timings),
-            };
-            pairs.push(measured.map_err(PipelineError::of(format!(
-                "modalities {} and {}",
-                names.0, names.1
-            )))?);
-        }
-    }
+    let pairs = jobs
+        .pairs
+        .iter()
+        .map(|p| p.run(&timings))
+        .collect::<Result<Vec<_>>>()?;
     Ok(ModalitiesRun {
+        gap_matrix: pair_gap_matrix(runs.len(), &pairs),
         runs,
-        gap_matrix: matrix,
         figures: vec![None; pairs.len()],
         cross: pairs,
         timings: timings.stages(),
@@ -441,23 +431,261 @@ fn at_least_two(count: usize) -> Result<()> {
     }
 }
 
-/// Two sharded modalities measured together in `F`.
-fn sharded_pair<F: Real>(
-    names: (&str, &str),
-    jobs: [&ShardJob; 2],
-    shard_rows: &[usize],
-    cross: &CrossOptions,
-    timings: &Timings,
-) -> embgeom_geometry::Result<CrossModal> {
-    let load = |set: usize, k: usize| jobs[set].unit_and_raw::<F>(k).map_err(as_geometry);
-    cross_modal_sharded(
-        names,
-        shard_rows,
-        &load,
-        &cross.parameters,
-        &cross.shifts,
-        timings,
-    )
+/// Two sharded modalities measured together as tasks, for Ray or any engine (and run here by
+/// [`PairJob::run`]): per configuration (0: the rows as given; i: shift step i - 1) a first
+/// round of one task per shard ([`PairJob::first_round`], gathered by
+/// [`embgeom_geometry::modalities::pair_context`]) and a second of one task per shard pair
+/// ([`PairJob::second_round`], merged by [`embgeom_geometry::modalities::pair_retrieval`]);
+/// [`embgeom_geometry::modalities::sharded_cross_modal`] assembles the measurement.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PairJob {
+    /// The two modalities' names.
+    pub names: (String, String),
+    /// Their shards and plans.
+    pub jobs: (ShardJob, ShardJob),
+    /// InfoNCE's temperature and SigLIP's scale and bias.
+    pub parameters: ObjectiveParameters,
+    /// The shift experiment's fractions of the gap closed.
+    pub shifts: Vec<f64>,
+}
+
+impl PairJob {
+    /// The pair of `a` and `b`, whose shards must match row for row.
+    pub fn new(
+        names: (&str, &str),
+        a: ShardJob,
+        b: ShardJob,
+        cross: &CrossOptions,
+    ) -> Result<PairJob> {
+        if a.plan.rows != b.plan.rows {
+            let at = a
+                .plan
+                .rows
+                .iter()
+                .zip(&b.plan.rows)
+                .position(|(x, y)| x != y)
+                .unwrap_or(a.plan.rows.len().min(b.plan.rows.len()));
+            let describe =
+                |job: &ShardJob| match (job.dataset.shards.get(at), job.plan.rows.get(at)) {
+                    (Some(shard), Some(rows)) => {
+                        format!("{} has {rows} rows", shard.embeddings.display())
+                    }
+                    _ => format!(
+                        "{} has {} shards",
+                        job.dataset.root.display(),
+                        job.plan.rows.len()
+                    ),
+                };
+            return Err(PipelineError::Inputs(format!(
+                "modalities {} and {} are not row-matched shard by shard: {}, {}",
+                names.0,
+                names.1,
+                describe(&a),
+                describe(&b)
+            )));
+        }
+        Ok(PairJob {
+            names: (names.0.to_string(), names.1.to_string()),
+            jobs: (a, b),
+            parameters: cross.parameters,
+            shifts: cross.shifts.clone(),
+        })
+    }
+
+    /// Rows of each shard (the same in both modalities).
+    pub fn shard_rows(&self) -> Vec<usize> {
+        self.jobs.0.plan.rows.iter().map(|&n| n as usize).collect()
+    }
+
+    /// Configurations: the rows as given, then each shift step.
+    pub fn configurations(&self) -> usize {
+        1 + self.shifts.len()
+    }
+
+    fn names(&self) -> (&str, &str) {
+        (&self.names.0, &self.names.1)
+    }
+
+    /// The half gap vector of configuration `config` (none for 0), from the first
+    /// configuration's context `base`.
+    fn half(
+        &self,
+        config: usize,
+        base: Option<&PairContext>,
+    ) -> Result<Option<ndarray::Array1<f64>>> {
+        match (config, base) {
+            (0, _) => Ok(None),
+            (c, Some(base)) => match self.shifts.get(c - 1) {
+                Some(&fraction) => Ok(Some(base.half_shift(fraction))),
+                None => Err(PipelineError::Inputs(format!(
+                    "configuration {c} of {}",
+                    self.configurations()
+                ))),
+            },
+            (c, None) => Err(PipelineError::Inputs(format!(
+                "configuration {c} (a shift step) needs the first configuration's context"
+            ))),
+        }
+    }
+
+    /// Shard `k` of set `set` in `F`, as measured in a configuration (moved by `half`).
+    fn rows<F: Real>(
+        &self,
+        set: usize,
+        k: usize,
+        half: Option<&ndarray::Array1<f64>>,
+    ) -> Result<(Array2<F>, Option<Array2<F>>)> {
+        let job = [&self.jobs.0, &self.jobs.1][set];
+        let (unit, raw) = job.unit_and_raw::<F>(k)?;
+        let name = [&self.names.0, &self.names.1][set];
+        match half {
+            None => Ok((unit, raw)),
+            Some(half) => Ok((
+                shifted_shard(unit.view(), set, half).map_err(PipelineError::of(name.as_str()))?,
+                None,
+            )),
+        }
+    }
+
+    fn single(&self) -> bool {
+        self.jobs.0.single_precision && self.jobs.1.single_precision
+    }
+
+    /// The first round of configuration `config` on shard `k`.
+    pub fn first_round(
+        &self,
+        config: usize,
+        k: usize,
+        base: Option<&PairContext>,
+    ) -> Result<PairShard> {
+        fn run<F: Real>(
+            job: &PairJob,
+            k: usize,
+            half: Option<&ndarray::Array1<f64>>,
+        ) -> Result<PairShard> {
+            let ((a, a_raw), (b, b_raw)) = (job.rows::<F>(0, k, half)?, job.rows::<F>(1, k, half)?);
+            let (a_raw, b_raw) = (a_raw.as_ref().unwrap_or(&a), b_raw.as_ref().unwrap_or(&b));
+            pair_shard(
+                job.names(),
+                k,
+                (a.view(), a_raw.view()),
+                (b.view(), b_raw.view()),
+            )
+            .map_err(PipelineError::of(format!("shard {k}")))
+        }
+        let half = self.half(config, base)?;
+        match self.single() {
+            true => run::<f32>(self, k, half.as_ref()),
+            false => run::<f64>(self, k, half.as_ref()),
+        }
+    }
+
+    /// The second round of configuration `config` on query shard `k` of the first modality
+    /// and gallery shard `l` of the second (and the other way), `context` that configuration's.
+    pub fn second_round(
+        &self,
+        config: usize,
+        (k, l): (usize, usize),
+        base: Option<&PairContext>,
+        context: &PairContext,
+    ) -> Result<ShardTally> {
+        fn run<F: Real>(
+            job: &PairJob,
+            (k, l): (usize, usize),
+            half: Option<&ndarray::Array1<f64>>,
+            context: &PairContext,
+        ) -> Result<ShardTally> {
+            let (a, b) = (job.rows::<F>(0, k, half)?.0, job.rows::<F>(1, l, half)?.0);
+            shard_tally(
+                (k, a.view()),
+                (l, b.view()),
+                &context.shard_rows,
+                &context.tops,
+                &job.parameters,
+            )
+            .map_err(PipelineError::of(format!("shards {k} and {l}")))
+        }
+        let half = self.half(config, base)?;
+        match self.single() {
+            true => run::<f32>(self, (k, l), half.as_ref(), context),
+            false => run::<f64>(self, (k, l), half.as_ref(), context),
+        }
+    }
+
+    /// The measurement from every configuration's context and retrieval, in order.
+    pub fn finish(
+        &self,
+        configurations: Vec<(PairContext, PairedRetrieval)>,
+    ) -> Result<CrossModal> {
+        let mut configurations = configurations.into_iter();
+        let Some((base, now)) = configurations.next() else {
+            return Err(PipelineError::Inputs(
+                "no configuration was measured".into(),
+            ));
+        };
+        let steps = self
+            .shifts
+            .iter()
+            .zip(configurations)
+            .map(|(&f, (context, retrieval))| (f, context, retrieval))
+            .collect();
+        sharded_cross_modal(self.names(), (&base, now), steps, &self.parameters).map_err(
+            PipelineError::of(format!("modalities {} and {}", self.names.0, self.names.1)),
+        )
+    }
+
+    /// Run every task here, in order.
+    pub fn run(&self, timings: &Timings) -> Result<CrossModal> {
+        fn local<F: Real>(
+            job: &PairJob,
+            timings: &Timings,
+        ) -> embgeom_geometry::Result<CrossModal> {
+            let load = |set: usize, k: usize| job.rows::<F>(set, k, None).map_err(as_geometry);
+            cross_modal_sharded(
+                job.names(),
+                &job.shard_rows(),
+                &load,
+                &job.parameters,
+                &job.shifts,
+                timings,
+            )
+        }
+        let measured = match self.single() {
+            true => local::<f32>(self, timings),
+            false => local::<f64>(self, timings),
+        };
+        measured.map_err(PipelineError::of(format!(
+            "modalities {} and {}",
+            self.names.0, self.names.1
+        )))
+    }
+
+    /// The job as JSON (for the tasks of a distributed engine).
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// A job from [`PairJob::to_json`].
+    pub fn from_json(json: &str) -> Result<PairJob> {
+        serde_json::from_str(json)
+            .map_err(|e| PipelineError::Inputs(format!("not an embgeom pair job: {e}")))
+    }
+}
+
+/// The gap matrix of `count` modalities from the gaps of every two of them (in the order
+/// `(0, 1), (0, 2), ..., (1, 2), ...`).
+pub fn pair_gap_matrix(count: usize, pairs: &[CrossModal]) -> Array2<f64> {
+    let mut matrix = Array2::<f64>::zeros((count, count));
+    let mut next = pairs.iter();
+    for i in 0..count {
+        for j in i + 1..count {
+            if let Some(c) = next.next() {
+                matrix[[i, j]] = c.gap.distance;
+                matrix[[j, i]] = c.gap.distance;
+            }
+        }
+    }
+    matrix
 }
 
 /// A shard's reading error inside a geometry stage, with its message kept.

@@ -11,17 +11,21 @@
 //! rows, text table and HTML, and (when computed) the report's figures, drawn on demand.
 
 use embgeom_geometry::catalogue::{self, CATALOGUE};
+use embgeom_geometry::modalities::{
+    pair_context, pair_retrieval, CrossModal, PairContext, PairShard,
+};
 use embgeom_geometry::sharded::{Context, SecondPass, Summary, UniformityBlock};
 use embgeom_geometry::state::{LabelKey, State};
 use embgeom_geometry::Merge;
 use embgeom_geometry::{
-    Analysis, AnalysisOptions, FigureData, KnnOptions, ObjectiveParameters, Progress, DEFAULT_TILE,
+    Analysis, AnalysisOptions, FigureData, KnnOptions, ObjectiveParameters, Progress, ShardTally,
+    DEFAULT_TILE,
 };
 use embgeom_io::{LabelValues, Labels};
 use embgeom_pipeline::{
-    analysis_document, analyze_inputs, modalities_document, modalities_table, text_table,
-    CrossOptions, Extras, InputSpec, InputSummary, Inputs, PairFile, PipelineError, Rows, Run,
-    ShardJob, ShardedDataset, Source, Values,
+    analysis_document, analyze_inputs, modalities_document, modalities_table, pair_gap_matrix,
+    text_table, CrossOptions, Extras, InputSpec, InputSummary, Inputs, ModalitiesRun, PairFile,
+    PairJob, PipelineError, Rows, Run, ShardJob, ShardedDataset, Source, Values,
 };
 use embgeom_report::{CompareInput, CompareOptions, Figure, ReportOptions};
 use ndarray::CowArray;
@@ -223,6 +227,218 @@ fn extras(figures: bool) -> Extras {
         figures,
         ..Extras::default()
     }
+}
+
+/// Two sharded modalities measured together as tasks (`embgeom_pipeline::PairJob`): every
+/// task result is JSON bytes.
+#[pyclass(name = "PairJob", module = "embgeom._embgeom")]
+struct PyPairJob {
+    job: PairJob,
+}
+
+/// A value of JSON bytes, or an error naming what it should have been.
+fn decoded<T: serde::de::DeserializeOwned>(data: &[u8], what: &str) -> PyResult<T> {
+    serde_json::from_slice(data).map_err(|e| error(format!("not {what}: {e}")))
+}
+
+/// JSON bytes of a value.
+fn encoded<'py, T: serde::Serialize>(
+    py: Python<'py>,
+    value: &T,
+) -> Bound<'py, pyo3::types::PyBytes> {
+    bytes(py, serde_json::to_vec(value).unwrap_or_default())
+}
+
+#[pymethods]
+impl PyPairJob {
+    /// The pair of two shard jobs (their shards must match row for row), named `names`.
+    #[new]
+    #[pyo3(signature = (names, first, second, temperature=0.01, siglip_scale=10.0, siglip_bias=-10.0, shifts=vec![0.25, 0.5, 0.75, 1.0]))]
+    fn new(
+        names: (String, String),
+        first: PyRef<'_, PyShardJob>,
+        second: PyRef<'_, PyShardJob>,
+        temperature: f64,
+        siglip_scale: f64,
+        siglip_bias: f64,
+        shifts: Vec<f64>,
+    ) -> PyResult<Self> {
+        let cross = CrossOptions {
+            pairs: None,
+            parameters: ObjectiveParameters {
+                temperature,
+                scale: siglip_scale,
+                bias: siglip_bias,
+            },
+            shifts,
+            figures: false,
+            sample_rows: first.job.plan.options.sample_rows,
+        };
+        let names = (names.0.as_str(), names.1.as_str());
+        PairJob::new(names, first.job.clone(), second.job.clone(), &cross)
+            .map(|job| PyPairJob { job })
+            .map_err(error)
+    }
+
+    /// A job from `to_json`.
+    #[staticmethod]
+    fn from_json(json: &str) -> PyResult<Self> {
+        PairJob::from_json(json)
+            .map(|job| PyPairJob { job })
+            .map_err(error)
+    }
+
+    /// The job as JSON.
+    fn to_json(&self) -> String {
+        self.job.to_json()
+    }
+
+    fn __reduce__(slf: &Bound<'_, Self>) -> PyResult<(Py<PyAny>, (String,))> {
+        let from_json = slf.getattr("from_json")?.unbind();
+        Ok((from_json, (slf.borrow().job.to_json(),)))
+    }
+
+    /// Number of shards of each modality.
+    #[getter]
+    fn shards(&self) -> usize {
+        self.job.shard_rows().len()
+    }
+
+    /// Configurations: the rows as given, then each shift step.
+    #[getter]
+    fn configurations(&self) -> usize {
+        self.job.configurations()
+    }
+
+    /// The first round of configuration `config` on shard `shard` (`base`: the first
+    /// configuration's context, for a shift step).
+    #[pyo3(signature = (config, shard, base=None))]
+    fn first_round<'py>(
+        &self,
+        py: Python<'py>,
+        config: usize,
+        shard: usize,
+        base: Option<Vec<u8>>,
+    ) -> PyResult<Bound<'py, pyo3::types::PyBytes>> {
+        let base: Option<PairContext> = base
+            .as_deref()
+            .map(|b| decoded(b, "a pair context"))
+            .transpose()?;
+        let job = &self.job;
+        let part = py
+            .detach(|| job.first_round(config, shard, base.as_ref()))
+            .map_err(error)?;
+        Ok(encoded(py, &part))
+    }
+
+    /// The context of a configuration from every shard's first round (any order).
+    fn context<'py>(
+        &self,
+        py: Python<'py>,
+        parts: Vec<Vec<u8>>,
+    ) -> PyResult<Bound<'py, pyo3::types::PyBytes>> {
+        let parts = parts
+            .iter()
+            .map(|p| decoded::<PairShard>(p, "a first round of a pair"))
+            .collect::<PyResult<Vec<_>>>()?;
+        let context = pair_context(parts).map_err(error)?;
+        Ok(encoded(py, &context))
+    }
+
+    /// The second round of configuration `config` on shards `k` (first modality) and `l`
+    /// (second), with that configuration's `context`.
+    #[pyo3(signature = (config, k, l, context, base=None))]
+    fn second_round<'py>(
+        &self,
+        py: Python<'py>,
+        config: usize,
+        k: usize,
+        l: usize,
+        context: Vec<u8>,
+        base: Option<Vec<u8>>,
+    ) -> PyResult<Bound<'py, pyo3::types::PyBytes>> {
+        let base: Option<PairContext> = base
+            .as_deref()
+            .map(|b| decoded(b, "a pair context"))
+            .transpose()?;
+        let context: PairContext = decoded(&context, "a pair context")?;
+        let job = &self.job;
+        let tally = py
+            .detach(|| job.second_round(config, (k, l), base.as_ref(), &context))
+            .map_err(error)?;
+        Ok(encoded(py, &tally))
+    }
+
+    /// The measurement from each configuration's context and second-round tallies, in order;
+    /// returns the pair's measurement as JSON bytes.
+    fn finish<'py>(
+        &self,
+        py: Python<'py>,
+        configurations: Vec<(Vec<u8>, Vec<Vec<u8>>)>,
+    ) -> PyResult<Bound<'py, pyo3::types::PyBytes>> {
+        let parameters = self.job.parameters;
+        let measured = configurations
+            .iter()
+            .map(|(context, tallies)| {
+                let context: PairContext = decoded(context, "a pair context")?;
+                let tallies = tallies
+                    .iter()
+                    .map(|t| decoded::<ShardTally>(t, "a tally of two shards"))
+                    .collect::<PyResult<Vec<_>>>()?;
+                let retrieval = pair_retrieval(&context, tallies, &parameters).map_err(error)?;
+                Ok((context, retrieval))
+            })
+            .collect::<PyResult<Vec<_>>>()?;
+        let cross = self.job.finish(measured).map_err(error)?;
+        Ok(encoded(py, &cross))
+    }
+}
+
+/// The `embgeom.modalities/1` document and table of modalities analysed apart (`runs`, in
+/// order, named `names`) and measured together (`pairs`, JSON bytes of `PairJob.finish`, in
+/// the order (0, 1), (0, 2), ..., (1, 2), ...).
+#[pyfunction]
+fn modalities_result(
+    names: Vec<String>,
+    runs: Vec<PyRef<'_, PyRun>>,
+    pairs: Vec<Vec<u8>>,
+) -> PyResult<(String, String)> {
+    if names.len() != runs.len() {
+        return Err(error(format!(
+            "{} names for {} analyses",
+            names.len(),
+            runs.len()
+        )));
+    }
+    let cross = pairs
+        .iter()
+        .map(|p| decoded::<CrossModal>(p, "a pair's measurement"))
+        .collect::<PyResult<Vec<_>>>()?;
+    let run = ModalitiesRun {
+        runs: names
+            .into_iter()
+            .zip(&runs)
+            .map(|(name, r)| {
+                let run = Run {
+                    analysis: r.run.analysis.clone(),
+                    summary: r.run.summary.clone(),
+                    figures: None,
+                    mean_cosines: None,
+                    labels: None,
+                    timings: Vec::new(),
+                };
+                (name, run)
+            })
+            .collect(),
+        gap_matrix: pair_gap_matrix(runs.len(), &cross),
+        figures: vec![None; cross.len()],
+        cross,
+        timings: Vec::new(),
+    };
+    Ok((
+        modalities_document(&run).to_string(),
+        modalities_table(&run),
+    ))
 }
 
 /// An analysis done: every metric, the inputs' summary and, when asked for, the numbers behind
@@ -1014,6 +1230,8 @@ fn _embgeom(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyRun>()?;
     m.add_class::<PyState>()?;
     m.add_class::<PyShardJob>()?;
+    m.add_class::<PyPairJob>()?;
+    m.add_function(wrap_pyfunction!(modalities_result, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

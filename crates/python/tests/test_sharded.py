@@ -111,3 +111,45 @@ def test_the_cli_runs_the_shard_tasks_on_ray(tmp_path):
 
     local, on_ray = run(), run("--ray", "local")
     same_leaves(on_ray["metrics"], local["metrics"])
+
+
+def write_modalities(root: Path, sizes=(150, 90, 210), d: int = 16):
+    """LAION's two modalities side by side: img_emb/img_emb_N.npy and text_emb/text_emb_N.npy
+    (row i of shard N of each one item), f32."""
+    rng = np.random.default_rng(9)
+    for name in ("img_emb", "text_emb"):
+        (root / name).mkdir(parents=True)
+    for i, size in enumerate(sizes):
+        image = rng.standard_normal((size, d)).astype(np.float32)
+        text = (image + 0.7 * rng.standard_normal((size, d)) + 0.8).astype(np.float32)
+        np.save(root / "img_emb" / f"img_emb_{i}.npy", image)
+        np.save(root / "text_emb" / f"text_emb_{i}.npy", text)
+
+
+def test_sharded_modalities_on_ray_equal_the_local_run(tmp_path, ray_cluster):
+    """``embgeom.ray.analyze_modalities`` and ``embgeom analyze --modalities DIR DIR --ray``
+    give the document of the same command on one machine (every pair's gap, retrieval,
+    objectives and shift steps; each modality's analysis)."""
+    import embgeom.ray
+
+    write_modalities(tmp_path / "set")
+    dirs = [str(tmp_path / "set" / "img_emb"), str(tmp_path / "set" / "text_emb")]
+    names = ["--modality-names", "image", "text", "--shifts", "0.5,1"]
+    local = json.loads(subprocess.run(
+        [embgeom_binary(), "analyze", "--modalities", *dirs, *names, "--json", "-"],
+        capture_output=True, text=True, check=True).stdout)
+    on_ray = embgeom.ray.analyze_modalities({"image": dirs[0], "text": dirs[1]},
+                                            shifts=[0.5, 1.0]).to_dict()
+    assert on_ray["pairs"] == local["pairs"]
+    assert on_ray["gap_matrix"] == local["gap_matrix"]
+    for mine, theirs in zip(on_ray["modalities"], local["modalities"]):
+        same_leaves(mine["analysis"]["metrics"], theirs["analysis"]["metrics"])
+    env = dict(os.environ, EMBGEOM_PYTHON=sys.executable)
+    cli = subprocess.run(
+        [embgeom_binary(), "analyze", "--modalities", *dirs, *names, "--ray", "local",
+         "--json", "-"], capture_output=True, text=True, env=env)
+    assert cli.returncode == 0, cli.stderr
+    assert json.loads(cli.stdout)["pairs"] == local["pairs"]
+    np.save(tmp_path / "set" / "text_emb" / "text_emb_1.npy", np.zeros((89, 16), np.float32))
+    with pytest.raises(embgeom.EmbgeomError, match="text_emb_1.npy"):
+        embgeom.ray.analyze_modalities({"image": dirs[0], "text": dirs[1]})

@@ -20,3 +20,24 @@ pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Array2<
     let values: Vec<f64> = rows.iter().flatten().copied().collect();
     Array2::from_shape_vec((rows.len(), columns), values).map_err(D::Error::custom)
 }
+
+/// Serialise a vector as a list (for `#[serde(with = "...::serde_rows::vector")]`).
+pub mod vector {
+    use ndarray::Array1;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    /// Write `values` as a list.
+    pub fn serialize<S: Serializer>(
+        values: &Array1<f64>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        values.to_vec().serialize(serializer)
+    }
+
+    /// Read a vector from a list.
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Array1<f64>, D::Error> {
+        Ok(Array1::from(Vec::<f64>::deserialize(deserializer)?))
+    }
+}

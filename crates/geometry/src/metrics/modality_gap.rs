@@ -21,15 +21,17 @@ pub const GAP_COMPONENTS: usize = 10;
 
 /// What the gap measurements need of one set: its rows' count, the sum of its unit rows and
 /// the mean of its raw rows.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SetSums {
     /// Rows.
     pub rows: usize,
     /// `sum_i u_i` of the unit rows.
+    #[serde(with = "crate::kernels::serde_rows::vector")]
     pub unit_sum: Array1<f64>,
     /// `sum_i ||u_i||^2` (N for unit rows).
     pub unit_squares: f64,
     /// Mean of the raw rows.
+    #[serde(with = "crate::kernels::serde_rows::vector")]
     pub raw_mean: Array1<f64>,
 }
 
@@ -78,7 +80,7 @@ impl SetSums {
 }
 
 /// The matched pairs' sums: `sum ||a_pi(j) - b_j||` and `sum a_pi(j) . b_j` over the pairs.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct PairSums {
     /// Pairs.
     pub pairs: usize,

@@ -182,8 +182,8 @@ pub struct Retrieval {
 }
 
 /// One query's tallies over the gallery blocks seen so far.
-#[derive(Debug, Clone, Copy)]
-struct QueryCount {
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct QueryCount {
     /// Negatives strictly more similar than the best positive.
     greater: u64,
     /// Negatives exactly as similar.
@@ -494,70 +494,118 @@ fn add_block<F: Real>(
     loss
 }
 
-/// [`retrieval`] of two row-matched sets held as shards, 1:1: row i of shard k of A pairs with
-/// row i of shard k of B (`shard_rows[k]` rows each). `load(set, k)` gives shard k of set 0
-/// (A) or 1 (B) as unit rows; every query shard meets every gallery shard, one shard of each
-/// set in memory at a time. Ranks and tie counts equal the one-set result exactly; the
-/// objectives to rounding.
-pub fn sharded_retrieval<F: Real>(
-    shard_rows: &[usize],
-    load: &(dyn Fn(usize, usize) -> Result<Array2<F>> + Sync),
-    parameters: &ObjectiveParameters,
-) -> Result<Retrieval> {
-    if !(parameters.temperature.is_finite() && parameters.temperature > 0.0) {
-        return Err(GeometryError::InvalidParameter {
-            name: "temperature",
-            value: parameters.temperature,
-            reason: "must be positive",
-        });
-    }
-    let offsets: Vec<usize> = shard_rows
+/// The tallies of query shard `k` of A against gallery shard `l` of B (`forward`) and of B's
+/// shard `l` against A's shard `k` (`backward`), 1:1 pairs, with SigLIP's partial sum: one task
+/// of a sharded retrieval ([`shard_tally`]), merged by [`merged_retrieval`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShardTally {
+    /// The query shard of A.
+    pub k: usize,
+    /// The gallery shard of B.
+    pub l: usize,
+    forward: Vec<QueryCount>,
+    backward: Vec<QueryCount>,
+    siglip: f64,
+}
+
+/// Row offsets of shards of `shard_rows` rows.
+pub fn shard_offsets(shard_rows: &[usize]) -> Vec<usize> {
+    shard_rows
         .iter()
         .scan(0, |at, &n| {
             let start = *at;
             *at += n;
             Some(start)
         })
-        .collect();
-    let total: usize = shard_rows.iter().sum();
-    let loaded = |set: usize, k: usize| -> Result<Array2<F>> {
-        let rows = load(set, k)?;
-        if rows.nrows() != shard_rows[k] {
-            return Err(GeometryError::ShapeMismatch {
-                what: format!(
-                    "shard {k} of set {set} has {} rows, planned {}",
-                    rows.nrows(),
-                    shard_rows[k]
-                ),
-            });
-        }
-        Ok(rows)
+        .collect()
+}
+
+/// The tallies of shard `k` of A (`a`, unit rows) and shard `l` of B (`b`) of sets whose
+/// shards have `shard_rows` rows, `tops` every row's matched similarity (both ways the same).
+pub fn shard_tally<F: Real>(
+    (k, a): (usize, ArrayView2<F>),
+    (l, b): (usize, ArrayView2<F>),
+    shard_rows: &[usize],
+    tops: &[f64],
+    parameters: &ObjectiveParameters,
+) -> Result<ShardTally> {
+    let offsets = shard_offsets(shard_rows);
+    let (Some(&start_k), Some(&start_l)) = (offsets.get(k), offsets.get(l)) else {
+        return Err(GeometryError::ShapeMismatch {
+            what: format!("shards {k} and {l} of {} shards", shard_rows.len()),
+        });
     };
-    // The matched pairs' similarities (the best positive of every query, both ways).
-    let mut tops = Vec::with_capacity(total);
-    for k in 0..shard_rows.len() {
-        let (a, b) = (loaded(0, k)?, loaded(1, k)?);
-        if a.ncols() != b.ncols() {
+    for (shard, rows) in [(k, a.nrows()), (l, b.nrows())] {
+        if rows != shard_rows[shard] {
             return Err(GeometryError::ShapeMismatch {
                 what: format!(
-                    "shard {k}: the two sets have {} and {} dimensions",
-                    a.ncols(),
-                    b.ncols()
+                    "shard {shard} has {rows} rows, planned {}",
+                    shard_rows[shard]
                 ),
             });
         }
-        tops.extend(
-            (0..a.nrows())
-                .into_par_iter()
-                .map(|i| {
-                    exact_similarity(
-                        crate::kernels::rows::contiguous(&a.row(i)).as_ref(),
-                        crate::kernels::rows::contiguous(&b.row(i)).as_ref(),
-                    )
-                })
-                .collect::<Vec<f64>>(),
-        );
     }
+    if a.ncols() != b.ncols() || tops.len() != shard_rows.iter().sum::<usize>() {
+        return Err(GeometryError::ShapeMismatch {
+            what: format!(
+                "shards of {} and {} dimensions, {} matched similarities",
+                a.ncols(),
+                b.ncols(),
+                tops.len()
+            ),
+        });
+    }
+    let empty = QueryCount {
+        greater: 0,
+        ties: 0,
+        log_partition: f64::NEG_INFINITY,
+    };
+    let (mut forward, mut backward) = (vec![empty; a.nrows()], vec![empty; b.nrows()]);
+    let siglip = add_block(
+        &mut forward,
+        (a, start_k, &tops[start_k..start_k + a.nrows()]),
+        (b, start_l),
+        parameters,
+        true,
+    );
+    add_block(
+        &mut backward,
+        (b, start_l, &tops[start_l..start_l + b.nrows()]),
+        (a, start_k),
+        parameters,
+        false,
+    );
+    Ok(ShardTally {
+        k,
+        l,
+        forward,
+        backward,
+        siglip,
+    })
+}
+
+/// The retrieval both ways of sets with shards of `shard_rows` rows from every shard pair's
+/// tallies (any order: they are merged in `(k, l)` order, so the result does not depend on the
+/// order the tasks finished in) and every row's matched similarity `tops`.
+pub fn merged_retrieval(
+    shard_rows: &[usize],
+    tops: &[f64],
+    mut tallies: Vec<ShardTally>,
+    parameters: &ObjectiveParameters,
+) -> Result<Retrieval> {
+    let s = shard_rows.len();
+    tallies.sort_by_key(|t| (t.k, t.l));
+    let expected = (0..s).flat_map(|k| (0..s).map(move |l| (k, l)));
+    if tallies.len() != s * s || !tallies.iter().map(|t| (t.k, t.l)).eq(expected) {
+        return Err(GeometryError::InvalidState {
+            what: format!(
+                "retrieval of {s} shards needs one tally of every shard pair, got {}",
+                tallies.len()
+            ),
+        });
+    }
+    let offsets = shard_offsets(shard_rows);
+    let total: usize = shard_rows.iter().sum();
     let empty = QueryCount {
         greater: 0,
         ties: 0,
@@ -565,35 +613,43 @@ pub fn sharded_retrieval<F: Real>(
     };
     let (mut forward, mut backward) = (vec![empty; total], vec![empty; total]);
     let mut siglip = 0.0;
-    for (k, &start_k) in offsets.iter().enumerate() {
-        let a = loaded(0, k)?;
-        for (l, &start_l) in offsets.iter().enumerate() {
-            let b = loaded(1, l)?;
-            let rows_k = start_k..start_k + shard_rows[k];
-            let rows_l = start_l..start_l + shard_rows[l];
-            siglip += add_block(
-                &mut forward[rows_k.clone()],
-                (a.view(), start_k, &tops[rows_k.clone()]),
-                (b.view(), start_l),
-                parameters,
-                true,
-            );
-            add_block(
-                &mut backward[rows_l.clone()],
-                (b.view(), start_l, &tops[rows_l]),
-                (a.view(), start_k),
-                parameters,
-                false,
-            );
+    for t in &tallies {
+        let (rows_k, rows_l) = (shard_rows[t.k], shard_rows[t.l]);
+        if t.forward.len() != rows_k || t.backward.len() != rows_l {
+            return Err(GeometryError::InvalidState {
+                what: format!(
+                    "the tally of shards {} and {} has other row counts",
+                    t.k, t.l
+                ),
+            });
         }
+        for (sum, part) in forward[offsets[t.k]..].iter_mut().zip(&t.forward) {
+            sum.add(part);
+        }
+        for (sum, part) in backward[offsets[t.l]..].iter_mut().zip(&t.backward) {
+            sum.add(part);
+        }
+        siglip += t.siglip;
     }
-    let positive_sum = tops.iter().sum::<f64>();
     Ok(both_ways(
         finished(forward, siglip),
         finished(backward, 0.0),
-        Some(positive_sum),
+        Some(tops.iter().sum::<f64>()),
         parameters,
     ))
+}
+
+/// The exact similarity of row i of `a` and row i of `b`, for every row.
+pub fn matched_similarities<F: Real>(a: ArrayView2<F>, b: ArrayView2<F>) -> Vec<f64> {
+    (0..a.nrows().min(b.nrows()))
+        .into_par_iter()
+        .map(|i| {
+            exact_similarity(
+                crate::kernels::rows::contiguous(&a.row(i)).as_ref(),
+                crate::kernels::rows::contiguous(&b.row(i)).as_ref(),
+            )
+        })
+        .collect()
 }
 
 #[cfg(test)]

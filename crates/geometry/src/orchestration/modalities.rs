@@ -8,9 +8,10 @@ use crate::kernels::timings::{gemm_work, Timings, Work};
 use crate::metrics::modality_gap::{modality_gap, ModalityGap, PairSums, SetSums};
 use crate::metrics::real::Real;
 use crate::metrics::retrieval::{
-    retrieval, sharded_retrieval, ObjectiveParameters, PairMap, RetrievalSummary,
+    matched_similarities, merged_retrieval, retrieval, shard_tally, ObjectiveParameters, PairMap,
+    RetrievalSummary, ShardTally,
 };
-use ndarray::{Array2, ArrayView2, Axis};
+use ndarray::{Array1, Array2, ArrayView2, Axis};
 use serde::{Deserialize, Serialize};
 
 /// The fractions of the gap the shift experiment closes by default.
@@ -157,12 +158,158 @@ pub type ShardRows<F> = (Array2<F>, Option<Array2<F>>);
 /// Shard `k` of set `set` (0 or 1), loaded on demand.
 pub type ShardLoader<'a, F> = &'a (dyn Fn(usize, usize) -> Result<ShardRows<F>> + Sync);
 
+/// The first round of one configuration of two row-matched sharded sets (the rows as given,
+/// or moved by a shift step): shard `shard`'s sums, its pairs' sums and its matched pairs'
+/// exact similarities. One task; [`pair_context`] gathers them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PairShard {
+    /// The shard.
+    pub shard: usize,
+    sums: (SetSums, SetSums),
+    pairs: PairSums,
+    tops: Vec<f64>,
+}
+
+/// Shard `shard` of the two sets (`a`, `b`: unit rows and rows as given), paired row by row.
+pub fn pair_shard<F: Real>(
+    names: (&str, &str),
+    shard: usize,
+    (a, a_raw): (ArrayView2<F>, ArrayView2<F>),
+    (b, b_raw): (ArrayView2<F>, ArrayView2<F>),
+) -> Result<PairShard> {
+    if a.nrows() != b.nrows() {
+        return Err(GeometryError::ShapeMismatch {
+            what: format!(
+                "shard {shard}: {} has {} rows and {} has {}; sharded modalities pair row i of shard k of one with row i of shard k of the other",
+                names.0,
+                a.nrows(),
+                names.1,
+                b.nrows()
+            ),
+        });
+    }
+    same_width(names, a.ncols(), b.ncols())?;
+    Ok(PairShard {
+        shard,
+        sums: (SetSums::of(a, a_raw), SetSums::of(b, b_raw)),
+        pairs: PairSums::of(a, b, &PairMap::identity(a.nrows())),
+        tops: matched_similarities(a, b),
+    })
+}
+
+/// What the second round of a configuration needs: every shard's rows, the merged sums and
+/// every row's matched similarity, in shard order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PairContext {
+    /// Rows of each shard.
+    pub shard_rows: Vec<usize>,
+    sums: (SetSums, SetSums),
+    pairs: PairSums,
+    /// The matched pairs' exact similarities, in row order.
+    pub tops: Vec<f64>,
+}
+
+/// The context of every shard's first round (given in any order; one per shard 0..S).
+pub fn pair_context(mut parts: Vec<PairShard>) -> Result<PairContext> {
+    parts.sort_by_key(|p| p.shard);
+    if parts.is_empty() || parts.iter().enumerate().any(|(i, p)| p.shard != i) {
+        return Err(GeometryError::InvalidState {
+            what: format!(
+                "sharded modalities need the first round of every shard 0..S, got shards {:?}",
+                parts.iter().map(|p| p.shard).collect::<Vec<_>>()
+            ),
+        });
+    }
+    let shard_rows = parts.iter().map(|p| p.tops.len()).collect();
+    let mut parts = parts.into_iter();
+    let first = parts.next().expect("one shard at least");
+    let (mut sums, mut pairs, mut tops) = (first.sums, first.pairs, first.tops);
+    for p in parts {
+        sums.0.add(&p.sums.0);
+        sums.1.add(&p.sums.1);
+        pairs.add(&p.pairs);
+        tops.extend(p.tops);
+    }
+    Ok(PairContext {
+        shard_rows,
+        sums,
+        pairs,
+        tops,
+    })
+}
+
+impl PairContext {
+    /// The half gap vector `fraction (m_A - m_B) / 2` of a shift step closing `fraction` of
+    /// the gap (each set moved by it toward the other).
+    pub fn half_shift(&self, fraction: f64) -> Array1<f64> {
+        let (a, b) = &self.sums;
+        (&a.unit_sum / a.rows as f64 - &b.unit_sum / b.rows as f64) * (fraction / 2.0)
+    }
+
+    /// `||m_A - m_B||` of the unit rows measured.
+    fn centroid_distance(&self) -> f64 {
+        let delta = self.half_shift(2.0);
+        delta.dot(&delta).sqrt()
+    }
+}
+
+/// Shard `k` of set `set` (0: A, 1: B) as measured in a shift step: moved by `-half` (A) or
+/// `+half` (B) and renormalised.
+pub fn shifted_shard<F: Real>(
+    rows: ArrayView2<F>,
+    set: usize,
+    half: &Array1<f64>,
+) -> Result<Array2<F>> {
+    shifted(rows, half, if set == 0 { -1.0 } else { 1.0 })
+}
+
+/// One configuration's retrieval from its context and every shard pair's tallies.
+pub fn pair_retrieval(
+    context: &PairContext,
+    tallies: Vec<ShardTally>,
+    parameters: &ObjectiveParameters,
+) -> Result<PairedRetrieval> {
+    let r = merged_retrieval(&context.shard_rows, &context.tops, tallies, parameters)?;
+    Ok(PairedRetrieval {
+        a_to_b: r.a_to_b.summary(),
+        b_to_a: r.b_to_a.summary(),
+        info_nce: r.info_nce,
+        siglip: r.siglip,
+    })
+}
+
+/// The measurement of a sharded pair from its configurations: the rows as given (`base`, its
+/// retrieval) and each shift step (its fraction, context and retrieval).
+pub fn sharded_cross_modal(
+    names: (&str, &str),
+    (base, now): (&PairContext, PairedRetrieval),
+    steps: Vec<(f64, PairContext, PairedRetrieval)>,
+    parameters: &ObjectiveParameters,
+) -> Result<CrossModal> {
+    let rows = base.sums.0.rows;
+    Ok(CrossModal {
+        names: (names.0.to_string(), names.1.to_string()),
+        rows: (rows, rows),
+        gap: modality_gap(&base.sums.0, &base.sums.1, &base.pairs)?,
+        retrieval: now,
+        parameters: *parameters,
+        shift: steps
+            .into_iter()
+            .map(|(fraction, context, retrieval)| ShiftStep {
+                fraction,
+                distance: context.centroid_distance(),
+                retrieval,
+            })
+            .collect(),
+    })
+}
+
 /// [`cross_modal`] of two sets held as row-matched shards, 1:1 (row i of shard k of one set
 /// with row i of shard k of the other, `shard_rows[k]` rows each), loaded by `load(set, k)`:
-/// the gap from sums merged shard by shard, retrieval and the objectives with every query
-/// shard against every gallery shard ([`crate::sharded_retrieval`]), the shift experiment by
-/// moving each loaded shard. Equal to the one-set measurement (ranks exactly, the rest to
-/// rounding).
+/// per configuration (the rows as given, then each shift step) a first round of
+/// [`pair_shard`]s and a second of [`shard_tally`]s, every query shard against every gallery
+/// shard, merged in shard order, as the tasks of a distributed engine would run them. Equal
+/// to the one-set measurement (ranks exactly, the rest to rounding).
 pub fn cross_modal_sharded<F: Real>(
     names: (&str, &str),
     shard_rows: &[usize],
@@ -173,97 +320,67 @@ pub fn cross_modal_sharded<F: Real>(
 ) -> Result<CrossModal> {
     check_shifts(shifts)?;
     let rows: usize = shard_rows.iter().sum();
-    let (mut sums, mut pairs): (Option<(SetSums, SetSums)>, Option<PairSums>) = (None, None);
-    let mut d = 0;
-    for (k, &n) in shard_rows.iter().enumerate() {
-        let ((a, a_raw), (b, b_raw)) = (load(0, k)?, load(1, k)?);
-        if a.nrows() != n || b.nrows() != n {
+    let s = shard_rows.len();
+    // The rows of shard k of a set as measured in a configuration (shifted by `half`).
+    let measured = |set: usize, k: usize, half: Option<&Array1<f64>>| -> Result<ShardRows<F>> {
+        let (unit, raw) = load(set, k)?;
+        if unit.nrows() != shard_rows[k] {
             return Err(GeometryError::ShapeMismatch {
                 what: format!(
-                    "shard {k}: {} has {} rows and {} has {}; sharded modalities pair row i of shard k of one with row i of shard k of the other",
-                    names.0,
-                    a.nrows(),
-                    names.1,
-                    b.nrows()
+                    "shard {k} of {} has {} rows, planned {}",
+                    [names.0, names.1][set],
+                    unit.nrows(),
+                    shard_rows[k]
                 ),
             });
         }
-        same_width(names, a.ncols(), b.ncols())?;
-        d = a.ncols();
-        let bytes = (2 * n * d * std::mem::size_of::<F>()) as f64;
-        let (sa, sb) = timings.time("modality gap", Work::Bytes(2.0 * bytes), || {
-            (
-                SetSums::of(a.view(), a_raw.as_ref().unwrap_or(&a).view()),
-                SetSums::of(b.view(), b_raw.as_ref().unwrap_or(&b).view()),
-            )
-        });
-        let p = PairSums::of(a.view(), b.view(), &PairMap::identity(n));
-        match (&mut sums, &mut pairs) {
-            (Some((ta, tb)), Some(tp)) => {
-                ta.add(&sa);
-                tb.add(&sb);
-                tp.add(&p);
-            }
-            _ => {
-                sums = Some((sa, sb));
-                pairs = Some(p);
+        match half {
+            None => Ok((unit, raw)),
+            Some(half) => Ok((shifted_shard(unit.view(), set, half)?, None)),
+        }
+    };
+    let configuration = |half: Option<&Array1<f64>>| -> Result<(PairContext, PairedRetrieval)> {
+        let mut parts = Vec::with_capacity(s);
+        for k in 0..s {
+            let ((a, a_raw), (b, b_raw)) = (measured(0, k, half)?, measured(1, k, half)?);
+            let a_raw = a_raw.as_ref().unwrap_or(&a);
+            let b_raw = b_raw.as_ref().unwrap_or(&b);
+            parts.push(pair_shard(
+                names,
+                k,
+                (a.view(), a_raw.view()),
+                (b.view(), b_raw.view()),
+            )?);
+        }
+        let context = pair_context(parts)?;
+        let mut tallies = Vec::with_capacity(s * s);
+        for k in 0..s {
+            let (a, _) = measured(0, k, half)?;
+            for l in 0..s {
+                let (b, _) = measured(1, l, half)?;
+                tallies.push(shard_tally(
+                    (k, a.view()),
+                    (l, b.view()),
+                    shard_rows,
+                    &context.tops,
+                    parameters,
+                )?);
             }
         }
-    }
-    let (Some((sums_a, sums_b)), Some(pairs)) = (sums, pairs) else {
-        return Err(GeometryError::TooFewRows {
-            metric: "sharded modalities (shards)",
-            needed: 1,
-            got: 0,
-        });
+        let retrieval = pair_retrieval(&context, tallies, parameters)?;
+        Ok((context, retrieval))
     };
-    let gap = modality_gap(&sums_a, &sums_b, &pairs)?;
-    let unit = |set: usize, k: usize| load(set, k).map(|(u, _)| u);
-    let measured = |load: &(dyn Fn(usize, usize) -> Result<Array2<F>> + Sync)| {
-        sharded_retrieval(shard_rows, load, parameters).map(|r| PairedRetrieval {
-            a_to_b: r.a_to_b.summary(),
-            b_to_a: r.b_to_a.summary(),
-            info_nce: r.info_nce,
-            siglip: r.siglip,
-        })
-    };
-    let now = timings.time("retrieval", retrieval_work::<F>(rows, rows, d), || {
-        measured(&unit)
-    })?;
-    let difference = sums_a.unit_sum.clone() / rows as f64 - &sums_b.unit_sum / rows as f64;
-    let mut shift = Vec::with_capacity(shifts.len());
+    let d = measured(0, 0, None)?.0.ncols();
+    let work = retrieval_work::<F>(rows, rows, d);
+    let (base, now) = timings.time("retrieval", work, || configuration(None))?;
+    let mut steps = Vec::with_capacity(shifts.len());
     for &fraction in shifts {
-        let half = &difference * (fraction / 2.0);
-        let sign = [-1.0, 1.0];
-        let moved = |set: usize, k: usize| shifted(unit(set, k)?.view(), &half, sign[set]);
-        let step = timings.time(
-            "shift experiment",
-            retrieval_work::<F>(rows, rows, d),
-            || -> Result<ShiftStep> {
-                let mut centroids = [ndarray::Array1::<f64>::zeros(d), ndarray::Array1::zeros(d)];
-                for k in 0..shard_rows.len() {
-                    for (set, centroid) in centroids.iter_mut().enumerate() {
-                        *centroid += &moved(set, k)?.mapv(|v| v.as_f64()).sum_axis(Axis(0));
-                    }
-                }
-                let delta = (&centroids[0] - &centroids[1]) / rows as f64;
-                Ok(ShiftStep {
-                    fraction,
-                    distance: delta.dot(&delta).sqrt(),
-                    retrieval: measured(&moved)?,
-                })
-            },
-        )?;
-        shift.push(step);
+        let half = base.half_shift(fraction);
+        let (context, retrieval) =
+            timings.time("shift experiment", work, || configuration(Some(&half)))?;
+        steps.push((fraction, context, retrieval));
     }
-    Ok(CrossModal {
-        names: (names.0.to_string(), names.1.to_string()),
-        rows: (rows, rows),
-        gap,
-        retrieval: now,
-        parameters: *parameters,
-        shift,
-    })
+    sharded_cross_modal(names, (&base, now), steps, parameters)
 }
 
 /// Retrieval and the gap need both modalities in one space: the same D.

@@ -20,7 +20,14 @@ as :func:`embgeom.analyze_sharded` on one machine. A task whose worker dies is r
 labels) stops the run with an :class:`embgeom.EmbgeomError` naming the shard, and the other
 tasks are cancelled: there is no partial result.
 
-Command line (what ``embgeom analyze DIR --ray ADDRESS`` runs)::
+Paired modalities held as row-matched sharded directories (LAION's ``img_emb/`` and
+``text_emb/``, :func:`analyze_modalities`) run each modality's analysis as above, then, per
+configuration (the rows as given, then each shift step), one task per shard (sums and matched
+similarities) and one per shard pair (retrieval tallies both ways), merged in shard order: the
+same document as ``embgeom analyze --modalities DIR DIR`` on one machine.
+
+Command line (what ``embgeom analyze DIR --ray ADDRESS`` and ``embgeom analyze --modalities
+DIR DIR --ray ADDRESS`` run)::
 
     python -m embgeom.ray --job JOB.json --address auto --out RESULT.json
 """
@@ -31,13 +38,14 @@ import argparse
 import json
 import sys
 import time
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from . import Analysis, PathLike, _embgeom, _options
 from ._convert import as_path
 from ._embgeom import EmbgeomError
+from .modalities import Modalities
 
-__all__ = ["analyze", "main", "run"]
+__all__ = ["analyze", "analyze_modalities", "main", "run", "run_modalities"]
 
 
 def _summarize(job: Any, shard: int) -> bytes:
@@ -52,21 +60,44 @@ def _uniformity_block(job: Any, context: bytes, a: int, b: int) -> bytes:
     return job.uniformity_block(context, a, b)
 
 
+def _first_round(pair: Any, config: int, shard: int, base: Optional[bytes]) -> bytes:
+    return pair.first_round(config, shard, base)
+
+
+def _second_round(pair: Any, config: int, k: int, l: int, context: bytes,
+                  base: Optional[bytes]) -> bytes:
+    return pair.second_round(config, k, l, context, base)
+
+
+def _collect(ray: Any, refs: List[Any]) -> List[bytes]:
+    """Every task's result, in the order of ``refs``; on a failed task cancel the others and
+    raise its error."""
+    return _finish_or_cancel(ray, refs, lambda: ray.get(refs))
+
+
+def _finish_or_cancel(ray: Any, refs: List[Any], body: Callable[[], Any]) -> Any:
+    """``body()``, or on a failed task: cancel every task of ``refs`` and raise its error."""
+    try:
+        return body()
+    except ray.exceptions.RayTaskError as error:
+        for ref in refs:
+            ray.cancel(ref, force=True)
+        cause = getattr(error, "cause", None)
+        raise EmbgeomError(str(cause) if cause is not None else str(error)) from None
+
+
 def _gather(ray: Any, refs: List[Any], merge: Callable[[List[bytes]], bytes]) -> bytes:
     """Merge task results as they finish (memory: one merged result and one part); on a
     failed task cancel the others and raise its error."""
-    pending = list(refs)
-    merged: Optional[bytes] = None
-    try:
+    def merge_all() -> Optional[bytes]:
+        pending, merged = list(refs), None
         while pending:
             done, pending = ray.wait(pending, num_returns=1)
             part = ray.get(done[0])
             merged = part if merged is None else merge([merged, part])
-    except ray.exceptions.RayTaskError as error:
-        for ref in pending:
-            ray.cancel(ref, force=True)
-        cause = getattr(error, "cause", None)
-        raise EmbgeomError(str(cause) if cause is not None else str(error)) from None
+        return merged
+
+    merged = _finish_or_cancel(ray, refs, merge_all)
     if merged is None:
         raise EmbgeomError("no task results to merge")
     return merged
@@ -130,6 +161,128 @@ def run(job: Any, max_retries: int = 3, cpus_per_task: int = 1,
     result = Analysis(job.finalize(summary, context, second, block))
     lap("finalize")
     return result
+
+
+def run_pair(pair: Any, max_retries: int = 3, cpus_per_task: int = 1) -> bytes:
+    """Measure two sharded modalities together on the Ray cluster this process is connected
+    to: per configuration one task per shard, then one per shard pair.
+
+    Args:
+        pair: An :class:`embgeom._embgeom.PairJob`.
+        max_retries: Retries of a task whose worker dies.
+        cpus_per_task: Threads of each task.
+
+    Returns:
+        The pair's measurement (JSON bytes, for :func:`embgeom._embgeom.modalities_result`).
+
+    Raises:
+        EmbgeomError: A shard that cannot be read or measured (the message names it).
+
+    Example:
+        >>> measured = embgeom.ray.run_pair(pair_job)
+    """
+    import ray
+
+    task = ray.remote(
+        num_cpus=cpus_per_task,
+        max_retries=max_retries,
+        runtime_env={"env_vars": {"RAYON_NUM_THREADS": str(cpus_per_task)}},
+    )
+    first, second = task(_first_round), task(_second_round)
+    pair_ref = ray.put(pair)
+    shards = range(pair.shards)
+    configurations = []
+    base: Optional[bytes] = None
+    base_ref = None
+    for config in range(pair.configurations):
+        parts = _collect(ray, [first.remote(pair_ref, config, k, base_ref) for k in shards])
+        context = pair.context(parts)
+        if config == 0:
+            base, base_ref = context, ray.put(context)
+        context_ref = ray.put(context)
+        tallies = _collect(ray, [second.remote(pair_ref, config, k, l, context_ref, base_ref)
+                                 for k in shards for l in shards])
+        configurations.append((context, tallies))
+    return pair.finish(configurations)
+
+
+def run_modalities(modalities: List[Tuple[str, Any]], pairs: List[Any], max_retries: int = 3,
+                   cpus_per_task: int = 1) -> Modalities:
+    """Analyse sharded modalities on the Ray cluster this process is connected to: each one's
+    analysis (:func:`run`), then every two of them together (:func:`run_pair`).
+
+    Args:
+        modalities: ``(name, ShardJob)`` of each modality, in order.
+        pairs: The :class:`embgeom._embgeom.PairJob` of every two of them, in the order
+            (0, 1), (0, 2), ..., (1, 2), ...
+        max_retries: Retries of a task whose worker dies.
+        cpus_per_task: Threads of each task.
+
+    Returns:
+        The :class:`embgeom.Modalities` (the ``embgeom.modalities/1`` document).
+
+    Raises:
+        EmbgeomError: A shard that cannot be read or measured (the message names it).
+
+    Example:
+        >>> embgeom.ray.run_modalities([("image", a), ("text", b)], [pair]).names
+        ['image', 'text']
+    """
+    analyses = [run(job, max_retries=max_retries, cpus_per_task=cpus_per_task)
+                for _, job in modalities]
+    measured = [run_pair(pair, max_retries=max_retries, cpus_per_task=cpus_per_task)
+                for pair in pairs]
+    document, table = _embgeom.modalities_result(
+        [name for name, _ in modalities], [a._run for a in analyses], measured)
+    return Modalities(document, table)
+
+
+def analyze_modalities(paths: Mapping[str, PathLike], *, address: Optional[str] = None,
+                       temperature: float = 0.01, siglip_scale: float = 10.0,
+                       siglip_bias: float = -10.0,
+                       shifts: Sequence[float] = (0.25, 0.5, 0.75, 1.0),
+                       key: Optional[str] = None, normalize: bool = True,
+                       sample_rows: int = 10_000, max_retries: int = 3, cpus_per_task: int = 1,
+                       num_cpus: Optional[int] = None, **options: Any) -> Modalities:
+    """``embgeom analyze --modalities DIR DIR`` for modalities held as row-matched directories
+    of shards (LAION's ``img_emb/`` and ``text_emb/``), computed by Ray tasks.
+
+    Args:
+        paths: Name to directory of shards, two or more, in order.
+        address: A Ray cluster, or ``None``/``"local"`` to start one here.
+        temperature: InfoNCE's temperature.
+        siglip_scale: SigLIP's logit scale t.
+        siglip_bias: SigLIP's logit bias b.
+        shifts: The shift experiment's fractions of the gap closed.
+        key: The array or column of the embeddings in each shard.
+        normalize: L2-normalise the rows first.
+        sample_rows: Rows of each modality's seeded uniformity sample.
+        max_retries: Retries of a task whose worker dies.
+        cpus_per_task: Threads of each task.
+        num_cpus: CPUs of a cluster started here (all by default).
+        **options: The options of :func:`embgeom.analyze`.
+
+    Returns:
+        The :class:`embgeom.Modalities`, the same as the CLI's on one machine.
+
+    Raises:
+        EmbgeomError: Shards that do not match row for row, or a shard that cannot be read
+            (the message names it).
+
+    Example:
+        >>> result = embgeom.ray.analyze_modalities(
+        ...     {"image": "laion/img_emb", "text": "laion/text_emb"}, address="auto")
+        >>> result.gap("image", "text")["distance"]
+        0.8...
+    """
+    jobs = [(str(name), _embgeom.ShardJob(as_path(path, f"paths[{name!r}]"), key, None, None,
+                                          None, normalize, sample_rows, **_options(options)))
+            for name, path in paths.items()]
+    pairs = [_embgeom.PairJob((jobs[i][0], jobs[j][0]), jobs[i][1], jobs[j][1], temperature,
+                              siglip_scale, siglip_bias, [float(s) for s in shifts])
+             for i in range(len(jobs)) for j in range(i + 1, len(jobs))]
+    _connect(address, num_cpus)
+    return run_modalities(jobs, pairs, max_retries=max_retries, cpus_per_task=cpus_per_task)
 
 
 def _connect(address: Optional[str], num_cpus: Optional[int]) -> None:
@@ -225,14 +378,24 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--cpus-per-task", type=int, default=1)
     args = parser.parse_args(argv)
     if args.job == "-":
-        job = _embgeom.ShardJob.from_json(sys.stdin.read())
+        text = sys.stdin.read()
     else:
         with open(args.job) as handle:
-            job = _embgeom.ShardJob.from_json(handle.read())
+            text = handle.read()
+    retries = {"max_retries": args.max_retries, "cpus_per_task": args.cpus_per_task}
     try:
-        _connect(args.address, None)
-        result = run(job, max_retries=args.max_retries, cpus_per_task=args.cpus_per_task)
-    except EmbgeomError as error:
+        raw = json.loads(text)
+        if isinstance(raw, dict) and "modalities" in raw and "pairs" in raw:
+            modalities = [(name, _embgeom.ShardJob.from_json(json.dumps(job)))
+                          for name, job in raw["modalities"]]
+            pairs = [_embgeom.PairJob.from_json(json.dumps(pair)) for pair in raw["pairs"]]
+            _connect(args.address, None)
+            result: Any = run_modalities(modalities, pairs, **retries)
+        else:
+            job = _embgeom.ShardJob.from_json(text)
+            _connect(args.address, None)
+            result = run(job, **retries)
+    except (EmbgeomError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     output = json.dumps({"document": result.to_dict(), "table": str(result)})
