@@ -163,6 +163,7 @@ fn pair_map_and_modality_mutants_never_panic_or_hang() {
                 shifts: vec![1.0],
                 figures: false,
                 sample_rows: 1000,
+                queries: None,
             };
             let start = Instant::now();
             let outcome = embgeom_io::quiet_panics(|| {
@@ -223,6 +224,7 @@ fn sharded_modality_mutants_never_panic_or_hang() {
         shifts: vec![1.0],
         figures: false,
         sample_rows: 1000,
+        queries: None,
     };
     let options = AnalysisOptions::default();
     let mut failures = Vec::new();

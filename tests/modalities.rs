@@ -144,6 +144,25 @@ fn two_modalities_equal_their_definitions() {
         "{table}"
     );
     assert!(table.contains("R@1 (image_to_text)"), "{table}");
+    // A seeded query subset: 40 queries each way, no objectives, said so.
+    let subset = json(&[
+        "analyze",
+        "--modalities",
+        &path("image.npy"),
+        &path("text.npy"),
+        "--retrieval-queries",
+        "40",
+        "--shifts",
+        "",
+    ]);
+    let retrieval = &subset["pairs"][0]["retrieval"];
+    assert_eq!(retrieval["image_to_text"]["queries"], 40);
+    assert_eq!(retrieval["text_to_image"]["queries"], 40);
+    assert!(retrieval["info_nce"].is_null() && retrieval["siglip"].is_null());
+    let said = subset["pairs"][0]["conventions"]["queries"]
+        .as_str()
+        .unwrap();
+    assert!(said.contains("seeded subset"), "{said}");
     assert!(
         table.contains("cone (mean pairwise cosine) (text)"),
         "{table}"

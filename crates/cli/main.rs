@@ -135,6 +135,11 @@ struct ModalityFlags {
     /// SigLIP's logit bias b.
     #[arg(long, default_value_t = -10.0, value_name = "B", allow_negative_numbers = true)]
     siglip_bias: f64,
+    /// Retrieval's queries: a seeded subset of at most N rows of each modality, ranked exactly
+    /// against every row of the other (the objectives, which need every row, left out)
+    /// [default: every row].
+    #[arg(long, value_name = "N")]
+    retrieval_queries: Option<usize>,
     /// The shift experiment's fractions of the gap closed, comma separated (none: '').
     #[arg(
         long,
@@ -220,6 +225,7 @@ impl ModalityFlags {
             shifts,
             figures: false,
             sample_rows: DEFAULT_SAMPLE_ROWS,
+            queries: self.retrieval_queries,
         })
     }
 }

@@ -70,9 +70,9 @@ pub use metrics::partition_isotropy::{
 pub use metrics::per_class::{subclass_structure, PerClass, Subclasses, SubclassesOfClass};
 pub use metrics::real::{Real, UniformityBlocks};
 pub use metrics::retrieval::{
-    matched_similarities, merged_retrieval, retrieval, shard_offsets, shard_tally,
-    ObjectiveParameters, PairMap, QueryCount, Ranks, Retrieval, RetrievalSummary, ShardTally,
-    RECALL_AT, RECALL_CURVE_K,
+    matched_similarities, merged_retrieval, retrieval, retrieval_of_queries, shard_offsets,
+    shard_tally, ObjectiveParameters, PairMap, QueryCount, QuerySubset, Ranks, Retrieval,
+    RetrievalSummary, ShardTally, RECALL_AT, RECALL_CURVE_K,
 };
 pub use metrics::simplex::{canonical_simplex, simplex_angles, vertex_distances, SimplexAngles};
 pub use metrics::spectral_loss::{spectral_loss, SpectralLoss, SPECTRAL_MU};

@@ -15,7 +15,7 @@ use embgeom_geometry::modalities::{
 use embgeom_geometry::timings::{StageTime, Timings};
 use embgeom_geometry::{
     cross_figure_data, normalize_rows, shard_tally, AnalysisOptions, CrossFigureData,
-    ObjectiveParameters, PairMap, Progress, Real, SetSums, ShardTally,
+    ObjectiveParameters, PairMap, Progress, QuerySubset, Real, SetSums, ShardTally,
 };
 use ndarray::{Array2, ArrayView2};
 use serde::{Deserialize, Serialize};
@@ -49,6 +49,9 @@ pub struct CrossOptions {
     /// Sharded modalities: rows of each one's seeded sample for the uniformity (as
     /// `analyze --sample-rows`).
     pub sample_rows: usize,
+    /// Retrieval's queries: every row (`None`), or a seeded subset of at most this many rows
+    /// of each modality (the objectives then left out).
+    pub queries: Option<usize>,
 }
 
 /// A modalities run.
@@ -139,7 +142,7 @@ fn cross_of(
     a: &Prepared,
     b: &Prepared,
     map: &PairMap,
-    cross: &CrossOptions,
+    (cross, seed): (&CrossOptions, u64),
     timings: &Timings,
 ) -> Result<CrossModal> {
     fn run<F: Real>(
@@ -147,15 +150,17 @@ fn cross_of(
         a: (ArrayView2<F>, ArrayView2<F>),
         b: (ArrayView2<F>, ArrayView2<F>),
         map: &PairMap,
-        cross: &CrossOptions,
+        (cross, seed): (&CrossOptions, u64),
         timings: &Timings,
     ) -> Result<CrossModal> {
+        let queries = cross.queries.map(|rows| QuerySubset { rows, seed });
         Ok(cross_modal(
             names,
             a,
             b,
             map,
             &cross.parameters,
+            queries.as_ref(),
             &cross.shifts,
             timings,
         )?)
@@ -170,7 +175,7 @@ fn cross_of(
             (ua.view(), ra.view()),
             (ub.view(), rb.view()),
             map,
-            cross,
+            (cross, seed),
             timings,
         ),
         _ => {
@@ -180,7 +185,7 @@ fn cross_of(
                 (ua.view(), ra.view()),
                 (ub.view(), rb.view()),
                 map,
-                cross,
+                (cross, seed),
                 timings,
             )
         }
@@ -306,7 +311,12 @@ pub fn analyze_modalities(
             };
             let pair_names = (names[i].as_str(), names[j].as_str());
             pairs.push(cross_of(
-                pair_names, &rows[i], &rows[j], &map, cross, &timings,
+                pair_names,
+                &rows[i],
+                &rows[j],
+                &map,
+                (cross, options.seed),
+                &timings,
             )?);
             let same_dim = dims(&rows[i]).1 == dims(&rows[j]).1;
             figures.push(match cross.figures && same_dim {
@@ -361,6 +371,12 @@ impl ModalityJobs {
         if cross.pairs.is_some() {
             return Err(PipelineError::Inputs(
                 "sharded modalities pair row i of shard N of each; a pair map is not supported for them".into(),
+            ));
+        }
+        if cross.queries.is_some() {
+            return Err(PipelineError::Inputs(
+                "sharded modalities retrieve every row; a query subset is not supported for them"
+                    .into(),
             ));
         }
         let mut jobs = Vec::new();
@@ -765,6 +781,10 @@ fn cross_document(c: &CrossModal) -> Value {
             "first_to_second": "open_clip's image_to_text when the first is the images; CLIP_benchmark's text_retrieval",
             "second_to_first": "open_clip's text_to_image; CLIP_benchmark's image_retrieval",
             "rank": "1 + the negatives strictly more similar than the best positive (ties to the positive; tied_queries counts them)",
+            "queries": match c.retrieval.a_to_b.queries == c.rows.0 && c.retrieval.b_to_a.queries == c.rows.1 {
+                true => "every row of each modality, against every row of the other".to_string(),
+                false => "a seeded subset of each modality's rows (--retrieval-queries), against every row of the other; the objectives need every row and are left out".to_string(),
+            },
         },
         "parameters": c.parameters,
         "shift": c.shift.iter().map(|s| json!({

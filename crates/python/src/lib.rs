@@ -273,6 +273,7 @@ impl PyPairJob {
             shifts,
             figures: false,
             sample_rows: first.job.plan.options.sample_rows,
+            queries: None,
         };
         let names = (names.0.as_str(), names.1.as_str());
         PairJob::new(names, first.job.clone(), second.job.clone(), &cross)
@@ -620,7 +621,7 @@ fn analyze<'py>(
 /// Returns `(document, table)`: the `embgeom.modalities/1` JSON document and its table; with
 /// `report`, also writes the modalities report into that folder.
 #[pyfunction]
-#[pyo3(signature = (modalities, pair_map=None, labels=None, normalize=true, temperature=0.01, siglip_scale=10.0, siglip_bias=-10.0, shifts=vec![0.25, 0.5, 0.75, 1.0], report=None, force=false, **kwargs))]
+#[pyo3(signature = (modalities, pair_map=None, labels=None, normalize=true, temperature=0.01, siglip_scale=10.0, siglip_bias=-10.0, shifts=vec![0.25, 0.5, 0.75, 1.0], report=None, force=false, retrieval_queries=None, **kwargs))]
 #[allow(clippy::too_many_arguments)]
 fn analyze_modalities<'py>(
     py: Python<'py>,
@@ -634,6 +635,7 @@ fn analyze_modalities<'py>(
     shifts: Vec<f64>,
     report: Option<PathBuf>,
     force: bool,
+    retrieval_queries: Option<usize>,
     kwargs: Option<&Bound<'py, PyDict>>,
 ) -> PyResult<(String, String)> {
     let options = options(kwargs)?;
@@ -671,6 +673,7 @@ fn analyze_modalities<'py>(
         shifts,
         figures: report.is_some(),
         sample_rows: embgeom_geometry::sharded::DEFAULT_SAMPLE_ROWS,
+        queries: retrieval_queries,
     };
     interruptible(py, |progress| {
         let run = embgeom_pipeline::analyze_modalities(named, &options, &cross, progress)

@@ -649,6 +649,10 @@ def test_paired_modalities_equal_the_cli_and_their_definitions(tmp_path):
     info = (lse_rows.sum() + lse_cols.sum() - 2 * np.trace(logits)) / 400
     assert result.retrieval("image", "text")["info_nce"] == pytest.approx(info, rel=1e-10)
     assert len(result.shift("image", "text")) == 1
+    subset = embgeom.analyze_modalities({"image": images, "text": texts}, shifts=[],
+                                        retrieval_queries=50)
+    assert subset.retrieval("image", "text")["image_to_text"]["queries"] == 50
+    assert subset.retrieval("image", "text")["info_nce"] is None
     assert result.analysis("text")["schema"] == "embgeom.analysis/1"
     assert "== gap matrix" in str(result) and result._repr_html_().startswith("<pre>")
     np.save(tmp_path / "image.npy", images)

@@ -285,6 +285,7 @@ pub fn compare(
                     shifts: Vec::new(),
                     figures: false,
                     sample_rows: DEFAULT_SAMPLE_ROWS,
+                    queries: None,
                 };
                 Ok(run_modalities(&specs, options, &cross, progress)?)
             })

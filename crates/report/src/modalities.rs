@@ -478,6 +478,7 @@ pub fn write_modalities_report(
 /// };
 /// let cross = CrossOptions {
 ///     pairs: None, parameters: Default::default(), shifts: vec![1.0], figures: true, sample_rows: 10_000,
+///     queries: None,
 /// };
 /// let output = ReportOptions { dir: dir.path().join("clip"), name: "clip".into(), force: false };
 /// let specs = [modality("top"), modality("bottom")];

@@ -220,6 +220,7 @@ fn analyse_modalities(path: &Path, options: &TrackOptions) -> Result<CheckpointR
         shifts: Vec::new(),
         figures: false,
         sample_rows: embgeom_geometry::sharded::DEFAULT_SAMPLE_ROWS,
+        queries: None,
     };
     let run = run_modalities(&specs, &options.analysis, &cross, &NoProgress).map_err(|error| {
         TrackError::Checkpoint {

@@ -12,11 +12,12 @@
 use crate::error::{GeometryError, Result};
 use crate::kernels::logsumexp::{log_add, softplus};
 use crate::kernels::rows::row_norms;
+use crate::kernels::sampling::stratified_rows;
 use crate::kernels::tiles::single_threaded_blas;
 use crate::metrics::knn::{exact_similarity, KnnScreen, Margin};
 use crate::metrics::real::Real;
 use ndarray::linalg::general_mat_mul;
-use ndarray::{s, Array2, ArrayView2};
+use ndarray::{s, Array2, ArrayView2, Axis};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -387,6 +388,38 @@ pub fn retrieval<F: Real>(
     map: &PairMap,
     parameters: &ObjectiveParameters,
 ) -> Result<Retrieval> {
+    retrieval_of_queries(a, b, map, parameters, None)
+}
+
+/// Which rows are queries: every row, or a seeded subset of at most `rows` of each set (the
+/// gallery is always every row of the other set).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuerySubset {
+    /// Queries of each set, at most.
+    pub rows: usize,
+    /// The seed of the draw (the second set's draw uses `seed ^ 1`).
+    pub seed: u64,
+}
+
+impl QuerySubset {
+    /// The query rows of a set of `n` rows (`which`: 0 or 1), `None` for every row.
+    pub fn of(subset: Option<&QuerySubset>, n: usize, which: u64) -> Option<Vec<usize>> {
+        subset
+            .filter(|s| s.rows < n)
+            .map(|s| stratified_rows(n, None, s.rows, s.seed ^ which))
+    }
+}
+
+/// [`retrieval`] with the queries of each direction a seeded subset (`queries`), ranked
+/// exactly against every row of the other set; the objectives need every query and are left
+/// out for a subset.
+pub fn retrieval_of_queries<F: Real>(
+    a: ArrayView2<F>,
+    b: ArrayView2<F>,
+    map: &PairMap,
+    parameters: &ObjectiveParameters,
+    queries: Option<&QuerySubset>,
+) -> Result<Retrieval> {
     if a.ncols() != b.ncols() {
         return Err(GeometryError::ShapeMismatch {
             what: format!(
@@ -414,12 +447,38 @@ pub fn retrieval<F: Real>(
             reason: "must be positive",
         });
     }
-    let one_to_one = map.is_identity();
+    let (subset_a, subset_b) = (
+        QuerySubset::of(queries, a.nrows(), 0),
+        QuerySubset::of(queries, b.nrows(), 1),
+    );
+    let one_to_one = map.is_identity() && subset_a.is_none() && subset_b.is_none();
     let of_a = map.of_a();
-    let a_positives = |i: usize| of_a[i].clone();
-    let b_positives = |j: usize| vec![map.of_b[j]];
-    let forward = pass(a, b, &a_positives, parameters, one_to_one);
-    let backward = pass(b, a, &b_positives, parameters, false);
+    let forward = match &subset_a {
+        None => pass(a, b, &|i: usize| of_a[i].clone(), parameters, one_to_one),
+        Some(rows) => {
+            let chosen = a.select(Axis(0), rows);
+            pass(
+                chosen.view(),
+                b,
+                &|q: usize| of_a[rows[q]].clone(),
+                parameters,
+                false,
+            )
+        }
+    };
+    let backward = match &subset_b {
+        None => pass(b, a, &|j: usize| vec![map.of_b[j]], parameters, false),
+        Some(rows) => {
+            let chosen = b.select(Axis(0), rows);
+            pass(
+                chosen.view(),
+                a,
+                &|q: usize| vec![map.of_b[rows[q]]],
+                parameters,
+                false,
+            )
+        }
+    };
     let positive_sum = match one_to_one {
         true => Some(
             (0..a.nrows())
@@ -795,5 +854,43 @@ mod tests {
         assert!(PairMap::new(vec![0, 5], 2).is_err());
         assert!(PairMap::new(vec![0, 0], 2).is_err());
         assert!(PairMap::new(vec![1, 0], 2).is_ok());
+    }
+
+    /// A seeded query subset: its queries' exact ranks against every gallery row, equal to the
+    /// brute force of those rows; no objectives; every row when the subset is not smaller.
+    #[test]
+    fn a_query_subset_ranks_its_rows_exactly() {
+        let (n, d) = (90, 6);
+        let a = crate::normalize_rows(pseudo_random(n, d, 31).view()).unwrap();
+        let noise = pseudo_random(n, d, 32);
+        let b = crate::normalize_rows((&a + &(noise * 0.9)).view()).unwrap();
+        let map = PairMap::identity(n);
+        let parameters = ObjectiveParameters::default();
+        let subset = QuerySubset { rows: 25, seed: 7 };
+        let got =
+            retrieval_of_queries(a.view(), b.view(), &map, &parameters, Some(&subset)).unwrap();
+        assert_eq!(got.info_nce, None);
+        let rank = |x: &Array2<f64>, y: &Array2<f64>, q: usize| {
+            let s = |j: usize| x.row(q).dot(&y.row(j));
+            1 + (0..n).filter(|&j| j != q && s(j) > s(q)).count() as u64
+        };
+        let rows_a = stratified_rows(n, None, 25, 7);
+        let rows_b = stratified_rows(n, None, 25, 7 ^ 1);
+        let want_a: Vec<u64> = rows_a.iter().map(|&q| rank(&a, &b, q)).collect();
+        let want_b: Vec<u64> = rows_b.iter().map(|&q| rank(&b, &a, q)).collect();
+        assert_eq!(got.a_to_b.ranks, want_a);
+        assert_eq!(got.b_to_a.ranks, want_b);
+        let all = retrieval_of_queries(
+            a.view(),
+            b.view(),
+            &map,
+            &parameters,
+            Some(&QuerySubset { rows: n, seed: 7 }),
+        )
+        .unwrap();
+        assert_eq!(
+            all,
+            retrieval(a.view(), b.view(), &map, &parameters).unwrap()
+        );
     }
 }

@@ -8,8 +8,8 @@ use crate::kernels::timings::{gemm_work, Timings, Work};
 use crate::metrics::modality_gap::{modality_gap, ModalityGap, PairSums, SetSums};
 use crate::metrics::real::Real;
 use crate::metrics::retrieval::{
-    matched_similarities, merged_retrieval, retrieval, shard_tally, ObjectiveParameters, PairMap,
-    RetrievalSummary, ShardTally,
+    matched_similarities, merged_retrieval, retrieval_of_queries, shard_tally, ObjectiveParameters,
+    PairMap, QuerySubset, RetrievalSummary, ShardTally,
 };
 use ndarray::{Array1, Array2, ArrayView2, Axis};
 use serde::{Deserialize, Serialize};
@@ -65,8 +65,9 @@ fn paired_retrieval<F: Real>(
     b: ArrayView2<F>,
     map: &PairMap,
     parameters: &ObjectiveParameters,
+    queries: Option<&QuerySubset>,
 ) -> Result<PairedRetrieval> {
-    let r = retrieval(a, b, map, parameters)?;
+    let r = retrieval_of_queries(a, b, map, parameters, queries)?;
     Ok(PairedRetrieval {
         a_to_b: r.a_to_b.summary(),
         b_to_a: r.b_to_a.summary(),
@@ -94,9 +95,10 @@ fn shifted<F: Real>(
 }
 
 /// The sets `a` and `b` (unit rows; `raw` their rows as given, for the centroid cosine
-/// distance) named `names`, paired by `map`: the gap, retrieval and objectives, and the shift
-/// experiment at `shifts` (fractions of the gap closed: each set moved by `fraction/2` of the
-/// difference of the unit centroids `m_a - m_b` toward the other, then renormalised).
+/// distance) named `names`, paired by `map`: the gap, retrieval (of every row, or of the
+/// seeded `queries` subset) and objectives, and the shift experiment at `shifts` (fractions of
+/// the gap closed: each set moved by `fraction/2` of the difference of the unit centroids
+/// `m_a - m_b` toward the other, then renormalised).
 #[allow(clippy::too_many_arguments)]
 pub fn cross_modal<F: Real>(
     names: (&str, &str),
@@ -104,6 +106,7 @@ pub fn cross_modal<F: Real>(
     (b, b_raw): (ArrayView2<F>, ArrayView2<F>),
     map: &PairMap,
     parameters: &ObjectiveParameters,
+    queries: Option<&QuerySubset>,
     shifts: &[f64],
     timings: &Timings,
 ) -> Result<CrossModal> {
@@ -117,7 +120,7 @@ pub fn cross_modal<F: Real>(
     let gap = modality_gap(&sums_a, &sums_b, &pairs)?;
     let work = retrieval_work::<F>(a.nrows(), b.nrows(), d);
     let now = timings.time("retrieval", work, || {
-        paired_retrieval(a, b, map, parameters)
+        paired_retrieval(a, b, map, parameters, queries)
     })?;
     let difference =
         sums_a.unit_sum.clone() / a.nrows() as f64 - &sums_b.unit_sum / b.nrows() as f64;
@@ -136,7 +139,7 @@ pub fn cross_modal<F: Real>(
                 Ok(ShiftStep {
                     fraction,
                     distance: delta.dot(&delta).sqrt(),
-                    retrieval: paired_retrieval(a2.view(), b2.view(), map, parameters)?,
+                    retrieval: paired_retrieval(a2.view(), b2.view(), map, parameters, queries)?,
                 })
             },
         )?;
@@ -442,6 +445,7 @@ mod tests {
             (b.view(), raw_b.view()),
             &PairMap::identity(n),
             &ObjectiveParameters::default(),
+            None,
             &DEFAULT_SHIFTS,
             &timings,
         )
@@ -477,6 +481,7 @@ mod tests {
             (b.view(), b.view()),
             &PairMap::identity(5),
             &ObjectiveParameters::default(),
+            None,
             &[],
             &Timings::default(),
         )

@@ -154,7 +154,7 @@ def analyze_modalities(modalities: Mapping[str, ArrayLike], pair_map: Optional[A
                        siglip_bias: float = -10.0,
                        shifts: Sequence[float] = (0.25, 0.5, 0.75, 1.0),
                        report: Optional[PathLike] = None, force: bool = False,
-                       **options: Any) -> Modalities:
+                       retrieval_queries: Optional[int] = None, **options: Any) -> Modalities:
     """Analyse paired modalities (image and text embeddings of the same items, say), as
     ``embgeom analyze --modalities`` does.
 
@@ -177,6 +177,9 @@ def analyze_modalities(modalities: Mapping[str, ArrayLike], pair_map: Optional[A
             --modalities``: the joint PCA with the gap vector, the gap's components, matched
             against unmatched similarities, the R@k curves, and each modality's own report).
         force: Replace a ``report`` folder that holds a different report or other files.
+        retrieval_queries: Rank a seeded subset of at most this many rows of each modality
+            (exactly, against every row of the other) instead of every row; the objectives,
+            which need every row, are then left out.
         **options: The options of :func:`analyze` for each modality's analysis.
 
     Returns:
@@ -199,7 +202,8 @@ def analyze_modalities(modalities: Mapping[str, ArrayLike], pair_map: Optional[A
     document, table = _embgeom.analyze_modalities(
         rows, pairs, as_labels(labels, "labels"), normalize, temperature, siglip_scale,
         siglip_bias, [float(s) for s in shifts],
-        None if report is None else as_path(report, "report"), force, **_options(options))
+        None if report is None else as_path(report, "report"), force,
+        None if retrieval_queries is None else int(retrieval_queries), **_options(options))
     return Modalities(document, table)
 
 

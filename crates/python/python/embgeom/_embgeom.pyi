@@ -55,6 +55,7 @@ def analyze_modalities(
     shifts: Sequence[float] = ...,
     report: Optional[Union[str, PathLike[str]]] = None,
     force: bool = False,
+    retrieval_queries: Optional[int] = None,
     **kwargs: Any,
 ) -> Tuple[str, str]: ...
 def analyze_file(
