@@ -74,6 +74,7 @@ pub use metrics::retrieval::{
     shard_tally, ObjectiveParameters, PairMap, QueryCount, QuerySubset, Ranks, Retrieval,
     RetrievalSummary, ShardTally, RECALL_AT, RECALL_CURVE_K,
 };
+pub use metrics::similarity::{similarity, Similarity};
 pub use metrics::simplex::{canonical_simplex, simplex_angles, vertex_distances, SimplexAngles};
 pub use metrics::spectral_loss::{spectral_loss, SpectralLoss, SPECTRAL_MU};
 pub use metrics::spectrum::{

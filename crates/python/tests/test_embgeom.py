@@ -700,3 +700,47 @@ def test_modalities_report_and_track_of_the_two_tower_run(tmp_path):
     pairs = compared["document"]["modalities"]["pairs"]
     assert pairs[0]["gap"]["distance"] == pytest.approx(gap[0], rel=1e-12)
     assert pairs[1]["gap"]["distance"] == pytest.approx(gap[-1], rel=1e-12)
+
+
+def test_the_similarity_family_equals_the_reference_formulas(tmp_path):
+    """``compare`` of two representations of the same rows: linear and debiased CKA against
+    Kornblith et al.'s Gram-space code (``center_gram(unbiased=True)``), Procrustes against
+    sim_metric's ``procrustes`` and the angular form against netrep's ``arccos`` of the
+    nuclear norm, written out in NumPy."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((150, 12))
+    y = np.tanh(x @ rng.standard_normal((12, 7))) + 0.3 * rng.standard_normal((150, 7))
+
+    def center_gram(gram, unbiased):
+        gram = gram.copy()
+        n = gram.shape[0]
+        if unbiased:
+            np.fill_diagonal(gram, 0)
+            means = gram.sum(0) / (n - 2)
+            means -= means.sum() / (2 * (n - 1))
+            gram -= means[:, None]
+            gram -= means[None, :]
+            np.fill_diagonal(gram, 0)
+        else:
+            means = gram.mean(0)
+            means -= means.mean() / 2
+            gram -= means[:, None]
+            gram -= means[None, :]
+        return gram
+
+    def cka(a, b, debiased):
+        ga, gb = center_gram(a @ a.T, debiased), center_gram(b @ b.T, debiased)
+        return ga.ravel() @ gb.ravel() / (np.linalg.norm(ga) * np.linalg.norm(gb))
+
+    def unit(a):
+        a = a - a.mean(0)
+        return (a / np.linalg.norm(a)).T          # sim_metric's (features, examples)
+
+    nuclear = np.linalg.norm(unit(x) @ unit(y).T, ord="nuc")
+    compared = embgeom.compare({"x": x, "y": y}, out=tmp_path / "cmp")["document"]
+    similar = compared["similarity"]
+    assert compared["cka"]["matrix"][0][1] == pytest.approx(cka(x, y, False), rel=1e-10)
+    assert similar["debiased_cka"][0][1] == pytest.approx(cka(x, y, True), rel=1e-10)
+    assert similar["procrustes"][0][1] == pytest.approx(2 - 2 * nuclear, rel=1e-10)
+    assert similar["procrustes_angular"][1][0] == pytest.approx(np.arccos(nuclear), rel=1e-10)
+    assert similar["procrustes"][0][0] == 0 and similar["debiased_cka"][1][1] == 1

@@ -13,7 +13,7 @@ use embgeom_geometry::catalogue::{metrics, Direction};
 use embgeom_geometry::cross_catalogue::CROSS_CATALOGUE;
 use embgeom_geometry::modalities::CrossModal;
 use embgeom_geometry::sharded::DEFAULT_SAMPLE_ROWS;
-use embgeom_geometry::{linear_cka, Analysis, AnalysisOptions, Progress, RECALL_CURVE_K};
+use embgeom_geometry::{similarity, Analysis, AnalysisOptions, Progress, RECALL_CURVE_K};
 use embgeom_pipeline::{
     analysis_document, load_inputs, modalities_document, run_analysis, run_modalities,
     CrossOptions, Extras, InputSpec, Inputs, ModalitySpec, Run,
@@ -131,8 +131,13 @@ fn same_items(analysed: &[Analysed]) -> bool {
     })
 }
 
-/// Linear CKA between every pair of inputs (their rows as stored, read with `specs`).
-fn cka_matrix(inputs: &[CompareInput], specs: &[InputSpec]) -> Result<Vec<Vec<f64>>, ReportError> {
+/// The similarity family between every pair of inputs (their rows as stored, read with
+/// `specs`): row-major matrices of linear CKA, debiased CKA, Procrustes and angular
+/// Procrustes, 1 (or 0) on the diagonal.
+fn similarity_matrices(
+    inputs: &[CompareInput],
+    specs: &[InputSpec],
+) -> Result<[Vec<Vec<Option<f64>>>; 4], ReportError> {
     let rows = inputs
         .iter()
         .zip(specs)
@@ -153,16 +158,26 @@ fn cka_matrix(inputs: &[CompareInput], specs: &[InputSpec]) -> Result<Vec<Vec<f6
         })
         .collect::<Result<Vec<_>, ReportError>>()?;
     let k = rows.len();
-    let mut matrix = vec![vec![1.0; k]; k];
+    let ideal = |v: f64| vec![vec![Some(v); k]; k];
+    let mut matrices = [ideal(1.0), ideal(1.0), ideal(0.0), ideal(0.0)];
     for i in 0..k {
         for j in i + 1..k {
-            let v = linear_cka(rows[i].view(), rows[j].view())
-                .map_err(embgeom_pipeline::PipelineError::of("CKA"))?;
-            matrix[i][j] = v;
-            matrix[j][i] = v;
+            let s = similarity(rows[i].view(), rows[j].view()).map_err(
+                embgeom_pipeline::PipelineError::of("similarity of representations"),
+            )?;
+            let values = [
+                Some(s.linear_cka),
+                s.debiased_cka,
+                Some(s.procrustes),
+                Some(s.procrustes_angular),
+            ];
+            for (matrix, v) in matrices.iter_mut().zip(values) {
+                matrix[i][j] = v;
+                matrix[j][i] = v;
+            }
         }
     }
-    Ok(matrix)
+    Ok(matrices)
 }
 
 /// Per class, the within-class variance of the first input and of `other`, their ratio and
@@ -292,7 +307,9 @@ pub fn compare(
             .collect::<Result<Vec<_>, ReportError>>()?,
     };
     let same = same_items(&analysed);
-    let cka = same.then(|| cka_matrix(inputs, &specs)).transpose()?;
+    let similarities = same
+        .then(|| similarity_matrices(inputs, &specs))
+        .transpose()?;
     let names: Vec<&str> = analysed.iter().map(|a| a.name.as_str()).collect();
     let labelled = analysed
         .iter()
@@ -328,7 +345,13 @@ pub fn compare(
         })).collect::<Vec<_>>(),
         "same_items": same,
         "metrics": metric_rows,
-        "cka": cka.as_ref().map(|m| json!({"names": names, "matrix": m})),
+        "cka": similarities.as_ref().map(|m| json!({"names": names, "matrix": m[0]})),
+        "similarity": similarities.as_ref().map(|m| json!({
+            "names": names,
+            "debiased_cka": m[1],
+            "procrustes": m[2],
+            "procrustes_angular": m[3],
+        })),
         "class_changes": changes,
         "modalities": keys.map(|_| json!({
             "keys": output.modalities,
@@ -859,8 +882,17 @@ fn write_page(
         html.push_str(&format!("<td>{}</td></tr>\n", escape(best.unwrap_or("-"))));
     }
     html.push_str("</table>\n");
-    if let Some(matrix) = document["cka"]["matrix"].as_array() {
-        html.push_str("<h2>Linear CKA</h2>\n<p class=\"src\">The inputs hold the same items in the same order: linear CKA (Kornblith et al., ICML 2019) between their rows as stored; 1 = the same representation up to rotation and isotropic scaling.</p>\n<table>\n<tr><th></th>");
+    let measures = [
+        (&document["cka"]["matrix"], "Linear CKA", "linear CKA (Kornblith et al., ICML 2019) between their rows as stored; 1 = the same representation up to rotation and isotropic scaling"),
+        (&document["similarity"]["debiased_cka"], "Debiased CKA", "linear CKA with Song et al.'s unbiased HSIC (Kornblith et al.'s debiased form), free of the bias toward 1 that linear CKA has when D approaches N; 1 = the same"),
+        (&document["similarity"]["procrustes"], "Procrustes distance", "2 - 2 ||X^T Y||_* of the centred rows scaled to unit Frobenius norm (Ding et al. 2021): the squared distance left after the best rotation; 0 = the same up to rotation, translation and scale"),
+        (&document["similarity"]["procrustes_angular"], "Angular Procrustes distance", "arccos ||X^T Y||_* of the same rows, in radians (Williams et al. 2021); 0 = the same, a metric"),
+    ];
+    for (matrix, title, what) in measures {
+        let Some(matrix) = matrix.as_array() else {
+            continue;
+        };
+        html.push_str(&format!("<h2>{title}</h2>\n<p class=\"src\">The inputs hold the same items in the same order: {}.</p>\n<table>\n<tr><th></th>", escape(what)));
         for name in &names {
             html.push_str(&format!("<th>{}</th>", escape(name)));
         }

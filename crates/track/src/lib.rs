@@ -32,7 +32,9 @@ pub use error::{Result, TrackError};
 
 use embgeom_geometry::catalogue::metrics;
 use embgeom_geometry::cross_catalogue::cross_values;
-use embgeom_geometry::{linear_cka, AnalysisOptions, NoProgress, ObjectiveParameters, Progress};
+use embgeom_geometry::{
+    similarity, AnalysisOptions, NoProgress, ObjectiveParameters, Progress, Similarity,
+};
 use embgeom_io::{load, write_table, Column, LabelValues, Labels, Matrix};
 use embgeom_pipeline::{
     run_analysis, run_modalities, CrossOptions, Extras, InputSpec, ModalitySpec,
@@ -377,20 +379,22 @@ fn load_rows(path: &Path, spec: &InputSpec) -> Result<Array2<f64>> {
     Ok(Matrix::into_f64(matrix.matrix)?)
 }
 
-/// CKA with the previous and with the last checkpoint, per checkpoint.
-type CkaColumns = (Vec<Option<f64>>, Vec<Option<f64>>);
+/// How a column reads the similarity of two checkpoints.
+type Reading = fn(&Similarity) -> Option<f64>;
 
-/// Linear CKA of each checkpoint with the previous one and with the last one (rows
-/// correspond), cached by pair; only the previous and the last checkpoint stay loaded.
-fn cka_columns(
+/// The similarity family (linear and debiased CKA, Procrustes, angular Procrustes) of each
+/// checkpoint with the previous and with the last one (rows correspond), cached by pair; only
+/// the previous and the last checkpoint stay loaded. Columns `cka_previous`, `cka_last`,
+/// `debiased_cka_previous`, ..., `procrustes_angular_last`.
+fn similarity_columns(
     checkpoints: &[Checkpoint],
     hashes: &[u64],
     cache: &Cache,
     spec: &InputSpec,
-) -> Result<CkaColumns> {
+) -> Result<Vec<(String, Vec<Option<f64>>)>> {
     let k = checkpoints.len();
-    let mut previous = vec![None; k];
-    let mut last = vec![None; k];
+    let mut previous: Vec<Option<Similarity>> = vec![None; k];
+    let mut last: Vec<Option<Similarity>> = vec![None; k];
     let mut loaded: Vec<Option<Array2<f64>>> = vec![None; k];
     for i in 0..k {
         let pairs = [
@@ -399,8 +403,8 @@ fn cka_columns(
         ];
         for (other, out) in pairs {
             let Some(j) = other else { continue };
-            let path = cache.path("cka", &[hashes[j], hashes[i]]);
-            let value = match cache.read::<f64>(&path) {
+            let path = cache.path("similarity", &[hashes[j], hashes[i]]);
+            let value = match cache.read::<Similarity>(&path) {
                 Some(v) => v,
                 None => {
                     for idx in [i, j] {
@@ -412,9 +416,9 @@ fn cka_columns(
                         continue;
                     };
                     let v =
-                        linear_cka(a.view(), b.view()).map_err(|error| TrackError::Checkpoint {
+                        similarity(a.view(), b.view()).map_err(|error| TrackError::Checkpoint {
                             path: checkpoints[i].path.display().to_string(),
-                            error: embgeom_pipeline::PipelineError::of("CKA")(error),
+                            error: embgeom_pipeline::PipelineError::of("similarity")(error),
                         })?;
                     cache.write(&path, &v)?;
                     v
@@ -426,7 +430,20 @@ fn cka_columns(
             loaded[i - 1] = None;
         }
     }
-    Ok((previous, last))
+    let measures: [(&str, Reading); 4] = [
+        ("cka", |s| Some(s.linear_cka)),
+        ("debiased_cka", |s| s.debiased_cka),
+        ("procrustes", |s| Some(s.procrustes)),
+        ("procrustes_angular", |s| Some(s.procrustes_angular)),
+    ];
+    let mut columns = Vec::new();
+    for (name, read) in measures {
+        for (which, values) in [("previous", &previous), ("last", &last)] {
+            let column = values.iter().map(|v| v.as_ref().and_then(read)).collect();
+            columns.push((format!("{name}_{which}"), column));
+        }
+    }
+    Ok(columns)
 }
 
 /// The catalogue's scalar metrics that have a value at some checkpoint, in catalogue order;
@@ -546,10 +563,8 @@ fn run_round(
         },
         None => options.inputs.clone(),
     };
-    let (cka_previous, cka_last) = cka_columns(&checkpoints, &hashes, cache, &cka_spec)?;
     let mut table = metric_table(&results);
-    table.push(("cka_previous".into(), cka_previous));
-    table.push(("cka_last".into(), cka_last));
+    table.extend(similarity_columns(&checkpoints, &hashes, cache, &cka_spec)?);
     Ok(RunRound {
         name: name.to_string(),
         run: run.to_string(),

@@ -16,6 +16,7 @@ pub(crate) mod partition_isotropy;
 pub(crate) mod per_class;
 pub(crate) mod real;
 pub(crate) mod retrieval;
+pub(crate) mod similarity;
 pub(crate) mod simplex;
 pub(crate) mod spectral_loss;
 pub(crate) mod spectrum;
