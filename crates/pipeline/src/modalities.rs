@@ -74,6 +74,16 @@ enum Prepared {
     F64(Array2<f64>, Array2<f64>),
 }
 
+impl Prepared {
+    /// The rows as analysed and as given, in f64 (for a pair that is not both f32).
+    fn widened(&self) -> (Array2<f64>, Array2<f64>) {
+        match self {
+            Prepared::F32(u, r) => (u.mapv(f64::from), r.mapv(f64::from)),
+            Prepared::F64(u, r) => (u.clone(), r.clone()),
+        }
+    }
+}
+
 /// A modality's rows as analysed (normalised when `normalize`) and as given.
 fn prepared(rows: &Rows, normalize: bool) -> Result<Prepared> {
     fn unit_and_raw<F: Real>(
@@ -165,10 +175,6 @@ fn cross_of(
             timings,
         )?)
     }
-    let wide = |p: &Prepared| match p {
-        Prepared::F32(u, r) => (u.mapv(f64::from), r.mapv(f64::from)),
-        Prepared::F64(u, r) => (u.clone(), r.clone()),
-    };
     match (a, b) {
         (Prepared::F32(ua, ra), Prepared::F32(ub, rb)) => run(
             names,
@@ -179,7 +185,7 @@ fn cross_of(
             timings,
         ),
         _ => {
-            let ((ua, ra), (ub, rb)) = (wide(a), wide(b));
+            let ((ua, ra), (ub, rb)) = (a.widened(), b.widened());
             run(
                 names,
                 (ua.view(), ra.view()),
@@ -202,11 +208,8 @@ fn figures_of(a: &Prepared, b: &Prepared, map: &PairMap, seed: u64) -> Result<Cr
             cross_figure_data(ua.view(), ub.view(), &map.of_b, seed)
         }
         _ => {
-            let wide = |p: &Prepared| match p {
-                Prepared::F32(u, _) => u.mapv(f64::from),
-                Prepared::F64(u, _) => u.clone(),
-            };
-            cross_figure_data(wide(a).view(), wide(b).view(), &map.of_b, seed)
+            let ((ua, _), (ub, _)) = (a.widened(), b.widened());
+            cross_figure_data(ua.view(), ub.view(), &map.of_b, seed)
         }
     };
     Ok(data?)

@@ -6,6 +6,7 @@
 use crate::error::ReportError;
 use crate::figures::{axes, fail, font, series_labels, Context, Drawn, Figure};
 use crate::html::{escape, CSS};
+use crate::modalities::recall_panel;
 use crate::page::{claim_folder, figure_block, figures_folder, write, Plot, MARKER};
 use crate::report::Written;
 use crate::style::CLASS_COLOURS;
@@ -13,7 +14,7 @@ use embgeom_geometry::catalogue::{metrics, Direction};
 use embgeom_geometry::cross_catalogue::CROSS_CATALOGUE;
 use embgeom_geometry::modalities::CrossModal;
 use embgeom_geometry::sharded::DEFAULT_SAMPLE_ROWS;
-use embgeom_geometry::{similarity, Analysis, AnalysisOptions, Progress, RECALL_CURVE_K};
+use embgeom_geometry::{similarity, Analysis, AnalysisOptions, Progress, RetrievalSummary};
 use embgeom_pipeline::{
     analysis_document, load_inputs, modalities_document, run_analysis, run_modalities,
     CrossOptions, Extras, InputSpec, Inputs, ModalitySpec, Run,
@@ -743,6 +744,9 @@ fn spectra<DB: DrawingBackend>(
 }
 
 /// The page, the figures, `compare.json` and `metrics.csv`.
+/// One retrieval direction of a pair.
+type RetrievalWay = fn(&CrossModal) -> &RetrievalSummary;
+
 /// The R@k curves of every input's two modalities, one panel per direction.
 struct RecallCurves<'a> {
     crosses: &'a [&'a CrossModal],
@@ -763,38 +767,20 @@ impl Plot for RecallCurves<'_> {
             return Ok(());
         };
         let (a, b) = (&first.names.0, &first.names.1);
-        for (direction, panel) in [format!("{a} to {b}"), format!("{b} to {a}")]
-            .iter()
-            .zip(panels.iter())
-        {
-            let mut chart = ChartBuilder::on(panel)
-                .margin(12)
-                .caption(direction, font(15))
-                .x_label_area_size(40)
-                .y_label_area_size(52)
-                .build_cartesian_2d((1.0..RECALL_CURVE_K as f64).log_scale(), 0.0..1.02)
-                .map_err(fail)?;
-            axes(&mut chart, "k", "R@k", 13)?;
-            for (i, (c, name)) in self.crosses.iter().zip(self.names).enumerate() {
-                let summary = match direction.starts_with(a.as_str()) {
-                    true => &c.retrieval.a_to_b,
-                    false => &c.retrieval.b_to_a,
-                };
-                let colour = CLASS_COLOURS[i % CLASS_COLOURS.len()];
-                let points = summary
-                    .recall_curve
-                    .iter()
-                    .enumerate()
-                    .map(|(k, &r)| ((k + 1) as f64, r));
-                chart
-                    .draw_series(LineSeries::new(points, colour.stroke_width(2)))
-                    .map_err(fail)?
-                    .label(format!("{name} (R@1 {:.3})", summary.recall_at[0]))
-                    .legend(move |(x, y)| {
-                        PathElement::new([(x, y), (x + 18, y)], colour.stroke_width(2))
-                    });
-            }
-            series_labels(&mut chart, SeriesLabelPosition::UpperLeft, 12)?;
+        let colour = |i: usize| CLASS_COLOURS[i % CLASS_COLOURS.len()];
+        let ways: [(String, RetrievalWay); 2] = [
+            (format!("{a} to {b}"), |c| &c.retrieval.a_to_b),
+            (format!("{b} to {a}"), |c| &c.retrieval.b_to_a),
+        ];
+        for ((direction, summary), panel) in ways.iter().zip(panels.iter()) {
+            let series: Vec<(String, &RetrievalSummary, RGBColor)> = self
+                .crosses
+                .iter()
+                .zip(self.names)
+                .enumerate()
+                .map(|(i, (c, name))| (name.to_string(), summary(c), colour(i)))
+                .collect();
+            recall_panel(panel, Some(direction), &series)?;
         }
         Ok(())
     }

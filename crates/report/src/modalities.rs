@@ -13,7 +13,9 @@ use crate::report::{write_run_report, ReportOptions, Written};
 use crate::style::{OKABE_BLUE, VERMILLION};
 use embgeom_geometry::cross_catalogue::CROSS_CATALOGUE;
 use embgeom_geometry::modalities::CrossModal;
-use embgeom_geometry::{AnalysisOptions, CrossFigureData, Progress, RECALL_CURVE_K};
+use embgeom_geometry::{
+    AnalysisOptions, CrossFigureData, Progress, RetrievalSummary, RECALL_CURVE_K,
+};
 use embgeom_pipeline::{
     modalities_document, run_modalities, CrossOptions, ModalitiesRun, ModalitySpec,
 };
@@ -284,10 +286,25 @@ fn recall_curves<DB: DrawingBackend>(c: &CrossModal, root: &DrawingArea<DB, Shif
         (format!("{a} to {b}"), &c.retrieval.a_to_b, OKABE_BLUE),
         (format!("{b} to {a}"), &c.retrieval.b_to_a, VERMILLION),
     ];
-    let mut chart = ChartBuilder::on(root)
+    recall_panel(root, None, &directions)
+}
+
+/// R@k against k (1 to [`RECALL_CURVE_K`], log axis) of each named summary, in its colour,
+/// under `caption` when given; the legend gives each one's R@1.
+pub(crate) fn recall_panel<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    caption: Option<&str>,
+    series: &[(String, &RetrievalSummary, RGBColor)],
+) -> Drawn {
+    let mut builder = ChartBuilder::on(root);
+    builder
         .margin(16)
         .x_label_area_size(48)
-        .y_label_area_size(64)
+        .y_label_area_size(64);
+    if let Some(caption) = caption {
+        builder.caption(caption, font(15));
+    }
+    let mut chart = builder
         .build_cartesian_2d((1.0..RECALL_CURVE_K as f64).log_scale(), 0.0..1.02)
         .map_err(fail)?;
     chart
@@ -299,7 +316,8 @@ fn recall_curves<DB: DrawingBackend>(c: &CrossModal, root: &DrawingArea<DB, Shif
         .axis_desc_style(font(14))
         .draw()
         .map_err(fail)?;
-    for (name, summary, colour) in directions {
+    for (name, summary, colour) in series {
+        let colour = *colour;
         let points: Vec<(f64, f64)> = summary
             .recall_curve
             .iter()
@@ -312,7 +330,7 @@ fn recall_curves<DB: DrawingBackend>(c: &CrossModal, root: &DrawingArea<DB, Shif
             .label(format!("{name} (R@1 {:.3})", summary.recall_at[0]))
             .legend(move |(x, y)| PathElement::new([(x, y), (x + 18, y)], colour.stroke_width(2)));
     }
-    series_labels(&mut chart, SeriesLabelPosition::UpperLeft, 14)
+    series_labels(&mut chart, SeriesLabelPosition::UpperLeft, 13)
 }
 
 fn cell(value: Option<f64>) -> String {

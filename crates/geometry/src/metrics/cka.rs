@@ -4,9 +4,9 @@
 
 use crate::error::{GeometryError, Result};
 use crate::kernels::merge::Merge;
-use crate::kernels::scatter::{all_rows, scatter};
 use crate::kernels::tiles::{map_row_chunks, single_threaded_blas};
 use crate::metrics::real::Real;
+use crate::metrics::similarity::{centred_moments, frobenius_sq};
 use crate::metrics::spectrum::column_means;
 use crate::metrics::state::{move_moment, move_sum};
 use ndarray::{s, Array1, Array2, ArrayView2};
@@ -29,27 +29,19 @@ pub fn linear_cka<F: Real, G: Real>(x: ArrayView2<F>, y: ArrayView2<G>) -> Resul
             got: n,
         });
     }
-    let (mx, my) = (column_means(x), column_means(y));
-    let rows = all_rows(n);
-    let sxx = scatter(x, &rows, mx.view());
-    let syy = scatter(y, &rows, my.view());
-    let partials = map_row_chunks(n, |range| {
-        let cx = x.slice(s![range.clone(), ..]).mapv(F::as_f64) - &mx;
-        let cy = y.slice(s![range, ..]).mapv(G::as_f64) - &my;
-        cx.t().dot(&cy)
-    });
-    let mut cross = Array2::<f64>::zeros((x.ncols(), y.ncols()));
-    for partial in partials {
-        cross += &partial;
-    }
-    let frobenius_sq = |a: &Array2<f64>| a.iter().map(|v| v * v).sum::<f64>();
-    let denominator = frobenius_sq(&sxx).sqrt() * frobenius_sq(&syy).sqrt();
+    let m = centred_moments(x, y);
+    let (xx, yy, xy) = (
+        frobenius_sq(&m.xx),
+        frobenius_sq(&m.yy),
+        frobenius_sq(&m.xy),
+    );
+    let denominator = xx.sqrt() * yy.sqrt();
     if denominator == 0.0 {
         return Err(GeometryError::Labels {
             what: "CKA is undefined for a constant representation".into(),
         });
     }
-    Ok(frobenius_sq(&cross) / denominator)
+    Ok(xy / denominator)
 }
 
 /// A mergeable summary of two row-aligned representations (N x D1 and N x D2, batches or

@@ -33,17 +33,18 @@ pub struct Similarity {
     pub procrustes_angular: f64,
 }
 
-/// The moments of the centred rows that every measure reads: `X^T X`, `Y^T Y`, `X^T Y` and
-/// the rows' squared norms.
-struct Moments {
-    xx: Array2<f64>,
-    yy: Array2<f64>,
-    xy: Array2<f64>,
+/// The moments of the centred rows that every measure (and [`crate::linear_cka`]) reads:
+/// `X^T X`, `Y^T Y`, `X^T Y` and the rows' squared norms.
+pub(crate) struct Moments {
+    pub(crate) xx: Array2<f64>,
+    pub(crate) yy: Array2<f64>,
+    pub(crate) xy: Array2<f64>,
     row_x: Array1<f64>,
     row_y: Array1<f64>,
 }
 
-fn moments<F: Real, G: Real>(x: ArrayView2<F>, y: ArrayView2<G>) -> Moments {
+/// The [`Moments`] of the column-centred `x` and `y` (rows corresponding), in f64.
+pub(crate) fn centred_moments<F: Real, G: Real>(x: ArrayView2<F>, y: ArrayView2<G>) -> Moments {
     let (mx, my) = (column_means(x), column_means(y));
     let partials = map_row_chunks(x.nrows(), |range| {
         let cx = x.slice(s![range.clone(), ..]).mapv(F::as_f64) - &mx;
@@ -82,7 +83,8 @@ fn moments<F: Real, G: Real>(x: ArrayView2<F>, y: ArrayView2<G>) -> Moments {
     out
 }
 
-fn frobenius_sq(a: &Array2<f64>) -> f64 {
+/// `||a||_F^2`.
+pub(crate) fn frobenius_sq(a: &Array2<f64>) -> f64 {
     a.iter().map(|v| v * v).sum()
 }
 
@@ -110,7 +112,7 @@ pub fn similarity<F: Real, G: Real>(x: ArrayView2<F>, y: ArrayView2<G>) -> Resul
             got: n,
         });
     }
-    let m = moments(x, y);
+    let m = centred_moments(x, y);
     let (xx, yy, xy) = (
         frobenius_sq(&m.xx),
         frobenius_sq(&m.yy),

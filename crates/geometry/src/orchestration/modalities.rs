@@ -373,9 +373,11 @@ pub fn cross_modal_sharded<F: Real>(
         let retrieval = pair_retrieval(&context, tallies, parameters)?;
         Ok((context, retrieval))
     };
-    let d = measured(0, 0, None)?.0.ncols();
-    let work = retrieval_work::<F>(rows, rows, d);
-    let (base, now) = timings.time("retrieval", work, || configuration(None))?;
+    // The work is known once the first round has read the rows' width.
+    let started = std::time::Instant::now();
+    let (base, now) = configuration(None)?;
+    let work = retrieval_work::<F>(rows, rows, base.sums.0.unit_sum.len());
+    timings.record("retrieval", started.elapsed().as_secs_f64(), work);
     let mut steps = Vec::with_capacity(shifts.len());
     for &fraction in shifts {
         let half = base.half_shift(fraction);
