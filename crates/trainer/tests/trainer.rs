@@ -401,6 +401,9 @@ fn cuda_paths_run_where_cuda_is_present() {
 /// CLIP's and SigLIP's losses against their definitions written out row by row.
 #[test]
 fn clip_and_siglip_losses_match_plain_loops() {
+    // Seeding and drawing use libtorch's one global generator: a training test running beside
+    // this one would draw between its seed and its first draw.
+    let _one_at_a_time = TRAINING.lock().unwrap_or_else(|e| e.into_inner());
     tch::manual_seed(3);
     let (b, d) = (12, 5);
     let za = Tensor::randn([b, d], (Kind::Float, Device::Cpu));
