@@ -5,7 +5,8 @@
 # need (numpy, pytest, pandas, mypy for the stub check, Ray and pyarrow for the sharded
 # analysis on a local Ray cluster; with --torch also PyTorch 2.11.0, about 5 GB once, and
 # Lightning, IsoScore, scikit-dimension and reptrix, the references of the isotropy,
-# intrinsic-dimension and LiDAR tests). Prints the venv's python on stdout:
+# intrinsic-dimension and LiDAR tests, and embedding-atlas's reader for the per-point
+# export). Prints the venv's python on stdout:
 #   PY=$(scripts/python.sh [--torch])
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -36,6 +37,12 @@ if [ "${1:-}" = "--torch" ] && [ ! -f "$venv/.embgeom-peers-2" ]; then
   pip --no-deps "reptrix==0.1.0"
   pip scikit-learn matplotlib
   touch "$venv/.embgeom-peers-2"
+fi
+if [ "${1:-}" = "--torch" ] && [ ! -f "$venv/.embgeom-peers-3" ]; then
+  echo "installing embedding-atlas 0.26.0 (its Parquet reader and neighbour-graph code: no server, no embedders) into $venv (once)" >&2
+  pip --no-deps "embedding-atlas==0.26.0"
+  pip narwhals inquirer umap-learn
+  touch "$venv/.embgeom-peers-3"
 fi
 wheels="$CARGO_TARGET_DIR/wheels"
 rm -f "$wheels"/embgeom-*.whl

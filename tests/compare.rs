@@ -208,8 +208,18 @@ fn the_demo_compares_the_bundled_runs_with_class_names() {
         .collect();
     assert!(classes.contains(&"Ankle boot"), "{classes:?}");
     let page = std::fs::read_to_string(dir.path().join("demo/index.html")).unwrap();
-    assert!(page.contains("Ankle boot") && page.contains("Linear CKA"));
+    assert!(page.contains("Ankle boot") && page.contains("linear CKA"));
+    assert!(page.contains("CKNNA") && page.contains("Huh et al. 2024"));
+    // Every measure of the similarity family has its matrix, its ideal on the diagonal.
+    for measure in doc["similarity"]["measures"].as_array().unwrap() {
+        let key = measure["key"].as_str().unwrap();
+        let matrix = &doc["similarity"][key];
+        assert_eq!(matrix[0][0], measure["ideal"], "{key}");
+        assert!(matrix[0][1].as_f64().is_some(), "{key} measured");
+        assert_eq!(matrix[0][1], matrix[1][0], "{key} symmetric");
+    }
     for figure in [
+        "c-similarity",
         "c1-alignment-uniformity",
         "c2-distance-histograms",
         "c3-spectra",

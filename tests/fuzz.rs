@@ -29,9 +29,11 @@ fn mutants_of_every_format_never_panic_or_hang() {
     let dir = tempfile::tempdir().unwrap();
     fuzz::write_partners(dir.path());
     let options = AnalysisOptions::default();
+    // Every extra, the per-point table included (of at most 500 rows).
     let extras = Extras {
         figures: true,
         mean_cosines: true,
+        per_point_rows: Some(500),
     };
     let per_seed = std::env::var("EMBGEOM_FUZZ_PER_SEED")
         .ok()

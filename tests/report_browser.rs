@@ -186,5 +186,5 @@ fn compare_demo_renders_in_headless_chromium() {
     };
     let dir = tempfile::tempdir().unwrap();
     let folder = written_page(dir.path(), &["compare"], "compare");
-    check_page(&browser, &folder, 5, "compare-demo.png", 2200);
+    check_page(&browser, &folder, 6, "compare-demo.png", 2200);
 }

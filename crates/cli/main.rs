@@ -11,12 +11,15 @@ use anyhow::{bail, Context, Result};
 use args::{AnalysisFlags, InputFlags, MetricFlags, OutputFlags};
 use clap::{Parser, Subcommand};
 use embgeom_geometry::sharded::DEFAULT_SAMPLE_ROWS;
-use embgeom_geometry::{AnalysisOptions, ObjectiveParameters};
+use embgeom_geometry::{
+    AnalysisOptions, ObjectiveParameters, SampleOptions, DEFAULT_MUTUAL_K, DEFAULT_NEIGHBOUR_ROWS,
+    DEFAULT_PER_POINT_ROWS, DEFAULT_RBF_ROWS,
+};
 use embgeom_io::{would_replace, write_output};
 use embgeom_pipeline::{
     analysis_document, machine_rates, modalities_document, modalities_table, run_analysis,
-    run_modalities, text_table, timings_document, timings_table, CrossOptions, Extras, MemoryWatch,
-    ModalityJobs, ModalitySpec, PairFile, Run, ShardJob, ShardedDataset,
+    run_modalities, text_table, timings_document, timings_table, write_per_point, CrossOptions,
+    Extras, MemoryWatch, ModalityJobs, ModalitySpec, PairFile, Run, ShardJob, ShardedDataset,
 };
 use embgeom_report::{
     compare, report, report_modalities, CompareInput, CompareOptions, ReportOptions,
@@ -79,6 +82,47 @@ struct CompareArgs {
     /// together (gap, cones, retrieval both ways, objectives), input by input.
     #[arg(long, num_args = 2, value_names = ["KEY", "KEY"])]
     modalities: Vec<String>,
+    #[command(flatten)]
+    similarity: SimilarityFlags,
+    /// Time the similarity family's stages (each input's moments and samples, each pair's
+    /// cross moments) against their bounds on this machine: `similarity.timings` in the
+    /// document.
+    #[arg(long)]
+    timings: bool,
+}
+
+/// How the sampled similarity measures of inputs that hold the same items sample.
+#[derive(clap::Args, Debug)]
+struct SimilarityFlags {
+    /// Rows of the seeded sample RBF CKA uses (its M x M kernel is kept per input; 0 leaves
+    /// RBF CKA out).
+    #[arg(long, default_value_t = DEFAULT_RBF_ROWS, value_name = "N")]
+    rbf_rows: usize,
+    /// Rows of the seeded sample mutual kNN and CKNNA use: each row's neighbours among them
+    /// (0 leaves both out).
+    #[arg(long, default_value_t = DEFAULT_NEIGHBOUR_ROWS, value_name = "N")]
+    neighbour_rows: usize,
+    /// Neighbours k of mutual kNN and CKNNA (platonic-rep's topk).
+    #[arg(long, default_value_t = DEFAULT_MUTUAL_K, value_name = "K")]
+    mutual_k: usize,
+    /// Huh et al.'s preprocessing before mutual kNN and CKNNA: clamp every entry at the mean
+    /// per-row 0.95 quantile of |x|, then L2-normalise.
+    #[arg(long)]
+    platonic: bool,
+}
+
+impl SimilarityFlags {
+    /// The sampling options, seeded like the analysis's kNN queries.
+    fn options(&self, seed: u64) -> SampleOptions {
+        SampleOptions {
+            rbf_rows: self.rbf_rows,
+            neighbour_rows: self.neighbour_rows,
+            k: self.mutual_k,
+            platonic: self.platonic,
+            seed,
+            ..SampleOptions::default()
+        }
+    }
 }
 
 /// Inputs and parameters of `embgeom analyze`.
@@ -108,6 +152,16 @@ struct AnalyzeArgs {
     ray: Option<String>,
     #[command(flatten)]
     modalities: ModalityFlags,
+    /// Write per-point diagnostics of the rows (class-mean distance, k-occurrence, nearest
+    /// same- and other-class cosine, kNN vote, local intrinsic dimension, a 2-D projection and
+    /// the exact neighbours) to FILE as Parquet, in the form Apple's embedding-atlas opens:
+    /// `embedding-atlas FILE --x projection_x --y projection_y --neighbors neighbors`.
+    #[arg(long, value_name = "FILE")]
+    per_point: Option<PathBuf>,
+    /// Rows the per-point table describes: a seeded sample (every row at or below N); each
+    /// row's neighbours are searched among them.
+    #[arg(long, default_value_t = DEFAULT_PER_POINT_ROWS, value_name = "N")]
+    per_point_rows: usize,
 }
 
 /// Paired modalities (image and text embeddings of the same items).
@@ -305,7 +359,15 @@ fn analyze_command(args: &AnalyzeArgs) -> Result<()> {
             bail!("{} exists; pass --force to replace it", path.display());
         }
     }
+    if let Some(path) = &args.per_point {
+        if would_replace(path) && !args.force {
+            bail!("{} exists; pass --force to replace it", path.display());
+        }
+    }
     if !args.modalities.modalities.is_empty() {
+        if args.per_point.is_some() {
+            bail!("--per-point describes one set of rows: analyse each modality's file on its own");
+        }
         return modalities_command(args, &options, json_file.as_deref());
     }
     let spec = flags.inputs.spec(flags.embeddings.clone());
@@ -313,16 +375,33 @@ fn analyze_command(args: &AnalyzeArgs) -> Result<()> {
         .embeddings
         .as_deref()
         .filter(|p| ShardedDataset::is_sharded(p));
+    if sharded.is_some() && args.per_point.is_some() {
+        bail!("--per-point needs the rows in one file, not a directory of shards");
+    }
     let (mut document, mut table) = match (sharded, &args.ray) {
         (None, Some(_)) => bail!("--ray analyses a directory of shards; give one as EMBEDDINGS"),
         (None, None) => {
             let watch = args.timings.then(MemoryWatch::start);
-            let run = run_analysis(
-                &spec,
-                &options,
-                Extras::default(),
-                &TerminalProgress::stderr(),
-            )?;
+            let extras = Extras {
+                per_point_rows: args.per_point.as_ref().map(|_| args.per_point_rows),
+                ..Extras::default()
+            };
+            let run = run_analysis(&spec, &options, extras, &TerminalProgress::stderr())?;
+            if let (Some(path), Some(table)) = (&args.per_point, &run.per_point) {
+                let names: Vec<String> = run
+                    .analysis
+                    .per_class
+                    .iter()
+                    .map(|c| c.name.clone())
+                    .collect();
+                write_per_point(path, table, &names)?;
+                eprintln!(
+                    "wrote {} ({} rows): embedding-atlas {} --x projection_x --y projection_y --neighbors neighbors",
+                    path.display(),
+                    table.rows.len(),
+                    path.display()
+                );
+            }
             let (mut document, mut table) = rendered(&run);
             if let Some(watch) = watch {
                 let input_bytes = spec
@@ -544,6 +623,8 @@ fn compare_command(args: &CompareArgs) -> Result<()> {
         dir,
         force: args.force,
         modalities: args.modalities.clone(),
+        similarity: args.similarity.options(options.knn.seed),
+        timings: args.timings,
     };
     if let Some(path) = args.json.as_deref().filter(|p| *p != "-") {
         if would_replace(Path::new(path)) && !args.force {

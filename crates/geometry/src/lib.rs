@@ -17,7 +17,8 @@ mod orchestration;
 mod progress;
 
 pub use metrics::state;
-pub use orchestration::{catalogue, cross_catalogue, modalities, sharded};
+pub use orchestration::per_point::{per_point, PerPoint, DEFAULT_PER_POINT_ROWS};
+pub use orchestration::{catalogue, cross_catalogue, modalities, sharded, similarity_family};
 
 /// Wall time and work of every stage ([`timings::Timings`]), and the machine's rates that
 /// bound them ([`timings::Rates`]).
@@ -38,7 +39,6 @@ pub use kernels::tiles::DEFAULT_TILE;
 pub use metrics::alignment::{
     alignment, alignment_part, class_alignment, Alignment, AlignmentPart,
 };
-pub use metrics::cka::{linear_cka, CkaState, CKA_STATE_VERSION};
 pub use metrics::collapse::{
     cdnv, class_means_work, collapse, collapse_from_stats, collapse_timed, nc1, Cdnv, Classifier,
     Collapse,
@@ -64,6 +64,11 @@ pub use metrics::lidar::{
 pub use metrics::modality_gap::{
     modality_gap, GapComponent, ModalityGap, PairSums, SetSums, GAP_COMPONENTS, RMG_MATCH_FLOOR,
 };
+pub use metrics::neighbourhood_similarity::{
+    sampled_rows, sampled_similarity, SampleOptions, SampledRepresentation, SampledSimilarity,
+    DEFAULT_MUTUAL_K, DEFAULT_NEIGHBOUR_ROWS, DEFAULT_RBF_ROWS, DEFAULT_RBF_THRESHOLD,
+    PLATONIC_QUANTILE,
+};
 pub use metrics::partition_isotropy::{
     moment_eigen, partition_isotropy, MomentEigen, PartitionIsotropy,
 };
@@ -74,7 +79,12 @@ pub use metrics::retrieval::{
     shard_tally, ObjectiveParameters, PairMap, QueryCount, QuerySubset, Ranks, Retrieval,
     RetrievalSummary, ShardTally, RECALL_AT, RECALL_CURVE_K,
 };
-pub use metrics::similarity::{similarity, Similarity};
+pub use metrics::similarity::{
+    linear_cka, similarity, CovarianceEigen, Similarity, CCA_EIGENVALUE_FLOOR, SVCCA_VARIANCE,
+};
+pub use metrics::similarity_state::{
+    cross_moments, CentredMoments, OwnMoments, Pairing, SimilarityState, SIMILARITY_STATE_VERSION,
+};
 pub use metrics::simplex::{canonical_simplex, simplex_angles, vertex_distances, SimplexAngles};
 pub use metrics::spectral_loss::{spectral_loss, SpectralLoss, SPECTRAL_MU};
 pub use metrics::spectrum::{

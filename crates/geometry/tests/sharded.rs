@@ -370,31 +370,51 @@ fn results_of_another_version_or_a_wrong_plan_are_refused() {
     assert!(error.contains("covers 1 shards and 100 rows"), "{error}");
 }
 
+/// The moment-based similarity family (linear and debiased CKA, both Procrustes forms, mean
+/// CCA, SVCCA, PWCCA) of states of uneven batches, merged in several orders, equals the family
+/// of all rows to 1e-12.
 #[test]
-fn cka_states_merged_in_any_order_equal_the_cka_of_all_rows() {
-    use embgeom_geometry::{linear_cka, CkaState};
+fn similarity_states_merged_in_any_order_equal_the_family_of_all_rows() {
+    use embgeom_geometry::{similarity, Similarity, SimilarityState};
     let x = gaussian(500, 12, 21) + 5.0;
-    let y = x.dot(&gaussian(12, 7, 22)) + gaussian(500, 7, 23) * 0.5;
-    let want = linear_cka(x.view(), y.view()).unwrap();
+    let y = x.dot(&gaussian(12, 7, 22)) + gaussian(500, 7, 23) * 0.5 - 3.0;
+    let want = similarity(x.view(), y.view()).unwrap();
+    let read = |s: &Similarity| {
+        [
+            Some(s.linear_cka),
+            s.debiased_cka,
+            Some(s.procrustes),
+            Some(s.procrustes_angular),
+            s.mean_cca,
+            s.svcca,
+            s.pwcca,
+        ]
+    };
     for (cuts, order) in [
         (vec![0, 500], vec![0]),
         (vec![0, 1, 200, 201, 499, 500], vec![4, 2, 0, 3, 1]),
+        (vec![0, 7, 40, 41, 333, 500], vec![2, 4, 1, 0, 3]),
     ] {
-        let mut merged = CkaState::new(12, 7);
+        let mut merged = SimilarityState::new(12, 7);
         for &k in &order {
             let (a, b) = (cuts[k], cuts[k + 1]);
-            let mut part = CkaState::new(12, 7);
+            let mut part = SimilarityState::new(12, 7);
             part.update(x.slice(s![a..b, ..]), y.slice(s![a..b, ..]))
                 .unwrap();
             merged
-                .merge(&CkaState::from_bytes(&part.to_bytes()).unwrap())
+                .merge(&SimilarityState::from_bytes(&part.to_bytes()).unwrap())
                 .unwrap();
         }
         assert_eq!(merged.rows(), 500);
-        let got = merged.finalize().unwrap();
-        assert!((got - want).abs() <= 1e-12 * want, "{got} vs {want}");
+        let got = Similarity::from_moments(&merged.centred().unwrap()).unwrap();
+        for (g, w) in read(&got).into_iter().zip(read(&want)) {
+            let (g, w) = (g.unwrap(), w.unwrap());
+            assert!((g - w).abs() <= 1e-12, "{g} vs {w}");
+        }
     }
-    assert!(CkaState::new(12, 7).merge(&CkaState::new(3, 7)).is_err());
+    assert!(SimilarityState::new(12, 7)
+        .merge(&SimilarityState::new(3, 7))
+        .is_err());
 }
 
 #[test]

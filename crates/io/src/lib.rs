@@ -29,7 +29,7 @@ pub use npz::Npz;
 pub use safetensors_file::{FileBytes, SafetensorsFile};
 pub use table::Table;
 pub use torch_file::{is_torch_zip, TorchFile};
-pub use write::{write_table, Column};
+pub use write::{write_parquet, write_table, Column};
 
 use std::panic::AssertUnwindSafe;
 use std::path::Path;

@@ -12,6 +12,7 @@ mod document;
 mod error;
 mod inputs;
 mod modalities;
+mod per_point;
 mod run;
 mod sharded;
 mod timings;
@@ -24,6 +25,7 @@ pub use modalities::{
     run_sharded_modalities, CrossOptions, ModalitiesRun, ModalityJobs, ModalitySpec, PairFile,
     PairJob, MODALITIES_SCHEMA,
 };
+pub use per_point::{per_point_columns, write_per_point};
 pub use run::{analyze_inputs, run_analysis, set_threads, Extras, Run};
 pub use sharded::{Shard, ShardJob, ShardedDataset};
 pub use timings::{machine_rates, timings_document, timings_table, MemoryPeaks, MemoryWatch};

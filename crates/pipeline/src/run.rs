@@ -6,8 +6,8 @@ use crate::inputs::{load_inputs, InputSpec, InputSummary, Inputs, Values};
 use embgeom_geometry::timings::{StageTime, Timings, Work};
 use embgeom_geometry::{
     analyze_timed, check_finite, class_mean_cosines, figure_data, largest_magnitude,
-    normalize_rows, Analysis, AnalysisInput, AnalysisOptions, Classes, Classifier, FigureData,
-    GeometryError, KnnSplit, MemoryDriver, Progress, Real,
+    normalize_rows, per_point, Analysis, AnalysisInput, AnalysisOptions, Classes, Classifier,
+    FigureData, GeometryError, KnnSplit, MemoryDriver, PerPoint, Progress, Real,
 };
 use embgeom_io::{LabelValues, Labels};
 use ndarray::{Array1, Array2, CowArray, Ix2};
@@ -21,6 +21,8 @@ pub struct Extras {
     pub figures: bool,
     /// Cosines between centred class means (for tracking).
     pub mean_cosines: bool,
+    /// Per-point diagnostics of at most this many seeded rows.
+    pub per_point_rows: Option<usize>,
 }
 
 /// What one run of the pipeline produced.
@@ -34,6 +36,8 @@ pub struct Run {
     pub figures: Option<FigureData>,
     /// Cosines between centred class means, when asked for and labelled.
     pub mean_cosines: Option<Array2<f64>>,
+    /// Per-point diagnostics, when asked for.
+    pub per_point: Option<PerPoint>,
     /// Class labels, as loaded.
     pub labels: Option<Labels>,
     /// Wall time and work of every stage (loading, normalising, each metric).
@@ -168,12 +172,13 @@ pub fn analyze_inputs(
     for matrix in &matrices {
         matrix.check_unchanged()?;
     }
-    let (analysis, figures, mean_cosines) = analysed?;
+    let (analysis, figures, mean_cosines, per_point) = analysed?;
     Ok(Run {
         analysis,
         summary,
         figures,
         mean_cosines,
+        per_point,
         labels: inputs.labels,
         timings: timings.stages(),
     })
@@ -265,7 +270,12 @@ pub(crate) fn extreme_scale<F: Real>(rows: &CowArray<F, Ix2>) -> Option<f64> {
 }
 
 /// The analysis of one set of typed matrices and the extras asked for.
-type Computed = (Analysis, Option<FigureData>, Option<Array2<f64>>);
+type Computed = (
+    Analysis,
+    Option<FigureData>,
+    Option<Array2<f64>>,
+    Option<PerPoint>,
+);
 
 /// The validated non-matrix inputs; the matrices (embeddings first when present, then
 /// views) come in typed.
@@ -376,6 +386,25 @@ impl Typed<'_> {
                 "{}: figure data",
                 self.sources[0]
             )))?;
+        // The per-point table's own kNN among its rows: `2 M^2 D` in the rows' precision.
+        let per_point_table = extras
+            .per_point_rows
+            .map(|max| {
+                let m = max.min(all[0].nrows()) as f64;
+                let flops = 2.0 * m * m * all[0].ncols() as f64;
+                let work = match std::mem::size_of::<F>() {
+                    4 => Work::SingleFlops(flops),
+                    _ => Work::DoubleFlops(flops),
+                };
+                timings.time("per-point diagnostics", work, || {
+                    per_point(all[0].view(), self.classes, max, &options.knn)
+                })
+            })
+            .transpose()
+            .map_err(PipelineError::of(format!(
+                "{}: per-point diagnostics",
+                self.sources[0]
+            )))?;
         let cosines = extras
             .mean_cosines
             .then_some(self.classes)
@@ -403,6 +432,6 @@ impl Typed<'_> {
                 "the rows are of extreme scale (largest entry near {s:e}): the class statistics ran on the rows divided by {s:e} (exact); within-class variances and distances are in the original units"
             ));
         }
-        Ok((analysis, figures, cosines))
+        Ok((analysis, figures, cosines, per_point_table))
     }
 }

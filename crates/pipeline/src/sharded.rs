@@ -647,6 +647,7 @@ impl ShardJob {
             },
             figures: None,
             mean_cosines: None,
+            per_point: None,
             labels: None,
             timings: Vec::new(),
         })

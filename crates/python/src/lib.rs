@@ -15,17 +15,19 @@ use embgeom_geometry::modalities::{
     pair_context, pair_retrieval, CrossModal, PairContext, PairShard,
 };
 use embgeom_geometry::sharded::{Context, SecondPass, Summary, UniformityBlock};
+use embgeom_geometry::similarity_family::{similarity_family, SIMILARITY_CATALOGUE};
 use embgeom_geometry::state::{LabelKey, State};
 use embgeom_geometry::Merge;
 use embgeom_geometry::{
-    Analysis, AnalysisOptions, FigureData, KnnOptions, ObjectiveParameters, Progress, ShardTally,
-    DEFAULT_TILE,
+    Analysis, AnalysisOptions, FigureData, KnnOptions, ObjectiveParameters, PerPoint, Progress,
+    SampleOptions, ShardTally, DEFAULT_TILE,
 };
-use embgeom_io::{LabelValues, Labels};
+use embgeom_io::{Column, LabelValues, Labels};
 use embgeom_pipeline::{
     analysis_document, analyze_inputs, modalities_document, modalities_table, pair_gap_matrix,
-    text_table, CrossOptions, Extras, InputSpec, InputSummary, Inputs, ModalitiesRun, PairFile,
-    PairJob, PipelineError, Rows, Run, ShardJob, ShardedDataset, Source, Values,
+    per_point_columns, text_table, write_per_point, CrossOptions, Extras, InputSpec, InputSummary,
+    Inputs, ModalitiesRun, PairFile, PairJob, PipelineError, Rows, Run, ShardJob, ShardedDataset,
+    Source, Values,
 };
 use embgeom_report::{CompareInput, CompareOptions, Figure, ReportOptions};
 use ndarray::CowArray;
@@ -229,6 +231,27 @@ fn extras(figures: bool) -> Extras {
     }
 }
 
+/// A per-point table column as a Python list (neighbours as `{"ids", "distances"}` dicts).
+fn column_to_python<'py>(py: Python<'py>, column: Column) -> PyResult<(String, Bound<'py, PyAny>)> {
+    Ok(match column {
+        Column::Int(name, v) => (name, v.into_pyobject(py)?.into_any()),
+        Column::Float(name, v) => (name, v.into_pyobject(py)?.into_any()),
+        Column::Text(name, v) => (name, v.into_pyobject(py)?.into_any()),
+        Column::OptionalInt(name, v) => (name, v.into_pyobject(py)?.into_any()),
+        Column::Bool(name, v) => (name, v.into_pyobject(py)?.into_any()),
+        Column::Neighbours(name, rows) => {
+            let list = PyList::empty(py);
+            for row in rows {
+                let entry = PyDict::new(py);
+                entry.set_item("ids", row.iter().map(|n| n.0).collect::<Vec<_>>())?;
+                entry.set_item("distances", row.iter().map(|n| n.1).collect::<Vec<_>>())?;
+                list.append(entry)?;
+            }
+            (name, list.into_any())
+        }
+    })
+}
+
 /// Two sharded modalities measured together as tasks (`embgeom_pipeline::PairJob`): every
 /// task result is JSON bytes.
 #[pyclass(name = "PairJob", module = "embgeom._embgeom")]
@@ -425,6 +448,7 @@ fn modalities_result(
                     summary: r.run.summary.clone(),
                     figures: None,
                     mean_cosines: None,
+                    per_point: None,
                     labels: None,
                     timings: Vec::new(),
                 };
@@ -451,6 +475,23 @@ struct PyRun {
 }
 
 impl PyRun {
+    /// The per-point table, or why there is none.
+    fn per_point_table(&self) -> PyResult<&PerPoint> {
+        self.run.per_point.as_ref().ok_or_else(|| {
+            error("this analysis holds no per-point table: run embgeom.analyze with per_point=True")
+        })
+    }
+
+    /// The class names, in class order.
+    fn class_names(&self) -> Vec<String> {
+        self.run
+            .analysis
+            .per_class
+            .iter()
+            .map(|c| c.name.clone())
+            .collect()
+    }
+
     /// The numbers behind the figures, or why there are none.
     fn figure_data(&self) -> PyResult<&FigureData> {
         self.run.figures.as_ref().ok_or_else(|| {
@@ -478,6 +519,25 @@ impl PyRun {
     /// The table of `embgeom analyze`.
     fn table(&self) -> String {
         text_table(&self.run.analysis, &self.run.summary)
+    }
+
+    /// The per-point table as `{column: list}` (see `embgeom_geometry::per_point`).
+    fn per_point<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let table = self.per_point_table()?;
+        let out = PyDict::new(py);
+        for column in per_point_columns(table, &self.class_names()) {
+            let (name, values) = column_to_python(py, column)?;
+            out.set_item(name, values)?;
+        }
+        Ok(out)
+    }
+
+    /// Write the per-point table to `path` as Parquet (embedding-atlas's form).
+    fn write_per_point(&self, py: Python<'_>, path: PathBuf) -> PyResult<()> {
+        let table = self.per_point_table()?;
+        let names = self.class_names();
+        py.detach(|| write_per_point(&path, table, &names).map_err(|e| e.to_string()))
+            .map_err(error)
     }
 
     /// The metric table and warnings as an HTML fragment (escaped).
@@ -563,7 +623,7 @@ fn finished(run: Run, options: AnalysisOptions) -> PyRun {
 /// Returns `(run, in_place)`: the analysis and whether the embeddings were read in place (not
 /// copied).
 #[pyfunction]
-#[pyo3(signature = (embeddings=None, views=None, labels=None, classifier=None, bias=None, split=None, subclasses=None, normalize=true, figures=false, **kwargs))]
+#[pyo3(signature = (embeddings=None, views=None, labels=None, classifier=None, bias=None, split=None, subclasses=None, normalize=true, figures=false, per_point=None, **kwargs))]
 #[allow(clippy::too_many_arguments)]
 fn analyze<'py>(
     py: Python<'py>,
@@ -576,6 +636,7 @@ fn analyze<'py>(
     subclasses: Option<Bound<'py, PyAny>>,
     normalize: bool,
     figures: bool,
+    per_point: Option<usize>,
     kwargs: Option<&Bound<'py, PyDict>>,
 ) -> PyResult<(PyRun, bool)> {
     let options = options(kwargs)?;
@@ -610,8 +671,11 @@ fn analyze<'py>(
         subclasses: self::labels(subclasses.as_ref(), "subclasses")?,
     };
     let run = interruptible(py, |progress| {
-        analyze_inputs(inputs, normalize, &options, extras(figures), progress)
-            .map_err(|e| e.to_string())
+        let extras = Extras {
+            per_point_rows: per_point,
+            ..extras(figures)
+        };
+        analyze_inputs(inputs, normalize, &options, extras, progress).map_err(|e| e.to_string())
     })?;
     Ok((finished(run, options), in_place))
 }
@@ -830,11 +894,69 @@ fn track<'py>(
     Ok(result)
 }
 
+/// The similarity family's sampling from `(rbf_rows, neighbour_rows, k, platonic)`.
+fn sample_options(sample: Option<(usize, usize, usize, bool)>, seed: u64) -> SampleOptions {
+    match sample {
+        Some((rbf_rows, neighbour_rows, k, platonic)) => SampleOptions {
+            rbf_rows,
+            neighbour_rows,
+            k,
+            platonic,
+            seed,
+            ..SampleOptions::default()
+        },
+        None => SampleOptions {
+            seed,
+            ..SampleOptions::default()
+        },
+    }
+}
+
+/// The similarity family between `x` and `y` (rows corresponding): every catalogued measure
+/// (`None` where undefined) and `notes`. `sample` is `(rbf_rows, neighbour_rows, k,
+/// platonic)`.
+#[pyfunction]
+#[pyo3(signature = (x, y, sample=None, seed=0))]
+fn similarity<'py>(
+    py: Python<'py>,
+    x: &Bound<'py, PyAny>,
+    y: &Bound<'py, PyAny>,
+    sample: Option<(usize, usize, usize, bool)>,
+    seed: u64,
+) -> PyResult<Bound<'py, PyDict>> {
+    let (x, y) = (Matrix::extract(x, "x")?, Matrix::extract(y, "y")?);
+    let options = sample_options(sample, seed);
+    let timings = embgeom_geometry::timings::Timings::default();
+    let family = match (&x, &y) {
+        (Matrix::F32(a), Matrix::F32(b)) => {
+            similarity_family(&[a.as_array(), b.as_array()], &options, &timings)
+        }
+        _ => {
+            let widen = |m: &Matrix| match m {
+                Matrix::F32(a) => a.as_array().mapv(f64::from),
+                Matrix::F64(a) => a.as_array().to_owned(),
+            };
+            let (a, b) = (widen(&x), widen(&y));
+            similarity_family(&[a.view(), b.view()], &options, &timings)
+        }
+    }
+    .map_err(|e| error(e.to_string()))?;
+    let result = PyDict::new(py);
+    let Some(s) = family[0][1].as_ref() else {
+        return Err(error("no similarity was measured"));
+    };
+    for measure in SIMILARITY_CATALOGUE {
+        result.set_item(measure.key, measure.value(s))?;
+    }
+    result.set_item("notes", s.notes.clone())?;
+    Ok(result)
+}
+
 /// Compare files side by side, as `embgeom compare` does: `inputs` are `(name, path)` pairs
 /// (two or more), `labels` a labels file for every input. Returns a dict with the path of the
 /// page (`index`), the `embgeom.compare/1` document as JSON (`document`) and the text table.
 #[pyfunction]
-#[pyo3(signature = (inputs, out, title, labels=None, force=false, modalities=None, **kwargs))]
+#[pyo3(signature = (inputs, out, title, labels=None, force=false, modalities=None, sample=None, **kwargs))]
 #[allow(clippy::too_many_arguments)]
 fn compare<'py>(
     py: Python<'py>,
@@ -844,9 +966,11 @@ fn compare<'py>(
     labels: Option<PathBuf>,
     force: bool,
     modalities: Option<Vec<String>>,
+    sample: Option<(usize, usize, usize, bool)>,
     kwargs: Option<&Bound<'py, PyDict>>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let options = options(kwargs)?;
+    let similarity = sample_options(sample, options.knn.seed);
     let inputs: Vec<CompareInput> = inputs
         .into_iter()
         .map(|(name, path)| CompareInput {
@@ -863,6 +987,8 @@ fn compare<'py>(
         title,
         force,
         modalities: modalities.unwrap_or_default(),
+        similarity,
+        timings: false,
     };
     let compared = interruptible(py, |progress| {
         embgeom_report::compare(&inputs, &options, &output, progress).map_err(|e| e.to_string())
@@ -988,6 +1114,7 @@ impl PyState {
             summary,
             figures: None,
             mean_cosines: None,
+            per_point: None,
             labels: None,
             timings: Vec::new(),
         };
@@ -1229,6 +1356,7 @@ fn _embgeom(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(report, m)?)?;
     m.add_function(wrap_pyfunction!(track, m)?)?;
     m.add_function(wrap_pyfunction!(compare, m)?)?;
+    m.add_function(wrap_pyfunction!(similarity, m)?)?;
     m.add_function(wrap_pyfunction!(catalogue_json, m)?)?;
     m.add_class::<PyRun>()?;
     m.add_class::<PyState>()?;

@@ -744,3 +744,187 @@ def test_the_similarity_family_equals_the_reference_formulas(tmp_path):
     assert similar["procrustes"][0][1] == pytest.approx(2 - 2 * nuclear, rel=1e-10)
     assert similar["procrustes_angular"][1][0] == pytest.approx(np.arccos(nuclear), rel=1e-10)
     assert similar["procrustes"][0][0] == 0 and similar["debiased_cka"][1][1] == 1
+    # The CCA family as sim_metric's cca_decomp, mean_cca_corr and pwcca_dist compute it
+    # (A, B as features x examples, centred per feature).
+    a, b = (x - x.mean(0)).T, (y - y.mean(0)).T
+
+    def inverse_sqrt(m):
+        values, vectors = np.linalg.eigh(m)
+        values = (values + np.abs(values)) / 2
+        return vectors @ np.diag([1 / np.sqrt(v) if v > 0 else 0 for v in values]) @ vectors.T
+
+    u, rho, _ = np.linalg.svd(inverse_sqrt(a @ a.T) @ (a @ b.T) @ inverse_sqrt(b @ b.T))
+    transformed_a = (u.T @ inverse_sqrt(a @ a.T) @ a).T
+    weights = np.abs(transformed_a.T @ a.T).sum(1)
+    weights /= weights.sum()
+    assert similar["mean_cca"][0][1] == pytest.approx(rho.sum() / len(rho), rel=1e-10)
+    assert similar["pwcca"][0][1] == pytest.approx(weights[:len(rho)] @ rho, rel=1e-10)
+    # SVCCA (Raghu et al.): the 99%-variance SVD directions of each, then CCA by QR.
+    def top_directions(m):
+        left, singular, _ = np.linalg.svd(m, full_matrices=False)
+        share = np.cumsum(singular ** 2) / np.sum(singular ** 2)
+        keep = int(np.searchsorted(share, 0.99) + 1)
+        return (left[:, :keep].T @ m).T
+    qa, qb = np.linalg.qr(top_directions(a))[0], np.linalg.qr(top_directions(b))[0]
+    rho_sv = np.linalg.svd(qa.T @ qb, compute_uv=False)
+    assert similar["svcca"][0][1] == pytest.approx(rho_sv.mean(), rel=1e-10)
+    # RBF CKA as Kornblith et al.'s notebook (gram_rbf with threshold 1, the biased cka).
+    def gram_rbf(m, threshold=1.0):
+        dots = m @ m.T
+        norms = np.diag(dots)
+        sq = -2 * dots + norms[:, None] + norms[None, :]
+        return np.exp(-sq / (2 * threshold ** 2 * np.median(sq)))
+    rbf_x, rbf_y = center_gram(gram_rbf(x), False), center_gram(gram_rbf(y), False)
+    want = rbf_x.ravel() @ rbf_y.ravel() / (np.linalg.norm(rbf_x) * np.linalg.norm(rbf_y))
+    assert similar["rbf_cka"][0][1] == pytest.approx(want, rel=1e-10)
+    # Mutual kNN and CKNNA as platonic-rep's metrics.py (L2-normalised features, topk 10,
+    # unbiased HSIC; without its +1e-6 in CKNNA's denominator).
+    knn, ckn = platonic_alignment(x, y, 10)
+    assert similar["mutual_knn"][0][1] == pytest.approx(knn, rel=1e-12)
+    assert similar["cknna"][1][0] == pytest.approx(ckn, rel=1e-10)
+    assert [m["key"] for m in similar["measures"]] == [
+        "cka", "debiased_cka", "procrustes", "procrustes_angular", "mean_cca", "svcca",
+        "pwcca", "rbf_cka", "mutual_knn", "cknna"]
+
+
+def platonic_alignment(x, y, topk):
+    """platonic-rep's ``mutual_knn`` and ``cknna`` (unbiased), in NumPy, on L2-normalised rows,
+    with its ``+ 1e-6`` left out of CKNNA's denominator."""
+    fa = x / np.linalg.norm(x, axis=1, keepdims=True)
+    fb = y / np.linalg.norm(y, axis=1, keepdims=True)
+    n = len(fa)
+
+    def mask(gram):
+        g = gram.copy()
+        np.fill_diagonal(g, -np.inf)
+        top = np.argsort(-g, axis=1)[:, :topk]
+        out = np.zeros((n, n))
+        out[np.arange(n)[:, None], top] = 1.0
+        return out
+
+    def hsic_unbiased(k, l):
+        k, l = k.copy(), l.copy()
+        np.fill_diagonal(k, 0)
+        np.fill_diagonal(l, 0)
+        return ((k * l.T).sum() + k.sum() * l.sum() / ((n - 1) * (n - 2))
+                - 2 * (k @ l).sum() / (n - 2)) / (n * (n - 3))
+
+    K, L = fa @ fa.T, fb @ fb.T
+    mask_k, mask_l = mask(K), mask(L)
+    mutual = ((mask_k * mask_l).sum(1) / topk).mean()
+
+    def sim(a, b):
+        m = mask(a) * mask(b)
+        return hsic_unbiased(m * a, m * b)
+
+    return mutual, sim(K, L) / np.sqrt(sim(K, K) * sim(L, L))
+
+
+def test_similarity_of_two_arrays_with_huh_et_al_preprocessing():
+    """``embgeom.similarity`` equals compare's readings; the platonic option clamps at the mean
+    per-row 0.95 quantile of |x| (torch.quantile's linear interpolation) before the kNN
+    measures; bad inputs are refused with what is wrong."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((120, 9)) * np.array([1, 1, 1, 1, 1, 1, 1, 1, 20.0])
+    y = x[:, :6] @ rng.standard_normal((6, 6)) + 0.5 * rng.standard_normal((120, 6))
+    plain = embgeom.similarity(x, y)
+    knn, ckn = platonic_alignment(x, y, 10)
+    assert plain["mutual_knn"] == pytest.approx(knn, rel=1e-12)
+    assert plain["cknna"] == pytest.approx(ckn, rel=1e-10)
+
+    def clamp(m):
+        q = np.quantile(np.abs(m), 0.95, axis=1).mean()
+        return np.clip(m, -q, q)
+    clamped = embgeom.similarity(x, y, platonic=True, k=5)
+    knn, ckn = platonic_alignment(clamp(x), clamp(y), 5)
+    assert clamped["mutual_knn"] == pytest.approx(knn, rel=1e-12)
+    assert clamped["cknna"] == pytest.approx(ckn, rel=1e-10)
+    assert clamped["cka"] == plain["cka"]      # the clamp is the kNN measures' alone
+    same = embgeom.similarity(x, x.astype(np.float32) @ np.eye(9, dtype=np.float32))
+    assert all(same[k] == pytest.approx(1.0, abs=1e-6)
+               for k in ("cka", "debiased_cka", "mean_cca", "rbf_cka", "mutual_knn", "cknna"))
+    assert embgeom.similarity(x, y, rbf_rows=0, neighbour_rows=0)["rbf_cka"] is None
+    with pytest.raises(embgeom.EmbgeomError, match="input 2 has 50 rows"):
+        embgeom.similarity(x, y[:50])
+    bad = y.copy()
+    bad[7, 2] = np.nan
+    with pytest.raises(embgeom.EmbgeomError, match="row 7, column 2"):
+        embgeom.similarity(x, bad)
+    with pytest.raises(embgeom.EmbgeomError, match="k >= 2"):
+        embgeom.similarity(x, y, k=1)
+    narrow = embgeom.similarity(x[:5], y[:5])
+    assert narrow["mean_cca"] is None and any("more rows" in n for n in narrow["notes"])
+
+
+def test_per_point_table_equals_brute_force_and_opens_as_embedding_atlas_reads_it(tmp_path):
+    """``analyze(per_point=True).per_point()``: every column against NumPy on all rows (cosine
+    neighbours, k-occurrence, class means, nearest same and other class, the vote, the LID);
+    the Parquet file holds embedding-atlas's documented columns (``projection_x``,
+    ``projection_y`` and ``neighbors`` as ``{ids, distances}`` with zero-based ids), read back
+    with polars, with pandas, and with embedding-atlas's own loader and neighbour-graph code."""
+    import polars as pl
+    import pandas as pd
+
+    rng = np.random.default_rng(11)
+    y = np.repeat(np.arange(4), 30)
+    x = rng.standard_normal((120, 6)) + 1.5 * np.eye(6)[y]
+    result = embgeom.analyze(x, labels=y, per_point=True, knn_k=5)
+    path = tmp_path / "atlas.parquet"
+    table = result.per_point(path)
+    assert isinstance(table, pl.DataFrame) and table.height == 120
+    u = x / np.linalg.norm(x, axis=1, keepdims=True)
+    s = u @ u.T
+    np.fill_diagonal(s, -np.inf)
+    order = np.argsort(-s, axis=1, kind="stable")
+    occurrence = np.bincount(order[:, :10].ravel(), minlength=120)
+    assert table["k_occurrence"].to_list() == occurrence.tolist()
+    means = np.stack([u[y == c].mean(0) for c in range(4)])
+    assert np.allclose(table["class_mean_distance"], np.linalg.norm(u - means[y], axis=1),
+                       rtol=1e-12)
+    same = [s[i, next(j for j in order[i] if y[j] == y[i])] for i in range(120)]
+    other = [s[i, next(j for j in order[i] if y[j] != y[i])] for i in range(120)]
+    assert np.allclose(table["nearest_same_class"], same, rtol=1e-12)
+    assert np.allclose(table["nearest_other_class"], other, rtol=1e-12)
+    top = np.take_along_axis(s, order[:, :5], axis=1)
+    weights = np.exp((top - top[:, :1]) / 0.07)
+    votes = np.stack([(weights * (y[order[:, :5]] == c)).sum(1) for c in range(4)], axis=1)
+    assert table["knn_prediction"].to_list() == [str(c) for c in votes.argmax(1)]
+    assert table["knn_disagrees"].to_list() == (votes.argmax(1) != y).tolist()
+    r = np.sqrt(np.maximum(2 - 2 * np.take_along_axis(s, order[:, :20], axis=1), 0))
+    lid = 19 / np.log(r[:, -1:] / r).sum(1)
+    assert np.allclose(table["lid"], lid, rtol=1e-9)
+    # The file as embedding-atlas reads it.
+    atlas = pd.read_parquet(path)
+    for column in ("projection_x", "projection_y", "neighbors"):
+        assert column in atlas.columns
+    first = atlas["neighbors"][0]
+    assert list(first["ids"]) == order[0, :5].tolist()
+    assert np.allclose(first["distances"], 1 - s[0, order[0, :5]], rtol=1e-12)
+    # embedding-atlas's own loader and its neighbour-graph metrics (in- and out-degree over
+    # the neighbors column, as its --neighbors view reads it).
+    try:
+        from embedding_atlas.graph_metrics import compute_degree_columns
+        from embedding_atlas.utils import load_pandas_data
+    except ImportError:
+        # Under CI a missing dependency is a failure; elsewhere the polars checks remain.
+        assert not os.environ.get("CI"), "embedding-atlas is missing (scripts/python.sh --torch)"
+    else:
+        loaded = load_pandas_data(str(path))
+        in_degree, out_degree, _ = compute_degree_columns(loaded, neighbors="neighbors")
+        assert out_degree.tolist() == [5] * 120 and in_degree.tolist() == np.bincount(
+            order[:, :5].ravel(), minlength=120).tolist()
+    back = pl.read_parquet(path)
+    assert back.schema["neighbors"] == pl.Struct({"ids": pl.List(pl.Int64),
+                                                  "distances": pl.List(pl.Float64)})
+    # The projection: the rows on the top two principal axes of all rows (up to sign).
+    centred = u - u.mean(0)
+    axes = np.linalg.eigh(np.cov(centred.T))[1][:, ::-1][:, :2]
+    want = centred @ axes
+    for k, column in enumerate(("projection_x", "projection_y")):
+        got = table[column].to_numpy()
+        assert np.allclose(np.abs(got), np.abs(want[:, k]), atol=1e-9)
+    with pytest.raises(embgeom.EmbgeomError, match="per_point=True"):
+        embgeom.analyze(x, labels=y).per_point()
+    sample = embgeom.analyze(x, labels=y, per_point=50).per_point()
+    # A seeded sample keeping each class's share (4 x 12 rows): neighbours are positions in it.
+    assert sample.height == 48 and all(max(n["ids"]) < 48 for n in sample["neighbors"])

@@ -9,15 +9,18 @@ use crate::html::{escape, CSS};
 use crate::modalities::recall_panel;
 use crate::page::{claim_folder, figure_block, figures_folder, write, Plot, MARKER};
 use crate::report::Written;
+use crate::similarity::{similarity_document, similarity_tables, SimilarityHeatmaps};
 use crate::style::CLASS_COLOURS;
 use embgeom_geometry::catalogue::{metrics, Direction};
 use embgeom_geometry::cross_catalogue::CROSS_CATALOGUE;
 use embgeom_geometry::modalities::CrossModal;
 use embgeom_geometry::sharded::DEFAULT_SAMPLE_ROWS;
-use embgeom_geometry::{similarity, Analysis, AnalysisOptions, Progress, RetrievalSummary};
+use embgeom_geometry::similarity_family::{similarity_family, SimilarityMatrix};
+use embgeom_geometry::timings::{StageTime, Timings};
+use embgeom_geometry::{Analysis, AnalysisOptions, Progress, RetrievalSummary, SampleOptions};
 use embgeom_pipeline::{
-    analysis_document, load_inputs, modalities_document, run_analysis, run_modalities,
-    CrossOptions, Extras, InputSpec, Inputs, ModalitySpec, Run,
+    analysis_document, load_inputs, machine_rates, modalities_document, run_analysis,
+    run_modalities, timings_document, CrossOptions, Extras, InputSpec, Inputs, ModalitySpec, Run,
 };
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -54,6 +57,12 @@ pub struct CompareOptions {
     /// figures are the first modality's, then the second's metrics and the two measured
     /// together are compared too; empty for one set of rows per input.
     pub modalities: Vec<String>,
+    /// How the sampled similarity measures (RBF CKA, mutual kNN, CKNNA) sample.
+    pub similarity: SampleOptions,
+    /// Time the similarity family's stages against their bounds on this machine
+    /// (`similarity.timings` in the document; the machine's rates are measured once and
+    /// cached).
+    pub timings: bool,
 }
 
 /// A written comparison: the files, the `embgeom.compare/1` document and a text table.
@@ -133,12 +142,12 @@ fn same_items(analysed: &[Analysed]) -> bool {
 }
 
 /// The similarity family between every pair of inputs (their rows as stored, read with
-/// `specs`): row-major matrices of linear CKA, debiased CKA, Procrustes and angular
-/// Procrustes, 1 (or 0) on the diagonal.
+/// `specs`; see [`similarity_family`]), with its stages in `timings`.
 fn similarity_matrices(
     inputs: &[CompareInput],
     specs: &[InputSpec],
-) -> Result<[Vec<Vec<Option<f64>>>; 4], ReportError> {
+    options: &SampleOptions,
+) -> Result<(SimilarityMatrix, Vec<StageTime>), ReportError> {
     let rows = inputs
         .iter()
         .zip(specs)
@@ -158,27 +167,12 @@ fn similarity_matrices(
             Ok(rows)
         })
         .collect::<Result<Vec<_>, ReportError>>()?;
-    let k = rows.len();
-    let ideal = |v: f64| vec![vec![Some(v); k]; k];
-    let mut matrices = [ideal(1.0), ideal(1.0), ideal(0.0), ideal(0.0)];
-    for i in 0..k {
-        for j in i + 1..k {
-            let s = similarity(rows[i].view(), rows[j].view()).map_err(
-                embgeom_pipeline::PipelineError::of("similarity of representations"),
-            )?;
-            let values = [
-                Some(s.linear_cka),
-                s.debiased_cka,
-                Some(s.procrustes),
-                Some(s.procrustes_angular),
-            ];
-            for (matrix, v) in matrices.iter_mut().zip(values) {
-                matrix[i][j] = v;
-                matrix[j][i] = v;
-            }
-        }
-    }
-    Ok(matrices)
+    let views: Vec<_> = rows.iter().map(|r| r.view()).collect();
+    let timings = Timings::default();
+    let family = similarity_family(&views, options, &timings).map_err(
+        embgeom_pipeline::PipelineError::of("similarity of representations"),
+    )?;
+    Ok((family, timings.stages()))
 }
 
 /// Per class, the within-class variance of the first input and of `other`, their ratio and
@@ -262,6 +256,7 @@ pub fn compare(
     let extras = Extras {
         figures: true,
         mean_cosines: true,
+        ..Extras::default()
     };
     let keyed = |input: &CompareInput, key: &str| InputSpec {
         key: Some(key.to_string()),
@@ -309,7 +304,7 @@ pub fn compare(
     };
     let same = same_items(&analysed);
     let similarities = same
-        .then(|| similarity_matrices(inputs, &specs))
+        .then(|| similarity_matrices(inputs, &specs, &output.similarity))
         .transpose()?;
     let names: Vec<&str> = analysed.iter().map(|a| a.name.as_str()).collect();
     let labelled = analysed
@@ -326,6 +321,13 @@ pub fn compare(
                 })
             })
             .collect()
+    });
+    let similarity = similarities.as_ref().map(|(family, stages)| {
+        let mut document = similarity_document(&names, family, &output.similarity);
+        if output.timings {
+            document["timings"] = timings_document(stages, &machine_rates(), None);
+        }
+        document
     });
     let first: Vec<&Analysis> = analysed.iter().map(|a| &a.run.analysis).collect();
     let mut metric_rows = catalogue_rows(&first, keys.map(|k| k.0), &names);
@@ -346,13 +348,8 @@ pub fn compare(
         })).collect::<Vec<_>>(),
         "same_items": same,
         "metrics": metric_rows,
-        "cka": similarities.as_ref().map(|m| json!({"names": names, "matrix": m[0]})),
-        "similarity": similarities.as_ref().map(|m| json!({
-            "names": names,
-            "debiased_cka": m[1],
-            "procrustes": m[2],
-            "procrustes_angular": m[3],
-        })),
+        "cka": similarity.as_ref().map(|s| json!({"names": names, "matrix": s["cka"]})),
+        "similarity": similarity,
         "class_changes": changes,
         "modalities": keys.map(|_| json!({
             "keys": output.modalities,
@@ -868,29 +865,9 @@ fn write_page(
         html.push_str(&format!("<td>{}</td></tr>\n", escape(best.unwrap_or("-"))));
     }
     html.push_str("</table>\n");
-    let measures = [
-        (&document["cka"]["matrix"], "Linear CKA", "linear CKA (Kornblith et al., ICML 2019) between their rows as stored; 1 = the same representation up to rotation and isotropic scaling"),
-        (&document["similarity"]["debiased_cka"], "Debiased CKA", "linear CKA with Song et al.'s unbiased HSIC (Kornblith et al.'s debiased form), free of the bias toward 1 that linear CKA has when D approaches N; 1 = the same"),
-        (&document["similarity"]["procrustes"], "Procrustes distance", "2 - 2 ||X^T Y||_* of the centred rows scaled to unit Frobenius norm (Ding et al. 2021): the squared distance left after the best rotation; 0 = the same up to rotation, translation and scale"),
-        (&document["similarity"]["procrustes_angular"], "Angular Procrustes distance", "arccos ||X^T Y||_* of the same rows, in radians (Williams et al. 2021); 0 = the same, a metric"),
-    ];
-    for (matrix, title, what) in measures {
-        let Some(matrix) = matrix.as_array() else {
-            continue;
-        };
-        html.push_str(&format!("<h2>{title}</h2>\n<p class=\"src\">The inputs hold the same items in the same order: {}.</p>\n<table>\n<tr><th></th>", escape(what)));
-        for name in &names {
-            html.push_str(&format!("<th>{}</th>", escape(name)));
-        }
-        html.push_str("</tr>\n");
-        for (row, name) in matrix.iter().zip(&names) {
-            html.push_str(&format!("<tr><th>{}</th>", escape(name)));
-            for v in row.as_array().into_iter().flatten() {
-                html.push_str(&format!("<td class=\"v\">{}</td>", cell(v)));
-            }
-            html.push_str("</tr>\n");
-        }
-        html.push_str("</table>\n");
+    match document["similarity"].is_object() {
+        true => html.push_str(&similarity_tables(&document["similarity"], cell)),
+        false => html.push_str("<p class=\"src\">The inputs do not hold the same items in the same order (their row counts or their labels row by row differ), so they are not compared row by row: no similarity of the representations and no per-class changes.</p>\n"),
     }
     for change in document["class_changes"].as_array().into_iter().flatten() {
         html.push_str(&format!(
@@ -913,6 +890,17 @@ fn write_page(
         html.push_str("</table>\n");
     }
     html.push_str("<h2>Figures</h2>\n");
+    if document["similarity"].is_object() {
+        html.push_str(&figure_block(
+            &SimilarityHeatmaps {
+                document: &document["similarity"],
+            },
+            &figures_dir,
+            "The similarity family, every pair of inputs",
+            "One heatmap per measure over every pair of inputs (rows and columns in input order): dark is the same representation (the measure's ideal, as on the diagonal), light is far from it. Distances (Procrustes) are drawn so that dark is near 0.",
+            &mut files,
+        )?);
+    }
     if !crosses.is_empty() {
         html.push_str(&figure_block(
             &RecallCurves {

@@ -3,8 +3,9 @@
 
 use crate::style::*;
 use embgeom_geometry::{Analysis, FigureData, HARD_NEGATIVE_BINS};
+use plotters::coord::ranged1d::SegmentedCoord;
 use plotters::coord::ranged1d::ValueFormatter;
-use plotters::coord::types::RangedCoordf64;
+use plotters::coord::types::{RangedCoordf64, RangedCoordusize};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use std::f64::consts::PI;
@@ -697,6 +698,70 @@ fn heatmap<DB: DrawingBackend>(
     )
 }
 
+/// A k x k matrix's chart: one segment per row and column.
+pub(crate) type MatrixChart<'a, DB> = ChartContext<
+    'a,
+    DB,
+    Cartesian2d<SegmentedCoord<RangedCoordusize>, SegmentedCoord<RangedCoordusize>>,
+>;
+
+/// The chart of a k x k matrix (k = `names.len()`) from `builder` (its margins set), row 0 at
+/// the top: every `every`-th name at its cells' centres in labels of `size`, and `desc` on
+/// both axes.
+pub(crate) fn matrix_grid<'a, DB: DrawingBackend>(
+    builder: &mut ChartBuilder<'a, '_, DB>,
+    names: &[String],
+    every: usize,
+    desc: Option<&str>,
+    size: u32,
+) -> Result<MatrixChart<'a, DB>, String> {
+    let k = names.len();
+    let mut chart = builder
+        .build_cartesian_2d((0..k - 1).into_segmented(), (0..k - 1).into_segmented())
+        .map_err(fail)?;
+    // Row 0 is drawn at the top: y position p shows row k - 1 - p.
+    let tick = |v: &SegmentValue<usize>, flip: bool| match v {
+        SegmentValue::CenterOf(p) if *p < k && p % every == 0 => {
+            names[if flip { k - 1 - p } else { *p }].clone()
+        }
+        _ => String::new(),
+    };
+    let (x_ticks, y_ticks) = (
+        |v: &SegmentValue<usize>| tick(v, false),
+        |v: &SegmentValue<usize>| tick(v, true),
+    );
+    let mut mesh = chart.configure_mesh();
+    mesh.disable_mesh()
+        .x_labels(k + 1)
+        .y_labels(k + 1)
+        .x_label_formatter(&x_ticks)
+        .y_label_formatter(&y_ticks)
+        .label_style(font(size))
+        .axis_desc_style(font(size + 2));
+    if let Some(desc) = desc {
+        mesh.x_desc(desc).y_desc(desc);
+    }
+    mesh.draw().map_err(fail)?;
+    Ok(chart)
+}
+
+/// The cell of row `i`, column `j` of a k x k [`matrix_grid`], filled with `shade`.
+pub(crate) fn matrix_cell(
+    i: usize,
+    j: usize,
+    k: usize,
+    shade: RGBColor,
+) -> Rectangle<(SegmentValue<usize>, SegmentValue<usize>)> {
+    let (x, y) = (j, k - 1 - i);
+    Rectangle::new(
+        [
+            (SegmentValue::Exact(x), SegmentValue::Exact(y)),
+            (SegmentValue::Exact(x + 1), SegmentValue::Exact(y + 1)),
+        ],
+        shade.filled(),
+    )
+}
+
 /// Draw a class x class matrix (rows and columns `classes`, named by `names`) with its colour
 /// bar: cosines on a diverging scale with -1/(C-1) marked, or CDNV on a log scale.
 pub(crate) fn class_matrix<DB: DrawingBackend>(
@@ -733,33 +798,18 @@ pub(crate) fn class_matrix<DB: DrawingBackend>(
         HeatKind::Cdnv => sequential((v - lo) / (hi - lo)),
     };
     let names: Vec<String> = classes.iter().map(|&c| names[c].clone()).collect();
-    let label_every = k.div_ceil(20).max(1);
-    let mut chart = ChartBuilder::on(&main)
+    let mut builder = ChartBuilder::on(&main);
+    builder
         .margin(16)
         .x_label_area_size(56)
-        .y_label_area_size(72)
-        .build_cartesian_2d((0..k - 1).into_segmented(), (0..k - 1).into_segmented())
-        .map_err(fail)?;
-    // Row 0 is drawn at the top: y position p shows class k - 1 - p.
-    let tick = |v: &SegmentValue<usize>, flip: bool| match v {
-        SegmentValue::CenterOf(p) if *p < k && p % label_every == 0 => {
-            names[if flip { k - 1 - p } else { *p }].clone()
-        }
-        _ => String::new(),
-    };
-    chart
-        .configure_mesh()
-        .disable_mesh()
-        .x_labels(k + 1)
-        .y_labels(k + 1)
-        .x_label_formatter(&|v| tick(v, false))
-        .y_label_formatter(&|v| tick(v, true))
-        .x_desc("class")
-        .y_desc("class")
-        .label_style(font(12))
-        .axis_desc_style(font(14))
-        .draw()
-        .map_err(fail)?;
+        .y_label_area_size(72);
+    let mut chart = matrix_grid(
+        &mut builder,
+        &names,
+        k.div_ceil(20).max(1),
+        Some("class"),
+        12,
+    )?;
     chart
         .draw_series(
             (0..k)
@@ -771,14 +821,7 @@ pub(crate) fn class_matrix<DB: DrawingBackend>(
                         HeatKind::Cdnv => colour(if v > 0.0 { v.log10() } else { lo }),
                         HeatKind::Cosine => colour(v),
                     };
-                    let (x, y) = (j, k - 1 - i);
-                    Rectangle::new(
-                        [
-                            (SegmentValue::Exact(x), SegmentValue::Exact(y)),
-                            (SegmentValue::Exact(x + 1), SegmentValue::Exact(y + 1)),
-                        ],
-                        shade.filled(),
-                    )
+                    matrix_cell(i, j, k, shade)
                 }),
         )
         .map_err(fail)?;

@@ -203,6 +203,9 @@ pub fn page(
             escape(&f.caption)
         ));
     }
+    if let Some((table, names)) = &report.per_point {
+        h.push_str(&crate::extremes::rows_to_look_at(table, names));
+    }
     if !skipped.is_empty() {
         h.push_str("<p class=\"src\">Not drawn: ");
         let list: Vec<String> = skipped

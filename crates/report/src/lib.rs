@@ -4,11 +4,13 @@
 
 mod compare;
 mod error;
+mod extremes;
 mod figures;
 mod html;
 mod modalities;
 mod page;
 mod report;
+mod similarity;
 mod style;
 mod track;
 

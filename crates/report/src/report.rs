@@ -6,8 +6,12 @@ use crate::html;
 use crate::page::{check_folder, figures_folder, png, svg, write, Plot, MARKER};
 use crate::style;
 use embgeom_geometry::catalogue::scalar_values;
-use embgeom_geometry::{Analysis, AnalysisOptions, FigureData, Progress};
-use embgeom_pipeline::{analysis_document, run_analysis, Extras, InputSpec, InputSummary, Run};
+use embgeom_geometry::{
+    Analysis, AnalysisOptions, FigureData, PerPoint, Progress, DEFAULT_PER_POINT_ROWS,
+};
+use embgeom_pipeline::{
+    analysis_document, run_analysis, write_per_point, Extras, InputSpec, InputSummary, Run,
+};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use serde_json::{json, Value};
@@ -30,6 +34,9 @@ pub struct Report<'a> {
     /// Identifies the inputs and options; a folder holding a report of another signature is
     /// not overwritten without `force`.
     pub signature: String,
+    /// The per-point table and the class names, when computed: the page lists its extreme
+    /// rows and the folder holds it as `per_point.parquet`.
+    pub per_point: Option<(&'a PerPoint, Vec<String>)>,
 }
 
 /// A figure as written: its kind, inline SVG and caption.
@@ -183,6 +190,11 @@ pub fn write_report(dir: &Path, report: &Report, force: bool) -> Result<Written,
         metrics_csv(report.analysis).as_bytes(),
         &mut files,
     )?;
+    if let Some((table, names)) = &report.per_point {
+        let path = dir.join("per_point.parquet");
+        write_per_point(&path, table, names)?;
+        files.push(path);
+    }
     let page = html::page(report, &rendered, &skipped);
     let index = dir.join("index.html");
     write(&index, page.as_bytes(), &mut files)?;
@@ -255,6 +267,7 @@ pub fn report(
 ) -> Result<Written, ReportError> {
     let extras = Extras {
         figures: true,
+        per_point_rows: Some(DEFAULT_PER_POINT_ROWS),
         ..Extras::default()
     };
     let run = run_analysis(spec, options, extras, progress)?;
@@ -294,6 +307,15 @@ pub fn write_run_report(
                 ..options.clone()
             }
         ),
+        per_point: run.per_point.as_ref().map(|p| {
+            let names = run
+                .analysis
+                .per_class
+                .iter()
+                .map(|c| c.name.clone())
+                .collect();
+            (p, names)
+        }),
     };
     write_report(&output.dir, &page, output.force)
 }

@@ -32,8 +32,10 @@ pub use error::{Result, TrackError};
 
 use embgeom_geometry::catalogue::metrics;
 use embgeom_geometry::cross_catalogue::cross_values;
+use embgeom_geometry::similarity_family::{similarity_family, SIMILARITY_CATALOGUE};
+use embgeom_geometry::timings::Timings;
 use embgeom_geometry::{
-    similarity, AnalysisOptions, NoProgress, ObjectiveParameters, Progress, Similarity,
+    AnalysisOptions, NoProgress, ObjectiveParameters, Progress, SampleOptions, Similarity,
 };
 use embgeom_io::{load, write_table, Column, LabelValues, Labels, Matrix};
 use embgeom_pipeline::{
@@ -379,19 +381,22 @@ fn load_rows(path: &Path, spec: &InputSpec) -> Result<Array2<f64>> {
     Ok(Matrix::into_f64(matrix.matrix)?)
 }
 
-/// How a column reads the similarity of two checkpoints.
-type Reading = fn(&Similarity) -> Option<f64>;
-
-/// The similarity family (linear and debiased CKA, Procrustes, angular Procrustes) of each
-/// checkpoint with the previous and with the last one (rows correspond), cached by pair; only
-/// the previous and the last checkpoint stay loaded. Columns `cka_previous`, `cka_last`,
-/// `debiased_cka_previous`, ..., `procrustes_angular_last`.
+/// The similarity family (every measure of the similarity catalogue; the sampled ones on
+/// their default seeded samples) of each checkpoint with the previous and with the last one
+/// (rows correspond), cached by pair; only the previous and the last checkpoint stay loaded.
+/// Columns `KEY_previous` and `KEY_last` for every catalogued key (`cka_previous`, ...,
+/// `cknna_last`).
 fn similarity_columns(
     checkpoints: &[Checkpoint],
     hashes: &[u64],
     cache: &Cache,
     spec: &InputSpec,
+    seed: u64,
 ) -> Result<Vec<(String, Vec<Option<f64>>)>> {
+    let sample = SampleOptions {
+        seed,
+        ..SampleOptions::default()
+    };
     let k = checkpoints.len();
     let mut previous: Vec<Option<Similarity>> = vec![None; k];
     let mut last: Vec<Option<Similarity>> = vec![None; k];
@@ -403,7 +408,7 @@ fn similarity_columns(
         ];
         for (other, out) in pairs {
             let Some(j) = other else { continue };
-            let path = cache.path("similarity", &[hashes[j], hashes[i]]);
+            let path = cache.path("similarity-family", &[hashes[j], hashes[i]]);
             let value = match cache.read::<Similarity>(&path) {
                 Some(v) => v,
                 None => {
@@ -415,11 +420,15 @@ fn similarity_columns(
                     let (Some(a), Some(b)) = (&loaded[j], &loaded[i]) else {
                         continue;
                     };
-                    let v =
-                        similarity(a.view(), b.view()).map_err(|error| TrackError::Checkpoint {
-                            path: checkpoints[i].path.display().to_string(),
-                            error: embgeom_pipeline::PipelineError::of("similarity")(error),
-                        })?;
+                    let family =
+                        similarity_family(&[a.view(), b.view()], &sample, &Timings::default())
+                            .map_err(|error| TrackError::Checkpoint {
+                                path: checkpoints[i].path.display().to_string(),
+                                error: embgeom_pipeline::PipelineError::of("similarity")(error),
+                            })?;
+                    let Some(v) = family[0][1].clone() else {
+                        continue;
+                    };
                     cache.write(&path, &v)?;
                     v
                 }
@@ -430,17 +439,14 @@ fn similarity_columns(
             loaded[i - 1] = None;
         }
     }
-    let measures: [(&str, Reading); 4] = [
-        ("cka", |s| Some(s.linear_cka)),
-        ("debiased_cka", |s| s.debiased_cka),
-        ("procrustes", |s| Some(s.procrustes)),
-        ("procrustes_angular", |s| Some(s.procrustes_angular)),
-    ];
     let mut columns = Vec::new();
-    for (name, read) in measures {
+    for measure in SIMILARITY_CATALOGUE {
         for (which, values) in [("previous", &previous), ("last", &last)] {
-            let column = values.iter().map(|v| v.as_ref().and_then(read)).collect();
-            columns.push((format!("{name}_{which}"), column));
+            let column = values
+                .iter()
+                .map(|v| v.as_ref().and_then(|s| measure.value(s)))
+                .collect();
+            columns.push((format!("{}_{which}", measure.key), column));
         }
     }
     Ok(columns)
@@ -564,7 +570,13 @@ fn run_round(
         None => options.inputs.clone(),
     };
     let mut table = metric_table(&results);
-    table.extend(similarity_columns(&checkpoints, &hashes, cache, &cka_spec)?);
+    table.extend(similarity_columns(
+        &checkpoints,
+        &hashes,
+        cache,
+        &cka_spec,
+        options.analysis.knn.seed,
+    )?);
     Ok(RunRound {
         name: name.to_string(),
         run: run.to_string(),

@@ -1,188 +1,370 @@
-//! How two representations of the same rows relate, beyond linear CKA: debiased CKA and the
-//! orthogonal Procrustes distance in its two published forms. All on the column-centred rows
-//! X (N x D1) and Y (N x D2), any widths.
+//! How two representations of the same rows relate: the moment-based similarity family, each
+//! from the centred moments `S_xx`, `S_yy`, `S_xy` of X (N x D1) and Y (N x D2), any widths
+//! (see [`crate::metrics::similarity_state`]; they merge across shards). With
+//! `r_i = ||x_i - mean||^2` and `s_i` alike:
 //!
-//! - Debiased linear CKA (Kornblith et al. 2019's notebook, after Song et al. 2012's unbiased
-//!   HSIC): with `h(a, r, s) = a - N/(N - 2) r.s + (sum r)(sum s) / ((N - 1)(N - 2))` and
-//!   `r_i = ||x_i||^2`, `s_i = ||y_i||^2`,
-//!   `h(||X^T Y||_F^2, r, s) / sqrt(h(||X^T X||_F^2, r, r) h(||Y^T Y||_F^2, s, s))`.
-//! - Procrustes (Ding et al. 2021, `sim_metric`): `2 - 2 ||X^T Y||_*` with X and Y scaled to
-//!   unit Frobenius norm (the squared distance after the best rotation; 0 = the same up to
-//!   rotation, translation and scale).
-//! - Angular Procrustes (Williams et al. 2021, `netrep`): `arccos ||X^T Y||_*` on the same
-//!   scaled rows, in radians (a metric; 0 = the same).
+//! - Linear CKA (Kornblith et al. 2019): `||S_xy||_F^2 / (||S_xx||_F ||S_yy||_F)`.
+//! - Debiased linear CKA (Kornblith et al.'s notebook, after Song et al. 2012's unbiased
+//!   HSIC): with `h(p, u.v, sum u sum v) = p - N/(N - 2) u.v + sum u sum v / ((N - 1)(N - 2))`,
+//!   `h(||S_xy||_F^2, r.s, ..) / sqrt(h(||S_xx||_F^2, r.r, ..) h(||S_yy||_F^2, s.s, ..))`; it can
+//!   be negative.
+//! - Procrustes (Ding et al. 2021, `sim_metric`): `2 - 2 ||S_xy||_* / sqrt(tr S_xx tr S_yy)`
+//!   (the rows scaled to unit Frobenius norm; the squared distance left after the best
+//!   rotation; 0 = the same up to rotation, translation and scale).
+//! - Angular Procrustes (Williams et al. 2021, `netrep`): `arccos` of the same nuclear norm, in
+//!   radians (a metric; 0 = the same).
+//! - Mean CCA (Ding et al.'s `cca_decomp`): the canonical correlations `rho` are the singular
+//!   values of `S_xx^(-1/2) S_xy S_yy^(-1/2)` (eigenvalues at or below
+//!   [`CCA_EIGENVALUE_FLOOR`] times the largest are dropped, as `sim_metric` drops zero ones),
+//!   `mean_cca = sum rho / min(D1, D2)`; it needs `N > max(D1, D2)`.
+//! - SVCCA (Raghu et al. 2017): mean CCA between the projections of X and of Y onto their
+//!   leading principal directions that keep [`SVCCA_VARIANCE`] of the variance.
+//! - PWCCA (Morcos et al. 2018, in Ding et al.'s form): with `U` the left singular vectors of
+//!   the whitened cross-covariance, weights `w_j = sum_k |(U^T S_xx^(-1/2) S_xx)_jk|` normalised
+//!   to sum 1 over all D1 directions, `pwcca = sum_(j < min(D1, D2)) w_j rho_j`.
+//!
+//! `sim_metric` reports `1 - mean_cca`, `1 - pwcca` as distances; here every CCA measure is a
+//! similarity (1 = the same up to an invertible linear map).
 
 use crate::error::{GeometryError, Result};
-use crate::kernels::tiles::{map_row_chunks, single_threaded_blas};
 use crate::metrics::real::Real;
-use crate::metrics::spectrum::column_means;
+use crate::metrics::similarity_state::{CentredMoments, SimilarityState};
+use crate::metrics::spectrum::symmetric_eigenpairs;
 use ndarray::{s, Array1, Array2, ArrayView2};
-use ndarray_linalg::SVD;
+use ndarray_linalg::{JobSvd, SVDDC};
 use serde::{Deserialize, Serialize};
 
-/// The similarity family between two representations of the same rows.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+/// The share of each representation's variance SVCCA keeps (Raghu et al.'s 99%).
+pub const SVCCA_VARIANCE: f64 = 0.99;
+
+/// Covariance eigenvalues at or below this fraction of the largest count as zero in the CCA
+/// family (their directions are constant columns or linear dependences).
+pub const CCA_EIGENVALUE_FLOOR: f64 = 1e-12;
+
+/// The similarity family between two representations of the same rows: the moment-based
+/// measures always, the sampled ones (RBF CKA, mutual kNN, CKNNA; see
+/// [`crate::metrics::neighbourhood_similarity`]) where they were computed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Similarity {
-    /// Linear CKA `||X^T Y||_F^2 / (||X^T X||_F ||Y^T Y||_F)`.
+    /// Linear CKA `||S_xy||_F^2 / (||S_xx||_F ||S_yy||_F)`.
     pub linear_cka: f64,
     /// Debiased linear CKA (unbiased HSIC); `None` below 4 rows.
     pub debiased_cka: Option<f64>,
-    /// `2 - 2 ||X^T Y||_*` of the unit-Frobenius centred rows.
+    /// `2 - 2 ||S_xy||_* / sqrt(tr S_xx tr S_yy)`.
     pub procrustes: f64,
-    /// `arccos ||X^T Y||_*` of the unit-Frobenius centred rows, radians.
+    /// `arccos(||S_xy||_* / sqrt(tr S_xx tr S_yy))`, radians.
     pub procrustes_angular: f64,
+    /// Mean canonical correlation over `min(D1, D2)`; `None` unless `N > max(D1, D2)`.
+    pub mean_cca: Option<f64>,
+    /// Mean canonical correlation of the 99%-variance principal subspaces.
+    pub svcca: Option<f64>,
+    /// Projection-weighted mean canonical correlation (Ding et al.'s weights).
+    pub pwcca: Option<f64>,
+    /// RBF CKA on the sampled rows (median bandwidth), where computed.
+    #[serde(default)]
+    pub rbf_cka: Option<f64>,
+    /// Mutual kNN alignment on the sampled rows, where computed.
+    #[serde(default)]
+    pub mutual_knn: Option<f64>,
+    /// CKNNA on the sampled rows, where computed.
+    #[serde(default)]
+    pub cknna: Option<f64>,
+    /// Why a measure is missing or what it left out (constant columns, too few rows).
+    #[serde(default)]
+    pub notes: Vec<String>,
 }
 
-/// The moments of the centred rows that every measure (and [`crate::linear_cka`]) reads:
-/// `X^T X`, `Y^T Y`, `X^T Y` and the rows' squared norms.
-pub(crate) struct Moments {
-    pub(crate) xx: Array2<f64>,
-    pub(crate) yy: Array2<f64>,
-    pub(crate) xy: Array2<f64>,
-    row_x: Array1<f64>,
-    row_y: Array1<f64>,
-}
-
-/// The [`Moments`] of the column-centred `x` and `y` (rows corresponding), in f64.
-pub(crate) fn centred_moments<F: Real, G: Real>(x: ArrayView2<F>, y: ArrayView2<G>) -> Moments {
-    let (mx, my) = (column_means(x), column_means(y));
-    let partials = map_row_chunks(x.nrows(), |range| {
-        let cx = x.slice(s![range.clone(), ..]).mapv(F::as_f64) - &mx;
-        let cy = y.slice(s![range, ..]).mapv(G::as_f64) - &my;
-        let norms = |c: &Array2<f64>| {
-            c.rows()
-                .into_iter()
-                .map(|r| r.dot(&r))
-                .collect::<Vec<f64>>()
-        };
-        (
-            cx.t().dot(&cx),
-            cy.t().dot(&cy),
-            cx.t().dot(&cy),
-            norms(&cx),
-            norms(&cy),
-        )
-    });
-    let mut out = Moments {
-        xx: Array2::zeros((x.ncols(), x.ncols())),
-        yy: Array2::zeros((y.ncols(), y.ncols())),
-        xy: Array2::zeros((x.ncols(), y.ncols())),
-        row_x: Array1::zeros(0),
-        row_y: Array1::zeros(0),
-    };
-    let (mut row_x, mut row_y) = (Vec::with_capacity(x.nrows()), Vec::with_capacity(x.nrows()));
-    for (xx, yy, xy, rx, ry) in partials {
-        out.xx += &xx;
-        out.yy += &yy;
-        out.xy += &xy;
-        row_x.extend(rx);
-        row_y.extend(ry);
-    }
-    out.row_x = Array1::from(row_x);
-    out.row_y = Array1::from(row_y);
-    out
+/// Song et al.'s unbiased HSIC numerator (see the module documentation).
+fn debiased(product: f64, cross: f64, sums: f64, n: f64) -> f64 {
+    product - n / (n - 2.0) * cross + sums / ((n - 1.0) * (n - 2.0))
 }
 
 /// `||a||_F^2`.
-pub(crate) fn frobenius_sq(a: &Array2<f64>) -> f64 {
+fn frobenius_sq(a: &Array2<f64>) -> f64 {
     a.iter().map(|v| v * v).sum()
 }
 
-/// Song et al.'s unbiased HSIC numerator in feature space (see the module documentation).
-fn debiased(product: f64, r: &Array1<f64>, s: &Array1<f64>, n: f64) -> f64 {
-    product - n / (n - 2.0) * r.dot(s) + r.sum() * s.sum() / ((n - 1.0) * (n - 2.0))
+/// A covariance's eigendecomposition for the CCA family: eigenvalues descending, those at or
+/// below [`CCA_EIGENVALUE_FLOOR`] times the largest set to zero, with how many were. Computed
+/// once per input when many are compared.
+#[derive(Debug, Clone)]
+pub struct CovarianceEigen {
+    values: Array1<f64>,
+    vectors: Array2<f64>,
+    dropped: usize,
 }
 
-/// The similarity family between `x` (N x D1) and `y` (N x D2), rows corresponding.
-pub fn similarity<F: Real, G: Real>(x: ArrayView2<F>, y: ArrayView2<G>) -> Result<Similarity> {
-    single_threaded_blas();
+impl CovarianceEigen {
+    /// The decomposition of the symmetric `s` (LAPACK `dsyevd`).
+    pub fn of(s: &Array2<f64>) -> Result<CovarianceEigen> {
+        let (values, vectors) = symmetric_eigenpairs(s)?;
+        let d = values.len();
+        let order: Vec<usize> = (0..d).rev().collect();
+        let largest = values.iter().cloned().fold(0.0f64, f64::max);
+        let floor = largest * CCA_EIGENVALUE_FLOOR;
+        let values: Array1<f64> = order
+            .iter()
+            .map(|&i| if values[i] > floor { values[i] } else { 0.0 })
+            .collect();
+        let dropped = values.iter().filter(|v| **v == 0.0).count();
+        Ok(CovarianceEigen {
+            vectors: vectors.select(ndarray::Axis(1), &order),
+            values,
+            dropped,
+        })
+    }
+
+    /// `V diag(1/sqrt(lambda), 0 where dropped) V^T`.
+    fn inverse_sqrt(&self) -> Array2<f64> {
+        let scale = self
+            .values
+            .mapv(|v| if v > 0.0 { 1.0 / v.sqrt() } else { 0.0 });
+        (&self.vectors * &scale).dot(&self.vectors.t())
+    }
+
+    /// The leading directions that keep `share` of the variance (at least one).
+    fn leading(&self, share: f64) -> usize {
+        let total = self.values.sum();
+        let mut kept = 0.0;
+        for (i, v) in self.values.iter().enumerate() {
+            kept += v;
+            if kept >= share * total {
+                return i + 1;
+            }
+        }
+        self.values.len()
+    }
+}
+
+/// Singular values (and, with `left`, all left singular vectors) by LAPACK `dgesdd`.
+fn singular_values(
+    m: &Array2<f64>,
+    left: bool,
+    what: &str,
+) -> Result<(Option<Array2<f64>>, Array1<f64>)> {
+    let job = if left { JobSvd::All } else { JobSvd::None };
+    let (u, sigma, _) = m.svddc(job).map_err(|e| GeometryError::Numerical {
+        what: format!("singular values of {what}: {e}"),
+    })?;
+    Ok((u, sigma))
+}
+
+/// Mean CCA, SVCCA and PWCCA from the centred moments and both covariances' decompositions
+/// (see the module documentation).
+fn cca_family(
+    m: &CentredMoments,
+    eigen: (&CovarianceEigen, &CovarianceEigen),
+    notes: &mut Vec<String>,
+) -> Result<[Option<f64>; 3]> {
+    let (ex, ey) = eigen;
+    for (which, e) in [("first", ex), ("second", ey)] {
+        if e.dropped > 0 {
+            notes.push(format!(
+                "the {which} representation has {} direction(s) of zero variance (constant columns or linearly dependent ones): the CCA measures leave them out",
+                e.dropped
+            ));
+        }
+    }
+    let (wx, wy) = (ex.inverse_sqrt(), ey.inverse_sqrt());
+    let whitened = wx.dot(&m.xy).dot(&wy);
+    let (u, rho) = singular_values(&whitened, true, "the whitened cross-covariance")?;
+    let mean_cca = rho.sum() / rho.len() as f64;
+    let pwcca = u.map(|u| {
+        let projections = u.t().dot(&wx).dot(&m.xx);
+        let weights: Array1<f64> = projections
+            .rows()
+            .into_iter()
+            .map(|r| r.iter().map(|v| v.abs()).sum())
+            .collect();
+        let total = weights.sum();
+        (total > 0.0).then(|| {
+            rho.iter()
+                .zip(&weights)
+                .map(|(r, w)| r * w / total)
+                .sum::<f64>()
+        })
+    });
+    let (kx, ky) = (ex.leading(SVCCA_VARIANCE), ey.leading(SVCCA_VARIANCE));
+    let projected = ex
+        .vectors
+        .slice(s![.., ..kx])
+        .t()
+        .dot(&m.xy)
+        .dot(&ey.vectors.slice(s![.., ..ky]));
+    let scaled = Array2::from_shape_fn((kx, ky), |(i, j)| {
+        projected[[i, j]] / (ex.values[i] * ey.values[j]).sqrt()
+    });
+    let (_, rho_sv) = singular_values(&scaled, false, "the principal subspaces' cross-covariance")?;
+    let svcca = rho_sv.sum() / rho_sv.len() as f64;
+    Ok([Some(mean_cca), Some(svcca), pwcca.flatten()])
+}
+
+impl Similarity {
+    /// The moment-based family from the centred moments; the sampled measures `None`.
+    pub fn from_moments(m: &CentredMoments) -> Result<Similarity> {
+        Similarity::from_moments_with(m, None)
+    }
+
+    /// [`Similarity::from_moments`] with both covariances' decompositions computed before
+    /// (once per input when many are compared); `None` computes them here.
+    pub fn from_moments_with(
+        m: &CentredMoments,
+        eigen: Option<(&CovarianceEigen, &CovarianceEigen)>,
+    ) -> Result<Similarity> {
+        let (xx, yy, xy) = (
+            frobenius_sq(&m.xx),
+            frobenius_sq(&m.yy),
+            frobenius_sq(&m.xy),
+        );
+        if xx == 0.0 || yy == 0.0 || m.trace_x == 0.0 || m.trace_y == 0.0 {
+            return Err(GeometryError::Labels {
+                what: "the similarity of a constant representation is undefined".into(),
+            });
+        }
+        let n = m.n as f64;
+        let debiased_cka = (m.n >= 4).then(|| {
+            let numerator = debiased(xy, m.rs, m.trace_x * m.trace_y, n);
+            let denominator = debiased(xx, m.rr, m.trace_x * m.trace_x, n)
+                * debiased(yy, m.ss, m.trace_y * m.trace_y, n);
+            (denominator > 0.0).then(|| numerator / denominator.sqrt())
+        });
+        // ||X^T Y||_* of the rows scaled to unit Frobenius norm (||X||_F^2 = tr S_xx).
+        let scaled = &m.xy / (m.trace_x * m.trace_y).sqrt();
+        let (_, singular) = singular_values(&scaled, false, "the cross-covariance")?;
+        let nuclear = singular.sum();
+        let mut notes = Vec::new();
+        let (dx, dy) = (m.xx.nrows(), m.yy.nrows());
+        let [mean_cca, svcca, pwcca] = match m.n as usize > dx.max(dy) {
+            true => match eigen {
+                Some(pair) => cca_family(m, pair, &mut notes)?,
+                None => {
+                    let (ex, ey) = (CovarianceEigen::of(&m.xx)?, CovarianceEigen::of(&m.yy)?);
+                    cca_family(m, (&ex, &ey), &mut notes)?
+                }
+            },
+            false => {
+                notes.push(format!(
+                    "the CCA measures need more rows than columns: N = {} with D = {dx} and {dy}",
+                    m.n
+                ));
+                [None; 3]
+            }
+        };
+        Ok(Similarity {
+            linear_cka: xy / (xx.sqrt() * yy.sqrt()),
+            debiased_cka: debiased_cka.flatten(),
+            procrustes: (2.0 - 2.0 * nuclear).max(0.0),
+            procrustes_angular: nuclear.min(1.0).acos(),
+            mean_cca,
+            svcca,
+            pwcca,
+            rbf_cka: None,
+            mutual_knn: None,
+            cknna: None,
+            notes,
+        })
+    }
+}
+
+/// The state of all rows of `x` and `y` (rows corresponding), checked.
+fn state_of<F: Real, G: Real>(
+    x: ArrayView2<F>,
+    y: ArrayView2<G>,
+    what: &'static str,
+) -> Result<SimilarityState> {
     let n = x.nrows();
     if y.nrows() != n {
         return Err(GeometryError::ShapeMismatch {
-            what: format!(
-                "the similarity family needs the same rows: {n} vs {}",
-                y.nrows()
-            ),
+            what: format!("{what} needs the same rows: {n} vs {}", y.nrows()),
         });
     }
     if n < 2 {
         return Err(GeometryError::TooFewRows {
-            metric: "similarity of representations",
+            metric: what,
             needed: 2,
             got: n,
         });
     }
-    let m = centred_moments(x, y);
-    let (xx, yy, xy) = (
-        frobenius_sq(&m.xx),
-        frobenius_sq(&m.yy),
-        frobenius_sq(&m.xy),
-    );
-    let (trace_x, trace_y) = (m.row_x.sum(), m.row_y.sum());
-    if xx == 0.0 || yy == 0.0 || trace_x == 0.0 || trace_y == 0.0 {
+    let mut state = SimilarityState::new(x.ncols(), y.ncols());
+    state.update(x, y)?;
+    Ok(state)
+}
+
+/// The moment-based similarity family between `x` (N x D1) and `y` (N x D2), rows
+/// corresponding.
+pub fn similarity<F: Real, G: Real>(x: ArrayView2<F>, y: ArrayView2<G>) -> Result<Similarity> {
+    Similarity::from_moments(&state_of(x, y, "the similarity of representations")?.centred()?)
+}
+
+/// Linear CKA between `x` (N x D1) and `y` (N x D2), rows corresponding; 1 for the same
+/// representation up to rotation, isotropic scaling and translation.
+pub fn linear_cka<F: Real, G: Real>(x: ArrayView2<F>, y: ArrayView2<G>) -> Result<f64> {
+    let m = state_of(x, y, "CKA")?.centred()?;
+    let denominator = frobenius_sq(&m.xx).sqrt() * frobenius_sq(&m.yy).sqrt();
+    if denominator == 0.0 {
         return Err(GeometryError::Labels {
-            what: "the similarity of a constant representation is undefined".into(),
+            what: "CKA is undefined for a constant representation".into(),
         });
     }
-    let nf = n as f64;
-    let debiased_cka = (n >= 4).then(|| {
-        let numerator = debiased(xy, &m.row_x, &m.row_y, nf);
-        let denominator =
-            debiased(xx, &m.row_x, &m.row_x, nf) * debiased(yy, &m.row_y, &m.row_y, nf);
-        (denominator > 0.0).then(|| numerator / denominator.sqrt())
-    });
-    // ||X^T Y||_* of the rows scaled to unit Frobenius norm (||X||_F^2 = tr X^T X).
-    let scaled = &m.xy / (trace_x * trace_y).sqrt();
-    let (_, singular, _) = scaled
-        .svd(false, false)
-        .map_err(|e| GeometryError::Numerical {
-            what: format!("singular values of the cross-covariance: {e}"),
-        })?;
-    let nuclear = singular.sum();
-    Ok(Similarity {
-        linear_cka: xy / (xx.sqrt() * yy.sqrt()),
-        debiased_cka: debiased_cka.flatten(),
-        procrustes: (2.0 - 2.0 * nuclear).max(0.0),
-        procrustes_angular: nuclear.min(1.0).acos(),
-    })
+    Ok(frobenius_sq(&m.xy) / denominator)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::kernels::test_data::pseudo_random;
-    use crate::linear_cka;
 
-    /// A rotation, a scale and a translation leave every measure at its ideal; linear CKA
-    /// equals `linear_cka`.
+    fn orthogonal(d: usize, seed: u64) -> Array2<f64> {
+        let mut m = pseudo_random(d, d, seed);
+        for i in 0..d {
+            for j in 0..i {
+                let p = m.row(i).dot(&m.row(j));
+                let r = m.row(j).to_owned();
+                m.row_mut(i).scaled_add(-p, &r);
+            }
+            let norm = m.row(i).dot(&m.row(i)).sqrt();
+            m.row_mut(i).mapv_inplace(|v| v / norm);
+        }
+        m
+    }
+
+    /// A rotation, a scale and a translation leave every measure at its ideal.
     #[test]
     fn invariances_and_the_ideal() {
         let x = pseudo_random(60, 5, 3);
-        let q = {
-            // An orthogonal 5 x 5 matrix from Gram-Schmidt.
-            let mut m = pseudo_random(5, 5, 4);
-            for i in 0..5 {
-                for j in 0..i {
-                    let p = m.row(i).dot(&m.row(j));
-                    let r = m.row(j).to_owned();
-                    m.row_mut(i).scaled_add(-p, &r);
-                }
-                let norm = m.row(i).dot(&m.row(i)).sqrt();
-                m.row_mut(i).mapv_inplace(|v| v / norm);
-            }
-            m
-        };
-        let y = x.dot(&q) * 3.0 + 1.5;
+        let y = x.dot(&orthogonal(5, 4)) * 3.0 + 1.5;
         let got = similarity(x.view(), y.view()).unwrap();
         assert!((got.linear_cka - 1.0).abs() < 1e-12);
         assert!((got.debiased_cka.unwrap() - 1.0).abs() < 1e-12);
         assert!(got.procrustes < 1e-12 && got.procrustes_angular < 1e-6);
+        for v in [got.mean_cca, got.svcca, got.pwcca] {
+            assert!((v.unwrap() - 1.0).abs() < 1e-9, "{v:?}");
+        }
+        // CCA is invariant to any invertible linear map, not only rotations.
+        let stretched = x.dot(&pseudo_random(5, 5, 8));
+        let cca = similarity(x.view(), stretched.view()).unwrap();
+        assert!((cca.mean_cca.unwrap() - 1.0).abs() < 1e-9);
         let other = pseudo_random(60, 3, 9);
         let unrelated = similarity(x.view(), other.view()).unwrap();
         let linear = linear_cka(x.view(), other.view()).unwrap();
         assert!((unrelated.linear_cka - linear).abs() < 1e-12);
         assert!(unrelated.debiased_cka.unwrap() < unrelated.linear_cka);
         assert!(unrelated.procrustes > 0.5 && unrelated.procrustes_angular > 0.5);
+        assert!(unrelated.mean_cca.unwrap() < 0.5);
         assert!(similarity(x.view(), other.slice(s![..10, ..])).is_err());
+        // Too few rows for CCA: said so, the rest measured.
+        let narrow = similarity(x.slice(s![..4, ..]), other.slice(s![..4, ..])).unwrap();
+        assert!(narrow.mean_cca.is_none() && narrow.notes[0].contains("more rows"));
+    }
+
+    /// A constant column is a direction of zero variance: CCA leaves it out and says so.
+    #[test]
+    fn constant_columns_are_left_out_of_cca_with_a_note() {
+        let mut x = pseudo_random(50, 4, 1);
+        x.column_mut(2).fill(3.0);
+        let y = pseudo_random(50, 3, 2);
+        let got = similarity(x.view(), y.view()).unwrap();
+        assert!(got.mean_cca.unwrap().is_finite());
+        assert!(got.notes.iter().any(|n| n.contains("1 direction(s)")));
     }
 }

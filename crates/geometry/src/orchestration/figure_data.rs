@@ -175,7 +175,7 @@ pub fn pca_projection<F: Real>(
 /// dimensions; with fewer, of the N x N Gram matrix `Z Z^T` of the centred rows `Z`, whose
 /// eigenvector `w` gives the axis `Z^T w / ||Z^T w||` (the same nonzero eigenvalues), so a wide
 /// input never forms a D x D matrix.
-fn principal_axes<F: Real>(x: ArrayView2<F>) -> Result<(Array2<f64>, [f64; 2])> {
+pub(crate) fn principal_axes<F: Real>(x: ArrayView2<F>) -> Result<(Array2<f64>, [f64; 2])> {
     let (n, d) = x.dim();
     let (values, axes) = match n < d {
         false => {

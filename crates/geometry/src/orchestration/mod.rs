@@ -8,5 +8,7 @@ pub mod cross_catalogue;
 pub(crate) mod entry;
 pub(crate) mod figure_data;
 pub mod modalities;
+pub mod per_point;
 pub(crate) mod rates;
 pub mod sharded;
+pub mod similarity_family;

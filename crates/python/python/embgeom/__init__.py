@@ -58,6 +58,7 @@ __all__ = [
     "nc1",
     "rankme",
     "report",
+    "similarity",
     "track",
     "uniformity",
 ]
@@ -93,7 +94,8 @@ def analyze(x: Optional[ArrayLike] = None, labels: Optional[ArrayLike] = None,
             views: Optional[Sequence[ArrayLike]] = None, classifier: Optional[ArrayLike] = None,
             bias: Optional[ArrayLike] = None, split: Optional[ArrayLike] = None,
             subclasses: Optional[ArrayLike] = None, normalize: bool = True,
-            figures: bool = False, **options: Any) -> Analysis:
+            figures: bool = False, per_point: Union[bool, int] = False,
+            **options: Any) -> Analysis:
     """Every metric of ``embgeom analyze`` on in-memory arrays.
 
     f32 and f64 rows in C order are read in place, not copied; other dtypes, Fortran order and
@@ -113,6 +115,8 @@ def analyze(x: Optional[ArrayLike] = None, labels: Optional[ArrayLike] = None,
         figures: Also compute the numbers behind the report's figures, so that
             :meth:`Analysis.figures` and :meth:`Analysis.report` work (costs about one more
             pass over the rows and a PCA).
+        per_point: Also compute the per-point diagnostics (:meth:`Analysis.per_point`) of a
+            seeded sample of 10,000 rows (every row below that), or of this many rows.
         **options: The CLI's metric options: ``alpha`` (2), ``t`` (2), ``pairs``,
             ``max_exact`` (200000), ``seed`` (0), ``knn_k`` (20), ``knn_temperature``
             (0.07), ``knn_queries`` (10000), ``memory_limit`` (bytes), ``isoscore_zeta``
@@ -143,6 +147,7 @@ def analyze(x: Optional[ArrayLike] = None, labels: Optional[ArrayLike] = None,
         as_labels(subclasses, "subclasses"),
         normalize,
         figures,
+        None if per_point is False else 10_000 if per_point is True else int(per_point),
         **_options(options),
     )
     return Analysis(run, in_place)
@@ -541,14 +546,61 @@ def _named(inputs: Union[Sequence[Any], Mapping[str, Any]]) -> List[Tuple[str, A
             for k, (s, v) in enumerate(zip(stems, inputs))]
 
 
+def _sample(rbf_rows: Optional[int], neighbour_rows: Optional[int], k: Optional[int],
+            platonic: bool) -> Tuple[int, int, int, bool]:
+    return (2_000 if rbf_rows is None else int(rbf_rows),
+            10_000 if neighbour_rows is None else int(neighbour_rows),
+            10 if k is None else int(k), bool(platonic))
+
+
+def similarity(x: ArrayLike, y: ArrayLike, rbf_rows: Optional[int] = None,
+               neighbour_rows: Optional[int] = None, k: Optional[int] = None,
+               platonic: bool = False, seed: int = 0) -> Dict[str, Any]:
+    """The similarity family between two representations of the same rows (layers,
+    checkpoints, models): linear, debiased and RBF CKA, Procrustes (squared and angular), mean
+    CCA, SVCCA, PWCCA, mutual kNN alignment and CKNNA, as ``embgeom compare`` measures them.
+
+    Args:
+        x: (N, D1) rows.
+        y: (N, D2) rows of the same items in the same order (any width).
+        rbf_rows: Rows of RBF CKA's seeded sample (default 2,000; 0 leaves it out).
+        neighbour_rows: Rows of the seeded sample of mutual kNN and CKNNA (default 10,000;
+            0 leaves them out).
+        k: Neighbours of mutual kNN and CKNNA (default 10, platonic-rep's topk).
+        platonic: Huh et al.'s preprocessing (clamp at the mean per-row 0.95 quantile of
+            ``|x|``, then L2-normalise) before mutual kNN and CKNNA.
+        seed: Seed of the samples.
+
+    Returns:
+        One value per catalogued key (``cka``, ``debiased_cka``, ``procrustes``,
+        ``procrustes_angular``, ``mean_cca``, ``svcca``, ``pwcca``, ``rbf_cka``,
+        ``mutual_knn``, ``cknna``; ``None`` where undefined) and ``notes`` (why).
+
+    Raises:
+        EmbgeomError: Different row counts, fewer than two rows, a constant representation
+            or a bad option.
+
+    Example:
+        >>> s = embgeom.similarity(layer_6, layer_12)
+        >>> round(s["cka"], 3), s["mutual_knn"]
+        (0.912, 0.43)
+    """
+    sample = _sample(rbf_rows, neighbour_rows, k, platonic)
+    return cast(Dict[str, Any], _embgeom.similarity(as_rows(x, "x"), as_rows(y, "y"), sample,
+                                                    int(seed)))
+
+
 def compare(inputs: Union[Sequence[Union[ArrayLike, PathLike]],
                           Mapping[str, Union[ArrayLike, PathLike]]],
             out: PathLike, labels: Union[ArrayLike, PathLike, None] = None,
             title: Optional[str] = None, force: bool = False,
-            modalities: Optional[Sequence[str]] = None, **options: Any) -> Dict[str, Any]:
+            modalities: Optional[Sequence[str]] = None, rbf_rows: Optional[int] = None,
+            neighbour_rows: Optional[int] = None, mutual_k: Optional[int] = None,
+            platonic: bool = False, **options: Any) -> Dict[str, Any]:
     """``embgeom compare``: several embedding sets (runs, losses, checkpoints, models) side by
     side, with the differences to the first, overlaid figures and, for the same items in the
-    same order, linear CKA and the per-class changes.
+    same order, the similarity family (CKA linear, debiased and RBF, Procrustes, the CCA
+    family, mutual kNN and CKNNA) between every pair, and the per-class changes.
 
     Arrays are written to a private temporary folder for the engine and removed afterwards:
     nothing but the report folder is left.
@@ -563,11 +615,17 @@ def compare(inputs: Union[Sequence[Union[ArrayLike, PathLike]],
         modalities: The keys of two modalities every input file holds (``("image",
             "text")``): the first's metrics and figures, the second's metrics, and the two
             measured together (the gap, the cones, retrieval both ways), input by input.
+        rbf_rows: Rows of RBF CKA's seeded sample (default 2,000; 0 leaves it out).
+        neighbour_rows: Rows of the seeded sample of mutual kNN and CKNNA (default 10,000;
+            0 leaves them out).
+        mutual_k: Neighbours k of mutual kNN and CKNNA (default 10).
+        platonic: Huh et al.'s preprocessing before mutual kNN and CKNNA.
         **options: The options of :func:`analyze`.
 
     Returns:
         ``index`` (the path of ``index.html``), ``document`` (the ``embgeom.compare/1``
-        document) and ``table`` (the table ``embgeom compare`` prints).
+        document, the similarity matrices under ``similarity``) and ``table`` (the table
+        ``embgeom compare`` prints).
 
     Raises:
         EmbgeomError: Fewer than two inputs, an input that cannot be analysed, or ``out``
@@ -588,7 +646,8 @@ def compare(inputs: Union[Sequence[Union[ArrayLike, PathLike]],
         label_file = (None if labels is None else as_path(labels, "labels") if is_path(labels)
                       else stage.labels(labels, "labels", "labels.npy"))
         keys = None if modalities is None else [str(k) for k in modalities]
-        outcome = _embgeom.compare(files, out, title, label_file, force, keys,
+        sample = _sample(rbf_rows, neighbour_rows, mutual_k, platonic)
+        outcome = _embgeom.compare(files, out, title, label_file, force, keys, sample,
                                    **_options(options))
     return {**outcome, "document": json.loads(outcome["document"])}
 

@@ -28,6 +28,8 @@ class Run:
         self,
     ) -> Tuple[List[Tuple[str, str, str, str]], List[Tuple[str, str, str]]]: ...
     def write_figure(self, figure: str, path: Union[str, PathLike[str]]) -> None: ...
+    def per_point(self) -> Dict[str, List[Any]]: ...
+    def write_per_point(self, path: Union[str, PathLike[str]]) -> None: ...
     def write_report(
         self, out: Union[str, PathLike[str]], name: str, force: bool = False
     ) -> str: ...
@@ -42,6 +44,7 @@ def analyze(
     subclasses: Optional[_Labels] = None,
     normalize: bool = True,
     figures: bool = False,
+    per_point: Optional[int] = None,
     **kwargs: Any,
 ) -> Tuple[Run, bool]: ...
 def analyze_modalities(
@@ -95,9 +98,16 @@ def compare(
     labels: Optional[Union[str, PathLike[str]]] = None,
     force: bool = False,
     modalities: Optional[Sequence[str]] = None,
+    sample: Optional[Tuple[int, int, int, bool]] = None,
     **kwargs: Any,
 ) -> Dict[str, Any]: ...
 def catalogue_json() -> str: ...
+def similarity(
+    x: Any,
+    y: Any,
+    sample: Optional[Tuple[int, int, int, bool]] = None,
+    seed: int = 0,
+) -> Dict[str, Any]: ...
 
 @final
 class State:

@@ -293,6 +293,46 @@ class Analysis:
                                "process that computed it; analyze again with figures=True")
         return self._run
 
+    def per_point(self, path: Optional[PathLike] = None) -> Any:
+        """The per-point diagnostics: one row per described row (``row`` in the input,
+        ``class``, ``class_mean_distance``, ``k_occurrence``, ``nearest_same_class``,
+        ``nearest_other_class``, ``knn_prediction``, ``knn_disagrees``, ``lid``,
+        ``projection_x``, ``projection_y`` and ``neighbors``), as the Parquet file of
+        ``embgeom analyze --per-point`` holds them.
+
+        Args:
+            path: Also write the table there as Parquet, in the form Apple's embedding-atlas
+                opens (``embedding-atlas FILE --x projection_x --y projection_y --neighbors
+                neighbors``).
+
+        Returns:
+            A polars DataFrame when polars is installed, else a pandas DataFrame, else a dict
+            of column lists.
+
+        Raises:
+            EmbgeomError: The analysis ran without ``per_point`` (or was unpickled).
+
+        Example:
+            >>> table = embgeom.analyze(x, labels=y, per_point=True).per_point()
+            >>> table.sort("k_occurrence", descending=True).head(5)     # the hubs
+        """
+        run = self._with_figure_data()
+        if path is not None:
+            run.write_per_point(as_path(path, "path"))
+        columns = run.per_point()
+        try:
+            import polars
+
+            return polars.DataFrame(columns)
+        except ImportError:
+            pass
+        try:
+            import pandas
+
+            return pandas.DataFrame(columns)
+        except ImportError:
+            return columns
+
     def figures(self) -> Figures:
         """The report's figures, drawn as SVG in memory (nothing is written).
 
