@@ -155,9 +155,7 @@ fn similarity_matrices(
             let loaded = Inputs::from_loaded(load_inputs(spec)?, spec.embeddings.as_deref())?;
             let rows = loaded
                 .embeddings
-                .as_ref()
-                .or(loaded.views.first())
-                .map(|r| r.values.to_f64())
+                .or(loaded.views.into_iter().next())
                 .ok_or_else(|| {
                     embgeom_pipeline::PipelineError::Inputs(format!(
                         "{}: no embeddings",
@@ -167,11 +165,25 @@ fn similarity_matrices(
             Ok(rows)
         })
         .collect::<Result<Vec<_>, ReportError>>()?;
-    let views: Vec<_> = rows.iter().map(|r| r.view()).collect();
+    // In the rows' own precision when every input is f32 (mapped files read in place), else
+    // every input in f64.
     let timings = Timings::default();
-    let family = similarity_family(&views, options, &timings).map_err(
-        embgeom_pipeline::PipelineError::of("similarity of representations"),
-    )?;
+    let single: Option<Vec<_>> = rows.iter().map(|r| r.values.f32_view()).collect();
+    let family = match single {
+        Some(views) => similarity_family(&views, options, &timings),
+        None => {
+            let wide: Vec<_> = rows.iter().map(|r| r.values.to_f64()).collect();
+            let views: Vec<_> = wide.iter().map(|r| r.view()).collect();
+            similarity_family(&views, options, &timings)
+        }
+    }
+    .map_err(embgeom_pipeline::PipelineError::of(
+        "similarity of representations",
+    ))?;
+    // A mapped file that changed under the run: its error, not what was computed from it.
+    for r in &rows {
+        r.values.check_unchanged()?;
+    }
     Ok((family, timings.stages()))
 }
 

@@ -43,7 +43,7 @@ pub const CCA_EIGENVALUE_FLOOR: f64 = 1e-12;
 
 /// The similarity family between two representations of the same rows: the moment-based
 /// measures always, the sampled ones (RBF CKA, mutual kNN, CKNNA; see
-/// [`crate::metrics::neighbourhood_similarity`]) where they were computed.
+/// [`crate::SampledRepresentation`]) where they were computed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Similarity {
     /// Linear CKA `||S_xy||_F^2 / (||S_xx||_F ||S_yy||_F)`.
