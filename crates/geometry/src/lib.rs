@@ -24,6 +24,7 @@ pub use orchestration::{catalogue, cross_catalogue, modalities, sharded, similar
 /// bound them ([`timings::Rates`]).
 pub mod timings {
     pub use crate::kernels::timings::{StageTime, Timings, Work};
+    pub use crate::orchestration::analysis::search_work;
     pub use crate::orchestration::rates::Rates;
 }
 

@@ -13,8 +13,6 @@ pub enum Column {
     Float(String, Vec<Option<f64>>),
     /// Text (e.g. the file name).
     Text(String, Vec<String>),
-    /// Whole numbers with gaps (`None` is null).
-    OptionalInt(String, Vec<Option<i64>>),
     /// Yes or no with gaps.
     Bool(String, Vec<Option<bool>>),
     /// Each row's neighbours as embedding-atlas reads them: a struct of `ids` (zero-based row
@@ -29,7 +27,6 @@ impl Column {
             Column::Int(name, v) => Series::new(name.into(), v).into(),
             Column::Float(name, v) => Series::new(name.into(), v).into(),
             Column::Text(name, v) => Series::new(name.into(), v).into(),
-            Column::OptionalInt(name, v) => Series::new(name.into(), v).into(),
             Column::Bool(name, v) => Series::new(name.into(), v).into(),
             Column::Neighbours(name, rows) => {
                 let ids: Vec<Series> = rows

@@ -3,7 +3,7 @@
 
 use crate::error::{PipelineError, Result};
 use crate::inputs::{load_inputs, InputSpec, InputSummary, Inputs, Values};
-use embgeom_geometry::timings::{StageTime, Timings, Work};
+use embgeom_geometry::timings::{search_work, StageTime, Timings, Work};
 use embgeom_geometry::{
     analyze_timed, check_finite, class_mean_cosines, figure_data, largest_magnitude,
     normalize_rows, per_point, Analysis, AnalysisInput, AnalysisOptions, Classes, Classifier,
@@ -386,16 +386,12 @@ impl Typed<'_> {
                 "{}: figure data",
                 self.sources[0]
             )))?;
-        // The per-point table's own kNN among its rows: `2 M^2 D` in the rows' precision.
+        // The per-point table's own kNN among its rows (by the screen of the rows' type).
         let per_point_table = extras
             .per_point_rows
             .map(|max| {
-                let m = max.min(all[0].nrows()) as f64;
-                let flops = 2.0 * m * m * all[0].ncols() as f64;
-                let work = match std::mem::size_of::<F>() {
-                    4 => Work::SingleFlops(flops),
-                    _ => Work::DoubleFlops(flops),
-                };
+                let m = max.min(all[0].nrows());
+                let work = search_work::<F>(m, m, all[0].ncols());
                 timings.time("per-point diagnostics", work, || {
                     per_point(all[0].view(), self.classes, max, &options.knn)
                 })

@@ -237,7 +237,6 @@ fn column_to_python<'py>(py: Python<'py>, column: Column) -> PyResult<(String, B
         Column::Int(name, v) => (name, v.into_pyobject(py)?.into_any()),
         Column::Float(name, v) => (name, v.into_pyobject(py)?.into_any()),
         Column::Text(name, v) => (name, v.into_pyobject(py)?.into_any()),
-        Column::OptionalInt(name, v) => (name, v.into_pyobject(py)?.into_any()),
         Column::Bool(name, v) => (name, v.into_pyobject(py)?.into_any()),
         Column::Neighbours(name, rows) => {
             let list = PyList::empty(py);

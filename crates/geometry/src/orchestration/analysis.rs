@@ -698,7 +698,7 @@ fn knn_work<F: Real>(
 
 /// The work of a nearest-neighbour search of `queries` queries against `references` rows of
 /// `d` dimensions (`2 Q N D`), by the screen of rows of type `F`.
-pub(crate) fn search_work<F: Real>(queries: usize, references: usize, d: usize) -> Work {
+pub fn search_work<F: Real>(queries: usize, references: usize, d: usize) -> Work {
     let (queries, references, d) = (queries as f64, references as f64, d as f64);
     match knn_screen::<F>() {
         KnnScreen::Amx => Work::TileFlops(2.0 * queries * references * d),

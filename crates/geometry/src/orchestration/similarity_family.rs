@@ -18,7 +18,6 @@
 use crate::error::{GeometryError, Result};
 use crate::kernels::rows::check_finite;
 use crate::kernels::timings::{Timings, Work};
-use crate::metrics::neighbourhood_similarity::sampled_rows;
 use crate::metrics::neighbourhood_similarity::{
     sampled_similarity, SampleOptions, SampledRepresentation,
 };
@@ -258,16 +257,8 @@ pub fn similarity_family<F: Real>(
         ));
         // The RBF kernel's Gram matrix (f64) and the neighbour search among the sampled rows
         // (in the rows' precision: the GEMM screen's flops).
-        let (m_rbf, m_knn) = (
-            sampled_rows(n, options.rbf_rows, options.seed).len(),
-            sampled_rows(n, options.neighbour_rows, options.seed).len(),
-        );
-        let m_knn = if options.neighbour_rows == 0 {
-            0
-        } else {
-            m_knn
-        };
-        let m_rbf = if options.rbf_rows == 0 { 0 } else { m_rbf };
+        // Each sample holds min(N, its rows) rows (none when its rows are 0).
+        let (m_rbf, m_knn) = (n.min(options.rbf_rows), n.min(options.neighbour_rows));
         let kernel = timings.time(
             "similarity: RBF kernel",
             Work::DoubleFlops(flops(m_rbf, m_rbf)),
