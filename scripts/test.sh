@@ -13,7 +13,10 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/embgeom-target}"
 cd "$root"
 cargo test --release --workspace "$@"
 python="$("$root/scripts/python.sh" --torch)"
-EMBGEOM_BIN="$CARGO_TARGET_DIR/release/embgeom" "$python" -m pytest -q "$root/crates/python/tests"
+# --capture=sys: what native code (the extension, Ray's core worker) writes to the file
+# descriptors reaches the log, so a process that exits from native code leaves its message.
+EMBGEOM_BIN="$CARGO_TARGET_DIR/release/embgeom" "$python" -m pytest -q --capture=sys \
+  "$root/crates/python/tests"
 eval "$("$root/scripts/libtorch.sh")"
 EMBGEOM_BIN="$CARGO_TARGET_DIR/release/embgeom" EMBGEOM_PYTHON="$python" \
   cargo test --release --manifest-path "$root/crates/trainer/Cargo.toml" "$@"
