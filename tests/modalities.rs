@@ -3,6 +3,8 @@
 
 #[path = "common/cli.rs"]
 mod cli;
+#[path = "common/mutation.rs"]
+mod mutation;
 
 use cli::{fails, json, succeeds};
 use embgeom_io::npy_bytes;
@@ -271,6 +273,90 @@ fn several_captions_per_image_through_a_pair_map() {
         &path("img.npy"),
     ]);
     assert!(message.contains("--modality-names"), "{message}");
+}
+
+/// Modalities of different widths are each analysed; the pairs that share a width are
+/// measured together, the others are left out with a note (JSON, table, report); what needs
+/// every pair (`track --modalities`) refuses them with the widths named.
+#[test]
+fn modalities_of_different_widths_are_each_analysed() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = 60;
+    let image = rows(n, 6, 1);
+    let text: Vec<f64> = image
+        .iter()
+        .zip(rows(n, 6, 2))
+        .map(|(a, b)| a + 0.3 * b)
+        .collect();
+    write_rows(&dir.path().join("image.npy"), &image, 6);
+    write_rows(&dir.path().join("text.npy"), &text, 6);
+    write_rows(&dir.path().join("audio.npy"), &rows(n, 4, 3), 4);
+    let path = |name: &str| dir.path().join(name).display().to_string();
+    let inputs = [path("image.npy"), path("text.npy"), path("audio.npy")];
+    let mut args = vec!["analyze", "--modalities"];
+    args.extend(inputs.iter().map(String::as_str));
+    let doc = json(&args);
+    assert_eq!(doc["modalities"].as_array().unwrap().len(), 3);
+    assert_eq!(doc["modalities"][2]["analysis"]["dim"], 4);
+    let pairs = doc["pairs"].as_array().unwrap();
+    assert_eq!(pairs.len(), 1);
+    assert_eq!(
+        (pairs[0]["first"].as_str(), pairs[0]["second"].as_str()),
+        (Some("image"), Some("text"))
+    );
+    let distances = &doc["gap_matrix"]["distances"];
+    assert!(distances[0][1].as_f64().unwrap() > 0.0);
+    assert!(distances[0][2].is_null() && distances[2][1].is_null());
+    assert_eq!(distances[2][2], 0.0);
+    let notes: Vec<&str> = doc["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
+    assert_eq!(notes.len(), 2, "{notes:?}");
+    assert!(
+        notes[0].contains("image and audio have 6 and 4 dimensions"),
+        "{notes:?}"
+    );
+    let table = succeeds(&args);
+    assert!(
+        table.contains("text and audio have 6 and 4 dimensions"),
+        "{table}"
+    );
+    let out = dir.path().join("report");
+    let mut report = vec!["report", "--out", out.to_str().unwrap(), "--modalities"];
+    report.extend(inputs.iter().map(String::as_str));
+    succeeds(&report);
+    let page = std::fs::read_to_string(out.join("index.html")).unwrap();
+    assert!(page.contains("6 and 4 dimensions"));
+    // track follows the gap and retrieval of two modalities: both must share a width.
+    let run = dir.path().join("run");
+    std::fs::create_dir(&run).unwrap();
+    let bytes = |values: &[f64]| -> Vec<u8> {
+        values
+            .iter()
+            .flat_map(|v| (*v as f32).to_le_bytes())
+            .collect()
+    };
+    let checkpoint = mutation::safetensors(&[
+        ("image", "F32", vec![n, 6], bytes(&image)),
+        ("audio", "F32", vec![n, 4], bytes(&rows(n, 4, 3))),
+    ]);
+    std::fs::write(run.join("step_1.safetensors"), checkpoint).unwrap();
+    let message = fails(&[
+        "track",
+        run.to_str().unwrap(),
+        "--out",
+        dir.path().join("track").to_str().unwrap(),
+        "--modalities",
+        "image",
+        "audio",
+    ]);
+    assert!(
+        message.contains("6 and 4 dimensions") && message.contains("step_1"),
+        "{message}"
+    );
 }
 
 /// Two JSON numbers agree to `tolerance` relative (or both are null).

@@ -218,7 +218,8 @@ fn zip_of(entries: &[(&str, Vec<u8>)], deflate: bool) -> Vec<u8> {
     cursor.into_inner()
 }
 
-fn safetensors(entries: &[(&str, &str, Vec<usize>, Vec<u8>)]) -> Vec<u8> {
+/// A safetensors file of `(name, dtype, shape, little-endian bytes)` entries.
+pub fn safetensors(entries: &[(&str, &str, Vec<usize>, Vec<u8>)]) -> Vec<u8> {
     let mut header = String::from("{");
     let mut offset = 0;
     for (k, (name, dtype, shape, data)) in entries.iter().enumerate() {

@@ -58,14 +58,28 @@ pub struct CrossOptions {
 pub struct ModalitiesRun {
     /// Each modality's name and analysis.
     pub runs: Vec<(String, Run)>,
-    /// The gap distances between every two modalities.
-    pub gap_matrix: Array2<f64>,
-    /// Each two modalities (i < j) measured together.
+    /// The gap distances between every two modalities (`None` between modalities of different
+    /// widths).
+    pub gap_matrix: Array2<Option<f64>>,
+    /// Each two modalities (i < j) of the same width measured together.
     pub cross: Vec<CrossModal>,
+    /// Why two modalities were not measured together (different widths).
+    pub notes: Vec<String>,
     /// The cross-modal stages' timings.
     pub timings: Vec<StageTime>,
     /// The numbers behind each pair's figures (with `figures`, when both have the same D).
     pub figures: Vec<Option<CrossFigureData>>,
+}
+
+impl ModalitiesRun {
+    /// The run, or (where some modalities were not measured together: different widths) an
+    /// error that says why; for what needs every pair (`compare`, `track`).
+    pub fn with_every_pair(self) -> Result<ModalitiesRun> {
+        match self.notes.is_empty() {
+            true => Ok(self),
+            false => Err(PipelineError::Inputs(self.notes.join("; "))),
+        }
+    }
 }
 
 /// The rows of one modality as analysed (normalised unless the spec says not), in f64 or f32.
@@ -298,9 +312,14 @@ pub fn analyze_modalities(
     let matrix = gap_matrix(&rows.iter().map(sums).collect::<Vec<_>>());
     let mut pairs = Vec::new();
     let mut figures = Vec::new();
+    let mut notes = Vec::new();
     for i in 0..rows.len() {
         for j in i + 1..rows.len() {
-            let ((na, _), (nb, _)) = (dims(&rows[i]), dims(&rows[j]));
+            let ((na, da), (nb, db)) = (dims(&rows[i]), dims(&rows[j]));
+            if da != db {
+                notes.push(different_widths(&names[i], &names[j], da, db));
+                continue;
+            }
             let map = match &cross.pairs {
                 Some(PairFile::Path(path)) => pair_map(path, na, nb)?,
                 Some(PairFile::Values(values)) => map_of(values, na, nb, "pair map")?,
@@ -321,8 +340,7 @@ pub fn analyze_modalities(
                 (cross, options.seed),
                 &timings,
             )?);
-            let same_dim = dims(&rows[i]).1 == dims(&rows[j]).1;
-            figures.push(match cross.figures && same_dim {
+            figures.push(match cross.figures {
                 true => Some(figures_of(&rows[i], &rows[j], &map, options.seed)?),
                 false => None,
             });
@@ -332,9 +350,17 @@ pub fn analyze_modalities(
         runs,
         gap_matrix: matrix,
         cross: pairs,
+        notes,
         timings: timings.stages(),
         figures,
     })
+}
+
+/// Why two modalities of different widths are not measured together.
+fn different_widths(first: &str, second: &str, da: usize, db: usize) -> String {
+    format!(
+        "modalities {first} and {second} have {da} and {db} dimensions: the gap, retrieval and the objectives need one space, so they are not measured together (each is analysed on its own)"
+    )
 }
 
 /// Two or more modalities held as sharded directories of row-matched shards (LAION's
@@ -436,6 +462,7 @@ pub fn run_sharded_modalities(
         runs,
         figures: vec![None; pairs.len()],
         cross: pairs,
+        notes: Vec::new(),
         timings: timings.stages(),
     })
 }
@@ -693,14 +720,14 @@ impl PairJob {
 
 /// The gap matrix of `count` modalities from the gaps of every two of them (in the order
 /// `(0, 1), (0, 2), ..., (1, 2), ...`).
-pub fn pair_gap_matrix(count: usize, pairs: &[CrossModal]) -> Array2<f64> {
-    let mut matrix = Array2::<f64>::zeros((count, count));
+pub fn pair_gap_matrix(count: usize, pairs: &[CrossModal]) -> Array2<Option<f64>> {
+    let mut matrix = Array2::from_shape_fn((count, count), |(i, j)| (i == j).then_some(0.0));
     let mut next = pairs.iter();
     for i in 0..count {
         for j in i + 1..count {
             if let Some(c) = next.next() {
-                matrix[[i, j]] = c.gap.distance;
-                matrix[[j, i]] = c.gap.distance;
+                matrix[[i, j]] = Some(c.gap.distance);
+                matrix[[j, i]] = Some(c.gap.distance);
             }
         }
     }
@@ -730,6 +757,7 @@ pub fn modalities_document(run: &ModalitiesRun) -> Value {
             "of": "||m_i - m_j||, m the centroid of a modality's unit rows",
         },
         "pairs": run.cross.iter().map(cross_document).collect::<Vec<_>>(),
+        "notes": run.notes,
     })
 }
 
@@ -816,9 +844,15 @@ pub fn modalities_table(run: &ModalitiesRun) -> String {
     for (i, row) in run.gap_matrix.rows().into_iter().enumerate() {
         out.push_str(&format!("{:>12}", names[i]));
         for v in row {
-            out.push_str(&format!(" {v:>12.6}"));
+            match v {
+                Some(v) => out.push_str(&format!(" {v:>12.6}")),
+                None => out.push_str(&format!(" {:>12}", "-")),
+            }
         }
         out.push('\n');
+    }
+    for note in &run.notes {
+        out.push_str(&format!("note: {note}\n"));
     }
     for c in &run.cross {
         let (a, b) = (&c.names.0, &c.names.1);

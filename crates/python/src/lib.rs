@@ -457,6 +457,7 @@ fn modalities_result(
         gap_matrix: pair_gap_matrix(runs.len(), &cross),
         figures: vec![None; cross.len()],
         cross,
+        notes: Vec::new(),
         timings: Vec::new(),
     };
     Ok((

@@ -669,6 +669,15 @@ def test_paired_modalities_equal_the_cli_and_their_definitions(tmp_path):
     assert paired.retrieval("image", "caption")["caption_to_image"]["queries"] == 150
     with pytest.raises(embgeom.EmbgeomError, match="differ in rows"):
         embgeom.analyze_modalities({"image": images[:50], "caption": captions})
+    # Another width: analysed on its own, not measured with the others, said so.
+    mixed = embgeom.analyze_modalities({"image": images, "text": texts,
+                                        "audio": rng.standard_normal((200, 5))}, shifts=[])
+    assert mixed.analysis("audio")["dim"] == 5
+    assert mixed.gap_matrix[0][2] is None and mixed.gap_matrix[2][2] == 0.0
+    assert len(mixed.notes) == 2 and "16 and 5 dimensions" in mixed.notes[0]
+    assert mixed.gap("image", "text")["distance"] == pytest.approx(gap["distance"], rel=1e-12)
+    with pytest.raises(KeyError, match="16 and 5 dimensions"):
+        mixed.retrieval("text", "audio")
 
 
 def test_modalities_report_and_track_of_the_two_tower_run(tmp_path):

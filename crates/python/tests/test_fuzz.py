@@ -1,8 +1,10 @@
 """Hostile arrays from Python: random dtypes, shapes, strides, byte orders, memory layouts,
-label kinds and sizes given to ``analyze``, ``Accumulator`` and the single metrics. Each call
-must end in a result or an ``EmbgeomError``: never another exception, a NaN passed off as a
-value, or a crash of the interpreter. The cases run in a child interpreter, so that a crash
-(a signal, an abort) fails this test with its exit status instead of ending pytest."""
+label kinds and sizes given to ``analyze`` (with its per-point table), ``analyze_modalities``
+(with pair maps), ``similarity``, ``Accumulator`` and the single metrics. Each call must end
+in a result or an ``EmbgeomError``: never another exception, a panic caught at the boundary
+(an "internal error"), a NaN passed off as a value, or a crash of the interpreter. The cases
+run in a child interpreter, so that a crash (a signal, an abort) fails this test with its exit
+status instead of ending pytest."""
 
 from __future__ import annotations
 
@@ -133,25 +135,74 @@ CHILD = textwrap.dedent(
             return [embgeom.nc1(x, labels(n)), embgeom.cdnv(x, labels(n)), embgeom.etf_distance(x, labels(n))]
         if kind == 6:
             return [embgeom.rankme(x), embgeom.effective_rank(x)]
-        return embgeom.knn_accuracy(x, labels(n), knn_k=int(rng.integers(1, 30)))
+        if kind == 7:
+            return embgeom.knn_accuracy(x, labels(n), knn_k=int(rng.integers(1, 30)))
+        if kind == 8:
+            pair_map = pairs(n) if rng.random() < 0.3 else None
+            other = partner(x) if pair_map is None else array()
+            queries = int(rng.choice([1, 3, 50])) if rng.random() < 0.3 else None
+            return embgeom.analyze_modalities(
+                {"image": x, "text": other}, pair_map=pair_map, labels=y,
+                normalize=bool(rng.random() < 0.8), retrieval_queries=queries,
+                shifts=[float(s) for s in rng.choice([0.5, 1.0, -0.5, 2.0, np.nan], 2)],
+                temperature=float(rng.choice([0.01, 1.0, 0.0, -1.0])), **small).to_dict()
+        if kind == 9:
+            return embgeom.similarity(x, partner(x), rbf_rows=int(rng.choice([0, 2, 40])),
+                                      neighbour_rows=int(rng.choice([0, 3, 60])),
+                                      k=int(rng.choice([0, 1, 2, 5, 200])),
+                                      platonic=bool(rng.random() < 0.5))
+        table = embgeom.analyze(x, labels=y, per_point=int(rng.choice([1, 7, 10_000])),
+                                **small).per_point()
+        # polars, pandas or a dict of columns, whichever the environment has.
+        return (table.to_dict(as_series=False) if hasattr(table, "to_dicts")
+                else table.to_dict("list") if hasattr(table, "to_numpy") else table)
+
+    def partner(x):
+        # Another representation of the same rows (so that validation lets most through), or
+        # any hostile array.
+        if rng.random() < 0.3 or rows_of(x) == 0 or x.dtype.kind not in "fiub":
+            return array()
+        with np.errstate(all="ignore"):
+            base = np.asarray(x, dtype=np.float64)
+        if rng.random() < 0.5 and base.ndim == 2:
+            return base @ rng.standard_normal((base.shape[1], int(rng.choice([1, 4, 9]))))
+        return base + 0.1 * values(base.shape)
+
+    def pairs(n):
+        kind = rng.integers(5)
+        m = int(rng.integers(0, 2 * n + 3))
+        if kind == 0:
+            return rng.integers(0, max(1, n), m)
+        if kind == 1:
+            return rng.integers(-2, n + 2, m)
+        if kind == 2:
+            return rng.integers(0, max(1, n), m).astype(float) + 0.5
+        if kind == 3:
+            return [str(v) for v in rng.integers(0, max(1, n), m)]
+        return np.arange(m)
 
     def no_nan(result):
         # A number returned is a number: a metric that is undefined is None or an error.
         if isinstance(result, float):
             assert not math.isnan(result), "NaN returned"
-        elif isinstance(result, list):
+        elif isinstance(result, (list, tuple)):
             for r in result:
+                no_nan(r)
+        elif isinstance(result, dict):
+            for r in result.values():
                 no_nan(r)
 
     results = errors = 0
     for case in range(int(sys.argv[1])):
-        kind = int(rng.integers(8))
+        kind = int(rng.integers(11))
         x = array()
         try:
             no_nan(call(kind, x))
             results += 1
         except EmbgeomError as error:
             assert "array(" not in str(error) and len(str(error)) < 2000, str(error)[:300]
+            # A panic caught at the boundary is a defect, not an answer.
+            assert not str(error).startswith("internal error"), str(error)[:300]
             errors += 1
         except BaseException as error:
             print(f"FAIL case {case} (call {kind}, x {getattr(x, 'dtype', None)} "

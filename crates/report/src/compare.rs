@@ -310,7 +310,7 @@ pub fn compare(
                     sample_rows: DEFAULT_SAMPLE_ROWS,
                     queries: None,
                 };
-                Ok(run_modalities(&specs, options, &cross, progress)?)
+                Ok(run_modalities(&specs, options, &cross, progress)?.with_every_pair()?)
             })
             .collect::<Result<Vec<_>, ReportError>>()?,
     };

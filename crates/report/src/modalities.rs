@@ -426,11 +426,17 @@ pub fn write_modalities_report(
     for ((name, _), row) in run.runs.iter().zip(run.gap_matrix.rows()) {
         html.push_str(&format!("<tr><th>{}</th>", escape(name)));
         for v in row {
-            html.push_str(&format!("<td class=\"v\">{v:.4}</td>"));
+            match v {
+                Some(v) => html.push_str(&format!("<td class=\"v\">{v:.4}</td>")),
+                None => html.push_str("<td class=\"v\">-</td>"),
+            }
         }
         html.push_str("</tr>\n");
     }
     html.push_str("</table>\n");
+    for note in &run.notes {
+        html.push_str(&format!("<p class=\"warn\">{}</p>\n", escape(note)));
+    }
     for (index, c) in run.cross.iter().enumerate() {
         html.push_str(&format!(
             "<h2>{} and {}</h2>\n",

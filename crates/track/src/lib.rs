@@ -39,7 +39,7 @@ use embgeom_geometry::{
 };
 use embgeom_io::{load, write_table, Column, LabelValues, Labels, Matrix};
 use embgeom_pipeline::{
-    run_analysis, run_modalities, CrossOptions, Extras, InputSpec, ModalitySpec,
+    run_analysis, run_modalities, CrossOptions, Extras, InputSpec, ModalitiesRun, ModalitySpec,
 };
 use embgeom_report::{claim_folder, write_trajectory, Cosines, RunTrajectory, Trajectory};
 use ndarray::Array2;
@@ -226,12 +226,12 @@ fn analyse_modalities(path: &Path, options: &TrackOptions) -> Result<CheckpointR
         sample_rows: embgeom_geometry::sharded::DEFAULT_SAMPLE_ROWS,
         queries: None,
     };
-    let run = run_modalities(&specs, &options.analysis, &cross, &NoProgress).map_err(|error| {
-        TrackError::Checkpoint {
+    let run = run_modalities(&specs, &options.analysis, &cross, &NoProgress)
+        .and_then(ModalitiesRun::with_every_pair)
+        .map_err(|error| TrackError::Checkpoint {
             path: path.display().to_string(),
             error,
-        }
-    })?;
+        })?;
     let first = &run.runs[0].1;
     Ok(CheckpointResult {
         analysis: first.analysis.clone(),

@@ -131,6 +131,21 @@ fn platonic_clamp(x: &mut Array2<f64>) {
     x.mapv_inplace(|v| v.clamp(-q, q));
 }
 
+/// Scale `x` by the power of two that brings its largest magnitude into `[1, 2)`: exact (the
+/// RBF kernel with the median bandwidth does not change, bit for bit), and the squared
+/// distances of rows of any finite scale stay inside f64.
+fn scale_to_unit_magnitude(x: &mut Array2<f64>) {
+    let largest = x.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    if !(largest.is_finite() && largest > 0.0) {
+        return;
+    }
+    // 2^-e in two factors, each inside f64's range (e runs from -1074 to 1023).
+    let e = largest.log2().floor() as i32;
+    let (first, second) = (-e / 2, -e - (-e / 2));
+    let (first, second) = (2f64.powi(first), 2f64.powi(second));
+    x.mapv_inplace(|v| v * first * second);
+}
+
 /// `HKH` of the RBF kernel of `x`'s rows (median bandwidth) and its Frobenius norm; `None`
 /// when the median squared distance is 0.
 fn centred_rbf(x: &Array2<f64>, threshold: f64) -> Option<(Array2<f64>, f64)> {
@@ -186,7 +201,8 @@ impl SampledRepresentation {
             0 => None,
             max => {
                 let rows = sampled_rows(n, max, options.seed);
-                let sample = x.select(Axis(0), &rows).mapv(F::as_f64);
+                let mut sample = x.select(Axis(0), &rows).mapv(F::as_f64);
+                scale_to_unit_magnitude(&mut sample);
                 let kernel = (rows.len() >= 2)
                     .then(|| centred_rbf(&sample, options.rbf_threshold))
                     .flatten();
@@ -402,6 +418,29 @@ mod tests {
         let other = measures(&x, &pseudo_random(80, 6, 2), &options);
         assert!(other.rbf_cka.unwrap() < 0.5 && other.mutual_knn.unwrap() < 0.5);
         assert!(other.cknna.unwrap() < 0.5);
+    }
+
+    /// Rows of any finite scale give the measures of the unscaled rows (the RBF sample is
+    /// scaled by a power of two), from 1e-300 to 1e200 (whose squares overflow).
+    #[test]
+    fn extreme_scales_give_the_same_values() {
+        let options = SampleOptions::default();
+        let (x, y) = (pseudo_random(60, 4, 5), pseudo_random(60, 3, 6));
+        let want = measures(&x, &y, &options);
+        for scale in [1e-300, 1e-150, 1e150, 1e200] {
+            let got = measures(&(&x * scale), &(&y * scale), &options);
+            let pairs = [
+                (got.rbf_cka, want.rbf_cka),
+                (got.mutual_knn, want.mutual_knn),
+                (got.cknna, want.cknna),
+            ];
+            for (g, w) in pairs {
+                assert!(
+                    (g.unwrap() - w.unwrap()).abs() < 1e-12,
+                    "{scale}: {g:?} {w:?}"
+                );
+            }
+        }
     }
 
     /// A sample smaller than the rows uses the same rows in both inputs; bad options and too

@@ -95,9 +95,16 @@ pub struct CovarianceEigen {
 }
 
 impl CovarianceEigen {
-    /// The decomposition of the symmetric `s` (LAPACK `dsyevd`).
+    /// The decomposition of the symmetric `s` scaled to unit trace (LAPACK `dsyevd`), as
+    /// [`CentredMoments::unit_trace`] scales the moments the measures read.
     pub fn of(s: &Array2<f64>) -> Result<CovarianceEigen> {
-        let (values, vectors) = symmetric_eigenpairs(s)?;
+        let trace = s.diag().sum();
+        if !(trace.is_finite() && trace > 0.0) {
+            return Err(GeometryError::Numerical {
+                what: format!("the CCA family: a covariance of trace {trace}"),
+            });
+        }
+        let (values, vectors) = symmetric_eigenpairs(&(s / trace))?;
         let d = values.len();
         let order: Vec<usize> = (0..d).rev().collect();
         let largest = values.iter().cloned().fold(0.0f64, f64::max);
@@ -206,33 +213,41 @@ impl Similarity {
     }
 
     /// [`Similarity::from_moments`] with both covariances' decompositions computed before
-    /// (once per input when many are compared); `None` computes them here.
+    /// (once per input when many are compared; [`CovarianceEigen::of`]); `None` computes them
+    /// here. The measures are computed from the moments scaled to unit trace
+    /// ([`CentredMoments::unit_trace`]), so that rows of any finite scale give finite values.
     pub fn from_moments_with(
         m: &CentredMoments,
         eigen: Option<(&CovarianceEigen, &CovarianceEigen)>,
     ) -> Result<Similarity> {
+        let fourth_exact = m.fourth_order_exact();
+        let m = &m.unit_trace()?;
         let (xx, yy, xy) = (
             frobenius_sq(&m.xx),
             frobenius_sq(&m.yy),
             frobenius_sq(&m.xy),
         );
-        if xx == 0.0 || yy == 0.0 || m.trace_x == 0.0 || m.trace_y == 0.0 {
+        if xx == 0.0 || yy == 0.0 {
             return Err(GeometryError::Labels {
                 what: "the similarity of a constant representation is undefined".into(),
             });
         }
+        let mut notes = Vec::new();
         let n = m.n as f64;
-        let debiased_cka = (m.n >= 4).then(|| {
-            let numerator = debiased(xy, m.rs, m.trace_x * m.trace_y, n);
-            let denominator = debiased(xx, m.rr, m.trace_x * m.trace_x, n)
-                * debiased(yy, m.ss, m.trace_y * m.trace_y, n);
+        if m.n >= 4 && !fourth_exact {
+            notes.push(
+                "debiased CKA needs the rows' fourth-order sums, which leave f64's range here (values of magnitude above about 1e77 or below 1e-70)".to_string(),
+            );
+        }
+        let debiased_cka = (m.n >= 4 && fourth_exact).then(|| {
+            // Both traces are 1 (unit_trace).
+            let numerator = debiased(xy, m.rs, 1.0, n);
+            let denominator = debiased(xx, m.rr, 1.0, n) * debiased(yy, m.ss, 1.0, n);
             (denominator > 0.0).then(|| numerator / denominator.sqrt())
         });
-        // ||X^T Y||_* of the rows scaled to unit Frobenius norm (||X||_F^2 = tr S_xx).
-        let scaled = &m.xy / (m.trace_x * m.trace_y).sqrt();
-        let (_, singular) = singular_values(&scaled, false, "the cross-covariance")?;
+        // ||X^T Y||_* of the rows scaled to unit Frobenius norm (||X||_F^2 = tr S_xx = 1).
+        let (_, singular) = singular_values(&m.xy, false, "the cross-covariance")?;
         let nuclear = singular.sum();
-        let mut notes = Vec::new();
         let (dx, dy) = (m.xx.nrows(), m.yy.nrows());
         let [mean_cca, svcca, pwcca] = match m.n as usize > dx.max(dy) {
             true => match eigen {
@@ -299,7 +314,7 @@ pub fn similarity<F: Real, G: Real>(x: ArrayView2<F>, y: ArrayView2<G>) -> Resul
 /// Linear CKA between `x` (N x D1) and `y` (N x D2), rows corresponding; 1 for the same
 /// representation up to rotation, isotropic scaling and translation.
 pub fn linear_cka<F: Real, G: Real>(x: ArrayView2<F>, y: ArrayView2<G>) -> Result<f64> {
-    let m = state_of(x, y, "CKA")?.centred()?;
+    let m = state_of(x, y, "CKA")?.centred()?.unit_trace()?;
     let denominator = frobenius_sq(&m.xx).sqrt() * frobenius_sq(&m.yy).sqrt();
     if denominator == 0.0 {
         return Err(GeometryError::Labels {
@@ -355,6 +370,45 @@ mod tests {
         // Too few rows for CCA: said so, the rest measured.
         let narrow = similarity(x.slice(s![..4, ..]), other.slice(s![..4, ..])).unwrap();
         assert!(narrow.mean_cca.is_none() && narrow.notes[0].contains("more rows"));
+    }
+
+    /// Rows of any scale whose second moments are finite give the measures of the unscaled
+    /// rows (they are computed from the moments scaled to unit trace); where the fourth-order
+    /// sums overflow, debiased CKA is left out with a note; where the second moments do, the
+    /// error says so (never a NaN).
+    #[test]
+    fn extreme_scales_give_the_same_values_or_say_why_not() {
+        let (x, y) = (pseudo_random(40, 4, 5), pseudo_random(40, 3, 6));
+        let want = similarity(x.view(), y.view()).unwrap();
+        let close = |a: f64, b: f64| (a - b).abs() < 1e-9 * b.abs().max(1.0);
+        for scale in [1e-120, 1e60, 1e100, 1e140] {
+            let got = similarity((&x * scale).view(), (&y * scale).view()).unwrap();
+            assert!(close(got.linear_cka, want.linear_cka), "{scale}");
+            assert!(close(got.procrustes, want.procrustes), "{scale}");
+            assert!(
+                close(got.procrustes_angular, want.procrustes_angular),
+                "{scale}"
+            );
+            for (g, w) in [(got.mean_cca, want.mean_cca), (got.svcca, want.svcca)]
+                .into_iter()
+                .chain([(got.pwcca, want.pwcca)])
+            {
+                assert!(close(g.unwrap(), w.unwrap()), "{scale}: {g:?} {w:?}");
+            }
+            match scale == 1e60 {
+                true => assert!(close(got.debiased_cka.unwrap(), want.debiased_cka.unwrap())),
+                false => {
+                    assert!(got.debiased_cka.is_none());
+                    assert!(got.notes.iter().any(|n| n.contains("fourth-order")));
+                }
+            }
+            let linear = linear_cka((&x * scale).view(), (&y * scale).view()).unwrap();
+            assert!(close(linear, want.linear_cka));
+        }
+        let error = similarity((&x * 1e160).view(), y.view()).unwrap_err();
+        assert!(error.to_string().contains("overflow"), "{error}");
+        let error = similarity(x.view(), (&y * 1e-150).view()).unwrap_err();
+        assert!(error.to_string().contains("too small"), "{error}");
     }
 
     /// A constant column is a direction of zero variance: CCA leaves it out and says so.

@@ -258,6 +258,69 @@ pub struct CentredMoments {
     pub rs: f64,
 }
 
+/// Sums of squares (or of fourth powers) whose mean per row is at least this lie in f64's
+/// normal range, where the rounding of the smallest terms is relative, not absolute.
+const NORMAL_SUMS: f64 = 1e-290;
+
+impl CentredMoments {
+    /// Whether the fourth-order sums `r.r`, `s.s`, `r.s` of the raw moments were summed in f64's
+    /// normal range: finite, and `(tr S)^2 / N` (a lower bound of `r.r`) at least `1e-290`.
+    pub fn fourth_order_exact(&self) -> bool {
+        let n = self.n as f64;
+        let normal = |t: f64| t * (t / n) >= NORMAL_SUMS;
+        self.rr.is_finite()
+            && self.ss.is_finite()
+            && self.rs.is_finite()
+            && normal(self.trace_x)
+            && normal(self.trace_y)
+    }
+
+    /// The same moments of the rows scaled to unit Frobenius norm (`X / sqrt(tr S_xx)`,
+    /// `Y / sqrt(tr S_yy)`): `S_xx / tr S_xx`, `S_xy / sqrt(tr S_xx tr S_yy)`, `r.r / (tr
+    /// S_xx)^2`, ..., both traces 1. Every measure of the family is invariant to that scaling,
+    /// and the normalised moments keep their squares (`||S||_F^2`) inside f64 for any rows
+    /// whose second moments were summed in f64's normal range (values of magnitude between
+    /// about 1e-145 and 1e154; outside it, an error that says so). The fourth-order sums
+    /// (`r.r`, `s.s`, `r.s`), which only debiased CKA reads, need values between about 1e-70
+    /// and 1e77: [`CentredMoments::fourth_order_exact`] says whether they were.
+    pub fn unit_trace(&self) -> Result<CentredMoments> {
+        for (which, t) in [("first", self.trace_x), ("second", self.trace_y)] {
+            if !t.is_finite() {
+                return Err(GeometryError::Numerical {
+                    what: format!(
+                        "the similarity of representations: the {which} representation's second moments overflow f64 (values of magnitude 1e154 or more)"
+                    ),
+                });
+            }
+            if t <= 0.0 {
+                return Err(GeometryError::Labels {
+                    what: "the similarity of a constant representation is undefined (all rows equal, or values so small that their squares underflow f64)".into(),
+                });
+            }
+            if t < self.n as f64 * NORMAL_SUMS {
+                return Err(GeometryError::Numerical {
+                    what: format!(
+                        "the similarity of representations: the {which} representation's values are too small for f64's squares (magnitude 1e-145 or less): scale the rows up"
+                    ),
+                });
+            }
+        }
+        let (tx, ty) = (self.trace_x, self.trace_y);
+        let txy = tx.sqrt() * ty.sqrt();
+        Ok(CentredMoments {
+            n: self.n,
+            xx: &self.xx / tx,
+            yy: &self.yy / ty,
+            xy: &self.xy / txy,
+            trace_x: 1.0,
+            trace_y: 1.0,
+            rr: self.rr / tx / tx,
+            ss: self.ss / ty / ty,
+            rs: self.rs / tx / ty,
+        })
+    }
+}
+
 impl SimilarityState {
     /// An empty state for representations of `dx` and `dy` dimensions.
     pub fn new(dx: usize, dy: usize) -> SimilarityState {

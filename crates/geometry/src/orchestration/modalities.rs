@@ -416,12 +416,15 @@ fn check_shifts(shifts: &[f64]) -> Result<()> {
     }
 }
 
-/// The gap distances `||m_i - m_j||` between every two of several sets (their sums).
-pub fn gap_matrix(sets: &[SetSums]) -> Array2<f64> {
+/// The gap distances `||m_i - m_j||` between every two of several sets (their sums); `None`
+/// between sets of different widths (their centroids are not in one space).
+pub fn gap_matrix(sets: &[SetSums]) -> Array2<Option<f64>> {
     let centroids: Vec<_> = sets.iter().map(|s| &s.unit_sum / s.rows as f64).collect();
     Array2::from_shape_fn((sets.len(), sets.len()), |(i, j)| {
-        let delta = &centroids[i] - &centroids[j];
-        delta.dot(&delta).sqrt()
+        (centroids[i].len() == centroids[j].len()).then(|| {
+            let delta = &centroids[i] - &centroids[j];
+            delta.dot(&delta).sqrt()
+        })
     })
 }
 
@@ -469,8 +472,16 @@ mod tests {
             SetSums::of(b.view(), raw_b.view()),
             SetSums::of(a.view(), raw_a.view()),
         ]);
-        assert!((m[[0, 1]] - got.gap.distance).abs() < 1e-12 && m[[0, 2]] == 0.0);
+        assert!((m[[0, 1]].unwrap() - got.gap.distance).abs() < 1e-12);
+        assert_eq!(m[[0, 2]], Some(0.0));
         assert_eq!(m[[1, 0]], m[[0, 1]]);
+        let narrow = normalize_rows(raw_a.slice(ndarray::s![.., ..5])).unwrap();
+        let mixed = gap_matrix(&[
+            SetSums::of(a.view(), raw_a.view()),
+            SetSums::of(narrow.view(), narrow.view()),
+        ]);
+        assert_eq!(mixed[[0, 1]], None);
+        assert_eq!(mixed[[1, 1]], Some(0.0));
     }
 
     #[test]

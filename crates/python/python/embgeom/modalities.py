@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 import json
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 __all__ = ["Modalities"]
 
@@ -50,11 +50,19 @@ class Modalities:
                 return dict(m["analysis"])
         raise KeyError(f"no modality {name!r}; modalities: {', '.join(self.names)}")
 
+    @property
+    def notes(self) -> List[str]:
+        """Why two modalities were not measured together (different widths); empty when every
+        two were."""
+        return list(self._document.get("notes", []))
+
     def _pair(self, first: str, second: str) -> Dict[str, Any]:
         for p in self._document["pairs"]:
             if (p["first"], p["second"]) in ((first, second), (second, first)):
                 return dict(p)
-        raise KeyError(f"no pair {first!r}, {second!r}; modalities: {', '.join(self.names)}")
+        why = [n for n in self.notes if f" {first} " in n and f" {second} " in n]
+        raise KeyError(f"no pair {first!r}, {second!r}"
+                       + (f": {why[0]}" if why else f"; modalities: {', '.join(self.names)}"))
 
     def gap(self, first: str, second: str) -> Dict[str, Any]:
         """The gap between two modalities: ``distance`` (Liang et al.'s, L2M), ``components``,
@@ -109,15 +117,17 @@ class Modalities:
         return list(self._pair(first, second)["shift"])
 
     @property
-    def gap_matrix(self) -> List[List[float]]:
-        """The centroid distances between every two modalities, in the order of :attr:`names`."""
+    def gap_matrix(self) -> List[List[Optional[float]]]:
+        """The centroid distances between every two modalities, in the order of :attr:`names`
+        (``None`` between modalities of different widths)."""
         return [list(row) for row in self._document["gap_matrix"]["distances"]]
 
     def to_dict(self) -> Dict[str, Any]:
         """The whole ``embgeom.modalities/1`` document.
 
         Returns:
-            A copy of the document (``schema``, ``modalities``, ``gap_matrix``, ``pairs``).
+            A copy of the document (``schema``, ``modalities``, ``gap_matrix``, ``pairs``,
+            ``notes``).
 
         Example:
             >>> result.to_dict()["schema"]
