@@ -7,7 +7,8 @@
 # rows, and the neighbour search, `2 M^2 D` flops of the f32 screen on 10,000 rows), each
 # input's covariance eigenvectors and each pair's finalisation (D x D decompositions, not
 # modelled); wall time and peak resident memory of
-# the whole compare (which also analyses every input). The data are written once to
+# the whole compare (which also analyses every input), then of `compare --similarity-only`
+# (the family alone) against the family's stages. The data are written once to
 # $EMBGEOM_BENCH_DATA (NumPy).
 #   benches/similarity.sh [--inputs K] [--rows N]
 set -euo pipefail
@@ -85,4 +86,22 @@ print("CKA of the first input with each: " + ", ".join(
     f"{v:.3f}" for v in document["similarity"]["cka"][0]))
 print(f"compare (every input also analysed): {ended - started:.1f} s wall; "
       f"peak RSS {rss_kb * 1024 / 1e9:.2f} GB; {len(names)} inputs")
+PY
+# The family alone (--similarity-only): its wall time against the sum of the family's stages
+# in the same run (the rest is reading the inputs), and the same matrices as above.
+started=$(date +%s.%N)
+/usr/bin/time -f "%M" -o "$work/rss" "$bin" compare "${files[@]}" --timings --similarity-only \
+  --json "$work/only.json" --out "$work/only" > /dev/null
+ended=$(date +%s.%N)
+"$python" - "$work/compare.json" "$work/only.json" "$started" "$ended" "$(tail -n 1 "$work/rss")" <<'PY'
+import json
+import sys
+full, only = (json.load(open(p)) for p in sys.argv[1:3])
+started, ended, rss_kb = float(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5])
+stages = sum(s["seconds"] for s in only["similarity"]["timings"]["stages"])
+wall = ended - started
+same = all(full["similarity"][m["key"]] == only["similarity"][m["key"]]
+           for m in full["similarity"]["measures"])
+print(f"compare --similarity-only: {wall:.1f} s wall, {wall / stages:.2f}x the family's stages "
+      f"({stages:.1f} s); peak RSS {rss_kb * 1024 / 1e9:.2f} GB; the same matrices: {same}")
 PY

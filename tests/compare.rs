@@ -230,6 +230,70 @@ fn the_demo_compares_the_bundled_runs_with_class_names() {
             std::fs::read_to_string(dir.path().join(format!("demo/figures/{figure}.svg"))).unwrap();
         assert!(svg.len() > 2000, "{figure} is empty");
     }
+    // --similarity-only: the same matrices without the analyses, the metric table or the
+    // overlaid figures; the terminal gets the matrices.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("data");
+    let file = |run: &str| {
+        root.join(format!("fashion-{run}/ckpt_epoch_0012.safetensors"))
+            .display()
+            .to_string()
+    };
+    let (supcon, simclr) = (file("supcon"), file("simclr"));
+    let named = [
+        supcon.as_str(),
+        simclr.as_str(),
+        "--name",
+        "supcon",
+        "--name",
+        "simclr",
+        "--similarity-only",
+    ];
+    let only = compare(&named, &dir.path().join("only"));
+    assert_eq!(only["similarity_only"], true);
+    assert_eq!(only["similarity"], doc["similarity"]);
+    assert_eq!(only["inputs"][1]["n"], doc["inputs"][1]["n"]);
+    assert!(only["metrics"].as_array().unwrap().is_empty());
+    assert!(only["analyses"].as_array().unwrap().is_empty());
+    let page = std::fs::read_to_string(dir.path().join("only/index.html")).unwrap();
+    assert!(page.contains("--similarity-only") && page.contains("CKNNA"));
+    assert!(dir.path().join("only/figures/c-similarity.svg").exists());
+    assert!(!dir.path().join("only/figures/c3-spectra.svg").exists());
+    assert!(!dir.path().join("only/metrics.csv").exists());
+    let out = dir.path().join("only-text").display().to_string();
+    let mut printed = named.to_vec();
+    printed.extend(["--out", &out]);
+    let table = succeeds(&[&["compare"], printed.as_slice()].concat());
+    assert!(
+        table.contains("linear CKA") && table.contains("supcon"),
+        "{table}"
+    );
+    // Refused: with --modalities, and inputs that do not hold the same rows.
+    let message = fails(&[
+        "compare",
+        &supcon,
+        &simclr,
+        "--similarity-only",
+        "--modalities",
+        "a",
+        "b",
+        "--out",
+        &dir.path().join("refused").display().to_string(),
+    ]);
+    assert!(message.contains("--modalities"), "{message}");
+    let (rows, d, _) = digits();
+    write_f64(&dir.path().join("digits.npy"), &rows, d);
+    let message = fails(&[
+        "compare",
+        &supcon,
+        &dir.path().join("digits.npy").display().to_string(),
+        "--similarity-only",
+        "--out",
+        &dir.path().join("rows").display().to_string(),
+    ]);
+    assert!(
+        message.contains("digits has") && message.contains("rows"),
+        "{message}"
+    );
 }
 
 /// `compare --modalities top bottom` of two checkpoints of the bundled two-tower run: the

@@ -89,6 +89,11 @@ struct CompareArgs {
     /// document.
     #[arg(long)]
     timings: bool,
+    /// Compute only the similarity family between every pair of inputs (no analysis of each
+    /// input: no metric table, overlaid figures or per-class changes); the inputs must hold the
+    /// same items in the same order. For many layers or checkpoints at a fraction of the time.
+    #[arg(long)]
+    similarity_only: bool,
 }
 
 /// How the sampled similarity measures of inputs that hold the same items sample.
@@ -625,6 +630,7 @@ fn compare_command(args: &CompareArgs) -> Result<()> {
         modalities: args.modalities.clone(),
         similarity: args.similarity.options(options.knn.seed),
         timings: args.timings,
+        similarity_only: args.similarity_only,
     };
     if let Some(path) = args.json.as_deref().filter(|p| *p != "-") {
         if would_replace(Path::new(path)) && !args.force {

@@ -953,10 +953,11 @@ fn similarity<'py>(
 }
 
 /// Compare files side by side, as `embgeom compare` does: `inputs` are `(name, path)` pairs
-/// (two or more), `labels` a labels file for every input. Returns a dict with the path of the
+/// (two or more), `labels` a labels file for every input; `similarity_only` computes the
+/// similarity family alone. Returns a dict with the path of the
 /// page (`index`), the `embgeom.compare/1` document as JSON (`document`) and the text table.
 #[pyfunction]
-#[pyo3(signature = (inputs, out, title, labels=None, force=false, modalities=None, sample=None, **kwargs))]
+#[pyo3(signature = (inputs, out, title, labels=None, force=false, modalities=None, sample=None, similarity_only=false, **kwargs))]
 #[allow(clippy::too_many_arguments)]
 fn compare<'py>(
     py: Python<'py>,
@@ -967,6 +968,7 @@ fn compare<'py>(
     force: bool,
     modalities: Option<Vec<String>>,
     sample: Option<(usize, usize, usize, bool)>,
+    similarity_only: bool,
     kwargs: Option<&Bound<'py, PyDict>>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let options = options(kwargs)?;
@@ -989,6 +991,7 @@ fn compare<'py>(
         modalities: modalities.unwrap_or_default(),
         similarity,
         timings: false,
+        similarity_only,
     };
     let compared = interruptible(py, |progress| {
         embgeom_report::compare(&inputs, &options, &output, progress).map_err(|e| e.to_string())

@@ -151,6 +151,9 @@ def test_report_compare_and_track_take_arrays_and_write_only_their_folder(tmp_pa
         assert got[metric] == pytest.approx(want[metric], rel=1e-12), metric
     assert from_arrays["document"]["cka"] and "supcon" in from_arrays["table"]
     assert embgeom.compare(last, labels=labels, out="compared")["index"] == from_arrays["index"]
+    only = embgeom.compare(last, out="similarity-only", similarity_only=True)
+    assert only["document"]["similarity"] == from_arrays["document"]["similarity"]
+    assert only["document"]["metrics"] == [] and "linear CKA" in only["table"]
 
     steps = {12 * (k + 1): c["embeddings"] for k, c in enumerate(runs["supcon"])}
     tracked = embgeom.track(steps, labels=labels, out="tracked", checks=["nc1 increased"])
@@ -160,7 +163,8 @@ def test_report_compare_and_track_take_arrays_and_write_only_their_folder(tmp_pa
     in_order = embgeom.track(list(steps.values()), labels=labels, out="tracked",
                              checks=["nc1 increased"])
     assert in_order["cached"] == 12 and "at step 11" in in_order["checks"][0][2]
-    assert sorted(os.listdir(tmp_path)) == ["compared", "files", "folder", "mine", "tracked"]
+    assert sorted(os.listdir(tmp_path)) == ["compared", "files", "folder", "mine", "similarity-only",
+                                         "tracked"]
     assert leftovers() == before
 
 

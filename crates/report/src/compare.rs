@@ -9,7 +9,9 @@ use crate::html::{escape, CSS};
 use crate::modalities::recall_panel;
 use crate::page::{claim_folder, figure_block, figures_folder, write, Plot, MARKER};
 use crate::report::Written;
-use crate::similarity::{similarity_document, similarity_tables, SimilarityHeatmaps};
+use crate::similarity::{
+    similarity_document, similarity_tables, similarity_text, SimilarityHeatmaps,
+};
 use crate::style::CLASS_COLOURS;
 use embgeom_geometry::catalogue::{metrics, Direction};
 use embgeom_geometry::cross_catalogue::CROSS_CATALOGUE;
@@ -63,6 +65,10 @@ pub struct CompareOptions {
     /// (`similarity.timings` in the document; the machine's rates are measured once and
     /// cached).
     pub timings: bool,
+    /// Compute the similarity family only: no analysis of each input (no metric table,
+    /// overlaid figures or per-class changes), for many layers or checkpoints where only how
+    /// they relate is asked. The inputs must hold the same items in the same order.
+    pub similarity_only: bool,
 }
 
 /// A written comparison: the files, the `embgeom.compare/1` document and a text table.
@@ -141,13 +147,20 @@ fn same_items(analysed: &[Analysed]) -> bool {
     })
 }
 
+/// What the similarity family read of one input: its source and shape.
+struct ReadShape {
+    source: String,
+    n: usize,
+    dim: usize,
+}
+
 /// The similarity family between every pair of inputs (their rows as stored, read with
-/// `specs`; see [`similarity_family`]), with its stages in `timings`.
+/// `specs`; see [`similarity_family`]), with its stages in `timings` and what it read.
 fn similarity_matrices(
     inputs: &[CompareInput],
     specs: &[InputSpec],
     options: &SampleOptions,
-) -> Result<(SimilarityMatrix, Vec<StageTime>), ReportError> {
+) -> Result<(SimilarityMatrix, Vec<StageTime>, Vec<ReadShape>), ReportError> {
     let rows = inputs
         .iter()
         .zip(specs)
@@ -165,6 +178,28 @@ fn similarity_matrices(
             Ok(rows)
         })
         .collect::<Result<Vec<_>, ReportError>>()?;
+    let shapes: Vec<ReadShape> = rows
+        .iter()
+        .map(|r| {
+            let (n, dim) = r.values.dim();
+            ReadShape {
+                source: r.source.clone(),
+                n,
+                dim,
+            }
+        })
+        .collect();
+    if let Some((input, shape)) = inputs
+        .iter()
+        .zip(&shapes)
+        .find(|(_, shape)| shape.n != shapes[0].n)
+    {
+        return Err(embgeom_pipeline::PipelineError::Inputs(format!(
+            "the similarity family compares the same items row by row: {} has {} rows, {} has {}",
+            input.name, shape.n, inputs[0].name, shapes[0].n
+        ))
+        .into());
+    }
     // In the rows' own precision when every input is f32 (mapped files read in place), else
     // every input in f64.
     let timings = Timings::default();
@@ -184,7 +219,7 @@ fn similarity_matrices(
     for r in &rows {
         r.values.check_unchanged()?;
     }
-    Ok((family, timings.stages()))
+    Ok((family, timings.stages(), shapes))
 }
 
 /// Per class, the within-class variance of the first input and of `other`, their ratio and
@@ -263,7 +298,22 @@ pub fn compare(
             .into())
         }
     };
-    let signature = format!("{signature} {:?}", output.modalities);
+    if output.similarity_only && keys.is_some() {
+        return Err(embgeom_pipeline::PipelineError::Inputs(
+            "--similarity-only compares one set of rows per input: give it without --modalities"
+                .into(),
+        )
+        .into());
+    }
+    let signature = format!(
+        "{signature} {:?}{}",
+        output.modalities,
+        if output.similarity_only {
+            " similarity only"
+        } else {
+            ""
+        }
+    );
     claim_folder(&output.dir, &signature, output.force)?;
     let extras = Extras {
         figures: true,
@@ -285,6 +335,7 @@ pub fn compare(
     let analysed = inputs
         .iter()
         .zip(&specs)
+        .filter(|_| !output.similarity_only)
         .map(|(input, spec)| {
             Ok(Analysed {
                 name: input.name.clone(),
@@ -314,14 +365,15 @@ pub fn compare(
             })
             .collect::<Result<Vec<_>, ReportError>>()?,
     };
-    let same = same_items(&analysed);
+    let same = output.similarity_only || same_items(&analysed);
     let similarities = same
         .then(|| similarity_matrices(inputs, &specs, &output.similarity))
         .transpose()?;
-    let names: Vec<&str> = analysed.iter().map(|a| a.name.as_str()).collect();
-    let labelled = analysed
-        .iter()
-        .all(|a| !a.run.analysis.per_class.is_empty());
+    let names: Vec<&str> = inputs.iter().map(|input| input.name.as_str()).collect();
+    let labelled = !analysed.is_empty()
+        && analysed
+            .iter()
+            .all(|a| !a.run.analysis.per_class.is_empty());
     let changes: Option<Vec<Value>> = (same && labelled).then(|| {
         analysed[1..]
             .iter()
@@ -334,7 +386,7 @@ pub fn compare(
             })
             .collect()
     });
-    let similarity = similarities.as_ref().map(|(family, stages)| {
+    let similarity = similarities.as_ref().map(|(family, stages, _)| {
         let mut document = similarity_document(&names, family, &output.similarity);
         if output.timings {
             document["timings"] = timings_document(stages, &machine_rates(), None);
@@ -349,15 +401,37 @@ pub fn compare(
         let crosses: Vec<&CrossModal> = paired.iter().map(|r| &r.cross[0]).collect();
         metric_rows.extend(cross_rows(&crosses, &names));
     }
+    let described: Vec<Value> = match (output.similarity_only, &similarities) {
+        (true, Some((_, _, shapes))) => names
+            .iter()
+            .zip(shapes)
+            .map(|(name, shape)| {
+                json!({
+                    "name": name,
+                    "source": shape.source,
+                    "n": shape.n,
+                    "dim": shape.dim,
+                    "num_classes": null,
+                })
+            })
+            .collect(),
+        _ => analysed
+            .iter()
+            .map(|a| {
+                json!({
+                    "name": a.name,
+                    "source": a.run.summary.source(),
+                    "n": a.run.analysis.n,
+                    "dim": a.run.analysis.dim,
+                    "num_classes": a.run.analysis.num_classes,
+                })
+            })
+            .collect(),
+    };
     let document = json!({
         "schema": COMPARE_SCHEMA,
-        "inputs": analysed.iter().map(|a| json!({
-            "name": a.name,
-            "source": a.run.summary.source(),
-            "n": a.run.analysis.n,
-            "dim": a.run.analysis.dim,
-            "num_classes": a.run.analysis.num_classes,
-        })).collect::<Vec<_>>(),
+        "inputs": described,
+        "similarity_only": output.similarity_only,
         "same_items": same,
         "metrics": metric_rows,
         "cka": similarity.as_ref().map(|s| json!({"names": names, "matrix": s["cka"]})),
@@ -378,8 +452,15 @@ pub fn compare(
         &document,
         &signature,
     )?;
+    let mut table = match metric_rows.is_empty() {
+        true => String::new(),
+        false => text_table(&names, &metric_rows),
+    };
+    if let Some(similarity) = &similarity {
+        table.push_str(&similarity_text(similarity));
+    }
     Ok(Compared {
-        table: text_table(&names, &metric_rows),
+        table,
         written,
         document,
     })
@@ -507,6 +588,57 @@ fn metrics_csv(names: &[&str], rows: &[Value]) -> String {
         ));
     }
     out
+}
+
+/// The page's metric table: every input's value, the differences to the first input and the
+/// closest to the ideal.
+fn metric_table(document: &Value, names: &[&str], metric_rows: &[Value]) -> String {
+    let mut html = String::from("<h2>Metrics</h2>\n<p class=\"src\">Each input's value, the difference to the first input, and the input closest to the metric's ideal (bold; by its direction where it has no ideal value).</p>\n");
+    if let Some(keys) = document["modalities"]["keys"].as_array() {
+        let keys: Vec<&str> = keys.iter().filter_map(Value::as_str).collect();
+        html.push_str(&format!(
+            "<p class=\"src\">Every input holds two modalities, {0} and {1}: the rows are {0}'s metrics (and the figures are {0}'s), then {1}'s metrics, then the two measured together (the gap, the cones, retrieval both ways and the objectives over all pairs).</p>\n",
+            escape(keys.first().copied().unwrap_or_default()),
+            escape(keys.get(1).copied().unwrap_or_default())
+        ));
+    }
+    html.push_str("<table>\n<tr><th>metric</th>");
+    for name in names {
+        html.push_str(&format!("<th>{}</th>", escape(name)));
+    }
+    for name in &names[1..] {
+        html.push_str(&format!(
+            "<th>{} &minus; {}</th>",
+            escape(name),
+            escape(names[0])
+        ));
+    }
+    html.push_str("<th>closest to ideal</th></tr>\n");
+    for row in metric_rows {
+        let best = row["closest_to_ideal"].as_str();
+        html.push_str(&format!(
+            "<tr><td>{}</td>",
+            escape(row["name"].as_str().unwrap_or_default())
+        ));
+        for (v, name) in row["values"].as_array().into_iter().flatten().zip(names) {
+            let text = cell(v);
+            match best == Some(*name) {
+                true => html.push_str(&format!("<td class=\"v\"><strong>{text}</strong></td>")),
+                false => html.push_str(&format!("<td class=\"v\">{text}</td>")),
+            }
+        }
+        for v in row["difference_to_first"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .skip(1)
+        {
+            html.push_str(&format!("<td class=\"v\">{}</td>", cell(v)));
+        }
+        html.push_str(&format!("<td>{}</td></tr>\n", escape(best.unwrap_or("-"))));
+    }
+    html.push_str("</table>\n");
+    html
 }
 
 /// The comparison figures.
@@ -804,7 +936,12 @@ fn write_page(
     signature: &str,
 ) -> Result<Written, ReportError> {
     let figures_dir = figures_folder(dir)?;
-    let names: Vec<&str> = analysed.iter().map(|a| a.name.as_str()).collect();
+    let names: Vec<&str> = document["inputs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|input| input["name"].as_str())
+        .collect();
     let contexts = analysed
         .iter()
         .map(|a| {
@@ -831,52 +968,12 @@ fn write_page(
             input["num_classes"].as_u64().map_or_else(|| "-".into(), |c| c.to_string()),
         ));
     }
-    html.push_str("</table>\n<h2>Metrics</h2>\n<p class=\"src\">Each input's value, the difference to the first input, and the input closest to the metric's ideal (bold; by its direction where it has no ideal value).</p>\n");
-    if let Some(keys) = document["modalities"]["keys"].as_array() {
-        let keys: Vec<&str> = keys.iter().filter_map(Value::as_str).collect();
-        html.push_str(&format!(
-            "<p class=\"src\">Every input holds two modalities, {0} and {1}: the rows are {0}'s metrics (and the figures are {0}'s), then {1}'s metrics, then the two measured together (the gap, the cones, retrieval both ways and the objectives over all pairs).</p>\n",
-            escape(keys.first().copied().unwrap_or_default()),
-            escape(keys.get(1).copied().unwrap_or_default())
-        ));
-    }
-    html.push_str("<table>\n<tr><th>metric</th>");
-    for name in &names {
-        html.push_str(&format!("<th>{}</th>", escape(name)));
-    }
-    for name in &names[1..] {
-        html.push_str(&format!(
-            "<th>{} &minus; {}</th>",
-            escape(name),
-            escape(names[0])
-        ));
-    }
-    html.push_str("<th>closest to ideal</th></tr>\n");
-    let metric_rows = document["metrics"].as_array().cloned().unwrap_or_default();
-    for row in &metric_rows {
-        let best = row["closest_to_ideal"].as_str();
-        html.push_str(&format!(
-            "<tr><td>{}</td>",
-            escape(row["name"].as_str().unwrap_or_default())
-        ));
-        for (v, name) in row["values"].as_array().into_iter().flatten().zip(&names) {
-            let text = cell(v);
-            match best == Some(*name) {
-                true => html.push_str(&format!("<td class=\"v\"><strong>{text}</strong></td>")),
-                false => html.push_str(&format!("<td class=\"v\">{text}</td>")),
-            }
-        }
-        for v in row["difference_to_first"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .skip(1)
-        {
-            html.push_str(&format!("<td class=\"v\">{}</td>", cell(v)));
-        }
-        html.push_str(&format!("<td>{}</td></tr>\n", escape(best.unwrap_or("-"))));
-    }
     html.push_str("</table>\n");
+    let metric_rows = document["metrics"].as_array().cloned().unwrap_or_default();
+    match analysed.is_empty() {
+        true => html.push_str("<p class=\"src\">Only the similarity family was computed (<code>--similarity-only</code>): no analysis of each input, so no metric table, overlaid figures or per-class changes.</p>\n"),
+        false => html.push_str(&metric_table(document, &names, &metric_rows)),
+    }
     match document["similarity"].is_object() {
         true => html.push_str(&similarity_tables(&document["similarity"], cell)),
         false => html.push_str("<p class=\"src\">The inputs do not hold the same items in the same order (their row counts or their labels row by row differ), so they are not compared row by row: no similarity of the representations and no per-class changes.</p>\n"),
@@ -925,7 +1022,10 @@ fn write_page(
             &mut files,
         )?);
     }
-    for figure in CompareFigure::ALL {
+    for figure in CompareFigure::ALL
+        .into_iter()
+        .filter(|_| !analysed.is_empty())
+    {
         let plot = ComparePlot {
             figure,
             contexts: &contexts,
@@ -942,11 +1042,13 @@ fn write_page(
     html.push_str("</body>\n</html>\n");
     let json = serde_json::to_string_pretty(document).expect("JSON values serialise");
     write(&dir.join("compare.json"), json.as_bytes(), &mut files)?;
-    write(
-        &dir.join("metrics.csv"),
-        metrics_csv(&names, &metric_rows).as_bytes(),
-        &mut files,
-    )?;
+    if !analysed.is_empty() {
+        write(
+            &dir.join("metrics.csv"),
+            metrics_csv(&names, &metric_rows).as_bytes(),
+            &mut files,
+        )?;
+    }
     let index = dir.join("index.html");
     write(&index, html.as_bytes(), &mut files)?;
     write(&dir.join(MARKER), signature.as_bytes(), &mut files)?;

@@ -127,6 +127,54 @@ pub(crate) fn similarity_tables(document: &Value, cell: fn(&Value) -> String) ->
     html
 }
 
+/// The family as text for a terminal: one matrix per measure (6 decimals, `-` where
+/// undefined), then the notes.
+pub(crate) fn similarity_text(document: &Value) -> String {
+    let names: Vec<&str> = document["names"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    let width = names.iter().map(|n| n.len()).max().unwrap_or(0).max(10);
+    let mut out = String::from("\nsimilarity of the representations (every pair of inputs)\n");
+    for measure in SIMILARITY_CATALOGUE {
+        let Some(matrix) = document[measure.key].as_array() else {
+            continue;
+        };
+        out.push_str(&format!(
+            "\n{} ({} is better, {} = the same)\n{:width$}",
+            measure.name,
+            measure.direction.as_str(),
+            measure.ideal,
+            ""
+        ));
+        for name in &names {
+            out.push_str(&format!(" {name:>width$}"));
+        }
+        out.push('\n');
+        for (row, name) in matrix.iter().zip(&names) {
+            out.push_str(&format!("{name:<width$}"));
+            for v in row.as_array().into_iter().flatten() {
+                match v.as_f64() {
+                    Some(v) => out.push_str(&format!(" {v:>width$.6}")),
+                    None => out.push_str(&format!(" {:>width$}", "-")),
+                }
+            }
+            out.push('\n');
+        }
+    }
+    for note in document["notes"].as_array().into_iter().flatten() {
+        out.push_str(&format!(
+            "note: {} vs {}: {}\n",
+            note["pair"][0].as_str().unwrap_or_default(),
+            note["pair"][1].as_str().unwrap_or_default(),
+            note["note"].as_str().unwrap_or_default()
+        ));
+    }
+    out
+}
+
 /// One heatmap per measure, in a grid of panels.
 pub(crate) struct SimilarityHeatmaps<'a> {
     /// The `similarity` object of `compare.json`.

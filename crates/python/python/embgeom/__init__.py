@@ -596,7 +596,8 @@ def compare(inputs: Union[Sequence[Union[ArrayLike, PathLike]],
             title: Optional[str] = None, force: bool = False,
             modalities: Optional[Sequence[str]] = None, rbf_rows: Optional[int] = None,
             neighbour_rows: Optional[int] = None, mutual_k: Optional[int] = None,
-            platonic: bool = False, **options: Any) -> Dict[str, Any]:
+            platonic: bool = False, similarity_only: bool = False,
+            **options: Any) -> Dict[str, Any]:
     """``embgeom compare``: several embedding sets (runs, losses, checkpoints, models) side by
     side, with the differences to the first, overlaid figures and, for the same items in the
     same order, the similarity family (CKA linear, debiased and RBF, Procrustes, the CCA
@@ -620,6 +621,10 @@ def compare(inputs: Union[Sequence[Union[ArrayLike, PathLike]],
             0 leaves them out).
         mutual_k: Neighbours k of mutual kNN and CKNNA (default 10).
         platonic: Huh et al.'s preprocessing before mutual kNN and CKNNA.
+        similarity_only: Compute only the similarity family (no analysis of each input: no
+            metric table, overlaid figures or per-class changes), for many layers or
+            checkpoints at a fraction of the time; the inputs must hold the same items in the
+            same order.
         **options: The options of :func:`analyze`.
 
     Returns:
@@ -648,7 +653,7 @@ def compare(inputs: Union[Sequence[Union[ArrayLike, PathLike]],
         keys = None if modalities is None else [str(k) for k in modalities]
         sample = _sample(rbf_rows, neighbour_rows, mutual_k, platonic)
         outcome = _embgeom.compare(files, out, title, label_file, force, keys, sample,
-                                   **_options(options))
+                                   bool(similarity_only), **_options(options))
     return {**outcome, "document": json.loads(outcome["document"])}
 
 

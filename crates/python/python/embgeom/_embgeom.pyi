@@ -99,6 +99,7 @@ def compare(
     force: bool = False,
     modalities: Optional[Sequence[str]] = None,
     sample: Optional[Tuple[int, int, int, bool]] = None,
+    similarity_only: bool = False,
     **kwargs: Any,
 ) -> Dict[str, Any]: ...
 def catalogue_json() -> str: ...
