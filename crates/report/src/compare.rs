@@ -558,6 +558,15 @@ fn text_table(names: &[&str], rows: &[Value]) -> String {
     out
 }
 
+/// A metric row's differences to the first input, of the second input on.
+fn differences(row: &Value) -> impl Iterator<Item = &Value> {
+    row["difference_to_first"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .skip(1)
+}
+
 /// `metric,<name>...,difference_<name>...,closest_to_ideal`.
 fn metrics_csv(names: &[&str], rows: &[Value]) -> String {
     let mut out = String::from("metric");
@@ -574,12 +583,7 @@ fn metrics_csv(names: &[&str], rows: &[Value]) -> String {
         for v in row["values"].as_array().into_iter().flatten() {
             out.push_str(&format!(",{}", number(v)));
         }
-        for v in row["difference_to_first"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .skip(1)
-        {
+        for v in differences(row) {
             out.push_str(&format!(",{}", number(v)));
         }
         out.push_str(&format!(
@@ -627,12 +631,7 @@ fn metric_table(document: &Value, names: &[&str], metric_rows: &[Value]) -> Stri
                 false => html.push_str(&format!("<td class=\"v\">{text}</td>")),
             }
         }
-        for v in row["difference_to_first"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .skip(1)
-        {
+        for v in differences(row) {
             html.push_str(&format!("<td class=\"v\">{}</td>", cell(v)));
         }
         html.push_str(&format!("<td>{}</td></tr>\n", escape(best.unwrap_or("-"))));

@@ -76,14 +76,19 @@ pub(crate) fn similarity_document(
     Value::Object(out)
 }
 
-/// The page's tables: one per measure, with its formula and paper, then the notes.
-pub(crate) fn similarity_tables(document: &Value, cell: fn(&Value) -> String) -> String {
-    let names: Vec<&str> = document["names"]
+/// The inputs' names of the family's document, in order.
+fn input_names(document: &Value) -> Vec<&str> {
+    document["names"]
         .as_array()
         .into_iter()
         .flatten()
         .filter_map(Value::as_str)
-        .collect();
+        .collect()
+}
+
+/// The page's tables: one per measure, with its formula and paper, then the notes.
+pub(crate) fn similarity_tables(document: &Value, cell: fn(&Value) -> String) -> String {
+    let names = input_names(document);
     let mut html = String::from("<h2>Similarity of the representations</h2>\n<p class=\"src\">The inputs hold the same items in the same order, so each pair is compared row by row. Every measure is at its ideal on the diagonal; the heatmaps below draw the same numbers.</p>\n");
     for measure in SIMILARITY_CATALOGUE {
         let Some(matrix) = document[measure.key].as_array() else {
@@ -130,12 +135,7 @@ pub(crate) fn similarity_tables(document: &Value, cell: fn(&Value) -> String) ->
 /// The family as text for a terminal: one matrix per measure (6 decimals, `-` where
 /// undefined), then the notes.
 pub(crate) fn similarity_text(document: &Value) -> String {
-    let names: Vec<&str> = document["names"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .collect();
+    let names = input_names(document);
     let width = names.iter().map(|n| n.len()).max().unwrap_or(0).max(10);
     let mut out = String::from("\nsimilarity of the representations (every pair of inputs)\n");
     for measure in SIMILARITY_CATALOGUE {
@@ -196,12 +196,7 @@ impl Plot for SimilarityHeatmaps<'_> {
     fn draw_on<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Drawn {
         root.fill(&WHITE).map_err(fail)?;
         let rows = SIMILARITY_CATALOGUE.len().div_ceil(COLUMNS);
-        let names: Vec<&str> = self.document["names"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .collect();
+        let names = input_names(self.document);
         for (measure, panel) in SIMILARITY_CATALOGUE
             .iter()
             .zip(root.split_evenly((rows, COLUMNS)))
