@@ -861,6 +861,15 @@ def test_similarity_of_two_arrays_with_huh_et_al_preprocessing():
         embgeom.similarity(x, bad)
     with pytest.raises(embgeom.EmbgeomError, match="k >= 2"):
         embgeom.similarity(x, y, k=1)
+    with pytest.raises(embgeom.EmbgeomError, match="constant representation"):
+        embgeom.similarity(np.ones_like(x), y)
+    with pytest.raises(embgeom.EmbgeomError, match="overflow"):
+        embgeom.similarity(x * 1e200, y)
+    # Any scale whose squares stay in f64: the values of the unscaled rows.
+    huge = embgeom.similarity(x * 1e100, y * 1e-100, neighbour_rows=0)
+    for key in ("cka", "procrustes", "mean_cca", "pwcca", "rbf_cka"):
+        assert huge[key] == pytest.approx(plain[key], rel=1e-9), key
+    assert huge["debiased_cka"] is None and any("fourth-order" in n for n in huge["notes"])
     narrow = embgeom.similarity(x[:5], y[:5])
     assert narrow["mean_cca"] is None and any("more rows" in n for n in narrow["notes"])
 

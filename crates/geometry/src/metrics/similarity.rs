@@ -96,15 +96,17 @@ pub struct CovarianceEigen {
 
 impl CovarianceEigen {
     /// The decomposition of the symmetric `s` scaled to unit trace (LAPACK `dsyevd`), as
-    /// [`CentredMoments::unit_trace`] scales the moments the measures read.
+    /// [`CentredMoments::unit_trace`] scales the moments the measures read (a zero `s`, a
+    /// constant representation, as it is: the measures then say why they are undefined).
     pub fn of(s: &Array2<f64>) -> Result<CovarianceEigen> {
         let trace = s.diag().sum();
-        if !(trace.is_finite() && trace > 0.0) {
+        if !trace.is_finite() {
             return Err(GeometryError::Numerical {
-                what: format!("the CCA family: a covariance of trace {trace}"),
+                what: "the similarity of representations: a representation's second moments overflow f64 (values of magnitude 1e154 or more)".into(),
             });
         }
-        let (values, vectors) = symmetric_eigenpairs(&(s / trace))?;
+        let scale = if trace > 0.0 { trace } else { 1.0 };
+        let (values, vectors) = symmetric_eigenpairs(&(s / scale))?;
         let d = values.len();
         let order: Vec<usize> = (0..d).rev().collect();
         let largest = values.iter().cloned().fold(0.0f64, f64::max);
@@ -407,6 +409,15 @@ mod tests {
         }
         let error = similarity((&x * 1e160).view(), y.view()).unwrap_err();
         assert!(error.to_string().contains("overflow"), "{error}");
+        let mut moments = SimilarityState::new(4, 3);
+        moments.update((&x * 1e160).view(), y.view()).unwrap();
+        let covariance = moments.centred().unwrap().xx;
+        let error = CovarianceEigen::of(&covariance).unwrap_err();
+        assert!(error.to_string().contains("overflow"), "{error}");
+        let constant = Array2::<f64>::ones((40, 4));
+        let error = similarity(constant.view(), y.view()).unwrap_err();
+        assert!(error.to_string().contains("constant"), "{error}");
+        assert!(CovarianceEigen::of(&Array2::zeros((4, 4))).is_ok());
         let error = similarity(x.view(), (&y * 1e-150).view()).unwrap_err();
         assert!(error.to_string().contains("too small"), "{error}");
     }

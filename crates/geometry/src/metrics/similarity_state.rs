@@ -300,7 +300,7 @@ impl CentredMoments {
             if t < self.n as f64 * NORMAL_SUMS {
                 return Err(GeometryError::Numerical {
                     what: format!(
-                        "the similarity of representations: the {which} representation's values are too small for f64's squares (magnitude 1e-145 or less): scale the rows up"
+                        "the similarity of representations: the {which} representation is constant up to rounding, or its values are too small for f64's squares (magnitude 1e-145 or less: scale the rows up)"
                     ),
                 });
             }
