@@ -332,10 +332,14 @@ pub fn compare(
             None => input.spec.clone(),
         })
         .collect();
-    let analysed = inputs
+    // With the similarity family alone, no input is analysed.
+    let analysed_inputs = match output.similarity_only {
+        true => &inputs[..0],
+        false => inputs,
+    };
+    let analysed = analysed_inputs
         .iter()
         .zip(&specs)
-        .filter(|_| !output.similarity_only)
         .map(|(input, spec)| {
             Ok(Analysed {
                 name: input.name.clone(),
@@ -1021,10 +1025,12 @@ fn write_page(
             &mut files,
         )?);
     }
-    for figure in CompareFigure::ALL
-        .into_iter()
-        .filter(|_| !analysed.is_empty())
-    {
+    // The overlaid figures draw every input's analysis (none with the similarity family alone).
+    let figures: &[CompareFigure] = match analysed.is_empty() {
+        true => &[],
+        false => &CompareFigure::ALL,
+    };
+    for &figure in figures {
         let plot = ComparePlot {
             figure,
             contexts: &contexts,

@@ -60,7 +60,9 @@ class Modalities:
         for p in self._document["pairs"]:
             if (p["first"], p["second"]) in ((first, second), (second, first)):
                 return dict(p)
-        why = [n for n in self.notes if f" {first} " in n and f" {second} " in n]
+        why = [n for n in self.notes
+               if n.startswith((f"modalities {first} and {second} have",
+                                f"modalities {second} and {first} have"))]
         raise KeyError(f"no pair {first!r}, {second!r}"
                        + (f": {why[0]}" if why else f"; modalities: {', '.join(self.names)}"))
 
